@@ -1,0 +1,69 @@
+//! Chooses the GEMM seam's backend with figures: ndarray's default
+//! (`matrixmultiply`) against the `gemm` crate, single-threaded, on the shapes
+//! the RNN layer issues (the hoisted input projection, the small-M recurrent
+//! step, and the deferred weight-gradient GEMM with a long K).
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use ndarray::{linalg::general_mat_mul, Array2};
+
+fn gemm_crate(a: &Array2<f32>, b: &Array2<f32>, c: &mut Array2<f32>) {
+    let (m, k) = a.dim();
+    let n = b.dim().1;
+    // SAFETY: the three arrays are standard-layout and sized m×k, k×n, m×n.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            c.as_mut_ptr(),
+            1,
+            n as isize,
+            false,
+            a.as_ptr(),
+            1,
+            k as isize,
+            b.as_ptr(),
+            1,
+            n as isize,
+            0.0,
+            1.0,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        )
+    }
+}
+
+fn bench(c: &mut Criterion) {
+    // (name, m, k, n)
+    let shapes = [
+        ("tiny_step", 4, 5, 5),
+        ("small_step", 32, 64, 64),
+        ("medium_step", 64, 256, 256),
+        ("medium_step_lstm", 64, 256, 1024),
+        ("small_hoisted", 1600, 32, 64),
+        ("medium_hoisted", 6400, 128, 256),
+        ("medium_dw_longk_T", 256, 6400, 256),
+    ];
+    let mut g = c.benchmark_group("gemm_f32");
+    for &(name, m, k, n) in &shapes {
+        let a = Array2::<f32>::from_shape_fn((m, k), |(i, j)| ((i * 7 + j * 3) % 11) as f32 * 0.1);
+        let b = Array2::<f32>::from_shape_fn((k, n), |(i, j)| ((i * 5 + j) % 13) as f32 * 0.1);
+        let mut out = Array2::<f32>::zeros((m, n));
+        g.throughput(Throughput::Elements((2 * m * k * n) as u64));
+        g.bench_with_input(BenchmarkId::new("matrixmultiply", name), &(), |bch, _| {
+            bch.iter(|| general_mat_mul(1.0, &a, &b, 0.0, &mut out))
+        });
+        g.bench_with_input(BenchmarkId::new("gemm", name), &(), |bch, _| {
+            bch.iter(|| gemm_crate(&a, &b, &mut out))
+        });
+    }
+    g.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().sample_size(20).warm_up_time(std::time::Duration::from_millis(300)).measurement_time(std::time::Duration::from_secs(1));
+    targets = bench
+}
+criterion_main!(benches);

@@ -1,0 +1,39 @@
+"""rnnrs — TensorFlow 1.x's recurrent toolbox on NumPy arrays, with a Rust core.
+
+Cells (``BasicRNNCell``), run functions (``dynamic_rnn``, ``static_rnn``)
+with ``sequence_length`` masking, and backpropagation through time
+(``return_backprop=True``). See ``DESIGN.md`` for the contract.
+"""
+
+from __future__ import annotations
+
+from ._rnnrs import get_num_threads as _get_num_threads
+from ._rnnrs import set_num_threads as _set_num_threads
+from ._validate import positive_int
+from .cells import BasicRNNCell, RNNCell
+from .rnn import Backprop, Gradients, LSTMStateTuple, dynamic_rnn, static_rnn
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BasicRNNCell",
+    "Backprop",
+    "Gradients",
+    "LSTMStateTuple",
+    "RNNCell",
+    "dynamic_rnn",
+    "get_num_threads",
+    "set_num_threads",
+    "static_rnn",
+]
+
+
+def set_num_threads(n: int) -> None:
+    """Sizes rnnrs's thread pool (default: ``RNNRS_NUM_THREADS`` or the number
+    of cores). Results are bitwise identical whatever the size."""
+    _set_num_threads(positive_int("num_threads", n))
+
+
+def get_num_threads() -> int:
+    """The thread pool's size."""
+    return int(_get_num_threads())

@@ -1,0 +1,29 @@
+"""The Rust core's Python edge (private; use the ``rnnrs`` package)."""
+
+from typing import Optional
+
+import numpy as np
+import numpy.typing as npt
+
+class ForwardCache:
+    """What a forward pass cached for backpropagation (opaque)."""
+
+def basic_rnn_forward(
+    inputs: npt.NDArray[np.floating],
+    initial_state: npt.NDArray[np.floating],
+    kernel: npt.NDArray[np.floating],
+    bias: npt.NDArray[np.floating],
+    sequence_length: Optional[npt.NDArray[np.int64]],
+    activation: str,
+    time_major: bool,
+) -> tuple[npt.NDArray[np.floating], npt.NDArray[np.floating], ForwardCache]: ...
+def basic_rnn_backward(
+    cache: ForwardCache,
+    kernel: npt.NDArray[np.floating],
+    d_outputs: Optional[npt.NDArray[np.floating]],
+    d_state: Optional[npt.NDArray[np.floating]],
+) -> tuple[
+    npt.NDArray[np.floating], npt.NDArray[np.floating], npt.NDArray[np.floating], npt.NDArray[np.floating]
+]: ...
+def set_num_threads(n: int) -> None: ...
+def get_num_threads() -> int: ...

@@ -1,0 +1,228 @@
+"""Recurrent cells: weight holders with TensorFlow 1.x names and layouts.
+
+A cell is built for one input size (lazily on first use, or by
+:meth:`RNNCell.build`) and holds its weights as NumPy arrays. The run
+functions in :mod:`rnnrs.rnn` unroll it over time in the Rust core.
+
+Shape letters: ``B`` batch, ``T`` time, ``I`` input size, ``H`` units.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Mapping, Optional
+
+import numpy as np
+
+from . import _rnnrs
+from ._validate import as_dtype, check_shape, float_array, positive_int
+
+ACTIVATIONS = ("tanh", "relu", "sigmoid", "identity")
+
+#: ``backward(d_outputs, d_state) -> (d_inputs, d_initial_state, d_weights)``
+Backward = Callable[[Optional[np.ndarray], Any], "tuple[np.ndarray, Any, dict[str, np.ndarray]]"]
+
+
+def glorot_uniform(rng: np.random.Generator, shape: tuple[int, int], dtype: np.dtype[Any]) -> np.ndarray:
+    """Glorot (Xavier) uniform: ``U(-l, l)`` with ``l = sqrt(6 / (fan_in + fan_out))``."""
+    limit = np.sqrt(6.0 / (shape[0] + shape[1]))
+    return rng.uniform(-limit, limit, size=shape).astype(dtype)
+
+
+class RNNCell:
+    """Base class of every cell: weights, building, state and the one-step call.
+
+    Subclasses define :meth:`_weight_shapes`, :meth:`_init_weights` and
+    :meth:`_run` (the whole-sequence forward, returning a backward closure).
+    """
+
+    def __init__(self, num_units: int, dtype: Any = np.float32, seed: Optional[int] = None) -> None:
+        self._num_units = positive_int("num_units", num_units)
+        self._dtype = as_dtype(dtype)
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
+            raise TypeError(f"seed: expected an integer or None, got {type(seed).__name__}")
+        self.seed = seed
+        self._input_size: Optional[int] = None
+        self._weights: dict[str, np.ndarray] = {}
+
+    # -- properties --------------------------------------------------------
+    @property
+    def num_units(self) -> int:
+        """Number of units ``H``."""
+        return self._num_units
+
+    @property
+    def state_size(self) -> Any:
+        """Size of the state (an int, or a structure of ints)."""
+        return self._num_units
+
+    @property
+    def output_size(self) -> int:
+        """Size of each step's output."""
+        return self._num_units
+
+    @property
+    def dtype(self) -> np.dtype[Any]:
+        """``numpy.float32`` (default) or ``numpy.float64``."""
+        return self._dtype
+
+    @property
+    def input_size(self) -> Optional[int]:
+        """The input size ``I`` the cell is built for, or None before it is built."""
+        return self._input_size
+
+    @property
+    def built(self) -> bool:
+        """Whether the weights exist."""
+        return self._input_size is not None
+
+    # -- weights -----------------------------------------------------------
+    def _weight_shapes(self, input_size: int) -> dict[str, tuple[int, ...]]:
+        raise NotImplementedError
+
+    def _init_weights(self, rng: np.random.Generator, input_size: int) -> dict[str, np.ndarray]:
+        raise NotImplementedError
+
+    def _input_size_from(self, weights: Mapping[str, np.ndarray]) -> int:
+        raise NotImplementedError
+
+    def build(self, input_size: int) -> None:
+        """Creates the weights for inputs of size ``input_size`` (Glorot-uniform
+        kernels seeded by ``seed``, zero biases). A built cell must be rebuilt
+        with the same size."""
+        input_size = int(input_size)
+        if input_size < 0:
+            raise ValueError(f"input_size: expected an integer >= 0, got {input_size}")
+        if self._input_size is not None:
+            if input_size != self._input_size:
+                raise ValueError(
+                    f"inputs: expected input size {self._input_size} (the cell is built for it), got {input_size}"
+                )
+            return
+        rng = np.random.default_rng(self.seed)
+        self._weights = self._init_weights(rng, input_size)
+        self._input_size = input_size
+
+    def get_weights(self) -> dict[str, np.ndarray]:
+        """A copy of every weight, by TensorFlow 1.x name."""
+        self._require_built("get_weights")
+        return {name: w.copy() for name, w in self._weights.items()}
+
+    def set_weights(self, weights: Mapping[str, Any]) -> None:
+        """Replaces weights by name (any subset of :meth:`get_weights`'s keys
+        once built; all of them to build an unbuilt cell). Values are copied
+        and cast to the cell's dtype; names and shapes are validated."""
+        if not isinstance(weights, Mapping):
+            raise TypeError(f"weights: expected a mapping of name to array, got {type(weights).__name__}")
+        arrays = {}
+        for name, value in weights.items():
+            arrays[name] = float_array(f"weights[{name!r}]", value, self._dtype, np.ndim(value), "")
+        input_size = self._input_size
+        if input_size is None:
+            input_size = self._input_size_from(arrays)
+        shapes = self._weight_shapes(input_size)
+        unknown = sorted(set(arrays) - set(shapes))
+        if unknown:
+            raise ValueError(f"weights: expected names among {sorted(shapes)}, got unknown {unknown}")
+        if self._input_size is None and set(arrays) != set(shapes):
+            raise ValueError(f"weights: expected all of {sorted(shapes)} to build the cell, got {sorted(arrays)}")
+        for name, arr in arrays.items():
+            check_shape(f"weights[{name!r}]", arr, shapes[name])
+        new = dict(self._weights)
+        new.update({name: np.array(arr, dtype=self._dtype, order="C", copy=True) for name, arr in arrays.items()})
+        # New arrays, never written in place: a pending backprop keeps the old ones.
+        self._weights = new
+        self._input_size = input_size
+
+    def _require_built(self, what: str) -> None:
+        if self._input_size is None:
+            raise ValueError(f"{what}: expected a built cell (call build(input_size) or run it once), got an unbuilt one")
+
+    # -- state -------------------------------------------------------------
+    def zero_state(self, batch_size: int) -> Any:
+        """The state structure for ``batch_size`` rows, filled with zeros."""
+        batch_size = int(batch_size)
+        if batch_size < 0:
+            raise ValueError(f"batch_size: expected an integer >= 0, got {batch_size}")
+        return np.zeros((batch_size, self._num_units), dtype=self._dtype)
+
+    def _check_state(self, name: str, state: Any, batch: int) -> Any:
+        arr = float_array(name, state, self._dtype, 2, "[batch, num_units]")
+        check_shape(name, arr, (batch, self._num_units))
+        return arr
+
+    # -- running -----------------------------------------------------------
+    def _run(
+        self, inputs: np.ndarray, state: Any, lengths: Optional[np.ndarray], time_major: bool
+    ) -> tuple[np.ndarray, Any, Backward]:
+        raise NotImplementedError
+
+    def __call__(self, inputs: Any, state: Any) -> tuple[np.ndarray, Any]:
+        """One time step: ``inputs`` ``[B, I]``, ``state`` as :meth:`zero_state`;
+        returns ``(output [B, output_size], new_state)``."""
+        x = float_array("inputs", inputs, self._dtype, 2, "[batch, input]")
+        self.build(x.shape[1])
+        state = self._check_state("state", state, x.shape[0])
+        outputs, new_state, _ = self._run(x[:, None, :], state, None, False)
+        return outputs[:, 0, :], new_state
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(num_units={self._num_units}, dtype={self._dtype.name})"
+
+
+class BasicRNNCell(RNNCell):
+    """The basic RNN cell: ``h' = act([x, h] @ kernel + bias)``; output = state = ``h'``.
+
+    Args:
+        num_units: number of units ``H``.
+        activation: ``"tanh"`` (default), ``"relu"``, ``"sigmoid"`` or ``"identity"``.
+        dtype: ``numpy.float32`` (default) or ``numpy.float64``.
+        seed: seeds the Glorot-uniform kernel; the same seed gives the same weights.
+
+    Weights: ``kernel`` ``[I + H, H]`` (rows for ``x`` first, then ``h``),
+    ``bias`` ``[H]`` (zeros).
+    """
+
+    def __init__(
+        self, num_units: int, activation: str = "tanh", dtype: Any = np.float32, seed: Optional[int] = None
+    ) -> None:
+        super().__init__(num_units, dtype, seed)
+        if not isinstance(activation, str):
+            raise TypeError(f"activation: expected one of {ACTIVATIONS}, got {type(activation).__name__}")
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"activation: expected one of {ACTIVATIONS}, got {activation!r}")
+        self.activation = activation
+
+    def _weight_shapes(self, input_size: int) -> dict[str, tuple[int, ...]]:
+        h = self._num_units
+        return {"kernel": (input_size + h, h), "bias": (h,)}
+
+    def _input_size_from(self, weights: Mapping[str, np.ndarray]) -> int:
+        kernel = weights.get("kernel")
+        if kernel is None or kernel.ndim != 2 or kernel.shape[0] < self._num_units:
+            got = None if kernel is None else kernel.shape
+            raise ValueError(
+                f"weights['kernel']: expected shape (input_size + {self._num_units}, {self._num_units}) "
+                f"to build the cell, got {got}"
+            )
+        return int(kernel.shape[0]) - self._num_units
+
+    def _init_weights(self, rng: np.random.Generator, input_size: int) -> dict[str, np.ndarray]:
+        h = self._num_units
+        return {
+            "kernel": glorot_uniform(rng, (input_size + h, h), self._dtype),
+            "bias": np.zeros(h, dtype=self._dtype),
+        }
+
+    def _run(
+        self, inputs: np.ndarray, state: Any, lengths: Optional[np.ndarray], time_major: bool
+    ) -> tuple[np.ndarray, Any, Backward]:
+        kernel, bias = self._weights["kernel"], self._weights["bias"]
+        outputs, new_state, cache = _rnnrs.basic_rnn_forward(
+            inputs, state, kernel, bias, lengths, self.activation, time_major
+        )
+
+        def backward(d_outputs: Optional[np.ndarray], d_state: Any) -> tuple[np.ndarray, Any, dict[str, np.ndarray]]:
+            d_x, d_h0, d_kernel, d_bias = _rnnrs.basic_rnn_backward(cache, kernel, d_outputs, d_state)
+            return d_x, d_h0, {"kernel": d_kernel, "bias": d_bias}
+
+        return outputs, new_state, backward

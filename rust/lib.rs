@@ -1,0 +1,48 @@
+//! # rnnrs — the numeric core
+//!
+//! Recurrent layers of TensorFlow 1.x's RNN toolbox, forward and
+//! backpropagation through time, generic over `f32` and `f64`. This crate
+//! knows nothing of Python; the PyO3 edge lives in `py` behind the `python`
+//! feature.
+//!
+//! ## Shape letters
+//!
+//! `B` batch, `T` time (padded), `I` input size, `H` units, `G` gate width
+//! (`H` for `BasicRNNCell`), `R` slot rows (see [`mask`]).
+//!
+//! ## Weight layout
+//!
+//! TensorFlow 1.x: `kernel [I+H, G]` multiplies `[x, h]` (rows for `x` first),
+//! `bias [G]`.
+//!
+//! ## Masking
+//!
+//! ```text
+//! (output, state)(b, t) = t >= len[b] ? (0, state(b, len[b]-1)) : cell(x(b, t), state(b, t-1))
+//! ```
+//!
+//! A row of length 0 returns its initial state.
+//!
+//! ## Determinism
+//!
+//! Work is split into pieces fixed by the shapes alone; results are bitwise
+//! identical for any thread count.
+
+pub mod bptt;
+pub mod cell;
+pub mod error;
+pub mod gemm;
+pub mod layer;
+pub mod mask;
+pub mod naive;
+pub mod pool;
+pub mod scalar;
+
+#[cfg(feature = "python")]
+mod py;
+
+pub use bptt::{basic_rnn_backward, RnnGrads};
+pub use cell::Activation;
+pub use error::{Error, Result};
+pub use layer::{basic_rnn_forward, time_major_view, RnnCache, RnnForward};
+pub use scalar::Scalar;

@@ -1,0 +1,252 @@
+//! Sequence lengths → which rows are active at each step, and where every
+//! (row, step) lives in the layer's buffers. The masking formula lives here:
+//!
+//! ```text
+//! (output, state)(b, t) = t >= len[b] ? (0, state(b, len[b]-1)) : cell(x(b, t), state(b, t-1))
+//! ```
+//!
+//! Rows are sorted by length (longest first, stable) and dealt round-robin
+//! into *groups*; each group runs its whole sequence on one thread, so no
+//! per-step synchronisation is needed. Inside a group the rows still active
+//! at step `t` are always a prefix of length `active[t]`, so a finished row
+//! costs nothing (PyTorch's packed-sequence idea).
+//!
+//! # Slot layout
+//!
+//! All per-token buffers (gathered inputs `X`, pre-activations, `dZ`) and the
+//! state buffer `S` share one row layout: group after group, and inside a
+//! group *blocks* `k = 0..=steps`, where block `k` holds `cap[k]` rows:
+//!
+//! ```text
+//! cap[0] = active[0],   cap[k] = active[k-1]  (k >= 1)
+//! S block k      = the state after step k-1 (block 0: the initial state)
+//! X/dZ block k   = step k's rows (the first active[k]); the rest are zero
+//! ```
+//!
+//! Because `S` block `t` and `dZ` block `t` line up row by row, the deferred
+//! weight gradient `dW_h = Σ_t h_{t-1}ᵀ dZ_t` is one GEMM `Sᵀ @ dZ` over all
+//! rows, and `dW_x = Xᵀ @ dZ` likewise. The zero padding costs at most two
+//! rows per batch row in all.
+//!
+//! Group boundaries depend only on the batch size, never on the thread count.
+
+use crate::error::{Error, Result};
+
+/// Fewest rows a group gets when the batch is split.
+const MIN_GROUP_ROWS: usize = 16;
+/// Most groups a batch is split into.
+const MAX_GROUPS: usize = 8;
+
+/// Rows that run their sequence together, in one thread.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Group {
+    /// Batch indices, longest sequence first.
+    pub rows: Vec<usize>,
+    /// `active[t]`: how many of `rows` are still running at step `t`.
+    pub active: Vec<usize>,
+    /// `start[k]`: first slot row of block `k`, `k = 0..=steps`;
+    /// `start[steps + 1]` is the group's end.
+    pub start: Vec<usize>,
+}
+
+impl Group {
+    /// Steps this group runs (its longest length).
+    pub fn steps(&self) -> usize {
+        self.active.len()
+    }
+    /// Rows the group's initial-state block holds (`active[0]`, or 0).
+    pub fn first_active(&self) -> usize {
+        self.active.first().copied().unwrap_or(0)
+    }
+    /// The slot rows of the whole group.
+    pub fn slots(&self) -> std::ops::Range<usize> {
+        self.start[0]..*self.start.last().unwrap_or(&self.start[0])
+    }
+}
+
+/// Where every (batch row, step) lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    /// Batch size `B`.
+    pub batch: usize,
+    /// Padded time `T`.
+    pub time: usize,
+    /// Each row's length.
+    pub lengths: Vec<usize>,
+    /// The groups, whose slot ranges tile `0..rows` in order.
+    pub groups: Vec<Group>,
+    /// `(group, rank)` of every batch row: its place in `groups[g].rows`.
+    pub place: Vec<(usize, usize)>,
+    /// Total slot rows.
+    pub rows: usize,
+}
+
+impl Plan {
+    /// Builds the plan; `lengths` defaults to `time` for every row.
+    pub fn new(batch: usize, time: usize, lengths: Option<&[i64]>) -> Result<Plan> {
+        let lengths: Vec<usize> = match lengths {
+            None => vec![time; batch],
+            Some(l) => {
+                if l.len() != batch {
+                    return Err(Error::invalid(
+                        "sequence_length",
+                        format!("{batch} lengths (one per batch row)"),
+                        format!("{}", l.len()),
+                    ));
+                }
+                let mut out = Vec::with_capacity(batch);
+                for (b, &v) in l.iter().enumerate() {
+                    if v < 0 || v as u64 > time as u64 {
+                        return Err(Error::invalid(
+                            "sequence_length",
+                            format!("values in [0, {time}]"),
+                            format!("{v} at index {b}"),
+                        ));
+                    }
+                    out.push(v as usize);
+                }
+                out
+            }
+        };
+        let mut order: Vec<usize> = (0..batch).collect();
+        order.sort_by(|&a, &b| lengths[b].cmp(&lengths[a]));
+        let n_groups = (batch / MIN_GROUP_ROWS).clamp(1, MAX_GROUPS);
+        let mut groups = Vec::with_capacity(n_groups);
+        let mut place = vec![(0, 0); batch];
+        let mut next = 0;
+        for g in 0..n_groups {
+            let rows: Vec<usize> = order.iter().copied().skip(g).step_by(n_groups).collect();
+            for (rank, &b) in rows.iter().enumerate() {
+                place[b] = (g, rank);
+            }
+            let steps = rows.first().map_or(0, |&b| lengths[b]);
+            let active: Vec<usize> = (0..steps)
+                .map(|t| rows.iter().take_while(|&&b| lengths[b] > t).count())
+                .collect();
+            let mut start = Vec::with_capacity(steps + 2);
+            start.push(next);
+            for k in 0..=steps {
+                next += if k == 0 {
+                    active.first().copied().unwrap_or(0)
+                } else {
+                    active[k - 1]
+                };
+                start.push(next);
+            }
+            groups.push(Group {
+                rows,
+                active,
+                start,
+            });
+        }
+        Ok(Plan {
+            batch,
+            time,
+            lengths,
+            groups,
+            place,
+            rows: next,
+        })
+    }
+
+    /// Slot row of batch row `b`'s token at step `t` in a per-token buffer
+    /// (`X`, `dZ`), or `None` past its length.
+    pub fn token_slot(&self, b: usize, t: usize) -> Option<usize> {
+        (t < self.lengths[b]).then(|| {
+            let (g, rank) = self.place[b];
+            self.groups[g].start[t] + rank
+        })
+    }
+
+    /// Slot row in `S` of batch row `b`'s state after step `t`, or `None`
+    /// past its length.
+    pub fn state_slot(&self, b: usize, t: usize) -> Option<usize> {
+        (t < self.lengths[b]).then(|| {
+            let (g, rank) = self.place[b];
+            self.groups[g].start[t + 1] + rank
+        })
+    }
+
+    /// Slot row in `S` of batch row `b`'s final state, or `None` when its
+    /// length is 0 (its final state is the initial state).
+    pub fn final_slot(&self, b: usize) -> Option<usize> {
+        self.lengths[b]
+            .checked_sub(1)
+            .and_then(|t| self.state_slot(b, t))
+    }
+
+    /// Multiply-adds of one pass, the measure used to decide on threading.
+    pub fn tokens(&self) -> usize {
+        self.lengths.iter().sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ragged_plan_of_the_chapter_example() {
+        // seq_length_batch = [2, 1, 2, 2]: one group, rows sorted stably.
+        let p = Plan::new(4, 2, Some(&[2, 1, 2, 2])).unwrap();
+        assert_eq!(p.groups.len(), 1);
+        let g = &p.groups[0];
+        assert_eq!(g.rows, vec![0, 2, 3, 1]);
+        assert_eq!(g.active, vec![4, 3]);
+        // blocks: h0 (4 rows), step0 / S after step 0 (4), S after step 1 (3)
+        assert_eq!(g.start, vec![0, 4, 8, 11]);
+        assert_eq!(p.rows, 11);
+        assert_eq!(p.token_slot(1, 0), Some(3));
+        assert_eq!(p.token_slot(1, 1), None);
+        assert_eq!(p.final_slot(1), Some(4 + 3));
+        assert_eq!(p.final_slot(0), Some(8));
+    }
+
+    #[test]
+    fn zero_lengths_and_empty_batches() {
+        let p = Plan::new(3, 5, Some(&[0, 0, 0])).unwrap();
+        assert_eq!(p.rows, 0);
+        assert_eq!(p.final_slot(2), None);
+        let p = Plan::new(0, 5, None).unwrap();
+        assert_eq!(p.rows, 0);
+        let p = Plan::new(2, 0, None).unwrap();
+        assert_eq!(p.rows, 0);
+    }
+
+    #[test]
+    fn rejects_bad_lengths() {
+        let e = Plan::new(2, 3, Some(&[1, 4])).unwrap_err().to_string();
+        assert!(
+            e.contains("sequence_length") && e.contains("[0, 3]") && e.contains("4 at index 1"),
+            "{e}"
+        );
+        assert!(Plan::new(2, 3, Some(&[-1, 1])).is_err());
+        assert!(Plan::new(2, 3, Some(&[1])).is_err());
+    }
+
+    #[test]
+    fn groups_tile_the_slots_and_balance() {
+        let lens: Vec<i64> = (0..40).map(|i| (i * 7 % 11) as i64).collect();
+        let p = Plan::new(40, 10, Some(&lens)).unwrap();
+        assert_eq!(p.groups.len(), 2);
+        let mut end = 0;
+        for g in &p.groups {
+            assert_eq!(g.slots().start, end);
+            end = g.slots().end;
+            for w in g.rows.windows(2) {
+                assert!(p.lengths[w[0]] >= p.lengths[w[1]]);
+            }
+        }
+        assert_eq!(end, p.rows);
+        // every token has a distinct slot
+        let mut seen = std::collections::HashSet::new();
+        for b in 0..40 {
+            for t in 0..10 {
+                if let Some(s) = p.token_slot(b, t) {
+                    assert!(seen.insert(s));
+                }
+            }
+        }
+        assert_eq!(seen.len(), p.tokens());
+    }
+}
