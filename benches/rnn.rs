@@ -1,0 +1,100 @@
+//! Criterion benches of the core API: `BasicRNNCell` forward and
+//! forward + BPTT at the project's reference sizes, full and ragged batches.
+//!
+//! `cargo bench --bench rnn` (filter with e.g. `-- medium`).
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use ndarray::{Array1, Array2, Array3};
+use rnnrs::{basic_rnn_backward, basic_rnn_forward, time_major_view, Activation};
+
+struct Problem {
+    x: Array3<f32>,
+    h0: Array2<f32>,
+    kernel: Array2<f32>,
+    bias: Array1<f32>,
+    dy: Array3<f32>,
+    lengths: Option<Vec<i64>>,
+}
+
+fn lcg(seed: &mut u64) -> f32 {
+    *seed = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    ((*seed >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+}
+
+fn problem(b: usize, t: usize, i: usize, h: usize, ragged: bool) -> Problem {
+    let mut s = 42u64;
+    let scale = (1.0 / (i + h) as f32).sqrt();
+    Problem {
+        x: Array3::from_shape_fn((b, t, i), |_| lcg(&mut s)),
+        h0: Array2::zeros((b, h)),
+        kernel: Array2::from_shape_fn((i + h, h), |_| lcg(&mut s) * scale),
+        bias: Array1::zeros(h),
+        dy: Array3::from_shape_fn((b, t, h), |_| lcg(&mut s)),
+        // lengths uniform in [T/4, T]
+        lengths: ragged.then(|| {
+            (0..b)
+                .map(|_| {
+                    let u = (lcg(&mut s) + 1.0) / 2.0;
+                    (t / 4) as i64 + ((t - t / 4) as f32 * u).round() as i64
+                })
+                .collect()
+        }),
+    }
+}
+
+fn bench(c: &mut Criterion) {
+    let sizes = [
+        ("tiny", 4, 2, 3, 5),
+        ("small", 32, 50, 32, 64),
+        ("medium", 64, 100, 128, 256),
+    ];
+    let mut g = c.benchmark_group("basic_rnn_f32");
+    for &(name, b, t, i, h) in &sizes {
+        for ragged in [false, true] {
+            let p = problem(b, t, i, h, ragged);
+            let id = format!("{name}_{}", if ragged { "ragged" } else { "full" });
+            let tokens = p
+                .lengths
+                .as_ref()
+                .map_or(b * t, |l| l.iter().sum::<i64>() as usize);
+            g.throughput(Throughput::Elements(tokens as u64));
+            let fwd = || {
+                basic_rnn_forward(
+                    time_major_view(p.x.view(), false),
+                    p.h0.view(),
+                    p.kernel.view(),
+                    p.bias.view(),
+                    p.lengths.as_deref(),
+                    Activation::Tanh,
+                    false,
+                )
+                .unwrap()
+            };
+            g.bench_function(BenchmarkId::new("forward", &id), |bch| bch.iter(fwd));
+            g.bench_function(BenchmarkId::new("train", &id), |bch| {
+                bch.iter(|| {
+                    let f = fwd();
+                    basic_rnn_backward(
+                        &f.cache,
+                        p.kernel.view(),
+                        Some(time_major_view(p.dy.view(), false)),
+                        None,
+                    )
+                    .unwrap()
+                })
+            });
+        }
+    }
+    g.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default()
+        .sample_size(20)
+        .warm_up_time(std::time::Duration::from_millis(500))
+        .measurement_time(std::time::Duration::from_secs(2));
+    targets = bench
+}
+criterion_main!(benches);
