@@ -1,10 +1,13 @@
 """The Rust core's Python edge (private; use the ``rnnrs`` package)."""
 
-from typing import Optional
+from typing import Optional, final
 
 import numpy as np
 import numpy.typing as npt
 
+__all__ = ["ForwardCache", "basic_rnn_backward", "basic_rnn_forward", "get_num_threads", "set_num_threads"]
+
+@final
 class ForwardCache:
     """What a forward pass cached for backpropagation (opaque)."""
 

@@ -17,7 +17,7 @@ FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 def as_dtype(dtype: Any) -> np.dtype[Any]:
     """The cell dtype for ``dtype`` (float32 or float64)."""
     try:
-        dt = np.dtype(dtype)
+        dt: np.dtype[Any] = np.dtype(dtype)
     except TypeError:
         raise TypeError(f"dtype: expected numpy.float32 or numpy.float64, got {dtype!r}") from None
     if dt not in FLOAT_DTYPES:
