@@ -107,14 +107,14 @@ class RNNCell:
         self._require_built("get_weights")
         return {name: w.copy() for name, w in self._weights.items()}
 
-    def set_weights(self, weights: Mapping[str, Any]) -> None:
+    def set_weights(self, mapping: Mapping[str, Any]) -> None:
         """Replaces weights by name (any subset of :meth:`get_weights`'s keys
         once built; all of them to build an unbuilt cell). Values are copied
         and cast to the cell's dtype; names and shapes are validated."""
-        if not isinstance(weights, Mapping):
-            raise TypeError(f"weights: expected a mapping of name to array, got {type(weights).__name__}")
+        if not isinstance(mapping, Mapping):
+            raise TypeError(f"mapping: expected a mapping of weight name to array, got {type(mapping).__name__}")
         arrays = {}
-        for name, value in weights.items():
+        for name, value in mapping.items():
             arrays[name] = float_array(f"weights[{name!r}]", value, self._dtype, np.ndim(value), "")
         input_size = self._input_size
         if input_size is None:
@@ -122,9 +122,9 @@ class RNNCell:
         shapes = self._weight_shapes(input_size)
         unknown = sorted(set(arrays) - set(shapes))
         if unknown:
-            raise ValueError(f"weights: expected names among {sorted(shapes)}, got unknown {unknown}")
+            raise ValueError(f"mapping: expected names among {sorted(shapes)}, got unknown {unknown}")
         if self._input_size is None and set(arrays) != set(shapes):
-            raise ValueError(f"weights: expected all of {sorted(shapes)} to build the cell, got {sorted(arrays)}")
+            raise ValueError(f"mapping: expected all of {sorted(shapes)} to build the cell, got {sorted(arrays)}")
         for name, arr in arrays.items():
             check_shape(f"weights[{name!r}]", arr, shapes[name])
         new = dict(self._weights)

@@ -158,19 +158,25 @@ def dynamic_rnn(
 
 def static_rnn(
     cell: RNNCell,
-    inputs: Sequence[Any],
+    input_list: Optional[Sequence[Any]] = None,
     sequence_length: Any = None,
     initial_state: Any = None,
     training: bool = False,
     return_backprop: bool = False,
+    *,
+    inputs: Optional[Sequence[Any]] = None,
 ) -> tuple[Any, ...]:
     """Runs ``cell`` over a list of per-step inputs (TensorFlow 1.x
-    ``tf.nn.static_rnn``): ``inputs`` is a list of ``T`` arrays ``[B, I]``;
+    ``tf.nn.static_rnn``): ``input_list`` (also accepted as ``inputs=``, its
+    TensorFlow name) is a list of ``T`` arrays ``[B, I]``;
     returns ``(list of T outputs [B, H], state)`` (and a :class:`Backprop`
     when ``return_backprop``; its ``d_outputs`` and ``Gradients.inputs``
     are lists too). Masking as in :func:`dynamic_rnn`."""
     cell = _check_cell(cell)
-    x = _stack_steps("inputs", inputs, cell.dtype, None)
+    if (input_list is None) == (inputs is None):
+        raise TypeError("input_list: expected exactly one of input_list= or inputs=, got "
+                        + ("both" if inputs is not None else "neither"))
+    x = _stack_steps("inputs", input_list if inputs is None else inputs, cell.dtype, None)
     return _run(cell, x, sequence_length, initial_state, True, return_backprop, True)
 
 
