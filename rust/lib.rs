@@ -41,8 +41,10 @@ pub mod scalar;
 #[cfg(feature = "python")]
 mod py;
 
-pub use bptt::{basic_rnn_backward, RnnGrads};
+pub use cell::basic_rnn::{
+    backward as basic_rnn_backward, forward as basic_rnn_forward, RnnCache, RnnForward, RnnGrads,
+};
 pub use cell::Activation;
 pub use error::{Error, Result};
-pub use layer::{basic_rnn_forward, time_major_view, RnnCache, RnnForward};
+pub use layer::time_major_view;
 pub use scalar::Scalar;

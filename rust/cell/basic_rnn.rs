@@ -1,11 +1,21 @@
 //! `BasicRNNCell`: `h' = act([x, h] @ kernel + bias)`; output = state = `h'`.
 //!
-//! The layer computes `acc = h @ W_h` (rows of the recurrent product) and
-//! hands this file the hoisted `x @ W_x` rows; everything else of a step is
-//! one fused pass here.
+//! Weights: `kernel [I+H, H]` (rows `[x; h]`), `bias [H]`. The forward pass
+//! caches exactly the gathered inputs `X` and every state `S` (the local
+//! derivative is computed from the output: `act'(z) = f(h)`).
 
 use super::{with_activation, Activation};
+use crate::bptt::{add_step_outputs, check_d_outputs, initial_state_grads, seed_finished_rows};
+use crate::error::{check_shape, Error, Result};
+use crate::gemm::{gemm, par_gemm};
+use crate::layer::{
+    block, fill_initial, final_state, gather_inputs, global_block, mat, mat_mut, scatter,
+    split_groups, worth_parallel, Slot,
+};
+use crate::mask::Plan;
+use crate::pool;
 use crate::scalar::Scalar;
+use ndarray::{s, Array1, Array2, Array3, ArrayView1, ArrayView2, ArrayView3, Axis};
 
 /// Forward element-wise pass of one step, for `rows` rows of `H` units:
 /// `h[r, j] = act(h[r, j] + xw[r, j] + bias[j])`, where `h` holds
@@ -50,6 +60,201 @@ pub fn step_backward<T: Scalar>(
             }
         }
     })
+}
+
+/// What the forward pass keeps for backpropagation.
+#[derive(Debug, Clone)]
+pub struct RnnCache<T> {
+    /// Where each (row, step) lives.
+    pub plan: Plan,
+    /// Gathered inputs `[R, I]`.
+    pub x: Array2<T>,
+    /// States `[R, H]`: block `k` is the state after step `k-1`.
+    pub s: Array2<T>,
+    /// The activation used.
+    pub activation: Activation,
+    /// Whether the caller's arrays are `[T, B, …]`.
+    pub time_major: bool,
+}
+
+/// Result of [`forward`].
+#[derive(Debug, Clone)]
+pub struct RnnForward<T> {
+    /// `[B, T, H]` (or `[T, B, H]` when time-major); zero past each length.
+    pub outputs: Array3<T>,
+    /// `[B, H]`: each row's state after its last step.
+    pub state: Array2<T>,
+    /// Everything backpropagation needs.
+    pub cache: RnnCache<T>,
+}
+
+/// Gradients of a [`forward`] call.
+#[derive(Debug, Clone)]
+pub struct RnnGrads<T> {
+    /// `d inputs`, in the forward call's layout; zero past each length.
+    pub inputs: Array3<T>,
+    /// `d initial_state` `[B, H]`.
+    pub initial_state: Array2<T>,
+    /// `d kernel` `[I+H, H]`.
+    pub kernel: Array2<T>,
+    /// `d bias` `[H]`.
+    pub bias: Array1<T>,
+}
+
+fn check_weights<T>(kernel: &ArrayView2<T>, bias: &ArrayView1<T>, input: usize) -> Result<usize> {
+    let units = bias.len();
+    check_shape("kernel", kernel.shape(), &[input + units, units])?;
+    Ok(units)
+}
+
+/// Runs `BasicRNNCell` over a batch of sequences.
+///
+/// `x` is `[T, B, I]` (any strides; see [`crate::layer::time_major_view`]), `h0` `[B, H]`,
+/// `kernel` `[I+H, H]` (rows `[x; h]`), `bias` `[H]`. `time_major` chooses
+/// the layout of the returned outputs.
+pub fn forward<T: Scalar>(
+    x: ArrayView3<T>,
+    h0: ArrayView2<T>,
+    kernel: ArrayView2<T>,
+    bias: ArrayView1<T>,
+    lengths: Option<&[i64]>,
+    activation: Activation,
+    time_major: bool,
+) -> Result<RnnForward<T>> {
+    let (time, batch, input) = x.dim();
+    let units = check_weights(&kernel, &bias, input)?;
+    let plan = Plan::new(batch, time, lengths)?;
+    crate::layer::check_state("initial_state", &h0, &plan, units)?;
+    let (w_x, w_h) = kernel.split_at(Axis(0), input);
+    let parallel = worth_parallel(&plan, (input + units) * units);
+    let bias = bias.as_standard_layout();
+    let bias = bias.as_slice().expect("standard layout");
+
+    let (xs, s) = pool::run(parallel, || {
+        let xs = gather_inputs(&plan, x);
+        let mut z = Array2::<T>::zeros((plan.rows, units));
+        par_gemm(false, xs.view(), w_x, z.view_mut());
+        let mut s = Array2::<T>::zeros((plan.rows, units));
+        let groups: Vec<_> = plan
+            .groups
+            .iter()
+            .zip(split_groups(&plan, &mut s))
+            .collect();
+        pool::for_each(groups, |(g, s_g)| {
+            fill_initial(g, s_g, &h0);
+            for (t, &a) in g.active.iter().enumerate() {
+                let (prev, next) = s_g.split_at_mut(block(g, t + 1, 0, units).start);
+                let h = &mut next[..a * units];
+                gemm(
+                    false,
+                    mat(&prev[block(g, t, a, units)], units),
+                    w_h,
+                    mat_mut(h, units),
+                );
+                step_forward(activation, h, global_block(&z, g, t, a), bias);
+            }
+        });
+        (xs, s)
+    });
+    let outputs = pool::run(parallel, || scatter(&plan, &s, time_major, Slot::State));
+    let state = final_state(&plan, &s, h0);
+    Ok(RnnForward {
+        outputs,
+        state,
+        cache: RnnCache {
+            plan,
+            x: xs,
+            s,
+            activation,
+            time_major,
+        },
+    })
+}
+
+/// Backpropagates `d_outputs` (`[T, B, H]` view, see [`crate::layer::time_major_view`])
+/// and `d_state` (`[B, H]`) through the forward pass that filled `cache`.
+/// Either may be `None` (zeros). `kernel` must be the forward pass's.
+pub fn backward<T: Scalar>(
+    cache: &RnnCache<T>,
+    kernel: ArrayView2<T>,
+    d_outputs: Option<ArrayView3<T>>,
+    d_state: Option<ArrayView2<T>>,
+) -> Result<RnnGrads<T>> {
+    let plan = &cache.plan;
+    let (input, units) = (cache.x.ncols(), cache.s.ncols());
+    if kernel.dim() != (input + units, units) {
+        return Err(Error::invalid(
+            "kernel",
+            format!("shape [{}, {units}] (the forward pass's)", input + units),
+            format!("{:?}", kernel.shape()),
+        ));
+    }
+    if let Some(d) = &d_outputs {
+        check_d_outputs(d, plan, units, cache.time_major)?;
+    }
+    if let Some(d) = &d_state {
+        crate::layer::check_state("d_state", d, plan, units)?;
+    }
+    let (w_x, w_h) = kernel.split_at(Axis(0), input);
+    let parallel = worth_parallel(plan, (input + units) * units);
+    let activation = cache.activation;
+
+    Ok(pool::run(parallel, || {
+        let mut dz = Array2::<T>::zeros((plan.rows, units));
+        let mut per_group: Vec<(Array1<T>, Array2<T>)> = plan
+            .groups
+            .iter()
+            .map(|g| {
+                (
+                    Array1::zeros(units),
+                    Array2::zeros((g.first_active(), units)),
+                )
+            })
+            .collect();
+        let work: Vec<_> = plan
+            .groups
+            .iter()
+            .zip(split_groups(plan, &mut dz))
+            .zip(per_group.iter_mut())
+            .collect();
+        pool::for_each(work, |((g, dz_g), (d_bias, dh))| {
+            for t in (0..g.steps()).rev() {
+                let a = g.active[t];
+                let mut dh_a = dh.slice_mut(s![..a, ..]);
+                seed_finished_rows(g, t, &mut dh_a, d_state.as_ref());
+                add_step_outputs(g, t, &mut dh_a, d_outputs.as_ref());
+                let dz_t = &mut dz_g[block(g, t, a, units)];
+                step_backward(
+                    activation,
+                    dz_t,
+                    dh_a.as_slice().expect("standard layout"),
+                    global_block(&cache.s, g, t + 1, a),
+                    d_bias.as_slice_mut().expect("standard layout"),
+                );
+                gemm(false, mat(dz_t, units), w_h.t(), dh_a);
+            }
+        });
+        let d_bias = per_group
+            .iter()
+            .fold(Array1::zeros(units), |acc, (db, _)| acc + db);
+        let dhs: Vec<_> = per_group.iter().map(|(_, dh)| dh).collect();
+        let d_h0 = initial_state_grads(plan, &dhs, d_state.as_ref(), units);
+
+        let mut d_kernel = Array2::<T>::zeros((input + units, units));
+        {
+            let (dk_x, dk_h) = d_kernel.view_mut().split_at(Axis(0), input);
+            par_gemm(false, cache.x.t(), dz.view(), dk_x);
+            par_gemm(false, cache.s.t(), dz.view(), dk_h);
+        }
+        let mut dx = Array2::<T>::zeros((plan.rows, input));
+        par_gemm(false, dz.view(), w_x.t(), dx.view_mut());
+        RnnGrads {
+            inputs: scatter(plan, &dx, cache.time_major, Slot::Token),
+            initial_state: d_h0,
+            kernel: d_kernel,
+            bias: d_bias,
+        }
+    }))
 }
 
 #[cfg(test)]
