@@ -146,14 +146,29 @@ class RNNCell:
         return np.zeros((batch_size, self._num_units), dtype=self._dtype)
 
     def _check_state(self, name: str, state: Any, batch: int) -> Any:
+        """``state`` validated and cast to the structure of :meth:`zero_state`."""
         arr = float_array(name, state, self._dtype, 2, "[batch, num_units]")
         check_shape(name, arr, (batch, self._num_units))
         return arr
 
     # -- running -----------------------------------------------------------
     def _run(
-        self, inputs: np.ndarray, state: Any, lengths: Optional[np.ndarray], time_major: bool
+        self, inputs: np.ndarray, state: Any, lengths: Optional[np.ndarray], time_major: bool, training: bool
     ) -> tuple[np.ndarray, Any, Backward]:
+        """The whole-sequence forward pass, on validated arguments.
+
+        ``inputs``: ``[B, T, I]`` (``[T, B, I]`` when ``time_major``) of
+        ``self.dtype``, last axis equal to ``input_size`` (the cell is built);
+        ``state``: as returned by :meth:`_check_state`; ``lengths``:
+        contiguous int64 ``[B]`` within ``[0, T]``, or None.
+
+        Returns ``(outputs, final_state, backward)`` with outputs in the
+        inputs' layout, and ``backward(d_outputs, d_state) -> (d_inputs,
+        d_initial_state, d_weights)``, where ``d_outputs`` (validated, or
+        None) is shaped like ``outputs`` and ``d_state`` (validated by
+        :meth:`_check_state`, or None) like the state, and ``d_weights``
+        has exactly the keys of :meth:`get_weights`.
+        """
         raise NotImplementedError
 
     def __call__(self, inputs: Any, state: Any) -> tuple[np.ndarray, Any]:
@@ -162,7 +177,7 @@ class RNNCell:
         x = float_array("inputs", inputs, self._dtype, 2, "[batch, input]")
         self.build(x.shape[1])
         state = self._check_state("state", state, x.shape[0])
-        outputs, new_state, _ = self._run(x[:, None, :], state, None, False)
+        outputs, new_state, _ = self._run(x[:, None, :], state, None, False, False)
         return outputs[:, 0, :], new_state
 
     def __repr__(self) -> str:
@@ -214,7 +229,7 @@ class BasicRNNCell(RNNCell):
         }
 
     def _run(
-        self, inputs: np.ndarray, state: Any, lengths: Optional[np.ndarray], time_major: bool
+        self, inputs: np.ndarray, state: Any, lengths: Optional[np.ndarray], time_major: bool, training: bool
     ) -> tuple[np.ndarray, Any, Backward]:
         kernel, bias = self._weights["kernel"], self._weights["bias"]
         outputs, new_state, cache = _rnnrs.basic_rnn_forward(

@@ -107,6 +107,7 @@ def _run(
     sequence_length: Any,
     initial_state: Any,
     time_major: bool,
+    training: bool,
     return_backprop: bool,
     is_list: bool,
 ) -> tuple[Any, ...]:
@@ -117,7 +118,7 @@ def _run(
         state = cell.zero_state(batch)
     else:
         state = cell._check_state("initial_state", initial_state, batch)
-    outputs, final_state, backward = cell._run(x, state, lengths, time_major)
+    outputs, final_state, backward = cell._run(x, state, lengths, time_major, bool(training))
     result: list[Any] = [list(outputs) if is_list else outputs, final_state]
     if return_backprop:
         result.append(Backprop(cell, backward, outputs.shape, batch, is_list))
@@ -153,7 +154,7 @@ def dynamic_rnn(
     """
     cell = _check_cell(cell)
     x = float_array("inputs", inputs, cell.dtype, 3, "[time, batch, input]" if time_major else "[batch, time, input]")
-    return _run(cell, x, sequence_length, initial_state, bool(time_major), return_backprop, False)
+    return _run(cell, x, sequence_length, initial_state, bool(time_major), training, return_backprop, False)
 
 
 def static_rnn(
@@ -177,7 +178,7 @@ def static_rnn(
         raise TypeError("input_list: expected exactly one of input_list= or inputs=, got "
                         + ("both" if inputs is not None else "neither"))
     x = _stack_steps("inputs", input_list if inputs is None else inputs, cell.dtype, None)
-    return _run(cell, x, sequence_length, initial_state, True, return_backprop, True)
+    return _run(cell, x, sequence_length, initial_state, True, training, return_backprop, True)
 
 
 Outputs = Union[np.ndarray, List[np.ndarray]]
