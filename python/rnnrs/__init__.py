@@ -10,20 +10,35 @@ from __future__ import annotations
 from ._rnnrs import get_num_threads as _get_num_threads
 from ._rnnrs import set_num_threads as _set_num_threads
 from ._validate import positive_int
+from ._state import LSTMStateTuple
 from .cells import BasicRNNCell, RNNCell
-from .rnn import Backprop, Gradients, LSTMStateTuple, dynamic_rnn, static_rnn
+from .rnn import (
+    Backprop,
+    Gradients,
+    bidirectional_dynamic_rnn,
+    dynamic_rnn,
+    static_bidirectional_rnn,
+    static_rnn,
+)
+from .wrappers import DropoutWrapper, MultiRNNCell, OutputProjectionWrapper, ResidualWrapper
 
 __version__ = "0.1.0"
 
 __all__ = [
     "BasicRNNCell",
     "Backprop",
+    "DropoutWrapper",
     "Gradients",
     "LSTMStateTuple",
+    "MultiRNNCell",
+    "OutputProjectionWrapper",
     "RNNCell",
+    "ResidualWrapper",
+    "bidirectional_dynamic_rnn",
     "dynamic_rnn",
     "get_num_threads",
     "set_num_threads",
+    "static_bidirectional_rnn",
     "static_rnn",
 ]
 

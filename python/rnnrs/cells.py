@@ -134,7 +134,7 @@ class RNNCell:
         self._input_size = input_size
 
     def _require_built(self, what: str) -> None:
-        if self._input_size is None:
+        if not self.built:
             raise ValueError(f"{what}: expected a built cell (call build(input_size) or run it once), got an unbuilt one")
 
     # -- state -------------------------------------------------------------
@@ -174,7 +174,7 @@ class RNNCell:
     def __call__(self, inputs: Any, state: Any) -> tuple[np.ndarray, Any]:
         """One time step: ``inputs`` ``[B, I]``, ``state`` as :meth:`zero_state`;
         returns ``(output [B, output_size], new_state)``."""
-        x = float_array("inputs", inputs, self._dtype, 2, "[batch, input]")
+        x = float_array("inputs", inputs, self.dtype, 2, "[batch, input]")
         self.build(x.shape[1])
         state = self._check_state("state", state, x.shape[0])
         outputs, new_state, _ = self._run(x[:, None, :], state, None, False, False)

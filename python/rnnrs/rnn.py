@@ -9,19 +9,13 @@ Masking (TF1)::
 
 from __future__ import annotations
 
-from typing import Any, List, NamedTuple, Optional, Sequence, Union
+from typing import Any, Callable, NamedTuple, Optional, Sequence
 
 import numpy as np
 
+from ._state import LSTMStateTuple as LSTMStateTuple
 from ._validate import check_shape, float_array, lengths_array
 from .cells import Backward, RNNCell
-
-
-class LSTMStateTuple(NamedTuple):
-    """State of an LSTM cell: ``c`` (the cell state) and ``h`` (the output)."""
-
-    c: np.ndarray
-    h: np.ndarray
 
 
 class Gradients(NamedTuple):
@@ -31,12 +25,14 @@ class Gradients(NamedTuple):
         inputs: ``dLoss/d inputs``, shaped like the inputs (a list for
             ``static_rnn``), zero past each row's length.
         initial_state: ``dLoss/d initial_state``, the state's structure.
-        weights: ``dLoss/d weight`` for exactly the keys of ``cell.get_weights()``.
+        weights: ``dLoss/d weight`` for exactly the keys of ``cell.get_weights()``
+            (for the bidirectional functions, a ``(forward, backward)`` pair
+            of such dicts).
     """
 
     inputs: Any
     initial_state: Any
-    weights: dict[str, np.ndarray]
+    weights: Any
 
 
 class Backprop:
@@ -48,41 +44,38 @@ class Backprop:
     dropped. Gradients arriving at padded steps (``t >= len``) are ignored.
     """
 
-    def __init__(
-        self,
-        cell: RNNCell,
-        backward: Backward,
-        outputs_shape: tuple[int, ...],
-        batch: int,
-        is_list: bool,
-    ) -> None:
-        self._cell = cell
+    def __init__(self, backward: Callable[[Any, Any], Gradients]) -> None:
         self._backward = backward
-        self._outputs_shape = outputs_shape
-        self._batch = batch
-        self._is_list = is_list
 
     def __call__(self, d_outputs: Any = None, d_state: Any = None) -> Gradients:
         """Returns :class:`Gradients` for ``d_outputs`` (shaped like the
         outputs) and ``d_state`` (shaped like the final state)."""
-        dtype = self._cell.dtype
+        return self._backward(d_outputs, d_state)
+
+
+def _checked_backward(
+    cell: RNNCell, backward: Backward, outputs_shape: tuple[int, ...], batch: int, is_list: bool, prefix: str = ""
+) -> Callable[[Any, Any], Gradients]:
+    """Wraps a cell's ``backward`` with validation of the caller's gradients."""
+
+    def run(d_outputs: Any, d_state: Any) -> Gradients:
         dy: Optional[np.ndarray] = None
         if d_outputs is not None:
-            if self._is_list:
-                dy = _stack_steps("d_outputs", d_outputs, dtype, self._outputs_shape)
+            if is_list:
+                dy = _stack_steps(prefix + "d_outputs", d_outputs, cell.dtype, outputs_shape)
             else:
-                dy = float_array("d_outputs", d_outputs, dtype, 3, "shaped like the outputs")
-                check_shape("d_outputs", dy, self._outputs_shape)
-        ds = None
-        if d_state is not None:
-            ds = self._cell._check_state("d_state", d_state, self._batch)
-        d_x, d_h0, d_w = self._backward(dy, ds)
-        return Gradients(list(d_x) if self._is_list else d_x, d_h0, d_w)
+                dy = float_array(prefix + "d_outputs", d_outputs, cell.dtype, 3, "shaped like the outputs")
+                check_shape(prefix + "d_outputs", dy, outputs_shape)
+        ds = None if d_state is None else cell._check_state(prefix + "d_state", d_state, batch)
+        d_x, d_h0, d_w = backward(dy, ds)
+        return Gradients(list(d_x) if is_list else d_x, d_h0, d_w)
+
+    return run
 
 
-def _check_cell(cell: Any) -> RNNCell:
+def _check_cell(cell: Any, name: str = "cell") -> RNNCell:
     if not isinstance(cell, RNNCell):
-        raise TypeError(f"cell: expected an rnnrs cell (e.g. BasicRNNCell), got {type(cell).__name__}")
+        raise TypeError(f"{name}: expected an rnnrs cell (e.g. BasicRNNCell), got {type(cell).__name__}")
     return cell
 
 
@@ -101,6 +94,22 @@ def _stack_steps(name: str, steps: Any, dtype: np.dtype[Any], shape: Optional[tu
     return np.stack(arrays)
 
 
+def _forward(
+    cell: RNNCell, x: np.ndarray, sequence_length: Any, initial_state: Any, time_major: bool, training: bool,
+    prefix: str = "",
+) -> tuple[np.ndarray, Any, Backward, Optional[np.ndarray]]:
+    """Validates the rest of a call and runs the cell: ``(outputs, state, backward, lengths)``."""
+    time, batch = (x.shape[0], x.shape[1]) if time_major else (x.shape[1], x.shape[0])
+    cell.build(x.shape[2])
+    lengths = lengths_array(sequence_length, batch, time)
+    if initial_state is None:
+        state = cell.zero_state(batch)
+    else:
+        state = cell._check_state(prefix + "initial_state", initial_state, batch)
+    outputs, final_state, backward = cell._run(x, state, lengths, time_major, bool(training))
+    return outputs, final_state, backward, lengths
+
+
 def _run(
     cell: RNNCell,
     x: np.ndarray,
@@ -111,17 +120,11 @@ def _run(
     return_backprop: bool,
     is_list: bool,
 ) -> tuple[Any, ...]:
-    time, batch = (x.shape[0], x.shape[1]) if time_major else (x.shape[1], x.shape[0])
-    cell.build(x.shape[2])
-    lengths = lengths_array(sequence_length, batch, time)
-    if initial_state is None:
-        state = cell.zero_state(batch)
-    else:
-        state = cell._check_state("initial_state", initial_state, batch)
-    outputs, final_state, backward = cell._run(x, state, lengths, time_major, bool(training))
+    outputs, final_state, backward, _ = _forward(cell, x, sequence_length, initial_state, time_major, training)
     result: list[Any] = [list(outputs) if is_list else outputs, final_state]
     if return_backprop:
-        result.append(Backprop(cell, backward, outputs.shape, batch, is_list))
+        batch = x.shape[1] if time_major else x.shape[0]
+        result.append(Backprop(_checked_backward(cell, backward, outputs.shape, batch, is_list)))
     return tuple(result)
 
 
@@ -181,4 +184,122 @@ def static_rnn(
     return _run(cell, x, sequence_length, initial_state, True, training, return_backprop, True)
 
 
-Outputs = Union[np.ndarray, List[np.ndarray]]
+
+def reverse_within_lengths(x: np.ndarray, lengths: Optional[np.ndarray], time_major: bool) -> np.ndarray:
+    """Reverses each row's first ``len`` steps, leaving its padding in place
+    (TensorFlow's ``reverse_sequence``); the whole time axis when ``lengths``
+    is None. Applying it twice gives ``x`` back."""
+    time_axis = 0 if time_major else 1
+    if lengths is None:
+        return np.flip(x, axis=time_axis)
+    time = x.shape[time_axis]
+    steps = np.arange(time)[None, :]
+    source = np.where(steps < lengths[:, None], lengths[:, None] - 1 - steps, steps)  # [B, T]
+    rows = np.arange(len(lengths))[:, None]
+    return x[source.T, rows.T] if time_major else x[rows, source]
+
+
+def _check_pair(name: str, value: Any) -> tuple[Any, Any]:
+    if value is None:
+        return None, None
+    if isinstance(value, (np.ndarray, LSTMStateTuple)) or not isinstance(value, (tuple, list)) or len(value) != 2:
+        raise TypeError(f"{name}: expected a pair (forward, backward), got {type(value).__name__}")
+    return value[0], value[1]
+
+
+def bidirectional_dynamic_rnn(
+    cell_fw: RNNCell,
+    cell_bw: RNNCell,
+    inputs: Any,
+    sequence_length: Any = None,
+    initial_state_fw: Any = None,
+    initial_state_bw: Any = None,
+    time_major: bool = False,
+    training: bool = False,
+    return_backprop: bool = False,
+) -> tuple[Any, ...]:
+    """Runs a forward and a backward cell over a batch of sequences
+    (TensorFlow 1.x ``tf.nn.bidirectional_dynamic_rnn``).
+
+    ``cell_bw`` reads each row reversed within its own length (TensorFlow's
+    ``reverse_sequence``); its outputs are returned re-reversed, in input
+    order. Returns ``((outputs_fw, outputs_bw), (state_fw, state_bw))``, plus
+    a :class:`Backprop` when ``return_backprop``: it takes ``d_outputs`` and
+    ``d_state`` as ``(forward, backward)`` pairs (either pair, or either
+    element, may be None) and returns ``Gradients(inputs, (d_initial_fw,
+    d_initial_bw), (d_weights_fw, d_weights_bw))``. Other arguments as in
+    :func:`dynamic_rnn`.
+    """
+    cell_fw = _check_cell(cell_fw, "cell_fw")
+    cell_bw = _check_cell(cell_bw, "cell_bw")
+    if cell_fw.dtype != cell_bw.dtype:
+        raise ValueError(f"cell_bw: expected dtype {cell_fw.dtype} (cell_fw's), got {cell_bw.dtype}")
+    x = float_array("inputs", inputs, cell_fw.dtype, 3, "[time, batch, input]" if time_major else "[batch, time, input]")
+    time_major = bool(time_major)
+    out_fw, state_fw, back_fw, lengths = _forward(
+        cell_fw, x, sequence_length, initial_state_fw, time_major, training, "fw: "
+    )
+    x_rev = reverse_within_lengths(x, lengths, time_major)
+    out_bw_rev, state_bw, back_bw, _ = _forward(cell_bw, x_rev, lengths, initial_state_bw, time_major, training, "bw: ")
+    out_bw = reverse_within_lengths(out_bw_rev, lengths, time_major)
+    result: list[Any] = [(out_fw, out_bw), (state_fw, state_bw)]
+    if return_backprop:
+        batch = x.shape[1] if time_major else x.shape[0]
+        run_fw = _checked_backward(cell_fw, back_fw, out_fw.shape, batch, False, "fw: ")
+        run_bw = _checked_backward(cell_bw, back_bw, out_bw.shape, batch, False, "bw: ")
+
+        def backward(d_outputs: Any, d_state: Any) -> Gradients:
+            dy_fw, dy_bw = _check_pair("d_outputs", d_outputs)
+            ds_fw, ds_bw = _check_pair("d_state", d_state)
+            if dy_bw is not None:
+                dy_bw = float_array("bw: d_outputs", dy_bw, cell_bw.dtype, 3, "shaped like the outputs")
+                check_shape("bw: d_outputs", dy_bw, out_bw.shape)
+                dy_bw = reverse_within_lengths(dy_bw, lengths, time_major)
+            g_fw = run_fw(dy_fw, ds_fw)
+            g_bw = run_bw(dy_bw, ds_bw)
+            d_inputs = g_fw.inputs + reverse_within_lengths(g_bw.inputs, lengths, time_major)
+            return Gradients(d_inputs, (g_fw.initial_state, g_bw.initial_state), (g_fw.weights, g_bw.weights))
+
+        result.append(Backprop(backward))
+    return tuple(result)
+
+
+def static_bidirectional_rnn(
+    cell_fw: RNNCell,
+    cell_bw: RNNCell,
+    inputs: Sequence[Any],
+    initial_state_fw: Any = None,
+    initial_state_bw: Any = None,
+    sequence_length: Any = None,
+    training: bool = False,
+    return_backprop: bool = False,
+) -> tuple[Any, ...]:
+    """TensorFlow 1.x ``tf.nn.static_bidirectional_rnn``: ``inputs`` is a list
+    of ``T`` arrays ``[B, I]``; returns ``(outputs, state_fw, state_bw)``
+    where ``outputs`` is a list of ``T`` arrays ``[B, H_fw + H_bw]`` (the
+    forward and backward outputs concatenated). Its :class:`Backprop` takes
+    ``d_outputs`` as such a list and ``d_state`` as a ``(forward, backward)``
+    pair, and returns ``Gradients(list of d_inputs, (d_initial_fw,
+    d_initial_bw), (d_weights_fw, d_weights_bw))``."""
+    cell_fw = _check_cell(cell_fw, "cell_fw")
+    x = _stack_steps("inputs", inputs, cell_fw.dtype, None)  # [T, B, I]
+    res = bidirectional_dynamic_rnn(
+        cell_fw, cell_bw, x, sequence_length, initial_state_fw, initial_state_bw, True, training, return_backprop
+    )
+    (out_fw, out_bw), (state_fw, state_bw) = res[0], res[1]
+    width_fw = out_fw.shape[2]
+    result: list[Any] = [list(np.concatenate([out_fw, out_bw], axis=2)), state_fw, state_bw]
+    if return_backprop:
+        inner: Backprop = res[2]
+        shape = (out_fw.shape[0], out_fw.shape[1], width_fw + out_bw.shape[2])
+
+        def backward(d_outputs: Any, d_state: Any) -> Gradients:
+            pair = None
+            if d_outputs is not None:
+                dy = _stack_steps("d_outputs", d_outputs, cell_fw.dtype, shape)
+                pair = (dy[..., :width_fw], dy[..., width_fw:])
+            g = inner(pair, d_state)
+            return Gradients(list(g.inputs), g.initial_state, g.weights)
+
+        result.append(Backprop(backward))
+    return tuple(result)

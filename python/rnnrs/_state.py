@@ -1,0 +1,37 @@
+"""State structures: an array, an ``LSTMStateTuple(c, h)``, or a tuple of
+those (``MultiRNNCell``), and a map over them."""
+
+from __future__ import annotations
+
+from typing import Any, Callable, NamedTuple
+
+import numpy as np
+
+
+class LSTMStateTuple(NamedTuple):
+    """State of an LSTM cell: ``c`` (the cell state) and ``h`` (the output)."""
+
+    c: np.ndarray
+    h: np.ndarray
+
+
+def map_state(fn: Callable[..., Any], *states: Any, _is_c: bool = False) -> Any:
+    """Applies ``fn(is_lstm_c, *arrays)`` leaf by leaf over states of one
+    structure; ``is_lstm_c`` is True for the ``c`` part of an
+    ``LSTMStateTuple`` (which TensorFlow's ``DropoutWrapper`` leaves alone)."""
+    first = states[0]
+    if isinstance(first, LSTMStateTuple):
+        return LSTMStateTuple(
+            map_state(fn, *(s[0] for s in states), _is_c=True),
+            map_state(fn, *(s[1] for s in states)),
+        )
+    if isinstance(first, (tuple, list)):
+        return tuple(map_state(fn, *parts) for parts in zip(*states))
+    return fn(_is_c, *states)
+
+
+def leaves(state: Any) -> list[np.ndarray]:
+    """The arrays of a state structure, in order."""
+    out: list[np.ndarray] = []
+    map_state(lambda _c, a: out.append(a), state)
+    return out

@@ -1,0 +1,451 @@
+"""Cell wrappers (TensorFlow 1.x ``MultiRNNCell``, ``DropoutWrapper``,
+``OutputProjectionWrapper``, ``ResidualWrapper``). They compose and nest; a
+wrapper exposes the wrapped cell as ``.cell``, ``MultiRNNCell`` its layers
+as ``.cells``. Each runs whole sequences layer-major: a wrapped cell runs
+its whole sequence in one Rust call, and backpropagation chains through.
+"""
+
+from __future__ import annotations
+
+import numbers
+from typing import Any, Mapping, Optional, Sequence
+
+import numpy as np
+
+from ._state import LSTMStateTuple, map_state
+from ._validate import check_shape, float_array, positive_int
+from .cells import Backward, RNNCell, glorot_uniform
+
+
+def _check_cell(name: str, cell: Any) -> RNNCell:
+    if not isinstance(cell, RNNCell):
+        raise TypeError(f"{name}: expected an rnnrs cell (e.g. BasicRNNCell), got {type(cell).__name__}")
+    return cell
+
+
+def active_mask(inputs: np.ndarray, lengths: Optional[np.ndarray], time_major: bool) -> Optional[np.ndarray]:
+    """Boolean ``[B, T, 1]`` (``[T, B, 1]`` when time-major, like ``inputs``):
+    True where a row is still running; None when every row runs every step."""
+    if lengths is None:
+        return None
+    time = inputs.shape[0] if time_major else inputs.shape[1]
+    mask = np.arange(time)[None, :] < lengths[:, None]  # [B, T]
+    return (mask.T if time_major else mask)[..., None]
+
+
+class _Wrapper(RNNCell):
+    """A cell around one cell: its state and weights, plus its own."""
+
+    def __init__(self, cell: RNNCell) -> None:  # noqa: D107 (no RNNCell.__init__: nothing of its own)
+        self.cell = _check_cell("cell", cell)
+
+    @property
+    def num_units(self) -> int:
+        return self.cell.num_units
+
+    @property
+    def state_size(self) -> Any:
+        return self.cell.state_size
+
+    @property
+    def output_size(self) -> int:
+        return self.cell.output_size
+
+    @property
+    def dtype(self) -> np.dtype[Any]:
+        return self.cell.dtype
+
+    @property
+    def input_size(self) -> Optional[int]:
+        return self.cell.input_size
+
+    @property
+    def built(self) -> bool:
+        return self.cell.built
+
+    def build(self, input_size: int) -> None:
+        self.cell.build(input_size)
+
+    def get_weights(self) -> dict[str, np.ndarray]:
+        return self.cell.get_weights()
+
+    def set_weights(self, mapping: Mapping[str, Any]) -> None:
+        self.cell.set_weights(mapping)
+
+    def zero_state(self, batch_size: int) -> Any:
+        return self.cell.zero_state(batch_size)
+
+    def _check_state(self, name: str, state: Any, batch: int) -> Any:
+        return self.cell._check_state(name, state, batch)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.cell!r})"
+
+
+class MultiRNNCell(RNNCell):
+    """Stacked cells: layer ``i`` reads layer ``i-1``'s outputs.
+
+    Args:
+        cells: the layers, bottom first (all of one dtype).
+        state_is_tuple: must be True (TensorFlow 1.x's concatenated state is
+            not supported).
+
+    The state is a tuple of the layers' states; the weights are the layers'
+    weights under ``cell_0/``, ``cell_1/``, ... Runs layer-major: each layer
+    processes the whole sequence in one Rust call.
+    """
+
+    def __init__(self, cells: Sequence[RNNCell], state_is_tuple: bool = True) -> None:
+        if isinstance(cells, RNNCell) or not isinstance(cells, Sequence):
+            raise TypeError(f"cells: expected a list of rnnrs cells, got {type(cells).__name__}")
+        if not cells:
+            raise ValueError("cells: expected at least one cell, got an empty list")
+        self.cells = [_check_cell(f"cells[{i}]", c) for i, c in enumerate(cells)]
+        dtypes = {c.dtype for c in self.cells}
+        if len(dtypes) != 1:
+            raise ValueError(f"cells: expected one dtype for every layer, got {sorted(d.name for d in dtypes)}")
+        if state_is_tuple is not True:
+            raise ValueError(f"state_is_tuple: expected True, got {state_is_tuple!r}")
+
+    @property
+    def num_units(self) -> int:
+        return self.cells[-1].num_units
+
+    @property
+    def state_size(self) -> Any:
+        return tuple(c.state_size for c in self.cells)
+
+    @property
+    def output_size(self) -> int:
+        return self.cells[-1].output_size
+
+    @property
+    def dtype(self) -> np.dtype[Any]:
+        return self.cells[0].dtype
+
+    @property
+    def input_size(self) -> Optional[int]:
+        return self.cells[0].input_size
+
+    @property
+    def built(self) -> bool:
+        return all(c.built for c in self.cells)
+
+    def build(self, input_size: int) -> None:
+        size = input_size
+        for cell in self.cells:
+            cell.build(size)
+            size = cell.output_size
+
+    def get_weights(self) -> dict[str, np.ndarray]:
+        return {f"cell_{i}/{k}": v for i, c in enumerate(self.cells) for k, v in c.get_weights().items()}
+
+    def set_weights(self, mapping: Mapping[str, Any]) -> None:
+        if not isinstance(mapping, Mapping):
+            raise TypeError(f"mapping: expected a mapping of weight name to array, got {type(mapping).__name__}")
+        parts: list[dict[str, Any]] = [{} for _ in self.cells]
+        for name, value in mapping.items():
+            prefix, _, rest = str(name).partition("/")
+            index = prefix[5:] if prefix.startswith("cell_") else ""
+            if not (index.isdigit() and int(index) < len(self.cells) and rest):
+                raise ValueError(
+                    f"mapping: expected names 'cell_<i>/<weight>' with i < {len(self.cells)}, got unknown {name!r}"
+                )
+            parts[int(index)][rest] = value
+        for cell, part in zip(self.cells, parts):
+            if part:
+                cell.set_weights(part)
+
+    def zero_state(self, batch_size: int) -> Any:
+        return tuple(c.zero_state(batch_size) for c in self.cells)
+
+    def _check_state(self, name: str, state: Any, batch: int) -> Any:
+        if isinstance(state, (np.ndarray, LSTMStateTuple)) or not isinstance(state, (tuple, list)):
+            raise TypeError(f"{name}: expected a tuple of {len(self.cells)} layer states, got {type(state).__name__}")
+        if len(state) != len(self.cells):
+            raise ValueError(f"{name}: expected a tuple of {len(self.cells)} layer states, got {len(state)}")
+        return tuple(c._check_state(f"{name}[{i}]", s, batch) for i, (c, s) in enumerate(zip(self.cells, state)))
+
+    def _run(
+        self, inputs: np.ndarray, state: Any, lengths: Optional[np.ndarray], time_major: bool, training: bool
+    ) -> tuple[np.ndarray, Any, Backward]:
+        backwards = []
+        states = []
+        outputs = inputs
+        for cell, layer_state in zip(self.cells, state):
+            outputs, final, backward = cell._run(outputs, layer_state, lengths, time_major, training)
+            states.append(final)
+            backwards.append(backward)
+
+        def backward_all(d_outputs: Optional[np.ndarray], d_state: Any) -> tuple[np.ndarray, Any, dict[str, np.ndarray]]:
+            d = d_outputs
+            d_initial: list[Any] = [None] * len(self.cells)
+            d_weights: list[dict[str, np.ndarray]] = [{} for _ in self.cells]
+            for i in reversed(range(len(self.cells))):
+                d, d_initial[i], d_weights[i] = backwards[i](d, None if d_state is None else d_state[i])
+            assert d is not None
+            merged = {f"cell_{i}/{k}": v for i, w in enumerate(d_weights) for k, v in w.items()}
+            return d, tuple(d_initial), merged
+
+        return outputs, tuple(states), backward_all
+
+    def __repr__(self) -> str:
+        return f"MultiRNNCell([{', '.join(repr(c) for c in self.cells)}])"
+
+
+def _keep_prob(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name}: expected a number in (0, 1], got {type(value).__name__}")
+    if not 0.0 < float(value) <= 1.0:
+        raise ValueError(f"{name}: expected a number in (0, 1], got {value}")
+    return float(value)
+
+
+class DropoutWrapper(_Wrapper):
+    """Inverted dropout on a cell's inputs, outputs and state, active only when
+    a run function is called with ``training=True``.
+
+    Args:
+        cell: the wrapped cell.
+        input_keep_prob, output_keep_prob, state_keep_prob: keep
+            probabilities in (0, 1]; kept values are scaled by ``1/keep``.
+        variational_recurrent: one mask per sequence (the same at every time
+            step, Gal & Ghahramani) instead of a new mask per step.
+        seed: seeds the masks; the same seed gives the same sequence of masks.
+
+    As in TensorFlow 1.x, state dropout applies to every part of the state
+    except the ``c`` of an ``LSTMStateTuple``. Backpropagation uses the
+    forward pass's masks. With ``state_keep_prob < 1`` the wrapped cell is
+    stepped one time step per call (the dropped state feeds the next step),
+    which is slower than the fused whole-sequence pass.
+    """
+
+    def __init__(
+        self,
+        cell: RNNCell,
+        input_keep_prob: float = 1.0,
+        output_keep_prob: float = 1.0,
+        state_keep_prob: float = 1.0,
+        variational_recurrent: bool = False,
+        seed: Optional[int] = None,
+    ) -> None:
+        super().__init__(cell)
+        self.input_keep_prob = _keep_prob("input_keep_prob", input_keep_prob)
+        self.output_keep_prob = _keep_prob("output_keep_prob", output_keep_prob)
+        self.state_keep_prob = _keep_prob("state_keep_prob", state_keep_prob)
+        if not isinstance(variational_recurrent, (bool, np.bool_)):
+            raise TypeError(f"variational_recurrent: expected a bool, got {type(variational_recurrent).__name__}")
+        self.variational_recurrent = bool(variational_recurrent)
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
+            raise TypeError(f"seed: expected an integer or None, got {type(seed).__name__}")
+        self.seed = seed
+        self._rng = np.random.default_rng(seed)
+
+    def _mask(self, keep: float, shape: tuple[int, ...]) -> np.ndarray:
+        mask: np.ndarray = (self._rng.random(shape) < keep).astype(self.dtype) / self.dtype.type(keep)
+        return mask
+
+    def _sequence_mask(self, keep: float, data: np.ndarray, time_major: bool) -> Optional[np.ndarray]:
+        """A mask for ``data`` ([B, T, C] or [T, B, C]); per sequence when variational."""
+        if keep == 1.0:
+            return None
+        if not self.variational_recurrent:
+            return self._mask(keep, data.shape)
+        batch = data.shape[1] if time_major else data.shape[0]
+        mask = self._mask(keep, (batch, data.shape[2]))
+        return mask[None] if time_major else mask[:, None]
+
+    def _run(
+        self, inputs: np.ndarray, state: Any, lengths: Optional[np.ndarray], time_major: bool, training: bool
+    ) -> tuple[np.ndarray, Any, Backward]:
+        if not training:
+            return self.cell._run(inputs, state, lengths, time_major, training)
+        in_mask = self._sequence_mask(self.input_keep_prob, inputs, time_major)
+        x = inputs if in_mask is None else inputs * in_mask
+        if self.state_keep_prob < 1.0:
+            outputs, final, inner_backward = self._run_stepwise(x, state, lengths, time_major, training)
+        else:
+            outputs, final, inner_backward = self.cell._run(x, state, lengths, time_major, training)
+        out_mask = self._sequence_mask(self.output_keep_prob, outputs, time_major)
+        if out_mask is not None:
+            outputs = outputs * out_mask
+
+        def backward(d_outputs: Optional[np.ndarray], d_state: Any) -> tuple[np.ndarray, Any, dict[str, np.ndarray]]:
+            if d_outputs is not None and out_mask is not None:
+                d_outputs = d_outputs * out_mask
+            d_x, d_initial, d_weights = inner_backward(d_outputs, d_state)
+            return (d_x if in_mask is None else d_x * in_mask), d_initial, d_weights
+
+        return outputs, final, backward
+
+    def _run_stepwise(
+        self, inputs: np.ndarray, state: Any, lengths: Optional[np.ndarray], time_major: bool, training: bool
+    ) -> tuple[np.ndarray, Any, Backward]:
+        """One wrapped-cell call per step; the dropped state feeds the next step."""
+        x = inputs if time_major else inputs.transpose(1, 0, 2)  # [T, B, I] view
+        time, batch = x.shape[0], x.shape[1]
+        steps = np.full(batch, time) if lengths is None else lengths
+        keep = self.state_keep_prob
+
+        def draw() -> Any:
+            return map_state(lambda is_c, a: None if is_c else self._mask(keep, a.shape), state)
+
+        fixed = draw() if self.variational_recurrent else None
+        outputs = np.zeros((time, batch, self.output_size), dtype=self.dtype)
+        backwards: list[Backward] = []
+        masks: list[Any] = []
+        s = state
+        for t in range(time):
+            active = (t < steps)[:, None]
+            out, new, step_backward = self.cell._run(x[t][:, None, :], s, None, False, training)
+            mask = fixed if fixed is not None else draw()
+            dropped = map_state(lambda _c, a, m: a if m is None else a * m, new, mask)
+            s = map_state(lambda _c, a, b: np.where(active, a, b), dropped, s)
+            outputs[t] = np.where(active, out[:, 0, :], 0)
+            backwards.append(step_backward)
+            masks.append(mask)
+        final = s
+
+        def backward(d_outputs: Optional[np.ndarray], d_state: Any) -> tuple[np.ndarray, Any, dict[str, np.ndarray]]:
+            dy = None if d_outputs is None else (d_outputs if time_major else d_outputs.transpose(1, 0, 2))
+            ds = map_state(lambda _c, a: np.zeros_like(a), final) if d_state is None else d_state
+            d_x = np.zeros_like(x)
+            d_weights: dict[str, np.ndarray] = {}
+            for t in reversed(range(time)):
+                active = (t < steps)[:, None]
+                d_new = map_state(lambda _c, d, m: np.where(active, d if m is None else d * m, 0), ds, masks[t])
+                d_out = None if dy is None else np.where(active, dy[t], 0)[:, None, :]
+                d_x_t, d_prev, d_w = backwards[t](d_out, d_new)
+                d_x[t] = d_x_t[:, 0, :]
+                ds = map_state(lambda _c, a, b: np.where(active, a, b), d_prev, ds)
+                for k, v in d_w.items():
+                    d_weights[k] = d_weights[k] + v if k in d_weights else v
+            if not d_weights:
+                d_weights = {k: np.zeros_like(v) for k, v in self.cell.get_weights().items()}
+            return (d_x if time_major else d_x.transpose(1, 0, 2)), ds, d_weights
+
+        return (outputs if time_major else outputs.transpose(1, 0, 2)), final, backward
+
+
+class OutputProjectionWrapper(_Wrapper):
+    """A linear projection of the wrapped cell's output:
+    ``output = cell_output @ output_projection/kernel + output_projection/bias``.
+
+    Args:
+        cell: the wrapped cell.
+        output_size: the projected size.
+        seed: seeds the Glorot-uniform ``output_projection/kernel``
+            ``[cell.output_size, output_size]``; the bias starts at zeros.
+
+    Weights: the cell's, plus ``output_projection/kernel`` and
+    ``output_projection/bias``. Outputs past a row's length are zero.
+    """
+
+    KERNEL = "output_projection/kernel"
+    BIAS = "output_projection/bias"
+
+    def __init__(self, cell: RNNCell, output_size: int, seed: Optional[int] = None) -> None:
+        super().__init__(cell)
+        self._output_size = positive_int("output_size", output_size)
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
+            raise TypeError(f"seed: expected an integer or None, got {type(seed).__name__}")
+        self.seed = seed
+        self._own: dict[str, np.ndarray] = {}
+
+    @property
+    def output_size(self) -> int:
+        return self._output_size
+
+    @property
+    def built(self) -> bool:
+        return self.cell.built and bool(self._own)
+
+    def _own_shapes(self) -> dict[str, tuple[int, ...]]:
+        return {self.KERNEL: (self.cell.output_size, self._output_size), self.BIAS: (self._output_size,)}
+
+    def build(self, input_size: int) -> None:
+        self.cell.build(input_size)
+        if not self._own:
+            rng = np.random.default_rng(self.seed)
+            self._own = {
+                self.KERNEL: glorot_uniform(rng, (self.cell.output_size, self._output_size), self.dtype),
+                self.BIAS: np.zeros(self._output_size, dtype=self.dtype),
+            }
+
+    def get_weights(self) -> dict[str, np.ndarray]:
+        if not self._own:
+            self._require_built("get_weights")
+        return {**self.cell.get_weights(), **{k: v.copy() for k, v in self._own.items()}}
+
+    def set_weights(self, mapping: Mapping[str, Any]) -> None:
+        if not isinstance(mapping, Mapping):
+            raise TypeError(f"mapping: expected a mapping of weight name to array, got {type(mapping).__name__}")
+        shapes = self._own_shapes()
+        own = {k: v for k, v in mapping.items() if k in shapes}
+        inner = {k: v for k, v in mapping.items() if k not in shapes}
+        arrays = {}
+        for name, value in own.items():
+            arr = float_array(f"mapping[{name!r}]", value, self.dtype, len(shapes[name]), "")
+            check_shape(f"mapping[{name!r}]", arr, shapes[name])
+            arrays[name] = np.array(arr, dtype=self.dtype, order="C", copy=True)
+        if not self._own and set(arrays) != set(shapes):
+            raise ValueError(f"mapping: expected all of {sorted(shapes)} to build the projection, got {sorted(arrays)}")
+        if inner:
+            self.cell.set_weights(inner)
+        self._own = {**self._own, **arrays}
+
+    def _require_built(self, what: str) -> None:
+        if not self.built:
+            raise ValueError(f"{what}: expected a built cell (call build(input_size) or run it once), got an unbuilt one")
+
+    def _run(
+        self, inputs: np.ndarray, state: Any, lengths: Optional[np.ndarray], time_major: bool, training: bool
+    ) -> tuple[np.ndarray, Any, Backward]:
+        kernel, bias = self._own[self.KERNEL], self._own[self.BIAS]
+        cell_out, final, inner_backward = self.cell._run(inputs, state, lengths, time_major, training)
+        outputs = cell_out @ kernel + bias
+        mask = active_mask(inputs, lengths, time_major)
+        if mask is not None:
+            outputs = np.where(mask, outputs, 0).astype(self.dtype, copy=False)
+
+        def backward(d_outputs: Optional[np.ndarray], d_state: Any) -> tuple[np.ndarray, Any, dict[str, np.ndarray]]:
+            if d_outputs is None:
+                d_cell: Optional[np.ndarray] = None
+                d_kernel, d_bias = np.zeros_like(kernel), np.zeros_like(bias)
+            else:
+                d = d_outputs if mask is None else np.where(mask, d_outputs, 0).astype(self.dtype, copy=False)
+                d_cell = d @ kernel.T
+                d_kernel = np.tensordot(cell_out, d, axes=([0, 1], [0, 1]))
+                d_bias = d.sum(axis=(0, 1))
+            d_x, d_initial, d_weights = inner_backward(d_cell, d_state)
+            return d_x, d_initial, {**d_weights, self.KERNEL: d_kernel, self.BIAS: d_bias}
+
+        return outputs, final, backward
+
+
+class ResidualWrapper(_Wrapper):
+    """``output = cell_output + input`` (the cell's output size must equal its
+    input size). Outputs past a row's length are zero."""
+
+    def build(self, input_size: int) -> None:
+        if int(input_size) != self.cell.output_size:
+            raise ValueError(
+                f"inputs: expected input size equal to the cell's output size {self.cell.output_size} "
+                f"(ResidualWrapper adds them), got {input_size}"
+            )
+        self.cell.build(input_size)
+
+    def _run(
+        self, inputs: np.ndarray, state: Any, lengths: Optional[np.ndarray], time_major: bool, training: bool
+    ) -> tuple[np.ndarray, Any, Backward]:
+        cell_out, final, inner_backward = self.cell._run(inputs, state, lengths, time_major, training)
+        mask = active_mask(inputs, lengths, time_major)
+        outputs = cell_out + (inputs if mask is None else np.where(mask, inputs, 0).astype(self.dtype, copy=False))
+
+        def backward(d_outputs: Optional[np.ndarray], d_state: Any) -> tuple[np.ndarray, Any, dict[str, np.ndarray]]:
+            d_x, d_initial, d_weights = inner_backward(d_outputs, d_state)
+            if d_outputs is not None:
+                d_x = d_x + (d_outputs if mask is None else np.where(mask, d_outputs, 0))
+            return d_x, d_initial, d_weights
+
+        return outputs, final, backward
