@@ -1,8 +1,11 @@
 """rnnrs — TensorFlow 1.x's recurrent toolbox on NumPy arrays, with a Rust core.
 
-Cells (``BasicRNNCell``), run functions (``dynamic_rnn``, ``static_rnn``)
-with ``sequence_length`` masking, and backpropagation through time
-(``return_backprop=True``). See ``DESIGN.md`` for the contract.
+Cells (``BasicRNNCell``), wrappers (``MultiRNNCell``, ``DropoutWrapper``,
+``OutputProjectionWrapper``, ``ResidualWrapper``), run functions
+(``dynamic_rnn``, ``static_rnn``, ``bidirectional_dynamic_rnn``,
+``static_bidirectional_rnn``) with ``sequence_length`` masking, and
+backpropagation through time (``return_backprop=True``). See ``DESIGN.md``
+for the contract.
 """
 
 from __future__ import annotations

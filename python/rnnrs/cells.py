@@ -110,28 +110,43 @@ class RNNCell:
     def set_weights(self, mapping: Mapping[str, Any]) -> None:
         """Replaces weights by name (any subset of :meth:`get_weights`'s keys
         once built; all of them to build an unbuilt cell). Values are copied
-        and cast to the cell's dtype; names and shapes are validated."""
+        and cast to the cell's dtype; names and shapes are validated, and
+        nothing changes unless all of them are valid."""
+        self._prepare_weights(mapping, "")()
+
+    def _prepare_weights(self, mapping: Mapping[str, Any], prefix: str) -> Callable[[], None]:
+        """Validates ``mapping`` (its names shown with ``prefix`` in errors)
+        and returns the function that applies it. Wrappers prepare all their
+        parts before applying any, so a failed ``set_weights`` changes nothing."""
         if not isinstance(mapping, Mapping):
             raise TypeError(f"mapping: expected a mapping of weight name to array, got {type(mapping).__name__}")
         arrays = {}
         for name, value in mapping.items():
-            arrays[name] = float_array(f"weights[{name!r}]", value, self._dtype, np.ndim(value), "")
+            arrays[name] = float_array(f"mapping[{prefix + name!r}]", value, self._dtype, np.ndim(value), "")
         input_size = self._input_size
         if input_size is None:
             input_size = self._input_size_from(arrays)
         shapes = self._weight_shapes(input_size)
-        unknown = sorted(set(arrays) - set(shapes))
+        unknown = sorted(prefix + n for n in set(arrays) - set(shapes))
         if unknown:
-            raise ValueError(f"mapping: expected names among {sorted(shapes)}, got unknown {unknown}")
+            known = sorted(prefix + n for n in shapes)
+            raise ValueError(f"mapping: expected names among {known}, got unknown {unknown}")
         if self._input_size is None and set(arrays) != set(shapes):
-            raise ValueError(f"mapping: expected all of {sorted(shapes)} to build the cell, got {sorted(arrays)}")
+            raise ValueError(
+                f"mapping: expected all of {sorted(prefix + n for n in shapes)} to build the cell, "
+                f"got {sorted(prefix + n for n in arrays)}"
+            )
         for name, arr in arrays.items():
-            check_shape(f"weights[{name!r}]", arr, shapes[name])
+            check_shape(f"mapping[{prefix + name!r}]", arr, shapes[name])
         new = dict(self._weights)
         new.update({name: np.array(arr, dtype=self._dtype, order="C", copy=True) for name, arr in arrays.items()})
-        # New arrays, never written in place: a pending backprop keeps the old ones.
-        self._weights = new
-        self._input_size = input_size
+
+        def commit() -> None:
+            # New arrays, never written in place: a pending backprop keeps the old ones.
+            self._weights = new
+            self._input_size = input_size
+
+        return commit
 
     def _require_built(self, what: str) -> None:
         if not self.built:

@@ -149,7 +149,7 @@ def dynamic_rnn(
         initial_state: the state structure of ``cell.zero_state(B)``; zeros
             when omitted.
         time_major: read ``[T, B, I]`` and return ``[T, B, H]``.
-        training: enables dropout in wrappers that have it (none yet).
+        training: enables dropout in the wrappers that have it (``DropoutWrapper``).
         return_backprop: also return a :class:`Backprop`.
 
     Returns:

@@ -8,7 +8,7 @@ its whole sequence in one Rust call, and backpropagation chains through.
 from __future__ import annotations
 
 import numbers
-from typing import Any, Mapping, Optional, Sequence
+from typing import Any, Callable, Mapping, Optional, Sequence
 
 import numpy as np
 
@@ -69,8 +69,8 @@ class _Wrapper(RNNCell):
     def get_weights(self) -> dict[str, np.ndarray]:
         return self.cell.get_weights()
 
-    def set_weights(self, mapping: Mapping[str, Any]) -> None:
-        self.cell.set_weights(mapping)
+    def _prepare_weights(self, mapping: Mapping[str, Any], prefix: str) -> Callable[[], None]:
+        return self.cell._prepare_weights(mapping, prefix)
 
     def zero_state(self, batch_size: int) -> Any:
         return self.cell.zero_state(batch_size)
@@ -140,7 +140,7 @@ class MultiRNNCell(RNNCell):
     def get_weights(self) -> dict[str, np.ndarray]:
         return {f"cell_{i}/{k}": v for i, c in enumerate(self.cells) for k, v in c.get_weights().items()}
 
-    def set_weights(self, mapping: Mapping[str, Any]) -> None:
+    def _prepare_weights(self, mapping: Mapping[str, Any], prefix: str) -> Callable[[], None]:
         if not isinstance(mapping, Mapping):
             raise TypeError(f"mapping: expected a mapping of weight name to array, got {type(mapping).__name__}")
         parts: list[dict[str, Any]] = [{} for _ in self.cells]
@@ -149,12 +149,21 @@ class MultiRNNCell(RNNCell):
             index = prefix[5:] if prefix.startswith("cell_") else ""
             if not (index.isdigit() and int(index) < len(self.cells) and rest):
                 raise ValueError(
-                    f"mapping: expected names 'cell_<i>/<weight>' with i < {len(self.cells)}, got unknown {name!r}"
+                    f"mapping: expected names '{prefix}cell_<i>/<weight>' with i < {len(self.cells)}, "
+                    f"got unknown {prefix + str(name)!r}"
                 )
             parts[int(index)][rest] = value
-        for cell, part in zip(self.cells, parts):
-            if part:
-                cell.set_weights(part)
+        commits = [
+            cell._prepare_weights(part, f"{prefix}cell_{i}/")
+            for i, (cell, part) in enumerate(zip(self.cells, parts))
+            if part
+        ]
+
+        def commit() -> None:
+            for apply in commits:
+                apply()
+
+        return commit
 
     def zero_state(self, batch_size: int) -> Any:
         return tuple(c.zero_state(batch_size) for c in self.cells)
@@ -377,7 +386,7 @@ class OutputProjectionWrapper(_Wrapper):
             self._require_built("get_weights")
         return {**self.cell.get_weights(), **{k: v.copy() for k, v in self._own.items()}}
 
-    def set_weights(self, mapping: Mapping[str, Any]) -> None:
+    def _prepare_weights(self, mapping: Mapping[str, Any], prefix: str) -> Callable[[], None]:
         if not isinstance(mapping, Mapping):
             raise TypeError(f"mapping: expected a mapping of weight name to array, got {type(mapping).__name__}")
         shapes = self._own_shapes()
@@ -385,14 +394,22 @@ class OutputProjectionWrapper(_Wrapper):
         inner = {k: v for k, v in mapping.items() if k not in shapes}
         arrays = {}
         for name, value in own.items():
-            arr = float_array(f"mapping[{name!r}]", value, self.dtype, len(shapes[name]), "")
-            check_shape(f"mapping[{name!r}]", arr, shapes[name])
+            arr = float_array(f"mapping[{prefix + name!r}]", value, self.dtype, len(shapes[name]), "")
+            check_shape(f"mapping[{prefix + name!r}]", arr, shapes[name])
             arrays[name] = np.array(arr, dtype=self.dtype, order="C", copy=True)
         if not self._own and set(arrays) != set(shapes):
-            raise ValueError(f"mapping: expected all of {sorted(shapes)} to build the projection, got {sorted(arrays)}")
-        if inner:
-            self.cell.set_weights(inner)
-        self._own = {**self._own, **arrays}
+            raise ValueError(
+                f"mapping: expected all of {sorted(prefix + n for n in shapes)} to build the projection, "
+                f"got {sorted(prefix + n for n in arrays)}"
+            )
+        inner_commit = self.cell._prepare_weights(inner, prefix) if inner else None
+
+        def commit() -> None:
+            if inner_commit is not None:
+                inner_commit()
+            self._own = {**self._own, **arrays}
+
+        return commit
 
     def _require_built(self, what: str) -> None:
         if not self.built:
