@@ -11,14 +11,17 @@ from ._rnnrs import get_num_threads as _get_num_threads
 from ._rnnrs import set_num_threads as _set_num_threads
 from ._validate import positive_int
 from .cells import BasicRNNCell, RNNCell
+from .lstm import BasicLSTMCell, LSTMCell
 from .rnn import Backprop, Gradients, LSTMStateTuple, dynamic_rnn, static_rnn
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "BasicLSTMCell",
     "BasicRNNCell",
     "Backprop",
     "Gradients",
+    "LSTMCell",
     "LSTMStateTuple",
     "RNNCell",
     "dynamic_rnn",
