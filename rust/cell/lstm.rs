@@ -319,9 +319,7 @@ fn step_forward_impl<T: Scalar, const PEEP: bool, const CLIP: bool>(
     let (b_f, b_o) = rest.split_at(h);
     // Without peepholes the three are never read; any [H] slices do.
     let [w_i, w_f, w_o] = p.peepholes.unwrap_or([b_i, b_j, b_f]);
-    let (w_i, w_f, w_o) = (&w_i[..h], &w_f[..h], &w_o[..h]);
     let limit = p.cell_clip.unwrap_or(T::zero());
-    let fb = p.forget_bias;
     with_activation!(p.activation, |act| {
         for (((g, cp), c), m) in gates
             .chunks_exact_mut(4 * h)
@@ -332,37 +330,78 @@ fn step_forward_impl<T: Scalar, const PEEP: bool, const CLIP: bool>(
             let (gi, rest) = g.split_at_mut(h);
             let (gj, rest) = rest.split_at_mut(h);
             let (gf, go) = rest.split_at_mut(h);
-            for u in 0..h {
-                let cp_u = cp[u];
-                let mut zi = gi[u] + b_i[u];
-                let zj = gj[u] + b_j[u];
-                let mut zf = gf[u] + b_f[u];
-                let mut zo = go[u] + b_o[u];
-                if PEEP {
-                    zi += w_i[u] * cp_u;
-                    zf += w_f[u] * cp_u;
-                }
-                let si = zi.sigmoid();
-                let aj = act.apply(zj);
-                let sf = (zf + fb).sigmoid();
-                // The backward pass recomputes this exact expression.
-                let mut cc = sf * cp_u + si * aj;
-                if CLIP {
-                    cc = clip(cc, limit);
-                }
-                if PEEP {
-                    zo += w_o[u] * cc;
-                }
-                let so = zo.sigmoid();
-                gi[u] = si;
-                gj[u] = aj;
-                gf[u] = sf;
-                go[u] = so;
-                c[u] = cc;
-                m[u] = so * act.apply(cc);
-            }
+            row_forward::<T, PEEP, CLIP>(
+                act,
+                p.forget_bias,
+                limit,
+                [b_i, b_j, b_f, b_o],
+                [w_i, w_f, w_o],
+                gi,
+                gj,
+                gf,
+                go,
+                cp,
+                c,
+                m,
+            );
         }
     })
+}
+
+/// One row of [`step_forward`]. Every slice is its own parameter, so the
+/// compiler knows they do not overlap and vectorises the loop without
+/// run-time overlap checks (which it gives up on for this many streams);
+/// each is cut to `[..h]` so the bounds checks go too.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn row_forward<T: Scalar, const PEEP: bool, const CLIP: bool>(
+    act: Activation,
+    fb: T,
+    limit: T,
+    [b_i, b_j, b_f, b_o]: [&[T]; 4],
+    [w_i, w_f, w_o]: [&[T]; 3],
+    gi: &mut [T],
+    gj: &mut [T],
+    gf: &mut [T],
+    go: &mut [T],
+    cp: &[T],
+    c: &mut [T],
+    m: &mut [T],
+) {
+    let h = cp.len();
+    let (b_i, b_j, b_f, b_o) = (&b_i[..h], &b_j[..h], &b_f[..h], &b_o[..h]);
+    let (w_i, w_f, w_o) = (&w_i[..h], &w_f[..h], &w_o[..h]);
+    let (gi, gj, gf, go) = (&mut gi[..h], &mut gj[..h], &mut gf[..h], &mut go[..h]);
+    let (c, m) = (&mut c[..h], &mut m[..h]);
+    for u in 0..h {
+        let cp_u = cp[u];
+        let mut zi = gi[u] + b_i[u];
+        let zj = gj[u] + b_j[u];
+        let mut zf = gf[u] + b_f[u];
+        let mut zo = go[u] + b_o[u];
+        if PEEP {
+            zi += w_i[u] * cp_u;
+            zf += w_f[u] * cp_u;
+        }
+        let si = zi.sigmoid();
+        let aj = act.apply(zj);
+        let sf = (zf + fb).sigmoid();
+        // The backward pass recomputes this exact expression.
+        let mut cc = sf * cp_u + si * aj;
+        if CLIP {
+            cc = clip(cc, limit);
+        }
+        if PEEP {
+            zo += w_o[u] * cc;
+        }
+        let so = zo.sigmoid();
+        gi[u] = si;
+        gj[u] = aj;
+        gf[u] = sf;
+        go[u] = so;
+        c[u] = cc;
+        m[u] = so * act.apply(cc);
+    }
 }
 
 /// Backward element-wise pass of one step for `rows` rows.
@@ -405,25 +444,15 @@ fn step_backward_impl<T: Scalar, const PEEP: bool, const CLIP: bool>(
     d_peep: &mut [T],
 ) {
     let h = p.units();
-    let one = T::one();
-    let zero = T::zero();
-    let [w_i, w_f, w_o] = p.peepholes.unwrap_or([&p.bias[..h]; 3]);
-    let (w_i, w_f, w_o) = (&w_i[..h], &w_f[..h], &w_o[..h]);
-    let limit = p.cell_clip.unwrap_or(zero);
+    let w = p.peepholes.unwrap_or([&p.bias[..h]; 3]);
+    let limit = p.cell_clip.unwrap_or(T::zero());
     let (db_i, rest) = d_bias.split_at_mut(h);
     let (db_j, rest) = rest.split_at_mut(h);
     let (db_f, db_o) = rest.split_at_mut(h);
-    let (db_i, db_j, db_f, db_o) = (
-        &mut db_i[..h],
-        &mut db_j[..h],
-        &mut db_f[..h],
-        &mut db_o[..h],
-    );
     // Without peepholes `d_peep` is empty and never touched.
     let k = if PEEP { h } else { 0 };
     let (dw_i, rest) = d_peep.split_at_mut(k);
     let (dw_f, dw_o) = rest.split_at_mut(k);
-    let (dw_i, dw_f, dw_o) = (&mut dw_i[..k], &mut dw_f[..k], &mut dw_o[..k]);
     with_activation!(p.activation, |act| {
         for ((((g, cp), cc), (dm, dc)), dz) in gates
             .chunks_exact(4 * h)
@@ -438,42 +467,106 @@ fn step_backward_impl<T: Scalar, const PEEP: bool, const CLIP: bool>(
             let (dzi, rest) = dz.split_at_mut(h);
             let (dzj, rest) = rest.split_at_mut(h);
             let (dzf, dzo) = rest.split_at_mut(h);
-            for u in 0..h {
-                let (si, aj, sf, so) = (gi[u], gj[u], gf[u], go[u]);
-                let (cp_u, c_u) = (cp[u], cc[u]);
-                let ac = act.apply(c_u);
-                let dm_u = dm[u];
-                let d_o = dm_u * ac * (so * (one - so));
-                // gradient of the (clipped) c: later steps + m + o's peephole
-                let mut dcc = dc[u] + dm_u * so * act.grad_from_output(ac);
-                if PEEP {
-                    dcc += d_o * w_o[u];
-                }
-                if CLIP && !clip_passes(sf * cp_u + si * aj, limit) {
-                    dcc = zero;
-                }
-                let d_i = dcc * aj * (si * (one - si));
-                let d_j = dcc * si * act.grad_from_output(aj);
-                let d_f = dcc * cp_u * (sf * (one - sf));
-                let mut dcp = dcc * sf;
-                if PEEP {
-                    dcp += d_i * w_i[u] + d_f * w_f[u];
-                    dw_i[u] += d_i * cp_u;
-                    dw_f[u] += d_f * cp_u;
-                    dw_o[u] += d_o * c_u;
-                }
-                dc[u] = dcp;
-                dzi[u] = d_i;
-                dzj[u] = d_j;
-                dzf[u] = d_f;
-                dzo[u] = d_o;
-                db_i[u] += d_i;
-                db_j[u] += d_j;
-                db_f[u] += d_f;
-                db_o[u] += d_o;
-            }
+            row_backward::<T, PEEP, CLIP>(
+                act,
+                limit,
+                [gi, gj, gf, go],
+                [cp, cc, dm],
+                w,
+                dc,
+                dzi,
+                dzj,
+                dzf,
+                dzo,
+                db_i,
+                db_j,
+                db_f,
+                db_o,
+                dw_i,
+                dw_f,
+                dw_o,
+            );
         }
     })
+}
+
+/// One row of [`step_backward`]; every written slice is its own parameter
+/// (see [`row_forward`]).
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn row_backward<T: Scalar, const PEEP: bool, const CLIP: bool>(
+    act: Activation,
+    limit: T,
+    [gi, gj, gf, go]: [&[T]; 4],
+    [cp, cc, dm]: [&[T]; 3],
+    [w_i, w_f, w_o]: [&[T]; 3],
+    dc: &mut [T],
+    dzi: &mut [T],
+    dzj: &mut [T],
+    dzf: &mut [T],
+    dzo: &mut [T],
+    db_i: &mut [T],
+    db_j: &mut [T],
+    db_f: &mut [T],
+    db_o: &mut [T],
+    dw_i: &mut [T],
+    dw_f: &mut [T],
+    dw_o: &mut [T],
+) {
+    let h = dc.len();
+    let (one, zero) = (T::one(), T::zero());
+    let (gi, gj, gf, go) = (&gi[..h], &gj[..h], &gf[..h], &go[..h]);
+    let (cp, cc, dm) = (&cp[..h], &cc[..h], &dm[..h]);
+    let (dzi, dzj, dzf, dzo) = (&mut dzi[..h], &mut dzj[..h], &mut dzf[..h], &mut dzo[..h]);
+    let (db_i, db_j, db_f, db_o) = (
+        &mut db_i[..h],
+        &mut db_j[..h],
+        &mut db_f[..h],
+        &mut db_o[..h],
+    );
+    let k = if PEEP { h } else { 0 };
+    let (w_i, w_f, w_o) = (&w_i[..k], &w_f[..k], &w_o[..k]);
+    let (dw_i, dw_f, dw_o) = (&mut dw_i[..k], &mut dw_f[..k], &mut dw_o[..k]);
+    for u in 0..h {
+        let (si, aj, sf, so) = (gi[u], gj[u], gf[u], go[u]);
+        let (cp_u, c_u) = (cp[u], cc[u]);
+        let ac = act.apply(c_u);
+        let dm_u = dm[u];
+        let d_o = dm_u * ac * (so * (one - so));
+        // gradient of the (clipped) c: later steps + m + o's peephole
+        let mut dcc = dc[u] + dm_u * so * act.grad_from_output(ac);
+        if PEEP {
+            dcc += d_o * w_o[u];
+        }
+        if CLIP {
+            // the unclipped c, bitwise as the forward pass computed it
+            let unclipped = sf * cp_u + si * aj;
+            dcc = if clip_passes(unclipped, limit) {
+                dcc
+            } else {
+                zero
+            };
+        }
+        let d_i = dcc * aj * (si * (one - si));
+        let d_j = dcc * si * act.grad_from_output(aj);
+        let d_f = dcc * cp_u * (sf * (one - sf));
+        let mut dcp = dcc * sf;
+        if PEEP {
+            dcp += d_i * w_i[u] + d_f * w_f[u];
+            dw_i[u] += d_i * cp_u;
+            dw_f[u] += d_f * cp_u;
+            dw_o[u] += d_o * c_u;
+        }
+        dc[u] = dcp;
+        dzi[u] = d_i;
+        dzj[u] = d_j;
+        dzf[u] = d_f;
+        dzo[u] = d_o;
+        db_i[u] += d_i;
+        db_j[u] += d_j;
+        db_f[u] += d_f;
+        db_o[u] += d_o;
+    }
 }
 
 /// One mutable slice per group of an optional slot buffer (None for every
