@@ -542,6 +542,8 @@ def test_properties_and_zero_state(dtype):
     assert cell.state_size == rnnrs.LSTMStateTuple(c=7, h=4)
     assert cell.output_size == 4
     assert (cell.use_peepholes, cell.cell_clip, cell.num_proj, cell.proj_clip) == (True, 3.0, 4, 2.0)
+    assert rnnrs.LSTMCell(2, use_peepholes=np.bool_(True)).use_peepholes is True
+    assert rnnrs.LSTMCell(2, use_peepholes=0).use_peepholes is False
     z = cell.zero_state(3)
     assert isinstance(z, rnnrs.LSTMStateTuple)
     assert z.c.shape == (3, 7) and z.h.shape == (3, 4)
@@ -756,6 +758,7 @@ def test_bitwise_identical_across_thread_counts(dtype, restore_threads):
         (dict(activation="softmax"), ValueError, "activation"),
         (dict(activation=None), TypeError, "activation"),
         (dict(use_peepholes="yes"), TypeError, "use_peepholes"),
+        (dict(use_peepholes=2), TypeError, "use_peepholes"),
         (dict(dtype=np.int32), TypeError, "dtype"),
     ],
 )

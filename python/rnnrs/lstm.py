@@ -81,8 +81,8 @@ class _LSTM(RNNCell):
         seed: Optional[int],
     ) -> None:
         super().__init__(num_units, dtype, seed)
-        if not isinstance(use_peepholes, (bool, np.bool_)):
-            raise TypeError(f"use_peepholes: expected a bool, got {type(use_peepholes).__name__}")
+        if not isinstance(use_peepholes, (bool, np.bool_, numbers.Integral)) or use_peepholes not in (0, 1):
+            raise TypeError(f"use_peepholes: expected a bool, got {type(use_peepholes).__name__} {use_peepholes!r}")
         self._use_peepholes = bool(use_peepholes)
         self._cell_clip = _clip("cell_clip", cell_clip)
         self._num_proj = None if num_proj is None else positive_int("num_proj", num_proj)
