@@ -89,12 +89,73 @@ fn bench(c: &mut Criterion) {
     g.finish();
 }
 
+/// `LSTMCell` (tanh, forget_bias 1) at the same sizes: plain, and with every
+/// option (peepholes, cell clip, projection to H/2 with clip).
+fn bench_lstm(c: &mut Criterion) {
+    use rnnrs::{lstm_backward, lstm_forward, LstmOptions, LstmWeights, Peepholes};
+    let sizes: [(&str, usize, usize, usize, usize); 3] = [
+        ("tiny", 4, 2, 3, 5),
+        ("small", 32, 50, 32, 64),
+        ("medium", 64, 100, 128, 256),
+    ];
+    let mut g = c.benchmark_group("lstm_f32");
+    for &(name, b, t, i, h) in &sizes {
+        for full in [false, true] {
+            let p_out = if full { h.div_ceil(2) } else { h };
+            let mut s = 7u64;
+            let scale = (1.0 / (i + p_out) as f32).sqrt();
+            let x = Array3::from_shape_fn((b, t, i), |_| lcg(&mut s));
+            let dy = Array3::from_shape_fn((b, t, p_out), |_| lcg(&mut s));
+            let (c0, m0) = (
+                Array2::<f32>::zeros((b, h)),
+                Array2::<f32>::zeros((b, p_out)),
+            );
+            let kernel = Array2::from_shape_fn((i + p_out, 4 * h), |_| lcg(&mut s) * scale);
+            let bias = Array1::<f32>::zeros(4 * h);
+            let peep: Vec<Array1<f32>> = (0..3)
+                .map(|_| Array1::from_shape_fn(h, |_| lcg(&mut s) * 0.1))
+                .collect();
+            let proj = Array2::from_shape_fn((h, p_out), |_| lcg(&mut s) * scale);
+            let weights = LstmWeights {
+                kernel: kernel.view(),
+                bias: bias.view(),
+                peepholes: full.then(|| Peepholes {
+                    w_i_diag: peep[0].view(),
+                    w_f_diag: peep[1].view(),
+                    w_o_diag: peep[2].view(),
+                }),
+                projection: full.then(|| proj.view()),
+            };
+            let options = LstmOptions {
+                cell_clip: full.then_some(3.0),
+                proj_clip: full.then_some(3.0),
+                ..LstmOptions::default()
+            };
+            let id = format!("{name}_{}", if full { "all_options" } else { "plain" });
+            g.throughput(Throughput::Elements((b * t) as u64));
+            let fwd = || {
+                let xv = time_major_view(x.view(), false);
+                lstm_forward(xv, c0.view(), m0.view(), &weights, None, options, false).unwrap()
+            };
+            g.bench_function(BenchmarkId::new("forward", &id), |bch| bch.iter(fwd));
+            g.bench_function(BenchmarkId::new("train", &id), |bch| {
+                bch.iter(|| {
+                    let f = fwd();
+                    let dyv = Some(time_major_view(dy.view(), false));
+                    lstm_backward(&f.cache, &weights, dyv, None, None).unwrap()
+                })
+            });
+        }
+    }
+    g.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default()
         .sample_size(20)
         .warm_up_time(std::time::Duration::from_millis(500))
         .measurement_time(std::time::Duration::from_secs(2));
-    targets = bench
+    targets = bench, bench_lstm
 }
 criterion_main!(benches);

@@ -44,6 +44,10 @@ mod py;
 pub use cell::basic_rnn::{
     backward as basic_rnn_backward, forward as basic_rnn_forward, RnnCache, RnnForward, RnnGrads,
 };
+pub use cell::lstm::{
+    backward as lstm_backward, forward as lstm_forward, LstmCache, LstmForward, LstmGrads,
+    LstmOptions, LstmWeights, Peepholes,
+};
 pub use cell::Activation;
 pub use error::{Error, Result};
 pub use layer::time_major_view;

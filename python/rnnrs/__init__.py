@@ -1,6 +1,6 @@
 """rnnrs — TensorFlow 1.x's recurrent toolbox on NumPy arrays, with a Rust core.
 
-Cells (``BasicRNNCell``), wrappers (``MultiRNNCell``, ``DropoutWrapper``,
+Cells (``BasicRNNCell``, ``BasicLSTMCell``, ``LSTMCell``), wrappers (``MultiRNNCell``, ``DropoutWrapper``,
 ``OutputProjectionWrapper``, ``ResidualWrapper``), run functions
 (``dynamic_rnn``, ``static_rnn``, ``bidirectional_dynamic_rnn``,
 ``static_bidirectional_rnn``) with ``sequence_length`` masking, and
@@ -15,6 +15,7 @@ from ._rnnrs import set_num_threads as _set_num_threads
 from ._validate import positive_int
 from ._state import LSTMStateTuple
 from .cells import BasicRNNCell, RNNCell
+from .lstm import BasicLSTMCell, LSTMCell
 from .rnn import (
     Backprop,
     Gradients,
@@ -28,10 +29,12 @@ from .wrappers import DropoutWrapper, MultiRNNCell, OutputProjectionWrapper, Res
 __version__ = "0.1.0"
 
 __all__ = [
+    "BasicLSTMCell",
     "BasicRNNCell",
     "Backprop",
     "DropoutWrapper",
     "Gradients",
+    "LSTMCell",
     "LSTMStateTuple",
     "MultiRNNCell",
     "OutputProjectionWrapper",

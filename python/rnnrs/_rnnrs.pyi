@@ -30,3 +30,46 @@ def basic_rnn_backward(
 ]: ...
 def set_num_threads(n: int) -> None: ...
 def get_num_threads() -> int: ...
+
+# -- LSTM (BasicLSTMCell, LSTMCell) -------------------------------------------
+__all__ += ["lstm_backward", "lstm_forward"]
+
+def lstm_forward(
+    inputs: npt.NDArray[np.floating],
+    initial_c: npt.NDArray[np.floating],
+    initial_h: npt.NDArray[np.floating],
+    kernel: npt.NDArray[np.floating],
+    bias: npt.NDArray[np.floating],
+    w_i_diag: Optional[npt.NDArray[np.floating]],
+    w_f_diag: Optional[npt.NDArray[np.floating]],
+    w_o_diag: Optional[npt.NDArray[np.floating]],
+    projection: Optional[npt.NDArray[np.floating]],
+    sequence_length: Optional[npt.NDArray[np.int64]],
+    forget_bias: float,
+    cell_clip: Optional[float],
+    proj_clip: Optional[float],
+    activation: str,
+    time_major: bool,
+) -> tuple[npt.NDArray[np.floating], npt.NDArray[np.floating], npt.NDArray[np.floating], ForwardCache]: ...
+def lstm_backward(
+    cache: ForwardCache,
+    kernel: npt.NDArray[np.floating],
+    bias: npt.NDArray[np.floating],
+    w_i_diag: Optional[npt.NDArray[np.floating]],
+    w_f_diag: Optional[npt.NDArray[np.floating]],
+    w_o_diag: Optional[npt.NDArray[np.floating]],
+    projection: Optional[npt.NDArray[np.floating]],
+    d_outputs: Optional[npt.NDArray[np.floating]],
+    d_c: Optional[npt.NDArray[np.floating]],
+    d_h: Optional[npt.NDArray[np.floating]],
+) -> tuple[
+    npt.NDArray[np.floating],
+    npt.NDArray[np.floating],
+    npt.NDArray[np.floating],
+    npt.NDArray[np.floating],
+    npt.NDArray[np.floating],
+    Optional[npt.NDArray[np.floating]],
+    Optional[npt.NDArray[np.floating]],
+    Optional[npt.NDArray[np.floating]],
+    Optional[npt.NDArray[np.floating]],
+]: ...
