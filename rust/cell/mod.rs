@@ -6,6 +6,7 @@
 //! derivative backward — with unit tests against hand-computed values.
 
 pub mod basic_rnn;
+pub mod gru;
 
 use crate::error::{Error, Result};
 use crate::scalar::Scalar;
