@@ -11,6 +11,7 @@ from ._rnnrs import get_num_threads as _get_num_threads
 from ._rnnrs import set_num_threads as _set_num_threads
 from ._validate import positive_int
 from .cells import BasicRNNCell, RNNCell
+from .gru import GRUCell
 from .rnn import Backprop, Gradients, LSTMStateTuple, dynamic_rnn, static_rnn
 
 __version__ = "0.1.0"
@@ -18,6 +19,7 @@ __version__ = "0.1.0"
 __all__ = [
     "BasicRNNCell",
     "Backprop",
+    "GRUCell",
     "Gradients",
     "LSTMStateTuple",
     "RNNCell",

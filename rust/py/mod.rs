@@ -7,6 +7,7 @@
 //! becomes a `ValueError`. One file per cell registers that cell's calls.
 
 mod basic_rnn;
+mod gru;
 
 use crate::error::Error;
 use crate::pool;
@@ -100,5 +101,6 @@ fn _rnnrs(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(set_num_threads, m)?)?;
     m.add_function(wrap_pyfunction!(get_num_threads, m)?)?;
     basic_rnn::register(m)?;
+    gru::register(m)?;
     Ok(())
 }

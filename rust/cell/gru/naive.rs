@@ -234,17 +234,18 @@ mod tests {
         }
     }
 
-    /// The weight gradients as `(gk, gb, k1, k2, b1, b2)`, like [`Weights`].
-    fn split_grads(
-        g: &GruWeightGrads<f64>,
-    ) -> (
-        &Array2<f64>,
-        &Array1<f64>,
-        &Array2<f64>,
-        Option<&Array2<f64>>,
-        &Array1<f64>,
-        Option<&Array1<f64>>,
-    ) {
+    /// `(gk, gb, k1, k2, b1, b2)`, like [`Weights`]; `k2`, `b2` only for reset after.
+    type GradParts<'a> = (
+        &'a Array2<f64>,
+        &'a Array1<f64>,
+        &'a Array2<f64>,
+        Option<&'a Array2<f64>>,
+        &'a Array1<f64>,
+        Option<&'a Array1<f64>>,
+    );
+
+    /// The weight gradients as [`GradParts`].
+    fn split_grads(g: &GruWeightGrads<f64>) -> GradParts<'_> {
         match g {
             GruWeightGrads::ResetBefore {
                 gates_kernel,
