@@ -212,6 +212,13 @@ enum Recurrent<'a, T> {
 // ---------------------------------------------------------------------------
 // Fused element-wise passes of one step. Rows are `3H` (or `4H`) wide in the
 // per-token buffers and `H` wide in the state buffers; `units = H`.
+//
+// A loop that writes one part of a row and reads or writes another part of
+// the same row does not vectorise: the compiler cannot tell the parts apart.
+// Such loops live in small `#[inline(never)]` functions taking the parts as
+// separate slice arguments (which the compiler knows are disjoint; inlining
+// would lose that), called once per row, or are split into loops that each
+// write one buffer.
 // ---------------------------------------------------------------------------
 
 /// Reset before, forward, gates: on entry `z[:, :2H]` holds
@@ -251,20 +258,20 @@ pub fn reset_before_candidate<T: Scalar>(
             .zip(h_next.chunks_exact_mut(units))
         {
             let (ru, c) = z_row.split_at_mut(2 * units);
-            let u = &ru[units..];
-            for ((((c, &b), &u), &h), hn) in c
-                .iter_mut()
-                .zip(cand_bias)
-                .zip(u)
-                .zip(h_row)
-                .zip(hn_row.iter_mut())
-            {
-                let cv = act.apply(*c + b);
-                *c = cv;
-                *hn = u * h + (T::one() - u) * cv;
+            for (c, &b) in c.iter_mut().zip(cand_bias) {
+                *c = act.apply(*c + b);
             }
+            update(hn_row, h_row, &ru[units..], c);
         }
     })
+}
+
+/// `h_next = u*h + (1-u)*c`.
+#[inline(always)]
+fn update<T: Scalar>(h_next: &mut [T], h: &[T], u: &[T], c: &[T]) {
+    for (((hn, &h), &u), &c) in h_next.iter_mut().zip(h).zip(u).zip(c) {
+        *hn = u * h + (T::one() - u) * c;
+    }
 }
 
 /// Reset after, forward, the whole step: `acc = h @ [W_gates_h | hidden_kernel]`
@@ -283,32 +290,35 @@ pub fn reset_after_step<T: Scalar>(
     hidden_bias: &[T],
 ) {
     let units = hidden_bias.len();
+    let (bias_ru, bias_c) = bias.split_at(2 * units);
+    for ((((z_row, acc_row), h_row), hc_row), hn_row) in z
+        .chunks_exact_mut(3 * units)
+        .zip(acc.chunks_exact(3 * units))
+        .zip(h.chunks_exact(units))
+        .zip(hc.chunks_exact_mut(units))
+        .zip(h_next.chunks_exact_mut(units))
+    {
+        let (ru, c) = z_row.split_at_mut(2 * units);
+        let (acc_ru, acc_c) = acc_row.split_at(2 * units);
+        for ((zv, &a), &b) in ru.iter_mut().zip(acc_ru).zip(bias_ru) {
+            *zv = (*zv + a + b).sigmoid();
+        }
+        for ((hc, &a), &b) in hc_row.iter_mut().zip(acc_c).zip(hidden_bias) {
+            *hc = a + b;
+        }
+        let (r, u) = ru.split_at(units);
+        reset_after_candidate(act, c, r, hc_row, bias_c);
+        update(hn_row, h_row, u, c);
+    }
+}
+
+/// `c = act(c + input_bias + r*hc)`, in place. Not inlined, so that the
+/// compiler keeps knowing `c` and `r` (parts of one row) are disjoint.
+#[inline(never)]
+fn reset_after_candidate<T: Scalar>(act: Activation, c: &mut [T], r: &[T], hc: &[T], bias: &[T]) {
     with_activation!(act, |act| {
-        for ((((z_row, acc_row), h_row), hc_row), hn_row) in z
-            .chunks_exact_mut(3 * units)
-            .zip(acc.chunks_exact(3 * units))
-            .zip(h.chunks_exact(units))
-            .zip(hc.chunks_exact_mut(units))
-            .zip(h_next.chunks_exact_mut(units))
-        {
-            let (ru, c) = z_row.split_at_mut(2 * units);
-            for ((zv, &a), &b) in ru.iter_mut().zip(&acc_row[..2 * units]).zip(bias) {
-                *zv = (*zv + a + b).sigmoid();
-            }
-            let (r, u) = ru.split_at(units);
-            for (j, (((c, hc), hn), &h)) in c
-                .iter_mut()
-                .zip(hc_row.iter_mut())
-                .zip(hn_row.iter_mut())
-                .zip(h_row)
-                .enumerate()
-            {
-                let hcv = acc_row[2 * units + j] + hidden_bias[j];
-                *hc = hcv;
-                let cv = act.apply(*c + bias[2 * units + j] + r[j] * hcv);
-                *c = cv;
-                *hn = u[j] * h + (T::one() - u[j]) * cv;
-            }
+        for (((c, &r), &hc), &b) in c.iter_mut().zip(r).zip(hc).zip(bias) {
+            *c = act.apply(*c + b + r * hc);
         }
     })
 }
@@ -326,30 +336,48 @@ pub fn reset_before_back_update<T: Scalar>(
     d_bias: &mut [T],
 ) {
     let units = d_bias.len() / 3;
-    let (_, db_uc) = d_bias.split_at_mut(units);
-    let (db_u, db_c) = db_uc.split_at_mut(units);
+    for (((dz_row, dh_row), g_row), h_row) in dz
+        .chunks_exact_mut(3 * units)
+        .zip(dh.chunks_exact_mut(units))
+        .zip(gates.chunks_exact(3 * units))
+        .zip(h.chunks_exact(units))
+    {
+        let (dz_u, dz_c) = dz_row[units..].split_at_mut(units);
+        let (u, c) = g_row[units..].split_at(units);
+        update_and_candidate_back(act, dz_u, dz_c, dh_row, h_row, u, c);
+        for (db, &v) in d_bias[units..].iter_mut().zip(&dz_row[units..]) {
+            *db += v;
+        }
+    }
+}
+
+/// Through `h' = u*h + (1-u)*c` and `c = act(zc)`: `dz_u = dh'*(h-c)*u(1-u)`,
+/// `dz_c = dh'*(1-u)*act'(c)`, and `dh = dh'*u` in place. Not inlined, so
+/// that the compiler keeps knowing `dz_u` and `dz_c` (parts of one row) are
+/// disjoint.
+#[inline(never)]
+fn update_and_candidate_back<T: Scalar>(
+    act: Activation,
+    dz_u: &mut [T],
+    dz_c: &mut [T],
+    dh: &mut [T],
+    h: &[T],
+    u: &[T],
+    c: &[T],
+) {
     with_activation!(act, |act| {
-        for (((dz_row, dh_row), g_row), h_row) in dz
-            .chunks_exact_mut(3 * units)
-            .zip(dh.chunks_exact_mut(units))
-            .zip(gates.chunks_exact(3 * units))
-            .zip(h.chunks_exact(units))
+        for (((((dz_u, dz_c), dh), &h), &u), &c) in dz_u
+            .iter_mut()
+            .zip(dz_c.iter_mut())
+            .zip(dh.iter_mut())
+            .zip(h)
+            .zip(u)
+            .zip(c)
         {
-            let (_, dz_uc) = dz_row.split_at_mut(units);
-            let (dz_u, dz_c) = dz_uc.split_at_mut(units);
-            let u = &g_row[units..2 * units];
-            let c = &g_row[2 * units..];
-            for j in 0..units {
-                let d = dh_row[j];
-                let (uj, cj) = (u[j], c[j]);
-                let zc = d * (T::one() - uj) * act.grad_from_output(cj);
-                let zu = d * (h_row[j] - cj) * uj * (T::one() - uj);
-                dz_c[j] = zc;
-                dz_u[j] = zu;
-                db_c[j] += zc;
-                db_u[j] += zu;
-                dh_row[j] = d * uj;
-            }
+            let d = *dh;
+            *dz_c = d * (T::one() - u) * act.grad_from_output(c);
+            *dz_u = d * (h - c) * u * (T::one() - u);
+            *dh = d * u;
         }
     })
 }
@@ -374,12 +402,18 @@ pub fn reset_before_back_reset<T: Scalar>(
         .zip(gates.chunks_exact(3 * units))
         .zip(h.chunks_exact(units))
     {
-        for j in 0..units {
-            let (d, r) = (drh_row[j], g_row[j]);
-            let zr = d * h_row[j] * r * (T::one() - r);
-            dz_row[j] = zr;
-            db_r[j] += zr;
-            dh_row[j] += d * r;
+        for (((((dz_r, db), dh), &d), &r), &h) in dz_row[..units]
+            .iter_mut()
+            .zip(db_r.iter_mut())
+            .zip(dh_row.iter_mut())
+            .zip(drh_row)
+            .zip(&g_row[..units])
+            .zip(h_row)
+        {
+            let zr = d * h * r * (T::one() - r);
+            *dz_r = zr;
+            *db += zr;
+            *dh += d * r;
         }
     }
 }
@@ -402,33 +436,45 @@ pub fn reset_after_back<T: Scalar>(
     d_bias: &mut [T],
 ) {
     let units = d_bias.len() / 4;
-    with_activation!(act, |act| {
-        for ((((dz_row, dh_row), g_row), hc_row), h_row) in dz
-            .chunks_exact_mut(4 * units)
-            .zip(dh.chunks_exact_mut(units))
-            .zip(gates.chunks_exact(3 * units))
-            .zip(hc.chunks_exact(units))
-            .zip(h.chunks_exact(units))
-        {
-            for j in 0..units {
-                let d = dh_row[j];
-                let (r, u, c) = (g_row[j], g_row[units + j], g_row[2 * units + j]);
-                let zc = d * (T::one() - u) * act.grad_from_output(c);
-                let zhc = zc * r;
-                let zr = zc * hc_row[j] * r * (T::one() - r);
-                let zu = d * (h_row[j] - c) * u * (T::one() - u);
-                dz_row[j] = zc;
-                dz_row[units + j] = zr;
-                dz_row[2 * units + j] = zu;
-                dz_row[3 * units + j] = zhc;
-                d_bias[j] += zc;
-                d_bias[units + j] += zr;
-                d_bias[2 * units + j] += zu;
-                d_bias[3 * units + j] += zhc;
-                dh_row[j] = d * u;
-            }
+    for ((((dz_row, dh_row), g_row), hc_row), h_row) in dz
+        .chunks_exact_mut(4 * units)
+        .zip(dh.chunks_exact_mut(units))
+        .zip(gates.chunks_exact(3 * units))
+        .zip(hc.chunks_exact(units))
+        .zip(h.chunks_exact(units))
+    {
+        let (dz_c, rest) = dz_row.split_at_mut(units);
+        let (dz_r, rest) = rest.split_at_mut(units);
+        let (dz_u, dz_hc) = rest.split_at_mut(units);
+        let (u, c) = g_row[units..].split_at(units);
+        update_and_candidate_back(act, dz_u, dz_c, dh_row, h_row, u, c);
+        reset_after_reset_back(dz_r, dz_hc, dz_c, &g_row[..units], hc_row);
+        for (db, &v) in d_bias.iter_mut().zip(dz_row.iter()) {
+            *db += v;
         }
-    })
+    }
+}
+
+/// Through `r*hc`: `dz_hc = dz_c*r`, `dz_r = dz_c*hc*r(1-r)`. Not inlined,
+/// like [`update_and_candidate_back`].
+#[inline(never)]
+fn reset_after_reset_back<T: Scalar>(
+    dz_r: &mut [T],
+    dz_hc: &mut [T],
+    dz_c: &[T],
+    r: &[T],
+    hc: &[T],
+) {
+    for ((((dz_r, dz_hc), &zc), &r), &hc) in dz_r
+        .iter_mut()
+        .zip(dz_hc.iter_mut())
+        .zip(dz_c)
+        .zip(r)
+        .zip(hc)
+    {
+        *dz_hc = zc * r;
+        *dz_r = zc * hc * r * (T::one() - r);
+    }
 }
 
 // ---------------------------------------------------------------------------
