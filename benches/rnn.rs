@@ -150,12 +150,73 @@ fn bench_lstm(c: &mut Criterion) {
     g.finish();
 }
 
+/// `GRUCell`, both forms, at the same sizes (full batches): forward and
+/// forward + BPTT.
+fn bench_gru(c: &mut Criterion) {
+    use ndarray::s;
+    use rnnrs::{gru_backward, gru_forward, GruWeights};
+    let mut g = c.benchmark_group("gru_f32");
+    for &(name, b, t, i, h) in &[
+        ("tiny", 4, 2, 3, 5),
+        ("small", 32, 50, 32, 64),
+        ("medium", 64, 100, 128, 256),
+    ] {
+        let p = problem(b, t, i, h, false);
+        let mut seed = 7u64;
+        let scale = (1.0 / (i + h) as f32).sqrt();
+        let mut rand2 =
+            |r: usize, c: usize| Array2::from_shape_fn((r, c), |_| lcg(&mut seed) * scale);
+        let (gk, ck, hk) = (rand2(i + h, 2 * h), rand2(i + h, h), rand2(h, h));
+        let (gb, cb) = (Array1::<f32>::ones(2 * h), Array1::<f32>::zeros(h));
+        let forms = [
+            GruWeights::ResetBefore {
+                gates_kernel: gk.view(),
+                gates_bias: gb.view(),
+                candidate_kernel: ck.view(),
+                candidate_bias: cb.view(),
+            },
+            GruWeights::ResetAfter {
+                gates_kernel: gk.view(),
+                gates_bias: gb.view(),
+                input_kernel: ck.slice(s![..i, ..]),
+                hidden_kernel: hk.view(),
+                input_bias: cb.view(),
+                hidden_bias: cb.view(),
+            },
+        ];
+        g.throughput(Throughput::Elements((b * t) as u64));
+        for w in forms {
+            let id = format!(
+                "{name}_{}",
+                if w.reset_after() {
+                    "reset_after"
+                } else {
+                    "tf1"
+                }
+            );
+            let fwd = || {
+                let x = time_major_view(p.x.view(), false);
+                gru_forward(x, p.h0.view(), w, None, Activation::Tanh, false).unwrap()
+            };
+            g.bench_function(BenchmarkId::new("forward", &id), |bch| bch.iter(fwd));
+            g.bench_function(BenchmarkId::new("train", &id), |bch| {
+                bch.iter(|| {
+                    let f = fwd();
+                    let dy = Some(time_major_view(p.dy.view(), false));
+                    gru_backward(&f.cache, w, dy, None).unwrap()
+                })
+            });
+        }
+    }
+    g.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default()
         .sample_size(20)
         .warm_up_time(std::time::Duration::from_millis(500))
         .measurement_time(std::time::Duration::from_secs(2));
-    targets = bench, bench_lstm
+    targets = bench, bench_lstm, bench_gru
 }
 criterion_main!(benches);

@@ -44,6 +44,10 @@ mod py;
 pub use cell::basic_rnn::{
     backward as basic_rnn_backward, forward as basic_rnn_forward, RnnCache, RnnForward, RnnGrads,
 };
+pub use cell::gru::{
+    backward as gru_backward, forward as gru_forward, GruCache, GruForward, GruGrads,
+    GruWeightGrads, GruWeights,
+};
 pub use cell::lstm::{
     backward as lstm_backward, forward as lstm_forward, LstmCache, LstmForward, LstmGrads,
     LstmOptions, LstmWeights, Peepholes,

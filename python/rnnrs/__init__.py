@@ -1,6 +1,6 @@
 """rnnrs — TensorFlow 1.x's recurrent toolbox on NumPy arrays, with a Rust core.
 
-Cells (``BasicRNNCell``, ``BasicLSTMCell``, ``LSTMCell``), wrappers (``MultiRNNCell``, ``DropoutWrapper``,
+Cells (``BasicRNNCell``, ``BasicLSTMCell``, ``LSTMCell``, ``GRUCell``), wrappers (``MultiRNNCell``, ``DropoutWrapper``,
 ``OutputProjectionWrapper``, ``ResidualWrapper``), run functions
 (``dynamic_rnn``, ``static_rnn``, ``bidirectional_dynamic_rnn``,
 ``static_bidirectional_rnn``) with ``sequence_length`` masking, and
@@ -15,6 +15,7 @@ from ._rnnrs import set_num_threads as _set_num_threads
 from ._validate import positive_int
 from ._state import LSTMStateTuple
 from .cells import BasicRNNCell, RNNCell
+from .gru import GRUCell
 from .lstm import BasicLSTMCell, LSTMCell
 from .rnn import (
     Backprop,
@@ -33,6 +34,7 @@ __all__ = [
     "BasicRNNCell",
     "Backprop",
     "DropoutWrapper",
+    "GRUCell",
     "Gradients",
     "LSTMCell",
     "LSTMStateTuple",

@@ -73,3 +73,20 @@ def lstm_backward(
     Optional[npt.NDArray[np.floating]],
     Optional[npt.NDArray[np.floating]],
 ]: ...
+def gru_forward(
+    inputs: npt.NDArray[np.floating],
+    initial_state: npt.NDArray[np.floating],
+    weights: dict[str, npt.NDArray[np.floating]],
+    sequence_length: Optional[npt.NDArray[np.int64]],
+    activation: str,
+    reset_after: bool,
+    time_major: bool,
+) -> tuple[npt.NDArray[np.floating], npt.NDArray[np.floating], ForwardCache]: ...
+def gru_backward(
+    cache: ForwardCache,
+    weights: dict[str, npt.NDArray[np.floating]],
+    d_outputs: Optional[npt.NDArray[np.floating]],
+    d_state: Optional[npt.NDArray[np.floating]],
+) -> tuple[npt.NDArray[np.floating], npt.NDArray[np.floating], dict[str, npt.NDArray[np.floating]]]: ...
+
+__all__ += ["gru_backward", "gru_forward"]

@@ -103,6 +103,9 @@ pub struct RnnGrads<T> {
 
 fn check_weights<T>(kernel: &ArrayView2<T>, bias: &ArrayView1<T>, input: usize) -> Result<usize> {
     let units = bias.len();
+    if units == 0 {
+        return Err(Error::invalid("bias", "at least 1 unit", "shape [0]"));
+    }
     check_shape("kernel", kernel.shape(), &[input + units, units])?;
     Ok(units)
 }
@@ -280,6 +283,25 @@ mod tests {
         let mut r = vec![-1.0f64, 1.0];
         step_forward(Activation::Relu, &mut r, &[0.5, 0.5], &[0.0, 0.0]);
         assert_eq!(r, vec![0.0, 1.5]);
+    }
+
+    #[test]
+    fn zero_units_is_an_error_not_a_panic() {
+        let x = ndarray::Array3::<f64>::zeros((3, 2, 2));
+        let e = forward(
+            x.view(),
+            ndarray::Array2::zeros((2, 0)).view(),
+            ndarray::Array2::zeros((2, 0)).view(),
+            Array1::zeros(0).view(),
+            None,
+            Activation::Tanh,
+            false,
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "bias: expected at least 1 unit, got shape [0]"
+        );
     }
 
     #[test]

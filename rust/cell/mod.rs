@@ -6,6 +6,7 @@
 //! derivative backward — with unit tests against hand-computed values.
 
 pub mod basic_rnn;
+pub mod gru;
 pub mod lstm;
 
 use crate::error::{Error, Result};

@@ -7,6 +7,7 @@
 //! becomes a `ValueError`. One file per cell registers that cell's calls.
 
 mod basic_rnn;
+mod gru;
 mod lstm;
 
 use crate::error::Error;
@@ -102,5 +103,6 @@ fn _rnnrs(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(get_num_threads, m)?)?;
     basic_rnn::register(m)?;
     lstm::register(m)?;
+    gru::register(m)?;
     Ok(())
 }

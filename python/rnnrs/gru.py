@@ -1,0 +1,181 @@
+"""The gated recurrent unit (GRU), in TensorFlow 1.x's form and in the
+cuDNN / PyTorch / Keras ``reset_after=True`` form.
+
+Shape letters: ``B`` batch, ``T`` time, ``I`` input size, ``H`` units.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Optional
+
+import numpy as np
+
+from . import _rnnrs
+from .cells import ACTIVATIONS, Backward, RNNCell, glorot_uniform
+
+
+class GRUCell(RNNCell):
+    """Gated recurrent unit; output = state = ``h'`` (``[B, H]``).
+
+    Both forms share the gates and the update::
+
+        r, u = split(sigmoid([x, h] @ gates/kernel + gates/bias), 2)   # r: first H columns
+        h'   = u * h + (1 - u) * c
+
+    and differ in where the reset gate ``r`` meets the candidate's
+    recurrent product:
+
+    * ``reset_after=False`` (default; TensorFlow 1.x ``tf.nn.rnn_cell.GRUCell``,
+      Cho et al. 2014, "Learning Phrase Representations using RNN
+      Encoder-Decoder for Statistical Machine Translation", arXiv:1406.1078
+      v3, eq. 5-8): the reset gate scales ``h`` *before* the matrix product::
+
+          c = act([x, r * h] @ candidate/kernel + candidate/bias)
+
+    * ``reset_after=True`` (the form of NVIDIA cuDNN's GRU, and so of
+      PyTorch ``nn.GRU`` and Keras ``GRU(reset_after=True)``; Keras's
+      documentation traces it to the paper's first version, arXiv:1406.1078
+      v1): the reset gate
+      scales the recurrent product *after* it, with its own bias::
+
+          c = act(x @ candidate/input_kernel + candidate/input_bias
+                  + r * (h @ candidate/hidden_kernel + candidate/hidden_bias))
+
+      Every recurrent product is then of ``h`` itself, so a time step needs
+      one matrix product with ``h`` instead of two (faster for large ``H``).
+      The two forms compute different functions; neither's weights can be
+      used for the other.
+
+    Shapes: one step ``cell(x [B, I], h [B, H]) -> (h' [B, H], h' [B, H])``;
+    ``dynamic_rnn`` maps inputs ``[B, T, I]`` (``[T, B, I]`` time-major) to
+    outputs ``[B, T, H]`` (``[T, B, H]``) and a final state ``[B, H]``.
+
+    Args:
+        num_units: number of units ``H``.
+        activation: of the candidate ``c``: ``"tanh"`` (default), ``"relu"``,
+            ``"sigmoid"`` or ``"identity"``. The gates always use the sigmoid.
+        reset_after: which form (a bool; default False, TensorFlow 1.x's).
+        dtype: ``numpy.float32`` (default) or ``numpy.float64``.
+        seed: seeds the Glorot-uniform kernels; the same seed gives the same weights.
+
+    Weights (TensorFlow 1.x names and layouts; rows for ``x`` first, then ``h``):
+
+    - ``gates/kernel`` ``[I + H, 2H]``: Glorot-uniform
+    - ``gates/bias`` ``[2H]``: ones (TensorFlow 1.x's default)
+    - ``reset_after=False``: ``candidate/kernel`` ``[I + H, H]`` (Glorot-uniform),
+      ``candidate/bias`` ``[H]`` (zeros)
+    - ``reset_after=True``: ``candidate/input_kernel`` ``[I, H]`` and
+      ``candidate/hidden_kernel`` ``[H, H]`` (Glorot-uniform),
+      ``candidate/input_bias`` ``[H]`` and ``candidate/hidden_bias`` ``[H]`` (zeros)
+
+    Each kernel's Glorot bound ``sqrt(6 / (fan_in + fan_out))`` comes from its
+    own shape. Ones in ``gates/bias`` start both gates mostly open: the cell
+    initially keeps its state (``u`` near 1) and sees all of it (``r`` near 1).
+    """
+
+    def __init__(
+        self,
+        num_units: int,
+        activation: str = "tanh",
+        reset_after: bool = False,
+        dtype: Any = np.float32,
+        seed: Optional[int] = None,
+    ) -> None:
+        super().__init__(num_units, dtype, seed)
+        if not isinstance(activation, str):
+            raise TypeError(f"activation: expected one of {ACTIVATIONS}, got {type(activation).__name__}")
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"activation: expected one of {ACTIVATIONS}, got {activation!r}")
+        if not isinstance(reset_after, (bool, np.bool_)):
+            raise TypeError(f"reset_after: expected a bool, got {type(reset_after).__name__} {reset_after!r}")
+        self.activation = activation
+        self._reset_after = bool(reset_after)
+
+    @property
+    def reset_after(self) -> bool:
+        """Whether the reset gate is applied after the recurrent product (cuDNN form)."""
+        return self._reset_after
+
+    # -- weights -----------------------------------------------------------
+    def _weight_shapes(self, input_size: int) -> dict[str, tuple[int, ...]]:
+        return _shapes(input_size, self._num_units, self._reset_after)
+
+    def _input_size_from(self, weights: Mapping[str, np.ndarray]) -> int:
+        gates = weights.get("gates/kernel")
+        h = self._num_units
+        if gates is None or gates.ndim != 2 or gates.shape[0] < h:
+            got = None if gates is None else gates.shape
+            raise ValueError(
+                f"weights['gates/kernel']: expected shape (input_size + {h}, {2 * h}) to build the cell, got {got}"
+            )
+        return int(gates.shape[0]) - h
+
+    def set_weights(self, mapping: Mapping[str, Any]) -> None:
+        """Replaces weights by name, as :meth:`RNNCell.set_weights`; the names
+        must be those of this cell's form (see :attr:`reset_after`)."""
+        if isinstance(mapping, Mapping):
+            mine = set(_shapes(0, 1, self._reset_after))
+            other = sorted(set(_shapes(0, 1, not self._reset_after)) - mine)
+            foreign = sorted(name for name in mapping if name in other)
+            if foreign:
+                raise ValueError(
+                    f"mapping: expected the weights of a GRUCell with reset_after={self._reset_after} "
+                    f"({sorted(mine)}), got {foreign} (names of the reset_after={not self._reset_after} form)"
+                )
+        super().set_weights(mapping)
+
+    def _init_weights(self, rng: np.random.Generator, input_size: int) -> dict[str, np.ndarray]:
+        h, dt = self._num_units, self._dtype
+        weights = {
+            "gates/kernel": glorot_uniform(rng, (input_size + h, 2 * h), dt),
+            "gates/bias": np.ones(2 * h, dtype=dt),
+        }
+        if self._reset_after:
+            weights["candidate/input_kernel"] = glorot_uniform(rng, (input_size, h), dt)
+            weights["candidate/hidden_kernel"] = glorot_uniform(rng, (h, h), dt)
+            weights["candidate/input_bias"] = np.zeros(h, dtype=dt)
+            weights["candidate/hidden_bias"] = np.zeros(h, dtype=dt)
+        else:
+            weights["candidate/kernel"] = glorot_uniform(rng, (input_size + h, h), dt)
+            weights["candidate/bias"] = np.zeros(h, dtype=dt)
+        return weights
+
+    def build(self, input_size: int) -> None:
+        """Creates the weights for inputs of size ``input_size``: Glorot-uniform
+        kernels seeded by ``seed``, ``gates/bias`` ones, other biases zeros."""
+        super().build(input_size)
+
+    # -- running -----------------------------------------------------------
+    def _run(
+        self, inputs: np.ndarray, state: Any, lengths: Optional[np.ndarray], time_major: bool, training: bool
+    ) -> tuple[np.ndarray, Any, Backward]:
+        weights = self._weights  # replaced, never mutated, by set_weights
+        outputs, new_state, cache = _rnnrs.gru_forward(
+            inputs, state, weights, lengths, self.activation, self._reset_after, time_major
+        )
+
+        def backward(d_outputs: Optional[np.ndarray], d_state: Any) -> tuple[np.ndarray, Any, dict[str, np.ndarray]]:
+            d_x, d_h0, d_weights = _rnnrs.gru_backward(cache, weights, d_outputs, d_state)
+            return d_x, d_h0, d_weights
+
+        return outputs, new_state, backward
+
+    def __repr__(self) -> str:
+        return (
+            f"GRUCell(num_units={self._num_units}, activation={self.activation!r}, "
+            f"reset_after={self._reset_after}, dtype={self._dtype.name})"
+        )
+
+
+def _shapes(input_size: int, h: int, reset_after: bool) -> dict[str, tuple[int, ...]]:
+    """The weight names and shapes of one form."""
+    shapes: dict[str, tuple[int, ...]] = {"gates/kernel": (input_size + h, 2 * h), "gates/bias": (2 * h,)}
+    if reset_after:
+        shapes["candidate/input_kernel"] = (input_size, h)
+        shapes["candidate/hidden_kernel"] = (h, h)
+        shapes["candidate/input_bias"] = (h,)
+        shapes["candidate/hidden_bias"] = (h,)
+    else:
+        shapes["candidate/kernel"] = (input_size + h, h)
+        shapes["candidate/bias"] = (h,)
+    return shapes
