@@ -14,6 +14,7 @@ from ._rnnrs import get_num_threads as _get_num_threads
 from ._rnnrs import set_num_threads as _set_num_threads
 from ._validate import positive_int
 from ._state import LSTMStateTuple
+from . import convert
 from .cells import BasicRNNCell, RNNCell
 from .gru import GRUCell
 from .lstm import BasicLSTMCell, LSTMCell
@@ -43,6 +44,7 @@ __all__ = [
     "RNNCell",
     "ResidualWrapper",
     "bidirectional_dynamic_rnn",
+    "convert",
     "dynamic_rnn",
     "get_num_threads",
     "set_num_threads",
