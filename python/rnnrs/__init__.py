@@ -21,6 +21,10 @@ from .rnn import (
     static_rnn,
 )
 from .wrappers import DropoutWrapper, MultiRNNCell, OutputProjectionWrapper, ResidualWrapper
+# Training: layers with backward passes, losses returning (value, gradient),
+# optimizers on dicts of named parameters, models with fit / evaluate /
+# predict / generate / save, and the examples' data sets.
+from . import datasets
 
 __version__ = "0.1.0"
 
@@ -40,6 +44,8 @@ __all__ = [
     "set_num_threads",
     "static_bidirectional_rnn",
     "static_rnn",
+    # training
+    "datasets",
 ]
 
 
