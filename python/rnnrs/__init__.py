@@ -24,7 +24,8 @@ from .wrappers import DropoutWrapper, MultiRNNCell, OutputProjectionWrapper, Res
 # Training: layers with backward passes, losses returning (value, gradient),
 # optimizers on dicts of named parameters, models with fit / evaluate /
 # predict / generate / save, and the examples' data sets.
-from . import datasets
+from . import datasets, losses
+from .losses import mean_squared_error, sequence_loss, sequence_mask, sparse_softmax_cross_entropy
 
 __version__ = "0.1.0"
 
@@ -46,6 +47,11 @@ __all__ = [
     "static_rnn",
     # training
     "datasets",
+    "losses",
+    "mean_squared_error",
+    "sequence_loss",
+    "sequence_mask",
+    "sparse_softmax_cross_entropy",
 ]
 
 
