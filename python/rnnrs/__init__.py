@@ -26,6 +26,7 @@ from .wrappers import DropoutWrapper, MultiRNNCell, OutputProjectionWrapper, Res
 # predict / generate / save, and the examples' data sets.
 from . import datasets, losses
 from .losses import mean_squared_error, sequence_loss, sequence_mask, sparse_softmax_cross_entropy
+from .optimizers import SGD, Adam, Momentum, Optimizer, RMSProp, clip_by_global_norm, global_norm
 
 __version__ = "0.1.0"
 
@@ -46,7 +47,14 @@ __all__ = [
     "static_bidirectional_rnn",
     "static_rnn",
     # training
+    "Adam",
+    "Momentum",
+    "Optimizer",
+    "RMSProp",
+    "SGD",
+    "clip_by_global_norm",
     "datasets",
+    "global_norm",
     "losses",
     "mean_squared_error",
     "sequence_loss",
