@@ -25,6 +25,7 @@ from .wrappers import DropoutWrapper, MultiRNNCell, OutputProjectionWrapper, Res
 # optimizers on dicts of named parameters, models with fit / evaluate /
 # predict / generate / save, and the examples' data sets.
 from . import datasets, losses
+from .layers import RNN, Dense, Embedding, Layer, LayerBackprop, LayerGradients
 from .losses import mean_squared_error, sequence_loss, sequence_mask, sparse_softmax_cross_entropy
 from .optimizers import SGD, Adam, Momentum, Optimizer, RMSProp, clip_by_global_norm, global_norm
 
@@ -48,9 +49,15 @@ __all__ = [
     "static_rnn",
     # training
     "Adam",
+    "Dense",
+    "Embedding",
+    "Layer",
+    "LayerBackprop",
+    "LayerGradients",
     "Momentum",
     "Optimizer",
     "RMSProp",
+    "RNN",
     "SGD",
     "clip_by_global_norm",
     "datasets",
