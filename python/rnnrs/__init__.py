@@ -27,7 +27,9 @@ from .wrappers import DropoutWrapper, MultiRNNCell, OutputProjectionWrapper, Res
 from . import datasets, losses
 from .layers import RNN, Dense, Embedding, Layer, LayerBackprop, LayerGradients
 from .losses import mean_squared_error, sequence_loss, sequence_mask, sparse_softmax_cross_entropy
+from .models import History, SequenceClassifier, SequenceRegressor, Sequential, load_model
 from .optimizers import SGD, Adam, Momentum, Optimizer, RMSProp, clip_by_global_norm, global_norm
+from .progress import ProgressBar
 
 __version__ = "0.1.0"
 
@@ -51,17 +53,23 @@ __all__ = [
     "Adam",
     "Dense",
     "Embedding",
+    "History",
     "Layer",
     "LayerBackprop",
     "LayerGradients",
     "Momentum",
     "Optimizer",
+    "ProgressBar",
     "RMSProp",
     "RNN",
     "SGD",
+    "SequenceClassifier",
+    "SequenceRegressor",
+    "Sequential",
     "clip_by_global_norm",
     "datasets",
     "global_norm",
+    "load_model",
     "losses",
     "mean_squared_error",
     "sequence_loss",
