@@ -184,6 +184,21 @@ def test_fit_with_lengths_ignores_padding():
     assert not pa[pad].any()  # predictions past the length are zero
 
 
+def test_fit_updates_layers_that_were_built_before_the_model():
+    x, y = toy_classification(n=32)
+    cell, dense = rnnrs.BasicRNNCell(5, seed=0), rnnrs.Dense(3, seed=0)
+    cell.build(3)
+    dense.build(5)
+    before = {**cell.get_weights(), **dense.get_weights()}
+    model = rnnrs.Sequential([rnnrs.RNN(cell), dense])
+    model.compile(rnnrs.Adam(0.01), "sparse_softmax_cross_entropy")
+    model.fit(x, y, epochs=1, verbose=0)
+    after = {**cell.get_weights(), **dense.get_weights()}
+    assert all(not np.array_equal(before[k], after[k]) for k in before)
+    with raises_naming(ValueError, "x"):
+        model.predict(np.zeros((2, 6, 4)))  # the model knows its input size
+
+
 def test_validation_and_history_keys():
     x, y = toy_classification()
     model = rnnrs.SequenceClassifier(rnnrs.BasicRNNCell(8, seed=0), 3, seed=0)

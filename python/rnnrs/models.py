@@ -284,7 +284,7 @@ class Sequential:
 
     def _prepare(self, name: str, x: Any, sequence_length: Any, length_name: str) -> tuple[np.ndarray, Optional[np.ndarray]]:
         arr = self._inputs(name, x)
-        if not self.built:
+        if not self._weight_keys:  # not built by the model yet (its layers may be)
             self.build(None if self._takes_ids() else arr.shape[2])
         try:
             lengths = lengths_array(sequence_length, arr.shape[0], arr.shape[1])
