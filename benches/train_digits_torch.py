@@ -18,6 +18,7 @@ PyTorch is optional: without it only rnnrs runs.
 from __future__ import annotations
 
 import argparse
+import functools
 import statistics
 import time
 from typing import Any, Callable
@@ -108,6 +109,8 @@ def main() -> None:
                    help="input keep probability while training (default 0.8, as examples/digits_classifier.py; 1: none)")
     p.add_argument("--quick", action="store_true", help="10 epochs, 1 repeat")
     p.add_argument("--rnnrs-only", action="store_true", help="skip PyTorch")
+    p.add_argument("--torch-threads", default="default,1",
+                   help="comma-separated PyTorch thread counts ('default' = torch.get_num_threads()); default 'default,1'")
     args = p.parse_args()
     if args.quick:
         args.epochs, args.repeats = 10, 1
@@ -122,12 +125,14 @@ def main() -> None:
     except ImportError:
         print("PyTorch skipped" if args.rnnrs_only else "PyTorch is not installed: rnnrs only (pip install torch)")
     else:
-        default = torch.get_num_threads()
-        runs[f"PyTorch {torch.__version__} CPU ({default} threads)"] = (
-            lambda: run_torch(data, args.epochs, args.batch_size, args.seed, args.keep_prob, default))
-        if default != 1:
-            runs[f"PyTorch {torch.__version__} CPU (1 thread)"] = (
-                lambda: run_torch(data, args.epochs, args.batch_size, args.seed, args.keep_prob, 1))
+        counts: list[int] = []
+        for item in args.torch_threads.split(","):
+            n = torch.get_num_threads() if item.strip() == "default" else int(item)
+            if n not in counts:
+                counts.append(n)
+        for n in counts:
+            runs[f"PyTorch {torch.__version__} CPU ({n} thread{'s' if n > 1 else ''})"] = functools.partial(
+                run_torch, data, args.epochs, args.batch_size, args.seed, args.keep_prob, n)
     results: dict[str, list[tuple[float, float]]] = {name: [] for name in runs}
     for r in range(args.repeats):
         for name, run in runs.items():

@@ -31,8 +31,9 @@ def main() -> None:
     n_train = 2000 if args.quick else 5000
     epochs = args.epochs if args.epochs is not None else (6 if args.quick else 15)
 
-    model = series_model(make_cell(args.cell, args.units, seed=args.seed))
-    print(f"OutputProjectionWrapper({type(model.cell.cell).__name__}({args.units}), 1); {n_train} windows of 20 steps, "
+    cell = make_cell(args.cell, args.units, seed=args.seed)
+    model = series_model(cell)
+    print(f"OutputProjectionWrapper({type(cell).__name__}({args.units}), 1); {n_train} windows of 20 steps, "
           f"{epochs} epochs of batches of 50", flush=True)
     mse, seconds, rate = train_series(model, n_train, epochs, args.seed, verbosity(args.verbose))
     print(f"test MSE: {mse:.6f}")

@@ -94,7 +94,7 @@ def test_other_cells_train_or_explain(kind, cls):
     result = run("digits_classifier.py", "--quick", "--cell", kind, check=False)
     if hasattr(rnnrs, cls):  # after the cells branch is merged
         assert result.returncode == 0, result.stderr
-        assert figure(result.stdout, "test accuracy") >= 0.90, result.stdout
+        assert figure(result.stdout, "test accuracy") >= 0.85, result.stdout  # chance is 0.10
     else:
         assert result.returncode != 0
         assert f"rnnrs.{cls}" in result.stderr and "--cell rnn" in result.stderr
