@@ -116,7 +116,8 @@ def main() -> None:
         args.epochs, args.repeats = 10, 1
     data = load()
     runs: dict[str, Callable[[], tuple[float, float]]] = {
-        f"rnnrs ({rnnrs.get_num_threads()} threads)": lambda: run_rnnrs(data, args.epochs, args.batch_size, args.seed, args.keep_prob)
+        f"rnnrs ({rnnrs.get_num_threads()} thread{'s' if rnnrs.get_num_threads() > 1 else ''})": (
+            lambda: run_rnnrs(data, args.epochs, args.batch_size, args.seed, args.keep_prob))
     }
     try:
         if args.rnnrs_only:
