@@ -52,8 +52,9 @@ print("states_val (instance 2 holds its t = 0 output) =\n", states_val)
 
 # -- "Training RNNs": backpropagation through time ----------------------------
 # A small sequence classifier: does a ragged sequence of numbers sum to more
-# than zero? Final state -> dense -> sigmoid, trained with Adam on BPTT
-# gradients (the training issue turns this into the full digits classifier).
+# than zero? The chapter's recipe — final state -> dense -> softmax, Adam —
+# with rnnrs's training API (fit shuffles, batches and backpropagates through
+# time; examples/digits_classifier.py is the chapter's full digits version).
 rng = np.random.default_rng(0)
 n_steps, n_train, n_test, n_hidden = 20, 2000, 500, 32
 
@@ -62,39 +63,18 @@ def make(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     lengths = rng.integers(1, n_steps + 1, size=n)
     x = rng.normal(size=(n, n_steps, 1)).astype(np.float32)
     x[np.arange(n_steps)[None, :] >= lengths[:, None]] = 0.0
-    y = (x.sum(axis=(1, 2)) > 0).astype(np.float32)
+    y = (x.sum(axis=(1, 2)) > 0).astype(np.int64)
     return x, lengths, y
 
 
 X_train, L_train, y_train = make(n_train)
 X_test, L_test, y_test = make(n_test)
-cell = rnnrs.BasicRNNCell(n_hidden, seed=0)
-cell.build(1)
-params = {**cell.get_weights(), "w": np.zeros((n_hidden, 1), np.float32), "c": np.zeros(1, np.float32)}
-moments = {k: (np.zeros_like(v), np.zeros_like(v)) for k, v in params.items()}
-
-
-def predict(x: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray, rnnrs.Backprop]:
-    _, state, backprop = rnnrs.dynamic_rnn(cell, x, sequence_length=lengths, return_backprop=True)
-    return state, 1.0 / (1.0 + np.exp(-(state @ params["w"] + params["c"])[:, 0])), backprop
-
-
-start, step = time.perf_counter(), 0
-for epoch in range(5):
-    order = rng.permutation(n_train)
-    for i in range(0, n_train, 50):
-        idx = order[i : i + 50]
-        state, p, backprop = predict(X_train[idx], L_train[idx])
-        d_logit = (p - y_train[idx])[:, None] / len(idx)  # d(mean cross-entropy)
-        grads = backprop(d_state=d_logit @ params["w"].T).weights
-        grads.update(w=state.T @ d_logit, c=d_logit.sum(0))
-        step += 1
-        for k, g in grads.items():  # Adam, lr 0.01
-            m, v = moments[k]
-            m[:] = 0.9 * m + 0.1 * g
-            v[:] = 0.999 * v + 0.001 * g * g
-            params[k] -= 0.01 * (m / (1 - 0.9**step)) / (np.sqrt(v / (1 - 0.999**step)) + 1e-8)
-        cell.set_weights({"kernel": params["kernel"], "bias": params["bias"]})
-    _, p, _ = predict(X_test, L_test)
-    print(f"epoch {epoch + 1}: test accuracy {np.mean((p > 0.5) == y_test):.3f}")
-print(f"trained in {time.perf_counter() - start:.2f} s")
+model = rnnrs.SequenceClassifier(rnnrs.BasicRNNCell(n_hidden, seed=0), num_classes=2, seed=0,
+                                 optimizer=rnnrs.Adam(0.01))
+start = time.perf_counter()
+history = model.fit(X_train, y_train, batch_size=50, epochs=5, sequence_length=L_train,
+                    validation_data=(X_test, y_test, L_test), seed=0, verbose=0)
+seconds = time.perf_counter() - start
+for epoch, accuracy in enumerate(history.history["val_accuracy"]):
+    print(f"epoch {epoch + 1}: test accuracy {accuracy:.3f}")
+print(f"trained in {seconds:.2f} s")

@@ -27,6 +27,15 @@ from .rnn import (
     static_rnn,
 )
 from .wrappers import DropoutWrapper, MultiRNNCell, OutputProjectionWrapper, ResidualWrapper
+# Training: layers with backward passes, losses returning (value, gradient),
+# optimizers on dicts of named parameters, models with fit / evaluate /
+# predict / generate / save, and the examples' data sets.
+from . import datasets, losses
+from .layers import RNN, Dense, Embedding, Layer, LayerBackprop, LayerGradients
+from .losses import mean_squared_error, sequence_loss, sequence_mask, sparse_softmax_cross_entropy
+from .models import History, SequenceClassifier, SequenceRegressor, Sequential, load_model
+from .optimizers import SGD, Adam, Momentum, Optimizer, RMSProp, clip_by_global_norm, global_norm
+from .progress import ProgressBar
 
 __version__ = "0.1.0"
 
@@ -50,6 +59,32 @@ __all__ = [
     "set_num_threads",
     "static_bidirectional_rnn",
     "static_rnn",
+    # training
+    "Adam",
+    "Dense",
+    "Embedding",
+    "History",
+    "Layer",
+    "LayerBackprop",
+    "LayerGradients",
+    "Momentum",
+    "Optimizer",
+    "ProgressBar",
+    "RMSProp",
+    "RNN",
+    "SGD",
+    "SequenceClassifier",
+    "SequenceRegressor",
+    "Sequential",
+    "clip_by_global_norm",
+    "datasets",
+    "global_norm",
+    "load_model",
+    "losses",
+    "mean_squared_error",
+    "sequence_loss",
+    "sequence_mask",
+    "sparse_softmax_cross_entropy",
 ]
 
 

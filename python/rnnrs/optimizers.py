@@ -1,0 +1,395 @@
+"""First-order optimizers on dicts of named parameters (TensorFlow 1.x update rules).
+
+An optimizer updates ``params`` (a dict of name → float array) **in place**
+from ``grads`` (a dict with some or all of the same names)::
+
+    opt = rnnrs.Adam(learning_rate=0.001, clip_norm=5.0)
+    opt.apply_gradients(params, grads)
+
+Slots (moments, accumulators) are kept per parameter name and created on first
+use. ``get_state()`` / ``set_state()`` save and restore them together with the
+step counter (``iterations``); ``get_config()`` / :func:`optimizer_from_config`
+do the same for the hyper-parameters.
+
+Update rules (``g`` gradient, ``lr`` learning rate, ``k`` the step, 1-based):
+
+* ``SGD``:       ``p -= lr * g``
+* ``Momentum``:  ``a = momentum * a + g``; ``p -= lr * a`` (Nesterov: ``p -= lr * (g + momentum * a)``)
+* ``RMSProp``:   ``ms = decay * ms + (1 - decay) * g**2`` (``ms`` starts at **ones**, as in
+  ``tf.train.RMSPropOptimizer``); centered: ``mg = decay * mg + (1 - decay) * g``,
+  ``den = ms - mg**2``; ``mom = momentum * mom + lr * g / sqrt(den + epsilon)``; ``p -= mom``
+* ``Adam``:      ``m = b1 m + (1 - b1) g``; ``v = b2 v + (1 - b2) g**2``;
+  ``p -= lr * sqrt(1 - b2**k) / (1 - b1**k) * m / (sqrt(v) + epsilon)``
+  (``tf.train.AdamOptimizer``'s "epsilon hat" form)
+
+``clip_norm`` (any optimizer) first rescales all gradients together by
+``clip_norm / max(global_norm, clip_norm)`` (:func:`clip_by_global_norm`).
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from typing import Any, Callable, Mapping, MutableMapping, Optional
+
+import numpy as np
+
+from ._validate import FLOAT_DTYPES
+
+
+def _number(name: str, value: Any, low: float, high: float, low_open: bool = False, high_open: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name}: expected a number, got {type(value).__name__}")
+    v = float(value)
+    lo_ok = v > low if low_open else v >= low
+    hi_ok = v < high if high_open else v <= high
+    if not (math.isfinite(v) and lo_ok and hi_ok):
+        lo = "(" if low_open else "["
+        hi = ")" if high_open else "]"
+        raise ValueError(f"{name}: expected a number in {lo}{low}, {high}{hi}, got {value}")
+    return v
+
+
+def global_norm(grads: Mapping[str, Any]) -> float:
+    """``sqrt(sum of every squared entry of every gradient)``, accumulated in float64."""
+    total = 0.0
+    for g in grads.values():
+        flat = np.asarray(g).reshape(-1)
+        # einsum, not np.dot: no BLAS call (a multi-threaded BLAS dot can cost
+        # 100x more than the sum itself), and float64 accumulation for float32.
+        total += float(np.einsum("i,i->", flat, flat, dtype=np.float64))
+    return math.sqrt(total)
+
+
+def clip_by_global_norm(
+    grads: Mapping[str, Any], clip_norm: float, use_norm: Optional[float] = None
+) -> tuple[dict[str, np.ndarray], float]:
+    """Rescales gradients so that their global norm is at most ``clip_norm``
+    (``tf.clip_by_global_norm`` on a dict).
+
+    Returns ``(clipped, global_norm)`` where ``global_norm`` is the norm
+    before clipping and ``clipped[k] = grads[k] * clip_norm / max(global_norm, clip_norm)``
+    (new arrays; the inputs are not modified). As in TensorFlow, a
+    non-finite global norm makes every clipped gradient NaN.
+    """
+    clip = _number("clip_norm", clip_norm, 0.0, math.inf, low_open=True, high_open=True)
+    norm = global_norm(grads) if use_norm is None else float(use_norm)
+    arrays = {k: np.asarray(g) for k, g in grads.items()}
+    if not math.isfinite(norm):
+        return {k: np.full_like(g, np.nan, dtype=g.dtype if g.dtype in FLOAT_DTYPES else np.float64)
+                for k, g in arrays.items()}, norm
+    scale = clip / max(norm, clip)
+    return {k: g * g.dtype.type(scale) if g.dtype in FLOAT_DTYPES else g * scale for k, g in arrays.items()}, norm
+
+
+class Optimizer:
+    """Base class: validation, clipping, slots, state and config.
+
+    Args:
+        learning_rate: step size (> 0); may be changed between steps by
+            assigning ``optimizer.learning_rate``.
+        clip_norm: optional global-norm clipping threshold (> 0).
+    """
+
+    #: names of the per-parameter slots, in the order of ``get_state``
+    slot_names: tuple[str, ...] = ()
+
+    def __init__(self, learning_rate: float, clip_norm: Optional[float] = None) -> None:
+        self.learning_rate = _number("learning_rate", learning_rate, 0.0, math.inf, low_open=True, high_open=True)
+        self.clip_norm = (
+            None if clip_norm is None else _number("clip_norm", clip_norm, 0.0, math.inf, low_open=True, high_open=True)
+        )
+        self.iterations = 0
+        self._slots: dict[str, dict[str, np.ndarray]] = {s: {} for s in self.slot_names}
+        self.last_global_norm: Optional[float] = None
+
+    # -- the update ---------------------------------------------------------
+    def apply_gradients(
+        self, params: MutableMapping[str, np.ndarray], grads: Mapping[str, Any], check_finite: bool = False
+    ) -> float:
+        """One update of ``params`` (in place) from ``grads``.
+
+        ``params``: name → writeable float32/float64 array. ``grads``: name →
+        array of the same shape, for some or all of ``params``' names
+        (parameters without a gradient are left alone; their slots too).
+        With ``check_finite``, a NaN or infinite gradient raises
+        ``FloatingPointError`` before anything is updated (otherwise NaN
+        propagates into the parameters, as in TensorFlow).
+
+        Returns the global norm of ``grads`` (before clipping), also kept in
+        ``last_global_norm``.
+        """
+        checked: dict[str, np.ndarray] = {}
+        for name, g in grads.items():
+            if name not in params:
+                raise ValueError(f"grads: expected names among the parameters {sorted(params)}, got unknown {name!r}")
+            p = params[name]
+            if not isinstance(p, np.ndarray) or p.dtype not in FLOAT_DTYPES:
+                got = type(p).__name__ if not isinstance(p, np.ndarray) else f"dtype {p.dtype}"
+                raise TypeError(f"params[{name!r}]: expected a float32 or float64 numpy array, got {got}")
+            ga = np.asarray(g)
+            if ga.dtype.kind not in "biuf":
+                raise TypeError(f"grads[{name!r}]: expected a numeric array, got dtype {ga.dtype}")
+            if ga.shape != p.shape:
+                raise ValueError(f"grads[{name!r}]: expected shape {p.shape} (the parameter's), got {ga.shape}")
+            checked[name] = ga.astype(p.dtype, copy=False)
+        norm = global_norm(checked)
+        self.last_global_norm = norm
+        if check_finite and not math.isfinite(norm):
+            bad = sorted(k for k, g in checked.items() if not np.all(np.isfinite(g)))
+            raise FloatingPointError(
+                f"grads: expected finite gradients, got NaN or inf in {bad} at step {self.iterations + 1} "
+                f"(lower the learning rate or set clip_norm); parameters left unchanged"
+            )
+        if self.clip_norm is not None:
+            checked, _ = clip_by_global_norm(checked, self.clip_norm, use_norm=norm)
+        self.iterations += 1
+        for name, g in checked.items():
+            self._update(name, params[name], g)
+        return norm
+
+    def _slot(self, slot: str, name: str, p: np.ndarray, fill: float = 0.0) -> np.ndarray:
+        table = self._slots[slot]
+        s = table.get(name)
+        if s is None:
+            s = np.full(p.shape, fill, dtype=p.dtype)
+            table[name] = s
+        elif s.shape != p.shape:
+            raise ValueError(f"params[{name!r}]: expected shape {s.shape} (its optimizer slots'), got {p.shape}")
+        elif s.dtype != p.dtype:
+            s = s.astype(p.dtype)
+            table[name] = s
+        return s
+
+    def _update(self, name: str, p: np.ndarray, g: np.ndarray) -> None:
+        raise NotImplementedError
+
+    # -- config and state ---------------------------------------------------
+    def get_config(self) -> dict[str, Any]:
+        """Hyper-parameters: ``{"class_name": ..., "config": {...}}`` (JSON-serialisable)."""
+        return {"class_name": type(self).__name__, "config": self._config()}
+
+    def _config(self) -> dict[str, Any]:
+        return {"learning_rate": self.learning_rate, "clip_norm": self.clip_norm}
+
+    def get_state(self) -> dict[str, np.ndarray]:
+        """Copies of the step counter (``"iterations"``, an int64 scalar array)
+        and of every slot (``"<slot>/<parameter name>"``)."""
+        state: dict[str, np.ndarray] = {"iterations": np.array(self.iterations, dtype=np.int64)}
+        for slot in self.slot_names:
+            for name, arr in self._slots[slot].items():
+                state[f"{slot}/{name}"] = arr.copy()
+        return state
+
+    def set_state(self, state: Mapping[str, Any]) -> None:
+        """Restores what :meth:`get_state` returned (copies; replaces every slot)."""
+        if not isinstance(state, Mapping):
+            raise TypeError(f"state: expected a mapping from get_state(), got {type(state).__name__}")
+        if "iterations" not in state:
+            raise ValueError(f"state: expected an 'iterations' entry, got keys {sorted(state)}")
+        it = np.asarray(state["iterations"])
+        if it.shape != () or it.dtype.kind not in "iu" or int(it) < 0:
+            raise ValueError(f"state['iterations']: expected a non-negative integer scalar, got {it!r}")
+        slots: dict[str, dict[str, np.ndarray]] = {s: {} for s in self.slot_names}
+        for key, value in state.items():
+            if key == "iterations":
+                continue
+            slot, _, name = str(key).partition("/")
+            if slot not in slots or not name:
+                raise ValueError(
+                    f"state: expected keys 'iterations' or '<slot>/<name>' with slot in {list(self.slot_names)}, "
+                    f"got {key!r}"
+                )
+            arr = np.asarray(value)
+            if arr.dtype not in FLOAT_DTYPES:
+                raise TypeError(f"state[{key!r}]: expected a float32 or float64 array, got dtype {arr.dtype}")
+            slots[slot][name] = np.array(arr, copy=True)
+        self.iterations = int(it)
+        self._slots = slots
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self._config().items())
+        return f"{type(self).__name__}({args})"
+
+
+class SGD(Optimizer):
+    """Plain gradient descent (``tf.train.GradientDescentOptimizer``): ``p -= lr * g``."""
+
+    def __init__(self, learning_rate: float = 0.01, clip_norm: Optional[float] = None) -> None:
+        super().__init__(learning_rate, clip_norm)
+
+    def _update(self, name: str, p: np.ndarray, g: np.ndarray) -> None:
+        p -= p.dtype.type(self.learning_rate) * g
+
+
+class Momentum(Optimizer):
+    """Momentum (``tf.train.MomentumOptimizer``): ``a = momentum * a + g``;
+    ``p -= lr * a``, or with ``use_nesterov`` ``p -= lr * (g + momentum * a)``."""
+
+    slot_names = ("momentum",)
+
+    def __init__(
+        self,
+        learning_rate: float = 0.01,
+        momentum: float = 0.9,
+        use_nesterov: bool = False,
+        clip_norm: Optional[float] = None,
+    ) -> None:
+        super().__init__(learning_rate, clip_norm)
+        self.momentum = _number("momentum", momentum, 0.0, 1.0)
+        if not isinstance(use_nesterov, (bool, np.bool_)):
+            raise TypeError(f"use_nesterov: expected a bool, got {type(use_nesterov).__name__}")
+        self.use_nesterov = bool(use_nesterov)
+
+    def _config(self) -> dict[str, Any]:
+        return {**super()._config(), "momentum": self.momentum, "use_nesterov": self.use_nesterov}
+
+    def _update(self, name: str, p: np.ndarray, g: np.ndarray) -> None:
+        t = p.dtype.type
+        a = self._slot("momentum", name, p)
+        a *= t(self.momentum)
+        a += g
+        if self.use_nesterov:
+            p -= t(self.learning_rate) * (g + t(self.momentum) * a)
+        else:
+            p -= t(self.learning_rate) * a
+
+
+class RMSProp(Optimizer):
+    """RMSProp (``tf.train.RMSPropOptimizer``, whose mean square starts at ones
+    and whose ``epsilon`` sits inside the square root).
+
+    Args:
+        learning_rate: step size.
+        decay: discount of the running mean square (TF1's ``decay``, Keras' ``rho``).
+        momentum: momentum of the update.
+        epsilon: added to the mean square inside the square root.
+        centered: normalise by the variance estimate instead of the mean square.
+        clip_norm: optional global-norm clipping.
+    """
+
+    slot_names = ("rms", "momentum", "mg")
+
+    def __init__(
+        self,
+        learning_rate: float = 0.001,
+        decay: float = 0.9,
+        momentum: float = 0.0,
+        epsilon: float = 1e-10,
+        centered: bool = False,
+        clip_norm: Optional[float] = None,
+    ) -> None:
+        super().__init__(learning_rate, clip_norm)
+        self.decay = _number("decay", decay, 0.0, 1.0)
+        self.momentum = _number("momentum", momentum, 0.0, 1.0)
+        self.epsilon = _number("epsilon", epsilon, 0.0, math.inf, high_open=True)
+        if not isinstance(centered, (bool, np.bool_)):
+            raise TypeError(f"centered: expected a bool, got {type(centered).__name__}")
+        self.centered = bool(centered)
+
+    def _config(self) -> dict[str, Any]:
+        return {**super()._config(), "decay": self.decay, "momentum": self.momentum,
+                "epsilon": self.epsilon, "centered": self.centered}
+
+    def _update(self, name: str, p: np.ndarray, g: np.ndarray) -> None:
+        t = p.dtype.type
+        ms = self._slot("rms", name, p, fill=1.0)
+        mom = self._slot("momentum", name, p)
+        ms *= t(self.decay)
+        ms += t(1.0 - self.decay) * np.square(g)
+        if self.centered:
+            mg = self._slot("mg", name, p)
+            mg *= t(self.decay)
+            mg += t(1.0 - self.decay) * g
+            denom = ms - np.square(mg)
+        else:
+            denom = ms.copy()
+        denom += t(self.epsilon)
+        np.sqrt(denom, out=denom)
+        mom *= t(self.momentum)
+        mom += t(self.learning_rate) * g / denom
+        p -= mom
+
+
+class Adam(Optimizer):
+    """Adam (``tf.train.AdamOptimizer``; Kingma & Ba, 2015).
+
+    Args:
+        learning_rate: step size (the chapter uses 0.001).
+        beta1, beta2: decay rates of the first and second moment estimates.
+        epsilon: TensorFlow's "epsilon hat", added to ``sqrt(v)``.
+        clip_norm: optional global-norm clipping.
+    """
+
+    slot_names = ("m", "v")
+
+    def __init__(
+        self,
+        learning_rate: float = 0.001,
+        beta1: float = 0.9,
+        beta2: float = 0.999,
+        epsilon: float = 1e-8,
+        clip_norm: Optional[float] = None,
+    ) -> None:
+        super().__init__(learning_rate, clip_norm)
+        self.beta1 = _number("beta1", beta1, 0.0, 1.0, high_open=True)
+        self.beta2 = _number("beta2", beta2, 0.0, 1.0, high_open=True)
+        self.epsilon = _number("epsilon", epsilon, 0.0, math.inf, high_open=True)
+        self._scratch: dict[str, np.ndarray] = {}
+
+    def _config(self) -> dict[str, Any]:
+        return {**super()._config(), "beta1": self.beta1, "beta2": self.beta2, "epsilon": self.epsilon}
+
+    def _update(self, name: str, p: np.ndarray, g: np.ndarray) -> None:
+        t = p.dtype.type
+        m = self._slot("m", name, p)
+        v = self._slot("v", name, p)
+        k = self.iterations
+        lr_t = self.learning_rate * math.sqrt(1.0 - self.beta2**k) / (1.0 - self.beta1**k)
+        tmp = self._scratch.get(name)
+        if tmp is None or tmp.shape != p.shape or tmp.dtype != p.dtype:
+            tmp = np.empty_like(p)
+            self._scratch[name] = tmp
+        # m = b1 m + (1 - b1) g
+        m *= t(self.beta1)
+        np.multiply(g, t(1.0 - self.beta1), out=tmp)
+        m += tmp
+        # v = b2 v + (1 - b2) g^2
+        v *= t(self.beta2)
+        np.multiply(g, g, out=tmp)
+        tmp *= t(1.0 - self.beta2)
+        v += tmp
+        # p -= lr_t m / (sqrt(v) + eps)
+        np.sqrt(v, out=tmp)
+        tmp += t(self.epsilon)
+        np.divide(m, tmp, out=tmp)
+        tmp *= t(lr_t)
+        p -= tmp
+
+
+OPTIMIZERS: dict[str, type[Optimizer]] = {"SGD": SGD, "Momentum": Momentum, "RMSProp": RMSProp, "Adam": Adam}
+
+
+def optimizer_from_config(config: Mapping[str, Any]) -> Optimizer:
+    """The optimizer described by ``get_config()``'s output (without its state)."""
+    if not isinstance(config, Mapping) or "class_name" not in config:
+        raise ValueError(f"config: expected {{'class_name': ..., 'config': {{...}}}}, got {config!r}")
+    cls = OPTIMIZERS.get(str(config["class_name"]))
+    if cls is None:
+        raise ValueError(f"config['class_name']: expected one of {sorted(OPTIMIZERS)}, got {config['class_name']!r}")
+    kwargs = dict(config.get("config", {}))
+    return cls(**kwargs)
+
+
+def get(identifier: Any) -> Optimizer:
+    """An optimizer from an instance (returned as is) or a name
+    (``"sgd"``, ``"momentum"``, ``"rmsprop"``, ``"adam"``, with default settings)."""
+    if isinstance(identifier, Optimizer):
+        return identifier
+    if isinstance(identifier, str):
+        by_lower: dict[str, Callable[[], Optimizer]] = {k.lower(): v for k, v in OPTIMIZERS.items()}
+        cls = by_lower.get(identifier.lower())
+        if cls is not None:
+            return cls()
+        raise ValueError(f"optimizer: expected one of {sorted(by_lower)} or an Optimizer, got {identifier!r}")
+    raise TypeError(f"optimizer: expected an rnnrs Optimizer or its name, got {type(identifier).__name__}")
