@@ -1,0 +1,977 @@
+#!/usr/bin/env python3
+"""Side-by-side timing of rnnrs against a NumPy reference, PyTorch and ONNX Runtime.
+
+    python benches/compare.py                 # default sizes, 2 threads everywhere
+    python benches/compare.py --quick         # smoke test: a few repetitions only
+    python benches/compare.py --sizes tiny,small --threads 1 --markdown
+    python benches/compare.py --dtype f64 --json results.json
+
+What is measured
+----------------
+For every cell kind x size x mode (forward / train) x batch layout (full / ragged) the
+script builds one rnnrs cell with a fixed seed, copies its weights into every other
+contender, checks that each contender computes the same outputs (and, in train mode,
+the same gradients) as rnnrs, and only then times them.
+
+* forward: ``outputs, state = rnnrs.dynamic_rnn(cell, X, sequence_length=L)``
+* train:   forward with ``return_backprop=True`` + ``backprop(d_outputs=dY)``, i.e. the
+           gradients of ``loss = sum(outputs * dY)`` w.r.t. the inputs and all weights.
+
+Timing is interleaved: each repetition runs every contender once, in an order that
+rotates from one repetition to the next, so machine noise hits all of them equally.
+Warm-up calls come first; medians are reported.  The garbage collector is paused
+while timing.  Peers (PyTorch, ONNX Runtime, the NumPy reference) are optional; a
+missing one is reported as "not installed".
+
+Adding a cell kind (LSTM, GRU, ...) means adding one ``CellKind`` entry to ``CELL_KINDS``
+with four small builders: rnnrs cell, NumPy reference, torch module, ONNX node.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import math
+import os
+import platform
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+# --------------------------------------------------------------------------------------
+# Thread count must be fixed before NumPy (and its BLAS) is imported, so that the NumPy
+# reference runs with the same number of threads as everybody else.
+# --------------------------------------------------------------------------------------
+
+
+def _early_threads(argv: Sequence[str]) -> int:
+    p = argparse.ArgumentParser(add_help=False)
+    p.add_argument("--threads", type=int, default=2)
+    ns, _ = p.parse_known_args(argv)
+    return max(1, ns.threads)
+
+
+_THREADS = _early_threads(sys.argv[1:])
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+             "BLIS_NUM_THREADS", "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS",
+             "RNNRS_NUM_THREADS"):
+    os.environ[_var] = str(_THREADS)
+
+import numpy as np  # noqa: E402
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TESTS_DIR = os.path.join(REPO, "tests")
+
+# --------------------------------------------------------------------------------------
+# Optional imports
+# --------------------------------------------------------------------------------------
+
+
+def _try_import(name: str):
+    try:
+        module = __import__(name)
+        return module, None
+    except Exception as exc:  # ImportError, or a broken install raising something else
+        return None, f"{type(exc).__name__}: {exc}"
+
+
+rnnrs, RNNRS_ERR = _try_import("rnnrs")
+torch, TORCH_ERR = _try_import("torch")
+ort, ORT_ERR = _try_import("onnxruntime")
+onnx, ONNX_ERR = _try_import("onnx")
+
+if TESTS_DIR not in sys.path:
+    sys.path.insert(0, TESTS_DIR)
+reference, REFERENCE_ERR = _try_import("reference")
+
+threadpoolctl, _ = _try_import("threadpoolctl")
+_THREADPOOL_LIMIT = None
+if threadpoolctl is not None:  # belt and braces: env vars may come too late for some BLAS
+    try:
+        _THREADPOOL_LIMIT = threadpoolctl.threadpool_limits(_THREADS)
+    except Exception:
+        pass
+
+# --------------------------------------------------------------------------------------
+# Problem sizes
+# --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Size:
+    name: str
+    batch: int
+    time: int
+    inputs: int
+    units: int
+
+    def work(self) -> int:
+        """Multiply-adds of one forward pass (B*T*(I+H)*H for the plain RNN cell)."""
+        return self.batch * self.time * (self.inputs + self.units) * self.units
+
+    def describe(self) -> str:
+        return f"B{self.batch} T{self.time} I{self.inputs} H{self.units}"
+
+
+SIZES: Dict[str, Size] = {
+    s.name: s
+    for s in (
+        Size("tiny", 4, 2, 3, 5),
+        Size("small", 32, 50, 32, 64),
+        Size("medium", 64, 100, 128, 256),
+        Size("large", 128, 200, 256, 512),  # not run by default
+    )
+}
+DEFAULT_SIZES = ("tiny", "small", "medium")
+REFERENCE_MAX_WORK = 50_000_000  # the NumPy reference is timed on tiny and small, not medium
+MODES = ("forward", "train")
+LAYOUTS = ("full", "ragged")
+TINY_TARGET_US = 30.0
+
+# --------------------------------------------------------------------------------------
+# A benchmark case and what a contender builder returns
+# --------------------------------------------------------------------------------------
+
+
+@dataclass
+class Case:
+    kind: "CellKind"
+    size: Size
+    mode: str  # "forward" | "train"
+    layout: str  # "full" | "ragged"
+    dtype: Any  # np.float32 | np.float64
+    threads: int
+    seed: int
+    x: np.ndarray  # [B, T, I]
+    lengths: Optional[np.ndarray]  # [B] int64, None for "full"
+    d_outputs: np.ndarray  # [B, T, H], fixed random cotangent
+    weights: Dict[str, np.ndarray]  # the rnnrs cell's weights (TF names/layouts)
+    rnnrs_cell: Any
+
+    @property
+    def label(self) -> str:
+        return f"{self.kind.key}/{self.size.name}/{self.mode}/{self.layout}"
+
+
+@dataclass
+class Result:
+    """What a contender computes once, for the correctness check.
+
+    ``grads`` keys: "inputs" plus the TF weight names; a contender may omit any it
+    cannot provide (torch has no initial-state gradient unless asked, etc.)."""
+
+    outputs: np.ndarray
+    state: Optional[np.ndarray]
+    grads: Optional[Dict[str, np.ndarray]] = None
+
+
+@dataclass
+class Prepared:
+    run: Callable[[], Any]  # the timed operation
+    result: Callable[[], Result]  # outputs (+ grads in train mode) for the check
+    note: str = ""
+
+
+class Unavailable(Exception):
+    """The contender cannot run this case (not installed, unsupported dtype, forward-only ...)."""
+
+
+@dataclass
+class CellKind:
+    key: str
+    title: str
+    make_rnnrs_cell: Callable[[int, Any, int], Any]
+    rnnrs: Callable[[Case], Prepared]
+    reference: Callable[[Case], Prepared]
+    torch: Callable[[Case], Prepared]
+    onnxruntime: Callable[[Case], Prepared]
+
+
+# --------------------------------------------------------------------------------------
+# rnnrs (generic over cell kinds: only the cell factory differs)
+# --------------------------------------------------------------------------------------
+
+
+def _grads_to_dict(g: Any) -> Dict[str, np.ndarray]:
+    out = {"inputs": np.asarray(g.inputs)}
+    init = _as_array_state(getattr(g, "initial_state", None))
+    if init is not None:
+        out["initial_state"] = init
+    for k, v in g.weights.items():
+        out[k] = np.asarray(v)
+    return out
+
+
+def rnnrs_prepare(case: Case) -> Prepared:
+    cell, x, L, dy = case.rnnrs_cell, case.x, case.lengths, case.d_outputs
+    dynamic_rnn = rnnrs.dynamic_rnn
+    if case.mode == "forward":
+        def run():
+            return dynamic_rnn(cell, x, sequence_length=L)
+
+        def result():
+            out, state = dynamic_rnn(cell, x, sequence_length=L)
+            return Result(np.asarray(out), _as_array_state(state))
+    else:
+        def run():
+            _, _, backprop = dynamic_rnn(cell, x, sequence_length=L, return_backprop=True)
+            return backprop(d_outputs=dy, d_state=None)
+
+        def result():
+            out, state, backprop = dynamic_rnn(cell, x, sequence_length=L, return_backprop=True)
+            return Result(np.asarray(out), _as_array_state(state),
+                          _grads_to_dict(backprop(d_outputs=dy, d_state=None)))
+    return Prepared(run, result)
+
+
+def _as_array_state(state: Any) -> Optional[np.ndarray]:
+    """The part of the state every contender can report: h (LSTM: the second field)."""
+    if isinstance(state, np.ndarray):
+        return state
+    if hasattr(state, "h"):
+        return np.asarray(state.h)
+    return None
+
+
+# --------------------------------------------------------------------------------------
+# BasicRNNCell: NumPy reference, PyTorch, ONNX Runtime
+# --------------------------------------------------------------------------------------
+
+
+def _call_reference_backward(cache, dy) -> Dict[str, np.ndarray]:
+    g = reference.rnn_backward(cache, dy, None)
+    names = ("inputs", "initial_state", "kernel", "bias")
+    if isinstance(g, dict):
+        alias = {"inputs": ("inputs", "d_inputs", "dx", "d_x", "x"),
+                 "initial_state": ("initial_state", "d_initial_state", "dh0", "d_h0", "h0"),
+                 "kernel": ("kernel", "d_kernel", "dkernel", "dK"),
+                 "bias": ("bias", "d_bias", "dbias", "db")}
+        out = {}
+        for k, options in alias.items():
+            for o in options:
+                if o in g:
+                    out[k] = np.asarray(g[o])
+                    break
+        if "weights" in g and isinstance(g["weights"], dict):
+            out.update({k: np.asarray(v) for k, v in g["weights"].items()})
+        return out
+    if hasattr(g, "inputs"):
+        out = {"inputs": np.asarray(g.inputs)}
+        if hasattr(g, "initial_state"):
+            out["initial_state"] = np.asarray(g.initial_state)
+        out.update({k: np.asarray(v) for k, v in getattr(g, "weights", {}).items()})
+        return out
+    return {k: np.asarray(v) for k, v in zip(names, g)}
+
+
+def rnn_reference(case: Case) -> Prepared:
+    if reference is None:
+        raise Unavailable(f"tests/reference.py not importable ({REFERENCE_ERR})")
+    forward, backward = getattr(reference, "rnn_forward", None), getattr(reference, "rnn_backward", None)
+    if forward is None or backward is None:
+        raise Unavailable("tests/reference.py has no rnn_forward/rnn_backward")
+    B, H = case.size.batch, case.size.units
+    x, L, dy = case.x, case.lengths, case.d_outputs
+    kernel, bias = case.weights["kernel"], case.weights["bias"]
+    h0 = np.zeros((B, H), case.dtype)
+
+    def fwd():
+        return forward(x, h0, kernel, bias, "tanh", lengths=L)
+
+    if case.mode == "forward":
+        run = fwd
+    else:
+        def run():
+            _, _, cache = fwd()
+            return backward(cache, dy, None)
+
+    def result():
+        out, state, cache = fwd()
+        grads = _call_reference_backward(cache, dy) if case.mode == "train" else None
+        return Result(np.asarray(out), np.asarray(state), grads)
+
+    return Prepared(run, result)
+
+
+def _torch_dtype(dtype):
+    return torch.float64 if np.dtype(dtype) == np.float64 else torch.float32
+
+
+def rnn_torch(case: Case) -> Prepared:
+    if torch is None:
+        raise Unavailable("not installed")
+    I, H, T = case.size.inputs, case.size.units, case.size.time
+    k, b = case.weights["kernel"], case.weights["bias"]
+    tdt = _torch_dtype(case.dtype)
+    module = torch.nn.RNN(I, H, num_layers=1, nonlinearity="tanh", bias=True, batch_first=True)
+    module = module.to(tdt)
+    with torch.no_grad():
+        module.weight_ih_l0.copy_(torch.from_numpy(np.ascontiguousarray(k[:I].T)))
+        module.weight_hh_l0.copy_(torch.from_numpy(np.ascontiguousarray(k[I:].T)))
+        module.bias_ih_l0.copy_(torch.from_numpy(b))
+        module.bias_hh_l0.zero_()
+
+    def to_tf_grads(x_grad) -> Dict[str, np.ndarray]:
+        return {
+            "inputs": x_grad.numpy().copy(),
+            "kernel": torch.cat([module.weight_ih_l0.grad.T, module.weight_hh_l0.grad.T], 0).numpy().copy(),
+            # bias_ih and bias_hh enter the same sum; either one's gradient is dL/dbias
+            "bias": module.bias_ih_l0.grad.numpy().copy(),
+        }
+
+    return _torch_prepare(case, module, lambda h_n: h_n[0], to_tf_grads)
+
+
+def _torch_prepare(case: Case, module, final_state, to_tf_grads) -> Prepared:
+    """Shared by all torch cell kinds: forward / train, full / ragged (packed)."""
+    T = case.size.time
+    x_t = torch.from_numpy(case.x)
+    dy_t = torch.from_numpy(case.d_outputs)
+    pack = torch.nn.utils.rnn.pack_padded_sequence
+    unpack = torch.nn.utils.rnn.pad_packed_sequence
+    lengths_t = None if case.lengths is None else torch.from_numpy(case.lengths.astype(np.int64))
+
+    def fwd(x):
+        if lengths_t is None:
+            return module(x)
+        packed = pack(x, lengths_t, batch_first=True, enforce_sorted=False)
+        out, state = module(packed)
+        out, _ = unpack(out, batch_first=True, total_length=T)
+        return out, state
+
+    if case.mode == "forward":
+        def run():
+            with torch.no_grad():
+                return fwd(x_t)
+
+        def result():
+            with torch.no_grad():
+                out, state = fwd(x_t)
+            return Result(out.numpy().copy(), final_state(state).numpy().copy())
+    else:
+        x_leaf = x_t.clone().requires_grad_(True)
+
+        def run():
+            x_leaf.grad = None
+            module.zero_grad(set_to_none=True)
+            out, _ = fwd(x_leaf)
+            # same gradients as (out * dY).sum().backward(), minus two elementwise ops
+            out.backward(dy_t)
+
+        def result():
+            x_leaf.grad = None
+            module.zero_grad(set_to_none=True)
+            out, state = fwd(x_leaf)
+            out.backward(dy_t)
+            return Result(out.detach().numpy().copy(), final_state(state).detach().numpy().copy(),
+                          to_tf_grads(x_leaf.grad))
+
+    return Prepared(run, result)
+
+
+def _onnx_session(case: Case, rnn_node_builder) -> Tuple[Any, Dict[str, np.ndarray], List[str]]:
+    """Wrap one ONNX recurrent node: X [B,T,I] -> Transpose -> node -> Y [T,1,B,H] -> [B,T,H].
+
+    ONNX Runtime's CPU kernels reject layout=1 (batch-major), so the graph transposes
+    in and out; the contender's interface is the same batch-major one as rnnrs'."""
+    if ort is None:
+        raise Unavailable("not installed" if ONNX_ERR is None else "onnxruntime not installed")
+    if onnx is None:
+        raise Unavailable("onnx not installed (needed to build the graph)")
+    if case.mode != "forward":
+        raise Unavailable("forward only")
+    from onnx import TensorProto, helper, numpy_helper
+
+    B, T, I = case.x.shape
+    H = case.size.units
+    elem = TensorProto.DOUBLE if np.dtype(case.dtype) == np.float64 else TensorProto.FLOAT
+    inputs = [helper.make_tensor_value_info("X", elem, [B, T, I])]
+    nodes = [helper.make_node("Transpose", ["X"], ["X_tbi"], perm=[1, 0, 2])]
+    feeds = {"X": case.x}
+    seq_name = ""
+    if case.lengths is not None:
+        inputs.append(helper.make_tensor_value_info("sequence_lens", TensorProto.INT32, [B]))
+        feeds["sequence_lens"] = case.lengths.astype(np.int32)
+        seq_name = "sequence_lens"
+    node, initializers = rnn_node_builder(case, "X_tbi", seq_name, "Y_t1bh", "Y_h")
+    nodes.append(node)
+    axes = numpy_helper.from_array(np.array([1], np.int64), "axes1")
+    axes0 = numpy_helper.from_array(np.array([0], np.int64), "axes0")
+    nodes += [
+        helper.make_node("Squeeze", ["Y_t1bh", "axes1"], ["Y_tbh"]),
+        helper.make_node("Transpose", ["Y_tbh"], ["Y"], perm=[1, 0, 2]),
+        helper.make_node("Squeeze", ["Y_h", "axes0"], ["H_n"]),
+    ]
+    outputs = [helper.make_tensor_value_info("Y", elem, [B, T, H]),
+               helper.make_tensor_value_info("H_n", elem, [B, H])]
+    graph = helper.make_graph(nodes, f"{case.kind.key}_bench", inputs, outputs,
+                              initializer=initializers + [axes, axes0])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = min(model.ir_version, 9)  # accepted by every recent onnxruntime
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = case.threads
+    opts.inter_op_num_threads = 1
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.log_severity_level = 4  # the check below reports failures itself
+    try:
+        sess = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+    except Exception as exc:
+        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if np.dtype(case.dtype) == np.float64:
+            raise Unavailable("no float64 kernel") from exc
+        raise Unavailable(f"session creation failed: {msg[:120]}") from exc
+    return sess, feeds, ["Y", "H_n"]
+
+
+def rnn_onnxruntime(case: Case) -> Prepared:
+    def node_builder(case, x_name, seq_name, y_name, yh_name):
+        from onnx import helper, numpy_helper
+        I, H = case.size.inputs, case.size.units
+        k, b = case.weights["kernel"], case.weights["bias"]
+        W = np.ascontiguousarray(k[:I].T)[None]  # [1, H, I]
+        R = np.ascontiguousarray(k[I:].T)[None]  # [1, H, H]
+        Bias = np.concatenate([b, np.zeros_like(b)])[None]  # [1, 2H]: Wb then Rb
+        inits = [numpy_helper.from_array(W, "W"), numpy_helper.from_array(R, "R"),
+                 numpy_helper.from_array(Bias, "B")]
+        node = helper.make_node("RNN", [x_name, "W", "R", "B", seq_name], [y_name, yh_name],
+                                hidden_size=H, activations=["Tanh"], direction="forward")
+        return node, inits
+
+    return _onnx_prepare(case, node_builder)
+
+
+def _onnx_prepare(case: Case, node_builder) -> Prepared:
+    sess, feeds, out_names = _onnx_session(case, node_builder)
+
+    def run():
+        return sess.run(out_names, feeds)
+
+    def result():
+        y, h = sess.run(out_names, feeds)
+        return Result(y, h)
+
+    return Prepared(run, result)
+
+
+# --------------------------------------------------------------------------------------
+# The table of cell kinds.  LSTM / GRU: add an entry with their four builders.
+# --------------------------------------------------------------------------------------
+
+CELL_KINDS: Dict[str, CellKind] = {
+    "rnn": CellKind(
+        key="rnn",
+        title="BasicRNNCell(tanh)",
+        make_rnnrs_cell=lambda units, dtype, seed: rnnrs.BasicRNNCell(units, activation="tanh", dtype=dtype, seed=seed),
+        rnnrs=rnnrs_prepare,
+        reference=rnn_reference,
+        torch=rnn_torch,
+        onnxruntime=rnn_onnxruntime,
+    ),
+}
+
+CONTENDERS = ("rnnrs", "reference", "torch", "onnxruntime")
+SHORT = {"rnnrs": "rnnrs", "reference": "numpy-ref", "torch": "torch", "onnxruntime": "ort"}
+
+# --------------------------------------------------------------------------------------
+# Correctness checks
+# --------------------------------------------------------------------------------------
+
+
+def _tolerances(dtype) -> Tuple[float, float]:
+    """(forward tol, gradient tol).  Gradient tolerance is relative to the largest entry."""
+    if np.dtype(dtype) == np.float64:
+        return 1e-9, 1e-9
+    return 1e-4, 1e-3
+
+
+def _compare(name: str, got: np.ndarray, want: np.ndarray, tol: float, scaled: bool) -> Optional[str]:
+    got, want = np.asarray(got), np.asarray(want)
+    if got.shape != want.shape:
+        return f"{name}: shape {got.shape} != rnnrs {want.shape}"
+    if got.size == 0:
+        return None
+    scale = max(1.0, float(np.max(np.abs(want)))) if scaled else 1.0
+    diff = np.abs(got.astype(np.float64) - want.astype(np.float64))
+    bad = ~(diff <= tol * scale + tol * np.abs(want))
+    if np.any(bad):
+        idx = np.unravel_index(int(np.nanargmax(np.where(bad, diff, -1))), diff.shape)
+        return (f"{name}: max|diff|={float(np.nanmax(diff)):.3g} (tol {tol:g}{' x ' + format(scale, '.3g') if scaled else ''}), "
+                f"{int(bad.sum())}/{bad.size} entries off; worst at {tuple(int(i) for i in idx)}: "
+                f"got {float(got[idx]):.7g}, rnnrs {float(want[idx]):.7g}")
+    return None
+
+
+def check(case: Case, name: str, got: Result, want: Result) -> Tuple[List[str], str]:
+    """Compare a contender's Result with rnnrs'.  Returns (problems, summary of max errors)."""
+    ftol, gtol = _tolerances(case.dtype)
+    problems, errs = [], []
+    for what, g, w in (("outputs", got.outputs, want.outputs), ("state", got.state, want.state)):
+        if g is None or w is None:
+            continue
+        p = _compare(what, g, w, ftol, scaled=False)
+        if p:
+            problems.append(p)
+        if np.shape(g) == np.shape(w):
+            errs.append(f"{what} {_maxerr(g, w):.1e}")
+    if case.mode == "train" and got.grads is not None and want.grads is not None:
+        for key in want.grads:
+            if key in got.grads:
+                p = _compare(f"d{key}", got.grads[key], want.grads[key], gtol, scaled=True)
+                if p:
+                    problems.append(p)
+                if np.shape(got.grads[key]) == np.shape(want.grads[key]):
+                    errs.append(f"d{key} {_maxerr(got.grads[key], want.grads[key]):.1e}")
+    return problems, ", ".join(errs)
+
+
+def _maxerr(a, b) -> float:
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    return float(np.max(np.abs(a - b))) if a.size else 0.0
+
+
+# --------------------------------------------------------------------------------------
+# Timing
+# --------------------------------------------------------------------------------------
+
+
+@dataclass
+class Timing:
+    samples_ns: List[int] = field(default_factory=list)
+
+    def median_s(self) -> float:
+        return float(np.median(self.samples_ns)) * 1e-9
+
+    def quantile_s(self, q: float) -> float:
+        return float(np.quantile(self.samples_ns, q)) * 1e-9
+
+    def min_s(self) -> float:
+        return min(self.samples_ns) * 1e-9
+
+
+def time_interleaved(runs: Dict[str, Callable[[], Any]], warmup: int, repeat: Optional[int],
+                     budget_s: float, min_reps: int, max_reps: int) -> Dict[str, Timing]:
+    """Warm up every contender, then run rounds of one call each (rotating the order)
+    until ``repeat`` rounds, or until ``budget_s`` of wall time and ``min_reps`` rounds."""
+    names = list(runs)
+    timings = {n: Timing() for n in names}
+    if not names:
+        return timings
+    for n in names:
+        for _ in range(warmup):
+            runs[n]()
+    clock = time.perf_counter_ns
+    deadline = clock() + int(budget_s * 1e9)
+    gc_was_enabled = gc.isenabled()
+    gc.collect()
+    gc.disable()
+    try:
+        rep = 0
+        while True:
+            if repeat is not None:
+                if rep >= repeat:
+                    break
+            elif rep >= max_reps or (rep >= min_reps and clock() >= deadline):
+                break
+            shift = rep % len(names)
+            for n in names[shift:] + names[:shift]:
+                fn = runs[n]
+                t0 = clock()
+                fn()
+                timings[n].samples_ns.append(clock() - t0)
+            rep += 1
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+    return timings
+
+
+def fmt_time(seconds: Optional[float]) -> str:
+    if seconds is None:
+        return "-"
+    if seconds < 1e-3:
+        return f"{seconds * 1e6:.1f} µs"
+    if seconds < 1.0:
+        return f"{seconds * 1e3:.2f} ms"
+    return f"{seconds:.2f} s"
+
+
+# --------------------------------------------------------------------------------------
+# Machine description
+# --------------------------------------------------------------------------------------
+
+
+def _cpu_info() -> Tuple[str, Optional[int], str]:
+    model, physical, flags = platform.processor() or "unknown", None, ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            text = f.read()
+        cores = set()
+        phys_id = core_id = None
+        for line in text.splitlines():
+            key, _, value = line.partition(":")
+            key, value = key.strip(), value.strip()
+            if key == "model name" and model in ("unknown", "", "x86_64"):
+                model = value
+            elif key == "physical id":
+                phys_id = value
+            elif key == "core id":
+                core_id = value
+            elif key == "flags" and not flags:
+                fl = set(value.split())
+                flags = " ".join(x for x in ("avx", "avx2", "fma", "avx512f", "avx512_vnni", "amx_tile") if x in fl)
+            elif key == "" and core_id is not None:
+                cores.add((phys_id, core_id))
+                phys_id = core_id = None
+        if core_id is not None:
+            cores.add((phys_id, core_id))
+        physical = len(cores) or None
+    except OSError:
+        pass
+    return model, physical, flags
+
+
+def _version(mod) -> str:
+    return getattr(mod, "__version__", "?") if mod is not None else "not installed"
+
+
+def machine_description(args) -> List[str]:
+    model, physical, flags = _cpu_info()
+    logical = os.cpu_count()
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except AttributeError:
+        usable = logical
+    lines = [
+        f"CPU      : {model}" + (f"  [{flags}]" if flags else ""),
+        f"cores    : {physical or '?'} physical, {logical} logical, {usable} usable by this process",
+        f"OS       : {platform.platform()}" + (f"  (load average {os.getloadavg()[0]:.2f} at start)"
+                                                   if hasattr(os, "getloadavg") else ""),
+        f"python   : {platform.python_version()} ({platform.python_implementation()})",
+        f"numpy    : {np.__version__}{_blas_info()}",
+        f"rnnrs    : {_version(rnnrs)}" + (f"  ({getattr(rnnrs, '__file__', '')})" if rnnrs is not None else f"  ({RNNRS_ERR})"),
+        f"reference: " + (f"{reference.__file__}" if reference is not None else f"not available ({REFERENCE_ERR})"),
+        f"torch    : {_version(torch)}" + (f"  (intra-op threads {torch.get_num_threads()})" if torch is not None else ""),
+        f"onnxrt   : {_version(ort)}",
+        f"onnx     : {_version(onnx)}",
+        f"threads  : {args.threads} for every contender (rnnrs.set_num_threads, torch.set_num_threads, "
+        f"ORT intra_op_num_threads, BLAS env vars)",
+        f"dtype    : {args.dtype}",
+    ]
+    if hasattr(os, "getloadavg") and usable and os.getloadavg()[0] > max(0.5, usable - args.threads):
+        lines.append(f"WARNING  : the machine is busy (load {os.getloadavg()[0]:.2f} on {usable} CPUs); "
+                     f"thread pools that spin (torch, ORT, rnnrs) suffer most, so ratios will be noisy")
+    if usable is not None and args.threads > usable:
+        lines.append(f"WARNING  : --threads {args.threads} exceeds the {usable} CPUs available; timings will be noisy")
+    return lines
+
+
+def _blas_info() -> str:
+    if threadpoolctl is None:
+        return ""
+    try:
+        infos = threadpoolctl.threadpool_info()
+        parts = [f"{i.get('internal_api')} {i.get('version') or ''} x{i.get('num_threads')}".strip()
+                 for i in infos if i.get("user_api") == "blas"]
+        return f"  (BLAS: {', '.join(parts)})" if parts else ""
+    except Exception:
+        return ""
+
+
+# --------------------------------------------------------------------------------------
+# Main loop
+# --------------------------------------------------------------------------------------
+
+
+@dataclass
+class Row:
+    label: str
+    kind: str
+    size: Size
+    mode: str
+    layout: str
+    medians: Dict[str, Optional[float]]
+    status: Dict[str, str]  # "" when timed, else why not
+    spread: Dict[str, Tuple[float, float, float]]  # (min, p10, p90) in seconds
+    reps: int
+    problems: Dict[str, List[str]]
+
+
+def make_case(kind: CellKind, size: Size, mode: str, layout: str, dtype, threads: int, seed: int) -> Case:
+    rng = np.random.default_rng([seed, size.batch, size.time, size.inputs, size.units])
+    B, T, I, H = size.batch, size.time, size.inputs, size.units
+    x = rng.standard_normal((B, T, I)).astype(dtype)
+    d_outputs = rng.standard_normal((B, T, H)).astype(dtype)
+    lengths = None
+    if layout == "ragged":
+        lo = max(1, math.ceil(T / 4))
+        lengths = rng.integers(lo, T + 1, size=B).astype(np.int64)
+    cell = kind.make_rnnrs_cell(H, dtype, seed)
+    cell.build(I)
+    weights = {k: np.array(v, dtype=dtype, copy=True) for k, v in cell.get_weights().items()}
+    return Case(kind, size, mode, layout, dtype, threads, seed, x, lengths, d_outputs, weights, cell)
+
+
+def run_case(case: Case, args, contenders: Sequence[str]) -> Row:
+    print(f"\n== {case.kind.title}  {case.size.name} ({case.size.describe()})  {case.mode}  {case.layout}"
+          + (f"  lengths in [{case.lengths.min()}, {case.lengths.max()}]" if case.lengths is not None else ""),
+          flush=True)
+    status: Dict[str, str] = {}
+    problems: Dict[str, List[str]] = {}
+    prepared: Dict[str, Prepared] = {}
+    for name in contenders:
+        builder = getattr(case.kind, name)
+        try:
+            prepared[name] = builder(case)
+        except Unavailable as exc:
+            status[name] = str(exc)
+        except Exception as exc:  # a peer blowing up must not kill the run
+            status[name] = f"error: {type(exc).__name__}: {exc}"
+            print(f"   {name}: failed to build: {type(exc).__name__}: {exc}")
+
+    if "rnnrs" not in prepared:
+        print(f"   !! rnnrs cannot run this case: {status.get('rnnrs')}")
+        return _empty_row(case, contenders, status, problems)
+    try:
+        want = prepared["rnnrs"].result()
+    except Exception as exc:
+        status["rnnrs"] = f"error: {type(exc).__name__}: {exc}"
+        print(f"   !! rnnrs raised {type(exc).__name__}: {exc}")
+        return _empty_row(case, contenders, status, problems)
+    for name, prep in list(prepared.items()):
+        if name == "rnnrs":
+            continue
+        try:
+            got = prep.result()
+            errs, summary = check(case, name, got, want)
+        except Exception as exc:
+            errs, summary = [f"raised {type(exc).__name__}: {exc}"], ""
+        if errs:
+            problems[name] = errs
+            status[name] = "MISMATCH"
+            del prepared[name]
+            print(f"   !! {name} does NOT match rnnrs -> not timed. "
+                  f"Reproduce: python benches/compare.py --cells {case.kind.key} --sizes {case.size.name} "
+                  f"--modes {case.mode} --layouts {case.layout} --dtype {args.dtype} --seed {case.seed} --quick")
+            for e in errs:
+                print(f"      {e}")
+            if name == "reference":
+                print("      (tests/reference.py is the float64 oracle of the test suite: rnnrs is the likely culprit)")
+        else:
+            print(f"   check {name:<11} vs rnnrs: ok  (max |diff|: {summary})")
+
+    # The NumPy reference is a correctness yardstick, not a peer: time it only on sizes
+    # whose work is small (a fixed rule, so the same cells are skipped on every run).
+    if "reference" in prepared and not args.reference_all and case.size.work() > REFERENCE_MAX_WORK:
+        status["reference"] = "skipped (too slow to be worth timing; --reference-all to time it)"
+        del prepared["reference"]
+
+    for name in list(prepared):  # a contender that raises while running is dropped, not fatal
+        try:
+            prepared[name].run()
+        except Exception as exc:
+            status[name] = f"error: {type(exc).__name__}: {exc}"
+            print(f"   !! {name} raised {type(exc).__name__}: {exc}")
+            del prepared[name]
+
+    timings = time_interleaved({n: p.run for n, p in prepared.items()}, warmup=args.warmup,
+                               repeat=args.repeat, budget_s=args.budget, min_reps=args.min_reps,
+                               max_reps=args.max_reps)
+    medians = {n: (timings[n].median_s() if n in timings else None) for n in contenders}
+    spread = {n: (t.min_s(), t.quantile_s(0.1), t.quantile_s(0.9)) for n, t in timings.items()}
+    reps = len(next(iter(timings.values())).samples_ns) if timings else 0
+    base = medians.get("rnnrs")
+    for n in contenders:
+        if n in timings:
+            mn, p10, p90 = spread[n]
+            ratio = "" if n == "rnnrs" or not base else f"   {SHORT[n]}/rnnrs = {medians[n] / base:.2f}x"
+            print(f"   {n:<12} median {fmt_time(medians[n]):>10}  [p10 {fmt_time(p10)}, p90 {fmt_time(p90)}, "
+                  f"min {fmt_time(mn)}]{ratio}")
+        else:
+            print(f"   {n:<12} {status.get(n, 'not run')}")
+    print(f"   ({reps} interleaved repetitions)", flush=True)
+    return Row(case.label, case.kind.key, case.size, case.mode, case.layout, medians,
+               {n: status.get(n, "") for n in contenders}, spread, reps, problems)
+
+
+def _empty_row(case: Case, contenders, status, problems) -> Row:
+    return Row(case.label, case.kind.key, case.size, case.mode, case.layout,
+               {n: None for n in contenders}, {n: status.get(n, "not run") for n in contenders},
+               {}, 0, problems)
+
+
+def _cell_text(row: Row, name: str) -> str:
+    if row.medians.get(name) is not None:
+        return fmt_time(row.medians[name])
+    s = row.status.get(name, "")
+    if s in ("MISMATCH", "not installed"):
+        return s
+    if s == "not run":
+        return "-"
+    if s.startswith("skipped"):
+        return "skipped"
+    if s == "forward only":
+        return "n/a (fwd only)"
+    if s == "no float64 kernel":
+        return "n/a (f64)"
+    if s.startswith("tests/reference.py"):
+        return "n/a"
+    return "error" if s else "-"
+
+
+def _ratio_text(row: Row, name: str) -> str:
+    a, b = row.medians.get(name), row.medians.get("rnnrs")
+    return f"{a / b:.2f}x" if a is not None and b else "-"
+
+
+def render_table(rows: List[Row], contenders: Sequence[str], markdown: bool) -> str:
+    peers = [c for c in contenders if c != "rnnrs"]
+    header = ["cell", "size", "mode", "batch"] + [SHORT[c] for c in contenders] + [f"{SHORT[c]}/rnnrs" for c in peers]
+    body = [[r.kind, f"{r.size.name} ({r.size.describe()})", r.mode, r.layout]
+            + [_cell_text(r, c) for c in contenders] + [_ratio_text(r, c) for c in peers] for r in rows]
+    if markdown:
+        right = set(range(4, len(header)))
+        lines = ["| " + " | ".join(header) + " |",
+                 "|" + "|".join("---:" if i in right else "---" for i in range(len(header))) + "|"]
+        lines += ["| " + " | ".join(r) + " |" for r in body]
+        return "\n".join(lines)
+    widths = [max(len(h), *(len(r[i]) for r in body)) if body else len(h) for i, h in enumerate(header)]
+    def fmt(cells):
+        return "  ".join(c.ljust(w) if i < 4 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
+    lines = [fmt(header), "  ".join("-" * w for w in widths)] + [fmt(r) for r in body]
+    return "\n".join(lines)
+
+
+def _csv(value: str, allowed: Sequence[str], what: str) -> List[str]:
+    items = [v.strip() for v in value.split(",") if v.strip()]
+    if items == ["all"]:
+        return list(allowed)
+    bad = [v for v in items if v not in allowed]
+    if bad:
+        raise SystemExit(f"unknown {what}: {', '.join(bad)} (choose from {', '.join(allowed)})")
+    return items
+
+
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--threads", type=int, default=2, help="threads for every contender (default 2)")
+    p.add_argument("--sizes", default=",".join(DEFAULT_SIZES),
+                   help=f"comma list of {', '.join(SIZES)} or 'all' (default {','.join(DEFAULT_SIZES)})")
+    p.add_argument("--modes", default="forward,train", help="comma list of forward,train")
+    p.add_argument("--layouts", default="full,ragged", help="comma list of full,ragged")
+    p.add_argument("--cells", default=",".join(CELL_KINDS), help=f"comma list of {', '.join(CELL_KINDS)}")
+    p.add_argument("--contenders", default=",".join(CONTENDERS),
+                   help=f"comma list of {', '.join(CONTENDERS)} (rnnrs is always included)")
+    p.add_argument("--dtype", choices=("f32", "f64"), default="f32")
+    p.add_argument("--repeat", type=int, default=None,
+                   help="fixed number of interleaved repetitions per case (default: fill --budget)")
+    p.add_argument("--budget", type=float, default=2.0,
+                   help="seconds of timed work per case when --repeat is not given (default 2)")
+    p.add_argument("--min-reps", type=int, default=15)
+    p.add_argument("--max-reps", type=int, default=5000)
+    p.add_argument("--warmup", type=int, default=3, help="warm-up calls per contender (default 3)")
+    p.add_argument("--quick", action="store_true", help="smoke test: 3 repetitions, 1 warm-up")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--reference-all", action="store_true",
+                   help="also time the NumPy reference on medium and larger sizes (always used for checks)")
+    p.add_argument("--markdown", action="store_true", help="print the summary as a markdown table")
+    p.add_argument("--json", metavar="PATH", help="also write all results to PATH as JSON")
+    args = p.parse_args(argv)
+    if args.quick:
+        args.repeat = args.repeat or 3
+        args.warmup = 1
+    args.threads = max(1, args.threads)
+    return args
+
+
+def main(argv: Sequence[str] = ()) -> int:
+    args = parse_args(argv)
+    if rnnrs is None:
+        print(f"rnnrs does not import ({RNNRS_ERR}); build it with `maturin develop --release` first.",
+              file=sys.stderr)
+        return 2
+    sizes = [SIZES[s] for s in _csv(args.sizes, list(SIZES), "size")]
+    modes = _csv(args.modes, MODES, "mode")
+    layouts = _csv(args.layouts, LAYOUTS, "layout")
+    kinds = [CELL_KINDS[k] for k in _csv(args.cells, list(CELL_KINDS), "cell kind")]
+    contenders = ["rnnrs"] + [c for c in _csv(args.contenders, CONTENDERS, "contender") if c != "rnnrs"]
+    dtype = np.float64 if args.dtype == "f64" else np.float32
+
+    rnnrs.set_num_threads(args.threads)
+    if torch is not None:
+        torch.set_num_threads(args.threads)
+        try:
+            torch.set_num_interop_threads(1)
+        except RuntimeError:
+            pass
+
+    print("Machine")
+    for line in machine_description(args):
+        print("  " + line)
+
+    rows: List[Row] = []
+    t_start = time.perf_counter()
+    for kind in kinds:
+        for size in sizes:
+            for mode in modes:
+                for layout in layouts:
+                    case = make_case(kind, size, mode, layout, dtype, args.threads, args.seed)
+                    rows.append(run_case(case, args, contenders))
+
+    print(f"\nSummary: median time per call ({args.dtype}, {args.threads} thread(s)); "
+          f"'x/rnnrs' > 1 means rnnrs is faster\n")
+    print(render_table(rows, contenders, args.markdown))
+    notes = sorted({f"{SHORT[n]}: {s}" for r in rows for n, s in r.status.items()
+                    if s and not s.startswith("skipped") and s not in ("MISMATCH", "forward only", "not run")})
+    skipped = sorted({f"{r.size.name}/{r.mode}/{r.layout}" for r in rows
+                      if r.status.get("reference", "").startswith("skipped")})
+    if skipped:
+        notes.append(f"numpy-ref: not timed for {', '.join(skipped)} (slow; --reference-all to include); "
+                     f"still used for the correctness check")
+    if dtype == np.float32 and any(r.medians.get("reference") is not None for r in rows):
+        notes.append("numpy-ref: computes in float64 whatever the input dtype (it is the test oracle, "
+                     "written for clarity), so its times are not an f32 peer's")
+    if any(r.status.get("onnxruntime") == "forward only" for r in rows):
+        notes.append("ort: forward only (ONNX Runtime has no training path for this graph)")
+    for n in notes:
+        print(f"  note: {n}")
+
+    tiny = [r for r in rows if r.size.name == "tiny" and r.mode == "forward" and r.layout == "full"
+            and r.medians.get("rnnrs") is not None]
+    if tiny:
+        r = tiny[0]
+        med, (mn, p10, p90) = r.medians["rnnrs"], r.spread["rnnrs"]
+        verdict = "OK" if med * 1e6 < TINY_TARGET_US else "ABOVE TARGET"
+        if r.reps < 100:
+            verdict += f" (only {r.reps} repetitions: not a reliable verdict)"
+        print(f"\nTiny single forward call ({r.kind}, {r.size.describe()}, full): median {med * 1e6:.1f} µs "
+              f"(min {mn * 1e6:.1f}, p90 {p90 * 1e6:.1f}) -- target < {TINY_TARGET_US:.0f} µs: {verdict}")
+
+    mismatches = [(r.label, n, e) for r in rows for n, e in r.problems.items()]
+    if mismatches:
+        print("\nMISMATCHES (these contenders were not timed for these cases):")
+        for label, n, errs in mismatches:
+            print(f"  {label} {n}: {errs[0]}" + (f" (+{len(errs) - 1} more)" if len(errs) > 1 else ""))
+    load = f", load average {os.getloadavg()[0]:.2f} at end" if hasattr(os, "getloadavg") else ""
+    print(f"\nTotal wall time {time.perf_counter() - t_start:.1f} s{load}")
+
+    if args.json:
+        payload = {
+            "machine": machine_description(args),
+            "args": {k: v for k, v in vars(args).items()},
+            "rows": [{"label": r.label, "cell": r.kind, "size": r.size.__dict__, "mode": r.mode,
+                      "layout": r.layout, "median_s": r.medians, "status": r.status,
+                      "spread_s": {n: dict(zip(("min", "p10", "p90"), v)) for n, v in r.spread.items()},
+                      "reps": r.reps, "problems": r.problems} for r in rows],
+        }
+        with open(args.json, "w") as f:
+            json.dump(payload, f, indent=2)
+        print(f"results written to {args.json}")
+    return 1 if mismatches else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
