@@ -17,9 +17,11 @@ the keys of ``weights()``.)
 State structures: an array ``[B, H]``, an ``LSTMState(c, h)`` or a tuple of
 states (a stack of layers). ``map_state`` walks them leaf by leaf.
 
-To add a cell (LSTM, GRU): write a layer class with this interface from that
-cell's ``*_forward`` / ``*_backward`` pair in reference.py; every wrapper and
-the bidirectional reference below then work with it unchanged.
+The cells: :class:`BasicRNN` (reference.py), :class:`LSTM` (BasicLSTMCell and
+LSTMCell with every option, reference_lstm.py) and :class:`GRU` (both forms,
+reference_gru.py). Each is a thin layer around that cell's ``*_forward`` /
+``*_backward`` pair; every wrapper and the bidirectional reference below work
+with any of them unchanged.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ from typing import NamedTuple
 import numpy as np
 
 import reference as ref
+import reference_gru as rg
+import reference_lstm as rl
 
 # --------------------------------------------------------------------------
 # State structures
@@ -103,6 +107,11 @@ class BasicRNN:
     def weights(self):
         return {"kernel": self.kernel, "bias": self.bias}
 
+    def with_weights(self, mapping):
+        """A copy with some weights replaced."""
+        w = {**self.weights(), **mapping}
+        return BasicRNN(w["kernel"], w["bias"], self.activation)
+
     def zero_state(self, batch):
         return np.zeros((batch, self.num_units))
 
@@ -112,6 +121,123 @@ class BasicRNN:
     def backward(self, cache, d_outputs, d_state):
         d_x, d_h0, d_kernel, d_bias = ref.rnn_backward(cache, d_outputs, d_state)
         return d_x, d_h0, {"kernel": d_kernel, "bias": d_bias}
+
+
+# --------------------------------------------------------------------------
+# BasicLSTMCell / LSTMCell: state LSTMState(c [B, H], h [B, P]); output h
+# --------------------------------------------------------------------------
+
+
+class LSTM:
+    """BasicLSTMCell (``basic=True``: no peepholes, clips or projection) or
+    LSTMCell; the options are on when their weights are present (peepholes,
+    ``projection/kernel``) or their limits given (reference_lstm.lstm_forward /
+    lstm_backward). ``weights()`` returns the very arrays the forward pass reads.
+
+    Every forward pass records, for the tests, how close a clip's argument
+    came to its kink (``kink_margin``) and whether each clip both clipped and
+    passed something (``clip_seen``)."""
+
+    def __init__(self, weights, *, forget_bias=1.0, activation="tanh", cell_clip=None, proj_clip=None,
+                 basic=False):
+        self.w = {k: np.asarray(v, dtype=np.float64) for k, v in weights.items()}
+        self.forget_bias = float(forget_bias)
+        self.activation = activation
+        self.cell_clip = cell_clip
+        self.proj_clip = proj_clip if rl.PROJECTION in self.w else None
+        self.basic = basic
+        self.peepholes = all(name in self.w for name in rl.PEEPHOLES)
+        self.num_units = self.w["bias"].shape[0] // 4  # H
+        self.num_proj = self.w[rl.PROJECTION].shape[1] if rl.PROJECTION in self.w else None
+        self.output_size = self.num_proj or self.num_units  # P
+        self.input_size = self.w["kernel"].shape[0] - self.output_size
+        if basic:
+            assert set(self.w) == {"kernel", "bias"} and cell_clip is None and proj_clip is None
+        self.kink_margin = np.inf
+        self.clip_seen = {"cell_clip": [False, False], "proj_clip": [False, False]}  # [clipped, passed]
+
+    def weights(self):
+        return self.w
+
+    def with_weights(self, mapping):
+        """A copy with some weights replaced."""
+        return LSTM({**self.w, **mapping}, forget_bias=self.forget_bias, activation=self.activation,
+                    cell_clip=self.cell_clip, proj_clip=self.proj_clip, basic=self.basic)
+
+    def zero_state(self, batch):
+        return LSTMState(np.zeros((batch, self.num_units)), np.zeros((batch, self.output_size)))
+
+    def forward(self, x, state, lengths=None):
+        outputs, (c, h), cache = rl.lstm_forward(
+            x, state.c, state.h, self.w, lengths, forget_bias=self.forget_bias, activation=self.activation,
+            cell_clip=self.cell_clip, proj_clip=self.proj_clip,
+        )
+        self.kink_margin = min(self.kink_margin, rl.kink_margin(cache))
+        for s in cache["steps"]:
+            rows = s["active"][:, 0]
+            for name, values in (("cell_clip", s["c_unclipped"]), ("proj_clip", s["m_unclipped"])):
+                limit = getattr(self, name)
+                if limit is not None:
+                    self.clip_seen[name][0] |= bool(np.any(np.abs(values[rows]) > limit))
+                    self.clip_seen[name][1] |= bool(np.any(np.abs(values[rows]) < limit))
+        return outputs, LSTMState(c, h), cache
+
+    def backward(self, cache, d_outputs, d_state):
+        d_c, d_h = (None, None) if d_state is None else d_state
+        d_x, d_c0, d_h0, d_weights = rl.lstm_backward(cache, d_outputs, d_c, d_h)
+        return d_x, LSTMState(d_c0, d_h0), d_weights
+
+
+# --------------------------------------------------------------------------
+# GRUCell (both forms): output = state = h'
+# --------------------------------------------------------------------------
+
+
+class GRU:
+    """GRUCell, ``reset_after`` False (TF 1.x) or True (cuDNN form)
+    (reference_gru.gru_forward / gru_backward)."""
+
+    def __init__(self, weights, activation="tanh", reset_after=False):
+        self.reset_after = bool(reset_after)
+        names = rg.weight_names(self.reset_after)
+        assert set(weights) == set(names), (sorted(weights), names)
+        self.w = {k: np.asarray(weights[k], dtype=np.float64) for k in names}
+        self.activation = activation
+        self.num_units = self.w["gates/bias"].shape[0] // 2
+        self.input_size = self.w["gates/kernel"].shape[0] - self.num_units
+        self.output_size = self.num_units
+
+    def weights(self):
+        return self.w
+
+    def with_weights(self, mapping):
+        """A copy with some weights replaced."""
+        return GRU({**self.w, **mapping}, self.activation, self.reset_after)
+
+    def zero_state(self, batch):
+        return np.zeros((batch, self.num_units))
+
+    def forward(self, x, state, lengths=None):
+        return rg.gru_forward(x, state, self.w, self.activation, self.reset_after, lengths)
+
+    def backward(self, cache, d_outputs, d_state):
+        return rg.gru_backward(cache, d_outputs, d_state)
+
+
+def cell_layers(layer):
+    """Every cell layer (BasicRNN, LSTM, GRU) of a layer tree, bottom first."""
+    if isinstance(layer, Multi):
+        return [c for inner in layer.layers for c in cell_layers(inner)]
+    if isinstance(layer, Wrapper):
+        return cell_layers(layer.cell)
+    return [layer]
+
+
+def min_kink_margin(layer):
+    """The smallest distance of any LSTM clip's argument to its limit over the
+    forward passes run so far (inf without clips): finite differences with
+    step eps are valid when it exceeds eps."""
+    return min([c.kink_margin for c in cell_layers(layer) if isinstance(c, LSTM)], default=np.inf)
 
 
 # --------------------------------------------------------------------------

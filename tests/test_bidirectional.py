@@ -3,6 +3,9 @@ row-by-row NumPy reference (reference_wrappers.bidirectional_forward /
 _backward, which has no masking machinery: each row's real steps are run
 forward and reversed), central finite differences of rnnrs itself, and the
 contract: TF 1.x ``reverse_sequence`` semantics, outputs in input order.
+Each direction may be of its own cell kind (``CELL_KINDS`` of
+test_wrappers.py), e.g. an LSTMCell forward and a GRUCell backward with
+different output sizes.
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ import rnnrs
 from helpers import ACTIVATIONS, assert_close, raises_naming, seeds
 from test_wrappers import (
     CELL_KINDS,
+    assert_clips_exercised,
+    assert_rows_keep_initial_state,
     assert_state_close,
     assert_weights_close,
     lib_state,
@@ -53,6 +58,20 @@ def random_structure(name, kind, rng, input_size, units, dtype, activation="tanh
 
 
 STRUCTURES = ("cell", "multi", "projection", "residual")
+
+# (fw kind, bw kind) pairs for the explicit cases: one kind in both
+# directions, and different kinds with different output sizes (LSTMCell
+# with every option: P != H).
+KIND_PAIRS = [(kind, kind) for kind in CELL_KINDS] + [
+    ("LSTMCell", "GRUCell"),
+    ("BasicLSTMCell", "GRUCell_reset_after"),
+    ("GRUCell", "LSTMCell"),
+    ("BasicRNNCell", "BasicLSTMCell"),
+]
+
+
+def pair_id(pair):
+    return "-".join(pair)
 
 
 @dataclass(frozen=True)
@@ -175,11 +194,15 @@ def test_reference_is_reverse_sequence_by_hand():
     np.testing.assert_array_equal(s_bw[:, 0], [6, 10, 0])
 
 
-def test_reference_backward_matches_its_finite_differences():
+@pytest.mark.parametrize("kinds", [("BasicRNNCell", "BasicRNNCell"), ("LSTMCell", "GRUCell_reset_after")],
+                         ids=pair_id)
+def test_reference_backward_matches_its_finite_differences(kinds):
     rng = np.random.default_rng(0)
-    fw = random_structure("multi", "BasicRNNCell", rng, 2, 3, np.float64)
-    bw = random_structure("projection", "BasicRNNCell", rng, 2, 3, np.float64)
+    fw = random_structure("multi", kinds[0], rng, 2, 3, np.float64)
+    bw = random_structure("projection", kinds[1], rng, 2, 3, np.float64)
     p = make_bi_problem(fw, bw, np.float64, 3, 4, seed=1, lengths=[4, 0, 2])
+    wr.bidirectional_forward(fw, bw, p.x, p.lengths, p.state_fw, p.state_bw)
+    assert min(wr.min_kink_margin(fw), wr.min_kink_margin(bw)) > 1e-4
 
     def loss():
         (o_fw, o_bw), (s_fw, s_bw), _ = wr.bidirectional_forward(fw, bw, p.x, p.lengths, p.state_fw, p.state_bw)
@@ -201,7 +224,7 @@ def test_reference_backward_matches_its_finite_differences():
 
 
 @given(
-    kind=st.sampled_from(CELL_KINDS),
+    kinds=st.tuples(st.sampled_from(CELL_KINDS), st.sampled_from(CELL_KINDS)),
     structures=st.tuples(st.sampled_from(STRUCTURES), st.sampled_from(STRUCTURES)),
     sizes=st.tuples(st.integers(1, 4), st.integers(1, 5), st.integers(1, 5)),
     activations=st.tuples(st.sampled_from(ACTIVATIONS), st.sampled_from(ACTIVATIONS)),
@@ -210,12 +233,13 @@ def test_reference_backward_matches_its_finite_differences():
     present=st.tuples(st.booleans(), st.booleans(), st.booleans(), st.booleans()),
     weight_seed=seeds,
 )
-def test_bidirectional_matches_reference(dtype, kind, structures, sizes, activations, shape, time_major, present,
+def test_bidirectional_matches_reference(dtype, kinds, structures, sizes, activations, shape, time_major, present,
                                          weight_seed):
+    """Each direction of its own kind and structure."""
     rng = np.random.default_rng(weight_seed)
     I, H_fw, H_bw = sizes
-    fw = random_structure(structures[0], kind, rng, I, H_fw, dtype, activations[0])
-    bw = random_structure(structures[1], kind, rng, I, H_bw, dtype, activations[1])
+    fw = random_structure(structures[0], kinds[0], rng, I, H_fw, dtype, activations[0])
+    bw = random_structure(structures[1], kinds[1], rng, I, H_bw, dtype, activations[1])
     p = make_bi_problem(fw, bw, dtype, **shape)
     check_bi_against_reference(fw, bw, matching_cell(fw, dtype), matching_cell(bw, dtype), p, dtype,
                                present=present, time_major=time_major)
@@ -231,22 +255,24 @@ PRESENT = {
 }
 
 
-@pytest.mark.parametrize("kind", CELL_KINDS)
+@pytest.mark.parametrize("kinds", KIND_PAIRS, ids=pair_id)
 @pytest.mark.parametrize("time_major", [False, True], ids=["batch_major", "time_major"])
 @pytest.mark.parametrize("present", list(PRESENT))
-def test_bidirectional_explicit_cases(dtype, kind, time_major, present):
-    """Different fw / bw widths; lengths with 0 and T, unsorted; every gradient combination."""
+def test_bidirectional_explicit_cases(dtype, kinds, time_major, present):
+    """Different fw / bw widths (and kinds); lengths with 0 and T, unsorted; every gradient combination."""
     rng = np.random.default_rng(2)
-    fw = random_cell(kind, rng, 3, 4, dtype)
-    bw = random_cell(kind, rng, 3, 2, dtype, "sigmoid")
+    fw = random_cell(kinds[0], rng, 3, 4, dtype)
+    bw = random_cell(kinds[1], rng, 3, 2, dtype, "sigmoid")
     p = make_bi_problem(fw, bw, dtype, 5, 6, seed=3, lengths=[6, 0, 3, 1, 6])
     _, (s_fw, s_bw), grads = check_bi_against_reference(
         fw, bw, matching_cell(fw, dtype), matching_cell(bw, dtype), p, dtype,
         present=PRESENT[present], time_major=time_major)
-    np.testing.assert_array_equal(s_fw[1], p.state_fw[1].astype(dtype))  # length 0: the initial states
-    np.testing.assert_array_equal(s_bw[1], p.state_bw[1].astype(dtype))
+    assert_clips_exercised(fw, bw)
+    assert_rows_keep_initial_state(s_fw, p.state_fw, [1], dtype)  # length 0: the initial states
+    assert_rows_keep_initial_state(s_bw, p.state_bw, [1], dtype)
     if present == "nothing":
-        leaves = [grads.inputs, *grads.initial_state, *grads.weights[0].values(), *grads.weights[1].values()]
+        leaves = [grads.inputs, *wr.state_leaves(grads.initial_state), *grads.weights[0].values(),
+                  *grads.weights[1].values()]
         assert all(np.all(g == 0) for g in leaves)
 
 
@@ -266,11 +292,13 @@ def test_bidirectional_reverses_within_each_length(dtype):
     np.testing.assert_array_equal(out_bw[..., 0], [[1006, 1005, 1003, 1000], [10, 9, 7, 4]])
 
 
+@pytest.mark.parametrize("kinds", [("BasicRNNCell", "BasicRNNCell"), ("LSTMCell", "GRUCell"),
+                                   ("BasicLSTMCell", "GRUCell_reset_after")], ids=pair_id)
 @pytest.mark.parametrize("structure", STRUCTURES)
-def test_bidirectional_finite_differences(structure):
+def test_bidirectional_finite_differences(structure, kinds):
     rng = np.random.default_rng(4)
-    fw = random_structure(structure, "BasicRNNCell", rng, 2, 3, np.float64)
-    bw = random_structure("cell", "BasicRNNCell", rng, 2, 2, np.float64)
+    fw = random_structure(structure, kinds[0], rng, 2, 3, np.float64)
+    bw = random_structure("cell", kinds[1], rng, 2, 2, np.float64)
     check_bi_finite_differences(lambda: (rnnrs_cell(fw, np.float64), rnnrs_cell(bw, np.float64)),
                                 fw, bw, make_bi_problem(fw, bw, np.float64, 3, 4, seed=5, lengths=[4, 0, 2]))
 
@@ -279,7 +307,11 @@ def check_bi_finite_differences(make_cells, fw, bw, p, *, training=False, shared
     """Float64 central finite differences of rnnrs vs its backprop: inputs,
     both initial states, both cells' weights. ``make_cells()`` gives fresh
     ``(cell_fw, cell_bw)``. ``shared``: one cell object serves both
-    directions, so its gradient is the sum of the two."""
+    directions, so its gradient is the sum of the two. The reference forward
+    pass (without dropout) checks that no LSTM clip kink lies near the data."""
+    wr.bidirectional_forward(fw, bw, p.x, p.lengths, p.state_fw, p.state_bw)
+    margin = min(wr.min_kink_margin(fw), wr.min_kink_margin(bw))
+    assert margin > 1e-4, f"a clip argument is {margin:.2g} from its limit: pick another seed"
     x = p.x.copy()
     s_fw = wr.map_state(lambda _c, a: a.copy(), p.state_fw)
     s_bw = wr.map_state(lambda _c, a: a.copy(), p.state_bw)
@@ -317,20 +349,22 @@ def check_bi_finite_differences(make_cells, fw, bw, p, *, training=False, shared
         np.testing.assert_allclose(analytic, ref.numerical_gradient(loss, array), rtol=1e-6, atol=1e-7, err_msg=name)
 
 
-def test_same_cell_for_both_directions(dtype):
+@pytest.mark.parametrize("kind", CELL_KINDS)
+def test_same_cell_for_both_directions(dtype, kind):
     """One cell object as cell_fw and cell_bw: its weights serve both; each
     direction reports its own weight gradient."""
     rng = np.random.default_rng(6)
-    layer = random_cell("BasicRNNCell", rng, 3, 4, dtype)
+    layer = random_cell(kind, rng, 3, 4, dtype)
     cell = matching_cell(layer, dtype)
     p = make_bi_problem(layer, layer, dtype, 4, 5, seed=7, lengths=[5, 0, 2, 4])
     check_bi_against_reference(layer, layer, cell, cell, p, dtype)
     check_bi_against_reference(layer, layer, cell, cell, p, dtype, time_major=True)
 
 
-def test_same_cell_for_both_directions_finite_differences():
+@pytest.mark.parametrize("kind", ["BasicRNNCell", "LSTMCell"])
+def test_same_cell_for_both_directions_finite_differences(kind):
     rng = np.random.default_rng(8)
-    layer = random_structure("multi", "BasicRNNCell", rng, 2, 3, np.float64)
+    layer = random_structure("multi", kind, rng, 2, 3, np.float64)
 
     def make_cells():
         cell = rnnrs_cell(layer, np.float64)
@@ -340,11 +374,12 @@ def test_same_cell_for_both_directions_finite_differences():
     check_bi_finite_differences(make_cells, layer, layer, p, shared=True)
 
 
-def test_bidirectional_with_dropout(dtype):
+@pytest.mark.parametrize("kinds", [("BasicRNNCell", "BasicRNNCell"), ("LSTMCell", "GRUCell")], ids=pair_id)
+def test_bidirectional_with_dropout(dtype, kinds):
     """training=True: dropout in both directions; backprop uses the forward
     pass's masks (finite differences in float64); training=False: no dropout."""
     rng = np.random.default_rng(10)
-    fw, bw = random_cell("BasicRNNCell", rng, 2, 3, dtype), random_cell("BasicRNNCell", rng, 2, 2, dtype)
+    fw, bw = random_cell(kinds[0], rng, 2, 3, dtype), random_cell(kinds[1], rng, 2, 2, dtype)
     keeps = dict(input_keep_prob=0.7, state_keep_prob=0.6, output_keep_prob=0.8)
 
     def make_cells(dt=dtype):
@@ -376,12 +411,14 @@ def test_bidirectional_with_dropout(dtype):
 
 @pytest.mark.parametrize("lengths", [None, [5, 0, 2, 4]], ids=["full", "ragged"])
 @pytest.mark.parametrize("structure", ["cell", "multi"])
-def test_static_bidirectional_equals_dynamic(dtype, lengths, structure):
+@pytest.mark.parametrize("kinds", [("BasicRNNCell", "BasicRNNCell"), ("LSTMCell", "GRUCell"),
+                                   ("GRUCell_reset_after", "BasicLSTMCell")], ids=pair_id)
+def test_static_bidirectional_equals_dynamic(dtype, lengths, structure, kinds):
     """TF 1.x: a list of T outputs [B, H_fw + H_bw] (fw then bw), and the two states;
     backprop takes such a list and a (fw, bw) d_state pair."""
     rng = np.random.default_rng(14)
-    fw = random_structure(structure, "BasicRNNCell", rng, 3, 4, dtype)
-    bw = random_structure("cell", "BasicRNNCell", rng, 3, 2, dtype)
+    fw = random_structure(structure, kinds[0], rng, 3, 4, dtype)
+    bw = random_structure("cell", kinds[1], rng, 3, 2, dtype)
     cell_fw, cell_bw = matching_cell(fw, dtype), matching_cell(bw, dtype)
     p = make_bi_problem(fw, bw, dtype, 4, 5, seed=15, lengths=lengths)
     (dyn_fw, dyn_bw), (dyn_sfw, dyn_sbw), dyn_grads = check_bi_against_reference(fw, bw, cell_fw, cell_bw, p, dtype)

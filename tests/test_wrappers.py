@@ -2,15 +2,18 @@
 against the NumPy reference (reference_wrappers.py), central finite
 differences of rnnrs itself, and the contract in DESIGN.md.
 
-The wrapped cells come from ``CELL_KINDS``; the helpers at the top (random
-reference layers, the matching rnnrs cells, problems, comparisons) are also
-used by test_bidirectional.py.
+The wrapped cells come from ``CELL_KINDS`` (BasicRNNCell, BasicLSTMCell,
+LSTMCell with every option, GRUCell in both forms), alone, stacked in mixed
+MultiRNNCells and nested; the helpers at the top (random reference layers, the
+matching rnnrs cells, problems, comparisons) are also used by
+test_bidirectional.py.
 """
 
 from __future__ import annotations
 
+import itertools
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pytest
@@ -18,6 +21,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import reference as ref
+import reference_gru as rg
 import reference_wrappers as wr
 import rnnrs
 from helpers import (
@@ -32,10 +36,24 @@ from helpers import (
     seeds,
 )
 
-# The cells the wrapper tests run with. To add one (LSTM, GRU): a reference
-# layer class in reference_wrappers.py, then a branch in `random_cell` and
-# `rnnrs_cell` below, and its name here.
-CELL_KINDS = ("BasicRNNCell",)
+# The cells the wrapper tests run with. To add one: a reference layer class in
+# reference_wrappers.py, then a branch in `random_cell` and `rnnrs_cell`
+# below, and its name here. "LSTMCell" has every option on (peepholes,
+# cell_clip, num_proj != num_units, proj_clip); "GRUCell_reset_after" is
+# GRUCell(reset_after=True).
+CELL_KINDS = ("BasicRNNCell", "BasicLSTMCell", "LSTMCell", "GRUCell", "GRUCell_reset_after")
+
+# Stacks of several kinds (bottom first), for MultiRNNCell and DropoutWrapper.
+MIXED_STACKS = {
+    "lstm_over_gru_over_rnn": ("BasicRNNCell", "GRUCell", "LSTMCell"),
+    "gru_over_lstm_over_lstm": ("LSTMCell", "BasicLSTMCell", "GRUCell_reset_after"),
+}
+
+# Clip limits exactly representable in float32, so that float32 and the
+# float64 reference clip at the same value.
+CELL_CLIPS = (0.375, 0.5, 0.75)
+PROJ_CLIPS = (0.125, 0.25, 0.375)
+FORGET_BIASES = (1.0, 0.5, -0.5, 2.0)
 
 # --------------------------------------------------------------------------
 # Reference layers and the rnnrs cells that mirror them
@@ -50,13 +68,52 @@ def rounded(a, dtype):
 def random_cell(kind, rng, input_size, units, dtype, activation="tanh"):
     """A reference layer for one cell of ``kind`` with random weights (rounded to ``dtype``).
 
-    Biases are random too (not the zeros of a fresh cell) so that they matter."""
+    Biases are random too (not the zeros of a fresh cell) so that they matter.
+    ``units`` is the cell's *output* size: for "LSTMCell" that is ``num_proj``,
+    and ``num_units`` is drawn different from it. LSTM kinds draw their
+    ``forget_bias`` (and LSTMCell its clip limits) too."""
+    I = input_size
+
+    def uniform(shape, bound):
+        return rounded(rng.uniform(-bound, bound, size=shape), dtype)
+
+    def normal(shape, mean=0.0):
+        return rounded(mean + rng.normal(scale=0.5, size=shape), dtype)
+
     if kind == "BasicRNNCell":
-        bound = glorot_bound(input_size + units, units)
-        kernel = rng.uniform(-bound, bound, size=(input_size + units, units))
-        bias = rng.normal(scale=0.5, size=units)
-        return wr.BasicRNN(rounded(kernel, dtype), rounded(bias, dtype), activation)
+        return wr.BasicRNN(uniform((I + units, units), glorot_bound(I + units, units)), normal(units), activation)
+    if kind == "BasicLSTMCell":
+        H = units
+        weights = {"kernel": uniform((I + H, 4 * H), glorot_bound(I + H, 4 * H)), "bias": normal(4 * H)}
+        return wr.LSTM(weights, forget_bias=float(rng.choice(FORGET_BIASES)), activation=activation, basic=True)
+    if kind == "LSTMCell":
+        P = units
+        H = int(rng.choice([h for h in (P - 1, P + 1, P + 2) if h >= 1]))
+        weights = {
+            "kernel": uniform((I + P, 4 * H), glorot_bound(I + P, 4 * H)),
+            "bias": normal(4 * H),
+            **{name: uniform(H, 1.0) for name in ("w_i_diag", "w_f_diag", "w_o_diag")},
+            "projection/kernel": uniform((H, P), glorot_bound(H, P)),
+        }
+        return wr.LSTM(weights, forget_bias=float(rng.choice(FORGET_BIASES)), activation=activation,
+                       cell_clip=float(rng.choice(CELL_CLIPS)), proj_clip=float(rng.choice(PROJ_CLIPS)))
+    if kind in ("GRUCell", "GRUCell_reset_after"):
+        reset_after = kind == "GRUCell_reset_after"
+        weights = {
+            name: uniform(shape, glorot_bound(*shape)) if len(shape) == 2
+            else normal(shape, 1.0 if name == "gates/bias" else 0.0)
+            for name, shape in rg.weight_shapes(I, units, reset_after).items()
+        }
+        return wr.GRU(weights, activation, reset_after)
     raise ValueError(f"unknown cell kind {kind!r}")
+
+
+def random_stack(kinds, rng, input_size, units, dtype, activations=None):
+    """A reference MultiRNNCell of the given kinds (bottom first) and output sizes."""
+    sizes = [input_size, *units]
+    activations = activations or ["tanh"] * len(kinds)
+    return wr.Multi([random_cell(k, rng, sizes[i], sizes[i + 1], dtype, activations[i])
+                     for i, k in enumerate(kinds)])
 
 
 def random_projection(rng, cell, size, dtype):
@@ -70,6 +127,15 @@ def rnnrs_cell(layer, dtype):
     """The (unbuilt) rnnrs cell tree mirroring a reference layer tree."""
     if isinstance(layer, wr.BasicRNN):
         return rnnrs.BasicRNNCell(layer.num_units, activation=layer.activation, dtype=dtype)
+    if isinstance(layer, wr.LSTM):
+        if layer.basic:
+            return rnnrs.BasicLSTMCell(layer.num_units, forget_bias=layer.forget_bias, activation=layer.activation,
+                                       dtype=dtype)
+        return rnnrs.LSTMCell(layer.num_units, use_peepholes=layer.peepholes, cell_clip=layer.cell_clip,
+                              num_proj=layer.num_proj, proj_clip=layer.proj_clip, forget_bias=layer.forget_bias,
+                              activation=layer.activation, dtype=dtype)
+    if isinstance(layer, wr.GRU):
+        return rnnrs.GRUCell(layer.num_units, activation=layer.activation, reset_after=layer.reset_after, dtype=dtype)
     if isinstance(layer, wr.Multi):
         return rnnrs.MultiRNNCell([rnnrs_cell(inner, dtype) for inner in layer.layers])
     if isinstance(layer, wr.Projection):
@@ -229,10 +295,32 @@ def check_against_reference(layer, cell, p, dtype, *, mode="both", time_major=Fa
     return got_out, got_state, grads
 
 
-def check_finite_differences(make_cell, weights, p, *, training=False):
+def assert_away_from_kinks(layer, p):
+    """Finite differences are invalid across a clip's kink: the reference's
+    forward pass on ``p`` keeps every LSTM clip argument well away from its limit."""
+    run_reference(layer, p)
+    margin = wr.min_kink_margin(layer)
+    assert margin > 1e-4, f"a clip argument is {margin:.2g} from its limit: pick another seed"
+
+
+def assert_clips_exercised(*layers):
+    """When the ``layers`` hold an LSTMCell (with its clips), the reference runs
+    so far had some LSTMCell both clip and pass values, for either clip: the
+    data reach both sides of each kink, so the comparison tests the clips."""
+    lstms = [c for layer in layers for c in wr.cell_layers(layer) if isinstance(c, wr.LSTM) and not c.basic]
+    if lstms:
+        for name in ("cell_clip", "proj_clip"):
+            assert any(all(c.clip_seen[name]) for c in lstms), (name, [c.clip_seen for c in lstms])
+
+
+def check_finite_differences(make_cell, weights, p, *, training=False, reference=None):
     """Float64 central finite differences of rnnrs itself vs its backprop, for
     the inputs, every initial-state leaf and every weight. ``make_cell()``
-    gives a fresh unbuilt cell (for dropout: the same seed, so the same masks)."""
+    gives a fresh unbuilt cell (for dropout: the same seed, so the same masks).
+    ``reference``: the matching reference layer, to check that no clip kink
+    lies near the data (needed with LSTMCell)."""
+    if reference is not None:
+        assert_away_from_kinks(reference, p)
     x = p.x.copy()
     state = wr.map_state(lambda _c, a: a.copy(), p.initial_state)
     weights = {k: np.array(v, dtype=np.float64) for k, v in weights.items()}
@@ -270,11 +358,18 @@ def fd_problem(layer, lengths=(4, 0, 2)):
 # --------------------------------------------------------------------------
 
 
+# kind "mixed": the cells of a structure take these kinds in turn.
+MIXED_ORDER = ("LSTMCell", "GRUCell", "BasicLSTMCell", "GRUCell_reset_after", "BasicRNNCell")
+
+
 def nested_structure(name, kind, dtype, seed=0):
+    """A wrapper structure whose cells are all of ``kind``, or of every kind in
+    turn (``kind="mixed"``)."""
     rng = np.random.default_rng(seed)
+    kinds = itertools.cycle(MIXED_ORDER) if kind == "mixed" else itertools.repeat(kind)
 
     def cell(i, h):
-        return random_cell(kind, rng, i, h, dtype)
+        return random_cell(next(kinds), rng, i, h, dtype)
 
     if name == "multi":
         return wr.Multi([cell(3, 4), cell(4, 2)])
@@ -306,17 +401,20 @@ NESTED = (
 # --------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("kind", ["BasicRNNCell", "mixed"])
 @pytest.mark.parametrize("name", NESTED + ("dropout_of_multi",))
-def test_reference_backward_matches_its_finite_differences(name):
-    """If this fails, the oracle is wrong, not rnnrs."""
+def test_reference_backward_matches_its_finite_differences(name, kind):
+    """If this fails, the oracle is wrong, not rnnrs. ``mixed``: LSTM (with
+    every option), GRU (both forms) and BasicRNN layers in one structure."""
     if name == "dropout_of_multi":
-        inner = nested_structure("multi", "BasicRNNCell", np.float64)
+        inner = nested_structure("multi", kind, np.float64)
         p = fd_problem(inner)
         layer = reference_dropout(inner, np.float64, p, seed=5,
                                   input_keep_prob=0.7, state_keep_prob=0.6, output_keep_prob=0.8)
     else:
-        layer = nested_structure(name, "BasicRNNCell", np.float64)
+        layer = nested_structure(name, kind, np.float64)
         p = fd_problem(layer)
+    assert_away_from_kinks(layer, p)
     weights = layer.weights()
     state = p.initial_state
 
@@ -352,10 +450,11 @@ def test_reference_dropout_semantics_by_hand():
 
 @st.composite
 def stacks(draw, max_layers=3):
-    """A reference MultiRNNCell spec: (kind, input size, units per layer, activations, weight seed)."""
+    """A reference MultiRNNCell spec: (kinds, input size, units per layer, activations, weight seed);
+    each layer of its own kind."""
     n = draw(st.integers(1, max_layers), label="layers")
     return (
-        draw(st.sampled_from(CELL_KINDS), label="kind"),
+        draw(st.lists(st.sampled_from(CELL_KINDS), min_size=n, max_size=n), label="kinds"),
         draw(st.integers(1, 4), label="I"),
         draw(st.lists(st.integers(1, 5), min_size=n, max_size=n), label="units"),
         draw(st.lists(st.sampled_from(ACTIVATIONS), min_size=n, max_size=n), label="activations"),
@@ -364,10 +463,21 @@ def stacks(draw, max_layers=3):
 
 
 def build_stack(spec, dtype):
-    kind, input_size, units, activations, seed = spec
-    rng = np.random.default_rng(seed)
-    sizes = [input_size] + list(units)
-    return wr.Multi([random_cell(kind, rng, sizes[i], units[i], dtype, activations[i]) for i in range(len(units))])
+    kinds, input_size, units, activations, seed = spec
+    return random_stack(kinds, np.random.default_rng(seed), input_size, units, dtype, activations)
+
+
+def stack_weight_names(layer):
+    return sorted(f"cell_{i}/{k}" for i, inner in enumerate(layer.layers) for k in inner.weights())
+
+
+def assert_rows_keep_initial_state(state, initial, rows, dtype):
+    """Rows of length 0 return their initial state, bit for bit, in every leaf."""
+    got, want = wr.state_leaves(state), wr.state_leaves(initial)
+    assert len(got) == len(want)
+    for g, w in zip(got, want):
+        for row in rows:
+            np.testing.assert_array_equal(g[row], w[row].astype(dtype))
 
 
 @given(spec=stacks(), shape=problem_shapes(), time_major=st.booleans(), mode=grad_modes)
@@ -378,75 +488,101 @@ def test_multi_rnn_matches_reference(dtype, spec, shape, time_major, mode):
     _, state, grads = check_against_reference(layer, cell, p, dtype, mode=mode, time_major=time_major)
     n = len(layer.layers)
     assert isinstance(state, tuple) and len(state) == n
-    assert sorted(grads.weights) == sorted(f"cell_{i}/{w}" for i in range(n) for w in ("kernel", "bias"))
+    assert sorted(grads.weights) == stack_weight_names(layer)
     if mode == "neither":
         for g in [grads.inputs, *wr.state_leaves(grads.initial_state), *grads.weights.values()]:
             assert np.all(g == 0)
 
 
-@pytest.mark.parametrize("kind", CELL_KINDS)
+# Stacks for the explicit cases: three layers of one kind, or mixed kinds.
+STACKS = {**{kind: (kind,) * 3 for kind in CELL_KINDS}, **MIXED_STACKS}
+
+
+@pytest.mark.parametrize("stack", list(STACKS))
 @pytest.mark.parametrize("time_major", [False, True], ids=["batch_major", "time_major"])
 @pytest.mark.parametrize("mode", GRAD_MODES)
-def test_multi_rnn_explicit_cases(dtype, kind, time_major, mode):
+def test_multi_rnn_explicit_cases(dtype, stack, time_major, mode):
     """Three layers of different widths; lengths with 0 and T; every gradient input combination."""
-    rng = np.random.default_rng(3)
-    layer = wr.Multi([random_cell(kind, rng, 3, 4, dtype), random_cell(kind, rng, 4, 2, dtype),
-                      random_cell(kind, rng, 2, 5, dtype, "sigmoid")])
+    layer = random_stack(STACKS[stack], np.random.default_rng(3), 3, (4, 2, 5), dtype, ["tanh", "tanh", "sigmoid"])
     p = make_problem(layer, dtype, 5, 6, seed=4, lengths=[6, 0, 3, 1, 6])
     cell = matching_cell(layer, dtype)
-    _, state, _ = check_against_reference(layer, cell, p, dtype, mode=mode, time_major=time_major)
-    for i in range(3):  # the length-0 row keeps every layer's initial state, bit for bit
-        np.testing.assert_array_equal(state[i][1], p.initial_state[i][1].astype(dtype))
+    _, state, grads = check_against_reference(layer, cell, p, dtype, mode=mode, time_major=time_major)
+    assert_clips_exercised(layer)
+    assert_rows_keep_initial_state(state, p.initial_state, [1], dtype)
+    if mode in ("outputs", "neither"):  # row 1 never ran and no d_state: no gradient reaches its initial state
+        assert all(np.all(g[1] == 0) for g in wr.state_leaves(grads.initial_state))
+    if mode in ("state", "both"):  # ... else it receives d_state itself
+        assert_rows_keep_initial_state(grads.initial_state, p.d_state, [1], dtype)
 
 
-@pytest.mark.parametrize("kind", CELL_KINDS)
+@pytest.mark.parametrize("kind", CELL_KINDS + ("mixed",))
 def test_multi_rnn_finite_differences(kind):
     layer = nested_structure("multi", kind, np.float64)
-    check_finite_differences(lambda: rnnrs_cell(layer, np.float64), layer.weights(), fd_problem(layer))
+    check_finite_differences(lambda: rnnrs_cell(layer, np.float64), layer.weights(), fd_problem(layer),
+                             reference=layer)
 
 
-@pytest.mark.parametrize("kind", CELL_KINDS)
-def test_multi_rnn_properties(dtype, kind):
-    rng = np.random.default_rng(0)
-    layers = [random_cell(kind, rng, 3, 4, dtype), random_cell(kind, rng, 4, 2, dtype)]
-    cells = [rnnrs_cell(layer, dtype) for layer in layers]
+def test_multi_rnn_mixed_finite_differences():
+    """LSTMCell (every option) over GRUCell over BasicRNNCell."""
+    layer = random_stack(MIXED_STACKS["lstm_over_gru_over_rnn"], np.random.default_rng(5), 2, (3, 2, 2), np.float64)
+    check_finite_differences(lambda: rnnrs_cell(layer, np.float64), layer.weights(), fd_problem(layer),
+                             reference=layer)
+
+
+def expected_state_size(layer):
+    if isinstance(layer, wr.Multi):
+        return tuple(expected_state_size(inner) for inner in layer.layers)
+    if isinstance(layer, wr.LSTM):
+        return rnnrs.LSTMStateTuple(layer.num_units, layer.output_size)
+    return layer.num_units
+
+
+@pytest.mark.parametrize("stack", list(STACKS))
+def test_multi_rnn_properties(dtype, stack):
+    layer = random_stack(STACKS[stack], np.random.default_rng(0), 3, (4, 2, 3), dtype)
+    cells = [rnnrs_cell(inner, dtype) for inner in layer.layers]
     multi = rnnrs.MultiRNNCell(cells)
     assert multi.cells == cells and all(a is b for a, b in zip(multi.cells, cells))
-    assert multi.state_size == (cells[0].state_size, cells[1].state_size) == (4, 2)
-    assert multi.output_size == 2
+    assert multi.state_size == tuple(c.state_size for c in cells) == expected_state_size(layer)
+    for size, inner in zip(multi.state_size, layer.layers):
+        assert isinstance(size, rnnrs.LSTMStateTuple) == isinstance(inner, wr.LSTM)
+    assert multi.output_size == 3
     assert multi.dtype == np.dtype(dtype)
     assert not multi.built and multi.input_size is None
     zero = multi.zero_state(3)
-    assert isinstance(zero, tuple) and len(zero) == 2
-    for z, h in zip(zero, (4, 2)):
-        assert z.shape == (3, h) and z.dtype == np.dtype(dtype) and np.all(z == 0)
+    assert_state_close(zero, layer.zero_state(3), dtype, "zero_state")  # structure, shapes, zeros
     multi.build(3)  # each layer is built for the previous layer's output size
     assert multi.built and multi.input_size == 3
-    assert [c.input_size for c in cells] == [3, 4]
+    assert [c.input_size for c in cells] == [3, 4, 2]
+    assert {k: v.shape for k, v in multi.get_weights().items()} == {k: v.shape for k, v in layer.weights().items()}
 
 
-@pytest.mark.parametrize("kind", CELL_KINDS)
-def test_multi_rnn_get_and_set_weights(dtype, kind):
+@pytest.mark.parametrize("stack", list(STACKS))
+def test_multi_rnn_get_and_set_weights(dtype, stack):
     rng = np.random.default_rng(1)
-    layers = [random_cell(kind, rng, 3, 4, dtype), random_cell(kind, rng, 4, 2, dtype)]
+    layers = random_stack(STACKS[stack][:2], rng, 3, (4, 2), dtype).layers
     cells = [matching_cell(layer, dtype) for layer in layers]
     multi = rnnrs.MultiRNNCell(cells)
     weights = multi.get_weights()
     assert list(weights) == [f"cell_{i}/{k}" for i, c in enumerate(cells) for k in c.get_weights()]
+    assert sorted(weights) == stack_weight_names(wr.Multi(layers))
     for i, c in enumerate(cells):
         for k, v in c.get_weights().items():
             np.testing.assert_array_equal(weights[f"cell_{i}/{k}"], v)
-    weights["cell_0/kernel"][...] = 7  # a copy: the cell is untouched
-    np.testing.assert_array_equal(cells[0].get_weights()["kernel"], layers[0].kernel.astype(dtype))
+    first = next(iter(layers[0].weights()))
+    weights[f"cell_0/{first}"][...] = 7  # a copy: the cell is untouched
+    np.testing.assert_array_equal(cells[0].get_weights()[first], layers[0].weights()[first].astype(dtype))
 
     # A partial mapping reaches exactly the named weights of the named layer.
-    new_bias = np.arange(2.0)
-    multi.set_weights({"cell_1/bias": new_bias})
-    np.testing.assert_array_equal(cells[1].get_weights()["bias"], new_bias.astype(dtype))
-    np.testing.assert_array_equal(cells[1].get_weights()["kernel"], layers[1].kernel.astype(dtype))
-    np.testing.assert_array_equal(cells[0].get_weights()["bias"], layers[0].bias.astype(dtype))
+    bias = "gates/bias" if isinstance(layers[1], wr.GRU) else "bias"
+    new_bias = rng.normal(size=layers[1].weights()[bias].shape)
+    multi.set_weights({f"cell_1/{bias}": new_bias})
+    for i, layer in enumerate(layers):
+        for k, v in layer.weights().items():
+            want = new_bias if (i, k) == (1, bias) else v
+            np.testing.assert_array_equal(cells[i].get_weights()[k], want.astype(dtype), err_msg=f"cell_{i}/{k}")
     # ... and the run uses it.
-    moved = wr.Multi([layers[0], wr.BasicRNN(layers[1].kernel, new_bias, layers[1].activation)])
+    moved = wr.Multi([layers[0], layers[1].with_weights({bias: rounded(new_bias, dtype)})])
     p = make_problem(moved, dtype, 2, 3, seed=2)
     check_against_reference(moved, multi, p, dtype)
 
@@ -531,12 +667,71 @@ def test_multi_rnn_wrong_state_structure(dtype):
         multi(x[:, 0], np.zeros((3, 4), dtype))
 
 
+def test_multi_rnn_mixed_state_structure(dtype):
+    """LSTMCell over GRUCell over BasicRNNCell: the state is (array, array,
+    LSTMStateTuple(c [B, H], h [B, P])), for the final state, for d_state and
+    for grads.initial_state; a (c, h) pair is accepted for the LSTM part;
+    wrong structures are refused naming the layer."""
+    rng = np.random.default_rng(6)
+    layer = random_stack(MIXED_STACKS["lstm_over_gru_over_rnn"], rng, 2, (4, 3, 2), dtype)
+    lstm = layer.layers[2]
+    assert (lstm.num_units, lstm.output_size) != (2, 2)
+    multi = matching_cell(layer, dtype)
+    assert multi.state_size == (4, 3, rnnrs.LSTMStateTuple(lstm.num_units, 2))
+    p = make_problem(layer, dtype, 3, 4, seed=7, lengths=[4, 0, 2])
+    x = p.x.astype(dtype)
+    as_pairs = tuple(tuple(lib_state(s, dtype)) if isinstance(s, wr.LSTMState) else lib_state(s, dtype)
+                     for s in p.initial_state)
+    assert type(as_pairs[2]) is tuple
+    outputs, state, backprop = rnnrs.dynamic_rnn(multi, x, sequence_length=p.lengths, initial_state=as_pairs,
+                                                 return_backprop=True)
+    assert [type(s) for s in state] == [np.ndarray, np.ndarray, rnnrs.LSTMStateTuple]
+    d_state = lib_state(p.d_state, dtype)
+    grads = backprop(d_outputs=p.d_outputs.astype(dtype), d_state=d_state)
+    assert [type(s) for s in grads.initial_state] == [np.ndarray, np.ndarray, rnnrs.LSTMStateTuple]
+    want_out, want_state, (want_dx, want_dinit, want_dw) = run_reference(layer, p)
+    assert_close(outputs, want_out, dtype, "outputs")
+    assert_state_close(state, want_state, dtype, "state")
+    assert_state_close(grads.initial_state, want_dinit, dtype, "grads.initial_state")
+    assert_weights_close(grads.weights, want_dw, dtype, "grads.weights")
+    # d_state with a plain (c, h) pair for the LSTM layer: the same gradients.
+    again = backprop(d_outputs=p.d_outputs.astype(dtype), d_state=(d_state[0], d_state[1], tuple(d_state[2])))
+    for a, b in zip(wr.state_leaves(again.initial_state), wr.state_leaves(grads.initial_state)):
+        np.testing.assert_array_equal(a, b)
+    # d_state of the LSTM layer alone: the gradient reaches the lower layers through the LSTM's inputs.
+    only_c = backprop(d_state=(np.zeros_like(d_state[0]), np.zeros_like(d_state[1]),
+                               rnnrs.LSTMStateTuple(d_state[2].c, np.zeros_like(d_state[2].h))))
+    _, _, (_, want_dinit, want_dw) = run_reference(layer, replace(
+        p, d_state=(0 * p.d_state[0], 0 * p.d_state[1], wr.LSTMState(p.d_state[2].c, 0 * p.d_state[2].h))), "state")
+    assert_state_close(only_c.initial_state, want_dinit, dtype, "grads.initial_state (d c only)")
+    assert_weights_close(only_c.weights, want_dw, dtype, "grads.weights (d c only)")
+    assert np.any(only_c.initial_state[0] != 0) and np.any(only_c.weights["cell_0/kernel"] != 0)
+
+    z = multi.zero_state(3)
+    c, h = z[2]
+    bad_states = [
+        (TypeError, re.escape("initial_state[2]"), (z[0], z[1], h)),  # an array, not (c, h)
+        (ValueError, re.escape("initial_state[2]"), (z[0], z[1], (c,))),
+        (ValueError, re.escape("initial_state[2].c"), (z[0], z[1], rnnrs.LSTMStateTuple(h, c))),  # c and h swapped
+        ((TypeError, ValueError), re.escape("initial_state[1]"), (z[0], z[2], z[1])),  # layers swapped
+    ]
+    for exc, name, bad in bad_states:
+        with raises_naming(exc, name):
+            rnnrs.dynamic_rnn(multi, x, initial_state=bad)
+    with raises_naming(TypeError, re.escape("d_state[2]")):
+        backprop(d_state=(d_state[0], d_state[1], d_state[2].h))
+    with raises_naming(ValueError, re.escape("d_state[2].h")):
+        backprop(d_state=(d_state[0], d_state[1], rnnrs.LSTMStateTuple(d_state[2].c, d_state[2].c)))
+    with raises_naming((TypeError, ValueError), re.escape("d_state[0]")):
+        backprop(d_state=(d_state[2], d_state[1], d_state[0]))
+
+
 # --------------------------------------------------------------------------
 # Nesting (wrappers in MultiRNNCell, MultiRNNCell in wrappers)
 # --------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("kind", CELL_KINDS)
+@pytest.mark.parametrize("kind", CELL_KINDS + ("mixed",))
 @pytest.mark.parametrize("name", NESTED)
 def test_nested_wrappers_match_reference(dtype, kind, name):
     layer = nested_structure(name, kind, dtype)
@@ -545,12 +740,15 @@ def test_nested_wrappers_match_reference(dtype, kind, name):
     for mode, time_major in [("both", False), ("outputs", True), ("state", False)]:
         p = make_problem(layer, dtype, 4, 5, seed=7, lengths=[5, 0, 2, 4])
         check_against_reference(layer, cell, p, dtype, mode=mode, time_major=time_major)
+    assert_clips_exercised(layer)
 
 
+@pytest.mark.parametrize("kind", ["BasicRNNCell", "mixed"])
 @pytest.mark.parametrize("name", NESTED)
-def test_nested_wrappers_finite_differences(name):
-    layer = nested_structure(name, "BasicRNNCell", np.float64)
-    check_finite_differences(lambda: rnnrs_cell(layer, np.float64), layer.weights(), fd_problem(layer))
+def test_nested_wrappers_finite_differences(name, kind):
+    layer = nested_structure(name, kind, np.float64)
+    check_finite_differences(lambda: rnnrs_cell(layer, np.float64), layer.weights(), fd_problem(layer),
+                             reference=layer)
 
 
 def test_nested_weight_names_and_routing(dtype):
@@ -576,10 +774,49 @@ def test_nested_weight_names_and_routing(dtype):
         cell.set_weights({"kernel": np.zeros((7, 4))})
 
 
+def test_nested_weight_names_and_routing_mixed(dtype):
+    """Names with slashes of their own (LSTMCell's projection/kernel, GRUCell's
+    gates/..., candidate/...) compose with cell_<i>/ and output_projection/."""
+    layer = nested_structure("multi_of_residual_and_projection", "mixed", dtype)
+    # Multi([Residual(LSTMCell), Projection(GRUCell)])
+    assert isinstance(layer.layers[0].cell, wr.LSTM) and isinstance(layer.layers[1].cell, wr.GRU)
+    cell = matching_cell(layer, dtype)
+    assert sorted(cell.get_weights()) == [
+        "cell_0/bias", "cell_0/kernel", "cell_0/projection/kernel",
+        "cell_0/w_f_diag", "cell_0/w_i_diag", "cell_0/w_o_diag",
+        "cell_1/candidate/bias", "cell_1/candidate/kernel", "cell_1/gates/bias", "cell_1/gates/kernel",
+        "cell_1/output_projection/bias", "cell_1/output_projection/kernel",
+    ]
+    H, P = layer.layers[0].cell.num_units, layer.layers[0].cell.output_size
+    new_proj = np.full((H, P), 0.125)
+    cell.set_weights({"cell_0/projection/kernel": new_proj, "cell_1/gates/bias": np.full(8, 0.5)})
+    np.testing.assert_array_equal(cell.cells[0].cell.get_weights()["projection/kernel"], new_proj.astype(dtype))
+    np.testing.assert_array_equal(cell.cells[1].cell.get_weights()["gates/bias"], np.full(8, 0.5, dtype))
+    moved = wr.Multi([wr.Residual(layer.layers[0].cell.with_weights({"projection/kernel": new_proj})),
+                      wr.Projection(layer.layers[1].cell.with_weights({"gates/bias": np.full(8, 0.5)}),
+                                    layer.layers[1].kernel, layer.layers[1].bias)])
+    check_against_reference(moved, cell, make_problem(moved, dtype, 3, 4, seed=9, lengths=[4, 0, 3]), dtype)
+    # A GRU's names of the other form, or an LSTM name on the GRU layer, are refused.
+    for bad in ({"cell_1/candidate/input_kernel": np.zeros((4, 4))}, {"cell_1/projection/kernel": np.zeros((4, 4))},
+                {"cell_0/output_projection/kernel": np.zeros((P, P))}):
+        with raises_naming(ValueError, "mapping"):
+            cell.set_weights(bad)
+
+    # OutputProjectionWrapper over an LSTMCell with its own projection: two projections, two names.
+    outer = random_projection(np.random.default_rng(10), random_cell("LSTMCell", np.random.default_rng(11), 3, 2,
+                                                                     dtype), 5, dtype)
+    cell = matching_cell(outer, dtype)
+    assert sorted(cell.get_weights()) == ["bias", "kernel", "output_projection/bias", "output_projection/kernel",
+                                          "projection/kernel", "w_f_diag", "w_i_diag", "w_o_diag"]
+    assert cell.get_weights()["projection/kernel"].shape == (outer.cell.num_units, 2)
+    assert cell.get_weights()["output_projection/kernel"].shape == (2, 5)
+
+
+@pytest.mark.parametrize("kind", CELL_KINDS + ("mixed",))
 @pytest.mark.parametrize("name", NESTED)
-def test_one_step_call_matches_reference(dtype, name):
+def test_one_step_call_matches_reference(dtype, name, kind):
     """cell(x, state) is one time step; chained calls equal dynamic_rnn."""
-    layer = nested_structure(name, "BasicRNNCell", dtype)
+    layer = nested_structure(name, kind, dtype)
     cell = matching_cell(layer, dtype)
     p = make_problem(layer, dtype, 3, 4, seed=8)
     want_out, want_state, _ = layer.forward(p.x[:, :1], p.initial_state)
@@ -650,7 +887,7 @@ KEEPS = st.sampled_from([1.0, 0.8, 0.5, 0.3])
 
 @given(
     kind=st.sampled_from(CELL_KINDS),
-    stacked=st.booleans(),
+    stacked=st.none() | st.sampled_from(CELL_KINDS),
     keeps=st.tuples(KEEPS, KEEPS, KEEPS),
     variational=st.booleans(),
     shape=problem_shapes(),
@@ -660,11 +897,12 @@ KEEPS = st.sampled_from([1.0, 0.8, 0.5, 0.3])
 )
 def test_dropout_matches_reference(dtype, kind, stacked, keeps, variational, shape, time_major, mode, mask_seed):
     """Forward and every gradient with the masks reproduced from the seed; the
-    wrapped cell is one cell or a two-layer MultiRNNCell (a tuple state)."""
+    wrapped cell is one cell or a two-layer MultiRNNCell (a tuple state) with
+    a second layer of kind ``stacked``."""
     rng = np.random.default_rng(shape["seed"])
     inner = random_cell(kind, rng, 3, 4, dtype)
-    if stacked:
-        inner = wr.Multi([inner, random_cell(kind, rng, 4, 2, dtype, "sigmoid")])
+    if stacked is not None:
+        inner = wr.Multi([inner, random_cell(stacked, rng, 4, 2, dtype, "sigmoid")])
     p = make_problem(inner, dtype, **shape)
     probs = dict(zip(("input_keep_prob", "state_keep_prob", "output_keep_prob"), keeps))
     cell = dropout_cell(inner, dtype, **probs, variational_recurrent=variational, seed=mask_seed)
@@ -682,52 +920,93 @@ DROPOUT_CONFIGS = {
 }
 
 
+# Two-layer stacks wrapped by the explicit dropout cases (bottom first).
+DROPOUT_STACKS = {
+    "rnn": ("BasicRNNCell", "BasicRNNCell"),
+    "lstm_gru": ("LSTMCell", "GRUCell"),
+    "gru_basic_lstm": ("GRUCell_reset_after", "BasicLSTMCell"),
+}
+
+
+@pytest.mark.parametrize("stack", list(DROPOUT_STACKS))
 @pytest.mark.parametrize("config", list(DROPOUT_CONFIGS))
 @pytest.mark.parametrize("time_major", [False, True], ids=["batch_major", "time_major"])
-def test_dropout_explicit_cases(dtype, config, time_major):
-    rng = np.random.default_rng(11)
-    inner = wr.Multi([random_cell("BasicRNNCell", rng, 3, 4, dtype), random_cell("BasicRNNCell", rng, 4, 3, dtype)])
+def test_dropout_explicit_cases(dtype, stack, config, time_major):
+    inner = random_stack(DROPOUT_STACKS[stack], np.random.default_rng(11), 3, (4, 3), dtype)
     p = make_problem(inner, dtype, 5, 6, seed=12, lengths=[6, 0, 3, 1, 6])
     kwargs = DROPOUT_CONFIGS[config]
     cell = dropout_cell(inner, dtype, **kwargs, seed=13)
     layer = reference_dropout(inner, dtype, p, seed=13, time_major=time_major, **kwargs)
     _, state, _ = check_against_reference(layer, cell, p, dtype, time_major=time_major, training=True)
-    for i in range(2):  # the length-0 row returns its initial state, bit for bit
-        np.testing.assert_array_equal(state[i][1], p.initial_state[i][1].astype(dtype))
+    assert_clips_exercised(inner)
+    assert_rows_keep_initial_state(state, p.initial_state, [1], dtype)  # the length-0 row
+
+
+@pytest.mark.parametrize("variational", [False, True], ids=["per_step", "variational"])
+@pytest.mark.parametrize("name", NESTED)
+def test_dropout_over_nested_mixed_structures(dtype, name, variational):
+    """DropoutWrapper (input, state and output dropout) around every nested
+    structure of mixed kinds: the state masks follow the nested state
+    structure leaf by leaf, skipping each LSTM's c."""
+    layer = nested_structure(name, "mixed", dtype)
+    p = make_problem(layer, dtype, 4, 5, seed=15, lengths=[5, 0, 2, 4])
+    kwargs = dict(input_keep_prob=0.7, state_keep_prob=0.6, output_keep_prob=0.8, variational_recurrent=variational)
+    for time_major in (False, True):
+        cell = dropout_cell(layer, dtype, seed=16, **kwargs)
+        reference = reference_dropout(layer, dtype, p, seed=16, time_major=time_major, **kwargs)
+        masks = reference.state_masks[0]
+        assert any(m is None for m in wr.state_leaves(masks)) or not any(
+            isinstance(c, wr.LSTM) for c in wr.cell_layers(layer))
+        _, state, _ = check_against_reference(reference, cell, p, dtype, time_major=time_major, training=True)
+        assert_rows_keep_initial_state(state, p.initial_state, [1], dtype)
 
 
 @pytest.mark.parametrize("config", list(DROPOUT_CONFIGS))
-@pytest.mark.parametrize("stacked", [False, True], ids=["cell", "multi"])
-def test_dropout_finite_differences(config, stacked):
+@pytest.mark.parametrize("inner", ["cell", "multi", "lstm", "lstm_gru"])
+def test_dropout_finite_differences(config, inner):
+    """``lstm``: LSTMCell with every option (state dropout on h, never c);
+    ``lstm_gru``: LSTMCell over GRUCell(reset_after=True)."""
     rng = np.random.default_rng(21)
-    inner = random_cell("BasicRNNCell", rng, 2, 3, np.float64)
-    if stacked:
-        inner = wr.Multi([inner, random_cell("BasicRNNCell", rng, 3, 2, np.float64)])
+    kinds = {"cell": ("BasicRNNCell",), "multi": ("BasicRNNCell", "BasicRNNCell"), "lstm": ("LSTMCell",),
+             "lstm_gru": ("GRUCell_reset_after", "LSTMCell")}[inner]
+    inner = random_stack(kinds, rng, 2, (3, 2), np.float64)
+    if len(kinds) == 1:
+        inner = inner.layers[0]
     kwargs = DROPOUT_CONFIGS[config]
+    p = fd_problem(inner)
     check_finite_differences(
         lambda: rnnrs.DropoutWrapper(rnnrs_cell(inner, np.float64), **kwargs, seed=22),
-        inner.weights(), fd_problem(inner), training=True,
+        inner.weights(), p, training=True, reference=reference_dropout(inner, np.float64, p, seed=22, **kwargs),
     )
 
 
-def test_dropout_is_identity_when_not_training_or_keeping_everything(dtype):
+@pytest.mark.parametrize("kind", CELL_KINDS)
+def test_dropout_is_identity_when_not_training_or_keeping_everything(dtype, kind):
     rng = np.random.default_rng(31)
-    inner = random_cell("BasicRNNCell", rng, 3, 4, dtype)
+    inner = random_cell(kind, rng, 3, 4, dtype)
     p = make_problem(inner, dtype, 4, 5, seed=32, lengths=[5, 0, 2, 4])
     bare = run_rnnrs(matching_cell(inner, dtype), p, dtype)
+
+    def flat(run):
+        out, state, grads = run
+        return [out, *wr.state_leaves(state), grads.inputs, *wr.state_leaves(grads.initial_state),
+                *grads.weights.values()]
+
     low = dict(input_keep_prob=0.5, state_keep_prob=0.5, output_keep_prob=0.5)
     for kwargs, training in [(low, False), (dict(variational_recurrent=True, **low), False), ({}, True),
                              (dict(input_keep_prob=1, state_keep_prob=1.0, output_keep_prob=1.0), True)]:
         got = run_rnnrs(dropout_cell(inner, dtype, seed=1, **kwargs), p, dtype, training=training)
-        for a, b in zip([got[0], got[1], got[2].inputs, got[2].initial_state, *got[2].weights.values()],
-                        [bare[0], bare[1], bare[2].inputs, bare[2].initial_state, *bare[2].weights.values()]):
+        assert len(flat(got)) == len(flat(bare))
+        for a, b in zip(flat(got), flat(bare)):
             np.testing.assert_array_equal(a, b)
     # One step (cell(x, state)) never drops anything.
     cell = dropout_cell(inner, dtype, seed=1, **low)
-    out, state = cell(p.x[:, 0].astype(dtype), p.initial_state.astype(dtype))
-    want, _ = matching_cell(inner, dtype)(p.x[:, 0].astype(dtype), p.initial_state.astype(dtype))
+    state0 = lib_state(p.initial_state, dtype)
+    out, state = cell(p.x[:, 0].astype(dtype), state0)
+    want, want_state = matching_cell(inner, dtype)(p.x[:, 0].astype(dtype), state0)
     np.testing.assert_array_equal(out, want)
-    np.testing.assert_array_equal(state, want)
+    for a, b in zip(wr.state_leaves(state), wr.state_leaves(want_state)):
+        np.testing.assert_array_equal(a, b)
 
 
 @pytest.mark.parametrize("arg", ["input_keep_prob", "state_keep_prob", "output_keep_prob"])
@@ -857,103 +1136,80 @@ def test_dropout_state_semantics(dtype, variational):
     assert np.all(outputs[1] == 0) and np.all(outputs[2, 2:] == 0) and np.all(outputs[3, 4:] == 0)
 
 
-class CountingPairCell(rnnrs.RNNCell):
-    """A stand-in for an LSTM cell (until LSTM cells exist): state
-    ``LSTMStateTuple(c, h)`` with ``c' = c + 1``, ``h' = h + 1``; output ``h'``;
-    no weights. Its gradients: ``d c = d c'``, ``d h = d h' + d output``.
-    Replace it by an LSTM cell in test_dropout_never_drops_lstm_c when one exists."""
-
-    def _weight_shapes(self, input_size):
-        return {}
-
-    def _init_weights(self, rng, input_size):
-        return {}
-
-    def zero_state(self, batch_size):
-        z = np.zeros((batch_size, self.num_units), self.dtype)
-        return rnnrs.LSTMStateTuple(z, z.copy())
-
-    def _check_state(self, name, state, batch):
-        c, h = (np.asarray(a, self.dtype) for a in state)
-        assert c.shape == h.shape == (batch, self.num_units), name
-        return rnnrs.LSTMStateTuple(c, h)
-
-    def _run(self, inputs, state, lengths, time_major, training):
-        x = inputs if time_major else inputs.transpose(1, 0, 2)  # [T, B, I]
-        T, B = x.shape[:2]
-        steps = np.full(B, T) if lengths is None else lengths
-        c, h = state
-        outputs = np.zeros((T, B, self.num_units), self.dtype)
-        for t in range(T):
-            active = (t < steps)[:, None]
-            c, h = np.where(active, c + 1, c), np.where(active, h + 1, h)
-            outputs[t] = np.where(active, h, 0)
-
-        def backward(d_outputs, d_state):
-            d_c, d_h = (np.zeros_like(c), np.zeros_like(h)) if d_state is None else d_state
-            if d_outputs is not None:
-                d_h = d_h + (d_outputs if time_major else d_outputs.transpose(1, 0, 2)).sum(axis=0)  # padding is 0
-            return np.zeros_like(inputs), rnnrs.LSTMStateTuple(d_c, d_h), {}
-
-        return (outputs if time_major else outputs.transpose(1, 0, 2)), rnnrs.LSTMStateTuple(c, h), backward
-
-
-class CountingPairLayer:
-    """Reference layer for CountingPairCell (state wr.LSTMState)."""
-
-    input_size, output_size = 2, 3
-
-    def weights(self):
-        return {}
-
-    def zero_state(self, batch):
-        return wr.LSTMState(np.zeros((batch, 3)), np.zeros((batch, 3)))
-
-    def forward(self, x, state, lengths=None):
-        B, T, _ = x.shape
-        lengths = ref.as_lengths(lengths, B, T)
-        c, h = state
-        outputs = np.zeros((B, T, 3))
-        for t in range(T):
-            active = ref.active_rows(lengths, t)
-            c, h = np.where(active, c + 1, c), np.where(active, h + 1, h)
-            outputs[:, t] = np.where(active, h, 0)
-        return outputs, wr.LSTMState(c, h), (x.shape, lengths)
-
-    def backward(self, cache, d_outputs, d_state):
-        (B, T, I), lengths = cache
-        d_c, d_h = self.zero_state(B) if d_state is None else d_state
-        if d_outputs is not None:
-            d_h = d_h + np.where(wr.active_mask(lengths, B, T), d_outputs, 0).sum(axis=1)
-        return np.zeros((B, T, I)), wr.LSTMState(d_c, d_h), {}
+def counting_lstm(units, input_size):
+    """A real LSTMCell reference that counts: kernel 0, identity activation,
+    gate biases so large that sigmoid(i) = sigmoid(f) = sigmoid(o) = 1 and
+    j = 1: ``c' = c + 1`` and ``h' = c'`` (h and the inputs are ignored)."""
+    bias = np.concatenate([np.full(units, 50.0), np.ones(units), np.full(units, 50.0), np.full(units, 50.0)])
+    return wr.LSTM({"kernel": np.zeros((input_size + units, 4 * units)), "bias": bias}, activation="identity",
+                   basic=True)
 
 
 @pytest.mark.parametrize("variational", [False, True], ids=["per_step", "variational"])
 def test_dropout_never_drops_lstm_c(dtype, variational):
-    """State dropout leaves the ``c`` of an LSTMStateTuple alone (TF 1.x) and
-    draws no mask for it; ``h`` is dropped. Gradients flow through c unscaled."""
-    layer = CountingPairLayer()
-    p = make_problem(layer, dtype, 4, 5, seed=81, lengths=[5, 0, 2, 3])
-    cell = rnnrs.DropoutWrapper(CountingPairCell(3, dtype=dtype), state_keep_prob=0.5,
-                                variational_recurrent=variational, seed=82)
+    """State dropout on a real LSTM leaves ``c`` alone (TF 1.x) and draws no
+    mask for it; ``h`` is dropped (the state that feeds the next step and the
+    returned one; the outputs are not state-dropped). Gradients flow through
+    c unscaled. By hand, on an LSTM with c' = c + 1 and h' = c'."""
+    B, T, H = 4, 5, 3
+    lengths = np.array([5, 0, 2, 3])
+    layer = counting_lstm(H, 2)
+    p = make_problem(layer, dtype, B, T, seed=81, lengths=lengths)
+    cell = rnnrs.DropoutWrapper(matching_cell(layer, dtype), state_keep_prob=0.5, variational_recurrent=variational,
+                                seed=82)
+    assert isinstance(cell.cell, rnnrs.BasicLSTMCell)
     reference = reference_dropout(layer, dtype, p, seed=82, state_keep_prob=0.5, variational_recurrent=variational)
     assert all(m.c is None and m.h is not None for m in reference.state_masks)
+    outputs, state, grads = check_against_reference(reference, cell, p, dtype, training=True)
+
+    c0, h0 = p.initial_state
+    counted = c0 + lengths[:, None]  # c after each row's steps: never dropped
+    assert_close(state.c, counted, dtype, "state.c")
+    for t in range(T):
+        active = (t < lengths)[:, None]
+        assert_close(outputs[:, t], np.where(active, c0 + t + 1, 0), dtype, f"outputs[:, {t}] (not state-dropped)")
+    # h: the last step's h' = c' times that step's mask (0 or 1/keep = 2); length 0 keeps h0.
+    last = np.array([reference.state_masks[max(n - 1, 0)].h[b] for b, n in enumerate(lengths)])
+    want_h = np.where(lengths[:, None] > 0, counted * last, h0)
+    assert_close(state.h, want_h, dtype, "state.h")
+    assert set(np.unique(last)) == {0.0, 2.0}  # h really was dropped somewhere, and kept elsewhere
+    # dLoss/dc0 = d_c + sum of the running steps' d_outputs + d_h through the last mask; nothing is
+    # lost to c's dropout. h0 only reaches the (zero) kernel: its gradient is d_h for length 0, else 0.
+    d_c, d_h = p.d_state
+    active = wr.active_mask(lengths, B, T)
+    want_dc0 = d_c + np.where(active, p.d_outputs, 0).sum(axis=1) + np.where(lengths[:, None] > 0, d_h * last, 0)
+    assert_close(grads.initial_state.c, want_dc0, dtype, "grads.initial_state.c")
+    assert_close(grads.initial_state.h, np.where(lengths[:, None] > 0, 0, d_h), dtype, "grads.initial_state.h")
+    np.testing.assert_array_equal(grads.inputs, 0)
+
+
+@pytest.mark.parametrize("kind", ["BasicLSTMCell", "LSTMCell"])
+@pytest.mark.parametrize("variational", [False, True], ids=["per_step", "variational"])
+def test_dropout_state_of_a_real_lstm(dtype, kind, variational):
+    """Random weights (LSTMCell: every option, H != P): the library matches the
+    reference, whose state masks skip c, and not a reference that also drops c."""
+    rng = np.random.default_rng(83)
+    layer = random_cell(kind, rng, 3, 4, dtype)
+    p = make_problem(layer, dtype, 4, 5, seed=84, lengths=[5, 0, 2, 3])
+    cell = rnnrs.DropoutWrapper(matching_cell(layer, dtype), state_keep_prob=0.5, variational_recurrent=variational,
+                                seed=85)
+    reference = reference_dropout(layer, dtype, p, seed=85, state_keep_prob=0.5, variational_recurrent=variational)
     _, state, grads = check_against_reference(reference, cell, p, dtype, training=True)
-    counted_c, counted_h = (a.astype(dtype) for a in p.initial_state)
-    for t in range(5):  # what c and h would be without any dropout
-        active = (t < p.lengths)[:, None]
-        counted_c, counted_h = np.where(active, counted_c + 1, counted_c), np.where(active, counted_h + 1, counted_h)
-    np.testing.assert_array_equal(state.c, counted_c)  # c: counted, never dropped
-    np.testing.assert_array_equal(grads.initial_state.c, p.d_state.c.astype(dtype))  # d c0 = d c, unscaled
-    assert np.any(state.h != counted_h)  # h was dropped somewhere
+    # The same h masks, and c dropped too: a different c and a different gradient.
+    c_masks = [wr.dropout_mask(rng, 0.5, m.h.shape[:1] + (layer.num_units,), dtype) for m in reference.state_masks]
+    wrong = wr.Dropout(layer, state_masks=[wr.LSTMState(c, m.h) for c, m in zip(c_masks, reference.state_masks)])
+    want_state, (_, want_dinit, _) = run_reference(wrong, p)[1:]
+    assert np.max(np.abs(state.c - want_state.c)) > 1e-2
+    assert np.max(np.abs(grads.initial_state.c - want_dinit.c)) > 1e-2
 
 
 def test_dropout_layers_inside_multi_rnn_cell(dtype):
-    """Each DropoutWrapper in a stack draws from its own seed, with its layer's sizes."""
+    """Each DropoutWrapper in a stack draws from its own seed, with its layer's
+    sizes and state structure (an LSTMCell with H != P, then a GRUCell)."""
     rng = np.random.default_rng(91)
-    inner = [random_cell("BasicRNNCell", rng, 3, 4, dtype), random_cell("BasicRNNCell", rng, 4, 2, dtype)]
+    inner = [random_cell("LSTMCell", rng, 3, 4, dtype), random_cell("GRUCell", rng, 4, 2, dtype)]
     configs = [dict(input_keep_prob=0.8, state_keep_prob=0.6, seed=92),
-               dict(output_keep_prob=0.7, variational_recurrent=True, seed=93)]
+               dict(output_keep_prob=0.7, state_keep_prob=0.5, variational_recurrent=True, seed=93)]
     multi = rnnrs.MultiRNNCell([dropout_cell(layer, dtype, **cfg) for layer, cfg in zip(inner, configs)])
     p = make_problem(wr.Multi(inner), dtype, 4, 5, seed=94, lengths=[5, 0, 2, 4])
     layers = []
@@ -961,7 +1217,7 @@ def test_dropout_layers_inside_multi_rnn_cell(dtype):
         cfg = dict(cfg)
         layers.append(reference_dropout(layer, dtype, p, seed=cfg.pop("seed"), **cfg))
     check_against_reference(wr.Multi(layers), multi, p, dtype, training=True)
-    assert sorted(multi.get_weights()) == ["cell_0/bias", "cell_0/kernel", "cell_1/bias", "cell_1/kernel"]
+    assert sorted(multi.get_weights()) == stack_weight_names(wr.Multi(inner))
 
 
 # --------------------------------------------------------------------------
@@ -987,10 +1243,12 @@ def test_output_projection_matches_reference(dtype, kind, sizes, activation, sha
     assert grads.weights["output_projection/kernel"].shape == (H, P)
 
 
-def test_output_projection_equation(dtype):
-    """outputs = where(t < len, cell_outputs @ kernel + bias, 0), against the bare cell's outputs."""
+@pytest.mark.parametrize("kind", CELL_KINDS)
+def test_output_projection_equation(dtype, kind):
+    """outputs = where(t < len, cell_outputs @ kernel + bias, 0), against the bare cell's outputs;
+    the state is the bare cell's (an LSTMStateTuple for the LSTMs)."""
     rng = np.random.default_rng(101)
-    layer = random_projection(rng, random_cell("BasicRNNCell", rng, 3, 4, dtype), 6, dtype)
+    layer = random_projection(rng, random_cell(kind, rng, 3, 4, dtype), 6, dtype)
     wrapper = matching_cell(layer, dtype)
     x = rng.normal(size=(4, 5, 3)).astype(dtype)
     lengths = [5, 0, 3, 1]
@@ -999,18 +1257,43 @@ def test_output_projection_equation(dtype):
     active = wr.active_mask(lengths, 4, 5)
     want = np.where(active, cell_out.astype(np.float64) @ layer.kernel + layer.bias, 0)
     assert_close(outputs, want, dtype, "outputs")
-    np.testing.assert_array_equal(state, cell_state)
+    assert type(state) is type(cell_state)
+    for a, b in zip(wr.state_leaves(state), wr.state_leaves(cell_state)):
+        np.testing.assert_array_equal(a, b)
     assert outputs.shape == (4, 5, 6) and np.all(outputs[~active[..., 0]] == 0)
 
 
-@pytest.mark.parametrize("name", ["cell", "multi"])
+def test_output_projection_over_lstm_projection(dtype):
+    """OutputProjectionWrapper over an LSTMCell that projects itself (H=5 -> P=2 -> 4):
+    the wrapper reads the LSTM's P-wide (projected, clipped) output."""
+    rng = np.random.default_rng(102)
+    lstm = random_cell("LSTMCell", rng, 3, 2, dtype)
+    layer = random_projection(rng, lstm, 4, dtype)
+    cell = matching_cell(layer, dtype)
+    assert cell.cell.num_units == lstm.num_units != 2 and cell.cell.output_size == 2 and cell.output_size == 4
+    assert cell.state_size == rnnrs.LSTMStateTuple(lstm.num_units, 2)
+    for time_major in (False, True):
+        p = make_problem(layer, dtype, 5, 6, seed=103, lengths=[6, 0, 3, 1, 6])
+        _, state, grads = check_against_reference(layer, cell, p, dtype, time_major=time_major)
+        assert state.h.shape == (5, 2) and grads.weights["output_projection/kernel"].shape == (2, 4)
+        assert grads.weights["projection/kernel"].shape == (lstm.num_units, 2)
+    assert all(lstm.clip_seen[name] == [True, True] for name in ("cell_clip", "proj_clip")), lstm.clip_seen
+
+
+@pytest.mark.parametrize("name", ["cell", "multi", "lstm_projection", "mixed_multi"])
 def test_output_projection_finite_differences(name):
     rng = np.random.default_rng(111)
-    inner = random_cell("BasicRNNCell", rng, 2, 3, np.float64)
-    if name == "multi":
-        inner = wr.Multi([inner, random_cell("BasicRNNCell", rng, 3, 2, np.float64)])
+    if name in ("cell", "multi"):
+        inner = random_cell("BasicRNNCell", rng, 2, 3, np.float64)
+        if name == "multi":
+            inner = wr.Multi([inner, random_cell("BasicRNNCell", rng, 3, 2, np.float64)])
+    elif name == "lstm_projection":
+        inner = random_cell("LSTMCell", rng, 2, 3, np.float64)
+    else:
+        inner = random_stack(("GRUCell", "LSTMCell"), rng, 2, (3, 2), np.float64)
     layer = random_projection(rng, inner, 4, np.float64)
-    check_finite_differences(lambda: rnnrs_cell(layer, np.float64), layer.weights(), fd_problem(layer))
+    check_finite_differences(lambda: rnnrs_cell(layer, np.float64), layer.weights(), fd_problem(layer),
+                             reference=layer)
 
 
 def test_output_projection_weights(dtype):
@@ -1072,18 +1355,36 @@ def test_output_projection_set_weights(dtype):
     assert not fresh.built
 
 
-def test_output_projection_backprop_uses_its_forward_weights(dtype):
+@pytest.mark.parametrize("kind", CELL_KINDS)
+def test_output_projection_backprop_uses_its_forward_weights(dtype, kind):
+    """set_weights after the forward pass (the projection's and the wrapped cell's)
+    does not change what backprop computes."""
     rng = np.random.default_rng(131)
-    layer = random_projection(rng, random_cell("BasicRNNCell", rng, 3, 4, dtype), 2, dtype)
+    layer = random_projection(rng, random_cell(kind, rng, 3, 4, dtype), 2, dtype)
     cell = matching_cell(layer, dtype)
     p = make_problem(layer, dtype, 3, 4, seed=132, lengths=[4, 1, 0])
     _, _, backprop = rnnrs.dynamic_rnn(cell, p.x.astype(dtype), sequence_length=p.lengths,
-                                       initial_state=p.initial_state.astype(dtype), return_backprop=True)
-    cell.set_weights({"output_projection/kernel": np.zeros((4, 2))})
-    grads = backprop(d_outputs=p.d_outputs.astype(dtype), d_state=p.d_state.astype(dtype))
-    _, _, (d_x, _, d_w) = run_reference(layer, p)
+                                       initial_state=lib_state(p.initial_state, dtype), return_backprop=True)
+    cell.set_weights({k: np.zeros_like(v) for k, v in layer.weights().items()})
+    grads = backprop(d_outputs=p.d_outputs.astype(dtype), d_state=lib_state(p.d_state, dtype))
+    _, _, (d_x, d_init, d_w) = run_reference(layer, p)
     assert_close(grads.inputs, d_x, dtype, "grads.inputs")
+    assert_state_close(grads.initial_state, d_init, dtype, "grads.initial_state")
     assert_weights_close(grads.weights, d_w, dtype, "grads.weights")
+
+
+@pytest.mark.parametrize("kind", CELL_KINDS)
+@pytest.mark.parametrize("time_major", [False, True], ids=["batch_major", "time_major"])
+def test_output_projection_explicit_cases(dtype, kind, time_major):
+    """One cell of each kind under a projection; lengths with 0 and T; every gradient input combination."""
+    rng = np.random.default_rng(104)
+    layer = random_projection(rng, random_cell(kind, rng, 3, 4, dtype, "sigmoid"), 3, dtype)
+    cell = matching_cell(layer, dtype)
+    p = make_problem(layer, dtype, 5, 6, seed=105, lengths=[6, 0, 3, 1, 6])
+    for mode in GRAD_MODES:
+        _, state, _ = check_against_reference(layer, cell, p, dtype, mode=mode, time_major=time_major)
+        assert_rows_keep_initial_state(state, p.initial_state, [1], dtype)
+    assert_clips_exercised(layer)
 
 
 def test_output_projection_bad_output_size():
@@ -1119,10 +1420,11 @@ def test_residual_matches_reference(dtype, kind, size, activation, shape, time_m
     check_against_reference(layer, matching_cell(layer, dtype), p, dtype, mode=mode, time_major=time_major)
 
 
-def test_residual_equation(dtype):
+@pytest.mark.parametrize("kind", CELL_KINDS)
+def test_residual_equation(dtype, kind):
     """outputs = where(t < len, cell_outputs + inputs, 0), even with garbage in the padding."""
     rng = np.random.default_rng(141)
-    wrapper = rnnrs.ResidualWrapper(rnnrs.BasicRNNCell(3, dtype=dtype, seed=142))
+    wrapper = rnnrs.ResidualWrapper(matching_cell(random_cell(kind, rng, 3, 3, dtype), dtype))
     x = rng.normal(size=(4, 5, 3)).astype(dtype)
     lengths = [5, 0, 3, 1]
     active = wr.active_mask(lengths, 4, 5)
@@ -1130,13 +1432,51 @@ def test_residual_equation(dtype):
     outputs, state = rnnrs.dynamic_rnn(wrapper, x, sequence_length=lengths)
     cell_out, cell_state = rnnrs.dynamic_rnn(wrapper.cell, x, sequence_length=lengths)
     np.testing.assert_array_equal(outputs, np.where(active, cell_out + x, 0))
-    np.testing.assert_array_equal(state, cell_state)
+    assert type(state) is type(cell_state)
+    for a, b in zip(wr.state_leaves(state), wr.state_leaves(cell_state)):
+        np.testing.assert_array_equal(a, b)
     assert wrapper.get_weights().keys() == wrapper.cell.get_weights().keys()
 
 
-def test_residual_finite_differences():
-    layer = wr.Residual(random_cell("BasicRNNCell", np.random.default_rng(151), 3, 3, np.float64))
-    check_finite_differences(lambda: rnnrs_cell(layer, np.float64), layer.weights(), fd_problem(layer))
+@pytest.mark.parametrize("kind", CELL_KINDS)
+@pytest.mark.parametrize("time_major", [False, True], ids=["batch_major", "time_major"])
+def test_residual_explicit_cases(dtype, kind, time_major):
+    """One cell of each kind made residual; lengths with 0 and T; every gradient input combination."""
+    rng = np.random.default_rng(145)
+    layer = wr.Residual(random_cell(kind, rng, 4, 4, dtype, "sigmoid"))
+    cell = matching_cell(layer, dtype)
+    p = make_problem(layer, dtype, 5, 6, seed=146, lengths=[6, 0, 3, 1, 6])
+    for mode in GRAD_MODES:
+        _, state, _ = check_against_reference(layer, cell, p, dtype, mode=mode, time_major=time_major)
+        assert_rows_keep_initial_state(state, p.initial_state, [1], dtype)
+    assert_clips_exercised(layer)
+
+
+@pytest.mark.parametrize("reset_after", [False, True], ids=["reset_before", "reset_after"])
+def test_residual_over_gru(dtype, reset_after):
+    """ResidualWrapper over a GRUCell (both forms): every gradient; the identity path
+    adds d_outputs to grads.inputs; padding (here huge) reaches nothing."""
+    rng = np.random.default_rng(143)
+    layer = wr.Residual(random_cell("GRUCell_reset_after" if reset_after else "GRUCell", rng, 4, 4, dtype))
+    cell = matching_cell(layer, dtype)
+    p = make_problem(layer, dtype, 5, 6, seed=144, lengths=[6, 0, 3, 1, 6])
+    p = replace(p, x=np.where(padding(p)[..., None], 1e3, p.x))
+    for mode, time_major in [("both", False), ("outputs", True), ("state", False)]:
+        check_against_reference(layer, cell, p, dtype, mode=mode, time_major=time_major)
+    # d_outputs only: grads.inputs = the bare GRU's grads.inputs + d_outputs (inside the lengths).
+    bare = run_rnnrs(cell.cell, p, dtype, mode="outputs")[2]
+    wrapped = run_rnnrs(cell, p, dtype, mode="outputs")[2]
+    want = bare.inputs.astype(np.float64) + np.where(padding(p)[..., None], 0, p.d_outputs)
+    assert_close(wrapped.inputs, want, dtype, "grads.inputs")
+    for k in bare.weights:
+        np.testing.assert_array_equal(wrapped.weights[k], bare.weights[k])
+
+
+@pytest.mark.parametrize("kind", ["BasicRNNCell", "GRUCell", "GRUCell_reset_after", "LSTMCell"])
+def test_residual_finite_differences(kind):
+    layer = wr.Residual(random_cell(kind, np.random.default_rng(151), 3, 3, np.float64))
+    check_finite_differences(lambda: rnnrs_cell(layer, np.float64), layer.weights(), fd_problem(layer),
+                             reference=layer)
 
 
 def test_residual_input_size_must_equal_output_size(dtype):
@@ -1155,3 +1495,18 @@ def test_residual_input_size_must_equal_output_size(dtype):
         rnnrs.dynamic_rnn(rnnrs.ResidualWrapper(built), np.zeros((2, 3, 2), dtype))
     outputs, _ = rnnrs.dynamic_rnn(wrapper, np.zeros((2, 3, 4), dtype))
     assert outputs.shape == (2, 3, 4)
+
+
+def test_residual_over_projected_lstm_needs_input_size_equal_to_num_proj(dtype):
+    """An LSTMCell with num_units=5, num_proj=3 outputs 3 values: the residual input size is 3, not 5."""
+    wrapper = rnnrs.ResidualWrapper(rnnrs.LSTMCell(5, num_proj=3, use_peepholes=True, dtype=dtype, seed=0))
+    assert wrapper.output_size == 3 and wrapper.state_size == rnnrs.LSTMStateTuple(5, 3)
+    with raises_naming(ValueError, "inputs"):
+        rnnrs.dynamic_rnn(wrapper, np.zeros((2, 3, 5), dtype))
+    assert not wrapper.built
+    x = np.random.default_rng(1).normal(size=(2, 3, 3)).astype(dtype)
+    outputs, state = rnnrs.dynamic_rnn(wrapper, x)
+    cell_out, cell_state = rnnrs.dynamic_rnn(wrapper.cell, x)
+    np.testing.assert_array_equal(outputs, cell_out + x)
+    assert isinstance(state, rnnrs.LSTMStateTuple) and state.c.shape == (2, 5) and state.h.shape == (2, 3)
+    np.testing.assert_array_equal(state.c, cell_state.c)
