@@ -34,6 +34,82 @@ fn gemm_crate(a: &Array2<f32>, b: &Array2<f32>, c: &mut Array2<f32>) {
     }
 }
 
+/// `C [m, n] = A [m, k] @ B [k, n]` computed as `Cᵀ = Bᵀ @ Aᵀ` by the gemm
+/// crate (the same row-major buffers, strides swapped): the recurrent step
+/// with the weights' wide side as the kernel's M.
+fn gemm_crate_transposed(a: &Array2<f32>, b: &Array2<f32>, c: &mut Array2<f32>) {
+    let (m, k) = a.dim();
+    let n = b.dim().1;
+    // SAFETY: as in `gemm_crate`, read through transposed strides.
+    unsafe {
+        gemm::gemm(
+            n,
+            m,
+            k,
+            c.as_mut_ptr(),
+            n as isize,
+            1,
+            false,
+            b.as_ptr(),
+            n as isize,
+            1,
+            a.as_ptr(),
+            k as isize,
+            1,
+            0.0,
+            1.0,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        )
+    }
+}
+
+fn bench_step(c: &mut Criterion) {
+    let mut g = c.benchmark_group("recurrent_step_f32");
+    for &(m, k, n) in &[
+        (16, 256, 256),
+        (32, 256, 256),
+        (64, 256, 256),
+        (16, 256, 1024),
+        (32, 256, 1024),
+        (64, 256, 1024),
+    ] {
+        let a = Array2::<f32>::from_shape_fn((m, k), |(i, j)| ((i * 7 + j * 3) % 11) as f32 * 0.1);
+        let b = Array2::<f32>::from_shape_fn((k, n), |(i, j)| ((i * 5 + j) % 13) as f32 * 0.1);
+        let mut out = Array2::<f32>::zeros((m, n));
+        let mut out2 = Array2::<f32>::zeros((m, n));
+        gemm_crate(&a, &b, &mut out);
+        gemm_crate_transposed(&a, &b, &mut out2);
+        assert_eq!(out, out2);
+        let name = format!("{m}x{k}x{n}");
+        g.throughput(Throughput::Elements((2 * m * k * n) as u64));
+        g.bench_with_input(BenchmarkId::new("gemm", &name), &(), |bch, _| {
+            bch.iter(|| gemm_crate(&a, &b, &mut out))
+        });
+        g.bench_with_input(BenchmarkId::new("gemm_transposed", &name), &(), |bch, _| {
+            bch.iter(|| gemm_crate_transposed(&a, &b, &mut out))
+        });
+        g.bench_with_input(BenchmarkId::new("matrixmultiply", &name), &(), |bch, _| {
+            bch.iter(|| general_mat_mul(1.0, &a, &b, 0.0, &mut out))
+        });
+        // the backward step's `dZ @ W_hᵀ`: the weights read through a transposed view
+        let b_t = b.t().to_owned();
+        g.bench_with_input(
+            BenchmarkId::new("seam_rhs_transposed_view", &name),
+            &(),
+            |bch, _| bch.iter(|| rnnrs::gemm::gemm(false, a.view(), b_t.t(), out.view_mut())),
+        );
+        g.bench_with_input(
+            BenchmarkId::new("seam_rhs_contiguous", &name),
+            &(),
+            |bch, _| bch.iter(|| rnnrs::gemm::gemm(false, a.view(), b.view(), out.view_mut())),
+        );
+    }
+    g.finish();
+}
+
 fn bench(c: &mut Criterion) {
     // (name, m, k, n)
     let shapes = [
@@ -64,6 +140,6 @@ fn bench(c: &mut Criterion) {
 criterion_group! {
     name = benches;
     config = Criterion::default().sample_size(20).warm_up_time(std::time::Duration::from_millis(300)).measurement_time(std::time::Duration::from_secs(1));
-    targets = bench
+    targets = bench, bench_step
 }
 criterion_main!(benches);

@@ -33,7 +33,7 @@
 use crate::error::{Error, Result};
 
 /// Fewest rows a group gets when the batch is split.
-const MIN_GROUP_ROWS: usize = 16;
+const MIN_GROUP_ROWS: usize = 32;
 /// Most groups a batch is split into.
 const MAX_GROUPS: usize = 8;
 
@@ -226,8 +226,8 @@ mod tests {
 
     #[test]
     fn groups_tile_the_slots_and_balance() {
-        let lens: Vec<i64> = (0..40).map(|i| (i * 7 % 11) as i64).collect();
-        let p = Plan::new(40, 10, Some(&lens)).unwrap();
+        let lens: Vec<i64> = (0..80).map(|i| (i * 7 % 11) as i64).collect();
+        let p = Plan::new(80, 10, Some(&lens)).unwrap();
         assert_eq!(p.groups.len(), 2);
         let mut end = 0;
         for g in &p.groups {
@@ -240,7 +240,7 @@ mod tests {
         assert_eq!(end, p.rows);
         // every token has a distinct slot
         let mut seen = std::collections::HashSet::new();
-        for b in 0..40 {
+        for b in 0..80 {
             for t in 0..10 {
                 if let Some(s) = p.token_slot(b, t) {
                     assert!(seen.insert(s));

@@ -92,9 +92,9 @@ mod tests {
 
     #[test]
     fn fast_forward_matches_naive_ragged_and_time_major() {
-        // 40 rows → 2 groups; lengths include 0 and T
-        let lengths: Vec<i64> = (0..40).map(|i| (i * 5 % 8) as i64).collect();
-        let c = case(40, 7, 3, 6, lengths.clone());
+        // 70 rows → 2 groups; lengths include 0 and T
+        let lengths: Vec<i64> = (0..70).map(|i| (i * 5 % 8) as i64).collect();
+        let c = case(70, 7, 3, 6, lengths.clone());
         let l: Vec<usize> = lengths.iter().map(|&v| v as usize).collect();
         for act in [
             Activation::Tanh,

@@ -329,10 +329,10 @@ mod tests {
 
     #[test]
     fn fast_forward_matches_naive_ragged_and_time_major() {
-        // 40 rows → 2 groups; lengths include 0 and T
-        let lengths: Vec<i64> = (0..40).map(|i| (i * 5 % 8) as i64).collect();
+        // 70 rows → 2 groups; lengths include 0 and T
+        let lengths: Vec<i64> = (0..70).map(|i| (i * 5 % 8) as i64).collect();
         for reset_after in [false, true] {
-            let c = case(reset_after, 40, 7, 3, 6, lengths.clone());
+            let c = case(reset_after, 70, 7, 3, 6, lengths.clone());
             for act in ACTIVATIONS {
                 let (want_y, want_s) = naive(&c, act);
                 for time_major in [false, true] {
