@@ -552,9 +552,13 @@ class Timing:
 
 
 def time_interleaved(runs: Dict[str, Callable[[], Any]], warmup: int, repeat: Optional[int],
-                     budget_s: float, min_reps: int, max_reps: int) -> Dict[str, Timing]:
+                     budget_s: float, min_reps: int, max_reps: int, settle_s: float = 0.0) -> Dict[str, Timing]:
     """Warm up every contender, then run rounds of one call each (rotating the order)
-    until ``repeat`` rounds, or until ``budget_s`` of wall time and ``min_reps`` rounds."""
+    until ``repeat`` rounds, or until ``budget_s`` of wall time and ``min_reps`` rounds.
+
+    Before each timed call the process sleeps ``settle_s`` (untimed): thread pools
+    that spin after their work (PyTorch's OpenMP workers keep spinning for a while)
+    would otherwise steal the cores from whichever contender runs next."""
     names = list(runs)
     timings = {n: Timing() for n in names}
     if not names:
@@ -578,6 +582,8 @@ def time_interleaved(runs: Dict[str, Callable[[], Any]], warmup: int, repeat: Op
             shift = rep % len(names)
             for n in names[shift:] + names[:shift]:
                 fn = runs[n]
+                if settle_s > 0:
+                    time.sleep(settle_s)
                 t0 = clock()
                 fn()
                 timings[n].samples_ns.append(clock() - t0)
@@ -778,7 +784,7 @@ def run_case(case: Case, args, contenders: Sequence[str]) -> Row:
 
     timings = time_interleaved({n: p.run for n, p in prepared.items()}, warmup=args.warmup,
                                repeat=args.repeat, budget_s=args.budget, min_reps=args.min_reps,
-                               max_reps=args.max_reps)
+                               max_reps=args.max_reps, settle_s=args.settle)
     medians = {n: (timings[n].median_s() if n in timings else None) for n in contenders}
     spread = {n: (t.min_s(), t.quantile_s(0.1), t.quantile_s(0.9)) for n, t in timings.items()}
     reps = len(next(iter(timings.values())).samples_ns) if timings else 0
@@ -873,6 +879,9 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p.add_argument("--min-reps", type=int, default=15)
     p.add_argument("--max-reps", type=int, default=5000)
     p.add_argument("--warmup", type=int, default=3, help="warm-up calls per contender (default 3)")
+    p.add_argument("--settle", type=float, default=0.02,
+                   help="seconds of idle before each timed call, so that one library's spinning "
+                        "worker threads do not slow the next one down (default 0.02; 0 disables)")
     p.add_argument("--quick", action="store_true", help="smoke test: 3 repetitions, 1 warm-up")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--reference-all", action="store_true",
