@@ -10,8 +10,16 @@ What is measured
 ----------------
 For every cell kind x size x mode (forward / train) x batch layout (full / ragged) the
 script builds one rnnrs cell with a fixed seed, copies its weights into every other
-contender, checks that each contender computes the same outputs (and, in train mode,
-the same gradients) as rnnrs, and only then times them.
+contender, checks that each contender computes the same outputs and final state (and,
+in train mode, the same gradients) as rnnrs, and only then times them.
+
+Cell kinds (``--cells``, default all):
+
+* ``rnn``:  ``BasicRNNCell(H, activation="tanh")``  vs ``nn.RNN``  / ONNX ``RNN``
+* ``lstm``: ``BasicLSTMCell(H)`` (forget_bias 1.0) vs ``nn.LSTM`` / ONNX ``LSTM``;
+            the final state ``LSTMStateTuple(c, h)`` is compared in both parts
+* ``gru``:  ``GRUCell(H, reset_after=True)``        vs ``nn.GRU``  / ONNX ``GRU``
+            with ``linear_before_reset=1``
 
 * forward: ``outputs, state = rnnrs.dynamic_rnn(cell, X, sequence_length=L)``
 * train:   forward with ``return_backprop=True`` + ``backprop(d_outputs=dY)``, i.e. the
@@ -23,8 +31,10 @@ Warm-up calls come first; medians are reported.  The garbage collector is paused
 while timing.  Peers (PyTorch, ONNX Runtime, the NumPy reference) are optional; a
 missing one is reported as "not installed".
 
-Adding a cell kind (LSTM, GRU, ...) means adding one ``CellKind`` entry to ``CELL_KINDS``
-with four small builders: rnnrs cell, NumPy reference, torch module, ONNX node.
+Adding a cell kind means adding one ``CellKind`` entry to ``CELL_KINDS``: the rnnrs
+cell factory, a NumPy-reference builder, the torch module class (its weights come from
+``rnnrs.convert.to_torch``, its gradients are mapped back through the same layout) and
+an ONNX node builder.
 """
 
 from __future__ import annotations
@@ -85,6 +95,8 @@ onnx, ONNX_ERR = _try_import("onnx")
 if TESTS_DIR not in sys.path:
     sys.path.insert(0, TESTS_DIR)
 reference, REFERENCE_ERR = _try_import("reference")
+reference_lstm, REFERENCE_LSTM_ERR = _try_import("reference_lstm")
+reference_gru, REFERENCE_GRU_ERR = _try_import("reference_gru")
 
 threadpoolctl, _ = _try_import("threadpoolctl")
 _THREADPOOL_LIMIT = None
@@ -159,11 +171,15 @@ class Case:
 class Result:
     """What a contender computes once, for the correctness check.
 
-    ``grads`` keys: "inputs" plus the TF weight names; a contender may omit any it
-    cannot provide (torch has no initial-state gradient unless asked, etc.)."""
+    ``state``: the final state as named parts, ``{"h": h}`` for an array state and
+    ``{"c": c, "h": h}`` for an LSTM (see ``_state_parts``); every part rnnrs reports
+    must be reported.  ``grads`` keys: "inputs" (required in train mode) plus the TF
+    weight names and "initial_state" (LSTM: "initial_state.c", "initial_state.h"); a
+    contender may omit weights or initial-state gradients it cannot provide (torch
+    has no initial-state gradient unless asked, etc.)."""
 
     outputs: np.ndarray
-    state: Optional[np.ndarray]
+    state: Dict[str, np.ndarray]
     grads: Optional[Dict[str, np.ndarray]] = None
 
 
@@ -194,11 +210,30 @@ class CellKind:
 # --------------------------------------------------------------------------------------
 
 
+def _state_parts(state: Any) -> Dict[str, np.ndarray]:
+    """A state (or a state's gradient) as named arrays: ``{"h": h}`` for an array,
+    ``{"c": c, "h": h}`` for an ``LSTMStateTuple`` or a ``(c, h)`` pair."""
+    if state is None:
+        return {}
+    if isinstance(state, dict):
+        return {k: np.asarray(v) for k, v in state.items()}
+    if hasattr(state, "c") and hasattr(state, "h"):
+        return {"c": np.asarray(state.c), "h": np.asarray(state.h)}
+    if isinstance(state, (tuple, list)) and len(state) == 2:
+        return {"c": np.asarray(state[0]), "h": np.asarray(state[1])}
+    return {"h": np.asarray(state)}
+
+
+def _state_grads(prefix: str, parts: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
+    """``{"h": a}`` -> ``{prefix: a}``; ``{"c": a, "h": b}`` -> ``{prefix.c: a, prefix.h: b}``."""
+    if list(parts) == ["h"]:
+        return {prefix: parts["h"]}
+    return {f"{prefix}.{k}": v for k, v in parts.items()}
+
+
 def _grads_to_dict(g: Any) -> Dict[str, np.ndarray]:
     out = {"inputs": np.asarray(g.inputs)}
-    init = _as_array_state(getattr(g, "initial_state", None))
-    if init is not None:
-        out["initial_state"] = init
+    out.update(_state_grads("initial_state", _state_parts(getattr(g, "initial_state", None))))
     for k, v in g.weights.items():
         out[k] = np.asarray(v)
     return out
@@ -213,7 +248,7 @@ def rnnrs_prepare(case: Case) -> Prepared:
 
         def result():
             out, state = dynamic_rnn(cell, x, sequence_length=L)
-            return Result(np.asarray(out), _as_array_state(state))
+            return Result(np.asarray(out), _state_parts(state))
     else:
         def run():
             _, _, backprop = dynamic_rnn(cell, x, sequence_length=L, return_backprop=True)
@@ -221,22 +256,13 @@ def rnnrs_prepare(case: Case) -> Prepared:
 
         def result():
             out, state, backprop = dynamic_rnn(cell, x, sequence_length=L, return_backprop=True)
-            return Result(np.asarray(out), _as_array_state(state),
+            return Result(np.asarray(out), _state_parts(state),
                           _grads_to_dict(backprop(d_outputs=dy, d_state=None)))
     return Prepared(run, result)
 
 
-def _as_array_state(state: Any) -> Optional[np.ndarray]:
-    """The part of the state every contender can report: h (LSTM: the second field)."""
-    if isinstance(state, np.ndarray):
-        return state
-    if hasattr(state, "h"):
-        return np.asarray(state.h)
-    return None
-
-
 # --------------------------------------------------------------------------------------
-# BasicRNNCell: NumPy reference, PyTorch, ONNX Runtime
+# NumPy references, PyTorch, ONNX Runtime (the per-kind builders)
 # --------------------------------------------------------------------------------------
 
 
@@ -290,41 +316,151 @@ def rnn_reference(case: Case) -> Prepared:
     def result():
         out, state, cache = fwd()
         grads = _call_reference_backward(cache, dy) if case.mode == "train" else None
-        return Result(np.asarray(out), np.asarray(state), grads)
+        return Result(np.asarray(out), _state_parts(state), grads)
 
     return Prepared(run, result)
+
+
+def _reference_prepare(case: Case, fwd: Callable[[], Tuple[Any, Any, Any]],
+                       bwd: Callable[[Any], Dict[str, np.ndarray]]) -> Prepared:
+    """Shared by the LSTM and GRU references: ``fwd()`` -> (outputs, state, cache),
+    ``bwd(cache)`` -> gradients keyed like rnnrs'."""
+    if case.mode == "forward":
+        run = fwd
+    else:
+        def run():
+            return bwd(fwd()[2])
+
+    def result():
+        out, state, cache = fwd()
+        grads = bwd(cache) if case.mode == "train" else None
+        return Result(np.asarray(out), _state_parts(state), grads)
+
+    return Prepared(run, result)
+
+
+def lstm_reference(case: Case) -> Prepared:
+    if reference_lstm is None:
+        raise Unavailable(f"tests/reference_lstm.py not importable ({REFERENCE_LSTM_ERR})")
+    B, H = case.size.batch, case.size.units
+    x, L, dy = case.x, case.lengths, case.d_outputs
+    cell = case.rnnrs_cell
+    zeros = np.zeros((B, H), case.dtype)
+
+    def fwd():
+        return reference_lstm.lstm_forward(x, zeros, zeros, case.weights, lengths=L,
+                                           forget_bias=cell.forget_bias, activation=cell.activation)
+
+    def bwd(cache):
+        d_x, d_c0, d_h0, d_w = reference_lstm.lstm_backward(cache, dy)
+        return {"inputs": d_x, "initial_state.c": d_c0, "initial_state.h": d_h0, **d_w}
+
+    return _reference_prepare(case, fwd, bwd)
+
+
+def gru_reference(case: Case) -> Prepared:
+    if reference_gru is None:
+        raise Unavailable(f"tests/reference_gru.py not importable ({REFERENCE_GRU_ERR})")
+    B, H = case.size.batch, case.size.units
+    x, L, dy = case.x, case.lengths, case.d_outputs
+    cell = case.rnnrs_cell
+    h0 = np.zeros((B, H), case.dtype)
+
+    def fwd():
+        return reference_gru.gru_forward(x, h0, case.weights, cell.activation, cell.reset_after, lengths=L)
+
+    def bwd(cache):
+        d_x, d_h0, d_w = reference_gru.gru_backward(cache, dy)
+        return {"inputs": d_x, "initial_state": d_h0, **d_w}
+
+    return _reference_prepare(case, fwd, bwd)
 
 
 def _torch_dtype(dtype):
     return torch.float64 if np.dtype(dtype) == np.float64 else torch.float32
 
 
-def rnn_torch(case: Case) -> Prepared:
-    if torch is None:
-        raise Unavailable("not installed")
-    I, H, T = case.size.inputs, case.size.units, case.size.time
-    k, b = case.weights["kernel"], case.weights["bias"]
-    tdt = _torch_dtype(case.dtype)
-    module = torch.nn.RNN(I, H, num_layers=1, nonlinearity="tanh", bias=True, batch_first=True)
-    module = module.to(tdt)
-    with torch.no_grad():
-        module.weight_ih_l0.copy_(torch.from_numpy(np.ascontiguousarray(k[:I].T)))
-        module.weight_hh_l0.copy_(torch.from_numpy(np.ascontiguousarray(k[I:].T)))
-        module.bias_ih_l0.copy_(torch.from_numpy(b))
-        module.bias_hh_l0.zero_()
+def _torch_grad_map(case: Case) -> Callable[[Dict[str, np.ndarray]], Dict[str, np.ndarray]]:
+    """Maps torch parameter gradients (``weight_ih_l0`` ...) back to the TF weight names.
 
-    def to_tf_grads(x_grad) -> Dict[str, np.ndarray]:
-        return {
-            "inputs": x_grad.numpy().copy(),
-            "kernel": torch.cat([module.weight_ih_l0.grad.T, module.weight_hh_l0.grad.T], 0).numpy().copy(),
-            # bias_ih and bias_hh enter the same sum; either one's gradient is dL/dbias
-            "bias": module.bias_ih_l0.grad.numpy().copy(),
-        }
+    ``rnnrs.convert.to_torch`` is affine in the TF weights, each torch entry being a
+    copy of one TF entry or a constant (a zero ``bias_hh`` part, the folded forget_bias).
+    So the gradient w.r.t. a TF entry is the sum of the torch gradients of the entries
+    it was copied to.  Which ones is read off ``to_torch`` itself: a float64 probe cell
+    of the same kind gets the codes 1..N as weights, and ``to_torch(codes) - to_torch(0)``
+    says which TF entry (0: none) every torch entry holds.  The weights the peer runs
+    with and the gradient map therefore come from the same layout."""
+    I, H = case.size.inputs, case.size.units
+    probe = case.kind.make_rnnrs_cell(H, np.float64, case.seed)
+    probe.build(I)
+    shapes = {k: np.shape(v) for k, v in probe.get_weights().items()}
+    codes, n = {}, 0
+    for k, shape in shapes.items():
+        size = int(np.prod(shape, dtype=np.int64))
+        codes[k] = np.arange(n + 1, n + size + 1, dtype=np.float64).reshape(shape)
+        n += size
+    probe.set_weights({k: np.zeros(shape) for k, shape in shapes.items()})
+    offset = rnnrs.convert.to_torch(probe)
+    probe.set_weights(codes)
+    coded = rnnrs.convert.to_torch(probe)
+    index: Dict[str, np.ndarray] = {}
+    seen = np.zeros(n + 1, np.int64)
+    for name, arr in coded.items():
+        diff = np.asarray(arr, np.float64) - np.asarray(offset[name], np.float64)
+        idx = np.rint(diff).astype(np.int64)
+        if np.any(idx != diff) or np.any(idx < 0) or np.any(idx > n):
+            raise RuntimeError(f"to_torch's {name} is not a copy of TF weight entries")
+        index[name] = idx
+        np.add.at(seen, idx.ravel(), 1)
+    if np.any(seen[1:] == 0):
+        raise RuntimeError("to_torch drops some TF weight entries; cannot map gradients back")
+    gather = {k: c.astype(np.int64) for k, c in codes.items()}
 
-    return _torch_prepare(case, module, lambda h_n: h_n[0], to_tf_grads)
+    def to_tf(torch_grads: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
+        flat = np.zeros(n + 1, np.float64)
+        for name, idx in index.items():
+            if name not in torch_grads:
+                raise RuntimeError(f"torch reported no gradient for {name}")
+            g = np.asarray(torch_grads[name], np.float64)
+            keep = idx > 0
+            np.add.at(flat, idx[keep], g[keep])
+        return {k: flat[g].astype(case.dtype) for k, g in gather.items()}
+
+    return to_tf
 
 
-def _torch_prepare(case: Case, module, final_state, to_tf_grads) -> Prepared:
+def _torch_peer(module_class: str):
+    """The torch builder of a cell kind: ``torch.nn.<module_class>`` loaded with
+    ``rnnrs.convert.to_torch(cell)``; gradients mapped back by ``_torch_grad_map``."""
+    def build(case: Case) -> Prepared:
+        if torch is None:
+            raise Unavailable("not installed")
+        I, H = case.size.inputs, case.size.units
+        state_dict = rnnrs.convert.to_torch(case.rnnrs_cell)
+        module = getattr(torch.nn, module_class)(I, H, num_layers=1, bias=True, batch_first=True)
+        module = module.to(_torch_dtype(case.dtype))
+        module.load_state_dict({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in state_dict.items()})
+        to_tf = _torch_grad_map(case) if case.mode == "train" else None
+
+        def to_tf_grads(x_grad) -> Dict[str, np.ndarray]:
+            grads = to_tf({name: p.grad.numpy() for name, p in module.named_parameters()})
+            grads["inputs"] = x_grad.numpy().copy()
+            return grads
+
+        return _torch_prepare(case, module, to_tf_grads)
+
+    return build
+
+
+def _torch_state(state) -> Dict[str, np.ndarray]:
+    """torch's final state (``h_n`` [1, B, H], or ``(h_n, c_n)`` for nn.LSTM) as named parts."""
+    if isinstance(state, tuple):
+        h_n, c_n = state
+        return {"c": c_n[0].detach().numpy().copy(), "h": h_n[0].detach().numpy().copy()}
+    return {"h": state[0].detach().numpy().copy()}
+
+
+def _torch_prepare(case: Case, module, to_tf_grads) -> Prepared:
     """Shared by all torch cell kinds: forward / train, full / ragged (packed)."""
     T = case.size.time
     x_t = torch.from_numpy(case.x)
@@ -349,7 +485,7 @@ def _torch_prepare(case: Case, module, final_state, to_tf_grads) -> Prepared:
         def result():
             with torch.no_grad():
                 out, state = fwd(x_t)
-            return Result(out.numpy().copy(), final_state(state).numpy().copy())
+            return Result(out.numpy().copy(), _torch_state(state))
     else:
         x_leaf = x_t.clone().requires_grad_(True)
 
@@ -365,17 +501,17 @@ def _torch_prepare(case: Case, module, final_state, to_tf_grads) -> Prepared:
             module.zero_grad(set_to_none=True)
             out, state = fwd(x_leaf)
             out.backward(dy_t)
-            return Result(out.detach().numpy().copy(), final_state(state).detach().numpy().copy(),
-                          to_tf_grads(x_leaf.grad))
+            return Result(out.detach().numpy().copy(), _torch_state(state), to_tf_grads(x_leaf.grad))
 
     return Prepared(run, result)
 
 
-def _onnx_session(case: Case, rnn_node_builder) -> Tuple[Any, Dict[str, np.ndarray], List[str]]:
+def _onnx_session(case: Case, rnn_node_builder, cell_state: bool = False) -> Tuple[Any, Dict[str, np.ndarray], List[str]]:
     """Wrap one ONNX recurrent node: X [B,T,I] -> Transpose -> node -> Y [T,1,B,H] -> [B,T,H].
 
     ONNX Runtime's CPU kernels reject layout=1 (batch-major), so the graph transposes
-    in and out; the contender's interface is the same batch-major one as rnnrs'."""
+    in and out; the contender's interface is the same batch-major one as rnnrs'.
+    Outputs: Y, H_n (and C_n, the LSTM's final cell state, when ``cell_state``)."""
     if ort is None:
         raise Unavailable("not installed" if ONNX_ERR is None else "onnxruntime not installed")
     if onnx is None:
@@ -395,7 +531,8 @@ def _onnx_session(case: Case, rnn_node_builder) -> Tuple[Any, Dict[str, np.ndarr
         inputs.append(helper.make_tensor_value_info("sequence_lens", TensorProto.INT32, [B]))
         feeds["sequence_lens"] = case.lengths.astype(np.int32)
         seq_name = "sequence_lens"
-    node, initializers = rnn_node_builder(case, "X_tbi", seq_name, "Y_t1bh", "Y_h")
+    node_outputs = ["Y_t1bh", "Y_h"] + (["Y_c"] if cell_state else [])
+    node, initializers = rnn_node_builder(case, "X_tbi", seq_name, node_outputs)
     nodes.append(node)
     axes = numpy_helper.from_array(np.array([1], np.int64), "axes1")
     axes0 = numpy_helper.from_array(np.array([0], np.int64), "axes0")
@@ -406,6 +543,9 @@ def _onnx_session(case: Case, rnn_node_builder) -> Tuple[Any, Dict[str, np.ndarr
     ]
     outputs = [helper.make_tensor_value_info("Y", elem, [B, T, H]),
                helper.make_tensor_value_info("H_n", elem, [B, H])]
+    if cell_state:
+        nodes.append(helper.make_node("Squeeze", ["Y_c", "axes0"], ["C_n"]))
+        outputs.append(helper.make_tensor_value_info("C_n", elem, [B, H]))
     graph = helper.make_graph(nodes, f"{case.kind.key}_bench", inputs, outputs,
                               initializer=initializers + [axes, axes0])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
@@ -423,11 +563,19 @@ def _onnx_session(case: Case, rnn_node_builder) -> Tuple[Any, Dict[str, np.ndarr
         if np.dtype(case.dtype) == np.float64:
             raise Unavailable("no float64 kernel") from exc
         raise Unavailable(f"session creation failed: {msg[:120]}") from exc
-    return sess, feeds, ["Y", "H_n"]
+    out_names = [o.name for o in outputs]
+    if np.dtype(case.dtype) == np.float64:
+        # ORT registers its LSTM / GRU kernels for double but throws when they run
+        # ("LSTM operator does not support double yet"): a missing kernel, not a mismatch.
+        try:
+            sess.run(out_names, feeds)
+        except Exception as exc:
+            raise Unavailable("no float64 kernel") from exc
+    return sess, feeds, out_names
 
 
 def rnn_onnxruntime(case: Case) -> Prepared:
-    def node_builder(case, x_name, seq_name, y_name, yh_name):
+    def node_builder(case, x_name, seq_name, node_outputs):
         from onnx import helper, numpy_helper
         I, H = case.size.inputs, case.size.units
         k, b = case.weights["kernel"], case.weights["bias"]
@@ -436,28 +584,83 @@ def rnn_onnxruntime(case: Case) -> Prepared:
         Bias = np.concatenate([b, np.zeros_like(b)])[None]  # [1, 2H]: Wb then Rb
         inits = [numpy_helper.from_array(W, "W"), numpy_helper.from_array(R, "R"),
                  numpy_helper.from_array(Bias, "B")]
-        node = helper.make_node("RNN", [x_name, "W", "R", "B", seq_name], [y_name, yh_name],
+        node = helper.make_node("RNN", [x_name, "W", "R", "B", seq_name], node_outputs,
                                 hidden_size=H, activations=["Tanh"], direction="forward")
         return node, inits
 
     return _onnx_prepare(case, node_builder)
 
 
-def _onnx_prepare(case: Case, node_builder) -> Prepared:
-    sess, feeds, out_names = _onnx_session(case, node_builder)
+def _blocks(a: np.ndarray, order: Sequence[int], width: int) -> np.ndarray:
+    """The width-``width`` column blocks of ``a`` in the given order."""
+    return np.concatenate([a[..., k * width:(k + 1) * width] for k in order], axis=-1)
+
+
+# TF1 LSTM column blocks are i, j, f, o; ONNX's gate order is i, o, f, c (c = TF's j).
+_ONNX_LSTM_ORDER = (0, 3, 2, 1)
+
+
+def lstm_onnxruntime(case: Case) -> Prepared:
+    """ONNX ``LSTM``, built from the TF weights directly (not via ``to_torch``, so that
+    this peer also cross-checks the torch conversion)."""
+    def node_builder(case, x_name, seq_name, node_outputs):
+        from onnx import helper, numpy_helper
+        I, H = case.size.inputs, case.size.units
+        k = _blocks(case.weights["kernel"], _ONNX_LSTM_ORDER, H)  # [I+H, 4H], blocks i, o, f, c
+        wb = _blocks(case.weights["bias"], _ONNX_LSTM_ORDER, H).copy()
+        wb[2 * H:3 * H] += wb.dtype.type(case.rnnrs_cell.forget_bias)  # f is the third ONNX block
+        W = np.ascontiguousarray(k[:I].T)[None]  # [1, 4H, I]
+        R = np.ascontiguousarray(k[I:].T)[None]  # [1, 4H, H]
+        Bias = np.concatenate([wb, np.zeros_like(wb)])[None]  # [1, 8H]: Wb then Rb
+        inits = [numpy_helper.from_array(W, "W"), numpy_helper.from_array(R, "R"),
+                 numpy_helper.from_array(Bias, "B")]
+        node = helper.make_node("LSTM", [x_name, "W", "R", "B", seq_name], node_outputs,
+                                hidden_size=H, direction="forward")
+        return node, inits
+
+    return _onnx_prepare(case, node_builder, cell_state=True)
+
+
+def gru_onnxruntime(case: Case) -> Prepared:
+    """ONNX ``GRU`` with ``linear_before_reset=1`` (= rnnrs' reset_after=True)."""
+    def node_builder(case, x_name, seq_name, node_outputs):
+        from onnx import helper, numpy_helper
+        I, H = case.size.inputs, case.size.units
+        w = case.weights
+        gk, gb = w["gates/kernel"], w["gates/bias"]  # columns r | u; ONNX wants z(=u), r, h
+        W = np.concatenate([gk[:I, H:], gk[:I, :H], w["candidate/input_kernel"]], axis=1).T  # [3H, I]
+        R = np.concatenate([gk[I:, H:], gk[I:, :H], w["candidate/hidden_kernel"]], axis=1).T  # [3H, H]
+        wb = np.concatenate([gb[H:], gb[:H], w["candidate/input_bias"]])
+        rb = np.concatenate([np.zeros_like(gb), w["candidate/hidden_bias"]])
+        Bias = np.concatenate([wb, rb])[None]  # [1, 6H]: Wb then Rb
+        inits = [numpy_helper.from_array(np.ascontiguousarray(W)[None], "W"),
+                 numpy_helper.from_array(np.ascontiguousarray(R)[None], "R"),
+                 numpy_helper.from_array(Bias, "B")]
+        node = helper.make_node("GRU", [x_name, "W", "R", "B", seq_name], node_outputs,
+                                hidden_size=H, direction="forward", linear_before_reset=1)
+        return node, inits
+
+    return _onnx_prepare(case, node_builder)
+
+
+def _onnx_prepare(case: Case, node_builder, cell_state: bool = False) -> Prepared:
+    sess, feeds, out_names = _onnx_session(case, node_builder, cell_state)
 
     def run():
         return sess.run(out_names, feeds)
 
     def result():
-        y, h = sess.run(out_names, feeds)
-        return Result(y, h)
+        got = dict(zip(out_names, sess.run(out_names, feeds)))
+        state = {"h": got["H_n"]}
+        if "C_n" in got:
+            state["c"] = got["C_n"]
+        return Result(got["Y"], state)
 
     return Prepared(run, result)
 
 
 # --------------------------------------------------------------------------------------
-# The table of cell kinds.  LSTM / GRU: add an entry with their four builders.
+# The table of cell kinds.
 # --------------------------------------------------------------------------------------
 
 CELL_KINDS: Dict[str, CellKind] = {
@@ -467,8 +670,26 @@ CELL_KINDS: Dict[str, CellKind] = {
         make_rnnrs_cell=lambda units, dtype, seed: rnnrs.BasicRNNCell(units, activation="tanh", dtype=dtype, seed=seed),
         rnnrs=rnnrs_prepare,
         reference=rnn_reference,
-        torch=rnn_torch,
+        torch=_torch_peer("RNN"),  # nonlinearity defaults to tanh
         onnxruntime=rnn_onnxruntime,
+    ),
+    "lstm": CellKind(
+        key="lstm",
+        title="BasicLSTMCell(forget_bias=1)",
+        make_rnnrs_cell=lambda units, dtype, seed: rnnrs.BasicLSTMCell(units, forget_bias=1.0, dtype=dtype, seed=seed),
+        rnnrs=rnnrs_prepare,
+        reference=lstm_reference,
+        torch=_torch_peer("LSTM"),
+        onnxruntime=lstm_onnxruntime,
+    ),
+    "gru": CellKind(
+        key="gru",
+        title="GRUCell(reset_after=True)",
+        make_rnnrs_cell=lambda units, dtype, seed: rnnrs.GRUCell(units, reset_after=True, dtype=dtype, seed=seed),
+        rnnrs=rnnrs_prepare,
+        reference=gru_reference,
+        torch=_torch_peer("GRU"),
+        onnxruntime=gru_onnxruntime,
     ),
 }
 
@@ -508,16 +729,24 @@ def check(case: Case, name: str, got: Result, want: Result) -> Tuple[List[str], 
     """Compare a contender's Result with rnnrs'.  Returns (problems, summary of max errors)."""
     ftol, gtol = _tolerances(case.dtype)
     problems, errs = [], []
-    for what, g, w in (("outputs", got.outputs, want.outputs), ("state", got.state, want.state)):
-        if g is None or w is None:
+    want_state, got_state = want.state or {}, got.state or {}
+    pairs = [("outputs", got.outputs, want.outputs)]
+    for part in want_state:  # every part of rnnrs' final state (LSTM: c and h) must be there
+        what = "state" if list(want_state) == ["h"] else f"state.{part}"
+        if part not in got_state:
+            problems.append(f"{what}: not reported")
             continue
+        pairs.append((what, got_state[part], want_state[part]))
+    for what, g, w in pairs:
         p = _compare(what, g, w, ftol, scaled=False)
         if p:
             problems.append(p)
         if np.shape(g) == np.shape(w):
             errs.append(f"{what} {_maxerr(g, w):.1e}")
-    if case.mode == "train" and got.grads is not None and want.grads is not None:
-        for key in want.grads:
+    if case.mode == "train" and want.grads is not None:
+        if got.grads is None or "inputs" not in got.grads:
+            problems.append("dinputs: not reported")
+        for key in want.grads if got.grads is not None else ():
             if key in got.grads:
                 p = _compare(f"d{key}", got.grads[key], want.grads[key], gtol, scaled=True)
                 if p:
@@ -556,9 +785,10 @@ def time_interleaved(runs: Dict[str, Callable[[], Any]], warmup: int, repeat: Op
     """Warm up every contender, then run rounds of one call each (rotating the order)
     until ``repeat`` rounds, or until ``budget_s`` of wall time and ``min_reps`` rounds.
 
-    Before each timed call the process sleeps ``settle_s`` (untimed): thread pools
-    that spin after their work (PyTorch's OpenMP workers keep spinning for a while)
-    would otherwise steal the cores from whichever contender runs next."""
+    Before each timed call the process sleeps ``settle_s`` and makes one untimed call
+    of the same contender: thread pools that spin after their work (PyTorch's OpenMP
+    workers keep spinning for a while) would otherwise steal the cores from whichever
+    contender runs next, and the untimed call absorbs the wake-up from the idle."""
     names = list(runs)
     timings = {n: Timing() for n in names}
     if not names:
@@ -584,6 +814,7 @@ def time_interleaved(runs: Dict[str, Callable[[], Any]], warmup: int, repeat: Op
                 fn = runs[n]
                 if settle_s > 0:
                     time.sleep(settle_s)
+                    fn()  # untimed: absorbs the wake-up from the idle, warms this contender's caches
                 t0 = clock()
                 fn()
                 timings[n].samples_ns.append(clock() - t0)
@@ -658,7 +889,8 @@ def machine_description(args) -> List[str]:
         f"python   : {platform.python_version()} ({platform.python_implementation()})",
         f"numpy    : {np.__version__}{_blas_info()}",
         f"rnnrs    : {_version(rnnrs)}" + (f"  ({getattr(rnnrs, '__file__', '')})" if rnnrs is not None else f"  ({RNNRS_ERR})"),
-        f"reference: " + (f"{reference.__file__}" if reference is not None else f"not available ({REFERENCE_ERR})"),
+        f"reference: " + (f"{reference.__file__}" if reference is not None else f"not available ({REFERENCE_ERR})")
+        + ("" if reference_lstm is not None and reference_gru is not None else "  (LSTM/GRU references missing)"),
         f"torch    : {_version(torch)}" + (f"  (intra-op threads {torch.get_num_threads()})" if torch is not None else ""),
         f"onnxrt   : {_version(ort)}",
         f"onnx     : {_version(onnx)}",
@@ -716,6 +948,11 @@ def make_case(kind: CellKind, size: Size, mode: str, layout: str, dtype, threads
         lengths = rng.integers(lo, T + 1, size=B).astype(np.int64)
     cell = kind.make_rnnrs_cell(H, dtype, seed)
     cell.build(I)
+    # The initial biases are zeros (GRU gates: ones), which would hide a bias put in the
+    # wrong place by a peer's weight mapping: add a fixed random offset to every bias.
+    brng = np.random.default_rng([seed, 1, B, T, I, H])
+    cell.set_weights({k: np.asarray(v) + brng.uniform(-0.5, 0.5, np.shape(v)).astype(dtype)
+                      for k, v in cell.get_weights().items() if k.endswith("bias")})
     weights = {k: np.array(v, dtype=dtype, copy=True) for k, v in cell.get_weights().items()}
     return Case(kind, size, mode, layout, dtype, threads, seed, x, lengths, d_outputs, weights, cell)
 
@@ -764,7 +1001,7 @@ def run_case(case: Case, args, contenders: Sequence[str]) -> Row:
             for e in errs:
                 print(f"      {e}")
             if name == "reference":
-                print("      (tests/reference.py is the float64 oracle of the test suite: rnnrs is the likely culprit)")
+                print("      (tests/reference*.py is the float64 oracle of the test suite: rnnrs is the likely culprit)")
         else:
             print(f"   check {name:<11} vs rnnrs: ok  (max |diff|: {summary})")
 
@@ -822,7 +1059,7 @@ def _cell_text(row: Row, name: str) -> str:
         return "n/a (fwd only)"
     if s == "no float64 kernel":
         return "n/a (f64)"
-    if s.startswith("tests/reference.py"):
+    if s.startswith("tests/reference"):
         return "n/a"
     return "error" if s else "-"
 
@@ -951,12 +1188,13 @@ def main(argv: Sequence[str] = ()) -> int:
     tiny = [r for r in rows if r.size.name == "tiny" and r.mode == "forward" and r.layout == "full"
             and r.medians.get("rnnrs") is not None]
     if tiny:
-        r = tiny[0]
+        print()
+    for r in tiny:  # one line per cell kind
         med, (mn, p10, p90) = r.medians["rnnrs"], r.spread["rnnrs"]
         verdict = "OK" if med * 1e6 < TINY_TARGET_US else "ABOVE TARGET"
         if r.reps < 100:
             verdict += f" (only {r.reps} repetitions: not a reliable verdict)"
-        print(f"\nTiny single forward call ({r.kind}, {r.size.describe()}, full): median {med * 1e6:.1f} µs "
+        print(f"Tiny single forward call ({r.kind}, {r.size.describe()}, full): median {med * 1e6:.1f} µs "
               f"(min {mn * 1e6:.1f}, p90 {p90 * 1e6:.1f}) -- target < {TINY_TARGET_US:.0f} µs: {verdict}")
 
     mismatches = [(r.label, n, e) for r in rows for n, e in r.problems.items()]
