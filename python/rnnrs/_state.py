@@ -29,9 +29,3 @@ def map_state(fn: Callable[..., Any], *states: Any, _is_c: bool = False) -> Any:
         return tuple(map_state(fn, *parts) for parts in zip(*states))
     return fn(_is_c, *states)
 
-
-def leaves(state: Any) -> list[np.ndarray]:
-    """The arrays of a state structure, in order."""
-    out: list[np.ndarray] = []
-    map_state(lambda _c, a: out.append(a), state)
-    return out
