@@ -94,6 +94,11 @@ fn bench_step(c: &mut Criterion) {
         g.bench_with_input(BenchmarkId::new("matrixmultiply", &name), &(), |bch, _| {
             bch.iter(|| general_mat_mul(1.0, &a, &b, 0.0, &mut out))
         });
+        // the weights packed once per layer call (rnnrs::packed), as the time loop runs them
+        let packed = rnnrs::packed::PackedB::new(b.view());
+        g.bench_with_input(BenchmarkId::new("packed", &name), &(), |bch, _| {
+            bch.iter(|| packed.gemm(false, a.view(), out.view_mut()))
+        });
         // the backward step's `dZ @ W_hᵀ`: the weights read through a transposed view
         let b_t = b.t().to_owned();
         g.bench_with_input(

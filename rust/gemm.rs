@@ -28,7 +28,7 @@
 
 use crate::pool;
 use crate::scalar::Scalar;
-use ndarray::{linalg::general_mat_mul, ArrayView2, ArrayViewMut2};
+use ndarray::{linalg::general_mat_mul, Array2, ArrayView2, ArrayViewMut2};
 
 /// Products with at most this many multiply-adds use `matrixmultiply`.
 const TINY_FLOPS: usize = 16 * 16 * 16;
@@ -65,17 +65,38 @@ fn gemm_with<T: Scalar>(
         general_mat_mul(T::one(), &a, &b, beta, &mut c);
         return;
     }
+    let [c_rs, c_cs] = strides(c.strides());
+    // SAFETY: the pointer and strides come from a live, mutably borrowed
+    // view of shape `[m, n]`, which cannot alias `a` or `b`.
+    unsafe { gemm_raw(accumulate, a, b, c.as_mut_ptr(), [c_rs, c_cs], threads) }
+}
+
+/// `c (+)= a @ b` through the gemm crate, `c` given as a pointer and strides.
+/// With `accumulate` false `c` is only written, never read.
+///
+/// # Safety
+/// `c` with `c_strides` addresses `[a.nrows(), b.ncols()]` elements that are
+/// valid for writes (and initialised when `accumulate`) and alias neither
+/// operand; `a.ncols() == b.nrows() > 0`.
+unsafe fn gemm_raw<T: Scalar>(
+    accumulate: bool,
+    a: ArrayView2<T>,
+    b: ArrayView2<T>,
+    c: *mut T,
+    [c_rs, c_cs]: [isize; 2],
+    threads: usize,
+) {
+    let (m, k) = a.dim();
+    let n = b.ncols();
     let [a_rs, a_cs] = strides(a.strides());
     let [b_rs, b_cs] = strides(b.strides());
-    let [c_rs, c_cs] = strides(c.strides());
-    // SAFETY: the pointers and strides come from live ndarray views of the
-    // stated shapes; `c` is borrowed mutably and cannot alias `a` or `b`.
+    // SAFETY: the caller's contract; `a` and `b` are live views.
     unsafe {
         gemm::gemm(
             m,
             n,
             k,
-            c.as_mut_ptr(),
+            c,
             c_cs,
             c_rs,
             accumulate,
@@ -125,10 +146,44 @@ pub fn par_gemm<T: Scalar>(
     gemm_with(accumulate, a, b, c, threads)
 }
 
+/// `a @ b` as a new standard-layout array, on every thread of the current
+/// pool (like [`par_gemm`]). The result is written once, never zeroed first:
+/// for the layer's large products (the hoisted input projection, `dX`) the
+/// zeroing pass cost as much as a tenth of the forward pass.
+pub fn par_product<T: Scalar>(a: ArrayView2<T>, b: ArrayView2<T>) -> Array2<T> {
+    let (m, k) = a.dim();
+    let n = b.ncols();
+    assert_eq!(k, b.nrows(), "gemm: shape mismatch");
+    if m * n * k <= TINY_FLOPS || k == 0 {
+        let mut c = Array2::zeros((m, n));
+        par_gemm(false, a, b, c.view_mut());
+        return c;
+    }
+    let threads = if pool::in_pool() && m * n * k >= SPLIT_FLOPS {
+        rayon::current_num_threads()
+    } else {
+        1
+    };
+    let mut c = Array2::<T>::uninit((m, n));
+    // SAFETY: `c` is a fresh standard-layout `[m, n]` buffer (row stride n);
+    // with `accumulate` false the gemm crate writes every element of it
+    // without reading any, so all of it is initialised afterwards.
+    unsafe {
+        gemm_raw(
+            false,
+            a,
+            b,
+            c.as_mut_ptr().cast::<T>(),
+            [n as isize, 1],
+            threads,
+        );
+        c.assume_init()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ndarray::Array2;
 
     fn naive(a: &Array2<f64>, b: &Array2<f64>) -> Array2<f64> {
         let (m, k) = a.dim();

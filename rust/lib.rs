@@ -35,6 +35,7 @@ pub mod gemm;
 pub mod layer;
 pub mod mask;
 pub mod naive;
+pub mod packed;
 pub mod pool;
 pub mod scalar;
 

@@ -5,7 +5,15 @@ use std::ops::{AddAssign, Neg};
 
 /// A float the numeric core computes in.
 pub trait Scalar:
-    ndarray::LinalgScalar + Debug + Default + PartialOrd + Neg<Output = Self> + AddAssign + Send + Sync
+    ndarray::LinalgScalar
+    + crate::packed::PackedScalar
+    + Debug
+    + Default
+    + PartialOrd
+    + Neg<Output = Self>
+    + AddAssign
+    + Send
+    + Sync
 {
     /// The type's name as NumPy spells it.
     const NAME: &'static str;

@@ -7,12 +7,13 @@
 use super::{with_activation, Activation};
 use crate::bptt::{add_step_outputs, check_d_outputs, initial_state_grads, seed_finished_rows};
 use crate::error::{check_shape, Error, Result};
-use crate::gemm::{gemm, par_gemm};
+use crate::gemm::{par_gemm, par_product};
 use crate::layer::{
     block, fill_initial, final_state, gather_inputs, global_block, mat, mat_mut, scatter,
     split_groups, worth_parallel, Slot,
 };
 use crate::mask::Plan;
+use crate::packed::PackedB;
 use crate::pool;
 use crate::scalar::Scalar;
 use ndarray::{s, Array1, Array2, Array3, ArrayView1, ArrayView2, ArrayView3, Axis};
@@ -20,6 +21,7 @@ use ndarray::{s, Array1, Array2, Array3, ArrayView1, ArrayView2, ArrayView3, Axi
 /// Forward element-wise pass of one step, for `rows` rows of `H` units:
 /// `h[r, j] = act(h[r, j] + xw[r, j] + bias[j])`, where `h` holds
 /// `h_prev @ W_h` on entry and the new state on exit.
+#[multiversion::multiversion(targets("x86_64+avx512f+avx512vl+fma", "x86_64+avx2+fma"))]
 pub fn step_forward<T: Scalar>(act: Activation, h: &mut [T], xw: &[T], bias: &[T]) {
     let units = bias.len();
     debug_assert_eq!(h.len(), xw.len());
@@ -35,6 +37,7 @@ pub fn step_forward<T: Scalar>(act: Activation, h: &mut [T], xw: &[T], bias: &[T
 /// Backward element-wise pass of one step: `dz = dh ⊙ act'(z)`, with
 /// `act'` computed from the step's output `h`; adds `dz`'s rows into
 /// `d_bias`.
+#[multiversion::multiversion(targets("x86_64+avx512f+avx512vl+fma", "x86_64+avx2+fma"))]
 pub fn step_backward<T: Scalar>(
     act: Activation,
     dz: &mut [T],
@@ -134,9 +137,9 @@ pub fn forward<T: Scalar>(
     let bias = bias.as_slice().expect("standard layout");
 
     let (xs, s) = pool::run(parallel, || {
+        let w_h = PackedB::new(w_h);
         let xs = gather_inputs(&plan, x);
-        let mut z = Array2::<T>::zeros((plan.rows, units));
-        par_gemm(false, xs.view(), w_x, z.view_mut());
+        let z = par_product(xs.view(), w_x);
         let mut s = Array2::<T>::zeros((plan.rows, units));
         let groups: Vec<_> = plan
             .groups
@@ -148,10 +151,9 @@ pub fn forward<T: Scalar>(
             for (t, &a) in g.active.iter().enumerate() {
                 let (prev, next) = s_g.split_at_mut(block(g, t + 1, 0, units).start);
                 let h = &mut next[..a * units];
-                gemm(
+                w_h.gemm(
                     false,
                     mat(&prev[block(g, t, a, units)], units),
-                    w_h,
                     mat_mut(h, units),
                 );
                 step_forward(activation, h, global_block(&z, g, t, a), bias);
@@ -203,6 +205,7 @@ pub fn backward<T: Scalar>(
     let activation = cache.activation;
 
     Ok(pool::run(parallel, || {
+        let w_h_t = PackedB::new(w_h.t());
         let mut dz = Array2::<T>::zeros((plan.rows, units));
         let mut per_group: Vec<(Array1<T>, Array2<T>)> = plan
             .groups
@@ -234,7 +237,7 @@ pub fn backward<T: Scalar>(
                     global_block(&cache.s, g, t + 1, a),
                     d_bias.as_slice_mut().expect("standard layout"),
                 );
-                gemm(false, mat(dz_t, units), w_h.t(), dh_a);
+                w_h_t.gemm(false, mat(dz_t, units), dh_a);
             }
         });
         let d_bias = per_group
@@ -249,8 +252,7 @@ pub fn backward<T: Scalar>(
             par_gemm(false, cache.x.t(), dz.view(), dk_x);
             par_gemm(false, cache.s.t(), dz.view(), dk_h);
         }
-        let mut dx = Array2::<T>::zeros((plan.rows, input));
-        par_gemm(false, dz.view(), w_x.t(), dx.view_mut());
+        let dx = par_product(dz.view(), w_x.t());
         RnnGrads {
             inputs: scatter(plan, &dx, cache.time_major, Slot::Token),
             initial_state: d_h0,

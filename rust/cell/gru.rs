@@ -43,12 +43,13 @@
 use super::{with_activation, Activation};
 use crate::bptt::{add_step_outputs, check_d_outputs, initial_state_grads, seed_finished_rows};
 use crate::error::{check_shape, Error, Result};
-use crate::gemm::{gemm, par_gemm};
+use crate::gemm::{par_gemm, par_product};
 use crate::layer::{
     block, check_state, fill_initial, final_state, gather_inputs, global_block, mat, mat_mut,
     scatter, split_groups, worth_parallel, Slot,
 };
 use crate::mask::Plan;
+use crate::packed::PackedB;
 use crate::pool;
 use crate::scalar::Scalar;
 use ndarray::{concatenate, s, Array1, Array2, Array3, ArrayView1, ArrayView2, ArrayView3, Axis};
@@ -215,15 +216,18 @@ enum Recurrent<'a, T> {
 //
 // A loop that writes one part of a row and reads or writes another part of
 // the same row does not vectorise: the compiler cannot tell the parts apart.
-// Such loops live in small `#[inline(never)]` functions taking the parts as
-// separate slice arguments (which the compiler knows are disjoint; inlining
-// would lose that), called once per row, or are split into loops that each
-// write one buffer.
+// Such loops live in small functions of their own (multiversioned, so never
+// inlined into their callers) taking the parts as separate slice arguments
+// (which the compiler knows are disjoint; inlining would lose that), called
+// once per row, or are split into loops that each write one buffer. Every
+// element-wise pass is compiled for AVX-512 and AVX2 as well as the baseline
+// and picks one at run time (the `multiversion` attributes).
 // ---------------------------------------------------------------------------
 
 /// Reset before, forward, gates: on entry `z[:, :2H]` holds
 /// `x @ W_gates_x + h @ W_gates_h`; on exit `r | u = σ(· + gates/bias)`,
 /// and `rh = r*h`.
+#[multiversion::multiversion(targets("x86_64+avx512f+avx512vl+fma", "x86_64+avx2+fma"))]
 pub fn reset_before_gates<T: Scalar>(z: &mut [T], h: &[T], rh: &mut [T], gates_bias: &[T]) {
     let units = gates_bias.len() / 2;
     for ((z_row, h_row), rh_row) in z
@@ -243,6 +247,7 @@ pub fn reset_before_gates<T: Scalar>(z: &mut [T], h: &[T], rh: &mut [T], gates_b
 /// Reset before, forward, candidate and update: on entry `z[:, 2H:]` holds
 /// `x @ W_cand_x + (r*h) @ W_cand_h`; on exit `c = act(· + candidate/bias)`,
 /// and `h_next = u*h + (1-u)*c`.
+#[multiversion::multiversion(targets("x86_64+avx512f+avx512vl+fma", "x86_64+avx2+fma"))]
 pub fn reset_before_candidate<T: Scalar>(
     act: Activation,
     z: &mut [T],
@@ -279,6 +284,7 @@ fn update<T: Scalar>(h_next: &mut [T], h: &[T], u: &[T], c: &[T]) {
 /// `r | u | c` on exit; `hc = acc[:, 2H:] + hidden_bias` is stored for
 /// backward; `h_next = u*h + (1-u)*c`. `bias` is `gates/bias | input_bias`.
 #[allow(clippy::too_many_arguments)]
+#[multiversion::multiversion(targets("x86_64+avx512f+avx512vl+fma", "x86_64+avx2+fma"))]
 pub fn reset_after_step<T: Scalar>(
     act: Activation,
     z: &mut [T],
@@ -314,7 +320,7 @@ pub fn reset_after_step<T: Scalar>(
 
 /// `c = act(c + input_bias + r*hc)`, in place. Not inlined, so that the
 /// compiler keeps knowing `c` and `r` (parts of one row) are disjoint.
-#[inline(never)]
+#[multiversion::multiversion(targets("x86_64+avx512f+avx512vl+fma", "x86_64+avx2+fma"))]
 fn reset_after_candidate<T: Scalar>(act: Activation, c: &mut [T], r: &[T], hc: &[T], bias: &[T]) {
     with_activation!(act, |act| {
         for (((c, &r), &hc), &b) in c.iter_mut().zip(r).zip(hc).zip(bias) {
@@ -327,6 +333,7 @@ fn reset_after_candidate<T: Scalar>(act: Activation, c: &mut [T], r: &[T], hc: &
 /// direct share of `dL/dh` (`dh'*u`) on exit; writes `dz_u = dh'*(h-c)*u(1-u)`
 /// and `dz_c = dh'*(1-u)*act'(c)` into `dz` (`dz_r | dz_u | dz_c` rows) and
 /// adds them into `d_bias` (`3H`, same order).
+#[multiversion::multiversion(targets("x86_64+avx512f+avx512vl+fma", "x86_64+avx2+fma"))]
 pub fn reset_before_back_update<T: Scalar>(
     act: Activation,
     dz: &mut [T],
@@ -355,7 +362,7 @@ pub fn reset_before_back_update<T: Scalar>(
 /// `dz_c = dh'*(1-u)*act'(c)`, and `dh = dh'*u` in place. Not inlined, so
 /// that the compiler keeps knowing `dz_u` and `dz_c` (parts of one row) are
 /// disjoint.
-#[inline(never)]
+#[multiversion::multiversion(targets("x86_64+avx512f+avx512vl+fma", "x86_64+avx2+fma"))]
 fn update_and_candidate_back<T: Scalar>(
     act: Activation,
     dz_u: &mut [T],
@@ -385,6 +392,7 @@ fn update_and_candidate_back<T: Scalar>(
 /// Reset before, backward, second pass: with `drh = dz_c @ W_cand_hᵀ`
 /// (`dL/d(r*h)`), writes `dz_r = drh*h*r(1-r)`, adds it into `d_bias[..H]`,
 /// and adds `drh*r` into `dh`.
+#[multiversion::multiversion(targets("x86_64+avx512f+avx512vl+fma", "x86_64+avx2+fma"))]
 pub fn reset_before_back_reset<T: Scalar>(
     dz: &mut [T],
     dh: &mut [T],
@@ -426,6 +434,7 @@ pub fn reset_before_back_reset<T: Scalar>(
 /// dz_c = dh'*(1-u)*act'(c)      dz_hc = dz_c*r      dz_r = dz_c*hc*r(1-r)
 /// dz_u = dh'*(h-c)*u(1-u)
 /// ```
+#[multiversion::multiversion(targets("x86_64+avx512f+avx512vl+fma", "x86_64+avx2+fma"))]
 pub fn reset_after_back<T: Scalar>(
     act: Activation,
     dz: &mut [T],
@@ -457,7 +466,7 @@ pub fn reset_after_back<T: Scalar>(
 
 /// Through `r*hc`: `dz_hc = dz_c*r`, `dz_r = dz_c*hc*r(1-r)`. Not inlined,
 /// like [`update_and_candidate_back`].
-#[inline(never)]
+#[multiversion::multiversion(targets("x86_64+avx512f+avx512vl+fma", "x86_64+avx2+fma"))]
 fn reset_after_reset_back<T: Scalar>(
     dz_r: &mut [T],
     dz_hc: &mut [T],
@@ -581,8 +590,7 @@ pub fn forward<T: Scalar>(
     let (xs, s, gates, q) = pool::run(parallel, || {
         let xs = gather_inputs(&plan, x);
         // The x-parts of every gate, for every step: one GEMM.
-        let mut z = Array2::<T>::zeros((plan.rows, w3));
-        par_gemm(false, xs.view(), packed.w_x.view(), z.view_mut());
+        let mut z = par_product(xs.view(), packed.w_x.view());
         let mut s = Array2::<T>::zeros((plan.rows, units));
         let mut q = Array2::<T>::zeros((plan.rows, units));
         let work: Vec<_> = plan
@@ -594,6 +602,7 @@ pub fn forward<T: Scalar>(
             .collect();
         match &packed.recurrent {
             Recurrent::ResetBefore { gates_h, cand_h } => {
+                let (gates_h, cand_h) = (PackedB::new(*gates_h), PackedB::new(*cand_h));
                 pool::for_each(work, |(((g, z_g), q_g), s_g)| {
                     fill_initial(g, s_g, &h0);
                     for (t, &a) in g.active.iter().enumerate() {
@@ -601,17 +610,15 @@ pub fn forward<T: Scalar>(
                         let h = &prev[block(g, t, a, units)];
                         let z_t = &mut z_g[block(g, t, a, w3)];
                         let rh = &mut q_g[block(g, t, a, units)];
-                        gemm(
+                        gates_h.gemm(
                             true,
                             mat(h, units),
-                            *gates_h,
                             mat_mut(z_t, w3).slice_move(s![.., ..2 * units]),
                         );
                         reset_before_gates(z_t, h, rh, &bias[..2 * units]);
-                        gemm(
+                        cand_h.gemm(
                             true,
                             mat(rh, units),
-                            *cand_h,
                             mat_mut(z_t, w3).slice_move(s![.., 2 * units..]),
                         );
                         reset_before_candidate(
@@ -625,6 +632,7 @@ pub fn forward<T: Scalar>(
                 });
             }
             Recurrent::ResetAfter { w_h, hidden_bias } => {
+                let w_h = PackedB::new(w_h.view());
                 pool::for_each(work, |(((g, z_g), q_g), s_g)| {
                     fill_initial(g, s_g, &h0);
                     // h @ [W_gates_h | hidden_kernel] of the running rows.
@@ -633,7 +641,7 @@ pub fn forward<T: Scalar>(
                         let (prev, next) = s_g.split_at_mut(block(g, t + 1, 0, units).start);
                         let h = &prev[block(g, t, a, units)];
                         let acc = &mut acc[..a * w3];
-                        gemm(false, mat(h, units), w_h.view(), mat_mut(acc, w3));
+                        w_h.gemm(false, mat(h, units), mat_mut(acc, w3));
                         reset_after_step(
                             activation,
                             &mut z_g[block(g, t, a, w3)],
@@ -712,6 +720,7 @@ pub fn backward<T: Scalar>(
     Ok(pool::run(parallel, || match &packed.recurrent {
         Recurrent::ResetBefore { gates_h, cand_h } => {
             let w3 = 3 * h;
+            let (gates_h_t, cand_h_t) = (PackedB::new(gates_h.t()), PackedB::new(cand_h.t()));
             // dz_r | dz_u | dz_c per token
             let mut dz = Array2::<T>::zeros((plan.rows, w3));
             let mut per_group: Vec<(Array1<T>, Array2<T>, Array2<T>)> = plan
@@ -745,18 +754,16 @@ pub fn backward<T: Scalar>(
                     reset_before_back_update(activation, dz_t, dh_s, gates_t, h_prev, d_bias);
                     // d(r*h) = dz_c @ W_cand_hᵀ
                     let drh_a = &mut drh.as_slice_mut().expect("standard layout")[..a * h];
-                    gemm(
+                    cand_h_t.gemm(
                         false,
                         mat(dz_t, w3).slice_move(s![.., 2 * h..]),
-                        cand_h.t(),
                         mat_mut(drh_a, h),
                     );
                     reset_before_back_reset(dz_t, dh_s, drh_a, gates_t, h_prev, d_bias);
                     // dh += [dz_r | dz_u] @ W_gates_hᵀ
-                    gemm(
+                    gates_h_t.gemm(
                         true,
                         mat(dz_t, w3).slice_move(s![.., ..2 * h]),
-                        gates_h.t(),
                         mat_mut(dh_s, h),
                     );
                 }
@@ -766,8 +773,7 @@ pub fn backward<T: Scalar>(
             let d_h0 = initial_state_grads(plan, &dhs, d_state.as_ref(), h);
 
             // Xᵀ dZ = [d gates/kernel x-rows | d candidate/kernel x-rows]
-            let mut xtdz = Array2::<T>::zeros((input, w3));
-            par_gemm(false, cache.x.t(), dz.view(), xtdz.view_mut());
+            let xtdz = par_product(cache.x.t(), dz.view());
             let mut d_gk = Array2::<T>::zeros((input + h, 2 * h));
             let mut d_ck = Array2::<T>::zeros((input + h, h));
             d_gk.slice_mut(s![..input, ..])
@@ -786,8 +792,7 @@ pub fn backward<T: Scalar>(
                 dz.slice(s![.., 2 * h..]),
                 d_ck.slice_mut(s![input.., ..]),
             );
-            let mut dx = Array2::<T>::zeros((plan.rows, input));
-            par_gemm(false, dz.view(), packed.w_x.t(), dx.view_mut());
+            let dx = par_product(dz.view(), packed.w_x.t());
             GruGrads {
                 inputs: scatter(plan, &dx, cache.time_major, Slot::Token),
                 initial_state: d_h0,
@@ -801,6 +806,7 @@ pub fn backward<T: Scalar>(
         }
         Recurrent::ResetAfter { w_h, .. } => {
             let w4 = 4 * h;
+            let w_h_t = PackedB::new(w_h.t());
             // dz_c | dz_r | dz_u | dz_hc per token
             let mut dz = Array2::<T>::zeros((plan.rows, w4));
             let mut per_group: Vec<(Array1<T>, Array2<T>)> = plan
@@ -833,10 +839,9 @@ pub fn backward<T: Scalar>(
                         d_bias,
                     );
                     // dh += [dz_r | dz_u | dz_hc] @ [W_gates_h | hidden_kernel]ᵀ
-                    gemm(
+                    w_h_t.gemm(
                         true,
                         mat(dz_t, w4).slice_move(s![.., h..]),
-                        w_h.t(),
                         mat_mut(dh_s, h),
                     );
                 }
@@ -854,8 +859,7 @@ pub fn backward<T: Scalar>(
                 xtdz.view_mut(),
             );
             // Sᵀ [dz_r | dz_u | dz_hc] = [d gates/kernel h-rows | d hidden_kernel]
-            let mut stdz = Array2::<T>::zeros((h, 3 * h));
-            par_gemm(false, cache.s.t(), dz.slice(s![.., h..]), stdz.view_mut());
+            let stdz = par_product(cache.s.t(), dz.slice(s![.., h..]));
             let mut d_gk = Array2::<T>::zeros((input + h, 2 * h));
             d_gk.slice_mut(s![..input, ..])
                 .assign(&xtdz.slice(s![.., h..]));
@@ -864,8 +868,7 @@ pub fn backward<T: Scalar>(
             // dX = [dz_c | dz_r | dz_u] @ [input_kernel | W_gates_x]ᵀ
             let (gx, ix) = packed.w_x.view().split_at(Axis(1), 2 * h);
             let w_x = concatenate![Axis(1), ix, gx];
-            let mut dx = Array2::<T>::zeros((plan.rows, input));
-            par_gemm(false, dz.slice(s![.., ..3 * h]), w_x.t(), dx.view_mut());
+            let dx = par_product(dz.slice(s![.., ..3 * h]), w_x.t());
             GruGrads {
                 inputs: scatter(plan, &dx, cache.time_major, Slot::Token),
                 initial_state: d_h0,

@@ -42,12 +42,13 @@
 use super::{with_activation, Activation};
 use crate::bptt::{add_step_outputs, check_d_outputs, initial_state_grads, seed_finished_rows};
 use crate::error::{check_shape, Error, Result};
-use crate::gemm::{gemm, par_gemm};
+use crate::gemm::{par_gemm, par_product};
 use crate::layer::{
     block, check_state, fill_initial, final_state, gather_inputs, global_block, mat, mat_mut,
     scatter, split_groups, worth_parallel, Slot,
 };
 use crate::mask::Plan;
+use crate::packed::PackedB;
 use crate::pool;
 use crate::scalar::Scalar;
 use ndarray::{s, Array1, Array2, Array3, ArrayView1, ArrayView2, ArrayView3, Axis};
@@ -295,6 +296,7 @@ macro_rules! with_flags {
 /// activations `σ(i), act(j), σ(f + forget_bias), σ(o)` on exit; reads
 /// `c_prev [rows, H]`, writes `c [rows, H]` (clipped) and the unprojected
 /// output `m [rows, H]`.
+#[multiversion::multiversion(targets("x86_64+avx512f+avx512vl+fma", "x86_64+avx2+fma"))]
 pub fn step_forward<T: Scalar>(
     p: &StepParams<T>,
     gates: &mut [T],
@@ -413,6 +415,7 @@ fn row_forward<T: Scalar, const PEEP: bool, const CLIP: bool>(
 /// and adds its rows into `d_bias [4H]` and, with peepholes, into
 /// `d_peep [3H]` (`w_i, w_f, w_o`).
 #[allow(clippy::too_many_arguments)]
+#[multiversion::multiversion(targets("x86_64+avx512f+avx512vl+fma", "x86_64+avx2+fma"))]
 pub fn step_backward<T: Scalar>(
     p: &StepParams<T>,
     gates: &[T],
@@ -651,9 +654,10 @@ pub fn forward<T: Scalar>(
     let parallel = worth_parallel(&plan, work_per_token(&dims));
 
     let (xs, gates, c, m, m_raw, m_unclipped) = pool::run(parallel, || {
+        let w_h = PackedB::new(w_h);
+        let proj = projection.map(PackedB::new);
         let xs = gather_inputs(&plan, x);
-        let mut gates = Array2::<T>::zeros((plan.rows, g4));
-        par_gemm(false, xs.view(), w_x, gates.view_mut());
+        let mut gates = par_product(xs.view(), w_x);
         let mut c = Array2::<T>::zeros((plan.rows, h));
         let mut m = Array2::<T>::zeros((plan.rows, p));
         let mut m_raw = projection.map(|_| Array2::<T>::zeros((plan.rows, h)));
@@ -675,29 +679,28 @@ pub fn forward<T: Scalar>(
                 for (t, &a) in g.active.iter().enumerate() {
                     let gates_t = &mut gates_g[block(g, t, a, g4)];
                     let (m_prev, m_next) = m_g.split_at_mut(block(g, t + 1, 0, p).start);
-                    gemm(
+                    w_h.gemm(
                         true,
                         mat(&m_prev[block(g, t, a, p)], p),
-                        w_h,
                         mat_mut(gates_t, g4),
                     );
                     let m_t = &mut m_next[..a * p];
                     let (c_prev, c_next) = c_g.split_at_mut(block(g, t + 1, 0, h).start);
                     let c_prev = &c_prev[block(g, t, a, h)];
                     let c_t = &mut c_next[..a * h];
-                    match (raw_g.as_deref_mut(), projection) {
+                    match (raw_g.as_deref_mut(), &proj) {
                         (Some(raw_g), Some(proj)) => {
                             let raw_t = &mut raw_g[block(g, t, a, h)];
                             step_forward(&params, gates_t, c_prev, c_t, raw_t);
                             match (unc_g.as_deref_mut(), proj_clip) {
                                 (Some(unc_g), Some(limit)) => {
                                     let unc_t = &mut unc_g[block(g, t, a, p)];
-                                    gemm(false, mat(raw_t, h), proj, mat_mut(unc_t, p));
+                                    proj.gemm(false, mat(raw_t, h), mat_mut(unc_t, p));
                                     for (d, &v) in m_t.iter_mut().zip(unc_t.iter()) {
                                         *d = clip(v, limit);
                                     }
                                 }
-                                _ => gemm(false, mat(raw_t, h), proj, mat_mut(m_t, p)),
+                                _ => proj.gemm(false, mat(raw_t, h), mat_mut(m_t, p)),
                             }
                         }
                         _ => step_forward(&params, gates_t, c_prev, c_t, m_t),
@@ -800,6 +803,8 @@ pub fn backward<T: Scalar>(
     let n_peep = if dims.peepholes { 3 * h } else { 0 };
 
     Ok(pool::run(parallel, || {
+        let w_h_t = PackedB::new(w_h.t());
+        let proj_t = projection.map(|w| PackedB::new(w.reversed_axes()));
         let mut dz = Array2::<T>::zeros((plan.rows, g4));
         let mut dm_tok = projection.map(|_| Array2::<T>::zeros((plan.rows, p)));
         let mut per_group: Vec<GroupGrads<T>> = plan
@@ -842,8 +847,8 @@ pub fn backward<T: Scalar>(
                 let c_prev = global_block(&cache.c, g, t, a);
                 let c_t = global_block(&cache.c, g, t + 1, a);
                 let dc_a = dc_a.as_slice_mut().expect("standard layout");
-                match (dmt_g.as_deref_mut(), projection) {
-                    (Some(dmt_g), Some(proj)) => {
+                match (dmt_g.as_deref_mut(), &proj_t) {
+                    (Some(dmt_g), Some(proj_t)) => {
                         // dM_t = dm (through the clip), dm_raw = dM_t @ projᵀ
                         let dmt = &mut dmt_g[block(g, t, a, p)];
                         let dm_s = dm_a.as_slice().expect("standard layout");
@@ -857,7 +862,7 @@ pub fn backward<T: Scalar>(
                             _ => dmt.copy_from_slice(dm_s),
                         }
                         let mut raw_a = dm_raw.slice_mut(s![..a, ..]);
-                        gemm(false, mat(dmt, p), proj.t(), raw_a.view_mut());
+                        proj_t.gemm(false, mat(dmt, p), raw_a.view_mut());
                         step_backward(
                             &params,
                             gates_t,
@@ -882,7 +887,7 @@ pub fn backward<T: Scalar>(
                         d_peep,
                     ),
                 }
-                gemm(false, mat(dz_t, g4), w_h.t(), dm_a);
+                w_h_t.gemm(false, mat(dz_t, g4), dm_a);
             }
         });
         let d_bias = per_group
@@ -904,14 +909,12 @@ pub fn backward<T: Scalar>(
         }
         let d_proj = match (&cache.m_raw, &dm_tok) {
             (Some(raw), Some(dmt)) => {
-                let mut d = Array2::<T>::zeros((h, p));
-                par_gemm(false, raw.t(), dmt.view(), d.view_mut());
+                let d = par_product(raw.t(), dmt.view());
                 Some(d)
             }
             _ => None,
         };
-        let mut dx = Array2::<T>::zeros((plan.rows, input));
-        par_gemm(false, dz.view(), w_x.t(), dx.view_mut());
+        let dx = par_product(dz.view(), w_x.t());
         let peepholes = dims.peepholes.then(|| PeepholeGrads {
             w_i_diag: d_peep.slice(s![..h]).to_owned(),
             w_f_diag: d_peep.slice(s![h..2 * h]).to_owned(),

@@ -1,0 +1,522 @@
+//! The recurrent step's product with a pre-packed right-hand side.
+//!
+//! Inside the time loop the same weight matrix (`W_h` forward, `W_hᵀ`
+//! backward) multiplies a small, changing left-hand side (`M` = the rows
+//! still running) once per step. A general GEMM repacks the weights on every
+//! call; here they are packed once per layer call into column *panels* and
+//! every step runs a register-blocked micro-kernel straight over them:
+//!
+//! ```text
+//! panel p = columns [p·NR, (p+1)·NR) of B, stored k-major: K rows of NR (zero padded)
+//! C[i0..i0+MR, panel] (+)= A[i0..i0+MR, :] @ panel        MR×NR accumulators in registers
+//! ```
+//!
+//! `NR` is two SIMD vectors (32 `f32` / 16 `f64` with AVX-512, 16 / 8 with
+//! AVX2); a panel of a 256-deep `B` is 32 KiB and stays in L1 while every row
+//! block of `A` passes over it. The instruction set is chosen at run time;
+//! without AVX2+FMA the product goes to the general [`crate::gemm::gemm`].
+//!
+//! Every output element is one FMA chain over `k = 0..K` in order, so
+//! results do not depend on how rows or panels are split among threads.
+
+use crate::gemm::gemm;
+use crate::scalar::Scalar;
+use ndarray::{ArrayView2, ArrayViewMut2};
+
+/// The instruction set the packed kernels run on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Isa {
+    /// AVX-512F (x86-64-v4).
+    Avx512,
+    /// AVX2 + FMA (x86-64-v3).
+    Avx2,
+    /// Anything else: the general GEMM, no packing.
+    Generic,
+}
+
+impl Isa {
+    /// The best instruction set of this CPU (detected once, then cached).
+    pub fn detect() -> Isa {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                return Isa::Avx512;
+            }
+            if std::arch::is_x86_feature_detected!("avx2")
+                && std::arch::is_x86_feature_detected!("fma")
+            {
+                return Isa::Avx2;
+            }
+        }
+        Isa::Generic
+    }
+
+    /// Panel width for elements of `bytes` bytes: two SIMD vectors.
+    fn panel_width(self, bytes: usize) -> usize {
+        match self {
+            Isa::Avx512 => 2 * 64 / bytes,
+            Isa::Avx2 => 2 * 32 / bytes,
+            Isa::Generic => 0,
+        }
+    }
+}
+
+/// A `[K, N]` matrix packed into column panels for [`PackedB::gemm`].
+#[derive(Debug, Clone)]
+pub struct PackedB<'a, T> {
+    k: usize,
+    n: usize,
+    isa: Isa,
+    /// Panel width (elements); 0 when unpacked.
+    nr: usize,
+    /// `ceil(N / nr)` panels of `K × nr`.
+    data: Vec<T>,
+    /// The matrix itself, for the generic path.
+    plain: ArrayView2<'a, T>,
+}
+
+impl<'a, T: Scalar> PackedB<'a, T> {
+    /// Packs `b` (`[K, N]`, any strides: pass `w.t()` for a transpose) for the
+    /// best instruction set of this CPU.
+    pub fn new(b: ArrayView2<'a, T>) -> Self {
+        Self::with_isa(b, Isa::detect())
+    }
+
+    /// Packs `b` for `isa` (tests use this to run every kernel the CPU has).
+    pub fn with_isa(b: ArrayView2<'a, T>, isa: Isa) -> Self {
+        let (k, n) = b.dim();
+        let isa = if T::PACKED && k > 0 && n > 0 {
+            isa
+        } else {
+            Isa::Generic
+        };
+        let nr = isa.panel_width(std::mem::size_of::<T>());
+        let mut data = Vec::new();
+        if nr > 0 {
+            let panels = n.div_ceil(nr);
+            data = vec![T::zero(); panels * k * nr];
+            for (p, panel) in data.chunks_exact_mut(k * nr).enumerate() {
+                let cols = nr.min(n - p * nr);
+                for (kk, dst) in panel.chunks_exact_mut(nr).enumerate() {
+                    let src = b.row(kk);
+                    for (j, d) in dst[..cols].iter_mut().enumerate() {
+                        *d = src[p * nr + j];
+                    }
+                }
+            }
+        }
+        PackedB {
+            k,
+            n,
+            isa,
+            nr,
+            data,
+            plain: b,
+        }
+    }
+
+    /// `c = c + a @ B` when `accumulate`, else `c = a @ B`, on this thread.
+    /// `a` is `[M, K]` and `c` `[M, N]`; both need unit column stride for the
+    /// packed kernels (any other layout takes the general path).
+    pub fn gemm(&self, accumulate: bool, a: ArrayView2<T>, mut c: ArrayViewMut2<T>) {
+        let (m, k) = a.dim();
+        assert!(
+            k == self.k && c.dim() == (m, self.n),
+            "packed gemm: shape mismatch"
+        );
+        let unit = |s: &[isize]| s[1] == 1 || s[0] == 0;
+        if self.nr == 0 || m == 0 || !unit(a.strides()) || !unit(c.strides()) {
+            gemm(accumulate, a, self.plain, c);
+            return;
+        }
+        let lda = a.strides()[0] as usize;
+        let ldc = c.strides()[0] as usize;
+        let args = Args {
+            m,
+            k,
+            n: self.n,
+            a: a.as_ptr(),
+            lda,
+            b: self.data.as_ptr(),
+            c: c.as_mut_ptr(),
+            ldc,
+            accumulate,
+        };
+        // SAFETY: the pointers come from live views of the checked shapes
+        // (rows of `a` and `c` are `lda`/`ldc` apart with unit column
+        // stride), `data` holds ceil(N/nr) panels of K×nr, and `self.isa` was
+        // detected on this CPU (or is Generic, handled above).
+        unsafe { T::packed_gemm(self.isa, &args) }
+    }
+}
+
+/// One product, as raw parts (see [`PackedB::gemm`]).
+#[derive(Debug)]
+pub struct Args<T> {
+    m: usize,
+    k: usize,
+    n: usize,
+    a: *const T,
+    lda: usize,
+    b: *const T,
+    c: *mut T,
+    ldc: usize,
+    accumulate: bool,
+}
+
+/// The scalar side of the packed kernels, implemented for `f32` and `f64`.
+pub trait PackedScalar: Sized {
+    /// Whether the packed kernels exist for this type.
+    const PACKED: bool;
+    /// Runs the product on `isa`'s kernels.
+    ///
+    /// # Safety
+    /// `args` describes live, non-overlapping buffers of the stated shapes
+    /// and the CPU supports `isa`.
+    unsafe fn packed_gemm(isa: Isa, args: &Args<Self>);
+}
+
+/// A SIMD vector of one instruction set and element type.
+trait Simd {
+    type T: Copy;
+    type V: Copy;
+    const LANES: usize;
+    unsafe fn zero() -> Self::V;
+    unsafe fn splat(p: *const Self::T) -> Self::V;
+    unsafe fn load(p: *const Self::T) -> Self::V;
+    unsafe fn store(p: *mut Self::T, v: Self::V);
+    unsafe fn fmadd(a: Self::V, b: Self::V, c: Self::V) -> Self::V;
+    /// Hints that the cache line at `p` is needed soon.
+    unsafe fn prefetch(p: *const Self::T);
+}
+
+/// `MR` rows × `2·LANES` columns of `C` from one panel.
+///
+/// # Safety
+/// `a` has `MR` rows `lda` apart of `k` elements, `b` a panel of `k × 2·LANES`,
+/// and `c` `MR` rows `ldc` apart with `cols` valid elements each.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn micro<S: Simd, const MR: usize>(
+    k: usize,
+    a: *const S::T,
+    lda: usize,
+    b: *const S::T,
+    c: *mut S::T,
+    ldc: usize,
+    cols: usize,
+    accumulate: bool,
+) {
+    let l = S::LANES;
+    let mut acc = [[S::zero(); 2]; MR];
+    if accumulate {
+        if cols == 2 * l {
+            for (i, row) in acc.iter_mut().enumerate() {
+                row[0] = S::load(c.add(i * ldc));
+                row[1] = S::load(c.add(i * ldc + l));
+            }
+        } else {
+            let mut tmp = [[S::zero(); 2]; 1];
+            let t = tmp.as_mut_ptr() as *mut S::T;
+            for (i, row) in acc.iter_mut().enumerate() {
+                std::ptr::copy_nonoverlapping(c.add(i * ldc), t, cols);
+                row[0] = S::load(t);
+                row[1] = S::load(t.add(l));
+            }
+        }
+    }
+    for p in 0..k {
+        let b0 = S::load(b.add(p * 2 * l));
+        let b1 = S::load(b.add(p * 2 * l + l));
+        for (i, row) in acc.iter_mut().enumerate() {
+            let ai = S::splat(a.add(i * lda + p));
+            row[0] = S::fmadd(ai, b0, row[0]);
+            row[1] = S::fmadd(ai, b1, row[1]);
+        }
+    }
+    if cols == 2 * l {
+        for (i, row) in acc.iter().enumerate() {
+            S::store(c.add(i * ldc), row[0]);
+            S::store(c.add(i * ldc + l), row[1]);
+        }
+    } else {
+        let mut tmp = [[S::zero(); 2]; 1];
+        let t = tmp.as_mut_ptr() as *mut S::T;
+        for (i, row) in acc.iter().enumerate() {
+            S::store(t, row[0]);
+            S::store(t.add(l), row[1]);
+            std::ptr::copy_nonoverlapping(t, c.add(i * ldc), cols);
+        }
+    }
+}
+
+/// The whole product on one instruction set: panels outer (each stays in
+/// L1), blocks of `MR` rows inner, the last block with the rows left. The
+/// next block's rows of `C` are prefetched while a block runs: when
+/// accumulating they are usually far from the core (the hoisted input
+/// projection wrote them long before), and rows `ldc` apart defeat the
+/// hardware prefetcher.
+///
+/// # Safety
+/// As [`PackedScalar::packed_gemm`].
+#[inline(always)]
+unsafe fn driver<S: Simd, const MR: usize>(x: &Args<S::T>) {
+    let nr = 2 * S::LANES;
+    for p in 0..x.n.div_ceil(nr) {
+        let cols = nr.min(x.n - p * nr);
+        let b = x.b.add(p * x.k * nr);
+        let mut i = 0;
+        while i < x.m {
+            let rows = MR.min(x.m - i);
+            let a = x.a.add(i * x.lda);
+            let c = x.c.add(i * x.ldc + p * nr);
+            if x.accumulate {
+                let (ni, np) = if i + rows < x.m {
+                    (i + rows, p)
+                } else {
+                    (0, p + 1)
+                };
+                if np * nr < x.n {
+                    let next = x.c.add(ni * x.ldc + np * nr);
+                    for r in 0..MR.min(x.m - ni) {
+                        S::prefetch(next.add(r * x.ldc));
+                        S::prefetch(next.add(r * x.ldc + nr - 1));
+                    }
+                }
+            }
+            let (k, lda, ldc, acc) = (x.k, x.lda, x.ldc, x.accumulate);
+            macro_rules! rows {
+                ($($r:literal)*) => {
+                    match rows {
+                        $($r => micro::<S, $r>(k, a, lda, b, c, ldc, cols, acc),)*
+                        _ => unreachable!(),
+                    }
+                };
+            }
+            if rows == MR {
+                micro::<S, MR>(k, a, lda, b, c, ldc, cols, acc);
+            } else {
+                rows!(1 2 3 4 5 6 7 8 9 10 11);
+            }
+            i += rows;
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use super::{driver, Args, Simd};
+    use std::arch::x86_64::*;
+
+    macro_rules! simd {
+        ($name:ident, $t:ty, $v:ty, $lanes:expr, $zero:ident, $splat:ident, $load:ident, $store:ident, $fma:ident) => {
+            pub struct $name;
+            impl Simd for $name {
+                type T = $t;
+                type V = $v;
+                const LANES: usize = $lanes;
+                #[inline(always)]
+                unsafe fn zero() -> $v {
+                    $zero()
+                }
+                #[inline(always)]
+                unsafe fn splat(p: *const $t) -> $v {
+                    $splat(*p)
+                }
+                #[inline(always)]
+                unsafe fn load(p: *const $t) -> $v {
+                    $load(p)
+                }
+                #[inline(always)]
+                unsafe fn store(p: *mut $t, v: $v) {
+                    $store(p, v)
+                }
+                #[inline(always)]
+                unsafe fn fmadd(a: $v, b: $v, c: $v) -> $v {
+                    $fma(a, b, c)
+                }
+                #[inline(always)]
+                unsafe fn prefetch(p: *const $t) {
+                    _mm_prefetch::<_MM_HINT_T0>(p as *const i8)
+                }
+            }
+        };
+    }
+    simd!(
+        Avx512F32,
+        f32,
+        __m512,
+        16,
+        _mm512_setzero_ps,
+        _mm512_set1_ps,
+        _mm512_loadu_ps,
+        _mm512_storeu_ps,
+        _mm512_fmadd_ps
+    );
+    simd!(
+        Avx512F64,
+        f64,
+        __m512d,
+        8,
+        _mm512_setzero_pd,
+        _mm512_set1_pd,
+        _mm512_loadu_pd,
+        _mm512_storeu_pd,
+        _mm512_fmadd_pd
+    );
+    simd!(
+        Avx2F32,
+        f32,
+        __m256,
+        8,
+        _mm256_setzero_ps,
+        _mm256_set1_ps,
+        _mm256_loadu_ps,
+        _mm256_storeu_ps,
+        _mm256_fmadd_ps
+    );
+    simd!(
+        Avx2F64,
+        f64,
+        __m256d,
+        4,
+        _mm256_setzero_pd,
+        _mm256_set1_pd,
+        _mm256_loadu_pd,
+        _mm256_storeu_pd,
+        _mm256_fmadd_pd
+    );
+
+    // Rows per block: 8 × 2 zmm = 16 of the 32 registers hold accumulators;
+    // with AVX2's 16 registers, 6 × 2 = 12.
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn avx512_f32(x: &Args<f32>) {
+        driver::<Avx512F32, 8>(x)
+    }
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn avx512_f64(x: &Args<f64>) {
+        driver::<Avx512F64, 8>(x)
+    }
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn avx2_f32(x: &Args<f32>) {
+        driver::<Avx2F32, 6>(x)
+    }
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn avx2_f64(x: &Args<f64>) {
+        driver::<Avx2F64, 6>(x)
+    }
+}
+
+macro_rules! packed_scalar {
+    ($t:ty, $avx512:ident, $avx2:ident) => {
+        impl PackedScalar for $t {
+            const PACKED: bool = cfg!(target_arch = "x86_64");
+            unsafe fn packed_gemm(isa: Isa, args: &Args<$t>) {
+                match isa {
+                    #[cfg(target_arch = "x86_64")]
+                    Isa::Avx512 => x86::$avx512(args),
+                    #[cfg(target_arch = "x86_64")]
+                    Isa::Avx2 => x86::$avx2(args),
+                    _ => unreachable!("generic products never reach the packed kernels"),
+                }
+            }
+        }
+    };
+}
+packed_scalar!(f32, avx512_f32, avx2_f32);
+packed_scalar!(f64, avx512_f64, avx2_f64);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::{s, Array2};
+
+    fn isas() -> Vec<Isa> {
+        let best = Isa::detect();
+        [Isa::Avx512, Isa::Avx2, Isa::Generic]
+            .into_iter()
+            .filter(|&i| match best {
+                Isa::Avx512 => true,
+                Isa::Avx2 => i != Isa::Avx512,
+                Isa::Generic => i == Isa::Generic,
+            })
+            .collect()
+    }
+
+    fn filled<T: Scalar>(r: usize, c: usize, seed: usize) -> Array2<T> {
+        Array2::from_shape_fn((r, c), |(i, j)| {
+            T::from_f64(((i * 31 + j * 17 + seed) % 23) as f64 / 8.0 - 1.3)
+        })
+    }
+
+    fn check<T: Scalar>(tol: f64) {
+        for isa in isas() {
+            for &(m, k, n) in &[
+                (1, 1, 1),
+                (3, 5, 7),
+                (8, 64, 32),
+                (9, 17, 33),
+                (32, 256, 1024),
+                (13, 40, 100),
+                (64, 3, 15),
+                (7, 0, 5),
+            ] {
+                let a = filled::<T>(m, k, 1);
+                let b = filled::<T>(k, n, 2);
+                let bt = b.t().to_owned();
+                let want = a.dot(&b);
+                // B given transposed, C a strided window of a wider array
+                let packed = PackedB::with_isa(bt.t(), isa);
+                let mut wide = Array2::<T>::ones((m, n + 3));
+                packed.gemm(true, a.view(), wide.slice_mut(s![.., 1..n + 1]));
+                for i in 0..m {
+                    assert_eq!(wide[(i, 0)], T::one());
+                    assert_eq!(wide[(i, n + 1)], T::one());
+                    for j in 0..n {
+                        let d = wide[(i, j + 1)] - want[(i, j)] - T::one();
+                        assert!(
+                            d * d <= T::from_f64(tol * tol),
+                            "{isa:?} {m}x{k}x{n} at {i},{j}"
+                        );
+                    }
+                }
+                let mut c = Array2::<T>::ones((m, n));
+                packed.gemm(false, a.view(), c.view_mut());
+                let err = (&c - &want).iter().fold(T::zero(), |e, &d| {
+                    let d = if d < T::zero() { -d } else { d };
+                    if d > e {
+                        d
+                    } else {
+                        e
+                    }
+                });
+                assert!(err <= T::from_f64(tol), "{isa:?} {m}x{k}x{n} overwrite");
+            }
+        }
+    }
+
+    #[test]
+    fn packed_products_match_ndarray_f64() {
+        check::<f64>(1e-12);
+    }
+
+    #[test]
+    fn packed_products_match_ndarray_f32() {
+        check::<f32>(1e-3);
+    }
+
+    #[test]
+    fn row_blocks_do_not_change_results() {
+        // a row's result is the same whether it runs in a full block or the tail
+        let a = filled::<f32>(19, 70, 3);
+        let b = filled::<f32>(70, 45, 4);
+        let packed = PackedB::new(b.view());
+        let mut all = Array2::<f32>::zeros((19, 45));
+        packed.gemm(false, a.view(), all.view_mut());
+        for rows in [1, 5, 11] {
+            let mut part = Array2::<f32>::zeros((rows, 45));
+            packed.gemm(false, a.slice(s![..rows, ..]), part.view_mut());
+            assert_eq!(part, all.slice(s![..rows, ..]));
+        }
+    }
+}
