@@ -189,7 +189,7 @@ pub struct LstmGrads<T> {
 /// Checks the weights' shapes against each other and the input size.
 pub fn check_weights<T>(w: &LstmWeights<T>, input: usize) -> Result<LstmDims> {
     let cols = w.kernel.ncols();
-    if cols == 0 || cols % 4 != 0 {
+    if cols == 0 || !cols.is_multiple_of(4) {
         return Err(Error::invalid(
             "kernel",
             "shape [I+P, 4H] with H >= 1 (a positive multiple of 4 columns)",
