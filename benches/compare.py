@@ -71,8 +71,12 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
 
 import numpy as np  # noqa: E402
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BENCHES_DIR = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(BENCHES_DIR)
 TESTS_DIR = os.path.join(REPO, "tests")
+if BENCHES_DIR not in sys.path:  # report.py, next to this file
+    sys.path.insert(0, BENCHES_DIR)
+from report import fmt_time, fmt_value, ratio, render_table as _render, time_cell  # noqa: E402
 
 # --------------------------------------------------------------------------------------
 # Optional imports
@@ -825,16 +829,6 @@ def time_interleaved(runs: Dict[str, Callable[[], Any]], warmup: int, repeat: Op
     return timings
 
 
-def fmt_time(seconds: Optional[float]) -> str:
-    if seconds is None:
-        return "-"
-    if seconds < 1e-3:
-        return f"{seconds * 1e6:.1f} µs"
-    if seconds < 1.0:
-        return f"{seconds * 1e3:.2f} ms"
-    return f"{seconds:.2f} s"
-
-
 # --------------------------------------------------------------------------------------
 # Machine description
 # --------------------------------------------------------------------------------------
@@ -1046,27 +1040,11 @@ def _empty_row(case: Case, contenders, status, problems) -> Row:
 
 
 def _cell_text(row: Row, name: str) -> str:
-    if row.medians.get(name) is not None:
-        return fmt_time(row.medians[name])
-    s = row.status.get(name, "")
-    if s in ("MISMATCH", "not installed"):
-        return s
-    if s == "not run":
-        return "-"
-    if s.startswith("skipped"):
-        return "skipped"
-    if s == "forward only":
-        return "n/a (fwd only)"
-    if s == "no float64 kernel":
-        return "n/a (f64)"
-    if s.startswith("tests/reference"):
-        return "n/a"
-    return "error" if s else "-"
+    return time_cell(row.medians.get(name), row.status.get(name, ""))
 
 
 def _ratio_text(row: Row, name: str) -> str:
-    a, b = row.medians.get(name), row.medians.get("rnnrs")
-    return f"{a / b:.2f}x" if a is not None and b else "-"
+    return fmt_value(ratio(row.medians.get(name), row.medians.get("rnnrs")), suffix="x")
 
 
 def render_table(rows: List[Row], contenders: Sequence[str], markdown: bool) -> str:
@@ -1074,17 +1052,7 @@ def render_table(rows: List[Row], contenders: Sequence[str], markdown: bool) -> 
     header = ["cell", "size", "mode", "batch"] + [SHORT[c] for c in contenders] + [f"{SHORT[c]}/rnnrs" for c in peers]
     body = [[r.kind, f"{r.size.name} ({r.size.describe()})", r.mode, r.layout]
             + [_cell_text(r, c) for c in contenders] + [_ratio_text(r, c) for c in peers] for r in rows]
-    if markdown:
-        right = set(range(4, len(header)))
-        lines = ["| " + " | ".join(header) + " |",
-                 "|" + "|".join("---:" if i in right else "---" for i in range(len(header))) + "|"]
-        lines += ["| " + " | ".join(r) + " |" for r in body]
-        return "\n".join(lines)
-    widths = [max(len(h), *(len(r[i]) for r in body)) if body else len(h) for i, h in enumerate(header)]
-    def fmt(cells):
-        return "  ".join(c.ljust(w) if i < 4 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
-    lines = [fmt(header), "  ".join("-" * w for w in widths)] + [fmt(r) for r in body]
-    return "\n".join(lines)
+    return _render(header, body, markdown, left=4)
 
 
 def _csv(value: str, allowed: Sequence[str], what: str) -> List[str]:
