@@ -31,6 +31,11 @@ Warm-up calls come first; medians are reported.  The garbage collector is paused
 while timing.  Peers (PyTorch, ONNX Runtime, the NumPy reference) are optional; a
 missing one is reported as "not installed".
 
+Before the cases the script measures the GEMM ceiling: the best GFLOP/s (median of
+``--gemm-reps`` calls) of a large square product through ``numpy.matmul`` and, when
+installed, ``torch.matmul``, with the run's dtype and thread count.  It is printed with
+the machine and stored in the JSON (``"ceiling"``).
+
 Adding a cell kind means adding one ``CellKind`` entry to ``CELL_KINDS``: the rnnrs
 cell factory, a NumPy-reference builder, the torch module class (its weights come from
 ``rnnrs.convert.to_torch``, its gradients are mapped back through the same layout) and
@@ -830,6 +835,82 @@ def time_interleaved(runs: Dict[str, Callable[[], Any]], warmup: int, repeat: Op
 
 
 # --------------------------------------------------------------------------------------
+# GEMM ceiling: the machine's large-matrix-product throughput, measured in the same run
+# --------------------------------------------------------------------------------------
+
+GEMM_SIZES = (1024, 2048, 4096)
+GEMM_MIN_S = 0.010  # a square size is large enough once one product takes this long
+
+
+@dataclass
+class Ceiling:
+    """Large-GEMM throughput at the run's thread count and dtype.
+
+    ``backends[name] = (GFLOP/s, n)``: the best over the square sizes tried of
+    ``2 n^3 / median time`` of ``name(a, b)`` with ``a``, ``b`` of shape ``[n, n]``.
+    The ceiling is the best backend; a backend that raised is in ``errors``."""
+
+    dtype: str
+    threads: int
+    reps: int
+    backends: Dict[str, Tuple[float, int]]
+    errors: Dict[str, str] = field(default_factory=dict)
+
+    @property
+    def gflops(self) -> Optional[float]:
+        return max((g for g, _ in self.backends.values()), default=None)
+
+    def describe(self) -> str:
+        parts = [f"{name} {g:.1f} at n={n}" for name, (g, n) in self.backends.items()]
+        parts += [f"{name} failed ({e})" for name, e in self.errors.items()]
+        return (f"{fmt_value(self.gflops, '.1f')} GFLOP/s ({self.dtype}, {self.threads} thread(s); "
+                f"{', '.join(parts)}; medians of {self.reps})")
+
+    def to_json(self) -> Dict[str, Any]:
+        return {"gflops": self.gflops, "dtype": self.dtype, "threads": self.threads, "reps": self.reps,
+                "backends": {k: {"gflops": g, "n": n} for k, (g, n) in self.backends.items()},
+                "errors": self.errors}
+
+
+def _gemm_backends() -> Dict[str, Callable[[np.ndarray, np.ndarray], Callable[[], Any]]]:
+    """name -> (a, b) -> a call computing ``a @ b`` with that library (torch when installed)."""
+    backends: Dict[str, Callable[[np.ndarray, np.ndarray], Callable[[], Any]]] = {
+        "numpy.matmul": lambda a, b: lambda: np.matmul(a, b)}
+    if torch is not None:
+        def torch_matmul(a: np.ndarray, b: np.ndarray) -> Callable[[], Any]:
+            ta, tb = torch.from_numpy(a), torch.from_numpy(b)
+            return lambda: torch.matmul(ta, tb)
+
+        backends["torch.matmul"] = torch_matmul
+    return backends
+
+
+def gemm_ceiling(dtype, threads: int, reps: int) -> Ceiling:
+    """Time square products through every backend, from the smallest of ``GEMM_SIZES``
+    up to the first whose median call takes ``GEMM_MIN_S`` (smaller products stay below
+    the throughput plateau; larger ones only cost time).  Call it after the thread
+    counts are set, so that it measures the threads the cases get."""
+    rng = np.random.default_rng(0)
+    operands: Dict[int, Tuple[np.ndarray, np.ndarray]] = {}
+    ceiling = Ceiling(np.dtype(dtype).name.replace("float", "f"), threads, reps, {})
+    for name, make in _gemm_backends().items():
+        try:
+            for n in GEMM_SIZES:
+                if n not in operands:
+                    operands[n] = (rng.standard_normal((n, n)).astype(dtype),
+                                   rng.standard_normal((n, n)).astype(dtype))
+                t = time_interleaved({name: make(*operands[n])}, warmup=1, repeat=reps, budget_s=0.0,
+                                     min_reps=reps, max_reps=reps)[name].median_s()
+                if 2 * n ** 3 / t / 1e9 > ceiling.backends.get(name, (0.0, 0))[0]:
+                    ceiling.backends[name] = (2 * n ** 3 / t / 1e9, n)
+                if t >= GEMM_MIN_S:
+                    break
+        except Exception as exc:  # a broken peer must not kill the run
+            ceiling.errors[name] = f"{type(exc).__name__}: {exc}"
+    return ceiling
+
+
+# --------------------------------------------------------------------------------------
 # Machine description
 # --------------------------------------------------------------------------------------
 
@@ -1087,6 +1168,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p.add_argument("--settle", type=float, default=0.02,
                    help="seconds of idle before each timed call, so that one library's spinning "
                         "worker threads do not slow the next one down (default 0.02; 0 disables)")
+    p.add_argument("--gemm-reps", type=int, default=7,
+                   help="repetitions per product size of the GEMM ceiling (default 7)")
     p.add_argument("--quick", action="store_true", help="smoke test: 3 repetitions, 1 warm-up")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--reference-all", action="store_true",
@@ -1097,6 +1180,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     if args.quick:
         args.repeat = args.repeat or 3
         args.warmup = 1
+        args.gemm_reps = min(args.gemm_reps, 3)
     args.threads = max(1, args.threads)
     return args
 
@@ -1122,8 +1206,10 @@ def main(argv: Sequence[str] = ()) -> int:
         except RuntimeError:
             pass
 
+    machine = machine_description(args)
+    ceiling = gemm_ceiling(dtype, args.threads, args.gemm_reps)
     print("Machine")
-    for line in machine_description(args):
+    for line in machine + [f"ceiling  : {ceiling.describe()}"]:
         print("  " + line)
 
     rows: List[Row] = []
@@ -1175,7 +1261,8 @@ def main(argv: Sequence[str] = ()) -> int:
 
     if args.json:
         payload = {
-            "machine": machine_description(args),
+            "machine": machine,
+            "ceiling": ceiling.to_json(),
             "args": {k: v for k, v in vars(args).items()},
             "rows": [{"label": r.label, "cell": r.kind, "size": r.size.__dict__, "mode": r.mode,
                       "layout": r.layout, "median_s": r.medians, "status": r.status,
