@@ -25,6 +25,10 @@ Cell kinds (``--cells``, default all):
 * train:   forward with ``return_backprop=True`` + ``backprop(d_outputs=dY)``, i.e. the
            gradients of ``loss = sum(outputs * dY)`` w.r.t. the inputs and all weights.
 
+Batch layouts (``--layouts``): ``full``, every sequence T steps long, or ``ragged``, the
+lengths drawn uniformly from the integers in [ceil(T/4), T] (``rng.integers(lo, T + 1)``,
+seeded by the size only, so every cell kind and both modes get the same lengths).
+
 Timing is interleaved: each repetition runs every contender once, in an order that
 rotates from one repetition to the next, so machine noise hits all of them equally.
 Warm-up calls come first; medians are reported.  The garbage collector is paused
@@ -35,6 +39,16 @@ Before the cases the script measures the GEMM ceiling: the best GFLOP/s (median 
 ``--gemm-reps`` calls) of a large square product through ``numpy.matmul`` and, when
 installed, ``torch.matmul``, with the run's dtype and thread count.  It is printed with
 the machine and stored in the JSON (``"ceiling"``).
+
+Derived columns (rnnrs only; also in the JSON rows):
+
+* ``rnnrs GFLOP/s``: the FLOPs of the cell's matrix products over the median time.
+  Forward ``2 * tokens * (I + H) * G`` with G = H (rnn), 4H (lstm), 3H (gru) and
+  tokens = B*T, or the sum of the lengths for a ragged batch (the work actually done);
+  train counts 3x forward.  Elementwise work is not counted.
+* ``% of ceiling``: that GFLOP/s over the GEMM ceiling.
+* ``ragged ratio`` (ragged rows): ragged time / (sum(lengths) / (B*T) x full time) of
+  the same cell, size and mode.  1.0: the time follows the real work; the target is <= 1.15.
 
 Adding a cell kind means adding one ``CellKind`` entry to ``CELL_KINDS``: the rnnrs
 cell factory, a NumPy-reference builder, the torch module class (its weights come from
@@ -81,7 +95,8 @@ REPO = os.path.dirname(BENCHES_DIR)
 TESTS_DIR = os.path.join(REPO, "tests")
 if BENCHES_DIR not in sys.path:  # report.py, next to this file
     sys.path.insert(0, BENCHES_DIR)
-from report import fmt_time, fmt_value, ratio, render_table as _render, time_cell  # noqa: E402
+from report import (METRIC_HEADER, fmt_time, fmt_value, metric_cells, ratio,  # noqa: E402
+                    render_table as _render, time_cell)
 
 # --------------------------------------------------------------------------------------
 # Optional imports
@@ -150,6 +165,7 @@ REFERENCE_MAX_WORK = 50_000_000  # the NumPy reference is timed on tiny and smal
 MODES = ("forward", "train")
 LAYOUTS = ("full", "ragged")
 TINY_TARGET_US = 30.0
+TRAIN_FLOPS_FACTOR = 3  # backward = two products (d inputs/state, d weights) per forward one
 
 # --------------------------------------------------------------------------------------
 # A benchmark case and what a contender builder returns
@@ -174,6 +190,20 @@ class Case:
     @property
     def label(self) -> str:
         return f"{self.kind.key}/{self.size.name}/{self.mode}/{self.layout}"
+
+    @property
+    def tokens(self) -> int:
+        """The (batch row, time step) pairs actually computed: B*T, or the sum of the lengths."""
+        if self.lengths is None:
+            return self.size.batch * self.size.time
+        return int(self.lengths.sum())
+
+    def flops(self) -> float:
+        """FLOPs of the cell's matrix products in one timed call: ``2 * tokens * (I + H) * G``
+        forward (G = gates * H), ``TRAIN_FLOPS_FACTOR`` times that in train mode.  The
+        elementwise work is not counted."""
+        fwd = 2.0 * self.tokens * (self.size.inputs + self.size.units) * self.kind.gates * self.size.units
+        return fwd * (TRAIN_FLOPS_FACTOR if self.mode == "train" else 1)
 
 
 @dataclass
@@ -207,6 +237,7 @@ class Unavailable(Exception):
 class CellKind:
     key: str
     title: str
+    gates: int  # G / H, G = the width of the cell's products [I+H] x [G]: rnn 1, lstm 4, gru 3
     make_rnnrs_cell: Callable[[int, Any, int], Any]
     rnnrs: Callable[[Case], Prepared]
     reference: Callable[[Case], Prepared]
@@ -676,6 +707,7 @@ CELL_KINDS: Dict[str, CellKind] = {
     "rnn": CellKind(
         key="rnn",
         title="BasicRNNCell(tanh)",
+        gates=1,
         make_rnnrs_cell=lambda units, dtype, seed: rnnrs.BasicRNNCell(units, activation="tanh", dtype=dtype, seed=seed),
         rnnrs=rnnrs_prepare,
         reference=rnn_reference,
@@ -685,6 +717,7 @@ CELL_KINDS: Dict[str, CellKind] = {
     "lstm": CellKind(
         key="lstm",
         title="BasicLSTMCell(forget_bias=1)",
+        gates=4,
         make_rnnrs_cell=lambda units, dtype, seed: rnnrs.BasicLSTMCell(units, forget_bias=1.0, dtype=dtype, seed=seed),
         rnnrs=rnnrs_prepare,
         reference=lstm_reference,
@@ -694,6 +727,7 @@ CELL_KINDS: Dict[str, CellKind] = {
     "gru": CellKind(
         key="gru",
         title="GRUCell(reset_after=True)",
+        gates=3,
         make_rnnrs_cell=lambda units, dtype, seed: rnnrs.GRUCell(units, reset_after=True, dtype=dtype, seed=seed),
         rnnrs=rnnrs_prepare,
         reference=gru_reference,
@@ -1010,6 +1044,11 @@ class Row:
     spread: Dict[str, Tuple[float, float, float]]  # (min, p10, p90) in seconds
     reps: int
     problems: Dict[str, List[str]]
+    tokens: int  # B*T, or the sum of the lengths (ragged)
+    flops: float  # Case.flops()
+    gflops: Optional[float] = None  # rnnrs' achieved GFLOP/s (add_metrics)
+    efficiency: Optional[float] = None  # gflops / the GEMM ceiling
+    ragged_ratio: Optional[float] = None  # ragged rows: see add_metrics
 
 
 def make_case(kind: CellKind, size: Size, mode: str, layout: str, dtype, threads: int, seed: int) -> Case:
@@ -1111,13 +1150,28 @@ def run_case(case: Case, args, contenders: Sequence[str]) -> Row:
             print(f"   {n:<12} {status.get(n, 'not run')}")
     print(f"   ({reps} interleaved repetitions)", flush=True)
     return Row(case.label, case.kind.key, case.size, case.mode, case.layout, medians,
-               {n: status.get(n, "") for n in contenders}, spread, reps, problems)
+               {n: status.get(n, "") for n in contenders}, spread, reps, problems, case.tokens, case.flops())
 
 
 def _empty_row(case: Case, contenders, status, problems) -> Row:
     return Row(case.label, case.kind.key, case.size, case.mode, case.layout,
                {n: None for n in contenders}, {n: status.get(n, "not run") for n in contenders},
-               {}, 0, problems)
+               {}, 0, problems, case.tokens, case.flops())
+
+
+def add_metrics(rows: List[Row], ceiling: Optional[float]) -> None:
+    """Fill in rnnrs' GFLOP/s (``flops`` / median), the efficiency (GFLOP/s / ``ceiling``)
+    and, on a ragged row, the ragged ratio: its time over ``tokens / (B*T)`` times the
+    time of the full row of the same cell, size and mode.  1.0 means the ragged batch
+    costs exactly its share of the work; above means the padding still costs."""
+    full = {(r.kind, r.size.name, r.mode): r for r in rows if r.layout == "full"}
+    for r in rows:
+        t = r.medians.get("rnnrs")
+        r.gflops = ratio(r.flops * 1e-9, t)
+        r.efficiency = ratio(r.gflops, ceiling)
+        f = full.get((r.kind, r.size.name, r.mode))
+        if r.layout == "ragged" and f is not None and f.medians.get("rnnrs") is not None:
+            r.ragged_ratio = ratio(t, r.tokens / f.tokens * f.medians["rnnrs"])
 
 
 def _cell_text(row: Row, name: str) -> str:
@@ -1130,9 +1184,11 @@ def _ratio_text(row: Row, name: str) -> str:
 
 def render_table(rows: List[Row], contenders: Sequence[str], markdown: bool) -> str:
     peers = [c for c in contenders if c != "rnnrs"]
-    header = ["cell", "size", "mode", "batch"] + [SHORT[c] for c in contenders] + [f"{SHORT[c]}/rnnrs" for c in peers]
+    header = (["cell", "size", "mode", "batch"] + [SHORT[c] for c in contenders]
+              + [f"{SHORT[c]}/rnnrs" for c in peers] + list(METRIC_HEADER))
     body = [[r.kind, f"{r.size.name} ({r.size.describe()})", r.mode, r.layout]
-            + [_cell_text(r, c) for c in contenders] + [_ratio_text(r, c) for c in peers] for r in rows]
+            + [_cell_text(r, c) for c in contenders] + [_ratio_text(r, c) for c in peers]
+            + metric_cells(r.gflops, r.efficiency, r.ragged_ratio) for r in rows]
     return _render(header, body, markdown, left=4)
 
 
@@ -1221,8 +1277,11 @@ def main(argv: Sequence[str] = ()) -> int:
                     case = make_case(kind, size, mode, layout, dtype, args.threads, args.seed)
                     rows.append(run_case(case, args, contenders))
 
+    add_metrics(rows, ceiling.gflops)
     print(f"\nSummary: median time per call ({args.dtype}, {args.threads} thread(s)); "
-          f"'x/rnnrs' > 1 means rnnrs is faster\n")
+          f"'x/rnnrs' > 1 means rnnrs is faster; GFLOP/s: rnnrs' matrix-product FLOPs per second, "
+          f"% of the {fmt_value(ceiling.gflops, '.1f')} GFLOP/s GEMM ceiling; ragged ratio: "
+          f"ragged time / (share of the tokens x full time), 1 = proportional to the work\n")
     print(render_table(rows, contenders, args.markdown))
     notes = sorted({f"{SHORT[n]}: {s}" for r in rows for n, s in r.status.items()
                     if s and not s.startswith("skipped") and s not in ("MISMATCH", "forward only", "not run")})
@@ -1267,7 +1326,9 @@ def main(argv: Sequence[str] = ()) -> int:
             "rows": [{"label": r.label, "cell": r.kind, "size": r.size.__dict__, "mode": r.mode,
                       "layout": r.layout, "median_s": r.medians, "status": r.status,
                       "spread_s": {n: dict(zip(("min", "p10", "p90"), v)) for n, v in r.spread.items()},
-                      "reps": r.reps, "problems": r.problems} for r in rows],
+                      "reps": r.reps, "problems": r.problems, "dtype": args.dtype, "threads": args.threads,
+                      "tokens": r.tokens, "flops": r.flops, "rnnrs_gflops": r.gflops,
+                      "efficiency": r.efficiency, "ragged_ratio": r.ragged_ratio} for r in rows],
         }
         with open(args.json, "w") as f:
             json.dump(payload, f, indent=2)

@@ -29,6 +29,23 @@ def ratio(a: Optional[float], b: Optional[float]) -> Optional[float]:
     return a / b if a is not None and b else None
 
 
+def fmt_percent(fraction: Optional[float]) -> str:
+    return fmt_value(None if fraction is None else 100.0 * fraction, ".0f", " %")
+
+
+def fmt_gflops(gflops: Optional[float]) -> str:
+    """Three significant digits below 100 (tiny cases run at a few MFLOP/s), whole numbers above."""
+    return fmt_value(gflops, ".3g" if gflops is not None and gflops < 100 else ".0f")
+
+
+METRIC_HEADER = ("rnnrs GFLOP/s", "% of ceiling", "ragged ratio")
+
+
+def metric_cells(gflops: Optional[float], efficiency: Optional[float], ragged_ratio: Optional[float]) -> List[str]:
+    """The cells under ``METRIC_HEADER``."""
+    return [fmt_gflops(gflops), fmt_percent(efficiency), fmt_value(ragged_ratio)]
+
+
 def time_cell(median: Optional[float], status: str) -> str:
     """A contender's table cell: its median time, or a short reason why there is none."""
     if median is not None:
