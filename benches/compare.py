@@ -983,28 +983,42 @@ def _version(mod) -> str:
     return getattr(mod, "__version__", "?") if mod is not None else "not installed"
 
 
-def machine_description(args) -> List[str]:
-    model, physical, flags = _cpu_info()
-    logical = os.cpu_count()
+def _usable_cpus() -> Optional[int]:
     try:
-        usable = len(os.sched_getaffinity(0))
+        return len(os.sched_getaffinity(0))
     except AttributeError:
-        usable = logical
-    lines = [
+        return os.cpu_count()
+
+
+def host_description() -> List[str]:
+    """The machine and library lines that do not depend on the run's options (suite.py
+    prints them once above the results of runs with different dtypes and thread counts)."""
+    model, physical, flags = _cpu_info()
+    return [
         f"CPU      : {model}" + (f"  [{flags}]" if flags else ""),
-        f"cores    : {physical or '?'} physical, {logical} logical, {usable} usable by this process",
+        f"cores    : {physical or '?'} physical, {os.cpu_count()} logical, {_usable_cpus()} usable by this process",
         f"OS       : {platform.platform()}" + (f"  (load average {os.getloadavg()[0]:.2f} at start)"
                                                    if hasattr(os, "getloadavg") else ""),
         f"python   : {platform.python_version()} ({platform.python_implementation()})",
-        f"numpy    : {np.__version__}{_blas_info()}",
+        f"numpy    : {np.__version__}{_blas_names()}",
         f"rnnrs    : {_version(rnnrs)}" + (f"  ({getattr(rnnrs, '__file__', '')})" if rnnrs is not None else f"  ({RNNRS_ERR})"),
         f"reference: " + (f"{reference.__file__}" if reference is not None else f"not available ({REFERENCE_ERR})")
         + ("" if reference_lstm is not None and reference_gru is not None else "  (LSTM/GRU references missing)"),
-        f"torch    : {_version(torch)}" + (f"  (intra-op threads {torch.get_num_threads()})" if torch is not None else ""),
+        f"torch    : {_version(torch)}",
         f"onnxrt   : {_version(ort)}",
         f"onnx     : {_version(onnx)}",
+    ]
+
+
+def machine_description(args, host: Optional[List[str]] = None) -> List[str]:
+    """``host`` (default ``host_description()``) plus the run's threads and dtype, and
+    warnings about load."""
+    usable = _usable_cpus()
+    in_effect = ([f"torch intra-op {torch.get_num_threads()}"] if torch is not None else []) + [
+        f"BLAS {api} x{threads}" for api, _, threads in _blas_libraries()]
+    lines = (host_description() if host is None else list(host)) + [
         f"threads  : {args.threads} for every contender (rnnrs.set_num_threads, torch.set_num_threads, "
-        f"ORT intra_op_num_threads, BLAS env vars)",
+        f"ORT intra_op_num_threads, BLAS env vars)" + (f"; in effect: {', '.join(in_effect)}" if in_effect else ""),
         f"dtype    : {args.dtype}",
     ]
     if hasattr(os, "getloadavg") and usable and os.getloadavg()[0] > max(0.5, usable - args.threads):
@@ -1015,16 +1029,20 @@ def machine_description(args) -> List[str]:
     return lines
 
 
-def _blas_info() -> str:
+def _blas_names() -> str:
+    libs = _blas_libraries()
+    return f"  (BLAS: {', '.join(f'{api} {version}'.strip() for api, version, _ in libs)})" if libs else ""
+
+
+def _blas_libraries() -> List[Tuple[str, str, Any]]:
+    """(internal API, version, threads) of every BLAS threadpoolctl sees ([] without it)."""
     if threadpoolctl is None:
-        return ""
+        return []
     try:
-        infos = threadpoolctl.threadpool_info()
-        parts = [f"{i.get('internal_api')} {i.get('version') or ''} x{i.get('num_threads')}".strip()
-                 for i in infos if i.get("user_api") == "blas"]
-        return f"  (BLAS: {', '.join(parts)})" if parts else ""
+        return [(str(i.get("internal_api")), i.get("version") or "", i.get("num_threads"))
+                for i in threadpoolctl.threadpool_info() if i.get("user_api") == "blas"]
     except Exception:
-        return ""
+        return []
 
 
 # --------------------------------------------------------------------------------------
@@ -1262,7 +1280,8 @@ def main(argv: Sequence[str] = ()) -> int:
         except RuntimeError:
             pass
 
-    machine = machine_description(args)
+    host = host_description()
+    machine = machine_description(args, host)
     ceiling = gemm_ceiling(dtype, args.threads, args.gemm_reps)
     print("Machine")
     for line in machine + [f"ceiling  : {ceiling.describe()}"]:
@@ -1321,6 +1340,7 @@ def main(argv: Sequence[str] = ()) -> int:
     if args.json:
         payload = {
             "machine": machine,
+            "host": host,
             "ceiling": ceiling.to_json(),
             "args": {k: v for k, v in vars(args).items()},
             "rows": [{"label": r.label, "cell": r.kind, "size": r.size.__dict__, "mode": r.mode,
