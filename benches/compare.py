@@ -95,7 +95,7 @@ REPO = os.path.dirname(BENCHES_DIR)
 TESTS_DIR = os.path.join(REPO, "tests")
 if BENCHES_DIR not in sys.path:  # report.py, next to this file
     sys.path.insert(0, BENCHES_DIR)
-from report import (METRIC_HEADER, fmt_time, fmt_value, metric_cells, ratio,  # noqa: E402
+from report import (METRIC_HEADER, fmt_time, fmt_times, fmt_value, metric_cells, ratio,  # noqa: E402
                     render_table as _render, time_cell)
 
 # --------------------------------------------------------------------------------------
@@ -1197,7 +1197,7 @@ def _cell_text(row: Row, name: str) -> str:
 
 
 def _ratio_text(row: Row, name: str) -> str:
-    return fmt_value(ratio(row.medians.get(name), row.medians.get("rnnrs")), suffix="x")
+    return fmt_times(ratio(row.medians.get(name), row.medians.get("rnnrs")))
 
 
 def render_table(rows: List[Row], contenders: Sequence[str], markdown: bool) -> str:

@@ -24,6 +24,11 @@ def fmt_value(value: Optional[float], spec: str = ".2f", suffix: str = "") -> st
     return "-" if value is None else f"{format(value, spec)}{suffix}"
 
 
+def fmt_times(value: Optional[float]) -> str:
+    """A ratio as "2.50x", or "-"."""
+    return fmt_value(value, suffix="x")
+
+
 def ratio(a: Optional[float], b: Optional[float]) -> Optional[float]:
     """``a / b``, or None when either is missing (or ``b`` is zero)."""
     return a / b if a is not None and b else None
