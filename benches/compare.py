@@ -919,7 +919,7 @@ def _gemm_backends() -> Dict[str, Callable[[np.ndarray, np.ndarray], Callable[[]
     return backends
 
 
-def gemm_ceiling(dtype, threads: int, reps: int) -> Ceiling:
+def gemm_ceiling(dtype: Any, threads: int, reps: int) -> Ceiling:
     """Time square products through every backend, from the smallest of ``GEMM_SIZES``
     up to the first whose median call takes ``GEMM_MIN_S`` (smaller products stay below
     the throughput plateau; larger ones only cost time).  Call it after the thread
@@ -1010,7 +1010,7 @@ def host_description() -> List[str]:
     ]
 
 
-def machine_description(args, host: Optional[List[str]] = None) -> List[str]:
+def machine_description(args: argparse.Namespace, host: Optional[List[str]] = None) -> List[str]:
     """``host`` (default ``host_description()``) plus the run's threads and dtype, and
     warnings about load."""
     usable = _usable_cpus()
@@ -1187,9 +1187,10 @@ def add_metrics(rows: List[Row], ceiling: Optional[float]) -> None:
         t = r.medians.get("rnnrs")
         r.gflops = ratio(r.flops * 1e-9, t)
         r.efficiency = ratio(r.gflops, ceiling)
-        f = full.get((r.kind, r.size.name, r.mode))
-        if r.layout == "ragged" and f is not None and f.medians.get("rnnrs") is not None:
-            r.ragged_ratio = ratio(t, r.tokens / f.tokens * f.medians["rnnrs"])
+        f = full.get((r.kind, r.size.name, r.mode)) if r.layout == "ragged" else None
+        t_full = None if f is None else f.medians.get("rnnrs")
+        if f is not None and t_full is not None:
+            r.ragged_ratio = ratio(t, r.tokens / f.tokens * t_full)
 
 
 def _cell_text(row: Row, name: str) -> str:

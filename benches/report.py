@@ -74,9 +74,9 @@ def render_table(header: Sequence[str], body: Sequence[Sequence[str]], markdown:
     """A table as markdown or as aligned plain text; the first ``left`` columns are
     left-aligned, the others (numbers) right-aligned."""
     if markdown:
-        lines = ["| " + " | ".join(header) + " |",
-                 "|" + "|".join("---" if i < left else "---:" for i in range(len(header))) + "|"]
-        return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in body])
+        head = ["| " + " | ".join(header) + " |",
+                "|" + "|".join("---" if i < left else "---:" for i in range(len(header))) + "|"]
+        return "\n".join(head + ["| " + " | ".join(r) + " |" for r in body])
     widths = [max(len(h), *(len(r[i]) for r in body)) if body else len(h) for i, h in enumerate(header)]
 
     def fmt(cells: Sequence[str]) -> str:

@@ -173,8 +173,8 @@ class Verdict:
 def check_targets(rows: Sequence[Row], targets: Sequence[Target] = TARGETS) -> List[Verdict]:
     verdicts = []
     for target in targets:
-        values = [(r, r.get(target.column)) for r in rows if target.applies(r)]
-        values = [(r, v) for r, v in values if v is not None]
+        values = [(r, float(r[target.column])) for r in rows
+                  if target.applies(r) and r.get(target.column) is not None]
         verdicts.append(Verdict(target, len(values), [(r, v) for r, v in values if not target.passes(v)]))
     return verdicts
 
@@ -218,7 +218,7 @@ def render(payloads: Sequence[Payload], problems: Sequence[str], quick: bool) ->
     sizes = {r["size"]["name"]: r["size"] for r in rows}
     out = ["# rnnrs benchmark suite", ""]
     if payloads:
-        out += ["Machine (as the first run saw it):", "", "```", *payloads[0].get("host", payloads[0]["machine"]), "```", ""]
+        out += ["Machine (as the first run saw it):", "", "```", *(payloads[0].get("host") or payloads[0]["machine"]), "```", ""]
     out += ["Sizes: " + "; ".join(f"{n} B{s['batch']} T{s['time']} I{s['inputs']} H{s['units']}" for n, s in sizes.items()),
             "", "GEMM ceiling per run (best GFLOP/s of a large square product, measured before the cases):", "",
             render_table(["dtype", "threads", "by backend (GFLOP/s)", "ceiling GFLOP/s"],
