@@ -25,11 +25,30 @@ Cell kinds (``--cells``, default all):
 * train:   forward with ``return_backprop=True`` + ``backprop(d_outputs=dY)``, i.e. the
            gradients of ``loss = sum(outputs * dY)`` w.r.t. the inputs and all weights.
 
+Batch layouts (``--layouts``): ``full``, every sequence T steps long, or ``ragged``, the
+lengths drawn uniformly from the integers in [ceil(T/4), T] (``rng.integers(lo, T + 1)``,
+seeded by the size only, so every cell kind and both modes get the same lengths).
+
 Timing is interleaved: each repetition runs every contender once, in an order that
 rotates from one repetition to the next, so machine noise hits all of them equally.
 Warm-up calls come first; medians are reported.  The garbage collector is paused
 while timing.  Peers (PyTorch, ONNX Runtime, the NumPy reference) are optional; a
 missing one is reported as "not installed".
+
+Before the cases the script measures the GEMM ceiling: the best GFLOP/s (median of
+``--gemm-reps`` calls) of a large square product through ``numpy.matmul`` and, when
+installed, ``torch.matmul``, with the run's dtype and thread count.  It is printed with
+the machine and stored in the JSON (``"ceiling"``).
+
+Derived columns (rnnrs only; also in the JSON rows):
+
+* ``rnnrs GFLOP/s``: the FLOPs of the cell's matrix products over the median time.
+  Forward ``2 * tokens * (I + H) * G`` with G = H (rnn), 4H (lstm), 3H (gru) and
+  tokens = B*T, or the sum of the lengths for a ragged batch (the work actually done);
+  train counts 3x forward.  Elementwise work is not counted.
+* ``% of ceiling``: that GFLOP/s over the GEMM ceiling.
+* ``ragged ratio`` (ragged rows): ragged time / (sum(lengths) / (B*T) x full time) of
+  the same cell, size and mode.  1.0: the time follows the real work; the target is <= 1.15.
 
 Adding a cell kind means adding one ``CellKind`` entry to ``CELL_KINDS``: the rnnrs
 cell factory, a NumPy-reference builder, the torch module class (its weights come from
@@ -71,8 +90,13 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
 
 import numpy as np  # noqa: E402
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BENCHES_DIR = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(BENCHES_DIR)
 TESTS_DIR = os.path.join(REPO, "tests")
+if BENCHES_DIR not in sys.path:  # report.py, next to this file
+    sys.path.insert(0, BENCHES_DIR)
+from report import (METRIC_HEADER, fmt_time, fmt_times, fmt_value, metric_cells, ratio,  # noqa: E402
+                    render_table as _render, time_cell)
 
 # --------------------------------------------------------------------------------------
 # Optional imports
@@ -141,6 +165,7 @@ REFERENCE_MAX_WORK = 50_000_000  # the NumPy reference is timed on tiny and smal
 MODES = ("forward", "train")
 LAYOUTS = ("full", "ragged")
 TINY_TARGET_US = 30.0
+TRAIN_FLOPS_FACTOR = 3  # backward = two products (d inputs/state, d weights) per forward one
 
 # --------------------------------------------------------------------------------------
 # A benchmark case and what a contender builder returns
@@ -165,6 +190,20 @@ class Case:
     @property
     def label(self) -> str:
         return f"{self.kind.key}/{self.size.name}/{self.mode}/{self.layout}"
+
+    @property
+    def tokens(self) -> int:
+        """The (batch row, time step) pairs actually computed: B*T, or the sum of the lengths."""
+        if self.lengths is None:
+            return self.size.batch * self.size.time
+        return int(self.lengths.sum())
+
+    def flops(self) -> float:
+        """FLOPs of the cell's matrix products in one timed call: ``2 * tokens * (I + H) * G``
+        forward (G = gates * H), ``TRAIN_FLOPS_FACTOR`` times that in train mode.  The
+        elementwise work is not counted."""
+        fwd = 2.0 * self.tokens * (self.size.inputs + self.size.units) * self.kind.gates * self.size.units
+        return fwd * (TRAIN_FLOPS_FACTOR if self.mode == "train" else 1)
 
 
 @dataclass
@@ -198,6 +237,7 @@ class Unavailable(Exception):
 class CellKind:
     key: str
     title: str
+    gates: int  # G / H, G = the width of the cell's products [I+H] x [G]: rnn 1, lstm 4, gru 3
     make_rnnrs_cell: Callable[[int, Any, int], Any]
     rnnrs: Callable[[Case], Prepared]
     reference: Callable[[Case], Prepared]
@@ -667,6 +707,7 @@ CELL_KINDS: Dict[str, CellKind] = {
     "rnn": CellKind(
         key="rnn",
         title="BasicRNNCell(tanh)",
+        gates=1,
         make_rnnrs_cell=lambda units, dtype, seed: rnnrs.BasicRNNCell(units, activation="tanh", dtype=dtype, seed=seed),
         rnnrs=rnnrs_prepare,
         reference=rnn_reference,
@@ -676,6 +717,7 @@ CELL_KINDS: Dict[str, CellKind] = {
     "lstm": CellKind(
         key="lstm",
         title="BasicLSTMCell(forget_bias=1)",
+        gates=4,
         make_rnnrs_cell=lambda units, dtype, seed: rnnrs.BasicLSTMCell(units, forget_bias=1.0, dtype=dtype, seed=seed),
         rnnrs=rnnrs_prepare,
         reference=lstm_reference,
@@ -685,6 +727,7 @@ CELL_KINDS: Dict[str, CellKind] = {
     "gru": CellKind(
         key="gru",
         title="GRUCell(reset_after=True)",
+        gates=3,
         make_rnnrs_cell=lambda units, dtype, seed: rnnrs.GRUCell(units, reset_after=True, dtype=dtype, seed=seed),
         rnnrs=rnnrs_prepare,
         reference=gru_reference,
@@ -825,14 +868,80 @@ def time_interleaved(runs: Dict[str, Callable[[], Any]], warmup: int, repeat: Op
     return timings
 
 
-def fmt_time(seconds: Optional[float]) -> str:
-    if seconds is None:
-        return "-"
-    if seconds < 1e-3:
-        return f"{seconds * 1e6:.1f} µs"
-    if seconds < 1.0:
-        return f"{seconds * 1e3:.2f} ms"
-    return f"{seconds:.2f} s"
+# --------------------------------------------------------------------------------------
+# GEMM ceiling: the machine's large-matrix-product throughput, measured in the same run
+# --------------------------------------------------------------------------------------
+
+GEMM_SIZES = (1024, 2048, 4096)
+GEMM_MIN_S = 0.010  # a square size is large enough once one product takes this long
+
+
+@dataclass
+class Ceiling:
+    """Large-GEMM throughput at the run's thread count and dtype.
+
+    ``backends[name] = (GFLOP/s, n)``: the best over the square sizes tried of
+    ``2 n^3 / median time`` of ``name(a, b)`` with ``a``, ``b`` of shape ``[n, n]``.
+    The ceiling is the best backend; a backend that raised is in ``errors``."""
+
+    dtype: str
+    threads: int
+    reps: int
+    backends: Dict[str, Tuple[float, int]]
+    errors: Dict[str, str] = field(default_factory=dict)
+
+    @property
+    def gflops(self) -> Optional[float]:
+        return max((g for g, _ in self.backends.values()), default=None)
+
+    def describe(self) -> str:
+        parts = [f"{name} {g:.1f} at n={n}" for name, (g, n) in self.backends.items()]
+        parts += [f"{name} failed ({e})" for name, e in self.errors.items()]
+        return (f"{fmt_value(self.gflops, '.1f')} GFLOP/s ({self.dtype}, {self.threads} thread(s); "
+                f"{', '.join(parts)}; medians of {self.reps})")
+
+    def to_json(self) -> Dict[str, Any]:
+        return {"gflops": self.gflops, "dtype": self.dtype, "threads": self.threads, "reps": self.reps,
+                "backends": {k: {"gflops": g, "n": n} for k, (g, n) in self.backends.items()},
+                "errors": self.errors}
+
+
+def _gemm_backends() -> Dict[str, Callable[[np.ndarray, np.ndarray], Callable[[], Any]]]:
+    """name -> (a, b) -> a call computing ``a @ b`` with that library (torch when installed)."""
+    backends: Dict[str, Callable[[np.ndarray, np.ndarray], Callable[[], Any]]] = {
+        "numpy.matmul": lambda a, b: lambda: np.matmul(a, b)}
+    if torch is not None:
+        def torch_matmul(a: np.ndarray, b: np.ndarray) -> Callable[[], Any]:
+            ta, tb = torch.from_numpy(a), torch.from_numpy(b)
+            return lambda: torch.matmul(ta, tb)
+
+        backends["torch.matmul"] = torch_matmul
+    return backends
+
+
+def gemm_ceiling(dtype: Any, threads: int, reps: int) -> Ceiling:
+    """Time square products through every backend, from the smallest of ``GEMM_SIZES``
+    up to the first whose median call takes ``GEMM_MIN_S`` (smaller products stay below
+    the throughput plateau; larger ones only cost time).  Call it after the thread
+    counts are set, so that it measures the threads the cases get."""
+    rng = np.random.default_rng(0)
+    operands: Dict[int, Tuple[np.ndarray, np.ndarray]] = {}
+    ceiling = Ceiling(np.dtype(dtype).name.replace("float", "f"), threads, reps, {})
+    for name, make in _gemm_backends().items():
+        try:
+            for n in GEMM_SIZES:
+                if n not in operands:
+                    operands[n] = (rng.standard_normal((n, n)).astype(dtype),
+                                   rng.standard_normal((n, n)).astype(dtype))
+                t = time_interleaved({name: make(*operands[n])}, warmup=1, repeat=reps, budget_s=0.0,
+                                     min_reps=reps, max_reps=reps)[name].median_s()
+                if 2 * n ** 3 / t / 1e9 > ceiling.backends.get(name, (0.0, 0))[0]:
+                    ceiling.backends[name] = (2 * n ** 3 / t / 1e9, n)
+                if t >= GEMM_MIN_S:
+                    break
+        except Exception as exc:  # a broken peer must not kill the run
+            ceiling.errors[name] = f"{type(exc).__name__}: {exc}"
+    return ceiling
 
 
 # --------------------------------------------------------------------------------------
@@ -874,28 +983,42 @@ def _version(mod) -> str:
     return getattr(mod, "__version__", "?") if mod is not None else "not installed"
 
 
-def machine_description(args) -> List[str]:
-    model, physical, flags = _cpu_info()
-    logical = os.cpu_count()
+def _usable_cpus() -> Optional[int]:
     try:
-        usable = len(os.sched_getaffinity(0))
+        return len(os.sched_getaffinity(0))
     except AttributeError:
-        usable = logical
-    lines = [
+        return os.cpu_count()
+
+
+def host_description() -> List[str]:
+    """The machine and library lines that do not depend on the run's options (suite.py
+    prints them once above the results of runs with different dtypes and thread counts)."""
+    model, physical, flags = _cpu_info()
+    return [
         f"CPU      : {model}" + (f"  [{flags}]" if flags else ""),
-        f"cores    : {physical or '?'} physical, {logical} logical, {usable} usable by this process",
+        f"cores    : {physical or '?'} physical, {os.cpu_count()} logical, {_usable_cpus()} usable by this process",
         f"OS       : {platform.platform()}" + (f"  (load average {os.getloadavg()[0]:.2f} at start)"
                                                    if hasattr(os, "getloadavg") else ""),
         f"python   : {platform.python_version()} ({platform.python_implementation()})",
-        f"numpy    : {np.__version__}{_blas_info()}",
+        f"numpy    : {np.__version__}{_blas_names()}",
         f"rnnrs    : {_version(rnnrs)}" + (f"  ({getattr(rnnrs, '__file__', '')})" if rnnrs is not None else f"  ({RNNRS_ERR})"),
         f"reference: " + (f"{reference.__file__}" if reference is not None else f"not available ({REFERENCE_ERR})")
         + ("" if reference_lstm is not None and reference_gru is not None else "  (LSTM/GRU references missing)"),
-        f"torch    : {_version(torch)}" + (f"  (intra-op threads {torch.get_num_threads()})" if torch is not None else ""),
+        f"torch    : {_version(torch)}",
         f"onnxrt   : {_version(ort)}",
         f"onnx     : {_version(onnx)}",
+    ]
+
+
+def machine_description(args: argparse.Namespace, host: Optional[List[str]] = None) -> List[str]:
+    """``host`` (default ``host_description()``) plus the run's threads and dtype, and
+    warnings about load."""
+    usable = _usable_cpus()
+    in_effect = ([f"torch intra-op {torch.get_num_threads()}"] if torch is not None else []) + [
+        f"BLAS {api} x{threads}" for api, _, threads in _blas_libraries()]
+    lines = (host_description() if host is None else list(host)) + [
         f"threads  : {args.threads} for every contender (rnnrs.set_num_threads, torch.set_num_threads, "
-        f"ORT intra_op_num_threads, BLAS env vars)",
+        f"ORT intra_op_num_threads, BLAS env vars)" + (f"; in effect: {', '.join(in_effect)}" if in_effect else ""),
         f"dtype    : {args.dtype}",
     ]
     if hasattr(os, "getloadavg") and usable and os.getloadavg()[0] > max(0.5, usable - args.threads):
@@ -906,16 +1029,20 @@ def machine_description(args) -> List[str]:
     return lines
 
 
-def _blas_info() -> str:
+def _blas_names() -> str:
+    libs = _blas_libraries()
+    return f"  (BLAS: {', '.join(f'{api} {version}'.strip() for api, version, _ in libs)})" if libs else ""
+
+
+def _blas_libraries() -> List[Tuple[str, str, Any]]:
+    """(internal API, version, threads) of every BLAS threadpoolctl sees ([] without it)."""
     if threadpoolctl is None:
-        return ""
+        return []
     try:
-        infos = threadpoolctl.threadpool_info()
-        parts = [f"{i.get('internal_api')} {i.get('version') or ''} x{i.get('num_threads')}".strip()
-                 for i in infos if i.get("user_api") == "blas"]
-        return f"  (BLAS: {', '.join(parts)})" if parts else ""
+        return [(str(i.get("internal_api")), i.get("version") or "", i.get("num_threads"))
+                for i in threadpoolctl.threadpool_info() if i.get("user_api") == "blas"]
     except Exception:
-        return ""
+        return []
 
 
 # --------------------------------------------------------------------------------------
@@ -935,6 +1062,11 @@ class Row:
     spread: Dict[str, Tuple[float, float, float]]  # (min, p10, p90) in seconds
     reps: int
     problems: Dict[str, List[str]]
+    tokens: int  # B*T, or the sum of the lengths (ragged)
+    flops: float  # Case.flops()
+    gflops: Optional[float] = None  # rnnrs' achieved GFLOP/s (add_metrics)
+    efficiency: Optional[float] = None  # gflops / the GEMM ceiling
+    ragged_ratio: Optional[float] = None  # ragged rows: see add_metrics
 
 
 def make_case(kind: CellKind, size: Size, mode: str, layout: str, dtype, threads: int, seed: int) -> Case:
@@ -1036,55 +1168,47 @@ def run_case(case: Case, args, contenders: Sequence[str]) -> Row:
             print(f"   {n:<12} {status.get(n, 'not run')}")
     print(f"   ({reps} interleaved repetitions)", flush=True)
     return Row(case.label, case.kind.key, case.size, case.mode, case.layout, medians,
-               {n: status.get(n, "") for n in contenders}, spread, reps, problems)
+               {n: status.get(n, "") for n in contenders}, spread, reps, problems, case.tokens, case.flops())
 
 
 def _empty_row(case: Case, contenders, status, problems) -> Row:
     return Row(case.label, case.kind.key, case.size, case.mode, case.layout,
                {n: None for n in contenders}, {n: status.get(n, "not run") for n in contenders},
-               {}, 0, problems)
+               {}, 0, problems, case.tokens, case.flops())
+
+
+def add_metrics(rows: List[Row], ceiling: Optional[float]) -> None:
+    """Fill in rnnrs' GFLOP/s (``flops`` / median), the efficiency (GFLOP/s / ``ceiling``)
+    and, on a ragged row, the ragged ratio: its time over ``tokens / (B*T)`` times the
+    time of the full row of the same cell, size and mode.  1.0 means the ragged batch
+    costs exactly its share of the work; above means the padding still costs."""
+    full = {(r.kind, r.size.name, r.mode): r for r in rows if r.layout == "full"}
+    for r in rows:
+        t = r.medians.get("rnnrs")
+        r.gflops = ratio(r.flops * 1e-9, t)
+        r.efficiency = ratio(r.gflops, ceiling)
+        f = full.get((r.kind, r.size.name, r.mode)) if r.layout == "ragged" else None
+        t_full = None if f is None else f.medians.get("rnnrs")
+        if f is not None and t_full is not None:
+            r.ragged_ratio = ratio(t, r.tokens / f.tokens * t_full)
 
 
 def _cell_text(row: Row, name: str) -> str:
-    if row.medians.get(name) is not None:
-        return fmt_time(row.medians[name])
-    s = row.status.get(name, "")
-    if s in ("MISMATCH", "not installed"):
-        return s
-    if s == "not run":
-        return "-"
-    if s.startswith("skipped"):
-        return "skipped"
-    if s == "forward only":
-        return "n/a (fwd only)"
-    if s == "no float64 kernel":
-        return "n/a (f64)"
-    if s.startswith("tests/reference"):
-        return "n/a"
-    return "error" if s else "-"
+    return time_cell(row.medians.get(name), row.status.get(name, ""))
 
 
 def _ratio_text(row: Row, name: str) -> str:
-    a, b = row.medians.get(name), row.medians.get("rnnrs")
-    return f"{a / b:.2f}x" if a is not None and b else "-"
+    return fmt_times(ratio(row.medians.get(name), row.medians.get("rnnrs")))
 
 
 def render_table(rows: List[Row], contenders: Sequence[str], markdown: bool) -> str:
     peers = [c for c in contenders if c != "rnnrs"]
-    header = ["cell", "size", "mode", "batch"] + [SHORT[c] for c in contenders] + [f"{SHORT[c]}/rnnrs" for c in peers]
+    header = (["cell", "size", "mode", "batch"] + [SHORT[c] for c in contenders]
+              + [f"{SHORT[c]}/rnnrs" for c in peers] + list(METRIC_HEADER))
     body = [[r.kind, f"{r.size.name} ({r.size.describe()})", r.mode, r.layout]
-            + [_cell_text(r, c) for c in contenders] + [_ratio_text(r, c) for c in peers] for r in rows]
-    if markdown:
-        right = set(range(4, len(header)))
-        lines = ["| " + " | ".join(header) + " |",
-                 "|" + "|".join("---:" if i in right else "---" for i in range(len(header))) + "|"]
-        lines += ["| " + " | ".join(r) + " |" for r in body]
-        return "\n".join(lines)
-    widths = [max(len(h), *(len(r[i]) for r in body)) if body else len(h) for i, h in enumerate(header)]
-    def fmt(cells):
-        return "  ".join(c.ljust(w) if i < 4 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
-    lines = [fmt(header), "  ".join("-" * w for w in widths)] + [fmt(r) for r in body]
-    return "\n".join(lines)
+            + [_cell_text(r, c) for c in contenders] + [_ratio_text(r, c) for c in peers]
+            + metric_cells(r.gflops, r.efficiency, r.ragged_ratio) for r in rows]
+    return _render(header, body, markdown, left=4)
 
 
 def _csv(value: str, allowed: Sequence[str], what: str) -> List[str]:
@@ -1119,6 +1243,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p.add_argument("--settle", type=float, default=0.02,
                    help="seconds of idle before each timed call, so that one library's spinning "
                         "worker threads do not slow the next one down (default 0.02; 0 disables)")
+    p.add_argument("--gemm-reps", type=int, default=7,
+                   help="repetitions per product size of the GEMM ceiling (default 7)")
     p.add_argument("--quick", action="store_true", help="smoke test: 3 repetitions, 1 warm-up")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--reference-all", action="store_true",
@@ -1129,6 +1255,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     if args.quick:
         args.repeat = args.repeat or 3
         args.warmup = 1
+        args.gemm_reps = min(args.gemm_reps, 3)
     args.threads = max(1, args.threads)
     return args
 
@@ -1154,8 +1281,11 @@ def main(argv: Sequence[str] = ()) -> int:
         except RuntimeError:
             pass
 
+    host = host_description()
+    machine = machine_description(args, host)
+    ceiling = gemm_ceiling(dtype, args.threads, args.gemm_reps)
     print("Machine")
-    for line in machine_description(args):
+    for line in machine + [f"ceiling  : {ceiling.describe()}"]:
         print("  " + line)
 
     rows: List[Row] = []
@@ -1167,8 +1297,11 @@ def main(argv: Sequence[str] = ()) -> int:
                     case = make_case(kind, size, mode, layout, dtype, args.threads, args.seed)
                     rows.append(run_case(case, args, contenders))
 
+    add_metrics(rows, ceiling.gflops)
     print(f"\nSummary: median time per call ({args.dtype}, {args.threads} thread(s)); "
-          f"'x/rnnrs' > 1 means rnnrs is faster\n")
+          f"'x/rnnrs' > 1 means rnnrs is faster; GFLOP/s: rnnrs' matrix-product FLOPs per second, "
+          f"% of the {fmt_value(ceiling.gflops, '.1f')} GFLOP/s GEMM ceiling; ragged ratio: "
+          f"ragged time / (share of the tokens x full time), 1 = proportional to the work\n")
     print(render_table(rows, contenders, args.markdown))
     notes = sorted({f"{SHORT[n]}: {s}" for r in rows for n, s in r.status.items()
                     if s and not s.startswith("skipped") and s not in ("MISMATCH", "forward only", "not run")})
@@ -1207,12 +1340,16 @@ def main(argv: Sequence[str] = ()) -> int:
 
     if args.json:
         payload = {
-            "machine": machine_description(args),
+            "machine": machine,
+            "host": host,
+            "ceiling": ceiling.to_json(),
             "args": {k: v for k, v in vars(args).items()},
             "rows": [{"label": r.label, "cell": r.kind, "size": r.size.__dict__, "mode": r.mode,
                       "layout": r.layout, "median_s": r.medians, "status": r.status,
                       "spread_s": {n: dict(zip(("min", "p10", "p90"), v)) for n, v in r.spread.items()},
-                      "reps": r.reps, "problems": r.problems} for r in rows],
+                      "reps": r.reps, "problems": r.problems, "dtype": args.dtype, "threads": args.threads,
+                      "tokens": r.tokens, "flops": r.flops, "rnnrs_gflops": r.gflops,
+                      "efficiency": r.efficiency, "ragged_ratio": r.ragged_ratio} for r in rows],
         }
         with open(args.json, "w") as f:
             json.dump(payload, f, indent=2)

@@ -1,0 +1,86 @@
+"""Text formatting shared by ``compare.py`` and ``suite.py``.
+
+No NumPy, no peers: ``suite.py`` (and the tests of its merge and target checks) import
+this module without the import-time thread setup and library imports of ``compare.py``.
+"""
+
+from __future__ import annotations
+
+from typing import List, Optional, Sequence
+
+
+def fmt_time(seconds: Optional[float]) -> str:
+    if seconds is None:
+        return "-"
+    if seconds < 1e-3:
+        return f"{seconds * 1e6:.1f} µs"
+    if seconds < 1.0:
+        return f"{seconds * 1e3:.2f} ms"
+    return f"{seconds:.2f} s"
+
+
+def fmt_value(value: Optional[float], spec: str = ".2f", suffix: str = "") -> str:
+    """``format(value, spec) + suffix``, or "-" for a missing value."""
+    return "-" if value is None else f"{format(value, spec)}{suffix}"
+
+
+def fmt_times(value: Optional[float]) -> str:
+    """A ratio as "2.50x", or "-"."""
+    return fmt_value(value, suffix="x")
+
+
+def ratio(a: Optional[float], b: Optional[float]) -> Optional[float]:
+    """``a / b``, or None when either is missing (or ``b`` is zero)."""
+    return a / b if a is not None and b else None
+
+
+def fmt_percent(fraction: Optional[float]) -> str:
+    return fmt_value(None if fraction is None else 100.0 * fraction, ".0f", " %")
+
+
+def fmt_gflops(gflops: Optional[float]) -> str:
+    """Three significant digits below 100 (tiny cases run at a few MFLOP/s), whole numbers above."""
+    return fmt_value(gflops, ".3g" if gflops is not None and gflops < 100 else ".0f")
+
+
+METRIC_HEADER = ("rnnrs GFLOP/s", "% of ceiling", "ragged ratio")
+
+
+def metric_cells(gflops: Optional[float], efficiency: Optional[float], ragged_ratio: Optional[float]) -> List[str]:
+    """The cells under ``METRIC_HEADER``."""
+    return [fmt_gflops(gflops), fmt_percent(efficiency), fmt_value(ragged_ratio)]
+
+
+def time_cell(median: Optional[float], status: str) -> str:
+    """A contender's table cell: its median time, or a short reason why there is none."""
+    if median is not None:
+        return fmt_time(median)
+    if status in ("MISMATCH", "not installed"):
+        return status
+    if status == "not run":
+        return "-"
+    if status.startswith("skipped"):
+        return "skipped"
+    if status == "forward only":
+        return "n/a (fwd only)"
+    if status == "no float64 kernel":
+        return "n/a (f64)"
+    if status.startswith("tests/reference"):
+        return "n/a"
+    return "error" if status else "-"
+
+
+def render_table(header: Sequence[str], body: Sequence[Sequence[str]], markdown: bool, left: int) -> str:
+    """A table as markdown or as aligned plain text; the first ``left`` columns are
+    left-aligned, the others (numbers) right-aligned."""
+    if markdown:
+        head = ["| " + " | ".join(header) + " |",
+                "|" + "|".join("---" if i < left else "---:" for i in range(len(header))) + "|"]
+        return "\n".join(head + ["| " + " | ".join(r) + " |" for r in body])
+    widths = [max(len(h), *(len(r[i]) for r in body)) if body else len(h) for i, h in enumerate(header)]
+
+    def fmt(cells: Sequence[str]) -> str:
+        return "  ".join(c.ljust(w) if i < left else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
+
+    lines: List[str] = [fmt(header), "  ".join("-" * w for w in widths)]
+    return "\n".join(lines + [fmt(r) for r in body])
