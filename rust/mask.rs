@@ -29,11 +29,15 @@
 //! rows per batch row in all.
 //!
 //! Group boundaries depend only on the batch size, never on the thread count.
+//! The number of groups is a power of two (at least 16 rows each, at most 8
+//! groups), so they share out evenly over 1, 2, 4 or 8 threads; 16 rows are
+//! two blocks of the packed step kernel (`packed.rs`), which runs them about
+//! as fast per row as 32, so a batch of 32 already uses two cores.
 
 use crate::error::{Error, Result};
 
 /// Fewest rows a group gets when the batch is split.
-const MIN_GROUP_ROWS: usize = 32;
+const MIN_GROUP_ROWS: usize = 16;
 /// Most groups a batch is split into.
 const MAX_GROUPS: usize = 8;
 
@@ -110,7 +114,8 @@ impl Plan {
         };
         let mut order: Vec<usize> = (0..batch).collect();
         order.sort_by(|&a, &b| lengths[b].cmp(&lengths[a]));
-        let n_groups = (batch / MIN_GROUP_ROWS).clamp(1, MAX_GROUPS);
+        let most = (batch / MIN_GROUP_ROWS).clamp(1, MAX_GROUPS);
+        let n_groups = 1 << most.ilog2();
         let mut groups = Vec::with_capacity(n_groups);
         let mut place = vec![(0, 0); batch];
         let mut next = 0;
@@ -228,7 +233,12 @@ mod tests {
     fn groups_tile_the_slots_and_balance() {
         let lens: Vec<i64> = (0..80).map(|i| (i * 7 % 11) as i64).collect();
         let p = Plan::new(80, 10, Some(&lens)).unwrap();
-        assert_eq!(p.groups.len(), 2);
+        assert_eq!(p.groups.len(), 4);
+        let sizes = |b| Plan::new(b, 1, None).unwrap().groups.len();
+        assert_eq!(
+            [4, 16, 31, 32, 47, 48, 64, 100, 128, 1000].map(sizes),
+            [1, 1, 1, 2, 2, 2, 4, 4, 8, 8]
+        );
         let mut end = 0;
         for g in &p.groups {
             assert_eq!(g.slots().start, end);
