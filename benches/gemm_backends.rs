@@ -142,9 +142,29 @@ fn bench(c: &mut Criterion) {
     g.finish();
 }
 
+/// The packed step kernel in f64 against the gemm crate (through the seam).
+fn bench_step_f64(c: &mut Criterion) {
+    let mut g = c.benchmark_group("recurrent_step_f64");
+    for &(m, k, n) in &[(16, 256, 256), (32, 256, 1024), (64, 256, 256)] {
+        let a = Array2::<f64>::from_shape_fn((m, k), |(i, j)| ((i * 7 + j * 3) % 11) as f64 * 0.1);
+        let b = Array2::<f64>::from_shape_fn((k, n), |(i, j)| ((i * 5 + j) % 13) as f64 * 0.1);
+        let mut out = Array2::<f64>::zeros((m, n));
+        let name = format!("{m}x{k}x{n}");
+        g.throughput(Throughput::Elements((2 * m * k * n) as u64));
+        g.bench_with_input(BenchmarkId::new("seam", &name), &(), |bch, _| {
+            bch.iter(|| rnnrs::gemm::gemm(false, a.view(), b.view(), out.view_mut()))
+        });
+        let packed = rnnrs::packed::PackedB::new(b.view());
+        g.bench_with_input(BenchmarkId::new("packed", &name), &(), |bch, _| {
+            bch.iter(|| packed.gemm(false, a.view(), out.view_mut()))
+        });
+    }
+    g.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().sample_size(20).warm_up_time(std::time::Duration::from_millis(300)).measurement_time(std::time::Duration::from_secs(1));
-    targets = bench, bench_step
+    targets = bench, bench_step, bench_step_f64
 }
 criterion_main!(benches);

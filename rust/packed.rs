@@ -250,9 +250,20 @@ unsafe fn micro<S: Simd, const MR: usize>(
     }
 }
 
-/// The whole product on one instruction set: panels outer (each stays in
-/// L1), blocks of `MR` rows inner, the last block with the rows left. The
-/// next block's rows of `C` are prefetched while a block runs: when
+/// Bytes of `A` (and of a panel) one pass over `K` may touch: together they
+/// stay well inside a 32–48 KiB L1.
+const L1_SHARE: usize = 16 * 1024;
+
+/// The whole product on one instruction set. `K` is cut into chunks whose
+/// slice of `A` (`M × kc`) and of one panel (`kc × NR`) fit L1 together;
+/// per chunk, panels outer (each read once from L2), blocks of `MR` rows
+/// inner (the last with the rows left). Chunks after the first add to `C`;
+/// since a tile goes to `C` and comes back unchanged, every element is still
+/// one FMA chain over `k` in order: the chunking never changes results.
+/// Without it, `A` and a panel outgrew L1 together (f64, or f32 with 32
+/// rows) and the scattered broadcasts of `A` came from L2.
+///
+/// The next tile's rows of `C` are prefetched while a tile runs: when
 /// accumulating they are usually far from the core (the hoisted input
 /// projection wrote them long before), and rows `ldc` apart defeat the
 /// hardware prefetcher.
@@ -262,44 +273,53 @@ unsafe fn micro<S: Simd, const MR: usize>(
 #[inline(always)]
 unsafe fn driver<S: Simd, const MR: usize>(x: &Args<S::T>) {
     let nr = 2 * S::LANES;
-    for p in 0..x.n.div_ceil(nr) {
-        let cols = nr.min(x.n - p * nr);
-        let b = x.b.add(p * x.k * nr);
-        let mut i = 0;
-        while i < x.m {
-            let rows = MR.min(x.m - i);
-            let a = x.a.add(i * x.lda);
-            let c = x.c.add(i * x.ldc + p * nr);
-            if x.accumulate {
-                let (ni, np) = if i + rows < x.m {
-                    (i + rows, p)
-                } else {
-                    (0, p + 1)
-                };
-                if np * nr < x.n {
-                    let next = x.c.add(ni * x.ldc + np * nr);
-                    for r in 0..MR.min(x.m - ni) {
-                        S::prefetch(next.add(r * x.ldc));
-                        S::prefetch(next.add(r * x.ldc + nr - 1));
+    let size = std::mem::size_of::<S::T>();
+    let kc = (L1_SHARE / (x.m * size)).clamp(16, L1_SHARE / (nr * size));
+    let panels = x.n.div_ceil(nr);
+    let (lda, ldc) = (x.lda, x.ldc);
+    let mut k0 = 0;
+    while k0 < x.k {
+        let k = kc.min(x.k - k0);
+        let acc = x.accumulate || k0 > 0;
+        for p in 0..panels {
+            let cols = nr.min(x.n - p * nr);
+            let b = x.b.add((p * x.k + k0) * nr);
+            let mut i = 0;
+            while i < x.m {
+                let rows = MR.min(x.m - i);
+                let a = x.a.add(i * lda + k0);
+                let c = x.c.add(i * ldc + p * nr);
+                if acc {
+                    let (ni, np) = if i + rows < x.m {
+                        (i + rows, p)
+                    } else {
+                        (0, p + 1)
+                    };
+                    if np < panels {
+                        let next = x.c.add(ni * ldc + np * nr);
+                        for r in 0..MR.min(x.m - ni) {
+                            S::prefetch(next.add(r * ldc));
+                            S::prefetch(next.add(r * ldc + nr - 1));
+                        }
                     }
                 }
+                macro_rules! rows {
+                    ($($r:literal)*) => {
+                        match rows {
+                            $($r => micro::<S, $r>(k, a, lda, b, c, ldc, cols, acc),)*
+                            _ => unreachable!(),
+                        }
+                    };
+                }
+                if rows == MR {
+                    micro::<S, MR>(k, a, lda, b, c, ldc, cols, acc);
+                } else {
+                    rows!(1 2 3 4 5 6 7 8 9 10 11);
+                }
+                i += rows;
             }
-            let (k, lda, ldc, acc) = (x.k, x.lda, x.ldc, x.accumulate);
-            macro_rules! rows {
-                ($($r:literal)*) => {
-                    match rows {
-                        $($r => micro::<S, $r>(k, a, lda, b, c, ldc, cols, acc),)*
-                        _ => unreachable!(),
-                    }
-                };
-            }
-            if rows == MR {
-                micro::<S, MR>(k, a, lda, b, c, ldc, cols, acc);
-            } else {
-                rows!(1 2 3 4 5 6 7 8 9 10 11);
-            }
-            i += rows;
         }
+        k0 += k;
     }
 }
 
@@ -503,6 +523,25 @@ mod tests {
     #[test]
     fn packed_products_match_ndarray_f32() {
         check::<f32>(1e-3);
+    }
+
+    #[test]
+    fn k_chunks_do_not_change_results() {
+        // one row runs K in chunks of 128, 64 rows in chunks of 64 (f32):
+        // the shared rows must agree bit for bit, accumulating or not (the
+        // general path, Generic, makes no such promise)
+        for isa in isas().into_iter().filter(|&i| i != Isa::Generic) {
+            let a = filled::<f32>(64, 300, 5);
+            let b = filled::<f32>(300, 70, 6);
+            let packed = PackedB::with_isa(b.view(), isa);
+            for accumulate in [false, true] {
+                let mut all = Array2::<f32>::from_elem((64, 70), 0.25);
+                packed.gemm(accumulate, a.view(), all.view_mut());
+                let mut one = Array2::<f32>::from_elem((1, 70), 0.25);
+                packed.gemm(accumulate, a.slice(s![..1, ..]), one.view_mut());
+                assert_eq!(one, all.slice(s![..1, ..]), "{isa:?}");
+            }
+        }
     }
 
     #[test]

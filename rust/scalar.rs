@@ -126,8 +126,9 @@ pub fn exp_f64(x: f64) -> f64 {
     let n = t - ROUND;
     let r = xc - n * C1 - n * C2;
     let rr = r * r;
-    let px = r * ((1.261_771_930_748_105_908_78e-4 * rr + 3.029_944_077_074_419_613e-2) * rr
-        + 9.999_999_999_999_999_999_1e-1);
+    let px = r
+        * ((1.261_771_930_748_105_908_78e-4 * rr + 3.029_944_077_074_419_613e-2) * rr
+            + 9.999_999_999_999_999_999_1e-1);
     let q = ((3.001_985_051_386_644_550_42e-6 * rr + 2.524_483_403_496_841_041_92e-3) * rr
         + 2.272_655_482_081_550_287_66e-1)
         * rr
@@ -135,9 +136,8 @@ pub fn exp_f64(x: f64) -> f64 {
     let e = 1.0 + 2.0 * (px / (q - px));
     // 2^(n-1): n = the low bits of t (two's complement), n - 1 + 1023 in the
     // exponent (n reaches 1024, one above the largest exponent); then × 2.
-    let scale = f64::from_bits(
-        (t.to_bits().wrapping_sub(ROUND.to_bits()).wrapping_add(1022)) << 52,
-    );
+    let scale =
+        f64::from_bits((t.to_bits().wrapping_sub(ROUND.to_bits()).wrapping_add(1022)) << 52);
     let y = e * scale * 2.0;
     if x > 709.78 {
         f64::INFINITY
