@@ -824,14 +824,18 @@ class Timing:
 
 
 def time_interleaved(runs: Dict[str, Callable[[], Any]], warmup: int, repeat: Optional[int],
-                     budget_s: float, min_reps: int, max_reps: int, settle_s: float = 0.0) -> Dict[str, Timing]:
+                     budget_s: float, min_reps: int, max_reps: int, settle_s: float = 0.0,
+                     warm_s: float = 0.0) -> Dict[str, Timing]:
     """Warm up every contender, then run rounds of one call each (rotating the order)
     until ``repeat`` rounds, or until ``budget_s`` of wall time and ``min_reps`` rounds.
 
-    Before each timed call the process sleeps ``settle_s`` and makes one untimed call
-    of the same contender: thread pools that spin after their work (PyTorch's OpenMP
-    workers keep spinning for a while) would otherwise steal the cores from whichever
-    contender runs next, and the untimed call absorbs the wake-up from the idle."""
+    Before each timed call the process sleeps ``settle_s``, then calls the same
+    contender untimed for ``warm_s`` seconds (at least once): thread pools that spin
+    after their work (PyTorch's OpenMP workers keep spinning for a while) would
+    otherwise steal the cores from whichever contender runs next, and the untimed
+    calls bring the cores back up from the idle -- on the shared VM a call right
+    after a 20 ms sleep ran up to 2x slower for the next few milliseconds, whoever
+    made it, which weighed most on short calls."""
     names = list(runs)
     timings = {n: Timing() for n in names}
     if not names:
@@ -857,7 +861,10 @@ def time_interleaved(runs: Dict[str, Callable[[], Any]], warmup: int, repeat: Op
                 fn = runs[n]
                 if settle_s > 0:
                     time.sleep(settle_s)
+                    warm_until = clock() + int(warm_s * 1e9)
                     fn()  # untimed: absorbs the wake-up from the idle, warms this contender's caches
+                    while clock() < warm_until:
+                        fn()
                 t0 = clock()
                 fn()
                 timings[n].samples_ns.append(clock() - t0)
@@ -1153,7 +1160,7 @@ def run_case(case: Case, args, contenders: Sequence[str]) -> Row:
 
     timings = time_interleaved({n: p.run for n, p in prepared.items()}, warmup=args.warmup,
                                repeat=args.repeat, budget_s=args.budget, min_reps=args.min_reps,
-                               max_reps=args.max_reps, settle_s=args.settle)
+                               max_reps=args.max_reps, settle_s=args.settle, warm_s=args.warm)
     medians = {n: (timings[n].median_s() if n in timings else None) for n in contenders}
     spread = {n: (t.min_s(), t.quantile_s(0.1), t.quantile_s(0.9)) for n, t in timings.items()}
     reps = len(next(iter(timings.values())).samples_ns) if timings else 0
@@ -1240,6 +1247,9 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p.add_argument("--min-reps", type=int, default=15)
     p.add_argument("--max-reps", type=int, default=5000)
     p.add_argument("--warmup", type=int, default=3, help="warm-up calls per contender (default 3)")
+    p.add_argument("--warm", type=float, default=0.01,
+                   help="seconds of untimed calls of a contender after the settle idle, before its "
+                        "timed call (default 0.01; at least one call is always made)")
     p.add_argument("--settle", type=float, default=0.02,
                    help="seconds of idle before each timed call, so that one library's spinning "
                         "worker threads do not slow the next one down (default 0.02; 0 disables)")
