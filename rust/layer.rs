@@ -22,6 +22,7 @@ use crate::mask::{Group, Plan};
 use crate::pool;
 use crate::scalar::Scalar;
 use ndarray::{s, Array2, Array3, ArrayView2, ArrayView3, ArrayViewMut2, Axis};
+use std::mem::MaybeUninit;
 use std::ops::Range;
 
 /// Work (multiply-adds) below which a call stays on the calling thread.
@@ -46,19 +47,29 @@ pub fn check_state<T>(
     check_shape(arg, state.shape(), &[plan.batch, width])
 }
 
-/// Gathers `x` (`[T, B, I]` view) into the slot layout.
+/// Gathers `x` (`[T, B, I]` view) into the slot layout, padding rows zero.
+/// Every row is written exactly once (no zeroing pass first).
 pub fn gather_inputs<T: Scalar>(plan: &Plan, x: ArrayView3<T>) -> Array2<T> {
     let input = x.len_of(Axis(2));
-    let mut out = Array2::<T>::zeros((plan.rows, input));
+    let mut out = Array2::<T>::uninit((plan.rows, input));
     for g in &plan.groups {
-        for (t, &a) in g.active.iter().enumerate() {
-            for (rank, &b) in g.rows[..a].iter().enumerate() {
-                out.row_mut(g.start[t] + rank)
-                    .assign(&x.slice(s![t, b, ..]));
+        for k in 0..g.start.len() - 1 {
+            let active = g.active.get(k).copied().unwrap_or(0);
+            for slot in g.start[k]..g.start[k + 1] {
+                let rank = slot - g.start[k];
+                let row = out.row_mut(slot);
+                if rank < active {
+                    x.slice(s![k, g.rows[rank], ..]).assign_to(row);
+                } else {
+                    row.into_iter()
+                        .for_each(|v| *v = MaybeUninit::new(T::zero()));
+                }
             }
         }
     }
-    out
+    // SAFETY: the groups' blocks tile all `plan.rows` slot rows and every
+    // row of every block was written above.
+    unsafe { out.assume_init() }
 }
 
 /// Which slot a (row, step) pair reads in [`scatter`].
@@ -79,21 +90,29 @@ pub fn scatter<T: Scalar>(plan: &Plan, buf: &Array2<T>, time_major: bool, slot: 
     } else {
         (plan.batch, plan.time, cols)
     };
-    let mut out = Array3::<T>::zeros(shape);
+    let mut out = Array3::<T>::uninit(shape);
     let outer: Vec<_> = out.outer_iter_mut().enumerate().collect();
-    pool::for_each(outer, |(i, mut sub): (usize, ArrayViewMut2<T>)| {
-        for j in 0..sub.nrows() {
-            let (b, t) = if time_major { (j, i) } else { (i, j) };
-            let found = match slot {
-                Slot::Token => plan.token_slot(b, t),
-                Slot::State => plan.state_slot(b, t),
-            };
-            if let Some(k) = found {
-                sub.row_mut(j).assign(&buf.row(k));
+    pool::for_each(
+        outer,
+        |(i, mut sub): (usize, ArrayViewMut2<MaybeUninit<T>>)| {
+            for j in 0..sub.nrows() {
+                let (b, t) = if time_major { (j, i) } else { (i, j) };
+                let found = match slot {
+                    Slot::Token => plan.token_slot(b, t),
+                    Slot::State => plan.state_slot(b, t),
+                };
+                let row = sub.row_mut(j);
+                match found {
+                    Some(k) => buf.row(k).assign_to(row),
+                    None => row
+                        .into_iter()
+                        .for_each(|v| *v = MaybeUninit::new(T::zero())),
+                }
             }
-        }
-    });
-    out
+        },
+    );
+    // SAFETY: every row of every outer slice was written above.
+    unsafe { out.assume_init() }
 }
 
 /// Each row's final state: its state after step `len-1`, or `initial` for
