@@ -75,26 +75,17 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 # --------------------------------------------------------------------------------------
 
 
-def _early_threads(argv: Sequence[str]) -> int:
-    p = argparse.ArgumentParser(add_help=False)
-    p.add_argument("--threads", type=int, default=2)
-    ns, _ = p.parse_known_args(argv)
-    return max(1, ns.threads)
+BENCHES_DIR = os.path.dirname(os.path.abspath(__file__))
+if BENCHES_DIR not in sys.path:  # report.py, next to this file
+    sys.path.insert(0, BENCHES_DIR)
+from report import pin_threads  # noqa: E402  (report imports nothing heavy)
 
-
-_THREADS = _early_threads(sys.argv[1:])
-for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
-             "BLIS_NUM_THREADS", "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS",
-             "RNNRS_NUM_THREADS"):
-    os.environ[_var] = str(_THREADS)
+_THREADS = pin_threads(sys.argv[1:])
 
 import numpy as np  # noqa: E402
 
-BENCHES_DIR = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(BENCHES_DIR)
 TESTS_DIR = os.path.join(REPO, "tests")
-if BENCHES_DIR not in sys.path:  # report.py, next to this file
-    sys.path.insert(0, BENCHES_DIR)
 from report import (METRIC_HEADER, fmt_time, fmt_times, fmt_value, metric_cells, ratio,  # noqa: E402
                     render_table as _render, time_cell)
 

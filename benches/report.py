@@ -6,6 +6,8 @@ this module without the import-time thread setup and library imports of ``compar
 
 from __future__ import annotations
 
+import argparse
+import os
 from typing import List, Optional, Sequence
 
 
@@ -84,3 +86,19 @@ def render_table(header: Sequence[str], body: Sequence[Sequence[str]], markdown:
 
     lines: List[str] = [fmt(header), "  ".join("-" * w for w in widths)]
     return "\n".join(lines + [fmt(r) for r in body])
+
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+                    "BLIS_NUM_THREADS", "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS",
+                    "RNNRS_NUM_THREADS")
+
+
+def pin_threads(argv: Sequence[str]) -> int:
+    """Reads ``--threads`` (default 2) from ``argv`` and sets every thread-count variable
+    the libraries read at import: call before importing NumPy or any peer."""
+    p = argparse.ArgumentParser(add_help=False)
+    p.add_argument("--threads", type=int, default=2)
+    ns, _ = p.parse_known_args(argv)
+    threads = max(1, ns.threads)
+    for var in THREAD_VARIABLES:
+        os.environ[var] = str(threads)
+    return threads

@@ -16,7 +16,7 @@ output goes to stderr; stdout gets one markdown document (also written to ``--ou
   rnnrs is faster; the last three columns are explained in compare.py's docstring);
 * the targets (``TARGETS``), each PASS, FAIL (with the rows that miss it) or "no data".
 
-``--cells``, ``--sizes``, ``--modes``, ``--layouts``, ``--budget`` and ``--quick`` are
+``--cells``, ``--sizes``, ``--modes``, ``--layouts``, ``--budget``, ``--min-reps`` and ``--quick`` are
 passed to every compare.py run.  The exit status is 1 when a run failed or reported a
 mismatch; a missed target does not change it.
 """
@@ -40,7 +40,7 @@ from report import (METRIC_HEADER, fmt_percent, fmt_times, fmt_value, metric_cel
 
 COMPARE = os.path.join(BENCHES_DIR, "compare.py")
 DTYPES = ("f32", "f64")
-PASSTHROUGH = ("cells", "sizes", "modes", "layouts", "budget")  # and --quick
+PASSTHROUGH = ("cells", "sizes", "modes", "layouts", "budget", "min_reps")  # and --quick
 PEERS = {"torch": "torch", "ort": "onnxruntime"}  # column -> compare.py contender
 ORDER = ("cell", "size", "mode", "layout")  # rows sorted by these (in the order compare.py ran them), dtype, threads
 HEADER = (["cell", "size", "mode", "batch", "dtype", "threads", "rnnrs"] + list(PEERS)
@@ -59,7 +59,7 @@ def compare_command(dtype: str, threads: int, json_path: str, args: argparse.Nam
     cmd = [sys.executable, COMPARE, "--dtype", dtype, "--threads", str(threads), "--json", json_path]
     for name in PASSTHROUGH:
         if getattr(args, name) is not None:
-            cmd += [f"--{name}", str(getattr(args, name))]
+            cmd += ["--" + name.replace("_", "-"), str(getattr(args, name))]
     return cmd + (["--quick"] if args.quick else [])
 
 
@@ -254,7 +254,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p.add_argument("--dtypes", default="f32,f64", help="comma list of f32,f64 (default both)")
     p.add_argument("--threads", default="1,2", help="comma list of thread counts (default 1,2)")
     for name in PASSTHROUGH:
-        p.add_argument(f"--{name}", default=None, help="passed to compare.py (default: compare.py's)")
+        p.add_argument("--" + name.replace("_", "-"), default=None,
+                       help="passed to compare.py (default: compare.py's)")
     p.add_argument("--quick", action="store_true", help="passed to compare.py: a smoke test")
     p.add_argument("--out", metavar="FILE", help="also write the markdown document to FILE")
     args = p.parse_args(argv)

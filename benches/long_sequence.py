@@ -1,0 +1,372 @@
+#!/usr/bin/env python3
+"""Time and peak memory of one training step on long sequences: rnnrs next to PyTorch CPU.
+
+    python benches/long_sequence.py                      # lstm, B64 T1000 I128 H256, f32, 2 threads
+    python benches/long_sequence.py --cells lstm,gru,rnn --time 200
+    python benches/long_sequence.py --dtype f64 --markdown
+
+What is measured
+----------------
+Backpropagation through time keeps every step's activations until the backward pass has
+used them, so the memory of a training step grows linearly with the sequence length T.
+At T = 1000 that cache, not the weights, is what decides whether a batch fits in memory.
+For every cell kind (``--cells``, default ``lstm``) and library this script measures one
+training step on a ``[B, T, I]`` batch (every sequence T steps long):
+
+* rnnrs: ``out, state, bp = rnnrs.dynamic_rnn(cell, x, return_backprop=True)`` and
+  ``bp(d_outputs=dY)``, i.e. the gradients of ``sum(out * dY)`` w.r.t. the inputs and all
+  weights, for ``BasicLSTMCell(H)``, ``GRUCell(H, reset_after=True)``, ``BasicRNNCell(H)``;
+* torch (when installed): ``nn.LSTM`` / ``nn.GRU`` / ``nn.RNN`` (``batch_first=True``, one
+  layer, its default initialisation) on CPU, ``out, _ = module(x)`` then ``out.backward(dY)``,
+  with ``x.requires_grad`` so that it computes ``d inputs`` as rnnrs does.
+
+The weights are not shared and the results are not compared: ``compare.py`` checks that
+both libraries compute the same thing.  Here only the cost of the computation matters.
+
+Each (library, cell kind) runs in a fresh subprocess, so one measurement's allocations
+(or its allocator's retained pages) cannot leak into another's.  The child imports its
+library, sets its thread count (``--threads``), builds ``x`` and ``dY`` (drawn directly in
+the run's dtype, without temporaries), builds the cell and runs one small warm-up step at
+T = 10, so library and thread-pool initialisation and the weights are all in the baseline.
+The baseline is ``getrusage(RUSAGE_SELF).ru_maxrss`` at that point.  The child then runs
+the T-step training step ``--repeat`` times (default 3), timing each; the table shows
+the median time and the peak RSS increase over the baseline (MiB), i.e. the largest
+resident memory the step needed beyond its inputs: the forward's cache, the outputs,
+the gradients and any scratch space.  ``ru_maxrss`` is a high-water mark, so the
+baseline is only exact when the current RSS equals it; the child also reads the
+current RSS (``/proc/self/statm``) and the per-case line reports the difference ("slack",
+which would make the figure too low).  The per-case line also shows the high-water mark
+after each repetition: a mark that still grows after the first one means that memory of
+one step outlived it.
+
+The last column is an estimate of what rnnrs's forward pass keeps for backprop, the
+analytic size of its cache (``rust/cell/*.rs``: ``LstmCache``, ``GruCache``, ``RnnCache``),
+``floats per token x B x T x itemsize`` with, per token,
+
+* lstm: 4H gate activations + H cell state + H output state + I inputs,
+* gru (reset_after): 3H gates + H ``q`` (``h @ hidden_kernel + hidden_bias``) + H state + I,
+* rnn: H state + I inputs.
+
+It leaves out the outputs ``[B, T, H]``, the input gradient ``[B, T, I]`` and the
+backward's scratch space, which the measured peak includes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, Optional, Sequence
+
+# --------------------------------------------------------------------------------------
+# Thread count must be fixed before NumPy (and its BLAS) is imported; the children
+# inherit these variables (and set them again, as they parse the same option).
+# --------------------------------------------------------------------------------------
+
+
+BENCHES_DIR = os.path.dirname(os.path.abspath(__file__))
+if BENCHES_DIR not in sys.path:  # report.py, next to this file
+    sys.path.insert(0, BENCHES_DIR)
+from report import pin_threads  # noqa: E402  (report imports nothing heavy)
+
+_THREADS = pin_threads(sys.argv[1:])
+
+import numpy as np  # noqa: E402
+
+from report import fmt_time, fmt_value, render_table  # noqa: E402
+
+MIB = 1024.0 * 1024.0
+WARMUP_TIME = 10  # steps of the warm-up call, before the baseline
+RESULT_MARK = "LONG_SEQUENCE_RESULT "  # prefix of the child's one JSON line on stdout
+CHILD_TIMEOUT_S = 3600
+LIBRARIES = ("rnnrs", "torch")
+
+# --------------------------------------------------------------------------------------
+# Cell kinds
+# --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CellKind:
+    key: str
+    torch_module: str  # torch.nn.<torch_module>
+    make_rnnrs_cell: Callable[[Any, int, Any], Any]  # (rnnrs module, units, dtype) -> cell
+    cache_floats: Callable[[int, int], int]  # (inputs, units) -> floats rnnrs caches per token
+
+
+CELL_KINDS: Dict[str, CellKind] = {
+    k.key: k
+    for k in (
+        CellKind("lstm", "LSTM", lambda r, H, dt: r.BasicLSTMCell(H, dtype=dt),
+                 lambda I, H: 4 * H + H + H + I),  # gates, c, h, x
+        CellKind("gru", "GRU", lambda r, H, dt: r.GRUCell(H, reset_after=True, dtype=dt),
+                 lambda I, H: 3 * H + H + H + I),  # gates, q, h, x
+        CellKind("rnn", "RNN", lambda r, H, dt: r.BasicRNNCell(H, dtype=dt),
+                 lambda I, H: H + I),  # h, x
+    )
+}
+
+
+@dataclass(frozen=True)
+class Size:
+    batch: int
+    time: int
+    inputs: int
+    units: int
+
+    def describe(self) -> str:
+        return f"B{self.batch} T{self.time} I{self.inputs} H{self.units}"
+
+
+def cache_estimate_mib(kind: CellKind, size: Size, dtype: Any) -> float:
+    """The analytic size of rnnrs's forward cache for a full batch (see the docstring)."""
+    floats = kind.cache_floats(size.inputs, size.units) * size.batch * size.time
+    return floats * np.dtype(dtype).itemsize / MIB
+
+
+# --------------------------------------------------------------------------------------
+# The child: one library, one cell kind, one size
+# --------------------------------------------------------------------------------------
+
+
+def _maxrss_bytes() -> int:
+    """The process's resident-set high-water mark (Linux reports KiB, macOS bytes)."""
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(rss if sys.platform == "darwin" else rss * 1024)
+
+
+def _current_rss_bytes() -> Optional[int]:
+    """The current RSS from /proc (Linux only), else None."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _rnnrs_step(kind: CellKind, size: Size, dtype: Any, threads: int) -> Callable[[np.ndarray, np.ndarray], None]:
+    import rnnrs
+
+    rnnrs.set_num_threads(threads)
+    cell = kind.make_rnnrs_cell(rnnrs, size.units, dtype)
+
+    def step(x: np.ndarray, dy: np.ndarray) -> None:
+        _, _, backprop = rnnrs.dynamic_rnn(cell, x, return_backprop=True)
+        backprop(d_outputs=dy)  # outputs, cache and gradients are all dropped on return
+
+    return step
+
+
+def _torch_step(kind: CellKind, size: Size, dtype: Any, threads: int) -> Callable[[np.ndarray, np.ndarray], None]:
+    import torch
+
+    torch.set_num_threads(threads)
+    try:
+        torch.set_num_interop_threads(1)
+    except RuntimeError:
+        pass
+    module = getattr(torch.nn, kind.torch_module)(size.inputs, size.units, num_layers=1, bias=True,
+                                                  batch_first=True)
+    module = module.to(torch.float64 if dtype == np.float64 else torch.float32)
+
+    def step(x: np.ndarray, dy: np.ndarray) -> None:
+        x_leaf = torch.from_numpy(x).requires_grad_(True)  # shares x's memory
+        out, _ = module(x_leaf)
+        out.backward(torch.from_numpy(dy))
+        del out, x_leaf  # and with x_leaf its gradient
+        module.zero_grad(set_to_none=True)
+
+    return step
+
+
+def _library_version(library: str) -> str:
+    module = sys.modules.get(library)
+    return str(getattr(module, "__version__", "?"))
+
+
+def measure(library: str, kind: CellKind, size: Size, dtype: Any, threads: int, repeat: int,
+            seed: int) -> Dict[str, Any]:
+    """Runs in the child: baseline after imports, inputs and warm-up; then ``repeat`` timed steps."""
+    make_step = {"rnnrs": _rnnrs_step, "torch": _torch_step}[library]
+    try:
+        step = make_step(kind, size, dtype, threads)
+    except ImportError as exc:
+        return {"status": "not installed", "error": f"{type(exc).__name__}: {exc}"}
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((size.batch, size.time, size.inputs), dtype=dtype)
+    dy = rng.standard_normal((size.batch, size.time, size.units), dtype=dtype)
+    w = min(WARMUP_TIME, size.time)
+    step(np.ascontiguousarray(x[:, :w]), np.ascontiguousarray(dy[:, :w]))
+
+    gc.collect()
+    baseline = _maxrss_bytes()
+    current = _current_rss_bytes()
+    times: List[float] = []
+    peaks: List[int] = []
+    gc.disable()
+    try:
+        for _ in range(repeat):
+            t0 = time.perf_counter()
+            step(x, dy)
+            times.append(time.perf_counter() - t0)
+            peaks.append(_maxrss_bytes())
+    finally:
+        gc.enable()
+    return {"status": "", "version": _library_version(library), "times_s": times,
+            "baseline_bytes": baseline, "current_bytes": current, "peaks_bytes": peaks}
+
+
+# --------------------------------------------------------------------------------------
+# The parent: one child per (library, cell kind)
+# --------------------------------------------------------------------------------------
+
+
+@dataclass
+class Row:
+    kind: CellKind
+    size: Size
+    library: str
+    status: str = ""  # "", "not installed", "error"
+    version: str = ""
+    times_s: List[float] = field(default_factory=list)
+    baseline_bytes: int = 0
+    current_bytes: Optional[int] = None
+    peaks_bytes: List[int] = field(default_factory=list)
+    detail: str = ""
+
+    @property
+    def median_s(self) -> Optional[float]:
+        return statistics.median(self.times_s) if self.times_s else None
+
+    @property
+    def peak_extra_mib(self) -> Optional[float]:
+        return (max(self.peaks_bytes) - self.baseline_bytes) / MIB if self.peaks_bytes else None
+
+    def describe(self) -> str:
+        head = f"{self.kind.key} {self.size.describe()} {self.library}"
+        if self.status:
+            return f"{head}: {self.status}" + (f" ({self.detail})" if self.detail else "")
+        runs = " ".join(fmt_time(t) for t in self.times_s)
+        marks = " / ".join(f"{(p - self.baseline_bytes) / MIB:.1f}" for p in self.peaks_bytes)
+        slack = ("" if self.current_bytes is None
+                 else f", slack {(self.baseline_bytes - self.current_bytes) / MIB:.1f} MiB")
+        return (f"{head} {self.version}: runs {runs}; peak extra after each run {marks} MiB; "
+                f"baseline {self.baseline_bytes / MIB:.1f} MiB{slack}")
+
+
+def _child_command(library: str, kind: CellKind, args: argparse.Namespace) -> List[str]:
+    return [sys.executable, os.path.abspath(__file__), "--child", library, "--cells", kind.key,
+            "--batch", str(args.batch), "--time", str(args.time), "--inputs", str(args.inputs),
+            "--units", str(args.units), "--dtype", args.dtype, "--threads", str(args.threads),
+            "--repeat", str(args.repeat), "--seed", str(args.seed)]
+
+
+def run_child(library: str, kind: CellKind, size: Size, args: argparse.Namespace) -> Row:
+    row = Row(kind, size, library)
+    try:
+        proc = subprocess.run(_child_command(library, kind, args), capture_output=True, text=True,
+                              timeout=CHILD_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        row.status, row.detail = "error", f"timed out after {CHILD_TIMEOUT_S} s"
+        return row
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith(RESULT_MARK)]
+    if proc.returncode != 0 or not lines:
+        tail = (proc.stderr.strip().splitlines() or ["(no stderr)"])[-1]
+        row.status, row.detail = "error", f"exit {proc.returncode}: {tail}"
+        return row
+    result = json.loads(lines[-1][len(RESULT_MARK):])
+    row.status, row.detail = result["status"], result.get("error", "")
+    if not row.status:
+        row.version = result["version"]
+        row.times_s = result["times_s"]
+        row.baseline_bytes = result["baseline_bytes"]
+        row.current_bytes = result["current_bytes"]
+        row.peaks_bytes = result["peaks_bytes"]
+    return row
+
+
+def render(rows: Sequence[Row], dtype: Any, markdown: bool) -> str:
+    header = ("cell", "B T I H", "library", "time per training step", "peak extra memory (MiB)",
+              "cached-activation estimate (MiB)")
+    body = []
+    for r in rows:
+        estimate = cache_estimate_mib(r.kind, r.size, dtype) if r.library == "rnnrs" else None
+        time_text = fmt_time(r.median_s) if r.median_s is not None else (r.status or "-")
+        body.append([r.kind.key, r.size.describe(), r.library, time_text,
+                     fmt_value(r.peak_extra_mib, ".1f"), fmt_value(estimate, ".1f")])
+    return render_table(header, body, markdown, left=3)
+
+
+def _csv(value: str, allowed: Sequence[str], what: str) -> List[str]:
+    items = [v.strip() for v in value.split(",") if v.strip()]
+    bad = [v for v in items if v not in allowed]
+    if bad or not items:
+        raise SystemExit(f"unknown {what}: {', '.join(bad) or '(none)'}; choose from {', '.join(allowed)}")
+    return items
+
+
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--cells", default="lstm", help=f"comma list of {', '.join(CELL_KINDS)} (default lstm)")
+    p.add_argument("--libraries", default=",".join(LIBRARIES),
+                   help="comma list of rnnrs, torch (default both; torch is skipped when not installed)")
+    p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--time", type=int, default=1000)
+    p.add_argument("--inputs", type=int, default=128)
+    p.add_argument("--units", type=int, default=256)
+    p.add_argument("--dtype", choices=("f32", "f64"), default="f32")
+    p.add_argument("--threads", type=int, default=2, help="threads for every library (default 2)")
+    p.add_argument("--repeat", type=int, default=3, help="timed training steps per case (default 3)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--markdown", action="store_true", help="print the table as markdown")
+    p.add_argument("--child", choices=LIBRARIES, help=argparse.SUPPRESS)  # internal: one measurement
+    args = p.parse_args(argv)
+    args.threads = max(1, args.threads)
+    for name in ("batch", "time", "inputs", "units", "repeat"):
+        if getattr(args, name) < 1:
+            p.error(f"--{name} must be at least 1")
+    return args
+
+
+def main(argv: Sequence[str] = ()) -> int:
+    args = parse_args(argv)
+    dtype = np.float64 if args.dtype == "f64" else np.float32
+    size = Size(args.batch, args.time, args.inputs, args.units)
+    kinds = [CELL_KINDS[k] for k in _csv(args.cells, list(CELL_KINDS), "cell kind")]
+    if args.child:
+        result = measure(args.child, kinds[0], size, dtype, args.threads, args.repeat, args.seed)
+        print(RESULT_MARK + json.dumps(result), flush=True)
+        return 0
+
+    libraries = _csv(args.libraries, LIBRARIES, "library")
+    load = " ".join(f"{v:.2f}" for v in os.getloadavg()) if hasattr(os, "getloadavg") else "?"
+    print(f"One training step (forward + backprop of sum(out * dY)), {args.dtype}, {args.threads} thread(s), "
+          f"median of {args.repeat}; one subprocess per case; {os.cpu_count()} CPUs, load average {load}")
+    rows: List[Row] = []
+    for kind in kinds:
+        for library in libraries:
+            row = run_child(library, kind, size, args)
+            print("  " + row.describe(), flush=True)
+            rows.append(row)
+    print()
+    print(render(rows, dtype, args.markdown))
+    print("\n  peak extra memory: ru_maxrss high-water mark over the baseline (after imports, inputs, "
+          "weights and a T=10 warm-up)")
+    print("  cached-activation estimate: the analytic size of what rnnrs's forward keeps for backprop "
+          "(outputs, d inputs and scratch not included)")
+    if any(r.library == "rnnrs" and r.status == "not installed" for r in rows):
+        print("rnnrs does not import; build it with `maturin develop --release` first.", file=sys.stderr)
+        return 2
+    return 1 if any(r.status == "error" for r in rows) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
