@@ -162,9 +162,40 @@ fn bench_step_f64(c: &mut Criterion) {
     g.finish();
 }
 
+/// The LSTM backward's deferred products at the medium size (B64 T100 I128
+/// H256, 6400 tokens), through `par_gemm` in a pool of 1 and of 2 threads.
+fn bench_deferred(c: &mut Criterion) {
+    let mut g = c.benchmark_group("deferred_f32");
+    let r = 6400;
+    let dz = Array2::<f32>::from_shape_fn((r, 1024), |(i, j)| ((i * 7 + j * 3) % 11) as f32 * 0.1);
+    let m = Array2::<f32>::from_shape_fn((r, 256), |(i, j)| ((i * 5 + j) % 13) as f32 * 0.1);
+    let w_x = Array2::<f32>::from_shape_fn((128, 1024), |(i, j)| ((i + j) % 7) as f32 * 0.1);
+    for threads in [1, 2] {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        let mut dw = Array2::<f32>::zeros((256, 1024));
+        g.throughput(Throughput::Elements((2 * 256 * r * 1024) as u64));
+        g.bench_function(BenchmarkId::new("dW_h=Mt_dZ", threads), |bch| {
+            bch.iter(|| {
+                pool.install(|| rnnrs::gemm::par_gemm(false, m.t(), dz.view(), dw.view_mut()))
+            })
+        });
+        let mut dx = Array2::<f32>::zeros((r, 128));
+        g.throughput(Throughput::Elements((2 * 128 * r * 1024) as u64));
+        g.bench_function(BenchmarkId::new("dX=dZ_Wxt", threads), |bch| {
+            bch.iter(|| {
+                pool.install(|| rnnrs::gemm::par_gemm(false, dz.view(), w_x.t(), dx.view_mut()))
+            })
+        });
+    }
+    g.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().sample_size(20).warm_up_time(std::time::Duration::from_millis(300)).measurement_time(std::time::Duration::from_secs(1));
-    targets = bench, bench_step, bench_step_f64
+    targets = bench, bench_step, bench_step_f64, bench_deferred
 }
 criterion_main!(benches);
