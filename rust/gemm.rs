@@ -16,7 +16,9 @@
 //! dispatch overhead dominates and `matrixmultiply` (through ndarray) wins.
 //! Its `x86-v4` feature adds AVX-512 kernels, chosen at run time where the CPU
 //! has them: on the project's (AVX-512) machine the medium step rises from 93
-//! to 150 GFLOP/s and the hoisted product from 98 to 168.
+//! to 150 GFLOP/s and the hoisted product from 98 to 168. The time loops'
+//! per-step products no longer come here: they run over weights packed once
+//! per call (see [`crate::packed`], 145–155 GFLOP/s on the same steps).
 //!
 //! Threading: [`par_gemm`] lets the `gemm` crate spread one product over the
 //! current pool. It splits only the output among threads and blocks `K` by

@@ -8,7 +8,8 @@
 //! per group, on its own thread (pool::for_each over split_groups(...)):
 //!     fill_initial(...)                            state block 0 ← h0
 //!     for t: h_prev = state block t, a = active[t] rows
-//!            acc = h_prev @ W_h  (gemm)            the only GEMM in the loop
+//!            acc = h_prev @ W_h  (packed.rs)       the only GEMM in the loop; W_h
+//!                                                  packed once per call
 //!            one fused element-wise pass → state block t+1 (+ per-token cache)
 //! outputs = scatter(plan, S, time_major, Slot::State);  state = final_state(...)
 //! ```
@@ -24,9 +25,19 @@ use crate::scalar::Scalar;
 use ndarray::{s, Array2, Array3, ArrayView2, ArrayView3, ArrayViewMut2, Axis};
 use std::mem::MaybeUninit;
 use std::ops::Range;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Work (multiply-adds) below which a call stays on the calling thread.
-const PARALLEL_WORK: usize = 1 << 17;
+/// Handing work to the pool costs a wake-up per parallel region (a forward
+/// pass has three, a training step eight), tens of microseconds each on the
+/// project's VM: at B32 T50 one thread beat two for the BasicRNN (10 M
+/// multiply-adds, 250 vs 350 µs) and the GRU (29 M, 0.68 vs 0.82 ms), while
+/// two won for the LSTM (39 M, 0.76 vs 0.92 ms).
+const PARALLEL_WORK: usize = 1 << 25;
+
+/// The threshold in force; tests lower it to take the parallel paths on
+/// small problems (see [`set_parallel_work`]).
+static PARALLEL_WORK_NOW: AtomicUsize = AtomicUsize::new(PARALLEL_WORK);
 
 /// Views `inputs` as `[T, B, I]` whatever the caller's layout.
 pub fn time_major_view<T>(a: ArrayView3<'_, T>, time_major: bool) -> ArrayView3<'_, T> {
@@ -185,5 +196,14 @@ pub fn fill_initial<T: Scalar>(g: &Group, state_g: &mut [T], initial: &ArrayView
 /// Whether a pass over the plan is worth handing to the thread pool, given
 /// the multiply-adds per token.
 pub fn worth_parallel(plan: &Plan, work_per_token: usize) -> bool {
-    plan.tokens() * work_per_token >= PARALLEL_WORK
+    plan.tokens() * work_per_token >= PARALLEL_WORK_NOW.load(Ordering::Relaxed)
+}
+
+/// Sets the work from which a call uses the thread pool (`None`: the
+/// default). For tests: results never depend on it, only speed does, so the
+/// thread-count determinism tests set it to 0 to run small problems on every
+/// parallel path.
+#[doc(hidden)]
+pub fn set_parallel_work(work: Option<usize>) {
+    PARALLEL_WORK_NOW.store(work.unwrap_or(PARALLEL_WORK), Ordering::Relaxed);
 }

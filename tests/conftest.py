@@ -78,3 +78,16 @@ def restore_threads():
     before = rnnrs.get_num_threads()
     yield before
     rnnrs.set_num_threads(before)
+
+
+@pytest.fixture
+def parallel_everything(restore_threads):
+    """Every call takes the thread pool's parallel paths, however small the problem,
+    so that the thread-count determinism tests exercise them (by default small
+    problems stay on the calling thread: handing them to the pool costs more than it
+    saves). Results never depend on this threshold; restored afterwards."""
+    from rnnrs import _rnnrs
+
+    _rnnrs._set_parallel_work(0)
+    yield restore_threads
+    _rnnrs._set_parallel_work(None)

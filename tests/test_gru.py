@@ -620,7 +620,7 @@ def run_everything(p, dtype):
 
 
 @FORMS
-def test_bitwise_identical_across_thread_counts(dtype, reset_after, restore_threads):
+def test_bitwise_identical_across_thread_counts(dtype, reset_after, parallel_everything):
     B, T, I, H = 64, 30, 32, 64
     lengths = np.random.default_rng(99).integers(0, T + 1, size=B)
     lengths[:3] = [0, T, 1]

@@ -717,7 +717,7 @@ def test_empty_batch(dtype):
 # --------------------------------------------------------------------------
 
 
-def test_bitwise_identical_across_thread_counts(dtype, restore_threads):
+def test_bitwise_identical_across_thread_counts(dtype, parallel_everything):
     options = Options(use_peepholes=True, cell_clip=0.8, num_proj=24, proj_clip=0.5)
     rng = np.random.default_rng(5)
     B, T, I, H = 64, 30, 32, 48

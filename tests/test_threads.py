@@ -59,7 +59,7 @@ def problem():
     return make_problem(99, B, T, I, H, lengths=lengths)
 
 
-def test_bitwise_identical_across_thread_counts(dtype, problem, restore_threads):
+def test_bitwise_identical_across_thread_counts(dtype, problem, parallel_everything):
     per_count = {}
     for n in THREAD_COUNTS:
         rnnrs.set_num_threads(n)

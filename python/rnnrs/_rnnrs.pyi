@@ -5,7 +5,7 @@ from typing import Optional, final
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["ForwardCache", "basic_rnn_backward", "basic_rnn_forward", "get_num_threads", "set_num_threads"]
+__all__ = ["ForwardCache", "_set_parallel_work", "basic_rnn_backward", "basic_rnn_forward", "get_num_threads", "set_num_threads"]
 
 @final
 class ForwardCache:
@@ -30,6 +30,7 @@ def basic_rnn_backward(
 ]: ...
 def set_num_threads(n: int) -> None: ...
 def get_num_threads() -> int: ...
+def _set_parallel_work(work: Optional[int] = None) -> None: ...
 
 # -- LSTM (BasicLSTMCell, LSTMCell) -------------------------------------------
 __all__ += ["lstm_backward", "lstm_forward"]

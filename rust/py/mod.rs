@@ -104,11 +104,20 @@ fn get_num_threads() -> usize {
     pool::num_threads()
 }
 
+/// Private: the work (multiply-adds) from which a call uses the thread pool,
+/// `None` for the default. The thread-determinism tests set 0.
+#[pyfunction]
+#[pyo3(signature = (work=None))]
+fn _set_parallel_work(work: Option<usize>) {
+    crate::layer::set_parallel_work(work)
+}
+
 #[pymodule]
 fn _rnnrs(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<ForwardCache>()?;
     m.add_function(wrap_pyfunction!(set_num_threads, m)?)?;
     m.add_function(wrap_pyfunction!(get_num_threads, m)?)?;
+    m.add_function(wrap_pyfunction!(_set_parallel_work, m)?)?;
     basic_rnn::register(m)?;
     lstm::register(m)?;
     gru::register(m)?;
