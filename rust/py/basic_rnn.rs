@@ -1,6 +1,6 @@
 //! Bindings of `BasicRNNCell`'s forward and backward passes.
 
-use super::{borrow, is_f64, ForwardCache, PyFloat};
+use super::{borrow, with_cache, with_dtype, ForwardCache, PyFloat};
 use crate::layer::time_major_view;
 use crate::{basic_rnn_backward, basic_rnn_forward, Activation, RnnCache};
 use numpy::{IntoPyArray, PyReadonlyArray1, PyReadonlyArray2, PyReadonlyArray3};
@@ -65,29 +65,16 @@ fn forward_py<'py>(
 ) -> PyResult<Bound<'py, PyTuple>> {
     let activation = Activation::parse(activation)?;
     let lengths = sequence_length.as_ref().map(|l| l.as_slice()).transpose()?;
-    if is_f64(py, inputs) {
-        forward_typed::<f64>(
-            py,
-            inputs,
-            initial_state,
-            kernel,
-            bias,
-            lengths,
-            activation,
-            time_major,
-        )
-    } else {
-        forward_typed::<f32>(
-            py,
-            inputs,
-            initial_state,
-            kernel,
-            bias,
-            lengths,
-            activation,
-            time_major,
-        )
-    }
+    with_dtype!(py, inputs, |T| forward_typed::<T>(
+        py,
+        inputs,
+        initial_state,
+        kernel,
+        bias,
+        lengths,
+        activation,
+        time_major,
+    ))
 }
 
 fn backward_typed<'py, T: PyFloat>(
@@ -133,17 +120,9 @@ fn backward_py<'py>(
     d_state: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, PyTuple>> {
     let cache = cache.get();
-    if let Ok(c) = cache.get::<RnnCache<f64>>(WHAT) {
-        backward_typed(py, c, kernel, d_outputs, d_state)
-    } else {
-        backward_typed(
-            py,
-            cache.get::<RnnCache<f32>>(WHAT)?,
-            kernel,
-            d_outputs,
-            d_state,
-        )
-    }
+    with_cache!(cache, WHAT, RnnCache, |c, T| backward_typed::<T>(
+        py, c, kernel, d_outputs, d_state
+    ))
 }
 
 pub(super) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {

@@ -3,7 +3,7 @@
 //! Weights travel as a dict keyed by their TensorFlow 1.x names (the
 //! Python cell's own weight dict); the form decides which names are read.
 
-use super::{borrow, is_f64, ForwardCache, PyFloat};
+use super::{borrow, with_cache, with_dtype, ForwardCache, PyFloat};
 use crate::layer::time_major_view;
 use crate::{gru_backward, gru_forward, Activation, GruCache, GruWeightGrads, GruWeights};
 use numpy::{IntoPyArray, PyReadonlyArray1, PyReadonlyArray2, PyReadonlyArray3};
@@ -137,29 +137,16 @@ fn forward_py<'py>(
 ) -> PyResult<Bound<'py, PyTuple>> {
     let activation = Activation::parse(activation)?;
     let lengths = sequence_length.as_ref().map(|l| l.as_slice()).transpose()?;
-    if is_f64(py, inputs) {
-        forward_typed::<f64>(
-            py,
-            inputs,
-            initial_state,
-            weights,
-            lengths,
-            activation,
-            reset_after,
-            time_major,
-        )
-    } else {
-        forward_typed::<f32>(
-            py,
-            inputs,
-            initial_state,
-            weights,
-            lengths,
-            activation,
-            reset_after,
-            time_major,
-        )
-    }
+    with_dtype!(py, inputs, |T| forward_typed::<T>(
+        py,
+        inputs,
+        initial_state,
+        weights,
+        lengths,
+        activation,
+        reset_after,
+        time_major,
+    ))
 }
 
 fn grads_dict<'py, T: PyFloat>(
@@ -241,17 +228,9 @@ fn backward_py<'py>(
     d_state: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, PyTuple>> {
     let cache = cache.get();
-    if let Ok(c) = cache.get::<GruCache<f64>>(WHAT) {
-        backward_typed(py, c, weights, d_outputs, d_state)
-    } else {
-        backward_typed(
-            py,
-            cache.get::<GruCache<f32>>(WHAT)?,
-            weights,
-            d_outputs,
-            d_state,
-        )
-    }
+    with_cache!(cache, WHAT, GruCache, |c, T| backward_typed::<T>(
+        py, c, weights, d_outputs, d_state
+    ))
 }
 
 pub(super) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {

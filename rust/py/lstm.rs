@@ -1,7 +1,7 @@
 //! Bindings of the LSTM's forward and backward passes (`BasicLSTMCell`,
 //! `LSTMCell`).
 
-use super::{borrow, is_f64, ForwardCache, PyFloat};
+use super::{borrow, with_cache, with_dtype, ForwardCache, PyFloat};
 use crate::cell::lstm::{backward, forward, LstmCache, LstmOptions, LstmWeights, Peepholes};
 use crate::layer::time_major_view;
 use crate::Activation;
@@ -152,17 +152,12 @@ fn forward_py<'py>(
     };
     let lengths = sequence_length.as_ref().map(|l| l.as_slice()).transpose()?;
     let peepholes = [w_i_diag, w_f_diag, w_o_diag];
-    if is_f64(py, inputs) {
-        let w = Borrowed::<f64>::new(kernel, bias, peepholes, projection)?;
+    with_dtype!(py, inputs, |T| {
+        let w = Borrowed::<T>::new(kernel, bias, peepholes, projection)?;
         forward_typed(
             py, inputs, initial_c, initial_h, &w, lengths, options, time_major,
         )
-    } else {
-        let w = Borrowed::<f32>::new(kernel, bias, peepholes, projection)?;
-        forward_typed(
-            py, inputs, initial_c, initial_h, &w, lengths, options, time_major,
-        )
-    }
+    })
 }
 
 fn backward_typed<'py, T: PyFloat>(
@@ -239,14 +234,10 @@ fn backward_py<'py>(
 ) -> PyResult<Bound<'py, PyTuple>> {
     let cache = cache.get();
     let peepholes = [w_i_diag, w_f_diag, w_o_diag];
-    if let Ok(c) = cache.get::<LstmCache<f64>>(WHAT) {
-        let w = Borrowed::<f64>::new(kernel, bias, peepholes, projection)?;
+    with_cache!(cache, WHAT, LstmCache, |c, T| {
+        let w = Borrowed::<T>::new(kernel, bias, peepholes, projection)?;
         backward_typed(py, c, &w, d_outputs, d_c, d_h)
-    } else {
-        let c = cache.get::<LstmCache<f32>>(WHAT)?;
-        let w = Borrowed::<f32>::new(kernel, bias, peepholes, projection)?;
-        backward_typed(py, c, &w, d_outputs, d_c, d_h)
-    }
+    })
 }
 
 pub(super) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {

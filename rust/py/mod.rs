@@ -52,6 +52,39 @@ impl ForwardCache {
     }
 }
 
+/// Evaluates `$body` with the type `$T` standing for `f64` when `$probe` is a
+/// float64 array, else for `f32` (the Python side has cast the other arrays
+/// to the same dtype; `borrow` names any that is not).
+macro_rules! with_dtype {
+    ($py:expr, $probe:expr, |$T:ident| $body:expr) => {
+        if $crate::py::is_f64($py, $probe) {
+            type $T = f64;
+            $body
+        } else {
+            type $T = f32;
+            $body
+        }
+    };
+}
+pub(crate) use with_dtype;
+
+/// Evaluates `$body` with `$c` the `$Cache<$T>` in `$cache` (`$T` = `f64`
+/// or `f32`, whichever the forward pass ran in), or fails with the cache's
+/// `TypeError` when it is another cell's.
+macro_rules! with_cache {
+    ($cache:expr, $what:expr, $Cache:ident, |$c:ident, $T:ident| $body:expr) => {
+        if let Ok($c) = $cache.get::<$Cache<f64>>($what) {
+            type $T = f64;
+            $body
+        } else {
+            let $c = $cache.get::<$Cache<f32>>($what)?;
+            type $T = f32;
+            $body
+        }
+    };
+}
+pub(crate) use with_cache;
+
 /// A float element type the bindings accept.
 pub(crate) trait PyFloat: crate::Scalar + Element {}
 impl PyFloat for f32 {}
