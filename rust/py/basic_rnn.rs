@@ -1,6 +1,6 @@
 //! Bindings of `BasicRNNCell`'s forward and backward passes.
 
-use super::{borrow, with_cache, with_dtype, ForwardCache, PyFloat};
+use super::{borrow, forward_result, with_cache, with_dtype, ForwardCache, PyFloat};
 use crate::layer::time_major_view;
 use crate::{basic_rnn_backward, basic_rnn_forward, Activation, RnnCache};
 use numpy::{IntoPyArray, PyReadonlyArray1, PyReadonlyArray2, PyReadonlyArray3};
@@ -36,14 +36,10 @@ fn forward_typed<'py, T: PyFloat>(
             time_major,
         )
     })?;
-    let cache = Bound::new(py, ForwardCache::new(out.cache))?;
-    PyTuple::new(
+    forward_result(
         py,
-        [
-            out.outputs.into_pyarray(py).into_any(),
-            out.state.into_pyarray(py).into_any(),
-            cache.into_any(),
-        ],
+        vec![out.outputs.into_dyn(), out.state.into_dyn()],
+        out.cache,
     )
 }
 

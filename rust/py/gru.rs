@@ -3,7 +3,7 @@
 //! Weights travel as a dict keyed by their TensorFlow 1.x names (the
 //! Python cell's own weight dict); the form decides which names are read.
 
-use super::{borrow, with_cache, with_dtype, ForwardCache, PyFloat};
+use super::{borrow, forward_result, with_cache, with_dtype, ForwardCache, PyFloat};
 use crate::layer::time_major_view;
 use crate::{gru_backward, gru_forward, Activation, GruCache, GruWeightGrads, GruWeights};
 use numpy::{IntoPyArray, PyReadonlyArray1, PyReadonlyArray2, PyReadonlyArray3};
@@ -107,14 +107,10 @@ fn forward_typed<'py, T: PyFloat>(
             time_major,
         )
     })?;
-    let cache = Bound::new(py, ForwardCache::new(out.cache))?;
-    PyTuple::new(
+    forward_result(
         py,
-        [
-            out.outputs.into_pyarray(py).into_any(),
-            out.state.into_pyarray(py).into_any(),
-            cache.into_any(),
-        ],
+        vec![out.outputs.into_dyn(), out.state.into_dyn()],
+        out.cache,
     )
 }
 

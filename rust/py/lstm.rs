@@ -1,7 +1,7 @@
 //! Bindings of the LSTM's forward and backward passes (`BasicLSTMCell`,
 //! `LSTMCell`).
 
-use super::{borrow, with_cache, with_dtype, ForwardCache, PyFloat};
+use super::{borrow, forward_result, with_cache, with_dtype, ForwardCache, PyFloat};
 use crate::cell::lstm::{backward, forward, LstmCache, LstmOptions, LstmWeights, Peepholes};
 use crate::layer::time_major_view;
 use crate::Activation;
@@ -103,15 +103,10 @@ fn forward_typed<'py, T: PyFloat>(
             time_major,
         )
     })?;
-    let cache = Bound::new(py, ForwardCache::new(out.cache))?;
-    PyTuple::new(
+    forward_result(
         py,
-        [
-            out.outputs.into_pyarray(py).into_any(),
-            out.c.into_pyarray(py).into_any(),
-            out.m.into_pyarray(py).into_any(),
-            cache.into_any(),
-        ],
+        vec![out.outputs.into_dyn(), out.c.into_dyn(), out.m.into_dyn()],
+        out.cache,
     )
 }
 

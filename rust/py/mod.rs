@@ -12,10 +12,13 @@ mod lstm;
 
 use crate::error::Error;
 use crate::pool;
-use numpy::{dtype, Element, PyArrayDescrMethods, PyUntypedArray, PyUntypedArrayMethods};
+use numpy::{
+    dtype, Element, IntoPyArray, PyArrayDescrMethods, PyUntypedArray, PyUntypedArrayMethods,
+};
 use pyo3::conversion::FromPyObjectOwned;
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
+use pyo3::types::PyTuple;
 use std::any::Any;
 
 /// The extension's allocator. The layer's buffers are large (tens of MB at
@@ -84,6 +87,22 @@ macro_rules! with_cache {
     };
 }
 pub(crate) use with_cache;
+
+/// A forward binding's result: its arrays (moved out to NumPy, no copy) and
+/// then the cache, as one tuple.
+pub(crate) fn forward_result<'py, T: PyFloat, C: Any + Send + Sync>(
+    py: Python<'py>,
+    arrays: Vec<ndarray::ArrayD<T>>,
+    cache: C,
+) -> PyResult<Bound<'py, PyTuple>> {
+    let cache = Bound::new(py, ForwardCache::new(cache))?.into_any();
+    let mut items: Vec<_> = arrays
+        .into_iter()
+        .map(|a| a.into_pyarray(py).into_any())
+        .collect();
+    items.push(cache);
+    PyTuple::new(py, items)
+}
 
 /// A float element type the bindings accept.
 pub(crate) trait PyFloat: crate::Scalar + Element {}
