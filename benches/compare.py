@@ -78,7 +78,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 BENCHES_DIR = os.path.dirname(os.path.abspath(__file__))
 if BENCHES_DIR not in sys.path:  # report.py, next to this file
     sys.path.insert(0, BENCHES_DIR)
-from report import pin_threads  # noqa: E402  (report imports nothing heavy)
+from report import csv_choice, pin_threads  # noqa: E402  (report imports nothing heavy)
 
 _THREADS = pin_threads(sys.argv[1:])
 
@@ -1209,16 +1209,6 @@ def render_table(rows: List[Row], contenders: Sequence[str], markdown: bool) -> 
     return _render(header, body, markdown, left=4)
 
 
-def _csv(value: str, allowed: Sequence[str], what: str) -> List[str]:
-    items = [v.strip() for v in value.split(",") if v.strip()]
-    if items == ["all"]:
-        return list(allowed)
-    bad = [v for v in items if v not in allowed]
-    if bad:
-        raise SystemExit(f"unknown {what}: {', '.join(bad)} (choose from {', '.join(allowed)})")
-    return items
-
-
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -1267,11 +1257,11 @@ def main(argv: Sequence[str] = ()) -> int:
         print(f"rnnrs does not import ({RNNRS_ERR}); build it with `maturin develop --release` first.",
               file=sys.stderr)
         return 2
-    sizes = [SIZES[s] for s in _csv(args.sizes, list(SIZES), "size")]
-    modes = _csv(args.modes, MODES, "mode")
-    layouts = _csv(args.layouts, LAYOUTS, "layout")
-    kinds = [CELL_KINDS[k] for k in _csv(args.cells, list(CELL_KINDS), "cell kind")]
-    contenders = ["rnnrs"] + [c for c in _csv(args.contenders, CONTENDERS, "contender") if c != "rnnrs"]
+    sizes = [SIZES[s] for s in csv_choice(args.sizes, list(SIZES), "size")]
+    modes = csv_choice(args.modes, MODES, "mode")
+    layouts = csv_choice(args.layouts, LAYOUTS, "layout")
+    kinds = [CELL_KINDS[k] for k in csv_choice(args.cells, list(CELL_KINDS), "cell kind")]
+    contenders = ["rnnrs"] + [c for c in csv_choice(args.contenders, CONTENDERS, "contender") if c != "rnnrs"]
     dtype = np.float64 if args.dtype == "f64" else np.float32
 
     rnnrs.set_num_threads(args.threads)

@@ -74,7 +74,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 BENCHES_DIR = os.path.dirname(os.path.abspath(__file__))
 if BENCHES_DIR not in sys.path:  # report.py, next to this file
     sys.path.insert(0, BENCHES_DIR)
-from report import pin_threads  # noqa: E402  (report imports nothing heavy)
+from report import csv_choice, pin_threads  # noqa: E402  (report imports nothing heavy)
 
 _THREADS = pin_threads(sys.argv[1:])
 
@@ -304,14 +304,6 @@ def render(rows: Sequence[Row], dtype: Any, markdown: bool) -> str:
     return render_table(header, body, markdown, left=3)
 
 
-def _csv(value: str, allowed: Sequence[str], what: str) -> List[str]:
-    items = [v.strip() for v in value.split(",") if v.strip()]
-    bad = [v for v in items if v not in allowed]
-    if bad or not items:
-        raise SystemExit(f"unknown {what}: {', '.join(bad) or '(none)'}; choose from {', '.join(allowed)}")
-    return items
-
-
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -340,13 +332,13 @@ def main(argv: Sequence[str] = ()) -> int:
     args = parse_args(argv)
     dtype = np.float64 if args.dtype == "f64" else np.float32
     size = Size(args.batch, args.time, args.inputs, args.units)
-    kinds = [CELL_KINDS[k] for k in _csv(args.cells, list(CELL_KINDS), "cell kind")]
+    kinds = [CELL_KINDS[k] for k in csv_choice(args.cells, list(CELL_KINDS), "cell kind")]
     if args.child:
         result = measure(args.child, kinds[0], size, dtype, args.threads, args.repeat, args.seed)
         print(RESULT_MARK + json.dumps(result), flush=True)
         return 0
 
-    libraries = _csv(args.libraries, LIBRARIES, "library")
+    libraries = csv_choice(args.libraries, LIBRARIES, "library")
     load = " ".join(f"{v:.2f}" for v in os.getloadavg()) if hasattr(os, "getloadavg") else "?"
     print(f"One training step (forward + backprop of sum(out * dY)), {args.dtype}, {args.threads} thread(s), "
           f"median of {args.repeat}; one subprocess per case; {os.cpu_count()} CPUs, load average {load}")

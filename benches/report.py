@@ -98,7 +98,19 @@ def pin_threads(argv: Sequence[str]) -> int:
     p = argparse.ArgumentParser(add_help=False)
     p.add_argument("--threads", type=int, default=2)
     ns, _ = p.parse_known_args(argv)
-    threads = max(1, ns.threads)
+    threads = max(1, int(ns.threads))
     for var in THREAD_VARIABLES:
         os.environ[var] = str(threads)
     return threads
+
+
+def csv_choice(value: str, allowed: Sequence[str], what: str) -> List[str]:
+    """A comma list of names out of ``allowed`` (``all`` for every one); exits with a
+    message naming the unknown ones, or when the list is empty."""
+    items = [v.strip() for v in value.split(",") if v.strip()]
+    if items == ["all"]:
+        return list(allowed)
+    bad = [v for v in items if v not in allowed]
+    if bad or not items:
+        raise SystemExit(f"unknown {what}: {', '.join(bad) or '(none)'} (choose from {', '.join(allowed)})")
+    return items
