@@ -116,16 +116,21 @@ impl<'a, T: Scalar> PackedB<'a, T> {
     }
 
     /// `c = c + a @ B` when `accumulate`, else `c = a @ B`, on this thread.
-    /// `a` is `[M, K]` and `c` `[M, N]`; both need unit column stride for the
-    /// packed kernels (any other layout takes the general path).
+    /// `a` is `[M, K]` and `c` `[M, N]`; the packed kernels need both with
+    /// unit column stride and a non-negative row stride (any other layout
+    /// takes the general path).
     pub fn gemm(&self, accumulate: bool, a: ArrayView2<T>, mut c: ArrayViewMut2<T>) {
         let (m, k) = a.dim();
         assert!(
             k == self.k && c.dim() == (m, self.n),
             "packed gemm: shape mismatch"
         );
-        let unit = |s: &[isize]| s[1] == 1 || s[0] == 0;
-        if self.nr == 0 || m == 0 || !unit(a.strides()) || !unit(c.strides()) {
+        let rows_of_unit_stride = |s: &[isize], cols: usize| s[0] >= 0 && (s[1] == 1 || cols <= 1);
+        if self.nr == 0
+            || m == 0
+            || !rows_of_unit_stride(a.strides(), k)
+            || !rows_of_unit_stride(c.strides(), self.n)
+        {
             gemm(accumulate, a, self.plain, c);
             return;
         }
@@ -296,10 +301,12 @@ unsafe fn driver<S: Simd, const MR: usize>(x: &Args<S::T>) {
                         (0, p + 1)
                     };
                     if np < panels {
-                        let next = x.c.add(ni * ldc + np * nr);
+                        // a hint only: the last address may lie past the
+                        // end of a partial panel, hence wrapping arithmetic
+                        let next = x.c.wrapping_add(ni * ldc + np * nr);
                         for r in 0..MR.min(x.m - ni) {
-                            S::prefetch(next.add(r * ldc));
-                            S::prefetch(next.add(r * ldc + nr - 1));
+                            S::prefetch(next.wrapping_add(r * ldc));
+                            S::prefetch(next.wrapping_add(r * ldc + nr - 1));
                         }
                     }
                 }
@@ -523,6 +530,23 @@ mod tests {
     #[test]
     fn packed_products_match_ndarray_f32() {
         check::<f32>(1e-3);
+    }
+
+    #[test]
+    fn other_layouts_take_the_general_path() {
+        // reversed rows (negative stride) and a column-strided output
+        let a = filled::<f64>(9, 20, 7);
+        let b = filled::<f64>(20, 40, 8);
+        let want = a.slice(s![..;-1, ..]).dot(&b);
+        let packed = PackedB::new(b.view());
+        let mut c = Array2::<f64>::zeros((9, 40));
+        packed.gemm(false, a.slice(s![..;-1, ..]), c.view_mut());
+        assert!((&c - &want).iter().all(|d| d.abs() < 1e-12));
+        let mut wide = Array2::<f64>::zeros((9, 80));
+        packed.gemm(false, a.view(), wide.slice_mut(s![.., ..;2]));
+        assert!((&wide.slice(s![.., ..;2]) - &a.dot(&b))
+            .iter()
+            .all(|d| d.abs() < 1e-12));
     }
 
     #[test]
