@@ -138,14 +138,18 @@ pub fn par_gemm<T: Scalar>(
     b: ArrayView2<T>,
     c: ArrayViewMut2<T>,
 ) {
-    let (m, k) = a.dim();
-    let n = b.dim().1;
-    let threads = if pool::in_pool() && m * n * k >= SPLIT_FLOPS {
+    let threads = split_threads(a.nrows(), b.ncols(), a.ncols());
+    gemm_with(accumulate, a, b, c, threads)
+}
+
+/// Threads an `[m, k] @ [k, n]` product is split over: the current pool's,
+/// when called from it and the product is worth splitting, else one.
+fn split_threads(m: usize, n: usize, k: usize) -> usize {
+    if pool::in_pool() && m * n * k >= SPLIT_FLOPS {
         rayon::current_num_threads()
     } else {
         1
-    };
-    gemm_with(accumulate, a, b, c, threads)
+    }
 }
 
 /// `a @ b` as a new standard-layout array, on every thread of the current
@@ -161,11 +165,7 @@ pub fn par_product<T: Scalar>(a: ArrayView2<T>, b: ArrayView2<T>) -> Array2<T> {
         par_gemm(false, a, b, c.view_mut());
         return c;
     }
-    let threads = if pool::in_pool() && m * n * k >= SPLIT_FLOPS {
-        rayon::current_num_threads()
-    } else {
-        1
-    };
+    let threads = split_threads(m, n, k);
     let mut c = Array2::<T>::uninit((m, n));
     // SAFETY: `c` is a fresh standard-layout `[m, n]` buffer (row stride n);
     // with `accumulate` false the gemm crate writes every element of it

@@ -68,12 +68,11 @@ pub fn gather_inputs<T: Scalar>(plan: &Plan, x: ArrayView3<T>) -> Array2<T> {
             let active = g.active.get(k).copied().unwrap_or(0);
             for slot in g.start[k]..g.start[k + 1] {
                 let rank = slot - g.start[k];
-                let row = out.row_mut(slot);
+                let mut row = out.row_mut(slot);
                 if rank < active {
                     x.slice(s![k, g.rows[rank], ..]).assign_to(row);
                 } else {
-                    row.into_iter()
-                        .for_each(|v| *v = MaybeUninit::new(T::zero()));
+                    row.fill(MaybeUninit::new(T::zero()));
                 }
             }
         }
@@ -112,12 +111,10 @@ pub fn scatter<T: Scalar>(plan: &Plan, buf: &Array2<T>, time_major: bool, slot: 
                     Slot::Token => plan.token_slot(b, t),
                     Slot::State => plan.state_slot(b, t),
                 };
-                let row = sub.row_mut(j);
+                let mut row = sub.row_mut(j);
                 match found {
                     Some(k) => buf.row(k).assign_to(row),
-                    None => row
-                        .into_iter()
-                        .for_each(|v| *v = MaybeUninit::new(T::zero())),
+                    None => row.fill(MaybeUninit::new(T::zero())),
                 }
             }
         },
