@@ -86,8 +86,8 @@ import numpy as np  # noqa: E402
 
 REPO = os.path.dirname(BENCHES_DIR)
 TESTS_DIR = os.path.join(REPO, "tests")
-from report import (METRIC_HEADER, fmt_time, fmt_times, fmt_value, metric_cells, ratio,  # noqa: E402
-                    render_table as _render, time_cell)
+from report import METRIC_HEADER, fmt_time, fmt_times, fmt_value, metric_cells, ratio, time_cell  # noqa: E402
+from report import render_table as _render  # noqa: E402
 
 # --------------------------------------------------------------------------------------
 # Optional imports
@@ -753,7 +753,8 @@ def _compare(name: str, got: np.ndarray, want: np.ndarray, tol: float, scaled: b
     bad = ~(diff <= tol * scale + tol * np.abs(want))
     if np.any(bad):
         idx = np.unravel_index(int(np.nanargmax(np.where(bad, diff, -1))), diff.shape)
-        return (f"{name}: max|diff|={float(np.nanmax(diff)):.3g} (tol {tol:g}{' x ' + format(scale, '.3g') if scaled else ''}), "
+        return (f"{name}: max|diff|={float(np.nanmax(diff)):.3g} "
+                f"(tol {tol:g}{' x ' + format(scale, '.3g') if scaled else ''}), "
                 f"{int(bad.sum())}/{bad.size} entries off; worst at {tuple(int(i) for i in idx)}: "
                 f"got {float(got[idx]):.7g}, rnnrs {float(want[idx]):.7g}")
     return None
@@ -1000,7 +1001,7 @@ def host_description() -> List[str]:
         f"python   : {platform.python_version()} ({platform.python_implementation()})",
         f"numpy    : {np.__version__}{_blas_names()}",
         f"rnnrs    : {_version(rnnrs)}" + (f"  ({getattr(rnnrs, '__file__', '')})" if rnnrs is not None else f"  ({RNNRS_ERR})"),
-        f"reference: " + (f"{reference.__file__}" if reference is not None else f"not available ({REFERENCE_ERR})")
+        "reference: " + (f"{reference.__file__}" if reference is not None else f"not available ({REFERENCE_ERR})")
         + ("" if reference_lstm is not None and reference_gru is not None else "  (LSTM/GRU references missing)"),
         f"torch    : {_version(torch)}",
         f"onnxrt   : {_version(ort)}",
@@ -1314,7 +1315,7 @@ def main(argv: Sequence[str] = ()) -> int:
     if tiny:
         print()
     for r in tiny:  # one line per cell kind
-        med, (mn, p10, p90) = r.medians["rnnrs"], r.spread["rnnrs"]
+        med, (mn, _p10, p90) = r.medians["rnnrs"], r.spread["rnnrs"]
         verdict = "OK" if med * 1e6 < TINY_TARGET_US else "ABOVE TARGET"
         if r.reps < 100:
             verdict += f" (only {r.reps} repetitions: not a reliable verdict)"

@@ -35,8 +35,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 BENCHES_DIR = os.path.dirname(os.path.abspath(__file__))
 if BENCHES_DIR not in sys.path:  # report.py, next to this file
     sys.path.insert(0, BENCHES_DIR)
-from report import (METRIC_HEADER, fmt_percent, fmt_times, fmt_value, metric_cells, ratio,  # noqa: E402
-                    render_table, time_cell)
+from report import METRIC_HEADER, fmt_percent, fmt_times, fmt_value, metric_cells, ratio, render_table, time_cell  # noqa: E402
 
 COMPARE = os.path.join(BENCHES_DIR, "compare.py")
 DTYPES = ("f32", "f64")
@@ -241,7 +240,7 @@ def _list(value: str, convert: Callable[[str], Any], allowed: Optional[Sequence[
     try:
         items = [convert(v.strip()) for v in value.split(",") if v.strip()]
     except ValueError:
-        raise SystemExit(f"bad {what}: {value}")
+        raise SystemExit(f"bad {what}: {value}") from None
     bad = [v for v in items if (allowed is not None and v not in allowed) or (isinstance(v, int) and v < 1)]
     if bad or not items:
         raise SystemExit(f"bad {what}: {value}")

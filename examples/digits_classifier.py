@@ -71,7 +71,8 @@ def main() -> None:
 
     result = model.evaluate(x[test], y[test])
     correct = int(round(result["accuracy"] * len(test)))
-    print(f"final training loss {history.history['loss'][-1]:.4f}, training accuracy {history.history['accuracy'][-1]:.4f}")
+    print(f"final training loss {history.history['loss'][-1]:.4f}, "
+          f"training accuracy {history.history['accuracy'][-1]:.4f}")
     print(f"test accuracy: {result['accuracy']:.4f} ({correct}/{len(test)})")
     print(f"training time: {seconds:.2f} s ({steps} steps, {1000 * seconds / steps:.2f} ms per step)")
     if args.save:

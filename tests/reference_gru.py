@@ -153,7 +153,7 @@ def gru_backward(cache, d_outputs=None, d_state=None):
         s = cache["steps"][t]
         active = s["active"]  # [B, 1]
 
-        def masked(a):
+        def masked(a, active=active):  # bound now: called for this step only
             """Rows that did not run step t contribute nothing (NaN-safe)."""
             return np.where(active, a, 0.0)
 

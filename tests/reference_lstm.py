@@ -183,7 +183,7 @@ def lstm_backward(cache, d_outputs=None, d_c=None, d_h=None):
         active = s["active"]  # [B, 1]
         i, j, f, o, c_prev, c_new = s["i"], s["j"], s["f"], s["o"], s["c_prev"], s["c"]
 
-        def live(a):
+        def live(a, active=active):  # bound now: called for this step only
             # Finished rows contribute nothing (np.where, not a product, so
             # that NaN in padded inputs cannot leak).
             return np.where(active, a, 0.0)

@@ -405,7 +405,7 @@ class Dropout(Wrapper):
             step_cache, active = steps[t]
             d_out = None if d_outputs is None else np.where(active, d_outputs[:, t, :], 0.0)[:, None, :]
             # dLoss/d(new state before dropout): through the mask, only for running rows.
-            d_new = map_state(lambda _c, d: np.where(active, d, 0.0), ds)
+            d_new = map_state(lambda _c, d, active=active: np.where(active, d, 0.0), ds)
             if self.state_masks is not None:
                 d_new = map_state(lambda _c, d, m: d if m is None else d * m, d_new, self.state_masks[t])
             d_x_t, d_prev, d_w = self.cell.backward(step_cache, d_out, d_new)

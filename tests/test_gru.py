@@ -24,8 +24,8 @@ from helpers import (
     grad_modes,
     length_containers,
     padding_mask,
-    raises_naming,
     ragged_lengths,
+    raises_naming,
     seeds,
 )
 

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 import reference as ref
 import rnnrs
-from helpers import assert_close, raises_naming, ragged_lengths, seeds
+from helpers import assert_close, ragged_lengths, raises_naming, seeds
 
 DENSE_ACTIVATIONS = [None, "tanh", "relu", "sigmoid"]
 

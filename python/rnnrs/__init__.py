@@ -10,14 +10,19 @@ for the contract.
 
 from __future__ import annotations
 
+from . import convert, datasets, losses
 from ._rnnrs import get_num_threads as _get_num_threads
 from ._rnnrs import set_num_threads as _set_num_threads
-from ._validate import positive_int
 from ._state import LSTMStateTuple
-from . import convert
+from ._validate import positive_int
 from .cells import BasicRNNCell, RNNCell
 from .gru import GRUCell
+from .layers import RNN, Dense, Embedding, Layer, LayerBackprop, LayerGradients
+from .losses import mean_squared_error, sequence_loss, sequence_mask, sparse_softmax_cross_entropy
 from .lstm import BasicLSTMCell, LSTMCell
+from .models import History, SequenceClassifier, SequenceRegressor, Sequential, load_model
+from .optimizers import SGD, Adam, Momentum, Optimizer, RMSProp, clip_by_global_norm, global_norm
+from .progress import ProgressBar
 from .rnn import (
     Backprop,
     Gradients,
@@ -27,15 +32,6 @@ from .rnn import (
     static_rnn,
 )
 from .wrappers import DropoutWrapper, MultiRNNCell, OutputProjectionWrapper, ResidualWrapper
-# Training: layers with backward passes, losses returning (value, gradient),
-# optimizers on dicts of named parameters, models with fit / evaluate /
-# predict / generate / save, and the examples' data sets.
-from . import datasets, losses
-from .layers import RNN, Dense, Embedding, Layer, LayerBackprop, LayerGradients
-from .losses import mean_squared_error, sequence_loss, sequence_mask, sparse_softmax_cross_entropy
-from .models import History, SequenceClassifier, SequenceRegressor, Sequential, load_model
-from .optimizers import SGD, Adam, Momentum, Optimizer, RMSProp, clip_by_global_norm, global_norm
-from .progress import ProgressBar
 
 __version__ = "0.1.0"
 
@@ -59,7 +55,9 @@ __all__ = [
     "set_num_threads",
     "static_bidirectional_rnn",
     "static_rnn",
-    # training
+    # Training: layers with backward passes, losses returning (value, gradient),
+    # optimizers on dicts of named parameters, models with fit / evaluate /
+    # predict / generate / save, and the examples' data sets.
     "Adam",
     "Dense",
     "Embedding",

@@ -266,7 +266,10 @@ class Dense(Layer):
 
     def get_weights(self) -> dict[str, np.ndarray]:
         if not self.built:
-            raise ValueError(f"get_weights: expected a built layer (call build(input_size) or run it once), got {self.name!r} unbuilt")
+            raise ValueError(
+                "get_weights: expected a built layer (call build(input_size) or run it once), "
+                f"got {self.name!r} unbuilt"
+            )
         return {k: v.copy() for k, v in self._weights.items()}
 
     def set_weights(self, mapping: Mapping[str, Any]) -> None:

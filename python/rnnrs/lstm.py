@@ -28,9 +28,9 @@ from typing import Any, Mapping, Optional
 import numpy as np
 
 from . import _rnnrs
+from ._state import LSTMStateTuple
 from ._validate import check_shape, float_array, positive_int
 from .cells import ACTIVATIONS, Backward, RNNCell, glorot_uniform
-from ._state import LSTMStateTuple
 
 #: The names of the optional weights, in TensorFlow 1.x spelling.
 PEEPHOLES = ("w_i_diag", "w_f_diag", "w_o_diag")

@@ -47,7 +47,8 @@ from ._validate import check_shape, float_array, lengths_array, positive_int
 from .cells import RNNCell
 from .layers import RNN, Dense, Embedding, Layer, LayerBackward
 from .losses import class_ids, mean_squared_error, sequence_mask, softmax, sparse_softmax_cross_entropy
-from .optimizers import Adam, Optimizer, get as get_optimizer, optimizer_from_config
+from .optimizers import Adam, Optimizer, optimizer_from_config
+from .optimizers import get as get_optimizer
 from .progress import ProgressBar, format_metrics, progress_mode
 
 FORMAT = "rnnrs.model"
@@ -485,7 +486,8 @@ class Sequential:
             return None
         if isinstance(data, np.ndarray) or not isinstance(data, (tuple, list)) or len(data) not in (2, 3):
             raise TypeError(
-                f"validation_data: expected a tuple (x_val, y_val) or (x_val, y_val, lengths_val), got {type(data).__name__}"
+                "validation_data: expected a tuple (x_val, y_val) or (x_val, y_val, lengths_val), "
+                f"got {type(data).__name__}"
             )
         vx, vl = self._prepare("validation_data[0]", data[0], data[2] if len(data) == 3 else None, "validation_data[2]")
         vy = self._targets("validation_data[1]", data[1], vx, loss)
@@ -574,7 +576,8 @@ class Sequential:
         if self._output_ndim(3) != 3 or self.output_size() != s.shape[2]:
             raise ValueError(
                 f"generate: expected a model whose outputs are sequences of {s.shape[2]} features (its inputs' size), "
-                f"got outputs of {'size ' + str(self.output_size()) if self._output_ndim(3) == 3 else 'one vector per sequence'}"
+                "got outputs of "
+                f"{'size ' + str(self.output_size()) if self._output_ndim(3) == 3 else 'one vector per sequence'}"
             )
         batch, t0, feats = s.shape
         out = np.empty((batch, int(steps), feats), dtype=self.dtype)

@@ -210,6 +210,18 @@ def _keep_prob(name: str, value: Any) -> float:
     return float(value)
 
 
+def _select_rows(active: np.ndarray, new: Any, old: Any) -> Any:
+    """Leaf by leaf over two states of one structure: ``new`` on the rows that ran
+    the step (``active``, boolean ``[B, 1]``), ``old`` on the others."""
+    return map_state(lambda _c, a, b: np.where(active, a, b), new, old)
+
+
+def _dropped_state_grad(active: np.ndarray, d_state: Any, masks: Any) -> Any:
+    """The gradient reaching a step's new state before dropout: through the masks
+    (None where there is none), zero on the rows that did not run the step."""
+    return map_state(lambda _c, d, m: np.where(active, d if m is None else d * m, 0), d_state, masks)
+
+
 class DropoutWrapper(_Wrapper):
     """Inverted dropout on a cell's inputs, outputs and state, active only when
     a run function is called with ``training=True``.
@@ -309,7 +321,7 @@ class DropoutWrapper(_Wrapper):
             out, new, step_backward = self.cell._run(x[t][:, None, :], s, None, False, training)
             mask = fixed if fixed is not None else draw()
             dropped = map_state(lambda _c, a, m: a if m is None else a * m, new, mask)
-            s = map_state(lambda _c, a, b: np.where(active, a, b), dropped, s)
+            s = _select_rows(active, dropped, s)
             outputs[t] = np.where(active, out[:, 0, :], 0)
             backwards.append(step_backward)
             masks.append(mask)
@@ -322,11 +334,11 @@ class DropoutWrapper(_Wrapper):
             d_weights: dict[str, np.ndarray] = {}
             for t in reversed(range(time)):
                 active = (t < steps)[:, None]
-                d_new = map_state(lambda _c, d, m: np.where(active, d if m is None else d * m, 0), ds, masks[t])
+                d_new = _dropped_state_grad(active, ds, masks[t])
                 d_out = None if dy is None else np.where(active, dy[t], 0)[:, None, :]
                 d_x_t, d_prev, d_w = backwards[t](d_out, d_new)
                 d_x[t] = d_x_t[:, 0, :]
-                ds = map_state(lambda _c, a, b: np.where(active, a, b), d_prev, ds)
+                ds = _select_rows(active, d_prev, ds)
                 for k, v in d_w.items():
                     d_weights[k] = d_weights[k] + v if k in d_weights else v
             if not d_weights:
