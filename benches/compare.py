@@ -274,6 +274,7 @@ def rnnrs_prepare(case: Case) -> Prepared:
     cell, x, L, dy = case.rnnrs_cell, case.x, case.lengths, case.d_outputs
     dynamic_rnn = rnnrs.dynamic_rnn
     if case.mode == "forward":
+
         def run():
             return dynamic_rnn(cell, x, sequence_length=L)
 
@@ -281,14 +282,15 @@ def rnnrs_prepare(case: Case) -> Prepared:
             out, state = dynamic_rnn(cell, x, sequence_length=L)
             return Result(np.asarray(out), _state_parts(state))
     else:
+
         def run():
             _, _, backprop = dynamic_rnn(cell, x, sequence_length=L, return_backprop=True)
             return backprop(d_outputs=dy, d_state=None)
 
         def result():
             out, state, backprop = dynamic_rnn(cell, x, sequence_length=L, return_backprop=True)
-            return Result(np.asarray(out), _state_parts(state),
-                          _grads_to_dict(backprop(d_outputs=dy, d_state=None)))
+            return Result(np.asarray(out), _state_parts(state), _grads_to_dict(backprop(d_outputs=dy, d_state=None)))
+
     return Prepared(run, result)
 
 
@@ -301,10 +303,12 @@ def _call_reference_backward(cache, dy) -> Dict[str, np.ndarray]:
     g = reference.rnn_backward(cache, dy, None)
     names = ("inputs", "initial_state", "kernel", "bias")
     if isinstance(g, dict):
-        alias = {"inputs": ("inputs", "d_inputs", "dx", "d_x", "x"),
-                 "initial_state": ("initial_state", "d_initial_state", "dh0", "d_h0", "h0"),
-                 "kernel": ("kernel", "d_kernel", "dkernel", "dK"),
-                 "bias": ("bias", "d_bias", "dbias", "db")}
+        alias = {
+            "inputs": ("inputs", "d_inputs", "dx", "d_x", "x"),
+            "initial_state": ("initial_state", "d_initial_state", "dh0", "d_h0", "h0"),
+            "kernel": ("kernel", "d_kernel", "dkernel", "dK"),
+            "bias": ("bias", "d_bias", "dbias", "db"),
+        }
         out = {}
         for k, options in alias.items():
             for o in options:
@@ -340,6 +344,7 @@ def rnn_reference(case: Case) -> Prepared:
     if case.mode == "forward":
         run = fwd
     else:
+
         def run():
             _, _, cache = fwd()
             return backward(cache, dy, None)
@@ -352,13 +357,15 @@ def rnn_reference(case: Case) -> Prepared:
     return Prepared(run, result)
 
 
-def _reference_prepare(case: Case, fwd: Callable[[], Tuple[Any, Any, Any]],
-                       bwd: Callable[[Any], Dict[str, np.ndarray]]) -> Prepared:
+def _reference_prepare(
+    case: Case, fwd: Callable[[], Tuple[Any, Any, Any]], bwd: Callable[[Any], Dict[str, np.ndarray]]
+) -> Prepared:
     """Shared by the LSTM and GRU references: ``fwd()`` -> (outputs, state, cache),
     ``bwd(cache)`` -> gradients keyed like rnnrs'."""
     if case.mode == "forward":
         run = fwd
     else:
+
         def run():
             return bwd(fwd()[2])
 
@@ -379,8 +386,9 @@ def lstm_reference(case: Case) -> Prepared:
     zeros = np.zeros((B, H), case.dtype)
 
     def fwd():
-        return reference_lstm.lstm_forward(x, zeros, zeros, case.weights, lengths=L,
-                                           forget_bias=cell.forget_bias, activation=cell.activation)
+        return reference_lstm.lstm_forward(
+            x, zeros, zeros, case.weights, lengths=L, forget_bias=cell.forget_bias, activation=cell.activation
+        )
 
     def bwd(cache):
         d_x, d_c0, d_h0, d_w = reference_lstm.lstm_backward(cache, dy)
@@ -463,6 +471,7 @@ def _torch_grad_map(case: Case) -> Callable[[Dict[str, np.ndarray]], Dict[str, n
 def _torch_peer(module_class: str):
     """The torch builder of a cell kind: ``torch.nn.<module_class>`` loaded with
     ``rnnrs.convert.to_torch(cell)``; gradients mapped back by ``_torch_grad_map``."""
+
     def build(case: Case) -> Prepared:
         if torch is None:
             raise Unavailable("not installed")
@@ -509,6 +518,7 @@ def _torch_prepare(case: Case, module, to_tf_grads) -> Prepared:
         return out, state
 
     if case.mode == "forward":
+
         def run():
             with torch.no_grad():
                 return fwd(x_t)
@@ -537,7 +547,9 @@ def _torch_prepare(case: Case, module, to_tf_grads) -> Prepared:
     return Prepared(run, result)
 
 
-def _onnx_session(case: Case, rnn_node_builder, cell_state: bool = False) -> Tuple[Any, Dict[str, np.ndarray], List[str]]:
+def _onnx_session(
+    case: Case, rnn_node_builder, cell_state: bool = False
+) -> Tuple[Any, Dict[str, np.ndarray], List[str]]:
     """Wrap one ONNX recurrent node: X [B,T,I] -> Transpose -> node -> Y [T,1,B,H] -> [B,T,H].
 
     ONNX Runtime's CPU kernels reject layout=1 (batch-major), so the graph transposes
@@ -572,13 +584,13 @@ def _onnx_session(case: Case, rnn_node_builder, cell_state: bool = False) -> Tup
         helper.make_node("Transpose", ["Y_tbh"], ["Y"], perm=[1, 0, 2]),
         helper.make_node("Squeeze", ["Y_h", "axes0"], ["H_n"]),
     ]
-    outputs = [helper.make_tensor_value_info("Y", elem, [B, T, H]),
-               helper.make_tensor_value_info("H_n", elem, [B, H])]
+    outputs = [helper.make_tensor_value_info("Y", elem, [B, T, H]), helper.make_tensor_value_info("H_n", elem, [B, H])]
     if cell_state:
         nodes.append(helper.make_node("Squeeze", ["Y_c", "axes0"], ["C_n"]))
         outputs.append(helper.make_tensor_value_info("C_n", elem, [B, H]))
-    graph = helper.make_graph(nodes, f"{case.kind.key}_bench", inputs, outputs,
-                              initializer=initializers + [axes, axes0])
+    graph = helper.make_graph(
+        nodes, f"{case.kind.key}_bench", inputs, outputs, initializer=initializers + [axes, axes0]
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = min(model.ir_version, 9)  # accepted by every recent onnxruntime
     opts = ort.SessionOptions()
@@ -608,15 +620,21 @@ def _onnx_session(case: Case, rnn_node_builder, cell_state: bool = False) -> Tup
 def rnn_onnxruntime(case: Case) -> Prepared:
     def node_builder(case, x_name, seq_name, node_outputs):
         from onnx import helper, numpy_helper
+
         I, H = case.size.inputs, case.size.units
         k, b = case.weights["kernel"], case.weights["bias"]
         W = np.ascontiguousarray(k[:I].T)[None]  # [1, H, I]
         R = np.ascontiguousarray(k[I:].T)[None]  # [1, H, H]
         Bias = np.concatenate([b, np.zeros_like(b)])[None]  # [1, 2H]: Wb then Rb
-        inits = [numpy_helper.from_array(W, "W"), numpy_helper.from_array(R, "R"),
-                 numpy_helper.from_array(Bias, "B")]
-        node = helper.make_node("RNN", [x_name, "W", "R", "B", seq_name], node_outputs,
-                                hidden_size=H, activations=["Tanh"], direction="forward")
+        inits = [numpy_helper.from_array(W, "W"), numpy_helper.from_array(R, "R"), numpy_helper.from_array(Bias, "B")]
+        node = helper.make_node(
+            "RNN",
+            [x_name, "W", "R", "B", seq_name],
+            node_outputs,
+            hidden_size=H,
+            activations=["Tanh"],
+            direction="forward",
+        )
         return node, inits
 
     return _onnx_prepare(case, node_builder)
@@ -624,7 +642,7 @@ def rnn_onnxruntime(case: Case) -> Prepared:
 
 def _blocks(a: np.ndarray, order: Sequence[int], width: int) -> np.ndarray:
     """The width-``width`` column blocks of ``a`` in the given order."""
-    return np.concatenate([a[..., k * width:(k + 1) * width] for k in order], axis=-1)
+    return np.concatenate([a[..., k * width : (k + 1) * width] for k in order], axis=-1)
 
 
 # TF1 LSTM column blocks are i, j, f, o; ONNX's gate order is i, o, f, c (c = TF's j).
@@ -634,19 +652,21 @@ _ONNX_LSTM_ORDER = (0, 3, 2, 1)
 def lstm_onnxruntime(case: Case) -> Prepared:
     """ONNX ``LSTM``, built from the TF weights directly (not via ``to_torch``, so that
     this peer also cross-checks the torch conversion)."""
+
     def node_builder(case, x_name, seq_name, node_outputs):
         from onnx import helper, numpy_helper
+
         I, H = case.size.inputs, case.size.units
         k = _blocks(case.weights["kernel"], _ONNX_LSTM_ORDER, H)  # [I+H, 4H], blocks i, o, f, c
         wb = _blocks(case.weights["bias"], _ONNX_LSTM_ORDER, H).copy()
-        wb[2 * H:3 * H] += wb.dtype.type(case.rnnrs_cell.forget_bias)  # f is the third ONNX block
+        wb[2 * H : 3 * H] += wb.dtype.type(case.rnnrs_cell.forget_bias)  # f is the third ONNX block
         W = np.ascontiguousarray(k[:I].T)[None]  # [1, 4H, I]
         R = np.ascontiguousarray(k[I:].T)[None]  # [1, 4H, H]
         Bias = np.concatenate([wb, np.zeros_like(wb)])[None]  # [1, 8H]: Wb then Rb
-        inits = [numpy_helper.from_array(W, "W"), numpy_helper.from_array(R, "R"),
-                 numpy_helper.from_array(Bias, "B")]
-        node = helper.make_node("LSTM", [x_name, "W", "R", "B", seq_name], node_outputs,
-                                hidden_size=H, direction="forward")
+        inits = [numpy_helper.from_array(W, "W"), numpy_helper.from_array(R, "R"), numpy_helper.from_array(Bias, "B")]
+        node = helper.make_node(
+            "LSTM", [x_name, "W", "R", "B", seq_name], node_outputs, hidden_size=H, direction="forward"
+        )
         return node, inits
 
     return _onnx_prepare(case, node_builder, cell_state=True)
@@ -654,8 +674,10 @@ def lstm_onnxruntime(case: Case) -> Prepared:
 
 def gru_onnxruntime(case: Case) -> Prepared:
     """ONNX ``GRU`` with ``linear_before_reset=1`` (= rnnrs' reset_after=True)."""
+
     def node_builder(case, x_name, seq_name, node_outputs):
         from onnx import helper, numpy_helper
+
         I, H = case.size.inputs, case.size.units
         w = case.weights
         gk, gb = w["gates/kernel"], w["gates/bias"]  # columns r | u; ONNX wants z(=u), r, h
@@ -664,11 +686,19 @@ def gru_onnxruntime(case: Case) -> Prepared:
         wb = np.concatenate([gb[H:], gb[:H], w["candidate/input_bias"]])
         rb = np.concatenate([np.zeros_like(gb), w["candidate/hidden_bias"]])
         Bias = np.concatenate([wb, rb])[None]  # [1, 6H]: Wb then Rb
-        inits = [numpy_helper.from_array(np.ascontiguousarray(W)[None], "W"),
-                 numpy_helper.from_array(np.ascontiguousarray(R)[None], "R"),
-                 numpy_helper.from_array(Bias, "B")]
-        node = helper.make_node("GRU", [x_name, "W", "R", "B", seq_name], node_outputs,
-                                hidden_size=H, direction="forward", linear_before_reset=1)
+        inits = [
+            numpy_helper.from_array(np.ascontiguousarray(W)[None], "W"),
+            numpy_helper.from_array(np.ascontiguousarray(R)[None], "R"),
+            numpy_helper.from_array(Bias, "B"),
+        ]
+        node = helper.make_node(
+            "GRU",
+            [x_name, "W", "R", "B", seq_name],
+            node_outputs,
+            hidden_size=H,
+            direction="forward",
+            linear_before_reset=1,
+        )
         return node, inits
 
     return _onnx_prepare(case, node_builder)
@@ -753,10 +783,12 @@ def _compare(name: str, got: np.ndarray, want: np.ndarray, tol: float, scaled: b
     bad = ~(diff <= tol * scale + tol * np.abs(want))
     if np.any(bad):
         idx = np.unravel_index(int(np.nanargmax(np.where(bad, diff, -1))), diff.shape)
-        return (f"{name}: max|diff|={float(np.nanmax(diff)):.3g} "
-                f"(tol {tol:g}{' x ' + format(scale, '.3g') if scaled else ''}), "
-                f"{int(bad.sum())}/{bad.size} entries off; worst at {tuple(int(i) for i in idx)}: "
-                f"got {float(got[idx]):.7g}, rnnrs {float(want[idx]):.7g}")
+        return (
+            f"{name}: max|diff|={float(np.nanmax(diff)):.3g} "
+            f"(tol {tol:g}{' x ' + format(scale, '.3g') if scaled else ''}), "
+            f"{int(bad.sum())}/{bad.size} entries off; worst at {tuple(int(i) for i in idx)}: "
+            f"got {float(got[idx]):.7g}, rnnrs {float(want[idx]):.7g}"
+        )
     return None
 
 
@@ -815,9 +847,16 @@ class Timing:
         return min(self.samples_ns) * 1e-9
 
 
-def time_interleaved(runs: Dict[str, Callable[[], Any]], warmup: int, repeat: Optional[int],
-                     budget_s: float, min_reps: int, max_reps: int, settle_s: float = 0.0,
-                     warm_s: float = 0.0) -> Dict[str, Timing]:
+def time_interleaved(
+    runs: Dict[str, Callable[[], Any]],
+    warmup: int,
+    repeat: Optional[int],
+    budget_s: float,
+    min_reps: int,
+    max_reps: int,
+    settle_s: float = 0.0,
+    warm_s: float = 0.0,
+) -> Dict[str, Timing]:
     """Warm up every contender, then run rounds of one call each (rotating the order)
     until ``repeat`` rounds, or until ``budget_s`` of wall time and ``min_reps`` rounds.
 
@@ -896,20 +935,29 @@ class Ceiling:
     def describe(self) -> str:
         parts = [f"{name} {g:.1f} at n={n}" for name, (g, n) in self.backends.items()]
         parts += [f"{name} failed ({e})" for name, e in self.errors.items()]
-        return (f"{fmt_value(self.gflops, '.1f')} GFLOP/s ({self.dtype}, {self.threads} thread(s); "
-                f"{', '.join(parts)}; medians of {self.reps})")
+        return (
+            f"{fmt_value(self.gflops, '.1f')} GFLOP/s ({self.dtype}, {self.threads} thread(s); "
+            f"{', '.join(parts)}; medians of {self.reps})"
+        )
 
     def to_json(self) -> Dict[str, Any]:
-        return {"gflops": self.gflops, "dtype": self.dtype, "threads": self.threads, "reps": self.reps,
-                "backends": {k: {"gflops": g, "n": n} for k, (g, n) in self.backends.items()},
-                "errors": self.errors}
+        return {
+            "gflops": self.gflops,
+            "dtype": self.dtype,
+            "threads": self.threads,
+            "reps": self.reps,
+            "backends": {k: {"gflops": g, "n": n} for k, (g, n) in self.backends.items()},
+            "errors": self.errors,
+        }
 
 
 def _gemm_backends() -> Dict[str, Callable[[np.ndarray, np.ndarray], Callable[[], Any]]]:
     """name -> (a, b) -> a call computing ``a @ b`` with that library (torch when installed)."""
     backends: Dict[str, Callable[[np.ndarray, np.ndarray], Callable[[], Any]]] = {
-        "numpy.matmul": lambda a, b: lambda: np.matmul(a, b)}
+        "numpy.matmul": lambda a, b: lambda: np.matmul(a, b)
+    }
     if torch is not None:
+
         def torch_matmul(a: np.ndarray, b: np.ndarray) -> Callable[[], Any]:
             ta, tb = torch.from_numpy(a), torch.from_numpy(b)
             return lambda: torch.matmul(ta, tb)
@@ -930,12 +978,12 @@ def gemm_ceiling(dtype: Any, threads: int, reps: int) -> Ceiling:
         try:
             for n in GEMM_SIZES:
                 if n not in operands:
-                    operands[n] = (rng.standard_normal((n, n)).astype(dtype),
-                                   rng.standard_normal((n, n)).astype(dtype))
-                t = time_interleaved({name: make(*operands[n])}, warmup=1, repeat=reps, budget_s=0.0,
-                                     min_reps=reps, max_reps=reps)[name].median_s()
-                if 2 * n ** 3 / t / 1e9 > ceiling.backends.get(name, (0.0, 0))[0]:
-                    ceiling.backends[name] = (2 * n ** 3 / t / 1e9, n)
+                    operands[n] = (rng.standard_normal((n, n)).astype(dtype), rng.standard_normal((n, n)).astype(dtype))
+                t = time_interleaved(
+                    {name: make(*operands[n])}, warmup=1, repeat=reps, budget_s=0.0, min_reps=reps, max_reps=reps
+                )[name].median_s()
+                if 2 * n**3 / t / 1e9 > ceiling.backends.get(name, (0.0, 0))[0]:
+                    ceiling.backends[name] = (2 * n**3 / t / 1e9, n)
                 if t >= GEMM_MIN_S:
                     break
         except Exception as exc:  # a broken peer must not kill the run
@@ -996,12 +1044,14 @@ def host_description() -> List[str]:
     return [
         f"CPU      : {model}" + (f"  [{flags}]" if flags else ""),
         f"cores    : {physical or '?'} physical, {os.cpu_count()} logical, {_usable_cpus()} usable by this process",
-        f"OS       : {platform.platform()}" + (f"  (load average {os.getloadavg()[0]:.2f} at start)"
-                                                   if hasattr(os, "getloadavg") else ""),
+        f"OS       : {platform.platform()}"
+        + (f"  (load average {os.getloadavg()[0]:.2f} at start)" if hasattr(os, "getloadavg") else ""),
         f"python   : {platform.python_version()} ({platform.python_implementation()})",
         f"numpy    : {np.__version__}{_blas_names()}",
-        f"rnnrs    : {_version(rnnrs)}" + (f"  ({getattr(rnnrs, '__file__', '')})" if rnnrs is not None else f"  ({RNNRS_ERR})"),
-        "reference: " + (f"{reference.__file__}" if reference is not None else f"not available ({REFERENCE_ERR})")
+        f"rnnrs    : {_version(rnnrs)}"
+        + (f"  ({getattr(rnnrs, '__file__', '')})" if rnnrs is not None else f"  ({RNNRS_ERR})"),
+        "reference: "
+        + (f"{reference.__file__}" if reference is not None else f"not available ({REFERENCE_ERR})")
         + ("" if reference_lstm is not None and reference_gru is not None else "  (LSTM/GRU references missing)"),
         f"torch    : {_version(torch)}",
         f"onnxrt   : {_version(ort)}",
@@ -1014,15 +1064,18 @@ def machine_description(args: argparse.Namespace, host: Optional[List[str]] = No
     warnings about load."""
     usable = _usable_cpus()
     in_effect = ([f"torch intra-op {torch.get_num_threads()}"] if torch is not None else []) + [
-        f"BLAS {api} x{threads}" for api, _, threads in _blas_libraries()]
+        f"BLAS {api} x{threads}" for api, _, threads in _blas_libraries()
+    ]
     lines = (host_description() if host is None else list(host)) + [
         f"threads  : {args.threads} for every contender (rnnrs.set_num_threads, torch.set_num_threads, "
         f"ORT intra_op_num_threads, BLAS env vars)" + (f"; in effect: {', '.join(in_effect)}" if in_effect else ""),
         f"dtype    : {args.dtype}",
     ]
     if hasattr(os, "getloadavg") and usable and os.getloadavg()[0] > max(0.5, usable - args.threads):
-        lines.append(f"WARNING  : the machine is busy (load {os.getloadavg()[0]:.2f} on {usable} CPUs); "
-                     f"thread pools that spin (torch, ORT, rnnrs) suffer most, so ratios will be noisy")
+        lines.append(
+            f"WARNING  : the machine is busy (load {os.getloadavg()[0]:.2f} on {usable} CPUs); "
+            f"thread pools that spin (torch, ORT, rnnrs) suffer most, so ratios will be noisy"
+        )
     if usable is not None and args.threads > usable:
         lines.append(f"WARNING  : --threads {args.threads} exceeds the {usable} CPUs available; timings will be noisy")
     return lines
@@ -1038,8 +1091,11 @@ def _blas_libraries() -> List[Tuple[str, str, Any]]:
     if threadpoolctl is None:
         return []
     try:
-        return [(str(i.get("internal_api")), i.get("version") or "", i.get("num_threads"))
-                for i in threadpoolctl.threadpool_info() if i.get("user_api") == "blas"]
+        return [
+            (str(i.get("internal_api")), i.get("version") or "", i.get("num_threads"))
+            for i in threadpoolctl.threadpool_info()
+            if i.get("user_api") == "blas"
+        ]
     except Exception:
         return []
 
@@ -1082,16 +1138,23 @@ def make_case(kind: CellKind, size: Size, mode: str, layout: str, dtype, threads
     # The initial biases are zeros (GRU gates: ones), which would hide a bias put in the
     # wrong place by a peer's weight mapping: add a fixed random offset to every bias.
     brng = np.random.default_rng([seed, 1, B, T, I, H])
-    cell.set_weights({k: np.asarray(v) + brng.uniform(-0.5, 0.5, np.shape(v)).astype(dtype)
-                      for k, v in cell.get_weights().items() if k.endswith("bias")})
+    cell.set_weights(
+        {
+            k: np.asarray(v) + brng.uniform(-0.5, 0.5, np.shape(v)).astype(dtype)
+            for k, v in cell.get_weights().items()
+            if k.endswith("bias")
+        }
+    )
     weights = {k: np.array(v, dtype=dtype, copy=True) for k, v in cell.get_weights().items()}
     return Case(kind, size, mode, layout, dtype, threads, seed, x, lengths, d_outputs, weights, cell)
 
 
 def run_case(case: Case, args, contenders: Sequence[str]) -> Row:
-    print(f"\n== {case.kind.title}  {case.size.name} ({case.size.describe()})  {case.mode}  {case.layout}"
-          + (f"  lengths in [{case.lengths.min()}, {case.lengths.max()}]" if case.lengths is not None else ""),
-          flush=True)
+    print(
+        f"\n== {case.kind.title}  {case.size.name} ({case.size.describe()})  {case.mode}  {case.layout}"
+        + (f"  lengths in [{case.lengths.min()}, {case.lengths.max()}]" if case.lengths is not None else ""),
+        flush=True,
+    )
     status: Dict[str, str] = {}
     problems: Dict[str, List[str]] = {}
     prepared: Dict[str, Prepared] = {}
@@ -1126,13 +1189,17 @@ def run_case(case: Case, args, contenders: Sequence[str]) -> Row:
             problems[name] = errs
             status[name] = "MISMATCH"
             del prepared[name]
-            print(f"   !! {name} does NOT match rnnrs -> not timed. "
-                  f"Reproduce: python benches/compare.py --cells {case.kind.key} --sizes {case.size.name} "
-                  f"--modes {case.mode} --layouts {case.layout} --dtype {args.dtype} --seed {case.seed} --quick")
+            print(
+                f"   !! {name} does NOT match rnnrs -> not timed. "
+                f"Reproduce: python benches/compare.py --cells {case.kind.key} --sizes {case.size.name} "
+                f"--modes {case.mode} --layouts {case.layout} --dtype {args.dtype} --seed {case.seed} --quick"
+            )
             for e in errs:
                 print(f"      {e}")
             if name == "reference":
-                print("      (tests/reference*.py is the float64 oracle of the test suite: rnnrs is the likely culprit)")
+                print(
+                    "      (tests/reference*.py is the float64 oracle of the test suite: rnnrs is the likely culprit)"
+                )
         else:
             print(f"   check {name:<11} vs rnnrs: ok  (max |diff|: {summary})")
 
@@ -1150,9 +1217,16 @@ def run_case(case: Case, args, contenders: Sequence[str]) -> Row:
             print(f"   !! {name} raised {type(exc).__name__}: {exc}")
             del prepared[name]
 
-    timings = time_interleaved({n: p.run for n, p in prepared.items()}, warmup=args.warmup,
-                               repeat=args.repeat, budget_s=args.budget, min_reps=args.min_reps,
-                               max_reps=args.max_reps, settle_s=args.settle, warm_s=args.warm)
+    timings = time_interleaved(
+        {n: p.run for n, p in prepared.items()},
+        warmup=args.warmup,
+        repeat=args.repeat,
+        budget_s=args.budget,
+        min_reps=args.min_reps,
+        max_reps=args.max_reps,
+        settle_s=args.settle,
+        warm_s=args.warm,
+    )
     medians = {n: (timings[n].median_s() if n in timings else None) for n in contenders}
     spread = {n: (t.min_s(), t.quantile_s(0.1), t.quantile_s(0.9)) for n, t in timings.items()}
     reps = len(next(iter(timings.values())).samples_ns) if timings else 0
@@ -1161,19 +1235,44 @@ def run_case(case: Case, args, contenders: Sequence[str]) -> Row:
         if n in timings:
             mn, p10, p90 = spread[n]
             ratio = "" if n == "rnnrs" or not base else f"   {SHORT[n]}/rnnrs = {medians[n] / base:.2f}x"
-            print(f"   {n:<12} median {fmt_time(medians[n]):>10}  [p10 {fmt_time(p10)}, p90 {fmt_time(p90)}, "
-                  f"min {fmt_time(mn)}]{ratio}")
+            print(
+                f"   {n:<12} median {fmt_time(medians[n]):>10}  [p10 {fmt_time(p10)}, p90 {fmt_time(p90)}, "
+                f"min {fmt_time(mn)}]{ratio}"
+            )
         else:
             print(f"   {n:<12} {status.get(n, 'not run')}")
     print(f"   ({reps} interleaved repetitions)", flush=True)
-    return Row(case.label, case.kind.key, case.size, case.mode, case.layout, medians,
-               {n: status.get(n, "") for n in contenders}, spread, reps, problems, case.tokens, case.flops())
+    return Row(
+        case.label,
+        case.kind.key,
+        case.size,
+        case.mode,
+        case.layout,
+        medians,
+        {n: status.get(n, "") for n in contenders},
+        spread,
+        reps,
+        problems,
+        case.tokens,
+        case.flops(),
+    )
 
 
 def _empty_row(case: Case, contenders, status, problems) -> Row:
-    return Row(case.label, case.kind.key, case.size, case.mode, case.layout,
-               {n: None for n in contenders}, {n: status.get(n, "not run") for n in contenders},
-               {}, 0, problems, case.tokens, case.flops())
+    return Row(
+        case.label,
+        case.kind.key,
+        case.size,
+        case.mode,
+        case.layout,
+        {n: None for n in contenders},
+        {n: status.get(n, "not run") for n in contenders},
+        {},
+        0,
+        problems,
+        case.tokens,
+        case.flops(),
+    )
 
 
 def add_metrics(rows: List[Row], ceiling: Optional[float]) -> None:
@@ -1202,45 +1301,80 @@ def _ratio_text(row: Row, name: str) -> str:
 
 def render_table(rows: List[Row], contenders: Sequence[str], markdown: bool) -> str:
     peers = [c for c in contenders if c != "rnnrs"]
-    header = (["cell", "size", "mode", "batch"] + [SHORT[c] for c in contenders]
-              + [f"{SHORT[c]}/rnnrs" for c in peers] + list(METRIC_HEADER))
-    body = [[r.kind, f"{r.size.name} ({r.size.describe()})", r.mode, r.layout]
-            + [_cell_text(r, c) for c in contenders] + [_ratio_text(r, c) for c in peers]
-            + metric_cells(r.gflops, r.efficiency, r.ragged_ratio) for r in rows]
+    header = (
+        ["cell", "size", "mode", "batch"]
+        + [SHORT[c] for c in contenders]
+        + [f"{SHORT[c]}/rnnrs" for c in peers]
+        + list(METRIC_HEADER)
+    )
+    body = [
+        [r.kind, f"{r.size.name} ({r.size.describe()})", r.mode, r.layout]
+        + [_cell_text(r, c) for c in contenders]
+        + [_ratio_text(r, c) for c in peers]
+        + metric_cells(r.gflops, r.efficiency, r.ragged_ratio)
+        for r in rows
+    ]
     return _render(header, body, markdown, left=4)
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--threads", type=int, default=2, help="threads for every contender (default 2)")
-    p.add_argument("--sizes", default=",".join(DEFAULT_SIZES),
-                   help=f"comma list of {', '.join(SIZES)} or 'all' (default {','.join(DEFAULT_SIZES)})")
+    p.add_argument(
+        "--sizes",
+        default=",".join(DEFAULT_SIZES),
+        help=f"comma list of {', '.join(SIZES)} or 'all' (default {','.join(DEFAULT_SIZES)})",
+    )
     p.add_argument("--modes", default="forward,train", help="comma list of forward,train")
     p.add_argument("--layouts", default="full,ragged", help="comma list of full,ragged")
     p.add_argument("--cells", default=",".join(CELL_KINDS), help=f"comma list of {', '.join(CELL_KINDS)}")
-    p.add_argument("--contenders", default=",".join(CONTENDERS),
-                   help=f"comma list of {', '.join(CONTENDERS)} (rnnrs is always included)")
+    p.add_argument(
+        "--contenders",
+        default=",".join(CONTENDERS),
+        help=f"comma list of {', '.join(CONTENDERS)} (rnnrs is always included)",
+    )
     p.add_argument("--dtype", choices=("f32", "f64"), default="f32")
-    p.add_argument("--repeat", type=int, default=None,
-                   help="fixed number of interleaved repetitions per case (default: fill --budget)")
-    p.add_argument("--budget", type=float, default=2.0,
-                   help="seconds of timed work per case when --repeat is not given (default 2)")
+    p.add_argument(
+        "--repeat",
+        type=int,
+        default=None,
+        help="fixed number of interleaved repetitions per case (default: fill --budget)",
+    )
+    p.add_argument(
+        "--budget",
+        type=float,
+        default=2.0,
+        help="seconds of timed work per case when --repeat is not given (default 2)",
+    )
     p.add_argument("--min-reps", type=int, default=15)
     p.add_argument("--max-reps", type=int, default=5000)
     p.add_argument("--warmup", type=int, default=3, help="warm-up calls per contender (default 3)")
-    p.add_argument("--warm", type=float, default=0.01,
-                   help="seconds of untimed calls of a contender after the settle idle, before its "
-                        "timed call (default 0.01; at least one call is always made)")
-    p.add_argument("--settle", type=float, default=0.02,
-                   help="seconds of idle before each timed call, so that one library's spinning "
-                        "worker threads do not slow the next one down (default 0.02; 0 disables)")
-    p.add_argument("--gemm-reps", type=int, default=7,
-                   help="repetitions per product size of the GEMM ceiling (default 7)")
+    p.add_argument(
+        "--warm",
+        type=float,
+        default=0.01,
+        help="seconds of untimed calls of a contender after the settle idle, before its "
+        "timed call (default 0.01; at least one call is always made)",
+    )
+    p.add_argument(
+        "--settle",
+        type=float,
+        default=0.02,
+        help="seconds of idle before each timed call, so that one library's spinning "
+        "worker threads do not slow the next one down (default 0.02; 0 disables)",
+    )
+    p.add_argument(
+        "--gemm-reps", type=int, default=7, help="repetitions per product size of the GEMM ceiling (default 7)"
+    )
     p.add_argument("--quick", action="store_true", help="smoke test: 3 repetitions, 1 warm-up")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--reference-all", action="store_true",
-                   help="also time the NumPy reference on medium and larger sizes (always used for checks)")
+    p.add_argument(
+        "--reference-all",
+        action="store_true",
+        help="also time the NumPy reference on medium and larger sizes (always used for checks)",
+    )
     p.add_argument("--markdown", action="store_true", help="print the summary as a markdown table")
     p.add_argument("--json", metavar="PATH", help="also write all results to PATH as JSON")
     args = p.parse_args(argv)
@@ -1255,8 +1389,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
 def main(argv: Sequence[str] = ()) -> int:
     args = parse_args(argv)
     if rnnrs is None:
-        print(f"rnnrs does not import ({RNNRS_ERR}); build it with `maturin develop --release` first.",
-              file=sys.stderr)
+        print(f"rnnrs does not import ({RNNRS_ERR}); build it with `maturin develop --release` first.", file=sys.stderr)
         return 2
     sizes = [SIZES[s] for s in csv_choice(args.sizes, list(SIZES), "size")]
     modes = csv_choice(args.modes, MODES, "mode")
@@ -1290,28 +1423,44 @@ def main(argv: Sequence[str] = ()) -> int:
                     rows.append(run_case(case, args, contenders))
 
     add_metrics(rows, ceiling.gflops)
-    print(f"\nSummary: median time per call ({args.dtype}, {args.threads} thread(s)); "
-          f"'x/rnnrs' > 1 means rnnrs is faster; GFLOP/s: rnnrs' matrix-product FLOPs per second, "
-          f"% of the {fmt_value(ceiling.gflops, '.1f')} GFLOP/s GEMM ceiling; ragged ratio: "
-          f"ragged time / (share of the tokens x full time), 1 = proportional to the work\n")
+    print(
+        f"\nSummary: median time per call ({args.dtype}, {args.threads} thread(s)); "
+        f"'x/rnnrs' > 1 means rnnrs is faster; GFLOP/s: rnnrs' matrix-product FLOPs per second, "
+        f"% of the {fmt_value(ceiling.gflops, '.1f')} GFLOP/s GEMM ceiling; ragged ratio: "
+        f"ragged time / (share of the tokens x full time), 1 = proportional to the work\n"
+    )
     print(render_table(rows, contenders, args.markdown))
-    notes = sorted({f"{SHORT[n]}: {s}" for r in rows for n, s in r.status.items()
-                    if s and not s.startswith("skipped") and s not in ("MISMATCH", "forward only", "not run")})
-    skipped = sorted({f"{r.size.name}/{r.mode}/{r.layout}" for r in rows
-                      if r.status.get("reference", "").startswith("skipped")})
+    notes = sorted(
+        {
+            f"{SHORT[n]}: {s}"
+            for r in rows
+            for n, s in r.status.items()
+            if s and not s.startswith("skipped") and s not in ("MISMATCH", "forward only", "not run")
+        }
+    )
+    skipped = sorted(
+        {f"{r.size.name}/{r.mode}/{r.layout}" for r in rows if r.status.get("reference", "").startswith("skipped")}
+    )
     if skipped:
-        notes.append(f"numpy-ref: not timed for {', '.join(skipped)} (slow; --reference-all to include); "
-                     f"still used for the correctness check")
+        notes.append(
+            f"numpy-ref: not timed for {', '.join(skipped)} (slow; --reference-all to include); "
+            f"still used for the correctness check"
+        )
     if dtype == np.float32 and any(r.medians.get("reference") is not None for r in rows):
-        notes.append("numpy-ref: computes in float64 whatever the input dtype (it is the test oracle, "
-                     "written for clarity), so its times are not an f32 peer's")
+        notes.append(
+            "numpy-ref: computes in float64 whatever the input dtype (it is the test oracle, "
+            "written for clarity), so its times are not an f32 peer's"
+        )
     if any(r.status.get("onnxruntime") == "forward only" for r in rows):
         notes.append("ort: forward only (ONNX Runtime has no training path for this graph)")
     for n in notes:
         print(f"  note: {n}")
 
-    tiny = [r for r in rows if r.size.name == "tiny" and r.mode == "forward" and r.layout == "full"
-            and r.medians.get("rnnrs") is not None]
+    tiny = [
+        r
+        for r in rows
+        if r.size.name == "tiny" and r.mode == "forward" and r.layout == "full" and r.medians.get("rnnrs") is not None
+    ]
     if tiny:
         print()
     for r in tiny:  # one line per cell kind
@@ -1319,8 +1468,10 @@ def main(argv: Sequence[str] = ()) -> int:
         verdict = "OK" if med * 1e6 < TINY_TARGET_US else "ABOVE TARGET"
         if r.reps < 100:
             verdict += f" (only {r.reps} repetitions: not a reliable verdict)"
-        print(f"Tiny single forward call ({r.kind}, {r.size.describe()}, full): median {med * 1e6:.1f} µs "
-              f"(min {mn * 1e6:.1f}, p90 {p90 * 1e6:.1f}) -- target < {TINY_TARGET_US:.0f} µs: {verdict}")
+        print(
+            f"Tiny single forward call ({r.kind}, {r.size.describe()}, full): median {med * 1e6:.1f} µs "
+            f"(min {mn * 1e6:.1f}, p90 {p90 * 1e6:.1f}) -- target < {TINY_TARGET_US:.0f} µs: {verdict}"
+        )
 
     mismatches = [(r.label, n, e) for r in rows for n, e in r.problems.items()]
     if mismatches:
@@ -1336,12 +1487,28 @@ def main(argv: Sequence[str] = ()) -> int:
             "host": host,
             "ceiling": ceiling.to_json(),
             "args": {k: v for k, v in vars(args).items()},
-            "rows": [{"label": r.label, "cell": r.kind, "size": r.size.__dict__, "mode": r.mode,
-                      "layout": r.layout, "median_s": r.medians, "status": r.status,
-                      "spread_s": {n: dict(zip(("min", "p10", "p90"), v)) for n, v in r.spread.items()},
-                      "reps": r.reps, "problems": r.problems, "dtype": args.dtype, "threads": args.threads,
-                      "tokens": r.tokens, "flops": r.flops, "rnnrs_gflops": r.gflops,
-                      "efficiency": r.efficiency, "ragged_ratio": r.ragged_ratio} for r in rows],
+            "rows": [
+                {
+                    "label": r.label,
+                    "cell": r.kind,
+                    "size": r.size.__dict__,
+                    "mode": r.mode,
+                    "layout": r.layout,
+                    "median_s": r.medians,
+                    "status": r.status,
+                    "spread_s": {n: dict(zip(("min", "p10", "p90"), v)) for n, v in r.spread.items()},
+                    "reps": r.reps,
+                    "problems": r.problems,
+                    "dtype": args.dtype,
+                    "threads": args.threads,
+                    "tokens": r.tokens,
+                    "flops": r.flops,
+                    "rnnrs_gflops": r.gflops,
+                    "efficiency": r.efficiency,
+                    "ragged_ratio": r.ragged_ratio,
+                }
+                for r in rows
+            ],
         }
         with open(args.json, "w") as f:
             json.dump(payload, f, indent=2)

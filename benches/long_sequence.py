@@ -104,12 +104,13 @@ class CellKind:
 CELL_KINDS: Dict[str, CellKind] = {
     k.key: k
     for k in (
-        CellKind("lstm", "LSTM", lambda r, H, dt: r.BasicLSTMCell(H, dtype=dt),
-                 lambda I, H: 4 * H + H + H + I),  # gates, c, h, x
-        CellKind("gru", "GRU", lambda r, H, dt: r.GRUCell(H, reset_after=True, dtype=dt),
-                 lambda I, H: 3 * H + H + H + I),  # gates, q, h, x
-        CellKind("rnn", "RNN", lambda r, H, dt: r.BasicRNNCell(H, dtype=dt),
-                 lambda I, H: H + I),  # h, x
+        CellKind(
+            "lstm", "LSTM", lambda r, H, dt: r.BasicLSTMCell(H, dtype=dt), lambda I, H: 4 * H + H + H + I
+        ),  # gates, c, h, x
+        CellKind(
+            "gru", "GRU", lambda r, H, dt: r.GRUCell(H, reset_after=True, dtype=dt), lambda I, H: 3 * H + H + H + I
+        ),  # gates, q, h, x
+        CellKind("rnn", "RNN", lambda r, H, dt: r.BasicRNNCell(H, dtype=dt), lambda I, H: H + I),  # h, x
     )
 }
 
@@ -172,8 +173,7 @@ def _torch_step(kind: CellKind, size: Size, dtype: Any, threads: int) -> Callabl
         torch.set_num_interop_threads(1)
     except RuntimeError:
         pass
-    module = getattr(torch.nn, kind.torch_module)(size.inputs, size.units, num_layers=1, bias=True,
-                                                  batch_first=True)
+    module = getattr(torch.nn, kind.torch_module)(size.inputs, size.units, num_layers=1, bias=True, batch_first=True)
     module = module.to(torch.float64 if dtype == np.float64 else torch.float32)
 
     def step(x: np.ndarray, dy: np.ndarray) -> None:
@@ -191,8 +191,9 @@ def _library_version(library: str) -> str:
     return str(getattr(module, "__version__", "?"))
 
 
-def measure(library: str, kind: CellKind, size: Size, dtype: Any, threads: int, repeat: int,
-            seed: int) -> Dict[str, Any]:
+def measure(
+    library: str, kind: CellKind, size: Size, dtype: Any, threads: int, repeat: int, seed: int
+) -> Dict[str, Any]:
     """Runs in the child: baseline after imports, inputs and warm-up; then ``repeat`` timed steps."""
     make_step = {"rnnrs": _rnnrs_step, "torch": _torch_step}[library]
     try:
@@ -219,8 +220,14 @@ def measure(library: str, kind: CellKind, size: Size, dtype: Any, threads: int, 
             peaks.append(_maxrss_bytes())
     finally:
         gc.enable()
-    return {"status": "", "version": _library_version(library), "times_s": times,
-            "baseline_bytes": baseline, "current_bytes": current, "peaks_bytes": peaks}
+    return {
+        "status": "",
+        "version": _library_version(library),
+        "times_s": times,
+        "baseline_bytes": baseline,
+        "current_bytes": current,
+        "peaks_bytes": peaks,
+    }
 
 
 # --------------------------------------------------------------------------------------
@@ -255,24 +262,48 @@ class Row:
             return f"{head}: {self.status}" + (f" ({self.detail})" if self.detail else "")
         runs = " ".join(fmt_time(t) for t in self.times_s)
         marks = " / ".join(f"{(p - self.baseline_bytes) / MIB:.1f}" for p in self.peaks_bytes)
-        slack = ("" if self.current_bytes is None
-                 else f", slack {(self.baseline_bytes - self.current_bytes) / MIB:.1f} MiB")
-        return (f"{head} {self.version}: runs {runs}; peak extra after each run {marks} MiB; "
-                f"baseline {self.baseline_bytes / MIB:.1f} MiB{slack}")
+        slack = (
+            "" if self.current_bytes is None else f", slack {(self.baseline_bytes - self.current_bytes) / MIB:.1f} MiB"
+        )
+        return (
+            f"{head} {self.version}: runs {runs}; peak extra after each run {marks} MiB; "
+            f"baseline {self.baseline_bytes / MIB:.1f} MiB{slack}"
+        )
 
 
 def _child_command(library: str, kind: CellKind, args: argparse.Namespace) -> List[str]:
-    return [sys.executable, os.path.abspath(__file__), "--child", library, "--cells", kind.key,
-            "--batch", str(args.batch), "--time", str(args.time), "--inputs", str(args.inputs),
-            "--units", str(args.units), "--dtype", args.dtype, "--threads", str(args.threads),
-            "--repeat", str(args.repeat), "--seed", str(args.seed)]
+    return [
+        sys.executable,
+        os.path.abspath(__file__),
+        "--child",
+        library,
+        "--cells",
+        kind.key,
+        "--batch",
+        str(args.batch),
+        "--time",
+        str(args.time),
+        "--inputs",
+        str(args.inputs),
+        "--units",
+        str(args.units),
+        "--dtype",
+        args.dtype,
+        "--threads",
+        str(args.threads),
+        "--repeat",
+        str(args.repeat),
+        "--seed",
+        str(args.seed),
+    ]
 
 
 def run_child(library: str, kind: CellKind, size: Size, args: argparse.Namespace) -> Row:
     row = Row(kind, size, library)
     try:
-        proc = subprocess.run(_child_command(library, kind, args), capture_output=True, text=True,
-                              timeout=CHILD_TIMEOUT_S)
+        proc = subprocess.run(
+            _child_command(library, kind, args), capture_output=True, text=True, timeout=CHILD_TIMEOUT_S
+        )
     except subprocess.TimeoutExpired:
         row.status, row.detail = "error", f"timed out after {CHILD_TIMEOUT_S} s"
         return row
@@ -281,7 +312,7 @@ def run_child(library: str, kind: CellKind, size: Size, args: argparse.Namespace
         tail = (proc.stderr.strip().splitlines() or ["(no stderr)"])[-1]
         row.status, row.detail = "error", f"exit {proc.returncode}: {tail}"
         return row
-    result = json.loads(lines[-1][len(RESULT_MARK):])
+    result = json.loads(lines[-1][len(RESULT_MARK) :])
     row.status, row.detail = result["status"], result.get("error", "")
     if not row.status:
         row.version = result["version"]
@@ -293,23 +324,41 @@ def run_child(library: str, kind: CellKind, size: Size, args: argparse.Namespace
 
 
 def render(rows: Sequence[Row], dtype: Any, markdown: bool) -> str:
-    header = ("cell", "B T I H", "library", "time per training step", "peak extra memory (MiB)",
-              "cached-activation estimate (MiB)")
+    header = (
+        "cell",
+        "B T I H",
+        "library",
+        "time per training step",
+        "peak extra memory (MiB)",
+        "cached-activation estimate (MiB)",
+    )
     body = []
     for r in rows:
         estimate = cache_estimate_mib(r.kind, r.size, dtype) if r.library == "rnnrs" else None
         time_text = fmt_time(r.median_s) if r.median_s is not None else (r.status or "-")
-        body.append([r.kind.key, r.size.describe(), r.library, time_text,
-                     fmt_value(r.peak_extra_mib, ".1f"), fmt_value(estimate, ".1f")])
+        body.append(
+            [
+                r.kind.key,
+                r.size.describe(),
+                r.library,
+                time_text,
+                fmt_value(r.peak_extra_mib, ".1f"),
+                fmt_value(estimate, ".1f"),
+            ]
+        )
     return render_table(header, body, markdown, left=3)
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--cells", default="lstm", help=f"comma list of {', '.join(CELL_KINDS)} (default lstm)")
-    p.add_argument("--libraries", default=",".join(LIBRARIES),
-                   help="comma list of rnnrs, torch (default both; torch is skipped when not installed)")
+    p.add_argument(
+        "--libraries",
+        default=",".join(LIBRARIES),
+        help="comma list of rnnrs, torch (default both; torch is skipped when not installed)",
+    )
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--time", type=int, default=1000)
     p.add_argument("--inputs", type=int, default=128)
@@ -340,8 +389,10 @@ def main(argv: Sequence[str] = ()) -> int:
 
     libraries = csv_choice(args.libraries, LIBRARIES, "library")
     load = " ".join(f"{v:.2f}" for v in os.getloadavg()) if hasattr(os, "getloadavg") else "?"
-    print(f"One training step (forward + backprop of sum(out * dY)), {args.dtype}, {args.threads} thread(s), "
-          f"median of {args.repeat}; one subprocess per case; {os.cpu_count()} CPUs, load average {load}")
+    print(
+        f"One training step (forward + backprop of sum(out * dY)), {args.dtype}, {args.threads} thread(s), "
+        f"median of {args.repeat}; one subprocess per case; {os.cpu_count()} CPUs, load average {load}"
+    )
     rows: List[Row] = []
     for kind in kinds:
         for library in libraries:
@@ -350,10 +401,14 @@ def main(argv: Sequence[str] = ()) -> int:
             rows.append(row)
     print()
     print(render(rows, dtype, args.markdown))
-    print("\n  peak extra memory: ru_maxrss high-water mark over the baseline (after imports, inputs, "
-          "weights and a T=10 warm-up)")
-    print("  cached-activation estimate: the analytic size of what rnnrs's forward keeps for backprop "
-          "(outputs, d inputs and scratch not included)")
+    print(
+        "\n  peak extra memory: ru_maxrss high-water mark over the baseline (after imports, inputs, "
+        "weights and a T=10 warm-up)"
+    )
+    print(
+        "  cached-activation estimate: the analytic size of what rnnrs's forward keeps for backprop "
+        "(outputs, d inputs and scratch not included)"
+    )
     if any(r.library == "rnnrs" and r.status == "not installed" for r in rows):
         print("rnnrs does not import; build it with `maturin develop --release` first.", file=sys.stderr)
         return 2

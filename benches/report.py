@@ -76,8 +76,10 @@ def render_table(header: Sequence[str], body: Sequence[Sequence[str]], markdown:
     """A table as markdown or as aligned plain text; the first ``left`` columns are
     left-aligned, the others (numbers) right-aligned."""
     if markdown:
-        head = ["| " + " | ".join(header) + " |",
-                "|" + "|".join("---" if i < left else "---:" for i in range(len(header))) + "|"]
+        head = [
+            "| " + " | ".join(header) + " |",
+            "|" + "|".join("---" if i < left else "---:" for i in range(len(header))) + "|",
+        ]
         return "\n".join(head + ["| " + " | ".join(r) + " |" for r in body])
     widths = [max(len(h), *(len(r[i]) for r in body)) if body else len(h) for i, h in enumerate(header)]
 
@@ -87,9 +89,16 @@ def render_table(header: Sequence[str], body: Sequence[Sequence[str]], markdown:
     lines: List[str] = [fmt(header), "  ".join("-" * w for w in widths)]
     return "\n".join(lines + [fmt(r) for r in body])
 
-THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
-                    "BLIS_NUM_THREADS", "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS",
-                    "RNNRS_NUM_THREADS")
+
+THREAD_VARIABLES = (
+    "OMP_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "BLIS_NUM_THREADS",
+    "VECLIB_MAXIMUM_THREADS",
+    "NUMEXPR_NUM_THREADS",
+    "RNNRS_NUM_THREADS",
+)
 
 
 def pin_threads(argv: Sequence[str]) -> int:

@@ -42,8 +42,12 @@ DTYPES = ("f32", "f64")
 PASSTHROUGH = ("cells", "sizes", "modes", "layouts", "budget", "min_reps")  # and --quick
 PEERS = {"torch": "torch", "ort": "onnxruntime"}  # column -> compare.py contender
 ORDER = ("cell", "size", "mode", "layout")  # rows sorted by these (in the order compare.py ran them), dtype, threads
-HEADER = (["cell", "size", "mode", "batch", "dtype", "threads", "rnnrs"] + list(PEERS)
-          + [f"{c}/rnnrs" for c in PEERS] + list(METRIC_HEADER))
+HEADER = (
+    ["cell", "size", "mode", "batch", "dtype", "threads", "rnnrs"]
+    + list(PEERS)
+    + [f"{c}/rnnrs" for c in PEERS]
+    + list(METRIC_HEADER)
+)
 BIG = ("medium", "large")
 
 Row = Dict[str, Any]  # a compare.py JSON row with its run's "dtype" and "threads", plus "torch/rnnrs", "ort/rnnrs"
@@ -74,8 +78,10 @@ def run_all(args: argparse.Namespace) -> Tuple[List[Payload], List[str]]:
                 print(f"\n$ {' '.join(cmd)}", file=sys.stderr, flush=True)
                 status = subprocess.call(cmd, stdout=sys.stderr)
                 if status:
-                    problems.append(f"{dtype}, {threads} thread(s): compare.py exited with status {status}"
-                                    + (" (a mismatch: see its output)" if status == 1 else ""))
+                    problems.append(
+                        f"{dtype}, {threads} thread(s): compare.py exited with status {status}"
+                        + (" (a mismatch: see its output)" if status == 1 else "")
+                    )
                 if os.path.exists(path):
                     with open(path) as f:
                         payloads.append(json.load(f))
@@ -109,10 +115,13 @@ def merge(payloads: Sequence[Payload]) -> List[Row]:
 
 
 def table(rows: Sequence[Row]) -> str:
-    body = [[r["cell"], r["size"]["name"], r["mode"], r["layout"], r["dtype"], str(r["threads"])]
-            + [time_cell(r["median_s"].get(n), r["status"].get(n, "not run")) for n in ["rnnrs", *PEERS.values()]]
-            + [fmt_times(r[f"{c}/rnnrs"]) for c in PEERS]
-            + metric_cells(r.get("rnnrs_gflops"), r.get("efficiency"), r.get("ragged_ratio")) for r in rows]
+    body = [
+        [r["cell"], r["size"]["name"], r["mode"], r["layout"], r["dtype"], str(r["threads"])]
+        + [time_cell(r["median_s"].get(n), r["status"].get(n, "not run")) for n in ["rnnrs", *PEERS.values()]]
+        + [fmt_times(r[f"{c}/rnnrs"]) for c in PEERS]
+        + metric_cells(r.get("rnnrs_gflops"), r.get("efficiency"), r.get("ragged_ratio"))
+        for r in rows
+    ]
     return render_table(HEADER, body, markdown=True, left=6)
 
 
@@ -140,21 +149,42 @@ class Target:
 
 
 TARGETS: Tuple[Target, ...] = (
-    Target("training >= 2x torch on every cell and size (but lstm medium/large)",
-           lambda r: _in(r, mode=["train"]) and not _in(r, cell=["lstm"], size=BIG), "torch/rnnrs", low=2.0),
-    Target("training >= 1.25x torch on lstm medium/large",
-           lambda r: _in(r, mode=["train"], cell=["lstm"], size=BIG), "torch/rnnrs", low=1.25),
-    Target("inference >= 1.0x ort on lstm/gru medium/large",
-           lambda r: _in(r, mode=["forward"], cell=["lstm", "gru"], size=BIG), "ort/rnnrs", low=1.0),
-    Target("inference >= 1.5x ort on tiny/small",
-           lambda r: _in(r, mode=["forward"], size=["tiny", "small"]), "ort/rnnrs", low=1.5),
-    Target("inference >= 10x torch on tiny",
-           lambda r: _in(r, mode=["forward"], size=["tiny"]), "torch/rnnrs", low=10.0),
+    Target(
+        "training >= 2x torch on every cell and size (but lstm medium/large)",
+        lambda r: _in(r, mode=["train"]) and not _in(r, cell=["lstm"], size=BIG),
+        "torch/rnnrs",
+        low=2.0,
+    ),
+    Target(
+        "training >= 1.25x torch on lstm medium/large",
+        lambda r: _in(r, mode=["train"], cell=["lstm"], size=BIG),
+        "torch/rnnrs",
+        low=1.25,
+    ),
+    Target(
+        "inference >= 1.0x ort on lstm/gru medium/large",
+        lambda r: _in(r, mode=["forward"], cell=["lstm", "gru"], size=BIG),
+        "ort/rnnrs",
+        low=1.0,
+    ),
+    Target(
+        "inference >= 1.5x ort on tiny/small",
+        lambda r: _in(r, mode=["forward"], size=["tiny", "small"]),
+        "ort/rnnrs",
+        low=1.5,
+    ),
+    Target(
+        "inference >= 10x torch on tiny", lambda r: _in(r, mode=["forward"], size=["tiny"]), "torch/rnnrs", low=10.0
+    ),
     Target("ragged ratio <= 1.15", lambda r: _in(r, layout=["ragged"]), "ragged_ratio", high=1.15, show=fmt_value),
     Target("f64 >= 2x torch (every mode)", lambda r: _in(r, dtype=["f64"]), "torch/rnnrs", low=2.0),
-    Target("efficiency >= 80 % of the GEMM ceiling at H >= 256, B >= 64",
-           lambda r: r["size"]["units"] >= 256 and r["size"]["batch"] >= 64, "efficiency", low=0.80,
-           show=fmt_percent),
+    Target(
+        "efficiency >= 80 % of the GEMM ceiling at H >= 256, B >= 64",
+        lambda r: r["size"]["units"] >= 256 and r["size"]["batch"] >= 64,
+        "efficiency",
+        low=0.80,
+        show=fmt_percent,
+    ),
 )
 
 
@@ -172,8 +202,7 @@ class Verdict:
 def check_targets(rows: Sequence[Row], targets: Sequence[Target] = TARGETS) -> List[Verdict]:
     verdicts = []
     for target in targets:
-        values = [(r, float(r[target.column])) for r in rows
-                  if target.applies(r) and r.get(target.column) is not None]
+        values = [(r, float(r[target.column])) for r in rows if target.applies(r) and r.get(target.column) is not None]
         verdicts.append(Verdict(target, len(values), [(r, v) for r, v in values if not target.passes(v)]))
     return verdicts
 
@@ -207,9 +236,15 @@ def render_verdicts(verdicts: Sequence[Verdict], most: int = 6) -> List[str]:
 
 def _ceiling_row(payload: Payload) -> List[str]:
     c = payload.get("ceiling") or {}
-    backends = ", ".join(f"{name} {fmt_value(b['gflops'], '.1f')} (n={b['n']})"
-                         for name, b in (c.get("backends") or {}).items())
-    return [payload["args"]["dtype"], str(payload["args"]["threads"]), backends or "-", fmt_value(c.get("gflops"), ".1f")]
+    backends = ", ".join(
+        f"{name} {fmt_value(b['gflops'], '.1f')} (n={b['n']})" for name, b in (c.get("backends") or {}).items()
+    )
+    return [
+        payload["args"]["dtype"],
+        str(payload["args"]["threads"]),
+        backends or "-",
+        fmt_value(c.get("gflops"), ".1f"),
+    ]
 
 
 def render(payloads: Sequence[Payload], problems: Sequence[str], quick: bool) -> str:
@@ -217,12 +252,33 @@ def render(payloads: Sequence[Payload], problems: Sequence[str], quick: bool) ->
     sizes = {r["size"]["name"]: r["size"] for r in rows}
     out = ["# rnnrs benchmark suite", ""]
     if payloads:
-        out += ["Machine (as the first run saw it):", "", "```", *(payloads[0].get("host") or payloads[0]["machine"]), "```", ""]
-    out += ["Sizes: " + "; ".join(f"{n} B{s['batch']} T{s['time']} I{s['inputs']} H{s['units']}" for n, s in sizes.items()),
-            "", "GEMM ceiling per run (best GFLOP/s of a large square product, measured before the cases):", "",
-            render_table(["dtype", "threads", "by backend (GFLOP/s)", "ceiling GFLOP/s"],
-                         [_ceiling_row(p) for p in payloads], markdown=True, left=3), "",
-            "Median time per call; x/rnnrs above 1 means rnnrs is faster.", "", table(rows), "", "## Targets", ""]
+        out += [
+            "Machine (as the first run saw it):",
+            "",
+            "```",
+            *(payloads[0].get("host") or payloads[0]["machine"]),
+            "```",
+            "",
+        ]
+    out += [
+        "Sizes: " + "; ".join(f"{n} B{s['batch']} T{s['time']} I{s['inputs']} H{s['units']}" for n, s in sizes.items()),
+        "",
+        "GEMM ceiling per run (best GFLOP/s of a large square product, measured before the cases):",
+        "",
+        render_table(
+            ["dtype", "threads", "by backend (GFLOP/s)", "ceiling GFLOP/s"],
+            [_ceiling_row(p) for p in payloads],
+            markdown=True,
+            left=3,
+        ),
+        "",
+        "Median time per call; x/rnnrs above 1 means rnnrs is faster.",
+        "",
+        table(rows),
+        "",
+        "## Targets",
+        "",
+    ]
     out += render_verdicts(check_targets(rows))
     if quick:
         out += ["", "(--quick: a few repetitions per case on a possibly busy machine; the verdicts are a smoke test)"]
@@ -248,13 +304,13 @@ def _list(value: str, convert: Callable[[str], Any], allowed: Optional[Sequence[
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--dtypes", default="f32,f64", help="comma list of f32,f64 (default both)")
     p.add_argument("--threads", default="1,2", help="comma list of thread counts (default 1,2)")
     for name in PASSTHROUGH:
-        p.add_argument("--" + name.replace("_", "-"), default=None,
-                       help="passed to compare.py (default: compare.py's)")
+        p.add_argument("--" + name.replace("_", "-"), default=None, help="passed to compare.py (default: compare.py's)")
     p.add_argument("--quick", action="store_true", help="passed to compare.py: a smoke test")
     p.add_argument("--out", metavar="FILE", help="also write the markdown document to FILE")
     args = p.parse_args(argv)

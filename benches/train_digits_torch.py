@@ -37,7 +37,9 @@ def load(seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
     return x[train], y[train], x[test], y[test]
 
 
-def run_rnnrs(data: tuple[np.ndarray, ...], epochs: int, batch_size: int, seed: int, keep: float) -> tuple[float, float]:
+def run_rnnrs(
+    data: tuple[np.ndarray, ...], epochs: int, batch_size: int, seed: int, keep: float
+) -> tuple[float, float]:
     x, y, x_test, y_test = data
     cell: rnnrs.RNNCell = rnnrs.BasicRNNCell(150, seed=seed)
     if keep < 1.0:
@@ -49,8 +51,9 @@ def run_rnnrs(data: tuple[np.ndarray, ...], epochs: int, batch_size: int, seed: 
     return seconds, model.evaluate(x_test, y_test)["accuracy"]
 
 
-def run_torch(data: tuple[np.ndarray, ...], epochs: int, batch_size: int, seed: int, keep: float,
-              threads: int) -> tuple[float, float]:
+def run_torch(
+    data: tuple[np.ndarray, ...], epochs: int, batch_size: int, seed: int, keep: float, threads: int
+) -> tuple[float, float]:
     import torch
 
     before = torch.get_num_threads()
@@ -105,19 +108,27 @@ def main() -> None:
     p.add_argument("--batch-size", type=int, default=150)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--keep-prob", type=float, default=0.8,
-                   help="input keep probability while training (default 0.8, as examples/digits_classifier.py; 1: none)")
+    p.add_argument(
+        "--keep-prob",
+        type=float,
+        default=0.8,
+        help="input keep probability while training (default 0.8, as examples/digits_classifier.py; 1: none)",
+    )
     p.add_argument("--quick", action="store_true", help="10 epochs, 1 repeat")
     p.add_argument("--rnnrs-only", action="store_true", help="skip PyTorch")
-    p.add_argument("--torch-threads", default="default,1",
-                   help="comma-separated PyTorch thread counts ('default' = torch.get_num_threads()); default 'default,1'")
+    p.add_argument(
+        "--torch-threads",
+        default="default,1",
+        help="comma-separated PyTorch thread counts ('default' = torch.get_num_threads()); default 'default,1'",
+    )
     args = p.parse_args()
     if args.quick:
         args.epochs, args.repeats = 10, 1
     data = load()
     runs: dict[str, Callable[[], tuple[float, float]]] = {
         f"rnnrs ({rnnrs.get_num_threads()} thread{'s' if rnnrs.get_num_threads() > 1 else ''})": (
-            lambda: run_rnnrs(data, args.epochs, args.batch_size, args.seed, args.keep_prob))
+            lambda: run_rnnrs(data, args.epochs, args.batch_size, args.seed, args.keep_prob)
+        )
     }
     try:
         if args.rnnrs_only:
@@ -133,15 +144,21 @@ def main() -> None:
                 counts.append(n)
         for n in counts:
             runs[f"PyTorch {torch.__version__} CPU ({n} thread{'s' if n > 1 else ''})"] = functools.partial(
-                run_torch, data, args.epochs, args.batch_size, args.seed, args.keep_prob, n)
+                run_torch, data, args.epochs, args.batch_size, args.seed, args.keep_prob, n
+            )
     results: dict[str, list[tuple[float, float]]] = {name: [] for name in runs}
     for r in range(args.repeats):
         for name, run in runs.items():
             results[name].append(run())
-            print(f"  repeat {r + 1}: {name}: {results[name][-1][0]:.2f} s, accuracy {results[name][-1][1]:.4f}", flush=True)
+            print(
+                f"  repeat {r + 1}: {name}: {results[name][-1][0]:.2f} s, accuracy {results[name][-1][1]:.4f}",
+                flush=True,
+            )
     steps = args.epochs * -(-len(data[0]) // args.batch_size)
-    print(f"\ndigits classifier, 150-unit tanh RNN, Adam 0.001, {args.epochs} epochs x batches of {args.batch_size} "
-          f"({steps} steps), input keep prob {args.keep_prob}, median of {args.repeats}:")
+    print(
+        f"\ndigits classifier, 150-unit tanh RNN, Adam 0.001, {args.epochs} epochs x batches of {args.batch_size} "
+        f"({steps} steps), input keep prob {args.keep_prob}, median of {args.repeats}:"
+    )
     base = statistics.median(s for s, _ in next(iter(results.values())))
     print(f"{'':44} {'train s':>8} {'ms/step':>8} {'test acc':>9} {'vs rnnrs':>9}")
     for name, rs in results.items():

@@ -38,7 +38,9 @@ def parser(description: str) -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="reduced size (what the tests run)")
     p.add_argument("--seed", type=int, default=0, help="seeds weights, data and shuffling (default 0)")
     p.add_argument(
-        "--verbose", default="auto", choices=["auto", "0", "1", "2"],
+        "--verbose",
+        default="auto",
+        choices=["auto", "0", "1", "2"],
         help="progress: auto = a bar on a terminal, quiet otherwise (default); 0 quiet; 1 bar; 2 a line per epoch",
     )
     return p

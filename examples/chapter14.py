@@ -31,18 +31,24 @@ basic_cell.set_weights({"kernel": np.vstack([Wx, Wy]), "bias": b[0]})  # rows [x
 (Y0_val, Y1_val), states = rnnrs.static_rnn(basic_cell, [X0_batch, X1_batch])
 print("Y0_val =\n", Y0_val)
 print("Y1_val =\n", Y1_val)
-print("static_rnn equals the hand-built RNN:", np.allclose(Y0_val, Y0, atol=1e-5) and np.allclose(Y1_val, Y1, atol=1e-5))
+print(
+    "static_rnn equals the hand-built RNN:", np.allclose(Y0_val, Y0, atol=1e-5) and np.allclose(Y1_val, Y1, atol=1e-5)
+)
 
 # -- "Dynamic unrolling through time": one [batch, steps, inputs] array -----
-X_batch = np.array([
-    # t = 0      t = 1
-    [[0, 1, 2], [9, 8, 7]],  # instance 1
-    [[3, 4, 5], [0, 0, 0]],  # instance 2
-    [[6, 7, 8], [6, 5, 4]],  # instance 3
-    [[9, 0, 1], [3, 2, 1]],  # instance 4
-])
+X_batch = np.array(
+    [
+        # t = 0      t = 1
+        [[0, 1, 2], [9, 8, 7]],  # instance 1
+        [[3, 4, 5], [0, 0, 0]],  # instance 2
+        [[6, 7, 8], [6, 5, 4]],  # instance 3
+        [[9, 0, 1], [3, 2, 1]],  # instance 4
+    ]
+)
 outputs_val, states_val = rnnrs.dynamic_rnn(basic_cell, X_batch)
-print("dynamic_rnn equals static_rnn:", np.allclose(outputs_val[:, 0], Y0_val) and np.allclose(outputs_val[:, 1], Y1_val))
+print(
+    "dynamic_rnn equals static_rnn:", np.allclose(outputs_val[:, 0], Y0_val) and np.allclose(outputs_val[:, 1], Y1_val)
+)
 
 # -- "Handling variable length input sequences" ------------------------------
 seq_length_batch = np.array([2, 1, 2, 2])
@@ -69,11 +75,20 @@ def make(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 X_train, L_train, y_train = make(n_train)
 X_test, L_test, y_test = make(n_test)
-model = rnnrs.SequenceClassifier(rnnrs.BasicRNNCell(n_hidden, seed=0), num_classes=2, seed=0,
-                                 optimizer=rnnrs.Adam(0.01))
+model = rnnrs.SequenceClassifier(
+    rnnrs.BasicRNNCell(n_hidden, seed=0), num_classes=2, seed=0, optimizer=rnnrs.Adam(0.01)
+)
 start = time.perf_counter()
-history = model.fit(X_train, y_train, batch_size=50, epochs=5, sequence_length=L_train,
-                    validation_data=(X_test, y_test, L_test), seed=0, verbose=0)
+history = model.fit(
+    X_train,
+    y_train,
+    batch_size=50,
+    epochs=5,
+    sequence_length=L_train,
+    validation_data=(X_test, y_test, L_test),
+    seed=0,
+    verbose=0,
+)
 seconds = time.perf_counter() - start
 for epoch, accuracy in enumerate(history.history["val_accuracy"]):
     print(f"epoch {epoch + 1}: test accuracy {accuracy:.3f}")

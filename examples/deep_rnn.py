@@ -25,20 +25,28 @@ def main() -> None:
     p = parser(__doc__.splitlines()[0])
     p.add_argument("--units", type=int, default=100, help="units per layer (default 100)")
     p.add_argument("--layers", type=int, default=3, help="stacked layers (default 3)")
-    p.add_argument("--keep-prob", type=float, default=0.9, help="input keep probability of each layer while training (default 0.9)")
-    p.add_argument("--epochs", type=int, default=None, help="passes over the training windows (default 15, 6 with --quick)")
+    p.add_argument(
+        "--keep-prob", type=float, default=0.9, help="input keep probability of each layer while training (default 0.9)"
+    )
+    p.add_argument(
+        "--epochs", type=int, default=None, help="passes over the training windows (default 15, 6 with --quick)"
+    )
     args = p.parse_args()
     n_train = 2000 if args.quick else 5000
     epochs = args.epochs if args.epochs is not None else (6 if args.quick else 15)
 
     layers = [
-        rnnrs.DropoutWrapper(make_cell(args.cell, args.units, seed=args.seed + i), input_keep_prob=args.keep_prob,
-                             seed=args.seed + i)
+        rnnrs.DropoutWrapper(
+            make_cell(args.cell, args.units, seed=args.seed + i), input_keep_prob=args.keep_prob, seed=args.seed + i
+        )
         for i in range(args.layers)
     ]
     model = rnnrs.SequenceRegressor(rnnrs.MultiRNNCell(layers), output_size=1, seed=args.seed)
-    print(f"MultiRNNCell of {args.layers} x DropoutWrapper({type(layers[0].cell).__name__}({args.units}), "
-          f"input_keep_prob={args.keep_prob}) -> Dense(1) on every step; {n_train} windows, {epochs} epochs", flush=True)
+    print(
+        f"MultiRNNCell of {args.layers} x DropoutWrapper({type(layers[0].cell).__name__}({args.units}), "
+        f"input_keep_prob={args.keep_prob}) -> Dense(1) on every step; {n_train} windows, {epochs} epochs",
+        flush=True,
+    )
     mse, seconds, rate = train_series(model, n_train, epochs, args.seed, verbosity(args.verbose))
     print(f"test MSE: {mse:.6f}")
     print(f"training time: {seconds:.2f} s ({rate:.0f} steps per second)")

@@ -35,8 +35,12 @@ def main() -> None:
     p = parser(__doc__.splitlines()[0])
     p.add_argument("--units", type=int, default=150, help="units of the cell (default 150, as the chapter)")
     p.add_argument("--epochs", type=int, default=None, help="default 100, as the chapter (15 with --quick)")
-    p.add_argument("--keep-prob", type=float, default=0.8,
-                   help="input keep probability of the DropoutWrapper while training (default 0.8; 1 = no dropout)")
+    p.add_argument(
+        "--keep-prob",
+        type=float,
+        default=0.8,
+        help="input keep probability of the DropoutWrapper while training (default 0.8; 1 = no dropout)",
+    )
     p.add_argument("--batch-size", type=int, default=150, help="default 150, as the chapter")
     p.add_argument("--save", default=None, help="write the trained model to this .npz file")
     args = p.parse_args()
@@ -58,9 +62,12 @@ def main() -> None:
         name = f"DropoutWrapper({name}, input_keep_prob={args.keep_prob})"
     model = rnnrs.SequenceClassifier(cell, num_classes=10, seed=args.seed, optimizer=rnnrs.Adam(0.001))
     model.build(8)
-    print(f"{name} -> Dense(10) -> softmax, {model.count_params()} weights; {len(train)} training / {len(test)} "
-          f"test images of 8 steps x 8 pixels; Adam(0.001), {epochs} epochs of batches of {args.batch_size}; "
-          f"{rnnrs.get_num_threads()} threads", flush=True)
+    print(
+        f"{name} -> Dense(10) -> softmax, {model.count_params()} weights; {len(train)} training / {len(test)} "
+        f"test images of 8 steps x 8 pixels; Adam(0.001), {epochs} epochs of batches of {args.batch_size}; "
+        f"{rnnrs.get_num_threads()} threads",
+        flush=True,
+    )
 
     start = time.perf_counter()
     history = model.fit(
@@ -71,8 +78,10 @@ def main() -> None:
 
     result = model.evaluate(x[test], y[test])
     correct = int(round(result["accuracy"] * len(test)))
-    print(f"final training loss {history.history['loss'][-1]:.4f}, "
-          f"training accuracy {history.history['accuracy'][-1]:.4f}")
+    print(
+        f"final training loss {history.history['loss'][-1]:.4f}, "
+        f"training accuracy {history.history['accuracy'][-1]:.4f}"
+    )
     print(f"test accuracy: {result['accuracy']:.4f} ({correct}/{len(test)})")
     print(f"training time: {seconds:.2f} s ({steps} steps, {1000 * seconds / steps:.2f} ms per step)")
     if args.save:

@@ -32,11 +32,17 @@ N_STEPS, RESOLUTION, LENGTH, COMPARED, SEEDS = 20, 0.1, 300, 10, 100
 
 def main() -> None:
     p = parser(__doc__.splitlines()[0])
-    p.add_argument("--model", default=os.path.join(OUT_DIR, "time_series.npz"),
-                   help="model saved by examples/time_series.py (trained here when the file is missing)")
+    p.add_argument(
+        "--model",
+        default=os.path.join(OUT_DIR, "time_series.npz"),
+        help="model saved by examples/time_series.py (trained here when the file is missing)",
+    )
     p.add_argument("--retrain", action="store_true", help="train a model even when --model exists")
-    p.add_argument("--stateful", action="store_true",
-                   help="carry the recurrent state instead of re-reading the last 20 values (the chapter's loop)")
+    p.add_argument(
+        "--stateful",
+        action="store_true",
+        help="carry the recurrent state instead of re-reading the last 20 values (the chapter's loop)",
+    )
     p.add_argument("--plot", default=os.path.join(OUT_DIR, "generate.png"), help="where to write the PNG plot")
     args = p.parse_args()
 
@@ -70,8 +76,10 @@ def main() -> None:
     mode = "stateful" if args.stateful else f"re-reading the last {N_STEPS} values"
     print(f"generated {LENGTH} steps ({mode}) in {seconds * 1000:.1f} ms")
     print(f"from zeros: values in [{from_zeros.min():.2f}, {from_zeros.max():.2f}]")
-    print(f"continuation MSE (first {COMPARED} generated steps, {SEEDS} seeds from the series): {error:.6f} "
-          f"(repeating the last seed value: {baseline:.6f})")
+    print(
+        f"continuation MSE (first {COMPARED} generated steps, {SEEDS} seeds from the series): {error:.6f} "
+        f"(repeating the last seed value: {baseline:.6f})"
+    )
 
     if not have_matplotlib():
         print('matplotlib is not installed: no plot (pip install "rnnrs[examples]" or pip install matplotlib)')

@@ -24,7 +24,9 @@ from _common import OUT_DIR, have_matplotlib, instance_window, make_cell, parser
 def main() -> None:
     p = parser(__doc__.splitlines()[0])
     p.add_argument("--units", type=int, default=100, help="units of the cell (default 100, as the chapter)")
-    p.add_argument("--epochs", type=int, default=None, help="passes over the training windows (default 15, 6 with --quick)")
+    p.add_argument(
+        "--epochs", type=int, default=None, help="passes over the training windows (default 15, 6 with --quick)"
+    )
     p.add_argument("--save", default=os.path.join(OUT_DIR, "time_series.npz"), help="where to write the model")
     p.add_argument("--plot", default=os.path.join(OUT_DIR, "time_series.png"), help="where to write the PNG plot")
     args = p.parse_args()
@@ -33,8 +35,11 @@ def main() -> None:
 
     cell = make_cell(args.cell, args.units, seed=args.seed)
     model = series_model(cell)
-    print(f"OutputProjectionWrapper({type(cell).__name__}({args.units}), 1); {n_train} windows of 20 steps, "
-          f"{epochs} epochs of batches of 50", flush=True)
+    print(
+        f"OutputProjectionWrapper({type(cell).__name__}({args.units}), 1); {n_train} windows of 20 steps, "
+        f"{epochs} epochs of batches of 50",
+        flush=True,
+    )
     mse, seconds, rate = train_series(model, n_train, epochs, args.seed, verbosity(args.verbose))
     print(f"test MSE: {mse:.6f}")
     print(f"training time: {seconds:.2f} s ({rate:.0f} steps per second)")

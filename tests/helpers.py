@@ -40,9 +40,7 @@ def assert_close(got, want, dtype, what=""):
     rtol, atol = TOLERANCES[np.dtype(dtype)]
     finite = want[np.isfinite(want)]
     scale = max(1.0, float(np.max(np.abs(finite)))) if finite.size else 1.0
-    np.testing.assert_allclose(
-        got.astype(np.float64), want, rtol=rtol, atol=atol * scale, err_msg=what
-    )
+    np.testing.assert_allclose(got.astype(np.float64), want, rtol=rtol, atol=atol * scale, err_msg=what)
 
 
 def glorot_bound(fan_in, fan_out):
@@ -98,9 +96,7 @@ class RNNProblem:
 
     def reference(self, activation, mode="both"):
         """Float64 reference: outputs, state, and (d_x, d_h0, d_kernel, d_bias)."""
-        outputs, state, cache = ref.rnn_forward(
-            self.x, self.h0, self.kernel, self.bias, activation, self.lengths
-        )
+        outputs, state, cache = ref.rnn_forward(self.x, self.h0, self.kernel, self.bias, activation, self.lengths)
         grads = ref.rnn_backward(cache, *self.grads_for(mode))
         return outputs, state, grads
 
@@ -171,9 +167,7 @@ def rnn_problems(draw, max_batch=5, max_time=6, max_input=5, max_units=6, min_ti
     lengths = draw(st.none() | ragged_lengths(B, T), label="lengths")
     weight_scale = draw(st.sampled_from([0.5, 1.0, 1.5]), label="weight_scale")
     seed = draw(seeds, label="seed")
-    return make_problem(
-        seed, B, T, I, H, with_h0=with_h0, lengths=lengths, weight_scale=weight_scale
-    )
+    return make_problem(seed, B, T, I, H, with_h0=with_h0, lengths=lengths, weight_scale=weight_scale)
 
 
 length_containers = st.sampled_from(["list", "int32", "int64"])

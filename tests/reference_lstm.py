@@ -132,8 +132,19 @@ def lstm_forward(
         outputs[:, t, :] = np.where(active, h_new, 0.0)
         steps.append(
             dict(
-                active=active, xh=xh, c_prev=c, zj=zj, i=i, j=j, f=f, o=o,
-                c_unclipped=c_unclipped, c=c_new, act_c=act_c, m=m, m_unclipped=m_unclipped,
+                active=active,
+                xh=xh,
+                c_prev=c,
+                zj=zj,
+                i=i,
+                j=j,
+                f=f,
+                o=o,
+                c_unclipped=c_unclipped,
+                c=c_new,
+                act_c=act_c,
+                m=m,
+                m_unclipped=m_unclipped,
             )
         )
         c = np.where(active, c_new, c)

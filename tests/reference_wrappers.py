@@ -138,8 +138,7 @@ class LSTM:
     came to its kink (``kink_margin``) and whether each clip both clipped and
     passed something (``clip_seen``)."""
 
-    def __init__(self, weights, *, forget_bias=1.0, activation="tanh", cell_clip=None, proj_clip=None,
-                 basic=False):
+    def __init__(self, weights, *, forget_bias=1.0, activation="tanh", cell_clip=None, proj_clip=None, basic=False):
         self.w = {k: np.asarray(v, dtype=np.float64) for k, v in weights.items()}
         self.forget_bias = float(forget_bias)
         self.activation = activation
@@ -161,16 +160,29 @@ class LSTM:
 
     def with_weights(self, mapping):
         """A copy with some weights replaced."""
-        return LSTM({**self.w, **mapping}, forget_bias=self.forget_bias, activation=self.activation,
-                    cell_clip=self.cell_clip, proj_clip=self.proj_clip, basic=self.basic)
+        return LSTM(
+            {**self.w, **mapping},
+            forget_bias=self.forget_bias,
+            activation=self.activation,
+            cell_clip=self.cell_clip,
+            proj_clip=self.proj_clip,
+            basic=self.basic,
+        )
 
     def zero_state(self, batch):
         return LSTMState(np.zeros((batch, self.num_units)), np.zeros((batch, self.output_size)))
 
     def forward(self, x, state, lengths=None):
         outputs, (c, h), cache = rl.lstm_forward(
-            x, state.c, state.h, self.w, lengths, forget_bias=self.forget_bias, activation=self.activation,
-            cell_clip=self.cell_clip, proj_clip=self.proj_clip,
+            x,
+            state.c,
+            state.h,
+            self.w,
+            lengths,
+            forget_bias=self.forget_bias,
+            activation=self.activation,
+            cell_clip=self.cell_clip,
+            proj_clip=self.proj_clip,
         )
         self.kink_margin = min(self.kink_margin, rl.kink_margin(cache))
         for s in cache["steps"]:
@@ -556,8 +568,12 @@ def state_dot(d_state, state):
     """sum(d_state * state) over every leaf (0 when ``d_state`` is None)."""
     if d_state is None:
         return 0.0
-    return float(sum(np.sum(np.asarray(d, np.float64) * np.asarray(s, np.float64))
-                     for d, s in zip(state_leaves(d_state), state_leaves(state))))
+    return float(
+        sum(
+            np.sum(np.asarray(d, np.float64) * np.asarray(s, np.float64))
+            for d, s in zip(state_leaves(d_state), state_leaves(state))
+        )
+    )
 
 
 def linear_loss(outputs, state, d_outputs=None, d_state=None):

@@ -135,18 +135,13 @@ MATRIX = list(itertools.product([False, True], [False, True], [False, True], GRA
 @pytest.mark.parametrize(
     "time_major,with_h0,with_lengths,mode",
     MATRIX,
-    ids=[
-        f"{'tm' if tm else 'bm'}-{'h0' if h else 'noh0'}-{'len' if ln else 'nolen'}-{m}"
-        for tm, h, ln, m in MATRIX
-    ],
+    ids=[f"{'tm' if tm else 'bm'}-{'h0' if h else 'noh0'}-{'len' if ln else 'nolen'}-{m}" for tm, h, ln, m in MATRIX],
 )
 def test_option_matrix(dtype, time_major, with_h0, with_lengths, mode):
     """Every combination of layout / initial state / lengths / gradient inputs, explicitly."""
     lengths = [0, 5, 2, 1, 5, 3] if with_lengths else None  # includes 0 and T, unsorted
     p = make_problem(1234, 6, 5, 3, 4, with_h0=with_h0, lengths=lengths).cast(dtype)
-    cell, outputs, state, grads, d_x = run_dynamic(
-        p, "tanh", dtype, time_major=time_major, mode=mode
-    )
+    cell, outputs, state, grads, d_x = run_dynamic(p, "tanh", dtype, time_major=time_major, mode=mode)
     check_against_reference(p, "tanh", dtype, outputs, state, grads, d_x, cell, mode)
     if with_lengths:
         # Row 0 has length 0: its state is the initial state, bit for bit.
@@ -167,9 +162,7 @@ def test_without_backprop_returns_two_values(dtype, activation):
     # The same numbers with return_backprop=True and with training=True
     # (BasicRNNCell has no dropout, so training changes nothing).
     for kwargs in (dict(return_backprop=True), dict(training=True)):
-        again = rnnrs.dynamic_rnn(
-            cell, x, sequence_length=p.lengths, initial_state=p.h0.astype(dtype), **kwargs
-        )
+        again = rnnrs.dynamic_rnn(cell, x, sequence_length=p.lengths, initial_state=p.h0.astype(dtype), **kwargs)
         np.testing.assert_array_equal(again[0], outputs)
         np.testing.assert_array_equal(again[1], state)
 
@@ -178,7 +171,10 @@ def test_backprop_can_be_called_repeatedly(dtype):
     p = make_problem(21, 4, 6, 3, 5, lengths=[6, 0, 3, 1]).cast(dtype)
     cell = make_cell(p, "tanh", dtype)
     _, _, backprop = rnnrs.dynamic_rnn(
-        cell, p.x.astype(dtype), sequence_length=p.lengths, initial_state=p.h0.astype(dtype),
+        cell,
+        p.x.astype(dtype),
+        sequence_length=p.lengths,
+        initial_state=p.h0.astype(dtype),
         return_backprop=True,
     )
     d_out, d_state = p.d_outputs.astype(dtype), p.d_state.astype(dtype)
@@ -207,9 +203,7 @@ def test_backprop_uses_the_weights_of_its_forward_pass(dtype):
     """set_weights after the forward pass does not change what backprop computes."""
     p = make_problem(23, 3, 4, 2, 3, lengths=[4, 2, 0]).cast(dtype)
     cell = make_cell(p, "tanh", dtype)
-    _, _, backprop = rnnrs.dynamic_rnn(
-        cell, p.x.astype(dtype), sequence_length=p.lengths, return_backprop=True
-    )
+    _, _, backprop = rnnrs.dynamic_rnn(cell, p.x.astype(dtype), sequence_length=p.lengths, return_backprop=True)
     cell.set_weights({"kernel": 3 * p.kernel, "bias": p.bias + 1})
     grads = backprop(d_outputs=p.d_outputs.astype(dtype), d_state=p.d_state.astype(dtype))
     p0 = replace(p, h0=None)
@@ -225,9 +219,7 @@ def test_dynamic_rnn_does_not_modify_its_arguments(dtype):
     x, h0, lengths = p.x.astype(dtype), p.h0.astype(dtype), p.lengths.copy()
     x_copy, h0_copy = x.copy(), h0.copy()
     weights = cell.get_weights()
-    _, _, backprop = rnnrs.dynamic_rnn(
-        cell, x, sequence_length=lengths, initial_state=h0, return_backprop=True
-    )
+    _, _, backprop = rnnrs.dynamic_rnn(cell, x, sequence_length=lengths, initial_state=h0, return_backprop=True)
     backprop(d_outputs=p.d_outputs.astype(dtype), d_state=p.d_state.astype(dtype))
     np.testing.assert_array_equal(x, x_copy)
     np.testing.assert_array_equal(h0, h0_copy)
@@ -249,7 +241,10 @@ def test_static_rnn_matches_reference_and_dynamic_rnn(dtype, activation, p, mode
     x = p.x.astype(dtype)
     input_list = [x[:, t, :] for t in range(T)]
     output_list, state, backprop = rnnrs.static_rnn(
-        cell, input_list, sequence_length=p.lengths, initial_state=cast(p.h0, dtype),
+        cell,
+        input_list,
+        sequence_length=p.lengths,
+        initial_state=cast(p.h0, dtype),
         return_backprop=True,
     )
     assert isinstance(output_list, list) and len(output_list) == T
@@ -270,9 +265,7 @@ def test_static_rnn_matches_reference_and_dynamic_rnn(dtype, activation, p, mode
     assert_close(state, dyn_state.astype(np.float64), dtype, "static vs dynamic state")
     assert_close(d_x, dyn_dx.astype(np.float64), dtype, "static vs dynamic grads.inputs")
     for name in ("kernel", "bias"):
-        assert_close(
-            grads.weights[name], dyn_grads.weights[name].astype(np.float64), dtype, name
-        )
+        assert_close(grads.weights[name], dyn_grads.weights[name].astype(np.float64), dtype, name)
 
 
 # --------------------------------------------------------------------------
@@ -331,9 +324,7 @@ def test_gradients_match_finite_differences(activation_name, lengths):
         assert min(np.min(np.abs(s["z"])) for s in cache["steps"]) > 1e-4
 
     cell.set_weights({"kernel": kernel, "bias": bias})
-    _, _, backprop = rnnrs.dynamic_rnn(
-        cell, x, sequence_length=lengths, initial_state=h0, return_backprop=True
-    )
+    _, _, backprop = rnnrs.dynamic_rnn(cell, x, sequence_length=lengths, initial_state=h0, return_backprop=True)
     grads = backprop(d_outputs=p.d_outputs, d_state=p.d_state)
     analytic = [grads.inputs, grads.initial_state, grads.weights["kernel"], grads.weights["bias"]]
     for name, got, a in zip(["inputs", "initial_state", "kernel", "bias"], analytic, [x, h0, kernel, bias]):
@@ -367,7 +358,10 @@ def test_padding_never_influences_anything(dtype):
 
     def run(x, d_outputs):
         out, state, bp = rnnrs.dynamic_rnn(
-            cell, x.astype(dtype), sequence_length=lengths, initial_state=p.h0.astype(dtype),
+            cell,
+            x.astype(dtype),
+            sequence_length=lengths,
+            initial_state=p.h0.astype(dtype),
             return_backprop=True,
         )
         g = bp(d_outputs=d_outputs.astype(dtype), d_state=p.d_state.astype(dtype))
@@ -635,7 +629,6 @@ def test_lstm_state_tuple():
     assert isinstance(st_, tuple)
     assert rnnrs.LSTMStateTuple(c=1, h=2) == (1, 2)
     assert st_._replace(h=5).h == 5
-
 
 
 def test_static_rnn_keyword_names():

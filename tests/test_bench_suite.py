@@ -19,29 +19,53 @@ SIZES = {"tiny": (4, 2, 3, 5), "medium": (64, 100, 128, 256)}
 def _row(cell, size, mode, layout, rnnrs, torch=None, ort=None, efficiency=None, ragged_ratio=None):
     B, T, I, H = SIZES[size]
     return {
-        "label": f"{cell}/{size}/{mode}/{layout}", "cell": cell, "mode": mode, "layout": layout,
+        "label": f"{cell}/{size}/{mode}/{layout}",
+        "cell": cell,
+        "mode": mode,
+        "layout": layout,
         "size": {"name": size, "batch": B, "time": T, "inputs": I, "units": H},
         "median_s": {"rnnrs": rnnrs, "reference": None, "torch": torch, "onnxruntime": ort},
-        "status": {"rnnrs": "", "reference": "skipped", "torch": "" if torch else "not installed",
-                   "onnxruntime": "" if ort else "forward only"},
+        "status": {
+            "rnnrs": "",
+            "reference": "skipped",
+            "torch": "" if torch else "not installed",
+            "onnxruntime": "" if ort else "forward only",
+        },
         "rnnrs_gflops": None if efficiency is None else 100.0 * efficiency,
-        "efficiency": efficiency, "ragged_ratio": ragged_ratio,
+        "efficiency": efficiency,
+        "ragged_ratio": ragged_ratio,
     }
 
 
 def _payload(dtype, threads, rows, ceiling=100.0):
-    return {"args": {"dtype": dtype, "threads": threads}, "host": ["CPU      : test"], "machine": [],
-            "ceiling": {"gflops": ceiling, "backends": {"numpy.matmul": {"gflops": ceiling, "n": 1024}}},
-            "rows": rows}
+    return {
+        "args": {"dtype": dtype, "threads": threads},
+        "host": ["CPU      : test"],
+        "machine": [],
+        "ceiling": {"gflops": ceiling, "backends": {"numpy.matmul": {"gflops": ceiling, "n": 1024}}},
+        "rows": rows,
+    }
 
 
 def _payloads():
     return [
-        _payload("f32", 2, [_row("rnn", "tiny", "forward", "full", 1e-5, torch=2e-4, ort=2e-5),
-                            _row("rnn", "tiny", "forward", "ragged", 1e-5, torch=2e-4, ort=1e-5, ragged_ratio=1.5),
-                            _row("lstm", "medium", "train", "full", 1e-2, torch=1.5e-2, efficiency=0.9)]),
-        _payload("f32", 1, [_row("rnn", "tiny", "forward", "full", 2e-5, torch=1e-4, ort=4e-5),
-                            _row("lstm", "medium", "train", "full", 2e-2, torch=2e-2, efficiency=0.5)]),
+        _payload(
+            "f32",
+            2,
+            [
+                _row("rnn", "tiny", "forward", "full", 1e-5, torch=2e-4, ort=2e-5),
+                _row("rnn", "tiny", "forward", "ragged", 1e-5, torch=2e-4, ort=1e-5, ragged_ratio=1.5),
+                _row("lstm", "medium", "train", "full", 1e-2, torch=1.5e-2, efficiency=0.9),
+            ],
+        ),
+        _payload(
+            "f32",
+            1,
+            [
+                _row("rnn", "tiny", "forward", "full", 2e-5, torch=1e-4, ort=4e-5),
+                _row("lstm", "medium", "train", "full", 2e-2, torch=2e-2, efficiency=0.5),
+            ],
+        ),
         _payload("f64", 1, [_row("rnn", "tiny", "forward", "full", 2e-5, torch=1e-4)]),
     ]
 
@@ -49,9 +73,13 @@ def _payloads():
 def test_merge_orders_rows_and_adds_run_fields_and_ratios():
     rows = suite.merge(_payloads())
     assert [(r["label"], r["dtype"], r["threads"]) for r in rows] == [
-        ("rnn/tiny/forward/full", "f32", 1), ("rnn/tiny/forward/full", "f32", 2), ("rnn/tiny/forward/full", "f64", 1),
+        ("rnn/tiny/forward/full", "f32", 1),
+        ("rnn/tiny/forward/full", "f32", 2),
+        ("rnn/tiny/forward/full", "f64", 1),
         ("rnn/tiny/forward/ragged", "f32", 2),
-        ("lstm/medium/train/full", "f32", 1), ("lstm/medium/train/full", "f32", 2)]
+        ("lstm/medium/train/full", "f32", 1),
+        ("lstm/medium/train/full", "f32", 2),
+    ]
     assert rows[1]["torch/rnnrs"] == pytest.approx(20.0) and rows[1]["ort/rnnrs"] == pytest.approx(2.0)
     assert rows[2]["ort/rnnrs"] is None  # no ort time (f64)
 
@@ -61,7 +89,9 @@ def test_targets_pass_fail_and_no_data():
     tiny_torch = verdicts["inference >= 10x torch on tiny"]
     assert tiny_torch.status == "FAIL" and tiny_torch.checked == 4  # 5x at f32/1t and f64
     assert sorted(suite.row_label(r) for r, _ in tiny_torch.misses) == [
-        "rnn/tiny/forward/full f32 1t", "rnn/tiny/forward/full f64 1t"]
+        "rnn/tiny/forward/full f32 1t",
+        "rnn/tiny/forward/full f64 1t",
+    ]
     assert verdicts["inference >= 1.5x ort on tiny/small"].status == "FAIL"  # the ragged row: 1.0x
     assert verdicts["ragged ratio <= 1.15"].status == "FAIL"
     lstm = verdicts["training >= 1.25x torch on lstm medium/large"]
@@ -84,7 +114,10 @@ def test_render_has_every_column_the_ceilings_and_the_targets():
     assert [c.strip() for c in header.strip("|").split("|")] == suite.HEADER
     assert "| f32 | 2 | numpy.matmul 100.0 (n=1024) | 100.0 |" in text
     assert "CPU      : test" in text
-    assert "| lstm | medium | train | full | f32 | 1 | 20.00 ms | 20.00 ms | n/a (fwd only) | 1.00x | - | 50 | 50 % | - |" in text
+    assert (
+        "| lstm | medium | train | full | f32 | 1 | 20.00 ms | 20.00 ms | n/a (fwd only) | 1.00x | - | 50 | 50 % | - |"
+        in text
+    )
     assert "- **FAIL** ragged ratio <= 1.15: 1 of 1 row miss it: rnn/tiny/forward/ragged f32 2t 1.50" in text
     assert "exited with status 2" in text
 
@@ -93,8 +126,20 @@ def test_compare_command_passes_options_through():
     args = suite.parse_args(["--cells", "rnn", "--sizes", "tiny,small", "--quick", "--threads", "1,2"])
     assert args.threads == [1, 2] and args.dtypes == ["f32", "f64"]
     cmd = suite.compare_command("f64", 2, "/tmp/x.json", args)
-    assert cmd[1:] == [suite.COMPARE, "--dtype", "f64", "--threads", "2", "--json", "/tmp/x.json",
-                       "--cells", "rnn", "--sizes", "tiny,small", "--quick"]
+    assert cmd[1:] == [
+        suite.COMPARE,
+        "--dtype",
+        "f64",
+        "--threads",
+        "2",
+        "--json",
+        "/tmp/x.json",
+        "--cells",
+        "rnn",
+        "--sizes",
+        "tiny,small",
+        "--quick",
+    ]
     with pytest.raises(SystemExit):
         suite.parse_args(["--dtypes", "f16"])
     with pytest.raises(SystemExit):

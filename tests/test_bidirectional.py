@@ -48,8 +48,9 @@ def random_structure(name, kind, rng, input_size, units, dtype, activation="tanh
     if name == "cell":
         return random_cell(kind, rng, input_size, units, dtype, activation)
     if name == "multi":
-        return wr.Multi([random_cell(kind, rng, input_size, units, dtype, activation),
-                         random_cell(kind, rng, units, 2, dtype)])
+        return wr.Multi(
+            [random_cell(kind, rng, input_size, units, dtype, activation), random_cell(kind, rng, units, 2, dtype)]
+        )
     if name == "projection":
         return random_projection(rng, random_cell(kind, rng, input_size, units, dtype, activation), 3, dtype)
     if name == "residual":
@@ -108,6 +109,7 @@ def given_grads(p, present):
     passed as None."""
     d_out = tuple(d if keep else None for d, keep in zip(p.d_outputs, present[:2]))
     d_state = tuple(d if keep else None for d, keep in zip(p.d_state, present[2:]))
+
     def pair(p):
         return None if p[0] is None and p[1] is None else p
 
@@ -194,8 +196,7 @@ def test_reference_is_reverse_sequence_by_hand():
     np.testing.assert_array_equal(s_bw[:, 0], [6, 10, 0])
 
 
-@pytest.mark.parametrize("kinds", [("BasicRNNCell", "BasicRNNCell"), ("LSTMCell", "GRUCell_reset_after")],
-                         ids=pair_id)
+@pytest.mark.parametrize("kinds", [("BasicRNNCell", "BasicRNNCell"), ("LSTMCell", "GRUCell_reset_after")], ids=pair_id)
 def test_reference_backward_matches_its_finite_differences(kinds):
     rng = np.random.default_rng(0)
     fw = random_structure("multi", kinds[0], rng, 2, 3, np.float64)
@@ -207,7 +208,8 @@ def test_reference_backward_matches_its_finite_differences(kinds):
     def loss():
         (o_fw, o_bw), (s_fw, s_bw), _ = wr.bidirectional_forward(fw, bw, p.x, p.lengths, p.state_fw, p.state_bw)
         return wr.linear_loss(o_fw, s_fw, p.d_outputs[0], p.d_state[0]) + wr.linear_loss(
-            o_bw, s_bw, p.d_outputs[1], p.d_state[1])
+            o_bw, s_bw, p.d_outputs[1], p.d_state[1]
+        )
 
     _, _, (d_x, (d_ifw, d_ibw), (d_wfw, d_wbw)) = run_bi_reference(fw, bw, p)
     pairs = [(p.x, d_x)]
@@ -233,16 +235,18 @@ def test_reference_backward_matches_its_finite_differences(kinds):
     present=st.tuples(st.booleans(), st.booleans(), st.booleans(), st.booleans()),
     weight_seed=seeds,
 )
-def test_bidirectional_matches_reference(dtype, kinds, structures, sizes, activations, shape, time_major, present,
-                                         weight_seed):
+def test_bidirectional_matches_reference(
+    dtype, kinds, structures, sizes, activations, shape, time_major, present, weight_seed
+):
     """Each direction of its own kind and structure."""
     rng = np.random.default_rng(weight_seed)
     I, H_fw, H_bw = sizes
     fw = random_structure(structures[0], kinds[0], rng, I, H_fw, dtype, activations[0])
     bw = random_structure(structures[1], kinds[1], rng, I, H_bw, dtype, activations[1])
     p = make_bi_problem(fw, bw, dtype, **shape)
-    check_bi_against_reference(fw, bw, matching_cell(fw, dtype), matching_cell(bw, dtype), p, dtype,
-                               present=present, time_major=time_major)
+    check_bi_against_reference(
+        fw, bw, matching_cell(fw, dtype), matching_cell(bw, dtype), p, dtype, present=present, time_major=time_major
+    )
 
 
 PRESENT = {
@@ -265,14 +269,25 @@ def test_bidirectional_explicit_cases(dtype, kinds, time_major, present):
     bw = random_cell(kinds[1], rng, 3, 2, dtype, "sigmoid")
     p = make_bi_problem(fw, bw, dtype, 5, 6, seed=3, lengths=[6, 0, 3, 1, 6])
     _, (s_fw, s_bw), grads = check_bi_against_reference(
-        fw, bw, matching_cell(fw, dtype), matching_cell(bw, dtype), p, dtype,
-        present=PRESENT[present], time_major=time_major)
+        fw,
+        bw,
+        matching_cell(fw, dtype),
+        matching_cell(bw, dtype),
+        p,
+        dtype,
+        present=PRESENT[present],
+        time_major=time_major,
+    )
     assert_clips_exercised(fw, bw)
     assert_rows_keep_initial_state(s_fw, p.state_fw, [1], dtype)  # length 0: the initial states
     assert_rows_keep_initial_state(s_bw, p.state_bw, [1], dtype)
     if present == "nothing":
-        leaves = [grads.inputs, *wr.state_leaves(grads.initial_state), *grads.weights[0].values(),
-                  *grads.weights[1].values()]
+        leaves = [
+            grads.inputs,
+            *wr.state_leaves(grads.initial_state),
+            *grads.weights[0].values(),
+            *grads.weights[1].values(),
+        ]
         assert all(np.all(g == 0) for g in leaves)
 
 
@@ -292,15 +307,22 @@ def test_bidirectional_reverses_within_each_length(dtype):
     np.testing.assert_array_equal(out_bw[..., 0], [[1006, 1005, 1003, 1000], [10, 9, 7, 4]])
 
 
-@pytest.mark.parametrize("kinds", [("BasicRNNCell", "BasicRNNCell"), ("LSTMCell", "GRUCell"),
-                                   ("BasicLSTMCell", "GRUCell_reset_after")], ids=pair_id)
+@pytest.mark.parametrize(
+    "kinds",
+    [("BasicRNNCell", "BasicRNNCell"), ("LSTMCell", "GRUCell"), ("BasicLSTMCell", "GRUCell_reset_after")],
+    ids=pair_id,
+)
 @pytest.mark.parametrize("structure", STRUCTURES)
 def test_bidirectional_finite_differences(structure, kinds):
     rng = np.random.default_rng(4)
     fw = random_structure(structure, kinds[0], rng, 2, 3, np.float64)
     bw = random_structure("cell", kinds[1], rng, 2, 2, np.float64)
-    check_bi_finite_differences(lambda: (rnnrs_cell(fw, np.float64), rnnrs_cell(bw, np.float64)),
-                                fw, bw, make_bi_problem(fw, bw, np.float64, 3, 4, seed=5, lengths=[4, 0, 2]))
+    check_bi_finite_differences(
+        lambda: (rnnrs_cell(fw, np.float64), rnnrs_cell(bw, np.float64)),
+        fw,
+        bw,
+        make_bi_problem(fw, bw, np.float64, 3, 4, seed=5, lengths=[4, 0, 2]),
+    )
 
 
 def check_bi_finite_differences(make_cells, fw, bw, p, *, training=False, shared=False):
@@ -323,13 +345,21 @@ def check_bi_finite_differences(make_cells, fw, bw, p, *, training=False, shared
         cell_fw.set_weights(w_fw)
         cell_bw.set_weights(w_bw)
         return rnnrs.bidirectional_dynamic_rnn(
-            cell_fw, cell_bw, x, sequence_length=p.lengths, initial_state_fw=lib_state(s_fw, np.float64),
-            initial_state_bw=lib_state(s_bw, np.float64), training=training, **kwargs)
+            cell_fw,
+            cell_bw,
+            x,
+            sequence_length=p.lengths,
+            initial_state_fw=lib_state(s_fw, np.float64),
+            initial_state_bw=lib_state(s_bw, np.float64),
+            training=training,
+            **kwargs,
+        )
 
     def loss():
         (o_fw, o_bw), (f_fw, f_bw) = run()
-        return (wr.linear_loss(o_fw, f_fw, p.d_outputs[0], p.d_state[0])
-                + wr.linear_loss(o_bw, f_bw, p.d_outputs[1], p.d_state[1]))
+        return wr.linear_loss(o_fw, f_fw, p.d_outputs[0], p.d_state[0]) + wr.linear_loss(
+            o_bw, f_bw, p.d_outputs[1], p.d_state[1]
+        )
 
     _, _, backprop = run(return_backprop=True)
     grads = backprop(d_outputs=p.d_outputs, d_state=tuple(lib_state(s, np.float64) for s in p.d_state))
@@ -383,8 +413,10 @@ def test_bidirectional_with_dropout(dtype, kinds):
     keeps = dict(input_keep_prob=0.7, state_keep_prob=0.6, output_keep_prob=0.8)
 
     def make_cells(dt=dtype):
-        return (rnnrs.DropoutWrapper(rnnrs_cell(fw, dt), **keeps, seed=11),
-                rnnrs.DropoutWrapper(rnnrs_cell(bw, dt), **keeps, variational_recurrent=True, seed=12))
+        return (
+            rnnrs.DropoutWrapper(rnnrs_cell(fw, dt), **keeps, seed=11),
+            rnnrs.DropoutWrapper(rnnrs_cell(bw, dt), **keeps, variational_recurrent=True, seed=12),
+        )
 
     p = make_bi_problem(fw, bw, dtype, 3, 4, seed=13, lengths=[4, 0, 2])
     cells = make_cells()
@@ -411,8 +443,11 @@ def test_bidirectional_with_dropout(dtype, kinds):
 
 @pytest.mark.parametrize("lengths", [None, [5, 0, 2, 4]], ids=["full", "ragged"])
 @pytest.mark.parametrize("structure", ["cell", "multi"])
-@pytest.mark.parametrize("kinds", [("BasicRNNCell", "BasicRNNCell"), ("LSTMCell", "GRUCell"),
-                                   ("GRUCell_reset_after", "BasicLSTMCell")], ids=pair_id)
+@pytest.mark.parametrize(
+    "kinds",
+    [("BasicRNNCell", "BasicRNNCell"), ("LSTMCell", "GRUCell"), ("GRUCell_reset_after", "BasicLSTMCell")],
+    ids=pair_id,
+)
 def test_static_bidirectional_equals_dynamic(dtype, lengths, structure, kinds):
     """TF 1.x: a list of T outputs [B, H_fw + H_bw] (fw then bw), and the two states;
     backprop takes such a list and a (fw, bw) d_state pair."""
@@ -425,9 +460,14 @@ def test_static_bidirectional_equals_dynamic(dtype, lengths, structure, kinds):
 
     x = p.x.astype(dtype)
     outputs, state_fw, state_bw, backprop = rnnrs.static_bidirectional_rnn(
-        cell_fw, cell_bw, [x[:, t] for t in range(5)],
-        initial_state_fw=lib_state(p.state_fw, dtype), initial_state_bw=lib_state(p.state_bw, dtype),
-        sequence_length=p.lengths, return_backprop=True)
+        cell_fw,
+        cell_bw,
+        [x[:, t] for t in range(5)],
+        initial_state_fw=lib_state(p.state_fw, dtype),
+        initial_state_bw=lib_state(p.state_bw, dtype),
+        sequence_length=p.lengths,
+        return_backprop=True,
+    )
     assert isinstance(outputs, list) and len(outputs) == 5
     width_fw = fw.output_size
     for t, out in enumerate(outputs):
@@ -439,8 +479,7 @@ def test_static_bidirectional_equals_dynamic(dtype, lengths, structure, kinds):
             assert_close(g, w.astype(np.float64), dtype, "state")
 
     d_out = np.concatenate(p.d_outputs, axis=2).astype(dtype)  # [B, T, O_fw + O_bw]
-    grads = backprop(d_outputs=[d_out[:, t] for t in range(5)],
-                     d_state=tuple(lib_state(s, dtype) for s in p.d_state))
+    grads = backprop(d_outputs=[d_out[:, t] for t in range(5)], d_state=tuple(lib_state(s, dtype) for s in p.d_state))
     assert isinstance(grads.inputs, list) and len(grads.inputs) == 5
     assert_close(np.stack(grads.inputs, axis=1), dyn_grads.inputs.astype(np.float64), dtype, "grads.inputs")
     for side in (0, 1):
@@ -505,8 +544,12 @@ def test_bidirectional_backprop_errors(bi_setup):
         backprop(d_state=(None, s_fw))
     # The right shapes as lists, or with Nones, are fine.
     full = backprop(d_outputs=[out_fw, out_bw], d_state=[s_fw, s_bw])
-    parts = [backprop(d_outputs=(out_fw, None)), backprop(d_outputs=(None, out_bw)),
-             backprop(d_state=(s_fw, None)), backprop(d_state=(None, s_bw))]
+    parts = [
+        backprop(d_outputs=(out_fw, None)),
+        backprop(d_outputs=(None, out_bw)),
+        backprop(d_state=(s_fw, None)),
+        backprop(d_state=(None, s_bw)),
+    ]
     # Gradients are linear in the four pieces.
     assert_close(full.inputs, sum(g.inputs.astype(np.float64) for g in parts), np.float32, "linearity")
 

@@ -117,14 +117,10 @@ def test_chapter_weights_are_sensitive():
 def test_sequence_length_example(dtype, run):
     basic_cell = rnnrs.BasicRNNCell(num_units=n_neurons, dtype=dtype, seed=14)
     if run == "dynamic_rnn":
-        outputs_val, states_val = rnnrs.dynamic_rnn(
-            basic_cell, X_batch, sequence_length=seq_length_batch
-        )
+        outputs_val, states_val = rnnrs.dynamic_rnn(basic_cell, X_batch, sequence_length=seq_length_batch)
     else:
         X_seqs = list(np.transpose(X_batch, (1, 0, 2)))
-        output_seqs, states_val = rnnrs.static_rnn(
-            basic_cell, X_seqs, sequence_length=seq_length_batch
-        )
+        output_seqs, states_val = rnnrs.static_rnn(basic_cell, X_seqs, sequence_length=seq_length_batch)
         outputs_val = np.transpose(np.stack(output_seqs), (1, 0, 2))
     assert outputs_val.shape == (4, 2, n_neurons)
     assert states_val.shape == (4, n_neurons)
@@ -176,9 +172,7 @@ def test_unstack_transpose_equivalence(dtype):
     assert_close(outputs, outputs_val.astype(np.float64), dtype, "dynamic vs static")
     assert_close(states_dyn, states.astype(np.float64), dtype, "dynamic vs static state")
     # ... and time-major.
-    outputs_tm, states_tm = rnnrs.dynamic_rnn(
-        basic_cell, np.transpose(X_batch, (1, 0, 2)), time_major=True
-    )
+    outputs_tm, states_tm = rnnrs.dynamic_rnn(basic_cell, np.transpose(X_batch, (1, 0, 2)), time_major=True)
     assert outputs_tm.shape == (2, 4, n_neurons)
     assert_close(np.transpose(outputs_tm, (1, 0, 2)), outputs_val.astype(np.float64), dtype, "tm")
     assert_close(states_tm, states.astype(np.float64), dtype, "tm state")

@@ -56,8 +56,7 @@ def test_train_test_split():
 
 def test_time_series_and_windows():
     t = np.array([0.0, 1.0, np.pi])
-    np.testing.assert_allclose(rnnrs.datasets.time_series(t),
-                               t * np.sin(t) / 3 + 2 * np.sin(5 * t))
+    np.testing.assert_allclose(rnnrs.datasets.time_series(t), t * np.sin(t) / 3 + 2 * np.sin(5 * t))
     x, y = rnnrs.datasets.time_series_windows(50, n_steps=20, seed=0)
     assert x.shape == y.shape == (50, 20, 1) and x.dtype == np.float32
     np.testing.assert_array_equal(x[:, 1:], y[:, :-1])  # y is x one step ahead

@@ -330,9 +330,7 @@ def test_zero_time_steps(dtype, time_major, with_h0):
     c = rnnrs.BasicRNNCell(H, dtype=dtype, seed=2)
     xs = np.zeros((0, B, I) if time_major else (B, 0, I), dtype)
     h0 = np.random.default_rng(1).normal(size=(B, H)).astype(dtype) if with_h0 else None
-    outputs, state, backprop = rnnrs.dynamic_rnn(
-        c, xs, initial_state=h0, time_major=time_major, return_backprop=True
-    )
+    outputs, state, backprop = rnnrs.dynamic_rnn(c, xs, initial_state=h0, time_major=time_major, return_backprop=True)
     assert c.input_size == I
     assert outputs.shape == ((0, B, H) if time_major else (B, 0, H))
     assert outputs.dtype == np.dtype(dtype) and state.dtype == np.dtype(dtype)
@@ -353,9 +351,7 @@ def test_zero_time_steps(dtype, time_major, with_h0):
 def test_empty_batch(dtype):
     c = rnnrs.BasicRNNCell(H, dtype=dtype, seed=2)
     xs = np.zeros((0, T, I), dtype)
-    outputs, state, backprop = rnnrs.dynamic_rnn(
-        c, xs, sequence_length=np.zeros(0, np.int64), return_backprop=True
-    )
+    outputs, state, backprop = rnnrs.dynamic_rnn(c, xs, sequence_length=np.zeros(0, np.int64), return_backprop=True)
     assert outputs.shape == (0, T, H) and state.shape == (0, H)
     assert outputs.dtype == np.dtype(dtype)
     grads = backprop(d_outputs=np.zeros((0, T, H), dtype), d_state=np.zeros((0, H), dtype))

@@ -26,7 +26,10 @@ def run(script, *args, check=True):
     env = {**os.environ, "PYTHONWARNINGS": "error"}
     raw = subprocess.run(
         [sys.executable, str(EXAMPLES / script), *args],
-        capture_output=True, timeout=300, env=env, cwd=str(ROOT),
+        capture_output=True,
+        timeout=300,
+        env=env,
+        cwd=str(ROOT),
     )
     # Decoded by hand: text=True would turn the progress bar's "\r" into "\n".
     result = subprocess.CompletedProcess(raw.args, raw.returncode, raw.stdout.decode(), raw.stderr.decode())
@@ -71,8 +74,14 @@ def test_time_series_and_generation(tmp_path):
         assert plot.exists()
     gen = run("generate.py", "--model", str(model_path), "--plot", str(tmp_path / "gen.png")).stdout
     assert "loaded" in gen
-    mse, baseline = (float(v) for v in re.search(r"steps, 100 seeds from the series\): ([0-9.]+) "
-                                                 r"\(repeating the last seed value: ([0-9.]+)\)", gen).groups())
+    mse, baseline = (
+        float(v)
+        for v in re.search(
+            r"steps, 100 seeds from the series\): ([0-9.]+) "
+            r"\(repeating the last seed value: ([0-9.]+)\)",
+            gen,
+        ).groups()
+    )
     assert mse < 0.25 * baseline, gen
     assert "generated 300 steps" in gen
 
@@ -109,7 +118,10 @@ def test_bad_cell_option():
 def test_benchmark_script_quick():
     out = subprocess.run(
         [sys.executable, str(ROOT / "benches" / "train_digits_torch.py"), "--quick", "--rnnrs-only"],
-        capture_output=True, text=True, timeout=300, cwd=str(ROOT),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=str(ROOT),
     )
     assert out.returncode == 0, out.stderr
     assert re.search(r"rnnrs \(\d+ threads?\)\s+[0-9.]+", out.stdout), out.stdout

@@ -192,17 +192,24 @@ def test_reference_by_hand():
     x, h = 0.5, -0.4
     gk, gb = np.array([[0.2, -0.3], [0.7, 0.1]]), np.array([1.0, 0.5])
     r, u = s(0.2 * x + 0.7 * h + 1.0), s(-0.3 * x + 0.1 * h + 0.5)
-    before = {"gates/kernel": gk, "gates/bias": gb, "candidate/kernel": np.array([[0.9], [-0.6]]),
-              "candidate/bias": np.array([0.05])}
+    before = {
+        "gates/kernel": gk,
+        "gates/bias": gb,
+        "candidate/kernel": np.array([[0.9], [-0.6]]),
+        "candidate/bias": np.array([0.05]),
+    }
     c = 0.9 * x - 0.6 * r * h + 0.05
-    after = {"gates/kernel": gk, "gates/bias": gb, "candidate/input_kernel": np.array([[0.9]]),
-             "candidate/hidden_kernel": np.array([[-0.6]]), "candidate/input_bias": np.array([0.05]),
-             "candidate/hidden_bias": np.array([0.3])}
+    after = {
+        "gates/kernel": gk,
+        "gates/bias": gb,
+        "candidate/input_kernel": np.array([[0.9]]),
+        "candidate/hidden_kernel": np.array([[-0.6]]),
+        "candidate/input_bias": np.array([0.05]),
+        "candidate/hidden_bias": np.array([0.3]),
+    }
     c_after = 0.9 * x + 0.05 + r * (-0.6 * h + 0.3)
     for weights, reset_after, cand in [(before, False, c), (after, True, c_after)]:
-        outputs, state, _ = rg.gru_forward(
-            np.array([[[x]]]), np.array([[h]]), weights, "identity", reset_after
-        )
+        outputs, state, _ = rg.gru_forward(np.array([[[x]]]), np.array([[h]]), weights, "identity", reset_after)
         np.testing.assert_allclose(state, [[u * h + (1 - u) * cand]], rtol=0, atol=1e-15)
         np.testing.assert_array_equal(outputs[:, 0], state)
 
@@ -256,9 +263,7 @@ def test_reference_matches_finite_differences(reset_after, activation, case, mod
     analytic = {"x": d_x, "h0": d_h0, **d_w}
     arrays = {"x": x, "h0": h0, **weights}
     for name, a in arrays.items():
-        np.testing.assert_allclose(
-            analytic[name], ref.numerical_gradient(loss, a), rtol=1e-6, atol=1e-7, err_msg=name
-        )
+        np.testing.assert_allclose(analytic[name], ref.numerical_gradient(loss, a), rtol=1e-6, atol=1e-7, err_msg=name)
     nonzero = any(np.any(g != 0.0) for g in analytic.values())
     assert nonzero == (mode != "neither")
 
@@ -306,10 +311,7 @@ MATRIX = list(itertools.product([False, True], [False, True], [False, True], GRA
 @pytest.mark.parametrize(
     "time_major,with_h0,with_lengths,mode",
     MATRIX,
-    ids=[
-        f"{'tm' if tm else 'bm'}-{'h0' if h else 'noh0'}-{'len' if ln else 'nolen'}-{m}"
-        for tm, h, ln, m in MATRIX
-    ],
+    ids=[f"{'tm' if tm else 'bm'}-{'h0' if h else 'noh0'}-{'len' if ln else 'nolen'}-{m}" for tm, h, ln, m in MATRIX],
 )
 def test_option_matrix(dtype, reset_after, time_major, with_h0, with_lengths, mode):
     """Every combination of layout / initial state / lengths / gradient inputs, explicitly."""
@@ -330,7 +332,10 @@ def test_static_rnn_matches_reference_and_dynamic_rnn(dtype, activation, reset_a
     cell = make_cell(p, activation, dtype)
     x = p.x.astype(dtype)
     output_list, state, backprop = rnnrs.static_rnn(
-        cell, [x[:, t, :] for t in range(T)], sequence_length=p.lengths, initial_state=cast(p.h0, dtype),
+        cell,
+        [x[:, t, :] for t in range(T)],
+        sequence_length=p.lengths,
+        initial_state=cast(p.h0, dtype),
         return_backprop=True,
     )
     assert isinstance(output_list, list) and len(output_list) == T
@@ -604,13 +609,15 @@ def run_everything(p, dtype):
     cell = make_cell(p, "tanh", dtype)
     x, h0 = p.x.astype(dtype), p.h0.astype(dtype)
     d_out, d_state = p.d_outputs.astype(dtype), p.d_state.astype(dtype)
-    outputs, state, bp = rnnrs.dynamic_rnn(
-        cell, x, sequence_length=p.lengths, initial_state=h0, return_backprop=True
-    )
+    outputs, state, bp = rnnrs.dynamic_rnn(cell, x, sequence_length=p.lengths, initial_state=h0, return_backprop=True)
     g = bp(d_outputs=d_out, d_state=d_state)
     results = [outputs, state, g.inputs, g.initial_state, *g.weights.values()]
     out_tm, _, bp_tm = rnnrs.dynamic_rnn(
-        cell, np.swapaxes(x, 0, 1), sequence_length=p.lengths, initial_state=h0, time_major=True,
+        cell,
+        np.swapaxes(x, 0, 1),
+        sequence_length=p.lengths,
+        initial_state=h0,
+        time_major=True,
         return_backprop=True,
     )
     g = bp_tm(d_outputs=np.swapaxes(d_out, 0, 1))

@@ -41,8 +41,13 @@ def finite_difference(f, x, eps=1e-6):
 # -- Dense -------------------------------------------------------------------
 
 
-@given(seed=seeds, lead=st.sampled_from([(4,), (3, 5), (2, 1, 3)]), units=st.integers(1, 4),
-       activation=st.sampled_from(DENSE_ACTIVATIONS), use_bias=st.booleans())
+@given(
+    seed=seeds,
+    lead=st.sampled_from([(4,), (3, 5), (2, 1, 3)]),
+    units=st.integers(1, 4),
+    activation=st.sampled_from(DENSE_ACTIVATIONS),
+    use_bias=st.booleans(),
+)
 def test_dense_forward_backward_vs_numpy(dtype, seed, lead, units, activation, use_bias):
     rng = np.random.default_rng(seed)
     I = 3
@@ -228,10 +233,12 @@ def test_rnn_layer_finite_differences_with_wrappers():
     rng = np.random.default_rng(5)
     x = rng.normal(size=(3, 4, 2))
     lengths = np.array([4, 2, 1])
-    cell = rnnrs.MultiRNNCell([
-        rnnrs.BasicRNNCell(3, dtype=np.float64, seed=1),
-        rnnrs.OutputProjectionWrapper(rnnrs.BasicRNNCell(3, dtype=np.float64, seed=2), 2, seed=3),
-    ])
+    cell = rnnrs.MultiRNNCell(
+        [
+            rnnrs.BasicRNNCell(3, dtype=np.float64, seed=1),
+            rnnrs.OutputProjectionWrapper(rnnrs.BasicRNNCell(3, dtype=np.float64, seed=2), 2, seed=3),
+        ]
+    )
     layer = rnnrs.RNN(cell)
     r = rng.normal(size=(3, 2))
 

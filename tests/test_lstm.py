@@ -110,9 +110,15 @@ class LSTMProblem:
     def forward(self):
         o = self.options
         return rl.lstm_forward(
-            self.x, self.c0, self.h0, self.weights, self.lengths,
-            forget_bias=o.forget_bias, activation=o.activation,
-            cell_clip=o.cell_clip, proj_clip=o.proj_clip,
+            self.x,
+            self.c0,
+            self.h0,
+            self.weights,
+            self.lengths,
+            forget_bias=o.forget_bias,
+            activation=o.activation,
+            cell_clip=o.cell_clip,
+            proj_clip=o.proj_clip,
         )
 
     def reference(self, mode="both"):
@@ -204,8 +210,12 @@ def run_dynamic(p, dtype, *, time_major=False, container="int64", mode="both", c
     if time_major:
         x = to_time_major(x)
     outputs, state, backprop = rnnrs.dynamic_rnn(
-        cell, x, sequence_length=as_length_container(p.lengths, container),
-        initial_state=initial_state(p, dtype), time_major=time_major, return_backprop=True,
+        cell,
+        x,
+        sequence_length=as_length_container(p.lengths, container),
+        initial_state=initial_state(p, dtype),
+        time_major=time_major,
+        return_backprop=True,
     )
     d_outputs, d_state = p.grads_for(mode)
     d_outputs = cast(d_outputs, dtype)
@@ -270,8 +280,16 @@ OPTION_MATRIX = [
 
 
 def _option_id(o):
-    parts = [name for name, on in (("peep", o.use_peepholes), ("cclip", o.cell_clip), ("proj", o.num_proj),
-                                   ("pclip", o.proj_clip)) if on]
+    parts = [
+        name
+        for name, on in (
+            ("peep", o.use_peepholes),
+            ("cclip", o.cell_clip),
+            ("proj", o.num_proj),
+            ("pclip", o.proj_clip),
+        )
+        if on
+    ]
     return "-".join(parts) or "plain"
 
 
@@ -298,8 +316,9 @@ def test_option_matrix(dtype, options, time_major):
 @pytest.mark.parametrize("activation", ACTIVATIONS)
 @pytest.mark.parametrize("forget_bias", [1.0, 0.0, -2.0])
 def test_activations_and_forget_bias(dtype, activation, forget_bias):
-    options = Options(use_peepholes=True, cell_clip=1.0, num_proj=2, proj_clip=0.5,
-                      forget_bias=forget_bias, activation=activation)
+    options = Options(
+        use_peepholes=True, cell_clip=1.0, num_proj=2, proj_clip=0.5, forget_bias=forget_bias, activation=activation
+    )
     p = make_problem(99, 4, 4, 3, 3, options, lengths=[4, 0, 2, 3]).cast(dtype)
     cell, outputs, state, grads, d_x = run_dynamic(p, dtype)
     check_against_reference(p, dtype, outputs, state, grads, d_x, cell, "both")
@@ -318,8 +337,11 @@ def test_static_rnn_equals_dynamic_rnn(dtype, p, mode):
     cell = make_cell(p, dtype)
     x = cast(p.x, dtype)
     output_list, state, backprop = rnnrs.static_rnn(
-        cell, [x[:, t] for t in range(T)], sequence_length=p.lengths,
-        initial_state=initial_state(p, dtype), return_backprop=True,
+        cell,
+        [x[:, t] for t in range(T)],
+        sequence_length=p.lengths,
+        initial_state=initial_state(p, dtype),
+        return_backprop=True,
     )
     assert isinstance(output_list, list) and len(output_list) == T
     assert all(o.shape == (B, P) for o in output_list)
@@ -353,8 +375,14 @@ def test_cell_call_is_one_step(dtype, p):
     output, new_state = cell(cast(p.x[:, 0], dtype), rnnrs.LSTMStateTuple(cast(c, dtype), cast(h, dtype)))
     o = p.options
     want_out, (want_c, want_h), _ = rl.lstm_forward(
-        p.x[:, :1], c, h, p.weights, forget_bias=o.forget_bias, activation=o.activation,
-        cell_clip=o.cell_clip, proj_clip=o.proj_clip,
+        p.x[:, :1],
+        c,
+        h,
+        p.weights,
+        forget_bias=o.forget_bias,
+        activation=o.activation,
+        cell_clip=o.cell_clip,
+        proj_clip=o.proj_clip,
     )
     assert output.shape == (B, P) and output.dtype == np.dtype(dtype)
     assert isinstance(new_state, rnnrs.LSTMStateTuple)
@@ -407,8 +435,11 @@ def _numeric_grads(p, loss_of_weights):
     def loss():
         return loss_of_weights(x, c0, h0, weights)
 
-    out = {"inputs": ref.numerical_gradient(loss, x), "c0": ref.numerical_gradient(loss, c0),
-           "h0": ref.numerical_gradient(loss, h0)}
+    out = {
+        "inputs": ref.numerical_gradient(loss, x),
+        "c0": ref.numerical_gradient(loss, c0),
+        "h0": ref.numerical_gradient(loss, h0),
+    }
     for name, w in weights.items():
         out[name] = ref.numerical_gradient(loss, w)
     return out
@@ -454,8 +485,15 @@ def test_reference_matches_finite_differences(options, mode):
 
     def loss(x, c0, h0, weights):
         outputs, state, _ = rl.lstm_forward(
-            x, c0, h0, weights, p.lengths, forget_bias=o.forget_bias, activation=o.activation,
-            cell_clip=o.cell_clip, proj_clip=o.proj_clip,
+            x,
+            c0,
+            h0,
+            weights,
+            p.lengths,
+            forget_bias=o.forget_bias,
+            activation=o.activation,
+            cell_clip=o.cell_clip,
+            proj_clip=o.proj_clip,
         )
         return rl.lstm_loss(outputs, state, d_outputs, d_c, d_h)
 
@@ -489,8 +527,9 @@ def test_clip_gradient_is_inclusive_at_the_bound(dtype):
     activation c' = 0.5 * bias_j and m = 0.5 * c' are exact in both dtypes.
     """
     for beyond in (False, True):
-        cell = rnnrs.LSTMCell(1, cell_clip=0.25, num_proj=1, proj_clip=0.0625, forget_bias=0.0,
-                              activation="identity", dtype=dtype)
+        cell = rnnrs.LSTMCell(
+            1, cell_clip=0.25, num_proj=1, proj_clip=0.0625, forget_bias=0.0, activation="identity", dtype=dtype
+        )
         j = 0.5 * (1.0 + beyond)  # c' = 0.25 (at the bound) or 0.5 (clipped to 0.25)
         proj = 0.5 * (1.0 + beyond)  # m_raw = 0.125: m = 0.0625 (at the bound) or 0.125 (clipped)
         cell.set_weights({"kernel": np.zeros((2, 4)), "bias": [0.0, j, 0.0, 0.0], PROJECTION: [[proj]]})
@@ -600,8 +639,11 @@ def test_glorot_distribution_of_every_weight():
     w = cell.get_weights()
     H, P, I = 64, 48, 80
     peep = np.concatenate([w[n] for n in PEEPHOLES])
-    for values, bound in [(w["kernel"], glorot_bound(I + P, 4 * H)), (w[PROJECTION], glorot_bound(H, P)),
-                          (peep, np.sqrt(3.0 / H))]:
+    for values, bound in [
+        (w["kernel"], glorot_bound(I + P, 4 * H)),
+        (w[PROJECTION], glorot_bound(H, P)),
+        (peep, np.sqrt(3.0 / H)),
+    ]:
         assert np.max(np.abs(values)) <= bound
         assert np.max(values) > 0.9 * bound and np.min(values) < -0.9 * bound
         np.testing.assert_allclose(np.std(values), bound / np.sqrt(3), rtol=0.1)
@@ -612,7 +654,10 @@ def test_backprop_uses_the_weights_of_its_forward_pass(dtype):
     p = make_problem(23, 3, 4, 2, 3, options, lengths=[4, 2, 0]).cast(dtype)
     cell = make_cell(p, dtype)
     _, _, backprop = rnnrs.dynamic_rnn(
-        cell, cast(p.x, dtype), sequence_length=p.lengths, initial_state=initial_state(p, dtype),
+        cell,
+        cast(p.x, dtype),
+        sequence_length=p.lengths,
+        initial_state=initial_state(p, dtype),
         return_backprop=True,
     )
     cell.set_weights({name: 2 * w + 1 for name, w in p.weights.items()})
@@ -646,8 +691,10 @@ def test_proj_clip_without_num_proj_is_ignored(dtype):
     clipped = rnnrs.LSTMCell(3, proj_clip=1e-3, dtype=dtype)
     clipped.set_weights(p.weights)
     x = cast(p.x, dtype)
-    for a, b in zip(rnnrs.dynamic_rnn(plain, x)[:1] + rnnrs.dynamic_rnn(plain, x)[1],
-                    rnnrs.dynamic_rnn(clipped, x)[:1] + rnnrs.dynamic_rnn(clipped, x)[1]):
+    for a, b in zip(
+        rnnrs.dynamic_rnn(plain, x)[:1] + rnnrs.dynamic_rnn(plain, x)[1],
+        rnnrs.dynamic_rnn(clipped, x)[:1] + rnnrs.dynamic_rnn(clipped, x)[1],
+    ):
         np.testing.assert_array_equal(a, b)
 
 
@@ -665,7 +712,10 @@ def test_padding_never_influences_anything(dtype):
 
     def run(x, d_outputs):
         out, state, bp = rnnrs.dynamic_rnn(
-            cell, cast(x, dtype), sequence_length=lengths, initial_state=initial_state(p, dtype),
+            cell,
+            cast(x, dtype),
+            sequence_length=lengths,
+            initial_state=initial_state(p, dtype),
             return_backprop=True,
         )
         g = bp(d_outputs=cast(d_outputs, dtype), d_state=(cast(p.d_c, dtype), cast(p.d_h, dtype)))
@@ -857,8 +907,12 @@ def test_set_weights_names_and_shapes(proj_cell):
 
 def test_set_weights_builds_an_unbuilt_cell(dtype):
     cell = rnnrs.LSTMCell(3, num_proj=2, use_peepholes=True, dtype=dtype)
-    full = {"kernel": np.zeros((4 + 2, 12)), "bias": np.zeros(12), PROJECTION: np.zeros((3, 2)),
-            **{n: np.zeros(3) for n in PEEPHOLES}}
+    full = {
+        "kernel": np.zeros((4 + 2, 12)),
+        "bias": np.zeros(12),
+        PROJECTION: np.zeros((3, 2)),
+        **{n: np.zeros(3) for n in PEEPHOLES},
+    }
     with raises_naming(ValueError, "mapping"):
         cell.set_weights({k: v for k, v in full.items() if k != "w_o_diag"})
     with raises_naming(ValueError, "kernel"):

@@ -77,8 +77,12 @@ def test_sequence_regressor_gradients_finite_differences():
     rng = np.random.default_rng(1)
     x = rng.normal(size=(3, 5, 2))
     y = rng.normal(size=(3, 5, 2))
-    cell = rnnrs.MultiRNNCell([rnnrs.BasicRNNCell(3, dtype=np.float64, seed=1),
-                               rnnrs.ResidualWrapper(rnnrs.BasicRNNCell(3, dtype=np.float64, seed=2))])
+    cell = rnnrs.MultiRNNCell(
+        [
+            rnnrs.BasicRNNCell(3, dtype=np.float64, seed=1),
+            rnnrs.ResidualWrapper(rnnrs.BasicRNNCell(3, dtype=np.float64, seed=2)),
+        ]
+    )
     model = rnnrs.SequenceRegressor(cell, output_size=2, seed=3)
     model_gradient_check(model, x, y, np.array([5, 3, 1]))
 
@@ -87,11 +91,13 @@ def test_embedding_sequence_labeller_gradients_finite_differences():
     rng = np.random.default_rng(2)
     ids = rng.integers(0, 5, size=(3, 4))
     y = rng.integers(0, 3, size=(3, 4))
-    model = rnnrs.Sequential([
-        rnnrs.Embedding(5, 3, dtype=np.float64, seed=0),
-        rnnrs.RNN(rnnrs.BasicRNNCell(4, dtype=np.float64, seed=1), return_sequences=True),
-        rnnrs.Dense(3, activation=None, seed=2),
-    ])
+    model = rnnrs.Sequential(
+        [
+            rnnrs.Embedding(5, 3, dtype=np.float64, seed=0),
+            rnnrs.RNN(rnnrs.BasicRNNCell(4, dtype=np.float64, seed=1), return_sequences=True),
+            rnnrs.Dense(3, activation=None, seed=2),
+        ]
+    )
     model.compile("adam", "sparse_softmax_cross_entropy", ["accuracy"])
     model_gradient_check(model, ids, y, np.array([4, 2, 3]))
 
@@ -101,8 +107,7 @@ def test_embedding_sequence_labeller_gradients_finite_differences():
 
 def test_fit_decreases_the_loss_and_learns():
     x, y = toy_classification(n=256)
-    model = rnnrs.SequenceClassifier(rnnrs.BasicRNNCell(16, seed=0), num_classes=3, seed=0,
-                                     optimizer=rnnrs.Adam(0.01))
+    model = rnnrs.SequenceClassifier(rnnrs.BasicRNNCell(16, seed=0), num_classes=3, seed=0, optimizer=rnnrs.Adam(0.01))
     before = model.evaluate(x, y) if model.built else None
     history = model.fit(x, y, batch_size=32, epochs=8, seed=0, verbose=0)
     losses = history.history["loss"]
@@ -115,8 +120,9 @@ def test_fit_decreases_the_loss_and_learns():
 
 def test_regressor_fit_decreases_the_loss():
     x, y = toy_regression(n=128)
-    model = rnnrs.SequenceRegressor(rnnrs.OutputProjectionWrapper(rnnrs.BasicRNNCell(16, seed=0), 1, seed=0),
-                                    optimizer=rnnrs.Adam(0.01))
+    model = rnnrs.SequenceRegressor(
+        rnnrs.OutputProjectionWrapper(rnnrs.BasicRNNCell(16, seed=0), 1, seed=0), optimizer=rnnrs.Adam(0.01)
+    )
     model.compile(rnnrs.Adam(0.01), "mse", ["mae"])
     first = model.evaluate(x, y)
     model.fit(x, y, batch_size=16, epochs=5, seed=0, verbose=0)
@@ -141,15 +147,16 @@ def test_fit_is_deterministic_for_a_seed():
 def test_shuffle_false_and_batch_order():
     """Without shuffling one epoch of SGD equals the hand-written loop."""
     x, y = toy_classification(n=10, T=3, F=2, dtype=np.float64)
-    model = rnnrs.SequenceClassifier(rnnrs.BasicRNNCell(4, dtype=np.float64, seed=1), 3, seed=2,
-                                     optimizer=rnnrs.SGD(0.5))
+    model = rnnrs.SequenceClassifier(
+        rnnrs.BasicRNNCell(4, dtype=np.float64, seed=1), 3, seed=2, optimizer=rnnrs.SGD(0.5)
+    )
     model.build(2)
     params = model.get_weights()
     cell = rnnrs.BasicRNNCell(4, dtype=np.float64)
     cell.set_weights({"kernel": params["rnn/kernel"], "bias": params["rnn/bias"]})
     W, c = params["dense/kernel"], params["dense/bias"]
     for start in (0, 4, 8):  # batches of 4, 4, 2
-        xb, yb = x[start:start + 4], y[start:start + 4]
+        xb, yb = x[start : start + 4], y[start : start + 4]
         _, h, backprop = rnnrs.dynamic_rnn(cell, xb, return_backprop=True)
         loss, d_logits = rnnrs.sparse_softmax_cross_entropy(yb, h @ W + c)
         g = backprop(d_state=d_logits @ W.T).weights
@@ -174,8 +181,16 @@ def test_fit_with_lengths_ignores_padding():
 
     def train(xx, yy):
         model = rnnrs.SequenceRegressor(rnnrs.BasicRNNCell(5, seed=0), output_size=1, seed=0)
-        h = model.fit(xx, yy, batch_size=4, epochs=2, seed=0, sequence_length=lengths, verbose=0,
-                      validation_data=(xx, yy, lengths))
+        h = model.fit(
+            xx,
+            yy,
+            batch_size=4,
+            epochs=2,
+            seed=0,
+            sequence_length=lengths,
+            verbose=0,
+            validation_data=(xx, yy, lengths),
+        )
         return h.history, model.predict(xx, sequence_length=lengths)
 
     (ha, pa), (hb, pb) = train(x, y), train(x2, y2)
@@ -345,16 +360,39 @@ def test_generate_needs_a_sequence_model_of_matching_size():
 MODELS = {
     "classifier": lambda: (rnnrs.SequenceClassifier(rnnrs.BasicRNNCell(6, seed=0), 3, seed=1), "cls"),
     "classifier_f64_relu": lambda: (
-        rnnrs.SequenceClassifier(rnnrs.BasicRNNCell(5, activation="relu", dtype=np.float64, seed=0), 3), "cls"),
-    "deep_dropout": lambda: (rnnrs.SequenceClassifier(rnnrs.MultiRNNCell([
-        rnnrs.DropoutWrapper(rnnrs.BasicRNNCell(5, seed=i), input_keep_prob=0.8, output_keep_prob=0.9,
-                             variational_recurrent=True, seed=i)
-        for i in range(3)]), 3), "cls"),
+        rnnrs.SequenceClassifier(rnnrs.BasicRNNCell(5, activation="relu", dtype=np.float64, seed=0), 3),
+        "cls",
+    ),
+    "deep_dropout": lambda: (
+        rnnrs.SequenceClassifier(
+            rnnrs.MultiRNNCell(
+                [
+                    rnnrs.DropoutWrapper(
+                        rnnrs.BasicRNNCell(5, seed=i),
+                        input_keep_prob=0.8,
+                        output_keep_prob=0.9,
+                        variational_recurrent=True,
+                        seed=i,
+                    )
+                    for i in range(3)
+                ]
+            ),
+            3,
+        ),
+        "cls",
+    ),
     "projection_regressor": lambda: (
-        rnnrs.SequenceRegressor(rnnrs.OutputProjectionWrapper(rnnrs.BasicRNNCell(6, seed=0), 3, seed=2)), "reg"),
-    "residual_dense_regressor": lambda: (rnnrs.SequenceRegressor(
-        rnnrs.ResidualWrapper(rnnrs.BasicRNNCell(3, seed=0)), output_size=3, optimizer=rnnrs.RMSProp(0.01, centered=True)),
-        "reg"),
+        rnnrs.SequenceRegressor(rnnrs.OutputProjectionWrapper(rnnrs.BasicRNNCell(6, seed=0), 3, seed=2)),
+        "reg",
+    ),
+    "residual_dense_regressor": lambda: (
+        rnnrs.SequenceRegressor(
+            rnnrs.ResidualWrapper(rnnrs.BasicRNNCell(3, seed=0)),
+            output_size=3,
+            optimizer=rnnrs.RMSProp(0.01, centered=True),
+        ),
+        "reg",
+    ),
 }
 
 
@@ -472,7 +510,8 @@ def test_unsaveable_cell_is_reported(tmp_path):
 
 WRAPPERS = {"MultiRNNCell", "DropoutWrapper", "OutputProjectionWrapper", "ResidualWrapper"}
 CELL_CLASSES = sorted(
-    name for name, v in vars(rnnrs).items()
+    name
+    for name, v in vars(rnnrs).items()
     if isinstance(v, type) and issubclass(v, rnnrs.RNNCell) and v is not rnnrs.RNNCell and name not in WRAPPERS
 )
 
@@ -484,8 +523,9 @@ def test_every_cell_class_trains_saves_and_loads(tmp_path):
     for name in CELL_CLASSES:
         cls = getattr(rnnrs, name)
         x, y = toy_classification(n=5, T=4, F=2, dtype=np.float64)
-        model_gradient_check(rnnrs.SequenceClassifier(cls(3, dtype=np.float64, seed=1), 3, seed=2), x, y,
-                             np.array([4, 2, 0, 1, 3]))
+        model_gradient_check(
+            rnnrs.SequenceClassifier(cls(3, dtype=np.float64, seed=1), 3, seed=2), x, y, np.array([4, 2, 0, 1, 3])
+        )
         x, y = toy_classification(n=40)
         model = rnnrs.SequenceClassifier(rnnrs.MultiRNNCell([cls(4, seed=0), cls(5, seed=1)]), 3, seed=0)
         model.fit(x, y, batch_size=10, epochs=1, seed=0, verbose=0)
@@ -545,8 +585,7 @@ def test_nan_loss_stops_training_with_a_clear_message():
 def test_diverging_training_stops():
     x, y = toy_classification(n=32)
     x *= 1e30  # gradients overflow float32
-    model = rnnrs.SequenceClassifier(rnnrs.BasicRNNCell(4, activation="relu", seed=0), 3,
-                                     optimizer=rnnrs.SGD(1e30))
+    model = rnnrs.SequenceClassifier(rnnrs.BasicRNNCell(4, activation="relu", seed=0), 3, optimizer=rnnrs.SGD(1e30))
     with pytest.raises(FloatingPointError, match="expected (a )?finite"):
         model.fit(x, y, batch_size=8, epochs=3, verbose=0)
     assert all(np.isfinite(w).all() for w in model.get_weights().values())
@@ -592,12 +631,19 @@ def test_other_bad_input():
 
 
 def test_layer_names_are_unique_and_weights_named():
-    model = rnnrs.Sequential([rnnrs.RNN(rnnrs.BasicRNNCell(3, seed=0), return_sequences=True),
-                              rnnrs.Dense(4), rnnrs.Dense(2)])
+    model = rnnrs.Sequential(
+        [rnnrs.RNN(rnnrs.BasicRNNCell(3, seed=0), return_sequences=True), rnnrs.Dense(4), rnnrs.Dense(2)]
+    )
     assert [layer.name for layer in model.layers] == ["rnn", "dense", "dense_1"]
     model.build(2)
-    assert sorted(model.get_weights()) == ["dense/bias", "dense/kernel", "dense_1/bias", "dense_1/kernel",
-                                           "rnn/bias", "rnn/kernel"]
+    assert sorted(model.get_weights()) == [
+        "dense/bias",
+        "dense/kernel",
+        "dense_1/bias",
+        "dense_1/kernel",
+        "rnn/bias",
+        "rnn/kernel",
+    ]
     assert model.count_params() == (5 * 3 + 3) + (3 * 4 + 4) + (4 * 2 + 2)
     assert "dense_1" in model.summary()
     with raises_naming(ValueError, "mapping"):

@@ -190,8 +190,9 @@ def test_state_save_restore_round_trip(make):
     # get_state returns copies.
     state["iterations"][...] = 99
     assert opt.iterations == 6
-    assert set(opt.get_state()) == {"iterations"} | {f"{s}/{n}" for s in opt.slot_names for n in "wb"
-                                                     if s != "mg" or getattr(opt, "centered", False)}
+    assert set(opt.get_state()) == {"iterations"} | {
+        f"{s}/{n}" for s in opt.slot_names for n in "wb" if s != "mg" or getattr(opt, "centered", False)
+    }
 
 
 def test_bad_hyperparameters():

@@ -34,8 +34,12 @@ def run_everything(p, dtype):
     results = [outputs, state, g.inputs, g.initial_state, g.weights["kernel"], g.weights["bias"]]
 
     out_tm, state_tm, backprop_tm = rnnrs.dynamic_rnn(
-        cell, np.swapaxes(x, 0, 1), sequence_length=p.lengths, initial_state=h0,
-        time_major=True, return_backprop=True,
+        cell,
+        np.swapaxes(x, 0, 1),
+        sequence_length=p.lengths,
+        initial_state=h0,
+        time_major=True,
+        return_backprop=True,
     )
     g = backprop_tm(d_outputs=np.swapaxes(d_out, 0, 1))
     results += [out_tm, state_tm, g.inputs, g.initial_state, g.weights["kernel"]]
@@ -107,7 +111,12 @@ def test_environment_variable_sizes_the_pool(tmp_path):
     env = dict(os.environ, RNNRS_NUM_THREADS="3")
     out = subprocess.run(
         [sys.executable, "-c", "import rnnrs; print(rnnrs.get_num_threads())"],
-        env=env, cwd=tmp_path, capture_output=True, text=True, check=True, timeout=60,
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
     )
     assert out.stdout.strip() == "3"
 

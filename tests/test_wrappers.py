@@ -95,12 +95,18 @@ def random_cell(kind, rng, input_size, units, dtype, activation="tanh"):
             **{name: uniform(H, 1.0) for name in ("w_i_diag", "w_f_diag", "w_o_diag")},
             "projection/kernel": uniform((H, P), glorot_bound(H, P)),
         }
-        return wr.LSTM(weights, forget_bias=float(rng.choice(FORGET_BIASES)), activation=activation,
-                       cell_clip=float(rng.choice(CELL_CLIPS)), proj_clip=float(rng.choice(PROJ_CLIPS)))
+        return wr.LSTM(
+            weights,
+            forget_bias=float(rng.choice(FORGET_BIASES)),
+            activation=activation,
+            cell_clip=float(rng.choice(CELL_CLIPS)),
+            proj_clip=float(rng.choice(PROJ_CLIPS)),
+        )
     if kind in ("GRUCell", "GRUCell_reset_after"):
         reset_after = kind == "GRUCell_reset_after"
         weights = {
-            name: uniform(shape, glorot_bound(*shape)) if len(shape) == 2
+            name: uniform(shape, glorot_bound(*shape))
+            if len(shape) == 2
             else normal(shape, 1.0 if name == "gates/bias" else 0.0)
             for name, shape in rg.weight_shapes(I, units, reset_after).items()
         }
@@ -112,8 +118,7 @@ def random_stack(kinds, rng, input_size, units, dtype, activations=None):
     """A reference MultiRNNCell of the given kinds (bottom first) and output sizes."""
     sizes = [input_size, *units]
     activations = activations or ["tanh"] * len(kinds)
-    return wr.Multi([random_cell(k, rng, sizes[i], sizes[i + 1], dtype, activations[i])
-                     for i, k in enumerate(kinds)])
+    return wr.Multi([random_cell(k, rng, sizes[i], sizes[i + 1], dtype, activations[i]) for i, k in enumerate(kinds)])
 
 
 def random_projection(rng, cell, size, dtype):
@@ -129,11 +134,19 @@ def rnnrs_cell(layer, dtype):
         return rnnrs.BasicRNNCell(layer.num_units, activation=layer.activation, dtype=dtype)
     if isinstance(layer, wr.LSTM):
         if layer.basic:
-            return rnnrs.BasicLSTMCell(layer.num_units, forget_bias=layer.forget_bias, activation=layer.activation,
-                                       dtype=dtype)
-        return rnnrs.LSTMCell(layer.num_units, use_peepholes=layer.peepholes, cell_clip=layer.cell_clip,
-                              num_proj=layer.num_proj, proj_clip=layer.proj_clip, forget_bias=layer.forget_bias,
-                              activation=layer.activation, dtype=dtype)
+            return rnnrs.BasicLSTMCell(
+                layer.num_units, forget_bias=layer.forget_bias, activation=layer.activation, dtype=dtype
+            )
+        return rnnrs.LSTMCell(
+            layer.num_units,
+            use_peepholes=layer.peepholes,
+            cell_clip=layer.cell_clip,
+            num_proj=layer.num_proj,
+            proj_clip=layer.proj_clip,
+            forget_bias=layer.forget_bias,
+            activation=layer.activation,
+            dtype=dtype,
+        )
     if isinstance(layer, wr.GRU):
         return rnnrs.GRUCell(layer.num_units, activation=layer.activation, reset_after=layer.reset_after, dtype=dtype)
     if isinstance(layer, wr.Multi):
@@ -201,7 +214,8 @@ def make_problem(layer, dtype, B, T, seed, lengths=None, with_state=True):
         lengths=None if lengths is None else np.asarray(lengths, dtype=np.int64),
         initial_state=(
             wr.map_state(lambda _c, a: rounded(rng.uniform(-0.9, 0.9, a.shape), dtype), template)
-            if with_state else None
+            if with_state
+            else None
         ),
         d_outputs=rounded(rng.normal(size=(B, T, layer.output_size)), dtype),
         d_state=wr.map_state(lambda _c, a: rounded(rng.normal(size=a.shape), dtype), template),
@@ -328,8 +342,9 @@ def check_finite_differences(make_cell, weights, p, *, training=False, reference
     def run(**kwargs):
         cell = make_cell()
         cell.set_weights(weights)
-        return rnnrs.dynamic_rnn(cell, x, sequence_length=p.lengths, initial_state=lib_state(state, np.float64),
-                                 training=training, **kwargs)
+        return rnnrs.dynamic_rnn(
+            cell, x, sequence_length=p.lengths, initial_state=lib_state(state, np.float64), training=training, **kwargs
+        )
 
     def loss():
         outputs, final = run()
@@ -409,8 +424,9 @@ def test_reference_backward_matches_its_finite_differences(name, kind):
     if name == "dropout_of_multi":
         inner = nested_structure("multi", kind, np.float64)
         p = fd_problem(inner)
-        layer = reference_dropout(inner, np.float64, p, seed=5,
-                                  input_keep_prob=0.7, state_keep_prob=0.6, output_keep_prob=0.8)
+        layer = reference_dropout(
+            inner, np.float64, p, seed=5, input_keep_prob=0.7, state_keep_prob=0.6, output_keep_prob=0.8
+        )
     else:
         layer = nested_structure(name, kind, np.float64)
         p = fd_problem(layer)
@@ -518,15 +534,13 @@ def test_multi_rnn_explicit_cases(dtype, stack, time_major, mode):
 @pytest.mark.parametrize("kind", CELL_KINDS + ("mixed",))
 def test_multi_rnn_finite_differences(kind):
     layer = nested_structure("multi", kind, np.float64)
-    check_finite_differences(lambda: rnnrs_cell(layer, np.float64), layer.weights(), fd_problem(layer),
-                             reference=layer)
+    check_finite_differences(lambda: rnnrs_cell(layer, np.float64), layer.weights(), fd_problem(layer), reference=layer)
 
 
 def test_multi_rnn_mixed_finite_differences():
     """LSTMCell (every option) over GRUCell over BasicRNNCell."""
     layer = random_stack(MIXED_STACKS["lstm_over_gru_over_rnn"], np.random.default_rng(5), 2, (3, 2, 2), np.float64)
-    check_finite_differences(lambda: rnnrs_cell(layer, np.float64), layer.weights(), fd_problem(layer),
-                             reference=layer)
+    check_finite_differences(lambda: rnnrs_cell(layer, np.float64), layer.weights(), fd_problem(layer), reference=layer)
 
 
 def expected_state_size(layer):
@@ -594,8 +608,18 @@ def test_multi_rnn_get_and_set_weights(dtype, stack):
         np.testing.assert_array_equal(fresh.get_weights()[k], v)
 
 
-@pytest.mark.parametrize("name", ["kernel", "cell_2/kernel", "cell_0/", "cell_x/kernel", "layer_0/kernel",
-                                  "cell_0/bogus", "cell_1/output_projection/kernel"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "kernel",
+        "cell_2/kernel",
+        "cell_0/",
+        "cell_x/kernel",
+        "layer_0/kernel",
+        "cell_0/bogus",
+        "cell_1/output_projection/kernel",
+    ],
+)
 def test_multi_rnn_set_weights_bad_names(name):
     multi = rnnrs.MultiRNNCell([rnnrs.BasicRNNCell(4, seed=0), rnnrs.BasicRNNCell(2, seed=1)])
     multi.build(3)
@@ -608,8 +632,11 @@ def test_multi_rnn_set_weights_bad_names(name):
         multi.set_weights([("cell_0/bias", np.zeros(4))])
 
 
-@pytest.mark.parametrize("name,value", [("cell_1/kernel", np.zeros((9, 2))), ("cell_1/bogus", np.zeros(2))],
-                         ids=["wrong_shape", "unknown_name"])
+@pytest.mark.parametrize(
+    "name,value",
+    [("cell_1/kernel", np.zeros((9, 2))), ("cell_1/bogus", np.zeros(2))],
+    ids=["wrong_shape", "unknown_name"],
+)
 def test_multi_rnn_set_weights_error_names_the_full_weight_name(name, value):
     multi = rnnrs.MultiRNNCell([rnnrs.BasicRNNCell(4, seed=0), rnnrs.BasicRNNCell(2, seed=1)])
     multi.build(3)
@@ -680,11 +707,13 @@ def test_multi_rnn_mixed_state_structure(dtype):
     assert multi.state_size == (4, 3, rnnrs.LSTMStateTuple(lstm.num_units, 2))
     p = make_problem(layer, dtype, 3, 4, seed=7, lengths=[4, 0, 2])
     x = p.x.astype(dtype)
-    as_pairs = tuple(tuple(lib_state(s, dtype)) if isinstance(s, wr.LSTMState) else lib_state(s, dtype)
-                     for s in p.initial_state)
+    as_pairs = tuple(
+        tuple(lib_state(s, dtype)) if isinstance(s, wr.LSTMState) else lib_state(s, dtype) for s in p.initial_state
+    )
     assert type(as_pairs[2]) is tuple
-    outputs, state, backprop = rnnrs.dynamic_rnn(multi, x, sequence_length=p.lengths, initial_state=as_pairs,
-                                                 return_backprop=True)
+    outputs, state, backprop = rnnrs.dynamic_rnn(
+        multi, x, sequence_length=p.lengths, initial_state=as_pairs, return_backprop=True
+    )
     assert [type(s) for s in state] == [np.ndarray, np.ndarray, rnnrs.LSTMStateTuple]
     d_state = lib_state(p.d_state, dtype)
     grads = backprop(d_outputs=p.d_outputs.astype(dtype), d_state=d_state)
@@ -699,10 +728,18 @@ def test_multi_rnn_mixed_state_structure(dtype):
     for a, b in zip(wr.state_leaves(again.initial_state), wr.state_leaves(grads.initial_state)):
         np.testing.assert_array_equal(a, b)
     # d_state of the LSTM layer alone: the gradient reaches the lower layers through the LSTM's inputs.
-    only_c = backprop(d_state=(np.zeros_like(d_state[0]), np.zeros_like(d_state[1]),
-                               rnnrs.LSTMStateTuple(d_state[2].c, np.zeros_like(d_state[2].h))))
-    _, _, (_, want_dinit, want_dw) = run_reference(layer, replace(
-        p, d_state=(0 * p.d_state[0], 0 * p.d_state[1], wr.LSTMState(p.d_state[2].c, 0 * p.d_state[2].h))), "state")
+    only_c = backprop(
+        d_state=(
+            np.zeros_like(d_state[0]),
+            np.zeros_like(d_state[1]),
+            rnnrs.LSTMStateTuple(d_state[2].c, np.zeros_like(d_state[2].h)),
+        )
+    )
+    _, _, (_, want_dinit, want_dw) = run_reference(
+        layer,
+        replace(p, d_state=(0 * p.d_state[0], 0 * p.d_state[1], wr.LSTMState(p.d_state[2].c, 0 * p.d_state[2].h))),
+        "state",
+    )
     assert_state_close(only_c.initial_state, want_dinit, dtype, "grads.initial_state (d c only)")
     assert_weights_close(only_c.weights, want_dw, dtype, "grads.weights (d c only)")
     assert np.any(only_c.initial_state[0] != 0) and np.any(only_c.weights["cell_0/kernel"] != 0)
@@ -747,8 +784,7 @@ def test_nested_wrappers_match_reference(dtype, kind, name):
 @pytest.mark.parametrize("name", NESTED)
 def test_nested_wrappers_finite_differences(name, kind):
     layer = nested_structure(name, kind, np.float64)
-    check_finite_differences(lambda: rnnrs_cell(layer, np.float64), layer.weights(), fd_problem(layer),
-                             reference=layer)
+    check_finite_differences(lambda: rnnrs_cell(layer, np.float64), layer.weights(), fd_problem(layer), reference=layer)
 
 
 def test_nested_weight_names_and_routing(dtype):
@@ -756,8 +792,12 @@ def test_nested_weight_names_and_routing(dtype):
     layer = nested_structure("multi_of_residual_and_projection", "BasicRNNCell", dtype)
     cell = matching_cell(layer, dtype)
     assert sorted(cell.get_weights()) == [
-        "cell_0/bias", "cell_0/kernel",
-        "cell_1/bias", "cell_1/kernel", "cell_1/output_projection/bias", "cell_1/output_projection/kernel",
+        "cell_0/bias",
+        "cell_0/kernel",
+        "cell_1/bias",
+        "cell_1/kernel",
+        "cell_1/output_projection/bias",
+        "cell_1/output_projection/kernel",
     ]
     cell.set_weights({"cell_1/output_projection/bias": np.full(2, 0.25)})
     np.testing.assert_array_equal(cell.cells[1].get_weights()["output_projection/bias"], np.full(2, 0.25, dtype))
@@ -765,8 +805,12 @@ def test_nested_weight_names_and_routing(dtype):
     outer = nested_structure("projection_of_multi", "BasicRNNCell", dtype)
     cell = matching_cell(outer, dtype)
     assert sorted(cell.get_weights()) == [
-        "cell_0/bias", "cell_0/kernel", "cell_1/bias", "cell_1/kernel",
-        "output_projection/bias", "output_projection/kernel",
+        "cell_0/bias",
+        "cell_0/kernel",
+        "cell_1/bias",
+        "cell_1/kernel",
+        "output_projection/bias",
+        "output_projection/kernel",
     ]
     cell.set_weights({"cell_0/bias": np.ones(4)})
     np.testing.assert_array_equal(cell.cell.cells[0].get_weights()["bias"], np.ones(4, dtype))
@@ -782,32 +826,59 @@ def test_nested_weight_names_and_routing_mixed(dtype):
     assert isinstance(layer.layers[0].cell, wr.LSTM) and isinstance(layer.layers[1].cell, wr.GRU)
     cell = matching_cell(layer, dtype)
     assert sorted(cell.get_weights()) == [
-        "cell_0/bias", "cell_0/kernel", "cell_0/projection/kernel",
-        "cell_0/w_f_diag", "cell_0/w_i_diag", "cell_0/w_o_diag",
-        "cell_1/candidate/bias", "cell_1/candidate/kernel", "cell_1/gates/bias", "cell_1/gates/kernel",
-        "cell_1/output_projection/bias", "cell_1/output_projection/kernel",
+        "cell_0/bias",
+        "cell_0/kernel",
+        "cell_0/projection/kernel",
+        "cell_0/w_f_diag",
+        "cell_0/w_i_diag",
+        "cell_0/w_o_diag",
+        "cell_1/candidate/bias",
+        "cell_1/candidate/kernel",
+        "cell_1/gates/bias",
+        "cell_1/gates/kernel",
+        "cell_1/output_projection/bias",
+        "cell_1/output_projection/kernel",
     ]
     H, P = layer.layers[0].cell.num_units, layer.layers[0].cell.output_size
     new_proj = np.full((H, P), 0.125)
     cell.set_weights({"cell_0/projection/kernel": new_proj, "cell_1/gates/bias": np.full(8, 0.5)})
     np.testing.assert_array_equal(cell.cells[0].cell.get_weights()["projection/kernel"], new_proj.astype(dtype))
     np.testing.assert_array_equal(cell.cells[1].cell.get_weights()["gates/bias"], np.full(8, 0.5, dtype))
-    moved = wr.Multi([wr.Residual(layer.layers[0].cell.with_weights({"projection/kernel": new_proj})),
-                      wr.Projection(layer.layers[1].cell.with_weights({"gates/bias": np.full(8, 0.5)}),
-                                    layer.layers[1].kernel, layer.layers[1].bias)])
+    moved = wr.Multi(
+        [
+            wr.Residual(layer.layers[0].cell.with_weights({"projection/kernel": new_proj})),
+            wr.Projection(
+                layer.layers[1].cell.with_weights({"gates/bias": np.full(8, 0.5)}),
+                layer.layers[1].kernel,
+                layer.layers[1].bias,
+            ),
+        ]
+    )
     check_against_reference(moved, cell, make_problem(moved, dtype, 3, 4, seed=9, lengths=[4, 0, 3]), dtype)
     # A GRU's names of the other form, or an LSTM name on the GRU layer, are refused.
-    for bad in ({"cell_1/candidate/input_kernel": np.zeros((4, 4))}, {"cell_1/projection/kernel": np.zeros((4, 4))},
-                {"cell_0/output_projection/kernel": np.zeros((P, P))}):
+    for bad in (
+        {"cell_1/candidate/input_kernel": np.zeros((4, 4))},
+        {"cell_1/projection/kernel": np.zeros((4, 4))},
+        {"cell_0/output_projection/kernel": np.zeros((P, P))},
+    ):
         with raises_naming(ValueError, "mapping"):
             cell.set_weights(bad)
 
     # OutputProjectionWrapper over an LSTMCell with its own projection: two projections, two names.
-    outer = random_projection(np.random.default_rng(10), random_cell("LSTMCell", np.random.default_rng(11), 3, 2,
-                                                                     dtype), 5, dtype)
+    outer = random_projection(
+        np.random.default_rng(10), random_cell("LSTMCell", np.random.default_rng(11), 3, 2, dtype), 5, dtype
+    )
     cell = matching_cell(outer, dtype)
-    assert sorted(cell.get_weights()) == ["bias", "kernel", "output_projection/bias", "output_projection/kernel",
-                                          "projection/kernel", "w_f_diag", "w_i_diag", "w_o_diag"]
+    assert sorted(cell.get_weights()) == [
+        "bias",
+        "kernel",
+        "output_projection/bias",
+        "output_projection/kernel",
+        "projection/kernel",
+        "w_f_diag",
+        "w_i_diag",
+        "w_o_diag",
+    ]
     assert cell.get_weights()["projection/kernel"].shape == (outer.cell.num_units, 2)
     assert cell.get_weights()["output_projection/kernel"].shape == (2, 5)
 
@@ -866,8 +937,14 @@ def reference_dropout(inner_layer, dtype, p, *, seed, time_major=False, rng=None
     B, T, _ = p.x.shape
     masks = wr.draw_dropout_masks(
         np.random.default_rng(seed) if rng is None else rng,
-        batch=B, time=T, input_size=inner_layer.input_size, output_size=inner_layer.output_size,
-        state=inner_layer.zero_state(B), time_major=time_major, dtype=dtype, **keeps,
+        batch=B,
+        time=T,
+        input_size=inner_layer.input_size,
+        output_size=inner_layer.output_size,
+        state=inner_layer.zero_state(B),
+        time_major=time_major,
+        dtype=dtype,
+        **keeps,
     )
     return wr.Dropout(inner_layer, *masks)
 
@@ -906,8 +983,9 @@ def test_dropout_matches_reference(dtype, kind, stacked, keeps, variational, sha
     p = make_problem(inner, dtype, **shape)
     probs = dict(zip(("input_keep_prob", "state_keep_prob", "output_keep_prob"), keeps))
     cell = dropout_cell(inner, dtype, **probs, variational_recurrent=variational, seed=mask_seed)
-    layer = reference_dropout(inner, dtype, p, seed=mask_seed, time_major=time_major,
-                              variational_recurrent=variational, **probs)
+    layer = reference_dropout(
+        inner, dtype, p, seed=mask_seed, time_major=time_major, variational_recurrent=variational, **probs
+    )
     check_against_reference(layer, cell, p, dtype, mode=mode, time_major=time_major, training=True)
 
 
@@ -915,8 +993,7 @@ DROPOUT_CONFIGS = {
     "input_output": dict(input_keep_prob=0.7, output_keep_prob=0.6),
     "state": dict(state_keep_prob=0.6),
     "all": dict(input_keep_prob=0.7, state_keep_prob=0.5, output_keep_prob=0.8),
-    "all_variational": dict(input_keep_prob=0.7, state_keep_prob=0.5, output_keep_prob=0.8,
-                            variational_recurrent=True),
+    "all_variational": dict(input_keep_prob=0.7, state_keep_prob=0.5, output_keep_prob=0.8, variational_recurrent=True),
 }
 
 
@@ -956,7 +1033,8 @@ def test_dropout_over_nested_mixed_structures(dtype, name, variational):
         reference = reference_dropout(layer, dtype, p, seed=16, time_major=time_major, **kwargs)
         masks = reference.state_masks[0]
         assert any(m is None for m in wr.state_leaves(masks)) or not any(
-            isinstance(c, wr.LSTM) for c in wr.cell_layers(layer))
+            isinstance(c, wr.LSTM) for c in wr.cell_layers(layer)
+        )
         _, state, _ = check_against_reference(reference, cell, p, dtype, time_major=time_major, training=True)
         assert_rows_keep_initial_state(state, p.initial_state, [1], dtype)
 
@@ -967,8 +1045,12 @@ def test_dropout_finite_differences(config, inner):
     """``lstm``: LSTMCell with every option (state dropout on h, never c);
     ``lstm_gru``: LSTMCell over GRUCell(reset_after=True)."""
     rng = np.random.default_rng(21)
-    kinds = {"cell": ("BasicRNNCell",), "multi": ("BasicRNNCell", "BasicRNNCell"), "lstm": ("LSTMCell",),
-             "lstm_gru": ("GRUCell_reset_after", "LSTMCell")}[inner]
+    kinds = {
+        "cell": ("BasicRNNCell",),
+        "multi": ("BasicRNNCell", "BasicRNNCell"),
+        "lstm": ("LSTMCell",),
+        "lstm_gru": ("GRUCell_reset_after", "LSTMCell"),
+    }[inner]
     inner = random_stack(kinds, rng, 2, (3, 2), np.float64)
     if len(kinds) == 1:
         inner = inner.layers[0]
@@ -976,7 +1058,10 @@ def test_dropout_finite_differences(config, inner):
     p = fd_problem(inner)
     check_finite_differences(
         lambda: rnnrs.DropoutWrapper(rnnrs_cell(inner, np.float64), **kwargs, seed=22),
-        inner.weights(), p, training=True, reference=reference_dropout(inner, np.float64, p, seed=22, **kwargs),
+        inner.weights(),
+        p,
+        training=True,
+        reference=reference_dropout(inner, np.float64, p, seed=22, **kwargs),
     )
 
 
@@ -989,12 +1074,21 @@ def test_dropout_is_identity_when_not_training_or_keeping_everything(dtype, kind
 
     def flat(run):
         out, state, grads = run
-        return [out, *wr.state_leaves(state), grads.inputs, *wr.state_leaves(grads.initial_state),
-                *grads.weights.values()]
+        return [
+            out,
+            *wr.state_leaves(state),
+            grads.inputs,
+            *wr.state_leaves(grads.initial_state),
+            *grads.weights.values(),
+        ]
 
     low = dict(input_keep_prob=0.5, state_keep_prob=0.5, output_keep_prob=0.5)
-    for kwargs, training in [(low, False), (dict(variational_recurrent=True, **low), False), ({}, True),
-                             (dict(input_keep_prob=1, state_keep_prob=1.0, output_keep_prob=1.0), True)]:
+    for kwargs, training in [
+        (low, False),
+        (dict(variational_recurrent=True, **low), False),
+        ({}, True),
+        (dict(input_keep_prob=1, state_keep_prob=1.0, output_keep_prob=1.0), True),
+    ]:
         got = run_rnnrs(dropout_cell(inner, dtype, seed=1, **kwargs), p, dtype, training=training)
         assert len(flat(got)) == len(flat(bare))
         for a, b in zip(flat(got), flat(bare)):
@@ -1098,16 +1192,23 @@ def test_dropout_variational_masks_are_constant_over_time(dtype, variational):
 
     # Output dropout on a sigmoid cell (outputs never 0): where the zeros are.
     sig = random_cell("BasicRNNCell", rng, H, H, dtype, "sigmoid")
-    out, _ = rnnrs.dynamic_rnn(dropout_cell(sig, dtype, output_keep_prob=0.5, variational_recurrent=variational,
-                                            seed=62), x, training=True)
+    out, _ = rnnrs.dynamic_rnn(
+        dropout_cell(sig, dtype, output_keep_prob=0.5, variational_recurrent=variational, seed=62), x, training=True
+    )
     assert constant_over_time(out == 0) == variational
     # Input dropout on a cell whose output is its input.
-    out, _ = rnnrs.dynamic_rnn(dropout_cell(copy_input_layer(H), dtype, input_keep_prob=0.5,
-                                            variational_recurrent=variational, seed=63), x, training=True)
+    out, _ = rnnrs.dynamic_rnn(
+        dropout_cell(copy_input_layer(H), dtype, input_keep_prob=0.5, variational_recurrent=variational, seed=63),
+        x,
+        training=True,
+    )
     assert constant_over_time(out == 0) == variational
     # State dropout on h' = h + 1: after a dropped unit, the next output is exactly 1.
-    out, _ = rnnrs.dynamic_rnn(dropout_cell(counter_layer(H), dtype, state_keep_prob=0.5,
-                                            variational_recurrent=variational, seed=64), x, training=True)
+    out, _ = rnnrs.dynamic_rnn(
+        dropout_cell(counter_layer(H), dtype, state_keep_prob=0.5, variational_recurrent=variational, seed=64),
+        x,
+        training=True,
+    )
     assert constant_over_time(out[:, 1:] == 1) == variational
 
 
@@ -1123,8 +1224,16 @@ def test_dropout_state_semantics(dtype, variational):
     x = rng.normal(size=(B, T, H)).astype(dtype)
     outputs, state = rnnrs.dynamic_rnn(cell, x, sequence_length=lengths, initial_state=h0, training=True)
     _, state_masks, _ = wr.draw_dropout_masks(
-        np.random.default_rng(72), batch=B, time=T, input_size=H, output_size=H, state=h0,
-        state_keep_prob=0.5, variational_recurrent=variational, dtype=dtype)
+        np.random.default_rng(72),
+        batch=B,
+        time=T,
+        input_size=H,
+        output_size=H,
+        state=h0,
+        state_keep_prob=0.5,
+        variational_recurrent=variational,
+        dtype=dtype,
+    )
     s = h0.astype(np.float64)
     for t in range(T):
         active = (t < np.array(lengths))[:, None]
@@ -1141,8 +1250,9 @@ def counting_lstm(units, input_size):
     gate biases so large that sigmoid(i) = sigmoid(f) = sigmoid(o) = 1 and
     j = 1: ``c' = c + 1`` and ``h' = c'`` (h and the inputs are ignored)."""
     bias = np.concatenate([np.full(units, 50.0), np.ones(units), np.full(units, 50.0), np.full(units, 50.0)])
-    return wr.LSTM({"kernel": np.zeros((input_size + units, 4 * units)), "bias": bias}, activation="identity",
-                   basic=True)
+    return wr.LSTM(
+        {"kernel": np.zeros((input_size + units, 4 * units)), "bias": bias}, activation="identity", basic=True
+    )
 
 
 @pytest.mark.parametrize("variational", [False, True], ids=["per_step", "variational"])
@@ -1155,8 +1265,9 @@ def test_dropout_never_drops_lstm_c(dtype, variational):
     lengths = np.array([5, 0, 2, 3])
     layer = counting_lstm(H, 2)
     p = make_problem(layer, dtype, B, T, seed=81, lengths=lengths)
-    cell = rnnrs.DropoutWrapper(matching_cell(layer, dtype), state_keep_prob=0.5, variational_recurrent=variational,
-                                seed=82)
+    cell = rnnrs.DropoutWrapper(
+        matching_cell(layer, dtype), state_keep_prob=0.5, variational_recurrent=variational, seed=82
+    )
     assert isinstance(cell.cell, rnnrs.BasicLSTMCell)
     reference = reference_dropout(layer, dtype, p, seed=82, state_keep_prob=0.5, variational_recurrent=variational)
     assert all(m.c is None and m.h is not None for m in reference.state_masks)
@@ -1191,8 +1302,9 @@ def test_dropout_state_of_a_real_lstm(dtype, kind, variational):
     rng = np.random.default_rng(83)
     layer = random_cell(kind, rng, 3, 4, dtype)
     p = make_problem(layer, dtype, 4, 5, seed=84, lengths=[5, 0, 2, 3])
-    cell = rnnrs.DropoutWrapper(matching_cell(layer, dtype), state_keep_prob=0.5, variational_recurrent=variational,
-                                seed=85)
+    cell = rnnrs.DropoutWrapper(
+        matching_cell(layer, dtype), state_keep_prob=0.5, variational_recurrent=variational, seed=85
+    )
     reference = reference_dropout(layer, dtype, p, seed=85, state_keep_prob=0.5, variational_recurrent=variational)
     _, state, grads = check_against_reference(reference, cell, p, dtype, training=True)
     # The same h masks, and c dropped too: a different c and a different gradient.
@@ -1208,8 +1320,10 @@ def test_dropout_layers_inside_multi_rnn_cell(dtype):
     sizes and state structure (an LSTMCell with H != P, then a GRUCell)."""
     rng = np.random.default_rng(91)
     inner = [random_cell("LSTMCell", rng, 3, 4, dtype), random_cell("GRUCell", rng, 4, 2, dtype)]
-    configs = [dict(input_keep_prob=0.8, state_keep_prob=0.6, seed=92),
-               dict(output_keep_prob=0.7, state_keep_prob=0.5, variational_recurrent=True, seed=93)]
+    configs = [
+        dict(input_keep_prob=0.8, state_keep_prob=0.6, seed=92),
+        dict(output_keep_prob=0.7, state_keep_prob=0.5, variational_recurrent=True, seed=93),
+    ]
     multi = rnnrs.MultiRNNCell([dropout_cell(layer, dtype, **cfg) for layer, cfg in zip(inner, configs)])
     p = make_problem(wr.Multi(inner), dtype, 4, 5, seed=94, lengths=[5, 0, 2, 4])
     layers = []
@@ -1238,8 +1352,9 @@ def test_output_projection_matches_reference(dtype, kind, sizes, activation, sha
     rng = np.random.default_rng(shape["seed"])
     layer = random_projection(rng, random_cell(kind, rng, I, H, dtype, activation), P, dtype)
     p = make_problem(layer, dtype, **shape)
-    _, _, grads = check_against_reference(layer, matching_cell(layer, dtype), p, dtype, mode=mode,
-                                          time_major=time_major)
+    _, _, grads = check_against_reference(
+        layer, matching_cell(layer, dtype), p, dtype, mode=mode, time_major=time_major
+    )
     assert grads.weights["output_projection/kernel"].shape == (H, P)
 
 
@@ -1292,8 +1407,7 @@ def test_output_projection_finite_differences(name):
     else:
         inner = random_stack(("GRUCell", "LSTMCell"), rng, 2, (3, 2), np.float64)
     layer = random_projection(rng, inner, 4, np.float64)
-    check_finite_differences(lambda: rnnrs_cell(layer, np.float64), layer.weights(), fd_problem(layer),
-                             reference=layer)
+    check_finite_differences(lambda: rnnrs_cell(layer, np.float64), layer.weights(), fd_problem(layer), reference=layer)
 
 
 def test_output_projection_weights(dtype):
@@ -1350,8 +1464,9 @@ def test_output_projection_set_weights(dtype):
     # An unbuilt projection needs both of its weights.
     fresh = rnnrs_cell(layer, dtype)
     with raises_naming(ValueError, "mapping"):
-        fresh.set_weights({"kernel": layer.cell.kernel, "bias": layer.cell.bias,
-                           "output_projection/kernel": layer.kernel})
+        fresh.set_weights(
+            {"kernel": layer.cell.kernel, "bias": layer.cell.bias, "output_projection/kernel": layer.kernel}
+        )
     assert not fresh.built
 
 
@@ -1363,8 +1478,13 @@ def test_output_projection_backprop_uses_its_forward_weights(dtype, kind):
     layer = random_projection(rng, random_cell(kind, rng, 3, 4, dtype), 2, dtype)
     cell = matching_cell(layer, dtype)
     p = make_problem(layer, dtype, 3, 4, seed=132, lengths=[4, 1, 0])
-    _, _, backprop = rnnrs.dynamic_rnn(cell, p.x.astype(dtype), sequence_length=p.lengths,
-                                       initial_state=lib_state(p.initial_state, dtype), return_backprop=True)
+    _, _, backprop = rnnrs.dynamic_rnn(
+        cell,
+        p.x.astype(dtype),
+        sequence_length=p.lengths,
+        initial_state=lib_state(p.initial_state, dtype),
+        return_backprop=True,
+    )
     cell.set_weights({k: np.zeros_like(v) for k, v in layer.weights().items()})
     grads = backprop(d_outputs=p.d_outputs.astype(dtype), d_state=lib_state(p.d_state, dtype))
     _, _, (d_x, d_init, d_w) = run_reference(layer, p)
@@ -1475,8 +1595,7 @@ def test_residual_over_gru(dtype, reset_after):
 @pytest.mark.parametrize("kind", ["BasicRNNCell", "GRUCell", "GRUCell_reset_after", "LSTMCell"])
 def test_residual_finite_differences(kind):
     layer = wr.Residual(random_cell(kind, np.random.default_rng(151), 3, 3, np.float64))
-    check_finite_differences(lambda: rnnrs_cell(layer, np.float64), layer.weights(), fd_problem(layer),
-                             reference=layer)
+    check_finite_differences(lambda: rnnrs_cell(layer, np.float64), layer.weights(), fd_problem(layer), reference=layer)
 
 
 def test_residual_input_size_must_equal_output_size(dtype):

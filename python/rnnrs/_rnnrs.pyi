@@ -5,7 +5,14 @@ from typing import Optional, final
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["ForwardCache", "_set_parallel_work", "basic_rnn_backward", "basic_rnn_forward", "get_num_threads", "set_num_threads"]
+__all__ = [
+    "ForwardCache",
+    "_set_parallel_work",
+    "basic_rnn_backward",
+    "basic_rnn_forward",
+    "get_num_threads",
+    "set_num_threads",
+]
 
 @final
 class ForwardCache:
@@ -25,9 +32,7 @@ def basic_rnn_backward(
     kernel: npt.NDArray[np.floating],
     d_outputs: Optional[npt.NDArray[np.floating]],
     d_state: Optional[npt.NDArray[np.floating]],
-) -> tuple[
-    npt.NDArray[np.floating], npt.NDArray[np.floating], npt.NDArray[np.floating], npt.NDArray[np.floating]
-]: ...
+) -> tuple[npt.NDArray[np.floating], npt.NDArray[np.floating], npt.NDArray[np.floating], npt.NDArray[np.floating]]: ...
 def set_num_threads(n: int) -> None: ...
 def get_num_threads() -> int: ...
 def _set_parallel_work(work: Optional[int] = None) -> None: ...

@@ -34,7 +34,9 @@ def _plain(where: str, value: Any) -> Any:
         return value
     if isinstance(value, (list, tuple)):
         return [_plain(f"{where}[{i}]", v) for i, v in enumerate(value)]
-    raise TypeError(f"{where}: expected a number, string, bool, None, dtype or cell to save, got {type(value).__name__}")
+    raise TypeError(
+        f"{where}: expected a number, string, bool, None, dtype or cell to save, got {type(value).__name__}"
+    )
 
 
 def cell_to_config(cell: RNNCell) -> dict[str, Any]:
@@ -71,9 +73,7 @@ def cell_to_config(cell: RNNCell) -> dict[str, Any]:
 def _cell_classes() -> dict[str, type[RNNCell]]:
     import rnnrs
 
-    return {
-        k: v for k, v in vars(rnnrs).items() if isinstance(v, type) and issubclass(v, RNNCell) and v is not RNNCell
-    }
+    return {k: v for k, v in vars(rnnrs).items() if isinstance(v, type) and issubclass(v, RNNCell) and v is not RNNCell}
 
 
 def cell_from_config(config: Any, where: str = "cell") -> RNNCell:

@@ -28,4 +28,3 @@ def map_state(fn: Callable[..., Any], *states: Any, _is_c: bool = False) -> Any:
     if isinstance(first, (tuple, list)):
         return tuple(map_state(fn, *parts) for parts in zip(*states))
     return fn(_is_c, *states)
-

@@ -150,7 +150,9 @@ class RNNCell:
 
     def _require_built(self, what: str) -> None:
         if not self.built:
-            raise ValueError(f"{what}: expected a built cell (call build(input_size) or run it once), got an unbuilt one")
+            raise ValueError(
+                f"{what}: expected a built cell (call build(input_size) or run it once), got an unbuilt one"
+            )
 
     # -- state -------------------------------------------------------------
     def zero_state(self, batch_size: int) -> Any:

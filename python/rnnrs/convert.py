@@ -257,8 +257,10 @@ def from_keras(cell: RNNCell, weights: Sequence[Any]) -> None:
     if isinstance(cell, MultiRNNCell):
         raise _refuse("one Keras layer", "a MultiRNNCell (convert each of its cells)")
     if isinstance(weights, (np.ndarray, Mapping)) or not isinstance(weights, Sequence) or len(weights) != 3:
-        raise ValueError("weights: expected a list [kernel, recurrent_kernel, bias], got "
-                         + (f"{len(weights)} arrays" if isinstance(weights, Sequence) else type(weights).__name__))
+        raise ValueError(
+            "weights: expected a list [kernel, recurrent_kernel, bias], got "
+            + (f"{len(weights)} arrays" if isinstance(weights, Sequence) else type(weights).__name__)
+        )
     dt = cell.dtype
     kernel, recurrent, bias = (np.asarray(a, dtype=dt) for a in weights)
     h = cell.num_units

@@ -282,7 +282,9 @@ class Dense(Layer):
             kernel = arrays.get("kernel")
             if kernel is None or kernel.ndim != 2 or kernel.shape[1] != self.units:
                 got = None if kernel is None else kernel.shape
-                raise ValueError(f"weights['kernel']: expected shape (input_size, {self.units}) to build the layer, got {got}")
+                raise ValueError(
+                    f"weights['kernel']: expected shape (input_size, {self.units}) to build the layer, got {got}"
+                )
             input_size = int(kernel.shape[0])
         shapes = self._shapes(input_size)
         unknown = sorted(set(arrays) - set(shapes))
@@ -359,7 +361,11 @@ class Embedding(Layer):
     default_name = "embedding"
 
     def __init__(
-        self, input_dim: int, output_dim: int, dtype: Any = np.float32, seed: Optional[int] = None,
+        self,
+        input_dim: int,
+        output_dim: int,
+        dtype: Any = np.float32,
+        seed: Optional[int] = None,
         name: Optional[str] = None,
     ) -> None:
         super().__init__(name)
@@ -389,7 +395,9 @@ class Embedding(Layer):
 
     def get_weights(self) -> dict[str, np.ndarray]:
         if not self.built:
-            raise ValueError(f"get_weights: expected a built layer (call build() or run it once), got {self.name!r} unbuilt")
+            raise ValueError(
+                f"get_weights: expected a built layer (call build() or run it once), got {self.name!r} unbuilt"
+            )
         return {k: v.copy() for k, v in self._weights.items()}
 
     def set_weights(self, mapping: Mapping[str, Any]) -> None:
@@ -399,15 +407,22 @@ class Embedding(Layer):
         if unknown:
             raise ValueError(f"mapping: expected names among ['embeddings'], got unknown {unknown}")
         if "embeddings" in mapping:
-            table = float_array("weights['embeddings']", mapping["embeddings"], self._dtype, 2, "[input_dim, output_dim]")
+            table = float_array(
+                "weights['embeddings']", mapping["embeddings"], self._dtype, 2, "[input_dim, output_dim]"
+            )
             check_shape("weights['embeddings']", table, (self.input_dim, self.output_dim))
             self._weights = {"embeddings": np.array(table, dtype=self._dtype, order="C", copy=True)}
         elif not self.built:
             raise ValueError("mapping: expected 'embeddings' to build the layer, got an empty mapping")
 
     def get_config(self) -> dict[str, Any]:
-        return {"input_dim": self.input_dim, "output_dim": self.output_dim, "dtype": self._dtype.name,
-                "seed": self.seed, "name": self.name}
+        return {
+            "input_dim": self.input_dim,
+            "output_dim": self.output_dim,
+            "dtype": self._dtype.name,
+            "seed": self.seed,
+            "name": self.name,
+        }
 
     def ids(self, name: str, value: Any) -> np.ndarray:
         """``value`` validated as int64 ids in ``[0, input_dim)``."""
@@ -514,7 +529,9 @@ class RNN(Layer):
         assert isinstance(backprop, Backprop)
         if self.return_sequences:
 
-            def backward_seq(d_outputs: np.ndarray, need_d_inputs: bool) -> tuple[Optional[np.ndarray], dict[str, np.ndarray]]:
+            def backward_seq(
+                d_outputs: np.ndarray, need_d_inputs: bool
+            ) -> tuple[Optional[np.ndarray], dict[str, np.ndarray]]:
                 g = backprop(d_outputs=d_outputs)
                 return g.inputs, g.weights
 
@@ -532,7 +549,9 @@ class RNN(Layer):
             y[rows] = outputs[rows, last]
         shape = outputs.shape
 
-        def backward_last(d_outputs: np.ndarray, need_d_inputs: bool) -> tuple[Optional[np.ndarray], dict[str, np.ndarray]]:
+        def backward_last(
+            d_outputs: np.ndarray, need_d_inputs: bool
+        ) -> tuple[Optional[np.ndarray], dict[str, np.ndarray]]:
             d_seq = np.zeros(shape, dtype=d_outputs.dtype)
             if time:
                 d_seq[rows, last] = d_outputs[rows]

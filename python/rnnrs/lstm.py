@@ -353,7 +353,11 @@ class LSTMCell(_LSTM):
         options = [f"num_units={self._num_units}"]
         if self._use_peepholes:
             options.append("use_peepholes=True")
-        for name, value in (("cell_clip", self._cell_clip), ("num_proj", self._num_proj), ("proj_clip", self._proj_clip)):
+        for name, value in (
+            ("cell_clip", self._cell_clip),
+            ("num_proj", self._num_proj),
+            ("proj_clip", self._proj_clip),
+        ):
             if value is not None:
                 options.append(f"{name}={value}")
         if self._forget_bias != 1.0:

@@ -135,7 +135,9 @@ class Sequential:
         if not isinstance(layer, Layer):
             raise TypeError(f"layer: expected an rnnrs layer (Dense, Embedding, RNN), got {type(layer).__name__}")
         if isinstance(layer, Embedding) and self.layers:
-            raise ValueError(f"layer: expected Embedding only as the first layer, got it at position {len(self.layers)}")
+            raise ValueError(
+                f"layer: expected Embedding only as the first layer, got it at position {len(self.layers)}"
+            )
         if any(layer is other for other in self.layers):
             raise ValueError(f"layer: expected a layer not already in the model, got {layer.name!r} twice")
         taken = {other.name for other in self.layers}
@@ -201,7 +203,9 @@ class Sequential:
     def get_weights(self) -> dict[str, np.ndarray]:
         """Copies of every weight as ``"<layer name>/<weight name>"`` → array."""
         if not self.built:
-            raise ValueError("get_weights: expected a built model (call build(input_size) or fit it), got an unbuilt one")
+            raise ValueError(
+                "get_weights: expected a built model (call build(input_size) or fit it), got an unbuilt one"
+            )
         return {f"{layer.name}/{k}": v for layer in self.layers for k, v in layer.get_weights().items()}
 
     def set_weights(self, mapping: Mapping[str, Any]) -> None:
@@ -238,8 +242,12 @@ class Sequential:
         return "\n".join(lines)
 
     # -- compile --------------------------------------------------------------
-    def compile(self, optimizer: Union[Optimizer, str] = "adam", loss: str = _CLASSIFICATION,
-                metrics: Optional[Sequence[str]] = None) -> None:
+    def compile(
+        self,
+        optimizer: Union[Optimizer, str] = "adam",
+        loss: str = _CLASSIFICATION,
+        metrics: Optional[Sequence[str]] = None,
+    ) -> None:
         """Chooses the optimizer (an instance, or ``"sgd"``, ``"momentum"``,
         ``"rmsprop"``, ``"adam"``), the loss (``"sparse_softmax_cross_entropy"``
         (alias ``"sparse_categorical_crossentropy"``) on logits, or
@@ -280,10 +288,14 @@ class Sequential:
         if arr.shape[2] < 1:
             raise ValueError(f"{name}: expected at least one feature, got shape {arr.shape}")
         if self.input_size is not None and arr.shape[2] != self.input_size:
-            raise ValueError(f"{name}: expected {self.input_size} features (the model is built for it), got {arr.shape[2]}")
+            raise ValueError(
+                f"{name}: expected {self.input_size} features (the model is built for it), got {arr.shape[2]}"
+            )
         return arr
 
-    def _prepare(self, name: str, x: Any, sequence_length: Any, length_name: str) -> tuple[np.ndarray, Optional[np.ndarray]]:
+    def _prepare(
+        self, name: str, x: Any, sequence_length: Any, length_name: str
+    ) -> tuple[np.ndarray, Optional[np.ndarray]]:
         arr = self._inputs(name, x)
         if not self._weight_keys:  # not built by the model yet (its layers may be)
             self.build(None if self._takes_ids() else arr.shape[2])
@@ -311,8 +323,9 @@ class Sequential:
         return arr
 
     # -- forward / backward ---------------------------------------------------
-    def _forward(self, x: np.ndarray, lengths: Optional[np.ndarray], training: bool,
-                 states: Optional[Sequence[Any]] = None) -> _Forward:
+    def _forward(
+        self, x: np.ndarray, lengths: Optional[np.ndarray], training: bool, states: Optional[Sequence[Any]] = None
+    ) -> _Forward:
         h = x
         finals: list[Any] = []
         backwards: list[LayerBackward] = []
@@ -338,8 +351,9 @@ class Sequential:
         for layer, keys in zip(self.layers, self._weight_keys):
             layer.set_weights({short: params[full] for full, short in keys})
 
-    def _loss(self, loss: str, y: np.ndarray, out: np.ndarray, lengths: Optional[np.ndarray]
-              ) -> tuple[float, np.ndarray, dict[str, tuple[float, float]]]:
+    def _loss(
+        self, loss: str, y: np.ndarray, out: np.ndarray, lengths: Optional[np.ndarray]
+    ) -> tuple[float, np.ndarray, dict[str, tuple[float, float]]]:
         """``(value, d_outputs, {metric: (sum, count)})``; ``loss`` enters as ``(value * count, count)``."""
         mask = sequence_mask(lengths, out.shape[1], out.dtype) if (lengths is not None and out.ndim == 3) else None
         sums: dict[str, tuple[float, float]] = {}
@@ -481,7 +495,9 @@ class Sequential:
                 out.flush()
         return history
 
-    def _validation(self, data: Optional[Sequence[Any]], loss: str) -> Optional[tuple[np.ndarray, np.ndarray, Optional[np.ndarray]]]:
+    def _validation(
+        self, data: Optional[Sequence[Any]], loss: str
+    ) -> Optional[tuple[np.ndarray, np.ndarray, Optional[np.ndarray]]]:
         if data is None:
             return None
         if isinstance(data, np.ndarray) or not isinstance(data, (tuple, list)) or len(data) not in (2, 3):
@@ -501,8 +517,9 @@ class Sequential:
         y_arr = self._targets("y", y, x_arr, loss)
         return self._evaluate_arrays(x_arr, y_arr, lengths, loss, batch_size)
 
-    def _evaluate_arrays(self, x: np.ndarray, y: np.ndarray, lengths: Optional[np.ndarray], loss: str,
-                         batch_size: int) -> dict[str, float]:
+    def _evaluate_arrays(
+        self, x: np.ndarray, y: np.ndarray, lengths: Optional[np.ndarray], loss: str, batch_size: int
+    ) -> dict[str, float]:
         totals: dict[str, list[float]] = {}
         for start in range(0, x.shape[0], batch_size):
             sl = slice(start, start + batch_size)
@@ -565,7 +582,9 @@ class Sequential:
             raise ValueError("generate: expected a model reading float features, got one starting with an Embedding")
         raw = np.asarray(seed)
         squeeze = raw.ndim == 2
-        s = float_array("seed", raw[None] if squeeze else raw, self.dtype, 3, "[time, features] or [batch, time, features]")
+        s = float_array(
+            "seed", raw[None] if squeeze else raw, self.dtype, 3, "[time, features] or [batch, time, features]"
+        )
         if s.shape[1] < 1:
             raise ValueError(f"seed: expected at least one step, got shape {raw.shape}")
         if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 0:
@@ -675,8 +694,14 @@ class SequenceClassifier(Sequential):
     probabilities ``[B, C]``.
     """
 
-    def __init__(self, cell: RNNCell, num_classes: int, seed: Optional[int] = None,
-                 optimizer: Optional[Optimizer] = None, name: Optional[str] = None) -> None:
+    def __init__(
+        self,
+        cell: RNNCell,
+        num_classes: int,
+        seed: Optional[int] = None,
+        optimizer: Optional[Optimizer] = None,
+        name: Optional[str] = None,
+    ) -> None:
         super().__init__([RNN(cell), Dense(positive_int("num_classes", num_classes), seed=seed)], name)
         self.compile(optimizer or Adam(0.001), _CLASSIFICATION, ["accuracy"])
 
@@ -705,8 +730,14 @@ class SequenceRegressor(Sequential):
     ``x`` ``[B, T, F]``, ``y`` ``[B, T, O]``; :meth:`generate` when ``O == F``.
     """
 
-    def __init__(self, cell: RNNCell, output_size: Optional[int] = None, seed: Optional[int] = None,
-                 optimizer: Optional[Optimizer] = None, name: Optional[str] = None) -> None:
+    def __init__(
+        self,
+        cell: RNNCell,
+        output_size: Optional[int] = None,
+        seed: Optional[int] = None,
+        optimizer: Optional[Optimizer] = None,
+        name: Optional[str] = None,
+    ) -> None:
         layers: list[Layer] = [RNN(cell, return_sequences=True)]
         if output_size is not None:
             layers.append(Dense(positive_int("output_size", output_size), seed=seed))
@@ -773,13 +804,17 @@ def load_model(path: Union[str, "os.PathLike[str]"]) -> Sequential:
     with archive:
         if CONFIG_KEY not in archive.files:
             shown = sorted(archive.files)[:8]
-            raise ValueError(f"{what}, got {target!r}, an .npz archive without an rnnrs model configuration (keys {shown})")
+            raise ValueError(
+                f"{what}, got {target!r}, an .npz archive without an rnnrs model configuration (keys {shown})"
+            )
         try:
             config = json.loads(str(archive[CONFIG_KEY]))
         except (ValueError, TypeError) as e:
             raise ValueError(f"{what}, got {target!r} whose configuration is not valid JSON ({e})") from None
         if not isinstance(config, dict) or config.get("format") != FORMAT:
-            raise ValueError(f"{what}, got {target!r} with format {config.get('format') if isinstance(config, dict) else None!r}")
+            raise ValueError(
+                f"{what}, got {target!r} with format {config.get('format') if isinstance(config, dict) else None!r}"
+            )
         version = config.get("format_version")
         if not isinstance(version, int) or version > FORMAT_VERSION:
             raise ValueError(
@@ -792,17 +827,15 @@ def load_model(path: Union[str, "os.PathLike[str]"]) -> Sequential:
         layers = [_layer_from_config(c, f"layers[{i}]") for i, c in enumerate(config.get("layers", []))]
         model = cls._from_layers(layers, str(config.get("name") or _default_name(cls.__name__)))
         model.build(config.get("input_size"))
-        weights = {k[len("weights/"):]: archive[k] for k in archive.files if k.startswith("weights/")}
+        weights = {k[len("weights/") :]: archive[k] for k in archive.files if k.startswith("weights/")}
         expected = set(model.get_weights())
         if set(weights) != expected:
-            raise ValueError(
-                f"path: expected weights {sorted(expected)}, got {sorted(weights)} in {target!r}"
-            )
+            raise ValueError(f"path: expected weights {sorted(expected)}, got {sorted(weights)} in {target!r}")
         model.set_weights(weights)
         compiled = config.get("compile")
         if compiled:
             optimizer = optimizer_from_config(compiled["optimizer"])
-            state = {k[len("optimizer/"):]: archive[k] for k in archive.files if k.startswith("optimizer/")}
+            state = {k[len("optimizer/") :]: archive[k] for k in archive.files if k.startswith("optimizer/")}
             if state:
                 optimizer.set_state(state)
             model.compile(optimizer, compiled["loss"], compiled.get("metrics") or [])

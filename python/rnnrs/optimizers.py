@@ -76,8 +76,10 @@ def clip_by_global_norm(
     norm = global_norm(grads) if use_norm is None else float(use_norm)
     arrays = {k: np.asarray(g) for k, g in grads.items()}
     if not math.isfinite(norm):
-        return {k: np.full_like(g, np.nan, dtype=g.dtype if g.dtype in FLOAT_DTYPES else np.float64)
-                for k, g in arrays.items()}, norm
+        return {
+            k: np.full_like(g, np.nan, dtype=g.dtype if g.dtype in FLOAT_DTYPES else np.float64)
+            for k, g in arrays.items()
+        }, norm
     scale = clip / max(norm, clip)
     return {k: g * g.dtype.type(scale) if g.dtype in FLOAT_DTYPES else g * scale for k, g in arrays.items()}, norm
 
@@ -288,8 +290,13 @@ class RMSProp(Optimizer):
         self.centered = bool(centered)
 
     def _config(self) -> dict[str, Any]:
-        return {**super()._config(), "decay": self.decay, "momentum": self.momentum,
-                "epsilon": self.epsilon, "centered": self.centered}
+        return {
+            **super()._config(),
+            "decay": self.decay,
+            "momentum": self.momentum,
+            "epsilon": self.epsilon,
+            "centered": self.centered,
+        }
 
     def _update(self, name: str, p: np.ndarray, g: np.ndarray) -> None:
         t = p.dtype.type

@@ -95,7 +95,12 @@ def _stack_steps(name: str, steps: Any, dtype: np.dtype[Any], shape: Optional[tu
 
 
 def _forward(
-    cell: RNNCell, x: np.ndarray, sequence_length: Any, initial_state: Any, time_major: bool, training: bool,
+    cell: RNNCell,
+    x: np.ndarray,
+    sequence_length: Any,
+    initial_state: Any,
+    time_major: bool,
+    training: bool,
     prefix: str = "",
 ) -> tuple[np.ndarray, Any, Backward, Optional[np.ndarray]]:
     """Validates the rest of a call and runs the cell: ``(outputs, state, backward, lengths)``."""
@@ -178,11 +183,12 @@ def static_rnn(
     are lists too). Masking as in :func:`dynamic_rnn`."""
     cell = _check_cell(cell)
     if (input_list is None) == (inputs is None):
-        raise TypeError("input_list: expected exactly one of input_list= or inputs=, got "
-                        + ("both" if inputs is not None else "neither"))
+        raise TypeError(
+            "input_list: expected exactly one of input_list= or inputs=, got "
+            + ("both" if inputs is not None else "neither")
+        )
     x = _stack_steps("inputs", input_list if inputs is None else inputs, cell.dtype, None)
     return _run(cell, x, sequence_length, initial_state, True, training, return_backprop, True)
-
 
 
 def reverse_within_lengths(x: np.ndarray, lengths: Optional[np.ndarray], time_major: bool) -> np.ndarray:
@@ -234,7 +240,9 @@ def bidirectional_dynamic_rnn(
     cell_bw = _check_cell(cell_bw, "cell_bw")
     if cell_fw.dtype != cell_bw.dtype:
         raise ValueError(f"cell_bw: expected dtype {cell_fw.dtype} (cell_fw's), got {cell_bw.dtype}")
-    x = float_array("inputs", inputs, cell_fw.dtype, 3, "[time, batch, input]" if time_major else "[batch, time, input]")
+    x = float_array(
+        "inputs", inputs, cell_fw.dtype, 3, "[time, batch, input]" if time_major else "[batch, time, input]"
+    )
     time_major = bool(time_major)
     out_fw, state_fw, back_fw, lengths = _forward(
         cell_fw, x, sequence_length, initial_state_fw, time_major, training, "fw: "

@@ -186,7 +186,9 @@ class MultiRNNCell(RNNCell):
             states.append(final)
             backwards.append(backward)
 
-        def backward_all(d_outputs: Optional[np.ndarray], d_state: Any) -> tuple[np.ndarray, Any, dict[str, np.ndarray]]:
+        def backward_all(
+            d_outputs: Optional[np.ndarray], d_state: Any
+        ) -> tuple[np.ndarray, Any, dict[str, np.ndarray]]:
             d = d_outputs
             d_initial: list[Any] = [None] * len(self.cells)
             d_weights: list[dict[str, np.ndarray]] = [{} for _ in self.cells]
@@ -425,7 +427,9 @@ class OutputProjectionWrapper(_Wrapper):
 
     def _require_built(self, what: str) -> None:
         if not self.built:
-            raise ValueError(f"{what}: expected a built cell (call build(input_size) or run it once), got an unbuilt one")
+            raise ValueError(
+                f"{what}: expected a built cell (call build(input_size) or run it once), got an unbuilt one"
+            )
 
     def _run(
         self, inputs: np.ndarray, state: Any, lengths: Optional[np.ndarray], time_major: bool, training: bool
