@@ -63,6 +63,10 @@ class Options:
         )
 
 
+#: BasicLSTMCell's options, make_problem's default (one shared immutable instance).
+DEFAULT_OPTIONS = Options()
+
+
 @dataclass(frozen=True)
 class LSTMProblem:
     """Float64 master arrays; ``cast(dtype)`` rounds them to what the library sees."""
@@ -129,7 +133,7 @@ class LSTMProblem:
         return outputs, state, rl.lstm_backward(cache, d_outputs, d_c, d_h)
 
 
-def make_problem(seed, B, T, I, H, options=Options(), *, with_state=True, lengths=None, weight_scale=1.0):
+def make_problem(seed, B, T, I, H, options=DEFAULT_OPTIONS, *, with_state=True, lengths=None, weight_scale=1.0):
     rng = np.random.default_rng(seed)
     P = options.num_proj or H
     bound = weight_scale * glorot_bound(I + P, 4 * H)
