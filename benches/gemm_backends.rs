@@ -94,8 +94,8 @@ fn bench_step(c: &mut Criterion) {
         g.bench_with_input(BenchmarkId::new("matrixmultiply", &name), &(), |bch, _| {
             bch.iter(|| general_mat_mul(1.0, &a, &b, 0.0, &mut out))
         });
-        // the weights packed once per layer call (rnnrs::packed), as the time loop runs them
-        let packed = rnnrs::packed::PackedB::new(b.view());
+        // the weights packed once per layer call (rnnrs::kernels::packed), as the time loop runs them
+        let packed = rnnrs::kernels::packed::PackedB::new(b.view());
         g.bench_with_input(BenchmarkId::new("packed", &name), &(), |bch, _| {
             bch.iter(|| packed.gemm(false, a.view(), out.view_mut()))
         });
@@ -104,12 +104,16 @@ fn bench_step(c: &mut Criterion) {
         g.bench_with_input(
             BenchmarkId::new("seam_rhs_transposed_view", &name),
             &(),
-            |bch, _| bch.iter(|| rnnrs::gemm::gemm(false, a.view(), b_t.t(), out.view_mut())),
+            |bch, _| {
+                bch.iter(|| rnnrs::kernels::gemm::gemm(false, a.view(), b_t.t(), out.view_mut()))
+            },
         );
         g.bench_with_input(
             BenchmarkId::new("seam_rhs_contiguous", &name),
             &(),
-            |bch, _| bch.iter(|| rnnrs::gemm::gemm(false, a.view(), b.view(), out.view_mut())),
+            |bch, _| {
+                bch.iter(|| rnnrs::kernels::gemm::gemm(false, a.view(), b.view(), out.view_mut()))
+            },
         );
     }
     g.finish();
@@ -152,9 +156,9 @@ fn bench_step_f64(c: &mut Criterion) {
         let name = format!("{m}x{k}x{n}");
         g.throughput(Throughput::Elements((2 * m * k * n) as u64));
         g.bench_with_input(BenchmarkId::new("seam", &name), &(), |bch, _| {
-            bch.iter(|| rnnrs::gemm::gemm(false, a.view(), b.view(), out.view_mut()))
+            bch.iter(|| rnnrs::kernels::gemm::gemm(false, a.view(), b.view(), out.view_mut()))
         });
-        let packed = rnnrs::packed::PackedB::new(b.view());
+        let packed = rnnrs::kernels::packed::PackedB::new(b.view());
         g.bench_with_input(BenchmarkId::new("packed", &name), &(), |bch, _| {
             bch.iter(|| packed.gemm(false, a.view(), out.view_mut()))
         });
@@ -179,14 +183,18 @@ fn bench_deferred(c: &mut Criterion) {
         g.throughput(Throughput::Elements((2 * 256 * r * 1024) as u64));
         g.bench_function(BenchmarkId::new("dW_h=Mt_dZ", threads), |bch| {
             bch.iter(|| {
-                pool.install(|| rnnrs::gemm::par_gemm(false, m.t(), dz.view(), dw.view_mut()))
+                pool.install(|| {
+                    rnnrs::kernels::gemm::par_gemm(false, m.t(), dz.view(), dw.view_mut())
+                })
             })
         });
         let mut dx = Array2::<f32>::zeros((r, 128));
         g.throughput(Throughput::Elements((2 * 128 * r * 1024) as u64));
         g.bench_function(BenchmarkId::new("dX=dZ_Wxt", threads), |bch| {
             bch.iter(|| {
-                pool.install(|| rnnrs::gemm::par_gemm(false, dz.view(), w_x.t(), dx.view_mut()))
+                pool.install(|| {
+                    rnnrs::kernels::gemm::par_gemm(false, dz.view(), w_x.t(), dx.view_mut())
+                })
             })
         });
     }

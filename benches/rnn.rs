@@ -1,19 +1,23 @@
-//! Criterion benches of the core API: `BasicRNNCell` forward and
-//! forward + BPTT at the project's reference sizes, full and ragged batches.
+//! Criterion benches of the core API at the project's reference sizes:
+//! every cell's forward pass and forward + BPTT (full and ragged batches for
+//! the BasicRNNCell, every LSTM option, both GRU forms), and single steps at
+//! B = 1 (the decoders' loop). Cells are built once, outside the timed loop,
+//! as the Python cells build them once per set of weights.
 //!
-//! `cargo bench --bench rnn` (filter with e.g. `-- medium`).
+//! `cargo bench --bench rnn` (filter with e.g. `-- medium` or `-- step`).
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use ndarray::{Array1, Array2, Array3};
-use rnnrs::{basic_rnn_backward, basic_rnn_forward, time_major_view, Activation};
+use ndarray::{s, Array1, Array2, Array3, ArrayD};
+use rnnrs::cell::gru::{GruWeights, ResetAfter, ResetBefore};
+use rnnrs::cell::lstm::{Lstm, LstmOptions, LstmWeights, Peepholes};
+use rnnrs::cell::{basic_rnn, basic_rnn::BasicRnn, gru, lstm};
+use rnnrs::step::params::{Options, Value, Weights};
+use rnnrs::{backward, forward, time_major_view, Activation, Cell, Prepared};
 
-struct Problem {
-    x: Array3<f32>,
-    h0: Array2<f32>,
-    kernel: Array2<f32>,
-    bias: Array1<f32>,
-    dy: Array3<f32>,
-    lengths: Option<Vec<i64>>,
-}
+const SIZES: [(&str, usize, usize, usize, usize); 3] = [
+    ("tiny", 4, 2, 3, 5),
+    ("small", 32, 50, 32, 64),
+    ("medium", 64, 100, 128, 256),
+];
 
 fn lcg(seed: &mut u64) -> f32 {
     *seed = seed
@@ -22,16 +26,22 @@ fn lcg(seed: &mut u64) -> f32 {
     ((*seed >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
 }
 
-fn problem(b: usize, t: usize, i: usize, h: usize, ragged: bool) -> Problem {
+fn rand2(r: usize, c: usize, scale: f32, seed: &mut u64) -> Array2<f32> {
+    Array2::from_shape_fn((r, c), |_| lcg(seed) * scale)
+}
+
+/// Inputs, output gradients and lengths (uniform in `[T/4, T]` when ragged).
+struct Problem {
+    x: Array3<f32>,
+    dy: Array3<f32>,
+    lengths: Option<Vec<i64>>,
+}
+
+fn problem(b: usize, t: usize, i: usize, out: usize, ragged: bool) -> Problem {
     let mut s = 42u64;
-    let scale = (1.0 / (i + h) as f32).sqrt();
     Problem {
         x: Array3::from_shape_fn((b, t, i), |_| lcg(&mut s)),
-        h0: Array2::zeros((b, h)),
-        kernel: Array2::from_shape_fn((i + h, h), |_| lcg(&mut s) * scale),
-        bias: Array1::zeros(h),
-        dy: Array3::from_shape_fn((b, t, h), |_| lcg(&mut s)),
-        // lengths uniform in [T/4, T]
+        dy: Array3::from_shape_fn((b, t, out), |_| lcg(&mut s)),
         lengths: ragged.then(|| {
             (0..b)
                 .map(|_| {
@@ -43,79 +53,75 @@ fn problem(b: usize, t: usize, i: usize, h: usize, ragged: bool) -> Problem {
     }
 }
 
-fn bench(c: &mut Criterion) {
-    let sizes = [
-        ("tiny", 4, 2, 3, 5),
-        ("small", 32, 50, 32, 64),
-        ("medium", 64, 100, 128, 256),
-    ];
+/// Times `forward` and `forward + backward` of `cell` on `p`, from zero states.
+fn bench_cell(
+    g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    id: &str,
+    cell: &dyn Cell<f32>,
+    p: &Problem,
+) {
+    let batch = p.x.dim().0;
+    let h0: Vec<Array2<f32>> = cell
+        .layout()
+        .state
+        .iter()
+        .map(|part| Array2::zeros((batch, part.width)))
+        .collect();
+    let h0: Vec<_> = h0.iter().map(|a| a.view()).collect();
+    let fwd = || {
+        let x = time_major_view(p.x.view(), false);
+        forward(cell, x, &h0, p.lengths.as_deref(), false).unwrap()
+    };
+    g.bench_function(BenchmarkId::new("forward", id), |bch| bch.iter(fwd));
+    g.bench_function(BenchmarkId::new("train", id), |bch| {
+        bch.iter(|| {
+            let f = fwd();
+            let dy = Some(time_major_view(p.dy.view(), false));
+            backward(cell, &f.cache, dy, None).unwrap()
+        })
+    });
+}
+
+fn tokens(p: &Problem) -> u64 {
+    let (b, t, _) = p.x.dim();
+    p.lengths
+        .as_ref()
+        .map_or(b * t, |l| l.iter().sum::<i64>() as usize) as u64
+}
+
+/// `BasicRNNCell` (tanh), full and ragged batches.
+fn bench_basic_rnn(c: &mut Criterion) {
     let mut g = c.benchmark_group("basic_rnn_f32");
-    for &(name, b, t, i, h) in &sizes {
+    for &(name, b, t, i, h) in &SIZES {
+        let mut s = 3u64;
+        let kernel = rand2(i + h, h, (1.0 / (i + h) as f32).sqrt(), &mut s);
+        let bias = Array1::<f32>::zeros(h);
+        let cell = BasicRnn::new(Activation::Tanh, kernel.view(), bias.view()).unwrap();
         for ragged in [false, true] {
             let p = problem(b, t, i, h, ragged);
+            g.throughput(Throughput::Elements(tokens(&p)));
             let id = format!("{name}_{}", if ragged { "ragged" } else { "full" });
-            let tokens = p
-                .lengths
-                .as_ref()
-                .map_or(b * t, |l| l.iter().sum::<i64>() as usize);
-            g.throughput(Throughput::Elements(tokens as u64));
-            let fwd = || {
-                basic_rnn_forward(
-                    time_major_view(p.x.view(), false),
-                    p.h0.view(),
-                    p.kernel.view(),
-                    p.bias.view(),
-                    p.lengths.as_deref(),
-                    Activation::Tanh,
-                    false,
-                )
-                .unwrap()
-            };
-            g.bench_function(BenchmarkId::new("forward", &id), |bch| bch.iter(fwd));
-            g.bench_function(BenchmarkId::new("train", &id), |bch| {
-                bch.iter(|| {
-                    let f = fwd();
-                    basic_rnn_backward(
-                        &f.cache,
-                        p.kernel.view(),
-                        Some(time_major_view(p.dy.view(), false)),
-                        None,
-                    )
-                    .unwrap()
-                })
-            });
+            bench_cell(&mut g, &id, &cell, &p);
         }
     }
     g.finish();
 }
 
-/// `LSTMCell` (tanh, forget_bias 1) at the same sizes: plain, and with every
-/// option (peepholes, cell clip, projection to H/2 with clip).
+/// `LSTMCell` (tanh, forget_bias 1): plain, and with every option
+/// (peepholes, cell clip, projection to H/2 with clip).
 fn bench_lstm(c: &mut Criterion) {
-    use rnnrs::{lstm_backward, lstm_forward, LstmOptions, LstmWeights, Peepholes};
-    let sizes: [(&str, usize, usize, usize, usize); 3] = [
-        ("tiny", 4, 2, 3, 5),
-        ("small", 32, 50, 32, 64),
-        ("medium", 64, 100, 128, 256),
-    ];
     let mut g = c.benchmark_group("lstm_f32");
-    for &(name, b, t, i, h) in &sizes {
+    for &(name, b, t, i, h) in &SIZES {
         for full in [false, true] {
             let p_out = if full { h.div_ceil(2) } else { h };
             let mut s = 7u64;
             let scale = (1.0 / (i + p_out) as f32).sqrt();
-            let x = Array3::from_shape_fn((b, t, i), |_| lcg(&mut s));
-            let dy = Array3::from_shape_fn((b, t, p_out), |_| lcg(&mut s));
-            let (c0, m0) = (
-                Array2::<f32>::zeros((b, h)),
-                Array2::<f32>::zeros((b, p_out)),
-            );
-            let kernel = Array2::from_shape_fn((i + p_out, 4 * h), |_| lcg(&mut s) * scale);
+            let kernel = rand2(i + p_out, 4 * h, scale, &mut s);
             let bias = Array1::<f32>::zeros(4 * h);
             let peep: Vec<Array1<f32>> = (0..3)
                 .map(|_| Array1::from_shape_fn(h, |_| lcg(&mut s) * 0.1))
                 .collect();
-            let proj = Array2::from_shape_fn((h, p_out), |_| lcg(&mut s) * scale);
+            let proj = rand2(h, p_out, scale, &mut s);
             let weights = LstmWeights {
                 kernel: kernel.view(),
                 bias: bias.view(),
@@ -131,18 +137,113 @@ fn bench_lstm(c: &mut Criterion) {
                 proj_clip: full.then_some(3.0),
                 ..LstmOptions::default()
             };
+            let cell = Lstm::new(&weights, options).unwrap();
+            let p = problem(b, t, i, p_out, false);
+            g.throughput(Throughput::Elements(tokens(&p)));
             let id = format!("{name}_{}", if full { "all_options" } else { "plain" });
-            g.throughput(Throughput::Elements((b * t) as u64));
-            let fwd = || {
-                let xv = time_major_view(x.view(), false);
-                lstm_forward(xv, c0.view(), m0.view(), &weights, None, options, false).unwrap()
-            };
-            g.bench_function(BenchmarkId::new("forward", &id), |bch| bch.iter(fwd));
-            g.bench_function(BenchmarkId::new("train", &id), |bch| {
+            bench_cell(&mut g, &id, &cell, &p);
+        }
+    }
+    g.finish();
+}
+
+/// `GRUCell`, both forms, full batches.
+fn bench_gru(c: &mut Criterion) {
+    let mut g = c.benchmark_group("gru_f32");
+    for &(name, b, t, i, h) in &SIZES {
+        let mut seed = 7u64;
+        let scale = (1.0 / (i + h) as f32).sqrt();
+        let gk = rand2(i + h, 2 * h, scale, &mut seed);
+        let ck = rand2(i + h, h, scale, &mut seed);
+        let hk = rand2(h, h, scale, &mut seed);
+        let (gb, cb) = (Array1::<f32>::ones(2 * h), Array1::<f32>::zeros(h));
+        let tf1 = GruWeights::ResetBefore {
+            gates_kernel: gk.view(),
+            gates_bias: gb.view(),
+            candidate_kernel: ck.view(),
+            candidate_bias: cb.view(),
+        };
+        let after = GruWeights::ResetAfter {
+            gates_kernel: gk.view(),
+            gates_bias: gb.view(),
+            input_kernel: ck.slice(s![..i, ..]),
+            hidden_kernel: hk.view(),
+            input_bias: cb.view(),
+            hidden_bias: cb.view(),
+        };
+        let cells: [(&str, Box<dyn Cell<f32>>); 2] = [
+            (
+                "tf1",
+                Box::new(ResetBefore::new(Activation::Tanh, tf1).unwrap()),
+            ),
+            (
+                "reset_after",
+                Box::new(ResetAfter::new(Activation::Tanh, after).unwrap()),
+            ),
+        ];
+        let p = problem(b, t, i, h, false);
+        g.throughput(Throughput::Elements(tokens(&p)));
+        for (form, cell) in &cells {
+            bench_cell(&mut g, &format!("{name}_{form}"), cell.as_ref(), &p);
+        }
+    }
+    g.finish();
+}
+
+/// One step at B = 1 (I = H) of every cell, through the stepper that holds
+/// the state and buffers: what a greedy decoder's loop costs per step.
+fn bench_step(c: &mut Criterion) {
+    let mut g = c.benchmark_group("step_f32");
+    for h in [64usize, 256] {
+        let i = h;
+        let mut s = 11u64;
+        let scale = (1.0 / (i + h) as f32).sqrt();
+        let mut arr = |shape: &[usize]| -> ArrayD<f32> {
+            ArrayD::from_shape_fn(shape, |_| lcg(&mut s) * scale)
+        };
+        let rnn = [("kernel", arr(&[i + h, h])), ("bias", arr(&[h]))];
+        let lstm_w = [("kernel", arr(&[i + h, 4 * h])), ("bias", arr(&[4 * h]))];
+        let gru_w = [
+            ("gates/kernel", arr(&[i + h, 2 * h])),
+            ("gates/bias", arr(&[2 * h])),
+            ("candidate/input_kernel", arr(&[i, h])),
+            ("candidate/hidden_kernel", arr(&[h, h])),
+            ("candidate/input_bias", arr(&[h])),
+            ("candidate/hidden_bias", arr(&[h])),
+        ];
+        let cells: [(&str, Box<dyn Cell<f32>>); 3] = [
+            (
+                "rnn",
+                basic_rnn::build(Options::default(), named(&rnn)).unwrap(),
+            ),
+            (
+                "lstm",
+                lstm::build(Options::default(), named(&lstm_w)).unwrap(),
+            ),
+            (
+                "gru",
+                gru::build(
+                    Options::default().with("reset_after", Value::Bool(true)),
+                    named(&gru_w),
+                )
+                .unwrap(),
+            ),
+        ];
+        let x = Array2::from_shape_fn((1, i), |_| lcg(&mut s));
+        for (name, cell) in cells {
+            let prepared = Prepared::new(cell);
+            let zeros: Vec<Array2<f32>> = prepared
+                .cell()
+                .layout()
+                .state
+                .iter()
+                .map(|p| Array2::zeros((1, p.width)))
+                .collect();
+            let views: Vec<_> = zeros.iter().map(|a| a.view()).collect();
+            let mut stepper = prepared.stepper("state", &views).unwrap();
+            g.bench_function(BenchmarkId::new(name, format!("B1_H{h}")), |bch| {
                 bch.iter(|| {
-                    let f = fwd();
-                    let dyv = Some(time_major_view(dy.view(), false));
-                    lstm_backward(&f.cache, &weights, dyv, None, None).unwrap()
+                    stepper.step(x.view()).unwrap();
                 })
             });
         }
@@ -150,65 +251,9 @@ fn bench_lstm(c: &mut Criterion) {
     g.finish();
 }
 
-/// `GRUCell`, both forms, at the same sizes (full batches): forward and
-/// forward + BPTT.
-fn bench_gru(c: &mut Criterion) {
-    use ndarray::s;
-    use rnnrs::{gru_backward, gru_forward, GruWeights};
-    let mut g = c.benchmark_group("gru_f32");
-    for &(name, b, t, i, h) in &[
-        ("tiny", 4, 2, 3, 5),
-        ("small", 32, 50, 32, 64),
-        ("medium", 64, 100, 128, 256),
-    ] {
-        let p = problem(b, t, i, h, false);
-        let mut seed = 7u64;
-        let scale = (1.0 / (i + h) as f32).sqrt();
-        let mut rand2 =
-            |r: usize, c: usize| Array2::from_shape_fn((r, c), |_| lcg(&mut seed) * scale);
-        let (gk, ck, hk) = (rand2(i + h, 2 * h), rand2(i + h, h), rand2(h, h));
-        let (gb, cb) = (Array1::<f32>::ones(2 * h), Array1::<f32>::zeros(h));
-        let forms = [
-            GruWeights::ResetBefore {
-                gates_kernel: gk.view(),
-                gates_bias: gb.view(),
-                candidate_kernel: ck.view(),
-                candidate_bias: cb.view(),
-            },
-            GruWeights::ResetAfter {
-                gates_kernel: gk.view(),
-                gates_bias: gb.view(),
-                input_kernel: ck.slice(s![..i, ..]),
-                hidden_kernel: hk.view(),
-                input_bias: cb.view(),
-                hidden_bias: cb.view(),
-            },
-        ];
-        g.throughput(Throughput::Elements((b * t) as u64));
-        for w in forms {
-            let id = format!(
-                "{name}_{}",
-                if w.reset_after() {
-                    "reset_after"
-                } else {
-                    "tf1"
-                }
-            );
-            let fwd = || {
-                let x = time_major_view(p.x.view(), false);
-                gru_forward(x, p.h0.view(), w, None, Activation::Tanh, false).unwrap()
-            };
-            g.bench_function(BenchmarkId::new("forward", &id), |bch| bch.iter(fwd));
-            g.bench_function(BenchmarkId::new("train", &id), |bch| {
-                bch.iter(|| {
-                    let f = fwd();
-                    let dy = Some(time_major_view(p.dy.view(), false));
-                    gru_backward(&f.cache, w, dy, None).unwrap()
-                })
-            });
-        }
-    }
-    g.finish();
+/// Borrowed named weights.
+fn named<'a>(w: &'a [(&'static str, ArrayD<f32>)]) -> Weights<'a, f32> {
+    Weights::new(w.iter().map(|(n, a)| (*n, a.view())).collect())
 }
 
 criterion_group! {
@@ -217,6 +262,6 @@ criterion_group! {
         .sample_size(20)
         .warm_up_time(std::time::Duration::from_millis(500))
         .measurement_time(std::time::Duration::from_secs(2));
-    targets = bench, bench_lstm, bench_gru
+    targets = bench_basic_rnn, bench_lstm, bench_gru, bench_step
 }
 criterion_main!(benches);

@@ -7,8 +7,9 @@ pub enum Error {
     /// An array or value does not have the shape or value the call needs.
     #[error("{arg}: expected {expected}, got {got}")]
     Invalid {
-        /// The argument's public name (`inputs`, `sequence_length`, …).
-        arg: &'static str,
+        /// The argument's public name (`inputs`, `sequence_length`,
+        /// `initial_state.c`, …).
+        arg: String,
         /// What the call needs.
         expected: String,
         /// What it was given.
@@ -21,9 +22,13 @@ pub enum Error {
 
 impl Error {
     /// Shorthand for [`Error::Invalid`].
-    pub fn invalid(arg: &'static str, expected: impl Into<String>, got: impl Into<String>) -> Self {
+    pub fn invalid(
+        arg: impl Into<String>,
+        expected: impl Into<String>,
+        got: impl Into<String>,
+    ) -> Self {
         Error::Invalid {
-            arg,
+            arg: arg.into(),
             expected: expected.into(),
             got: got.into(),
         }
@@ -34,7 +39,7 @@ impl Error {
 pub type Result<T> = std::result::Result<T, Error>;
 
 /// Fails with "expected {expected:?}, got {got:?}" when two shapes differ.
-pub fn check_shape(arg: &'static str, got: &[usize], expected: &[usize]) -> Result<()> {
+pub fn check_shape(arg: &str, got: &[usize], expected: &[usize]) -> Result<()> {
     if got == expected {
         Ok(())
     } else {

@@ -7,8 +7,27 @@
 //!
 //! ## Shape letters
 //!
-//! `B` batch, `T` time (padded), `I` input size, `H` units, `G` gate width
-//! (`H` for `BasicRNNCell`), `R` slot rows (see [`mask`]).
+//! `B` batch, `T` time (padded), `I` input size, `H` units, `P` an LSTM's
+//! output width, `W` a state row's width (a state's parts side by side), `G`
+//! gate width (`H` for `BasicRNNCell`), `R` slot rows (see
+//! [`sequence::plan`]).
+//!
+//! ## Layers
+//!
+//! Lowest first; each imports only those below it (`docs/architecture.md`
+//! walks through them):
+//!
+//! * [`error`], [`pool`]: the error type; the thread pool and the rules that
+//!   cut work by shapes alone.
+//! * [`kernels`]: element types, activations, SIMD element-wise helpers, the
+//!   GEMM and the packed step product. All `unsafe` code lives here.
+//! * [`step`]: the step trait [`step::Cell`] every cell implements, the
+//!   weight protocol (named weights, options and gradients), and single
+//!   steps on a built cell ([`step::Prepared`]).
+//! * [`sequence`]: the driver — plan, forward time loop, backpropagation
+//!   through time — written once for every cell.
+//! * [`cell`]: the cells, one file each.
+//! * `py` (feature `python`): the PyO3 edge.
 //!
 //! ## Weight layout
 //!
@@ -28,32 +47,22 @@
 //! Work is split into pieces fixed by the shapes alone; results are bitwise
 //! identical for any thread count.
 
-pub mod bptt;
+#![deny(unsafe_code)]
+
+#[allow(unsafe_code)]
+pub mod kernels;
+
 pub mod cell;
 pub mod error;
-pub mod gemm;
-pub mod layer;
-pub mod mask;
-pub mod naive;
-pub mod packed;
 pub mod pool;
-pub mod scalar;
+pub mod sequence;
+pub mod step;
 
 #[cfg(feature = "python")]
 mod py;
 
-pub use cell::basic_rnn::{
-    backward as basic_rnn_backward, forward as basic_rnn_forward, RnnCache, RnnForward, RnnGrads,
-};
-pub use cell::gru::{
-    backward as gru_backward, forward as gru_forward, GruCache, GruForward, GruGrads,
-    GruWeightGrads, GruWeights,
-};
-pub use cell::lstm::{
-    backward as lstm_backward, forward as lstm_forward, LstmCache, LstmForward, LstmGrads,
-    LstmOptions, LstmWeights, Peepholes,
-};
-pub use cell::Activation;
 pub use error::{Error, Result};
-pub use layer::time_major_view;
-pub use scalar::Scalar;
+pub use kernels::activation::Activation;
+pub use kernels::scalar::Scalar;
+pub use sequence::{backward, forward, time_major_view};
+pub use step::{Cell, Prepared};

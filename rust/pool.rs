@@ -5,7 +5,47 @@
 //! the pool size changes speed, never results.
 
 use crate::error::{Error, Result};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
+
+/// Fewest rows a group (or chunk) gets when a batch is split.
+pub const MIN_GROUP_ROWS: usize = 16;
+/// Most groups a batch is split into.
+pub const MAX_GROUPS: usize = 8;
+
+/// How many groups (or, for single steps, chunks of rows) a batch of
+/// `batch` rows is cut into: a power of two, at most [`MAX_GROUPS`], at least
+/// [`MIN_GROUP_ROWS`] rows each when there is more than one. It depends on
+/// the batch size only, never on the thread count, and shares out evenly
+/// over 1, 2, 4 or 8 threads.
+pub fn row_chunks(batch: usize) -> usize {
+    let most = (batch / MIN_GROUP_ROWS).clamp(1, MAX_GROUPS);
+    1 << most.ilog2()
+}
+
+/// Whether `work` multiply-adds are worth handing to the thread pool.
+pub fn worth_parallel(work: usize) -> bool {
+    work >= PARALLEL_WORK_NOW.load(Ordering::Relaxed)
+}
+
+/// Sets the work from which a call uses the thread pool (`None`: the
+/// default). For tests: results never depend on it, only speed does, so the
+/// thread-count determinism tests set it to 0 to run small problems on every
+/// parallel path.
+#[doc(hidden)]
+pub fn set_parallel_work(work: Option<usize>) {
+    PARALLEL_WORK_NOW.store(work.unwrap_or(PARALLEL_WORK), Ordering::Relaxed);
+}
+
+/// Work (multiply-adds) below which a call stays on the calling thread.
+/// Handing work to the pool costs a wake-up per parallel region (a forward
+/// pass has three, a training step eight), tens of microseconds each; below
+/// this much work one thread beat two in the benchmarks (`benches/README.md`).
+const PARALLEL_WORK: usize = 1 << 25;
+
+/// The threshold in force; tests lower it to take the parallel paths on
+/// small problems (see [`set_parallel_work`]).
+static PARALLEL_WORK_NOW: AtomicUsize = AtomicUsize::new(PARALLEL_WORK);
 
 static POOL: RwLock<Option<Arc<rayon::ThreadPool>>> = RwLock::new(None);
 

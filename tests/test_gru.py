@@ -739,16 +739,19 @@ def test_the_core_rejects_inconsistent_weights(reset_after):
     p = make_problem(0, 2, 3, 2, 3, reset_after)
     weights = {k: v.copy() for k, v in p.weights.items()}
     x, h0 = p.x, p.h0
-    _, _, cache = _rnnrs.gru_forward(x, h0, weights, None, "tanh", reset_after, False)
+    options = {"activation": "tanh", "reset_after": reset_after}
+    core = _rnnrs.Cell("gru", "float64", options, weights)
+    _, _, cache = _rnnrs.forward(core, x, [h0], None, False)
     with pytest.raises(ValueError, match="gates/kernel: expected shape"):
-        _rnnrs.gru_forward(x, h0, {**weights, "gates/kernel": np.zeros((5, 5))}, None, "tanh", reset_after, False)
+        _rnnrs.Cell("gru", "float64", options, {**weights, "gates/kernel": np.zeros((5, 5))})
     with pytest.raises(ValueError, match="weights: expected an entry"):
-        _rnnrs.gru_forward(x, h0, {"gates/kernel": weights["gates/kernel"]}, None, "tanh", reset_after, False)
-    with pytest.raises(TypeError, match="gates/bias: expected a 1-d numpy.float64"):
-        _rnnrs.gru_forward(x, h0, {**weights, "gates/bias": [1.0] * 6}, None, "tanh", reset_after, False)
+        _rnnrs.Cell("gru", "float64", options, {"gates/kernel": weights["gates/kernel"]})
+    with pytest.raises(TypeError, match="gates/bias: expected a numpy.float64 array, got list"):
+        _rnnrs.Cell("gru", "float64", options, {**weights, "gates/bias": [1.0] * 6})
     other = make_problem(0, 2, 3, 2, 3, not reset_after).weights
     with pytest.raises(ValueError, match="weights: expected an entry"):
-        _rnnrs.gru_backward(cache, other, None, None)
-    _, _, basic_cache = _rnnrs.basic_rnn_forward(x, h0, np.zeros((5, 3)), np.zeros(3), None, "tanh", False)
-    with pytest.raises(TypeError, match="cache: expected the cache of a GRUCell forward pass"):
-        _rnnrs.gru_backward(basic_cache, weights, None, None)
+        _rnnrs.Cell("gru", "float64", options, other)
+    with pytest.raises(TypeError, match="cache"):
+        _rnnrs.backward(core, None, None)
+    d_x, d_h0, d_w = _rnnrs.backward(cache, None, None)
+    assert d_x.shape == x.shape and d_h0[0].shape == h0.shape and set(d_w) == set(weights)

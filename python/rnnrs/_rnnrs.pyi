@@ -1,98 +1,66 @@
-"""The Rust core's Python edge (private; use the ``rnnrs`` package)."""
+"""The Rust core's Python edge (private; use the ``rnnrs`` package).
 
-from typing import Optional, final
+Every cell crosses it the same way: a :class:`Cell` is built once from a
+kind, a dtype, a dict of options and a dict of weights keyed by their
+TensorFlow 1.x names; :func:`forward` / :func:`backward` run whole
+sequences, :meth:`Cell.step` one step. States are lists of their parts
+(``[h]``, or ``[c, h]`` for an LSTM).
+"""
+
+from typing import Any, Optional, final
 
 import numpy as np
 import numpy.typing as npt
 
 __all__ = [
+    "Cell",
     "ForwardCache",
     "_set_parallel_work",
-    "basic_rnn_backward",
-    "basic_rnn_forward",
+    "backward",
+    "cell_kinds",
+    "forward",
     "get_num_threads",
     "set_num_threads",
 ]
 
 @final
+class Cell:
+    """A cell built from named weights, kept ready for calls."""
+
+    def __new__(
+        cls, kind: str, dtype: str, options: dict[str, Any], weights: dict[str, npt.NDArray[np.floating]]
+    ) -> Cell: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def dtype(self) -> str: ...
+    @property
+    def input_size(self) -> int: ...
+    @property
+    def state_parts(self) -> list[tuple[str, int]]: ...
+    @property
+    def output_size(self) -> int: ...
+    def step(
+        self, inputs: npt.NDArray[np.floating], state: list[npt.NDArray[np.floating]]
+    ) -> tuple[npt.NDArray[np.floating], list[npt.NDArray[np.floating]]]: ...
+
+@final
 class ForwardCache:
     """What a forward pass cached for backpropagation (opaque)."""
 
-def basic_rnn_forward(
+def forward(
+    cell: Cell,
     inputs: npt.NDArray[np.floating],
-    initial_state: npt.NDArray[np.floating],
-    kernel: npt.NDArray[np.floating],
-    bias: npt.NDArray[np.floating],
+    initial_state: list[npt.NDArray[np.floating]],
     sequence_length: Optional[npt.NDArray[np.int64]],
-    activation: str,
     time_major: bool,
-) -> tuple[npt.NDArray[np.floating], npt.NDArray[np.floating], ForwardCache]: ...
-def basic_rnn_backward(
+) -> tuple[npt.NDArray[np.floating], list[npt.NDArray[np.floating]], ForwardCache]: ...
+def backward(
     cache: ForwardCache,
-    kernel: npt.NDArray[np.floating],
     d_outputs: Optional[npt.NDArray[np.floating]],
-    d_state: Optional[npt.NDArray[np.floating]],
-) -> tuple[npt.NDArray[np.floating], npt.NDArray[np.floating], npt.NDArray[np.floating], npt.NDArray[np.floating]]: ...
+    d_state: Optional[list[npt.NDArray[np.floating]]],
+) -> tuple[npt.NDArray[np.floating], list[npt.NDArray[np.floating]], dict[str, npt.NDArray[np.floating]]]: ...
+def cell_kinds() -> list[str]: ...
 def set_num_threads(n: int) -> None: ...
 def get_num_threads() -> int: ...
 def _set_parallel_work(work: Optional[int] = None) -> None: ...
-
-# -- LSTM (BasicLSTMCell, LSTMCell) -------------------------------------------
-__all__ += ["lstm_backward", "lstm_forward"]
-
-def lstm_forward(
-    inputs: npt.NDArray[np.floating],
-    initial_c: npt.NDArray[np.floating],
-    initial_h: npt.NDArray[np.floating],
-    kernel: npt.NDArray[np.floating],
-    bias: npt.NDArray[np.floating],
-    w_i_diag: Optional[npt.NDArray[np.floating]],
-    w_f_diag: Optional[npt.NDArray[np.floating]],
-    w_o_diag: Optional[npt.NDArray[np.floating]],
-    projection: Optional[npt.NDArray[np.floating]],
-    sequence_length: Optional[npt.NDArray[np.int64]],
-    forget_bias: float,
-    cell_clip: Optional[float],
-    proj_clip: Optional[float],
-    activation: str,
-    time_major: bool,
-) -> tuple[npt.NDArray[np.floating], npt.NDArray[np.floating], npt.NDArray[np.floating], ForwardCache]: ...
-def lstm_backward(
-    cache: ForwardCache,
-    kernel: npt.NDArray[np.floating],
-    bias: npt.NDArray[np.floating],
-    w_i_diag: Optional[npt.NDArray[np.floating]],
-    w_f_diag: Optional[npt.NDArray[np.floating]],
-    w_o_diag: Optional[npt.NDArray[np.floating]],
-    projection: Optional[npt.NDArray[np.floating]],
-    d_outputs: Optional[npt.NDArray[np.floating]],
-    d_c: Optional[npt.NDArray[np.floating]],
-    d_h: Optional[npt.NDArray[np.floating]],
-) -> tuple[
-    npt.NDArray[np.floating],
-    npt.NDArray[np.floating],
-    npt.NDArray[np.floating],
-    npt.NDArray[np.floating],
-    npt.NDArray[np.floating],
-    Optional[npt.NDArray[np.floating]],
-    Optional[npt.NDArray[np.floating]],
-    Optional[npt.NDArray[np.floating]],
-    Optional[npt.NDArray[np.floating]],
-]: ...
-def gru_forward(
-    inputs: npt.NDArray[np.floating],
-    initial_state: npt.NDArray[np.floating],
-    weights: dict[str, npt.NDArray[np.floating]],
-    sequence_length: Optional[npt.NDArray[np.int64]],
-    activation: str,
-    reset_after: bool,
-    time_major: bool,
-) -> tuple[npt.NDArray[np.floating], npt.NDArray[np.floating], ForwardCache]: ...
-def gru_backward(
-    cache: ForwardCache,
-    weights: dict[str, npt.NDArray[np.floating]],
-    d_outputs: Optional[npt.NDArray[np.floating]],
-    d_state: Optional[npt.NDArray[np.floating]],
-) -> tuple[npt.NDArray[np.floating], npt.NDArray[np.floating], dict[str, npt.NDArray[np.floating]]]: ...
-
-__all__ += ["gru_backward", "gru_forward"]

@@ -32,8 +32,16 @@ class RNNCell:
     """Base class of every cell: weights, building, state and the one-step call.
 
     Subclasses define :meth:`_weight_shapes`, :meth:`_init_weights` and
+    :meth:`_input_size_from`. A cell computed by the Rust core names its kind
+    in ``_kind`` and its options in :meth:`_core_options`; the core cell is
+    built from the weights once and kept until they change, and the run
+    functions and the one-step call go through it. Wrappers instead override
     :meth:`_run` (the whole-sequence forward, returning a backward closure).
     """
+
+    #: The Rust core's name for this kind of cell (``_rnnrs.cell_kinds()``);
+    #: None for cells written in Python (the wrappers).
+    _kind: Optional[str] = None
 
     def __init__(self, num_units: int, dtype: Any = np.float32, seed: Optional[int] = None) -> None:
         self._num_units = positive_int("num_units", num_units)
@@ -43,6 +51,9 @@ class RNNCell:
         self.seed = seed
         self._input_size: Optional[int] = None
         self._weights: dict[str, np.ndarray] = {}
+        # (the weights dict it was built from, the core cell): rebuilt when
+        # set_weights replaces the dict (it never changes one in place).
+        self._core_cell: Optional[tuple[dict[str, np.ndarray], _rnnrs.Cell]] = None
 
     # -- properties --------------------------------------------------------
     @property
@@ -169,6 +180,30 @@ class RNNCell:
         return arr
 
     # -- running -----------------------------------------------------------
+    def _core_options(self) -> dict[str, Any]:
+        """The options of the core cell (``_kind``), by name."""
+        raise NotImplementedError
+
+    def _state_parts(self, state: Any) -> list[np.ndarray]:
+        """A validated state as the core's list of parts (one array here)."""
+        return [state]
+
+    def _state_from_parts(self, parts: list[np.ndarray]) -> Any:
+        """The core's list of state parts as this cell's state structure."""
+        return parts[0]
+
+    def _core(self) -> _rnnrs.Cell:
+        """The core cell for the current weights (the cell is built): made
+        once per set of weights, so later calls neither copy nor repack them."""
+        weights = self._weights
+        cached = self._core_cell
+        if cached is not None and cached[0] is weights:
+            return cached[1]
+        assert self._kind is not None, "a cell without a core kind must override _run"
+        core = _rnnrs.Cell(self._kind, self._dtype.name, self._core_options(), weights)
+        self._core_cell = (weights, core)
+        return core
+
     def _run(
         self, inputs: np.ndarray, state: Any, lengths: Optional[np.ndarray], time_major: bool, training: bool
     ) -> tuple[np.ndarray, Any, Backward]:
@@ -185,8 +220,18 @@ class RNNCell:
         None) is shaped like ``outputs`` and ``d_state`` (validated by
         :meth:`_check_state`, or None) like the state, and ``d_weights``
         has exactly the keys of :meth:`get_weights`.
+
+        This one runs the core cell; wrappers override it.
         """
-        raise NotImplementedError
+        core = self._core()
+        outputs, final_parts, cache = _rnnrs.forward(core, inputs, self._state_parts(state), lengths, time_major)
+
+        def backward(d_outputs: Optional[np.ndarray], d_state: Any) -> tuple[np.ndarray, Any, dict[str, np.ndarray]]:
+            d_parts = None if d_state is None else self._state_parts(d_state)
+            d_x, d_initial, d_weights = _rnnrs.backward(cache, d_outputs, d_parts)
+            return d_x, self._state_from_parts(d_initial), d_weights
+
+        return outputs, self._state_from_parts(final_parts), backward
 
     def __call__(self, inputs: Any, state: Any) -> tuple[np.ndarray, Any]:
         """One time step: ``inputs`` ``[B, I]``, ``state`` as :meth:`zero_state`;
@@ -194,6 +239,9 @@ class RNNCell:
         x = float_array("inputs", inputs, self.dtype, 2, "[batch, input]")
         self.build(x.shape[1])
         state = self._check_state("state", state, x.shape[0])
+        if self._kind is not None:
+            output, parts = self._core().step(x, self._state_parts(state))
+            return output, self._state_from_parts(parts)
         outputs, new_state, _ = self._run(x[:, None, :], state, None, False, False)
         return outputs[:, 0, :], new_state
 
@@ -213,6 +261,8 @@ class BasicRNNCell(RNNCell):
     Weights: ``kernel`` ``[I + H, H]`` (rows for ``x`` first, then ``h``),
     ``bias`` ``[H]`` (zeros).
     """
+
+    _kind = "basic_rnn"
 
     def __init__(
         self, num_units: int, activation: str = "tanh", dtype: Any = np.float32, seed: Optional[int] = None
@@ -245,16 +295,5 @@ class BasicRNNCell(RNNCell):
             "bias": np.zeros(h, dtype=self._dtype),
         }
 
-    def _run(
-        self, inputs: np.ndarray, state: Any, lengths: Optional[np.ndarray], time_major: bool, training: bool
-    ) -> tuple[np.ndarray, Any, Backward]:
-        kernel, bias = self._weights["kernel"], self._weights["bias"]
-        outputs, new_state, cache = _rnnrs.basic_rnn_forward(
-            inputs, state, kernel, bias, lengths, self.activation, time_major
-        )
-
-        def backward(d_outputs: Optional[np.ndarray], d_state: Any) -> tuple[np.ndarray, Any, dict[str, np.ndarray]]:
-            d_x, d_h0, d_kernel, d_bias = _rnnrs.basic_rnn_backward(cache, kernel, d_outputs, d_state)
-            return d_x, d_h0, {"kernel": d_kernel, "bias": d_bias}
-
-        return outputs, new_state, backward
+    def _core_options(self) -> dict[str, Any]:
+        return {"activation": self.activation}

@@ -10,8 +10,7 @@ from typing import Any, Mapping, Optional
 
 import numpy as np
 
-from . import _rnnrs
-from .cells import ACTIVATIONS, Backward, RNNCell, glorot_uniform
+from .cells import ACTIVATIONS, RNNCell, glorot_uniform
 
 
 class GRUCell(RNNCell):
@@ -72,6 +71,8 @@ class GRUCell(RNNCell):
     own shape. Ones in ``gates/bias`` start both gates mostly open: the cell
     initially keeps its state (``u`` near 1) and sees all of it (``r`` near 1).
     """
+
+    _kind = "gru"
 
     def __init__(
         self,
@@ -146,19 +147,8 @@ class GRUCell(RNNCell):
         super().build(input_size)
 
     # -- running -----------------------------------------------------------
-    def _run(
-        self, inputs: np.ndarray, state: Any, lengths: Optional[np.ndarray], time_major: bool, training: bool
-    ) -> tuple[np.ndarray, Any, Backward]:
-        weights = self._weights  # replaced, never mutated, by set_weights
-        outputs, new_state, cache = _rnnrs.gru_forward(
-            inputs, state, weights, lengths, self.activation, self._reset_after, time_major
-        )
-
-        def backward(d_outputs: Optional[np.ndarray], d_state: Any) -> tuple[np.ndarray, Any, dict[str, np.ndarray]]:
-            d_x, d_h0, d_weights = _rnnrs.gru_backward(cache, weights, d_outputs, d_state)
-            return d_x, d_h0, d_weights
-
-        return outputs, new_state, backward
+    def _core_options(self) -> dict[str, Any]:
+        return {"activation": self.activation, "reset_after": self._reset_after}
 
     def __repr__(self) -> str:
         return (

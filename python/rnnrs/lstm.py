@@ -27,10 +27,9 @@ from typing import Any, Mapping, Optional
 
 import numpy as np
 
-from . import _rnnrs
 from ._state import LSTMStateTuple
 from ._validate import check_shape, float_array, positive_int
-from .cells import ACTIVATIONS, Backward, RNNCell, glorot_uniform
+from .cells import ACTIVATIONS, RNNCell, glorot_uniform
 
 #: The names of the optional weights, in TensorFlow 1.x spelling.
 PEEPHOLES = ("w_i_diag", "w_f_diag", "w_o_diag")
@@ -66,6 +65,8 @@ def _clip(name: str, value: Any) -> Optional[float]:
 
 class _LSTM(RNNCell):
     """What ``BasicLSTMCell`` and ``LSTMCell`` share: weights, state, the run."""
+
+    _kind = "lstm"
 
     def __init__(
         self,
@@ -196,46 +197,19 @@ class _LSTM(RNNCell):
         return LSTMStateTuple(c, h)
 
     # -- running -----------------------------------------------------------
-    def _run(
-        self, inputs: np.ndarray, state: Any, lengths: Optional[np.ndarray], time_major: bool, training: bool
-    ) -> tuple[np.ndarray, Any, Backward]:
-        # The arrays of this forward pass: set_weights replaces, never writes in place.
-        w = dict(self._weights)
-        kernel, bias = w["kernel"], w["bias"]
-        w_i, w_f, w_o = w.get("w_i_diag"), w.get("w_f_diag"), w.get("w_o_diag")
-        projection = w.get(PROJECTION)
-        outputs, c, h, cache = _rnnrs.lstm_forward(
-            inputs,
-            state.c,
-            state.h,
-            kernel,
-            bias,
-            w_i,
-            w_f,
-            w_o,
-            projection,
-            lengths,
-            self._forget_bias,
-            self._cell_clip,
-            self._proj_clip if self._num_proj is not None else None,
-            self.activation,
-            time_major,
-        )
+    def _core_options(self) -> dict[str, Any]:
+        return {
+            "forget_bias": self._forget_bias,
+            "cell_clip": self._cell_clip,
+            "proj_clip": self._proj_clip if self._num_proj is not None else None,
+            "activation": self.activation,
+        }
 
-        def backward(d_outputs: Optional[np.ndarray], d_state: Any) -> tuple[np.ndarray, Any, dict[str, np.ndarray]]:
-            d_c, d_h = (None, None) if d_state is None else d_state
-            d_x, d_c0, d_h0, d_kernel, d_bias, d_wi, d_wf, d_wo, d_proj = _rnnrs.lstm_backward(
-                cache, kernel, bias, w_i, w_f, w_o, projection, d_outputs, d_c, d_h
-            )
-            grads = {"kernel": d_kernel, "bias": d_bias}
-            for name, g in zip(PEEPHOLES, (d_wi, d_wf, d_wo)):
-                if g is not None:
-                    grads[name] = g
-            if d_proj is not None:
-                grads[PROJECTION] = d_proj
-            return d_x, LSTMStateTuple(d_c0, d_h0), grads
+    def _state_parts(self, state: Any) -> list[np.ndarray]:
+        return [state[0], state[1]]
 
-        return outputs, LSTMStateTuple(c, h), backward
+    def _state_from_parts(self, parts: list[np.ndarray]) -> LSTMStateTuple:
+        return LSTMStateTuple(parts[0], parts[1])
 
 
 class BasicLSTMCell(_LSTM):

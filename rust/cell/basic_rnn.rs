@@ -1,22 +1,19 @@
 //! `BasicRNNCell`: `h' = act([x, h] @ kernel + bias)`; output = state = `h'`.
 //!
 //! Weights: `kernel [I+H, H]` (rows `[x; h]`), `bias [H]`. The forward pass
-//! caches exactly the gathered inputs `X` and every state `S` (the local
-//! derivative is computed from the output: `act'(z) = f(h)`).
+//! keeps only the states (the local derivative is computed from the output:
+//! `act'(z) = f(h)`), so it frees the gate buffer after the loop.
 
-use super::{with_activation, Activation};
-use crate::bptt::{add_step_outputs, check_d_outputs, initial_state_grads, seed_finished_rows};
-use crate::error::{check_shape, Error, Result};
-use crate::gemm::{par_gemm, par_product};
-use crate::layer::{
-    block, fill_initial, final_state, gather_inputs, global_block, mat, mat_mut, scatter,
-    split_groups, worth_parallel, Slot,
-};
-use crate::mask::Plan;
-use crate::packed::PackedB;
-use crate::pool;
-use crate::scalar::Scalar;
-use ndarray::{s, Array1, Array2, Array3, ArrayView1, ArrayView2, ArrayView3, Axis};
+use super::{activation_option, units_from};
+use crate::error::{Error, Result};
+use crate::kernels::activation::{with_activation, Activation};
+use crate::kernels::gemm::{par_gemm, par_product};
+use crate::kernels::packed::StepWeights;
+use crate::kernels::rows::{mat, mat_mut};
+use crate::kernels::scalar::Scalar;
+use crate::step::params::{Options, Weights};
+use crate::step::{Backward, Cell, Deferred, Forward, Layout, StatePart, WeightGrads};
+use ndarray::{s, Array2, ArrayView1, ArrayView2, Axis};
 
 /// Forward element-wise pass of one step, for `rows` rows of `H` units:
 /// `h[r, j] = act(h[r, j] + xw[r, j] + bias[j])`, where `h` holds
@@ -65,201 +62,130 @@ pub fn step_backward<T: Scalar>(
     })
 }
 
-/// What the forward pass keeps for backpropagation.
-#[derive(Debug, Clone)]
-pub struct RnnCache<T> {
-    /// Where each (row, step) lives.
-    pub plan: Plan,
-    /// Gathered inputs `[R, I]`.
-    pub x: Array2<T>,
-    /// States `[R, H]`: block `k` is the state after step `k-1`.
-    pub s: Array2<T>,
-    /// The activation used.
-    pub activation: Activation,
-    /// Whether the caller's arrays are `[T, B, …]`.
-    pub time_major: bool,
-}
-
-/// Result of [`forward`].
-#[derive(Debug, Clone)]
-pub struct RnnForward<T> {
-    /// `[B, T, H]` (or `[T, B, H]` when time-major); zero past each length.
-    pub outputs: Array3<T>,
-    /// `[B, H]`: each row's state after its last step.
-    pub state: Array2<T>,
-    /// Everything backpropagation needs.
-    pub cache: RnnCache<T>,
-}
-
-/// Gradients of a [`forward`] call.
-#[derive(Debug, Clone)]
-pub struct RnnGrads<T> {
-    /// `d inputs`, in the forward call's layout; zero past each length.
-    pub inputs: Array3<T>,
-    /// `d initial_state` `[B, H]`.
-    pub initial_state: Array2<T>,
-    /// `d kernel` `[I+H, H]`.
-    pub kernel: Array2<T>,
-    /// `d bias` `[H]`.
-    pub bias: Array1<T>,
-}
-
-fn check_weights<T>(kernel: &ArrayView2<T>, bias: &ArrayView1<T>, input: usize) -> Result<usize> {
-    let units = bias.len();
-    if units == 0 {
-        return Err(Error::invalid("bias", "at least 1 unit", "shape [0]"));
-    }
-    check_shape("kernel", kernel.shape(), &[input + units, units])?;
-    Ok(units)
-}
-
-/// Runs `BasicRNNCell` over a batch of sequences.
-///
-/// `x` is `[T, B, I]` (any strides; see [`crate::layer::time_major_view`]), `h0` `[B, H]`,
-/// `kernel` `[I+H, H]` (rows `[x; h]`), `bias` `[H]`. `time_major` chooses
-/// the layout of the returned outputs.
-pub fn forward<T: Scalar>(
-    x: ArrayView3<T>,
-    h0: ArrayView2<T>,
-    kernel: ArrayView2<T>,
-    bias: ArrayView1<T>,
-    lengths: Option<&[i64]>,
+/// A built `BasicRNNCell`.
+#[derive(Debug)]
+pub struct BasicRnn<T: Scalar> {
+    layout: Layout,
     activation: Activation,
-    time_major: bool,
-) -> Result<RnnForward<T>> {
-    let (time, batch, input) = x.dim();
-    let units = check_weights(&kernel, &bias, input)?;
-    let plan = Plan::new(batch, time, lengths)?;
-    crate::layer::check_state("initial_state", &h0, &plan, units)?;
-    let (w_x, w_h) = kernel.split_at(Axis(0), input);
-    let parallel = worth_parallel(&plan, (input + units) * units);
-    let bias = bias.as_standard_layout();
-    let bias = bias.as_slice().expect("standard layout");
-
-    let (xs, s) = pool::run(parallel, || {
-        let w_h = PackedB::new(w_h);
-        let xs = gather_inputs(&plan, x);
-        let z = par_product(xs.view(), w_x);
-        let mut s = Array2::<T>::zeros((plan.rows, units));
-        let groups: Vec<_> = plan
-            .groups
-            .iter()
-            .zip(split_groups(&plan, &mut s))
-            .collect();
-        pool::for_each(groups, |(g, s_g)| {
-            fill_initial(g, s_g, &h0);
-            for (t, &a) in g.active.iter().enumerate() {
-                let (prev, next) = s_g.split_at_mut(block(g, t + 1, 0, units).start);
-                let h = &mut next[..a * units];
-                w_h.gemm(
-                    false,
-                    mat(&prev[block(g, t, a, units)], units),
-                    mat_mut(h, units),
-                );
-                step_forward(activation, h, global_block(&z, g, t, a), bias);
-            }
-        });
-        (xs, s)
-    });
-    let outputs = pool::run(parallel, || scatter(&plan, &s, time_major, Slot::State));
-    let state = final_state(&plan, &s, h0);
-    Ok(RnnForward {
-        outputs,
-        state,
-        cache: RnnCache {
-            plan,
-            x: xs,
-            s,
-            activation,
-            time_major,
-        },
-    })
+    /// `[I, H]`: the x-rows of `kernel`.
+    w_x: Array2<T>,
+    /// `[H, H]`: the h-rows of `kernel`.
+    w_h: StepWeights<T>,
+    /// `[H]`.
+    bias: Vec<T>,
 }
 
-/// Backpropagates `d_outputs` (`[T, B, H]` view, see [`crate::layer::time_major_view`])
-/// and `d_state` (`[B, H]`) through the forward pass that filled `cache`.
-/// Either may be `None` (zeros). `kernel` must be the forward pass's.
-pub fn backward<T: Scalar>(
-    cache: &RnnCache<T>,
-    kernel: ArrayView2<T>,
-    d_outputs: Option<ArrayView3<T>>,
-    d_state: Option<ArrayView2<T>>,
-) -> Result<RnnGrads<T>> {
-    let plan = &cache.plan;
-    let (input, units) = (cache.x.ncols(), cache.s.ncols());
-    if kernel.dim() != (input + units, units) {
-        return Err(Error::invalid(
-            "kernel",
-            format!("shape [{}, {units}] (the forward pass's)", input + units),
-            format!("{:?}", kernel.shape()),
-        ));
+impl<T: Scalar> BasicRnn<T> {
+    /// Builds the cell from `kernel` `[I+H, H]` and `bias` `[H]`.
+    pub fn new(activation: Activation, kernel: ArrayView2<T>, bias: ArrayView1<T>) -> Result<Self> {
+        let units = units_from("bias", bias.len(), 1)?;
+        if kernel.ncols() != units || kernel.nrows() < units {
+            return Err(Error::invalid(
+                "kernel",
+                format!("shape [I + {units}, {units}] (I >= 0, H = {units} from bias)"),
+                format!("shape {:?}", kernel.shape()),
+            ));
+        }
+        let input = kernel.nrows() - units;
+        let (w_x, w_h) = kernel.split_at(Axis(0), input);
+        Ok(BasicRnn {
+            layout: Layout {
+                input,
+                state: vec![StatePart {
+                    name: "",
+                    width: units,
+                }],
+                output: 0,
+                gates: units,
+                keep_gates: false,
+                aux: 0,
+                d_gates: units,
+                d_aux: 0,
+                scratch: 0,
+                d_params: units,
+                work_per_token: (input + units) * units,
+            },
+            activation,
+            w_x: w_x.to_owned(),
+            w_h: StepWeights::new(w_h),
+            bias: bias.to_vec(),
+        })
     }
-    if let Some(d) = &d_outputs {
-        check_d_outputs(d, plan, units, cache.time_major)?;
-    }
-    if let Some(d) = &d_state {
-        crate::layer::check_state("d_state", d, plan, units)?;
-    }
-    let (w_x, w_h) = kernel.split_at(Axis(0), input);
-    let parallel = worth_parallel(plan, (input + units) * units);
-    let activation = cache.activation;
 
-    Ok(pool::run(parallel, || {
-        let w_h_t = PackedB::new(w_h.t());
-        let mut dz = Array2::<T>::zeros((plan.rows, units));
-        let mut per_group: Vec<(Array1<T>, Array2<T>)> = plan
-            .groups
-            .iter()
-            .map(|g| {
-                (
-                    Array1::zeros(units),
-                    Array2::zeros((g.first_active(), units)),
-                )
-            })
-            .collect();
-        let work: Vec<_> = plan
-            .groups
-            .iter()
-            .zip(split_groups(plan, &mut dz))
-            .zip(per_group.iter_mut())
-            .collect();
-        pool::for_each(work, |((g, dz_g), (d_bias, dh))| {
-            for t in (0..g.steps()).rev() {
-                let a = g.active[t];
-                let mut dh_a = dh.slice_mut(s![..a, ..]);
-                seed_finished_rows(g, t, &mut dh_a, d_state.as_ref());
-                add_step_outputs(g, t, &mut dh_a, d_outputs.as_ref());
-                let dz_t = &mut dz_g[block(g, t, a, units)];
-                step_backward(
-                    activation,
-                    dz_t,
-                    dh_a.as_slice().expect("standard layout"),
-                    global_block(&cache.s, g, t + 1, a),
-                    d_bias.as_slice_mut().expect("standard layout"),
-                );
-                w_h_t.gemm(false, mat(dz_t, units), dh_a);
-            }
-        });
-        let d_bias = per_group
-            .iter()
-            .fold(Array1::zeros(units), |acc, (db, _)| acc + db);
-        let dhs: Vec<_> = per_group.iter().map(|(_, dh)| dh).collect();
-        let d_h0 = initial_state_grads(plan, &dhs, d_state.as_ref(), units);
+    fn units(&self) -> usize {
+        self.bias.len()
+    }
+}
 
-        let mut d_kernel = Array2::<T>::zeros((input + units, units));
+/// Builds a `BasicRNNCell` from its options (`activation`) and weights
+/// (`kernel`, `bias`).
+pub fn build<T: Scalar>(
+    mut options: Options,
+    mut weights: Weights<'_, T>,
+) -> Result<Box<dyn Cell<T>>> {
+    let activation = activation_option(&mut options)?;
+    options.finish("BasicRNNCell")?;
+    let kernel = weights.matrix("kernel")?;
+    let bias = weights.vector("bias")?;
+    weights.finish("BasicRNNCell")?;
+    Ok(Box::new(BasicRnn::new(activation, kernel, bias)?))
+}
+
+impl<T: Scalar> Cell<T> for BasicRnn<T> {
+    fn name(&self) -> &'static str {
+        "BasicRNNCell"
+    }
+
+    fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
+    fn input_kernel(&self) -> ArrayView2<'_, T> {
+        self.w_x.view()
+    }
+
+    fn forward_step(&self, step: Forward<'_, T>) {
+        let h = self.units();
+        // next = h_prev @ W_h, then act(next + x @ W_x + bias) in place
+        self.w_h
+            .packed()
+            .gemm(false, mat(step.prev, h), mat_mut(step.next, h));
+        step_forward(self.activation, step.next, step.gates, &self.bias);
+    }
+
+    fn backward_step(&self, step: Backward<'_, T>) {
+        let h = self.units();
+        step_backward(
+            self.activation,
+            step.d_gates,
+            step.d_state,
+            step.next,
+            step.d_params,
+        );
+        self.w_h
+            .transposed()
+            .gemm(false, mat(step.d_gates, h), mat_mut(step.d_state, h));
+    }
+
+    fn deferred(&self, d: Deferred<'_, T>) -> WeightGrads<T> {
+        let (input, h) = (self.layout.input, self.units());
+        let mut d_kernel = Array2::<T>::zeros((input + h, h));
         {
             let (dk_x, dk_h) = d_kernel.view_mut().split_at(Axis(0), input);
-            par_gemm(false, cache.x.t(), dz.view(), dk_x);
-            par_gemm(false, cache.s.t(), dz.view(), dk_h);
+            par_gemm(false, d.x.t(), d.d_gates, dk_x);
+            par_gemm(false, d.states.t(), d.d_gates, dk_h);
         }
-        let dx = par_product(dz.view(), w_x.t());
-        RnnGrads {
-            inputs: scatter(plan, &dx, cache.time_major, Slot::Token),
-            initial_state: d_h0,
-            kernel: d_kernel,
-            bias: d_bias,
+        WeightGrads {
+            weights: vec![
+                ("kernel".into(), d_kernel.into_dyn()),
+                (
+                    "bias".into(),
+                    d.d_params.slice(s![..h]).to_owned().into_dyn(),
+                ),
+            ],
+            inputs: par_product(d.d_gates, self.w_x.t()),
         }
-    }))
+    }
 }
 
 #[cfg(test)]
@@ -289,20 +215,19 @@ mod tests {
 
     #[test]
     fn zero_units_is_an_error_not_a_panic() {
-        let x = ndarray::Array3::<f64>::zeros((3, 2, 2));
-        let e = forward(
-            x.view(),
-            ndarray::Array2::zeros((2, 0)).view(),
-            ndarray::Array2::zeros((2, 0)).view(),
-            Array1::zeros(0).view(),
-            None,
-            Activation::Tanh,
-            false,
-        )
-        .unwrap_err();
+        let k = Array2::<f64>::zeros((2, 0));
+        let b = ndarray::Array1::<f64>::zeros(0);
+        let e = BasicRnn::new(Activation::Tanh, k.view(), b.view()).unwrap_err();
         assert_eq!(
             e.to_string(),
             "bias: expected at least 1 unit, got shape [0]"
+        );
+        let k = Array2::<f64>::zeros((1, 2));
+        let b = ndarray::Array1::<f64>::zeros(2);
+        let e = BasicRnn::new(Activation::Tanh, k.view(), b.view()).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "kernel: expected shape [I + 2, 2] (I >= 0, H = 2 from bias), got shape [1, 2]"
         );
     }
 

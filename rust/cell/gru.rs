@@ -23,38 +23,31 @@
 //! `candidate/hidden_kernel [H, H]`, `candidate/input_bias [H]`,
 //! `candidate/hidden_bias [H]`.
 //!
-//! # Buffers (slot layout, see [`crate::mask`])
+//! # Buffers of the step (see [`crate::step`])
 //!
 //! ```text
-//! X      [R, I]    gathered inputs
-//! Z      [R, 3H]   r | u | c per token: X @ [W_gates_x | W_cand_x] (one par_gemm before
-//!                  the loop), turned into the gate values by the step; kept for backward
-//! S      [R, H]    states (block k = state after step k-1)
-//! Q      [R, H]    per token: r*h (reset before: the input of dW_cand_h = Qᵀ dZ_c), or
+//! gates  [a, 3H]   r | u | c: x @ [W_gates_x | W_cand_x] on entry (the hoisted
+//!                  projection), the gate values on exit; kept for backward
+//! aux    [a, H]    r*h (reset before: the input of dW_cand_h = Qᵀ dZ_c), or
 //!                  h @ hidden_kernel + hidden_bias (reset after: needed for dr and dZ_hc)
 //! ```
 //!
-//! Backward keeps `dZ` per token — `dz_r | dz_u | dz_c` (reset before) or
-//! `dz_c | dz_r | dz_u | dz_hc` (reset after, `dz_hc = dz_c*r` the gradient of
-//! `h @ hidden_kernel + hidden_bias`; the order makes every deferred product
-//! read one column range) — and forms the weight gradients and `dX` as
-//! large GEMMs after the reverse loop.
+//! Backward writes per token `d_gates` = `dz_r | dz_u | dz_c` (reset before)
+//! or `dz_c | dz_r | dz_u | dz_hc` (reset after, `dz_hc = dz_c*r` the
+//! gradient of `h @ hidden_kernel + hidden_bias`; the order makes every
+//! deferred product read one column range); the weight gradients and `dX`
+//! are large products after the reverse loop.
 
-use super::{with_activation, Activation};
-use crate::bptt::{add_step_outputs, check_d_outputs, initial_state_grads, seed_finished_rows};
+use super::activation_option;
 use crate::error::{check_shape, Error, Result};
-use crate::gemm::{par_gemm, par_product};
-use crate::layer::{
-    block, check_state, fill_initial, final_state, gather_inputs, global_block, mat, mat_mut,
-    scatter, split_groups, worth_parallel, Slot,
-};
-use crate::mask::Plan;
-use crate::packed::PackedB;
-use crate::pool;
-use crate::scalar::Scalar;
-use ndarray::{concatenate, s, Array1, Array2, Array3, ArrayView1, ArrayView2, ArrayView3, Axis};
-
-pub mod naive;
+use crate::kernels::activation::{with_activation, Activation};
+use crate::kernels::gemm::{par_gemm, par_product};
+use crate::kernels::packed::StepWeights;
+use crate::kernels::rows::{mat, mat_mut};
+use crate::kernels::scalar::Scalar;
+use crate::step::params::{Options, Weights};
+use crate::step::{Backward, Cell, Deferred, Forward, Layout, StatePart, WeightGrads};
+use ndarray::{concatenate, s, Array2, ArrayView1, ArrayView2, Axis};
 
 /// The weights of a `GRUCell`, borrowed; the variant is the form.
 #[derive(Debug, Clone, Copy)]
@@ -93,121 +86,415 @@ impl<T: Scalar> GruWeights<'_, T> {
         matches!(self, GruWeights::ResetAfter { .. })
     }
 
-    /// Checks every shape against input size `input`; returns `H` (taken
-    /// from the candidate bias).
-    pub fn check(&self, input: usize) -> Result<usize> {
-        let (units, bias_name) = match self {
-            GruWeights::ResetBefore { candidate_bias, .. } => {
-                (candidate_bias.len(), "candidate/bias")
-            }
-            GruWeights::ResetAfter { hidden_bias, .. } => {
-                (hidden_bias.len(), "candidate/hidden_bias")
-            }
+    /// Checks every shape against the others; returns `(I, H)` (`H` taken
+    /// from the candidate bias, `I` from `gates/kernel`).
+    pub fn check(&self) -> Result<(usize, usize)> {
+        let (units, bias_name, gates_kernel, gates_bias) = match self {
+            GruWeights::ResetBefore {
+                candidate_bias,
+                gates_kernel,
+                gates_bias,
+                ..
+            } => (
+                candidate_bias.len(),
+                "candidate/bias",
+                gates_kernel,
+                gates_bias,
+            ),
+            GruWeights::ResetAfter {
+                hidden_bias,
+                gates_kernel,
+                gates_bias,
+                ..
+            } => (
+                hidden_bias.len(),
+                "candidate/hidden_bias",
+                gates_kernel,
+                gates_bias,
+            ),
         };
         if units == 0 {
             return Err(Error::invalid(bias_name, "at least 1 unit", "shape [0]"));
         }
-        let (gk, gb, units) = match self {
+        if gates_kernel.ncols() != 2 * units || gates_kernel.nrows() < units {
+            return Err(Error::invalid(
+                "gates/kernel",
+                format!(
+                    "shape [I + {units}, {}] (I >= 0, H = {units} from {bias_name})",
+                    2 * units
+                ),
+                format!("shape {:?}", gates_kernel.shape()),
+            ));
+        }
+        let input = gates_kernel.nrows() - units;
+        match self {
             GruWeights::ResetBefore {
-                gates_kernel,
-                gates_bias,
-                candidate_kernel,
-                candidate_bias,
-            } => {
-                let h = candidate_bias.len();
-                check_shape(
-                    "candidate/kernel",
-                    candidate_kernel.shape(),
-                    &[input + h, h],
-                )?;
-                (gates_kernel, gates_bias, h)
-            }
+                candidate_kernel, ..
+            } => check_shape(
+                "candidate/kernel",
+                candidate_kernel.shape(),
+                &[input + units, units],
+            )?,
             GruWeights::ResetAfter {
-                gates_kernel,
-                gates_bias,
                 input_kernel,
                 hidden_kernel,
                 input_bias,
-                hidden_bias,
+                ..
             } => {
-                let h = hidden_bias.len();
-                check_shape("candidate/input_kernel", input_kernel.shape(), &[input, h])?;
-                check_shape("candidate/hidden_kernel", hidden_kernel.shape(), &[h, h])?;
-                check_shape("candidate/input_bias", input_bias.shape(), &[h])?;
-                (gates_kernel, gates_bias, h)
+                check_shape(
+                    "candidate/input_kernel",
+                    input_kernel.shape(),
+                    &[input, units],
+                )?;
+                check_shape(
+                    "candidate/hidden_kernel",
+                    hidden_kernel.shape(),
+                    &[units, units],
+                )?;
+                check_shape("candidate/input_bias", input_bias.shape(), &[units])?;
             }
+        }
+        check_shape("gates/bias", gates_bias.shape(), &[2 * units])?;
+        Ok((input, units))
+    }
+}
+
+/// Builds a `GRUCell` from its options (`activation`, `reset_after`) and the
+/// weights of that form.
+pub fn build<T: Scalar>(
+    mut options: Options,
+    mut weights: Weights<'_, T>,
+) -> Result<Box<dyn Cell<T>>> {
+    let activation = activation_option(&mut options)?;
+    let reset_after = options.flag("reset_after", false)?;
+    options.finish("GRUCell")?;
+    let gates_kernel = weights.matrix("gates/kernel")?;
+    let gates_bias = weights.vector("gates/bias")?;
+    let cell: Box<dyn Cell<T>> = if reset_after {
+        let w = GruWeights::ResetAfter {
+            gates_kernel,
+            gates_bias,
+            input_kernel: weights.matrix("candidate/input_kernel")?,
+            hidden_kernel: weights.matrix("candidate/hidden_kernel")?,
+            input_bias: weights.vector("candidate/input_bias")?,
+            hidden_bias: weights.vector("candidate/hidden_bias")?,
         };
-        check_shape("gates/kernel", gk.shape(), &[input + units, 2 * units])?;
-        check_shape("gates/bias", gb.shape(), &[2 * units])?;
-        Ok(units)
+        weights.finish("GRUCell (reset-after form)")?;
+        Box::new(ResetAfter::new(activation, w)?)
+    } else {
+        let w = GruWeights::ResetBefore {
+            gates_kernel,
+            gates_bias,
+            candidate_kernel: weights.matrix("candidate/kernel")?,
+            candidate_bias: weights.vector("candidate/bias")?,
+        };
+        weights.finish("GRUCell (reset-before form)")?;
+        Box::new(ResetBefore::new(activation, w)?)
+    };
+    Ok(cell)
+}
+
+/// The layout both forms share but for the widths that differ.
+fn layout(input: usize, units: usize, d_gates: usize, scratch: usize) -> Layout {
+    Layout {
+        input,
+        state: vec![StatePart {
+            name: "",
+            width: units,
+        }],
+        output: 0,
+        gates: 3 * units,
+        keep_gates: true,
+        aux: units,
+        d_gates,
+        d_aux: 0,
+        scratch,
+        d_params: d_gates,
+        work_per_token: 3 * (input + units) * units,
+    }
+}
+
+/// A built `GRUCell` of TensorFlow 1.x's form (`reset_after=False`).
+#[derive(Debug)]
+pub struct ResetBefore<T: Scalar> {
+    layout: Layout,
+    activation: Activation,
+    /// `[I, 3H]`: the x-rows of both kernels, columns `r | u | c`.
+    w_x: Array2<T>,
+    /// `[3H]`: `gates/bias | candidate/bias`.
+    bias: Vec<T>,
+    /// `[H, 2H]`: the h-rows of `gates/kernel`.
+    gates_h: StepWeights<T>,
+    /// `[H, H]`: the h-rows of `candidate/kernel`.
+    cand_h: StepWeights<T>,
+}
+
+impl<T: Scalar> ResetBefore<T> {
+    /// Builds the cell (`weights` must be the `ResetBefore` variant).
+    pub fn new(activation: Activation, weights: GruWeights<T>) -> Result<Self> {
+        let (input, units) = weights.check()?;
+        let GruWeights::ResetBefore {
+            gates_kernel,
+            gates_bias,
+            candidate_kernel,
+            candidate_bias,
+        } = weights
+        else {
+            return Err(Error::invalid(
+                "weights",
+                "the weights of the reset-before form",
+                "those of the reset-after form",
+            ));
+        };
+        let (gx, gh) = gates_kernel.split_at(Axis(0), input);
+        let (cx, ch) = candidate_kernel.split_at(Axis(0), input);
+        Ok(ResetBefore {
+            layout: layout(input, units, 3 * units, units),
+            activation,
+            w_x: concatenate![Axis(1), gx, cx],
+            bias: concatenate![Axis(0), gates_bias, candidate_bias].to_vec(),
+            gates_h: StepWeights::new(gh),
+            cand_h: StepWeights::new(ch),
+        })
+    }
+}
+
+impl<T: Scalar> Cell<T> for ResetBefore<T> {
+    fn name(&self) -> &'static str {
+        "GRUCell"
     }
 
-    /// The parts every pass needs, packed once per call.
-    fn pack(&self, input: usize, units: usize) -> Packed<'_, T> {
-        match *self {
-            GruWeights::ResetBefore {
-                gates_kernel,
-                gates_bias,
-                candidate_kernel,
-                candidate_bias,
-            } => {
-                let (gx, gh) = gates_kernel.split_at(Axis(0), input);
-                let (cx, ch) = candidate_kernel.split_at(Axis(0), input);
-                Packed {
-                    w_x: concatenate![Axis(1), gx, cx],
-                    bias: concatenate![Axis(0), gates_bias, candidate_bias],
-                    recurrent: Recurrent::ResetBefore {
-                        gates_h: gh,
-                        cand_h: ch,
-                    },
-                }
-            }
-            GruWeights::ResetAfter {
-                gates_kernel,
-                gates_bias,
-                input_kernel,
-                hidden_kernel,
-                input_bias,
-                hidden_bias,
-            } => {
-                let (gx, gh) = gates_kernel.split_at(Axis(0), input);
-                debug_assert_eq!(hidden_kernel.dim(), (units, units));
-                Packed {
-                    w_x: concatenate![Axis(1), gx, input_kernel],
-                    bias: concatenate![Axis(0), gates_bias, input_bias],
-                    recurrent: Recurrent::ResetAfter {
-                        w_h: concatenate![Axis(1), gh, hidden_kernel],
-                        hidden_bias: hidden_bias.to_vec(),
-                    },
-                }
-            }
+    fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
+    fn input_kernel(&self) -> ArrayView2<'_, T> {
+        self.w_x.view()
+    }
+
+    fn forward_step(&self, step: Forward<'_, T>) {
+        let h = self.layout.state[0].width;
+        let w3 = 3 * h;
+        let (z, h_prev, rh) = (step.gates, step.prev, step.aux);
+        self.gates_h.packed().gemm(
+            true,
+            mat(h_prev, h),
+            mat_mut(z, w3).slice_move(s![.., ..2 * h]),
+        );
+        reset_before_gates(z, h_prev, rh, &self.bias[..2 * h]);
+        self.cand_h
+            .packed()
+            .gemm(true, mat(rh, h), mat_mut(z, w3).slice_move(s![.., 2 * h..]));
+        reset_before_candidate(self.activation, z, h_prev, step.next, &self.bias[2 * h..]);
+    }
+
+    fn backward_step(&self, step: Backward<'_, T>) {
+        let h = self.layout.state[0].width;
+        let w3 = 3 * h;
+        let (dz, dh, drh) = (step.d_gates, step.d_state, step.scratch);
+        reset_before_back_update(
+            self.activation,
+            dz,
+            dh,
+            step.gates,
+            step.prev,
+            step.d_params,
+        );
+        // d(r*h) = dz_c @ W_cand_hᵀ
+        self.cand_h.transposed().gemm(
+            false,
+            mat(dz, w3).slice_move(s![.., 2 * h..]),
+            mat_mut(drh, h),
+        );
+        reset_before_back_reset(dz, dh, drh, step.gates, step.prev, step.d_params);
+        // dh += [dz_r | dz_u] @ W_gates_hᵀ
+        self.gates_h.transposed().gemm(
+            true,
+            mat(dz, w3).slice_move(s![.., ..2 * h]),
+            mat_mut(dh, h),
+        );
+    }
+
+    fn deferred(&self, d: Deferred<'_, T>) -> WeightGrads<T> {
+        let (input, h) = (self.layout.input, self.layout.state[0].width);
+        // Xᵀ dZ = [d gates/kernel x-rows | d candidate/kernel x-rows]
+        let xtdz = par_product(d.x.t(), d.d_gates);
+        let mut d_gk = Array2::<T>::zeros((input + h, 2 * h));
+        let mut d_ck = Array2::<T>::zeros((input + h, h));
+        d_gk.slice_mut(s![..input, ..])
+            .assign(&xtdz.slice(s![.., ..2 * h]));
+        d_ck.slice_mut(s![..input, ..])
+            .assign(&xtdz.slice(s![.., 2 * h..]));
+        par_gemm(
+            false,
+            d.states.t(),
+            d.d_gates.slice(s![.., ..2 * h]),
+            d_gk.slice_mut(s![input.., ..]),
+        );
+        // the candidate's h-rows multiply r*h, kept in aux
+        par_gemm(
+            false,
+            d.aux.t(),
+            d.d_gates.slice(s![.., 2 * h..]),
+            d_ck.slice_mut(s![input.., ..]),
+        );
+        WeightGrads {
+            weights: vec![
+                ("gates/kernel".into(), d_gk.into_dyn()),
+                (
+                    "gates/bias".into(),
+                    d.d_params.slice(s![..2 * h]).to_owned().into_dyn(),
+                ),
+                ("candidate/kernel".into(), d_ck.into_dyn()),
+                (
+                    "candidate/bias".into(),
+                    d.d_params.slice(s![2 * h..]).to_owned().into_dyn(),
+                ),
+            ],
+            inputs: par_product(d.d_gates, self.w_x.t()),
         }
     }
 }
 
-/// Weights rearranged for the passes (built once per call, never per step).
-struct Packed<'a, T> {
-    /// `[I, 3H]`: the x-rows of both kernels, columns `r | u | c`.
+/// A built `GRUCell` of the cuDNN / PyTorch / Keras form (`reset_after=True`).
+#[derive(Debug)]
+pub struct ResetAfter<T: Scalar> {
+    layout: Layout,
+    activation: Activation,
+    /// `[I, 3H]`: `gates/kernel`'s x-rows | `candidate/input_kernel`, columns `r | u | c`.
     w_x: Array2<T>,
-    /// `[3H]`: `gates/bias | candidate/bias` (or `candidate/input_bias`).
-    bias: Array1<T>,
-    /// The recurrent weights.
-    recurrent: Recurrent<'a, T>,
+    /// `[I, 3H]`: the same columns in `d_gates` order `c | r | u`, for `dX`.
+    w_x_back: Array2<T>,
+    /// `[3H]`: `gates/bias | candidate/input_bias`.
+    bias: Vec<T>,
+    /// `[H]`: `candidate/hidden_bias`.
+    hidden_bias: Vec<T>,
+    /// `[H, 3H]`: `[gates/kernel h-rows | candidate/hidden_kernel]`.
+    w_h: StepWeights<T>,
 }
 
-enum Recurrent<'a, T> {
-    ResetBefore {
-        /// `[H, 2H]`: the h-rows of `gates/kernel`.
-        gates_h: ArrayView2<'a, T>,
-        /// `[H, H]`: the h-rows of `candidate/kernel`.
-        cand_h: ArrayView2<'a, T>,
-    },
-    ResetAfter {
-        /// `[H, 3H]`: `[gates/kernel h-rows | candidate/hidden_kernel]`.
-        w_h: Array2<T>,
-        /// `[H]`
-        hidden_bias: Vec<T>,
-    },
+impl<T: Scalar> ResetAfter<T> {
+    /// Builds the cell (`weights` must be the `ResetAfter` variant).
+    pub fn new(activation: Activation, weights: GruWeights<T>) -> Result<Self> {
+        let (input, units) = weights.check()?;
+        let GruWeights::ResetAfter {
+            gates_kernel,
+            gates_bias,
+            input_kernel,
+            hidden_kernel,
+            input_bias,
+            hidden_bias,
+        } = weights
+        else {
+            return Err(Error::invalid(
+                "weights",
+                "the weights of the reset-after form",
+                "those of the reset-before form",
+            ));
+        };
+        let (gx, gh) = gates_kernel.split_at(Axis(0), input);
+        Ok(ResetAfter {
+            layout: layout(input, units, 4 * units, 3 * units),
+            activation,
+            w_x: concatenate![Axis(1), gx, input_kernel],
+            w_x_back: concatenate![Axis(1), input_kernel, gx],
+            bias: concatenate![Axis(0), gates_bias, input_bias].to_vec(),
+            hidden_bias: hidden_bias.to_vec(),
+            w_h: StepWeights::new(concatenate![Axis(1), gh, hidden_kernel].view()),
+        })
+    }
+}
+
+impl<T: Scalar> Cell<T> for ResetAfter<T> {
+    fn name(&self) -> &'static str {
+        "GRUCell"
+    }
+
+    fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
+    fn input_kernel(&self) -> ArrayView2<'_, T> {
+        self.w_x.view()
+    }
+
+    fn forward_step(&self, step: Forward<'_, T>) {
+        let h = self.layout.state[0].width;
+        // acc = h @ [W_gates_h | hidden_kernel] of the running rows
+        let acc = step.scratch;
+        self.w_h
+            .packed()
+            .gemm(false, mat(step.prev, h), mat_mut(acc, 3 * h));
+        reset_after_step(
+            self.activation,
+            step.gates,
+            acc,
+            step.prev,
+            step.aux,
+            step.next,
+            &self.bias,
+            &self.hidden_bias,
+        );
+    }
+
+    fn backward_step(&self, step: Backward<'_, T>) {
+        let h = self.layout.state[0].width;
+        let (dz, dh) = (step.d_gates, step.d_state);
+        reset_after_back(
+            self.activation,
+            dz,
+            dh,
+            step.gates,
+            step.aux,
+            step.prev,
+            step.d_params,
+        );
+        // dh += [dz_r | dz_u | dz_hc] @ [W_gates_h | hidden_kernel]ᵀ
+        self.w_h
+            .transposed()
+            .gemm(true, mat(dz, 4 * h).slice_move(s![.., h..]), mat_mut(dh, h));
+    }
+
+    fn deferred(&self, d: Deferred<'_, T>) -> WeightGrads<T> {
+        let (input, h) = (self.layout.input, self.layout.state[0].width);
+        // Xᵀ [dz_c | dz_r | dz_u] = [d input_kernel | d gates/kernel x-rows]
+        let xtdz = par_product(d.x.t(), d.d_gates.slice(s![.., ..3 * h]));
+        // Sᵀ [dz_r | dz_u | dz_hc] = [d gates/kernel h-rows | d hidden_kernel]
+        let stdz = par_product(d.states.t(), d.d_gates.slice(s![.., h..]));
+        let mut d_gk = Array2::<T>::zeros((input + h, 2 * h));
+        d_gk.slice_mut(s![..input, ..])
+            .assign(&xtdz.slice(s![.., h..]));
+        d_gk.slice_mut(s![input.., ..])
+            .assign(&stdz.slice(s![.., ..2 * h]));
+        let db = d.d_params;
+        WeightGrads {
+            weights: vec![
+                ("gates/kernel".into(), d_gk.into_dyn()),
+                (
+                    "gates/bias".into(),
+                    db.slice(s![h..3 * h]).to_owned().into_dyn(),
+                ),
+                (
+                    "candidate/input_kernel".into(),
+                    xtdz.slice(s![.., ..h]).to_owned().into_dyn(),
+                ),
+                (
+                    "candidate/hidden_kernel".into(),
+                    stdz.slice(s![.., 2 * h..]).to_owned().into_dyn(),
+                ),
+                (
+                    "candidate/input_bias".into(),
+                    db.slice(s![..h]).to_owned().into_dyn(),
+                ),
+                (
+                    "candidate/hidden_bias".into(),
+                    db.slice(s![3 * h..]).to_owned().into_dyn(),
+                ),
+            ],
+            // dX = [dz_c | dz_r | dz_u] @ [input_kernel | W_gates_x]ᵀ
+            inputs: par_product(d.d_gates.slice(s![.., ..3 * h]), self.w_x_back.t()),
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -483,421 +770,6 @@ fn reset_after_reset_back<T: Scalar>(
     {
         *dz_hc = zc * r;
         *dz_r = zc * hc * r * (T::one() - r);
-    }
-}
-
-// ---------------------------------------------------------------------------
-// Forward and backward over a batch of sequences
-// ---------------------------------------------------------------------------
-
-/// What the forward pass keeps for backpropagation.
-#[derive(Debug, Clone)]
-pub struct GruCache<T> {
-    /// Where each (row, step) lives.
-    pub plan: Plan,
-    /// Gathered inputs `[R, I]`.
-    pub x: Array2<T>,
-    /// States `[R, H]`: block `k` is the state after step `k-1`.
-    pub s: Array2<T>,
-    /// Per token `r | u | c` `[R, 3H]`.
-    pub gates: Array2<T>,
-    /// Per token `[R, H]`: `r*h` (reset before) or
-    /// `h @ hidden_kernel + hidden_bias` (reset after).
-    pub q: Array2<T>,
-    /// Which form ran.
-    pub reset_after: bool,
-    /// The activation used.
-    pub activation: Activation,
-    /// Whether the caller's arrays are `[T, B, …]`.
-    pub time_major: bool,
-}
-
-/// Result of [`forward`].
-#[derive(Debug, Clone)]
-pub struct GruForward<T> {
-    /// `[B, T, H]` (or `[T, B, H]` when time-major); zero past each length.
-    pub outputs: Array3<T>,
-    /// `[B, H]`: each row's state after its last step.
-    pub state: Array2<T>,
-    /// Everything backpropagation needs.
-    pub cache: GruCache<T>,
-}
-
-/// Gradients of the weights, in the form of the forward pass.
-#[derive(Debug, Clone, PartialEq)]
-pub enum GruWeightGrads<T> {
-    /// Reset before.
-    ResetBefore {
-        /// `d gates/kernel [I+H, 2H]`
-        gates_kernel: Array2<T>,
-        /// `d gates/bias [2H]`
-        gates_bias: Array1<T>,
-        /// `d candidate/kernel [I+H, H]`
-        candidate_kernel: Array2<T>,
-        /// `d candidate/bias [H]`
-        candidate_bias: Array1<T>,
-    },
-    /// Reset after.
-    ResetAfter {
-        /// `d gates/kernel [I+H, 2H]`
-        gates_kernel: Array2<T>,
-        /// `d gates/bias [2H]`
-        gates_bias: Array1<T>,
-        /// `d candidate/input_kernel [I, H]`
-        input_kernel: Array2<T>,
-        /// `d candidate/hidden_kernel [H, H]`
-        hidden_kernel: Array2<T>,
-        /// `d candidate/input_bias [H]`
-        input_bias: Array1<T>,
-        /// `d candidate/hidden_bias [H]`
-        hidden_bias: Array1<T>,
-    },
-}
-
-/// Gradients of a [`forward`] call.
-#[derive(Debug, Clone, PartialEq)]
-pub struct GruGrads<T> {
-    /// `d inputs`, in the forward call's layout; zero past each length.
-    pub inputs: Array3<T>,
-    /// `d initial_state` `[B, H]`.
-    pub initial_state: Array2<T>,
-    /// `d weights`.
-    pub weights: GruWeightGrads<T>,
-}
-
-/// Runs `GRUCell` over a batch of sequences.
-///
-/// `x` is `[T, B, I]` (any strides; see [`crate::layer::time_major_view`]),
-/// `h0` `[B, H]`; the form is the variant of `weights`. `time_major`
-/// chooses the layout of the returned outputs.
-pub fn forward<T: Scalar>(
-    x: ArrayView3<T>,
-    h0: ArrayView2<T>,
-    weights: GruWeights<T>,
-    lengths: Option<&[i64]>,
-    activation: Activation,
-    time_major: bool,
-) -> Result<GruForward<T>> {
-    let (time, batch, input) = x.dim();
-    let units = weights.check(input)?;
-    let plan = Plan::new(batch, time, lengths)?;
-    check_state("initial_state", &h0, &plan, units)?;
-    let packed = weights.pack(input, units);
-    let parallel = worth_parallel(&plan, 3 * (input + units) * units);
-    let bias = packed.bias.as_slice().expect("standard layout");
-    let w3 = 3 * units;
-
-    let (xs, s, gates, q) = pool::run(parallel, || {
-        let xs = gather_inputs(&plan, x);
-        // The x-parts of every gate, for every step: one GEMM.
-        let mut z = par_product(xs.view(), packed.w_x.view());
-        let mut s = Array2::<T>::zeros((plan.rows, units));
-        let mut q = Array2::<T>::zeros((plan.rows, units));
-        let work: Vec<_> = plan
-            .groups
-            .iter()
-            .zip(split_groups(&plan, &mut z))
-            .zip(split_groups(&plan, &mut q))
-            .zip(split_groups(&plan, &mut s))
-            .collect();
-        match &packed.recurrent {
-            Recurrent::ResetBefore { gates_h, cand_h } => {
-                let (gates_h, cand_h) = (PackedB::new(*gates_h), PackedB::new(*cand_h));
-                pool::for_each(work, |(((g, z_g), q_g), s_g)| {
-                    fill_initial(g, s_g, &h0);
-                    for (t, &a) in g.active.iter().enumerate() {
-                        let (prev, next) = s_g.split_at_mut(block(g, t + 1, 0, units).start);
-                        let h = &prev[block(g, t, a, units)];
-                        let z_t = &mut z_g[block(g, t, a, w3)];
-                        let rh = &mut q_g[block(g, t, a, units)];
-                        gates_h.gemm(
-                            true,
-                            mat(h, units),
-                            mat_mut(z_t, w3).slice_move(s![.., ..2 * units]),
-                        );
-                        reset_before_gates(z_t, h, rh, &bias[..2 * units]);
-                        cand_h.gemm(
-                            true,
-                            mat(rh, units),
-                            mat_mut(z_t, w3).slice_move(s![.., 2 * units..]),
-                        );
-                        reset_before_candidate(
-                            activation,
-                            z_t,
-                            h,
-                            &mut next[..a * units],
-                            &bias[2 * units..],
-                        );
-                    }
-                });
-            }
-            Recurrent::ResetAfter { w_h, hidden_bias } => {
-                let w_h = PackedB::new(w_h.view());
-                pool::for_each(work, |(((g, z_g), q_g), s_g)| {
-                    fill_initial(g, s_g, &h0);
-                    // h @ [W_gates_h | hidden_kernel] of the running rows.
-                    let mut acc = vec![T::zero(); g.first_active() * w3];
-                    for (t, &a) in g.active.iter().enumerate() {
-                        let (prev, next) = s_g.split_at_mut(block(g, t + 1, 0, units).start);
-                        let h = &prev[block(g, t, a, units)];
-                        let acc = &mut acc[..a * w3];
-                        w_h.gemm(false, mat(h, units), mat_mut(acc, w3));
-                        reset_after_step(
-                            activation,
-                            &mut z_g[block(g, t, a, w3)],
-                            acc,
-                            h,
-                            &mut q_g[block(g, t, a, units)],
-                            &mut next[..a * units],
-                            bias,
-                            hidden_bias,
-                        );
-                    }
-                });
-            }
-        }
-        (xs, s, z, q)
-    });
-    let outputs = pool::run(parallel, || scatter(&plan, &s, time_major, Slot::State));
-    let state = final_state(&plan, &s, h0);
-    Ok(GruForward {
-        outputs,
-        state,
-        cache: GruCache {
-            plan,
-            x: xs,
-            s,
-            gates,
-            q,
-            reset_after: weights.reset_after(),
-            activation,
-            time_major,
-        },
-    })
-}
-
-/// Backpropagates `d_outputs` (`[T, B, H]` view, see
-/// [`crate::layer::time_major_view`]) and `d_state` (`[B, H]`) through the
-/// forward pass that filled `cache`. Either may be `None` (zeros).
-/// `weights` must be the forward pass's (same form and shapes).
-pub fn backward<T: Scalar>(
-    cache: &GruCache<T>,
-    weights: GruWeights<T>,
-    d_outputs: Option<ArrayView3<T>>,
-    d_state: Option<ArrayView2<T>>,
-) -> Result<GruGrads<T>> {
-    let plan = &cache.plan;
-    let (input, units) = (cache.x.ncols(), cache.s.ncols());
-    if weights.reset_after() != cache.reset_after {
-        return Err(Error::invalid(
-            "weights",
-            format!(
-                "the reset_after={} weights of the forward pass",
-                py_bool(cache.reset_after)
-            ),
-            format!("reset_after={} weights", py_bool(weights.reset_after())),
-        ));
-    }
-    let got_units = weights.check(input)?;
-    if got_units != units {
-        return Err(Error::invalid(
-            "weights",
-            format!("{units} units (the forward pass's)"),
-            format!("{got_units}"),
-        ));
-    }
-    if let Some(d) = &d_outputs {
-        check_d_outputs(d, plan, units, cache.time_major)?;
-    }
-    if let Some(d) = &d_state {
-        check_state("d_state", d, plan, units)?;
-    }
-    let packed = weights.pack(input, units);
-    let parallel = worth_parallel(plan, 3 * (input + units) * units);
-    let activation = cache.activation;
-    let h = units;
-
-    Ok(pool::run(parallel, || match &packed.recurrent {
-        Recurrent::ResetBefore { gates_h, cand_h } => {
-            let w3 = 3 * h;
-            let (gates_h_t, cand_h_t) = (PackedB::new(gates_h.t()), PackedB::new(cand_h.t()));
-            // dz_r | dz_u | dz_c per token
-            let mut dz = Array2::<T>::zeros((plan.rows, w3));
-            let mut per_group: Vec<(Array1<T>, Array2<T>, Array2<T>)> = plan
-                .groups
-                .iter()
-                .map(|g| {
-                    (
-                        Array1::zeros(w3),
-                        Array2::zeros((g.first_active(), h)),
-                        Array2::zeros((g.first_active(), h)),
-                    )
-                })
-                .collect();
-            let work: Vec<_> = plan
-                .groups
-                .iter()
-                .zip(split_groups(plan, &mut dz))
-                .zip(per_group.iter_mut())
-                .collect();
-            pool::for_each(work, |((g, dz_g), (d_bias, dh, drh))| {
-                let d_bias = d_bias.as_slice_mut().expect("standard layout");
-                for t in (0..g.steps()).rev() {
-                    let a = g.active[t];
-                    let mut dh_a = dh.slice_mut(s![..a, ..]);
-                    seed_finished_rows(g, t, &mut dh_a, d_state.as_ref());
-                    add_step_outputs(g, t, &mut dh_a, d_outputs.as_ref());
-                    let dz_t = &mut dz_g[block(g, t, a, w3)];
-                    let gates_t = global_block(&cache.gates, g, t, a);
-                    let h_prev = global_block(&cache.s, g, t, a);
-                    let dh_s = dh_a.as_slice_mut().expect("standard layout");
-                    reset_before_back_update(activation, dz_t, dh_s, gates_t, h_prev, d_bias);
-                    // d(r*h) = dz_c @ W_cand_hᵀ
-                    let drh_a = &mut drh.as_slice_mut().expect("standard layout")[..a * h];
-                    cand_h_t.gemm(
-                        false,
-                        mat(dz_t, w3).slice_move(s![.., 2 * h..]),
-                        mat_mut(drh_a, h),
-                    );
-                    reset_before_back_reset(dz_t, dh_s, drh_a, gates_t, h_prev, d_bias);
-                    // dh += [dz_r | dz_u] @ W_gates_hᵀ
-                    gates_h_t.gemm(
-                        true,
-                        mat(dz_t, w3).slice_move(s![.., ..2 * h]),
-                        mat_mut(dh_s, h),
-                    );
-                }
-            });
-            let d_bias = sum_in_group_order(per_group.iter().map(|(db, _, _)| db), w3);
-            let dhs: Vec<_> = per_group.iter().map(|(_, dh, _)| dh).collect();
-            let d_h0 = initial_state_grads(plan, &dhs, d_state.as_ref(), h);
-
-            // Xᵀ dZ = [d gates/kernel x-rows | d candidate/kernel x-rows]
-            let xtdz = par_product(cache.x.t(), dz.view());
-            let mut d_gk = Array2::<T>::zeros((input + h, 2 * h));
-            let mut d_ck = Array2::<T>::zeros((input + h, h));
-            d_gk.slice_mut(s![..input, ..])
-                .assign(&xtdz.slice(s![.., ..2 * h]));
-            d_ck.slice_mut(s![..input, ..])
-                .assign(&xtdz.slice(s![.., 2 * h..]));
-            par_gemm(
-                false,
-                cache.s.t(),
-                dz.slice(s![.., ..2 * h]),
-                d_gk.slice_mut(s![input.., ..]),
-            );
-            par_gemm(
-                false,
-                cache.q.t(),
-                dz.slice(s![.., 2 * h..]),
-                d_ck.slice_mut(s![input.., ..]),
-            );
-            let dx = par_product(dz.view(), packed.w_x.t());
-            GruGrads {
-                inputs: scatter(plan, &dx, cache.time_major, Slot::Token),
-                initial_state: d_h0,
-                weights: GruWeightGrads::ResetBefore {
-                    gates_kernel: d_gk,
-                    gates_bias: d_bias.slice(s![..2 * h]).to_owned(),
-                    candidate_kernel: d_ck,
-                    candidate_bias: d_bias.slice(s![2 * h..]).to_owned(),
-                },
-            }
-        }
-        Recurrent::ResetAfter { w_h, .. } => {
-            let w4 = 4 * h;
-            let w_h_t = PackedB::new(w_h.t());
-            // dz_c | dz_r | dz_u | dz_hc per token
-            let mut dz = Array2::<T>::zeros((plan.rows, w4));
-            let mut per_group: Vec<(Array1<T>, Array2<T>)> = plan
-                .groups
-                .iter()
-                .map(|g| (Array1::zeros(w4), Array2::zeros((g.first_active(), h))))
-                .collect();
-            let work: Vec<_> = plan
-                .groups
-                .iter()
-                .zip(split_groups(plan, &mut dz))
-                .zip(per_group.iter_mut())
-                .collect();
-            pool::for_each(work, |((g, dz_g), (d_bias, dh))| {
-                let d_bias = d_bias.as_slice_mut().expect("standard layout");
-                for t in (0..g.steps()).rev() {
-                    let a = g.active[t];
-                    let mut dh_a = dh.slice_mut(s![..a, ..]);
-                    seed_finished_rows(g, t, &mut dh_a, d_state.as_ref());
-                    add_step_outputs(g, t, &mut dh_a, d_outputs.as_ref());
-                    let dz_t = &mut dz_g[block(g, t, a, w4)];
-                    let dh_s = dh_a.as_slice_mut().expect("standard layout");
-                    reset_after_back(
-                        activation,
-                        dz_t,
-                        dh_s,
-                        global_block(&cache.gates, g, t, a),
-                        global_block(&cache.q, g, t, a),
-                        global_block(&cache.s, g, t, a),
-                        d_bias,
-                    );
-                    // dh += [dz_r | dz_u | dz_hc] @ [W_gates_h | hidden_kernel]ᵀ
-                    w_h_t.gemm(
-                        true,
-                        mat(dz_t, w4).slice_move(s![.., h..]),
-                        mat_mut(dh_s, h),
-                    );
-                }
-            });
-            let d_bias = sum_in_group_order(per_group.iter().map(|(db, _)| db), w4);
-            let dhs: Vec<_> = per_group.iter().map(|(_, dh)| dh).collect();
-            let d_h0 = initial_state_grads(plan, &dhs, d_state.as_ref(), h);
-
-            // Xᵀ [dz_c | dz_r | dz_u] = [d input_kernel | d gates/kernel x-rows]
-            let mut xtdz = Array2::<T>::zeros((input, 3 * h));
-            par_gemm(
-                false,
-                cache.x.t(),
-                dz.slice(s![.., ..3 * h]),
-                xtdz.view_mut(),
-            );
-            // Sᵀ [dz_r | dz_u | dz_hc] = [d gates/kernel h-rows | d hidden_kernel]
-            let stdz = par_product(cache.s.t(), dz.slice(s![.., h..]));
-            let mut d_gk = Array2::<T>::zeros((input + h, 2 * h));
-            d_gk.slice_mut(s![..input, ..])
-                .assign(&xtdz.slice(s![.., h..]));
-            d_gk.slice_mut(s![input.., ..])
-                .assign(&stdz.slice(s![.., ..2 * h]));
-            // dX = [dz_c | dz_r | dz_u] @ [input_kernel | W_gates_x]ᵀ
-            let (gx, ix) = packed.w_x.view().split_at(Axis(1), 2 * h);
-            let w_x = concatenate![Axis(1), ix, gx];
-            let dx = par_product(dz.slice(s![.., ..3 * h]), w_x.t());
-            GruGrads {
-                inputs: scatter(plan, &dx, cache.time_major, Slot::Token),
-                initial_state: d_h0,
-                weights: GruWeightGrads::ResetAfter {
-                    gates_kernel: d_gk,
-                    gates_bias: d_bias.slice(s![h..3 * h]).to_owned(),
-                    input_kernel: xtdz.slice(s![.., ..h]).to_owned(),
-                    hidden_kernel: stdz.slice(s![.., 2 * h..]).to_owned(),
-                    input_bias: d_bias.slice(s![..h]).to_owned(),
-                    hidden_bias: d_bias.slice(s![3 * h..]).to_owned(),
-                },
-            }
-        }
-    }))
-}
-
-/// The per-group bias sums added in group order (fixed by the shapes).
-fn sum_in_group_order<'a, T: Scalar + 'a>(
-    parts: impl Iterator<Item = &'a Array1<T>>,
-    width: usize,
-) -> Array1<T> {
-    parts.fold(Array1::zeros(width), |acc, db| acc + db)
-}
-
-fn py_bool(b: bool) -> &'static str {
-    if b {
-        "True"
-    } else {
-        "False"
     }
 }
 

@@ -1,57 +1,55 @@
 //! `BasicLSTMCell` and `LSTMCell` (TensorFlow 1.x), one implementation.
 //!
-//! Weights: `kernel [I+P, 4H]` (rows `[x; m]`, column blocks of width `H` in
+//! Weights: `kernel [I+P, 4H]` (rows `[x; h]`, column blocks of width `H` in
 //! gate order `i, j, f, o`), `bias [4H]`; optional peepholes `w_i_diag,
 //! w_f_diag, w_o_diag [H]`; optional `projection/kernel [H, P]`. `P` is the
 //! projection width, or `H` without a projection. One step:
 //!
 //! ```text
-//! z = [x, m_prev] @ kernel + bias                      i, j, f, o = split(z, 4)
+//! z = [x, h_prev] @ kernel + bias                      i, j, f, o = split(z, 4)
 //! peepholes:  i += w_i_diag * c_prev,  f += w_f_diag * c_prev
 //! c = σ(f + forget_bias) * c_prev + σ(i) * act(j)
 //! cell_clip:  c = clip(c, -cell_clip, cell_clip)
 //! peepholes:  o += w_o_diag * c                        (the new c)
-//! m = σ(o) * act(c)
-//! projection: m = m @ projection/kernel,  proj_clip: m = clip(m, -proj_clip, proj_clip)
-//! state LSTMStateTuple(c, m), output m
+//! h = σ(o) * act(c)
+//! projection: h = h @ projection/kernel,  proj_clip: h = clip(h, -proj_clip, proj_clip)
+//! state LSTMStateTuple(c, h), output h
 //! ```
 //!
-//! `forget_bias` is added at run time (it is never part of `bias`). A clip
-//! passes the gradient where the clipped value lies in `[lo, hi]`
-//! (inclusive) and stops it outside, like TensorFlow's `clip_by_value`.
+//! (TensorFlow's source calls the output `m`; rnnrs calls it `h` throughout,
+//! as `LSTMStateTuple` does.) `forget_bias` is added at run time (it is never
+//! part of `bias`). A clip passes the gradient where the clipped value lies
+//! in `[lo, hi]` (inclusive) and stops it outside, like TensorFlow's
+//! `clip_by_value`.
 //!
-//! # Layout of the passes
+//! # The step
 //!
-//! Forward: `G = X @ W_x` (one `par_gemm`, `[R, 4H]`, slot layout); per step
-//! one recurrent product `G_t += m_prev @ W_h` (`[a, 4H]`), one fused
-//! element-wise pass that overwrites `G_t` with the gate activations
-//! `σ(i), act(j), σ(f+forget_bias), σ(o)` (the cache), writes `c` to the
-//! `C` state buffer and the unprojected `m` to `M` (or, with a projection, to
-//! the `M_raw` token buffer followed by the per-step `[a, H] @ [H, P]`
-//! product and the clip).
+//! State rows are `[c (H) | h (P)]`. Forward: one recurrent product
+//! `gates += h_prev @ W_h` (`[a, 4H]`), one fused element-wise pass that
+//! overwrites the gates with their activations `σ(i), act(j),
+//! σ(f+forget_bias), σ(o)` (kept for backward) and writes `c` and the
+//! unprojected `h` (into the state, or with a projection into `aux`,
+//! followed by the step's `[a, H] @ [H, P]` product and the clip; the
+//! unclipped projection is kept in `aux` only when `proj_clip` is set).
 //!
-//! Backward: a reverse loop with the running gradients `dm [a, P]`,
-//! `dc [a, H]` per group; per step (projection only) `dm_raw = dM_t @ projᵀ`,
-//! one fused element-wise pass (→ `dZ_t`, `dc_prev`, bias/peephole sums)
-//! and one recurrent product `dm = dZ_t @ W_hᵀ`. After the loop, as
-//! `par_gemm`s: `dW_x = Xᵀ dZ`, `dW_h = Mᵀ dZ`, `d proj = M_rawᵀ dM`,
-//! `dX = dZ @ W_xᵀ`. The unclipped `c` that the clip's gradient needs is
-//! recomputed from the cached gates (bitwise the forward's value); the
-//! unclipped projection is cached only when `proj_clip` is set.
+//! Backward: (projection only) `dh_raw = dH_t @ projᵀ` with `dH_t` the
+//! output's gradient through the clip (kept in `d_aux`), one fused
+//! element-wise pass (→ `d_gates`, `dc_prev`, bias and peephole sums) and one
+//! recurrent product `dh_prev = d_gates @ W_hᵀ`. Deferred: `dW_x = Xᵀ dZ`,
+//! `dW_h = Hᵀ dZ`, `d proj = H_rawᵀ dH`, `dX = dZ @ W_xᵀ`. The unclipped
+//! `c` that the clip's gradient needs is recomputed from the kept gates
+//! (bitwise the forward's value).
 
-use super::{with_activation, Activation};
-use crate::bptt::{add_step_outputs, check_d_outputs, initial_state_grads, seed_finished_rows};
+use super::activation_option;
 use crate::error::{check_shape, Error, Result};
-use crate::gemm::{par_gemm, par_product};
-use crate::layer::{
-    block, check_state, fill_initial, final_state, gather_inputs, global_block, mat, mat_mut,
-    scatter, split_groups, worth_parallel, Slot,
-};
-use crate::mask::Plan;
-use crate::packed::PackedB;
-use crate::pool;
-use crate::scalar::Scalar;
-use ndarray::{s, Array1, Array2, Array3, ArrayView1, ArrayView2, ArrayView3, Axis};
+use crate::kernels::activation::{with_activation, Activation};
+use crate::kernels::gemm::{par_gemm, par_product};
+use crate::kernels::packed::StepWeights;
+use crate::kernels::rows::{mat, mat_mut};
+use crate::kernels::scalar::Scalar;
+use crate::step::params::{Named, Options, Weights};
+use crate::step::{Backward, Cell, Deferred, Forward, Layout, StatePart, WeightGrads};
+use ndarray::{s, Array2, ArrayView1, ArrayView2, Axis};
 
 /// Peephole weights, each `[H]`.
 #[derive(Debug, Clone, Copy)]
@@ -67,7 +65,7 @@ pub struct Peepholes<'a, T> {
 /// An LSTM's weights, by their TensorFlow 1.x names.
 #[derive(Debug, Clone, Copy)]
 pub struct LstmWeights<'a, T> {
-    /// `kernel [I+P, 4H]`: rows `[x; m]`, column blocks `i, j, f, o`.
+    /// `kernel [I+P, 4H]`: rows `[x; h]`, column blocks `i, j, f, o`.
     pub kernel: ArrayView2<'a, T>,
     /// `bias [4H]`.
     pub bias: ArrayView1<'a, T>,
@@ -110,7 +108,7 @@ pub struct LstmDims {
     pub input: usize,
     /// Units `H`.
     pub units: usize,
-    /// Output (and `m` state) width `P`: the projection's, or `H`.
+    /// Output (and `h` state) width `P`: the projection's, or `H`.
     pub output: usize,
     /// Whether there are peephole weights.
     pub peepholes: bool,
@@ -118,76 +116,8 @@ pub struct LstmDims {
     pub projection: bool,
 }
 
-/// What the forward pass keeps for backpropagation.
-#[derive(Debug, Clone)]
-pub struct LstmCache<T> {
-    /// Where each (row, step) lives.
-    pub plan: Plan,
-    /// The shapes of the weights used.
-    pub dims: LstmDims,
-    /// The options used (`proj_clip` cleared when there is no projection).
-    pub options: LstmOptions<T>,
-    /// Whether the caller's arrays are `[T, B, …]`.
-    pub time_major: bool,
-    /// Gathered inputs `[R, I]` (token layout).
-    pub x: Array2<T>,
-    /// Gate activations `[R, 4H]` (token layout): `σ(i), act(j), σ(f + forget_bias), σ(o)`.
-    pub gates: Array2<T>,
-    /// Cell states `[R, H]` (state layout; block 0 = `c0`), after the clip.
-    pub c: Array2<T>,
-    /// Output states `m` `[R, P]` (state layout; block 0 = `m0`).
-    pub m: Array2<T>,
-    /// Unprojected outputs `σ(o) * act(c)` `[R, H]` (token layout), with a projection.
-    pub m_raw: Option<Array2<T>>,
-    /// Projected outputs before `proj_clip` `[R, P]` (token layout), with a projection clip.
-    pub m_unclipped: Option<Array2<T>>,
-}
-
-/// Result of [`forward`].
-#[derive(Debug, Clone)]
-pub struct LstmForward<T> {
-    /// `[B, T, P]` (or `[T, B, P]` when time-major); zero past each length.
-    pub outputs: Array3<T>,
-    /// Final cell state `c` `[B, H]`.
-    pub c: Array2<T>,
-    /// Final output state `m` `[B, P]` (the `h` of `LSTMStateTuple`).
-    pub m: Array2<T>,
-    /// Everything backpropagation needs.
-    pub cache: LstmCache<T>,
-}
-
-/// Peephole gradients, each `[H]`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct PeepholeGrads<T> {
-    /// `d w_i_diag`.
-    pub w_i_diag: Array1<T>,
-    /// `d w_f_diag`.
-    pub w_f_diag: Array1<T>,
-    /// `d w_o_diag`.
-    pub w_o_diag: Array1<T>,
-}
-
-/// Gradients of a [`forward`] call.
-#[derive(Debug, Clone)]
-pub struct LstmGrads<T> {
-    /// `d inputs`, in the forward call's layout; zero past each length.
-    pub inputs: Array3<T>,
-    /// `d c0` `[B, H]`.
-    pub initial_c: Array2<T>,
-    /// `d m0` `[B, P]`.
-    pub initial_m: Array2<T>,
-    /// `d kernel` `[I+P, 4H]`.
-    pub kernel: Array2<T>,
-    /// `d bias` `[4H]`.
-    pub bias: Array1<T>,
-    /// Peephole gradients, when the cell has peepholes.
-    pub peepholes: Option<PeepholeGrads<T>>,
-    /// `d projection/kernel` `[H, P]`, when the cell has a projection.
-    pub projection: Option<Array2<T>>,
-}
-
 /// Checks the weights' shapes against each other and the input size.
-pub fn check_weights<T>(w: &LstmWeights<T>, input: usize) -> Result<LstmDims> {
+fn check_weights<T>(w: &LstmWeights<T>) -> Result<LstmDims> {
     let cols = w.kernel.ncols();
     if cols == 0 || !cols.is_multiple_of(4) {
         return Err(Error::invalid(
@@ -210,7 +140,14 @@ pub fn check_weights<T>(w: &LstmWeights<T>, input: usize) -> Result<LstmDims> {
             p.ncols()
         }
     };
-    check_shape("kernel", w.kernel.shape(), &[input + output, cols])?;
+    if w.kernel.nrows() < output {
+        return Err(Error::invalid(
+            "kernel",
+            format!("shape [I + {output}, {cols}] (I >= 0, P = {output})"),
+            format!("shape {:?}", w.kernel.shape()),
+        ));
+    }
+    let input = w.kernel.nrows() - output;
     check_shape("bias", w.bias.shape(), &[cols])?;
     if let Some(p) = &w.peepholes {
         check_shape("w_i_diag", p.w_i_diag.shape(), &[units])?;
@@ -292,46 +229,54 @@ macro_rules! with_flags {
 
 /// Forward element-wise pass of one step for `rows` rows of `H` units.
 ///
-/// `gates [rows, 4H]` holds `x @ W_x + m_prev @ W_h` on entry and the gate
-/// activations `σ(i), act(j), σ(f + forget_bias), σ(o)` on exit; reads
-/// `c_prev [rows, H]`, writes `c [rows, H]` (clipped) and the unprojected
-/// output `m [rows, H]`.
+/// `gates [rows, 4H]` holds `x @ W_x + h_prev @ W_h` on entry and the gate
+/// activations `σ(i), act(j), σ(f + forget_bias), σ(o)` on exit. State rows
+/// (`prev`, `next`: `[rows, W]`) are `[c | h]`; reads `c_prev`, writes `c`
+/// (clipped) and the unprojected output: into the state's `h` when `raw` is
+/// empty, else into the first `H` columns of `raw` (`[rows, raw_width]`).
 #[multiversion::multiversion(targets("x86_64+avx512f+avx512vl+fma", "x86_64+avx2+fma"))]
 pub fn step_forward<T: Scalar>(
     p: &StepParams<T>,
     gates: &mut [T],
-    c_prev: &[T],
-    c: &mut [T],
-    m: &mut [T],
+    prev: &[T],
+    next: &mut [T],
+    raw: &mut [T],
+    raw_width: usize,
 ) {
-    with_flags!(p, step_forward_impl(p, gates, c_prev, c, m))
+    with_flags!(p, step_forward_impl(p, gates, prev, next, raw, raw_width))
 }
 
 #[inline(always)]
 fn step_forward_impl<T: Scalar, const PEEP: bool, const CLIP: bool>(
     p: &StepParams<T>,
     gates: &mut [T],
-    c_prev: &[T],
-    c: &mut [T],
-    m: &mut [T],
+    prev: &[T],
+    next: &mut [T],
+    raw: &mut [T],
+    raw_width: usize,
 ) {
-    let h = p.units();
-    let (b_i, rest) = p.bias.split_at(h);
-    let (b_j, rest) = rest.split_at(h);
-    let (b_f, b_o) = rest.split_at(h);
+    let n = p.units();
+    let rows = gates.len() / (4 * n);
+    let width = prev.len().checked_div(rows).unwrap_or(0);
+    let (b_i, rest) = p.bias.split_at(n);
+    let (b_j, rest) = rest.split_at(n);
+    let (b_f, b_o) = rest.split_at(n);
     // Without peepholes the three are never read; any [H] slices do.
     let [w_i, w_f, w_o] = p.peepholes.unwrap_or([b_i, b_j, b_f]);
     let limit = p.cell_clip.unwrap_or(T::zero());
     with_activation!(p.activation, |act| {
-        for (((g, cp), c), m) in gates
-            .chunks_exact_mut(4 * h)
-            .zip(c_prev.chunks_exact(h))
-            .zip(c.chunks_exact_mut(h))
-            .zip(m.chunks_exact_mut(h))
-        {
-            let (gi, rest) = g.split_at_mut(h);
-            let (gj, rest) = rest.split_at_mut(h);
-            let (gf, go) = rest.split_at_mut(h);
+        for r in 0..rows {
+            let g = &mut gates[r * 4 * n..(r + 1) * 4 * n];
+            let cp = &prev[r * width..r * width + n];
+            let (c, h_state) = next[r * width..(r + 1) * width].split_at_mut(n);
+            let h = if raw_width > 0 {
+                &mut raw[r * raw_width..r * raw_width + n]
+            } else {
+                h_state
+            };
+            let (gi, rest) = g.split_at_mut(n);
+            let (gj, rest) = rest.split_at_mut(n);
+            let (gf, go) = rest.split_at_mut(n);
             row_forward::<T, PEEP, CLIP>(
                 act,
                 p.forget_bias,
@@ -344,7 +289,7 @@ fn step_forward_impl<T: Scalar, const PEEP: bool, const CLIP: bool>(
                 go,
                 cp,
                 c,
-                m,
+                h,
             );
         }
     })
@@ -353,7 +298,7 @@ fn step_forward_impl<T: Scalar, const PEEP: bool, const CLIP: bool>(
 /// One row of [`step_forward`]. Every slice is its own parameter, so the
 /// compiler knows they do not overlap and vectorises the loop without
 /// run-time overlap checks (which it gives up on for this many streams);
-/// each is cut to `[..h]` so the bounds checks go too.
+/// each is cut to `[..n]` so the bounds checks go too.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn row_forward<T: Scalar, const PEEP: bool, const CLIP: bool>(
@@ -368,14 +313,14 @@ fn row_forward<T: Scalar, const PEEP: bool, const CLIP: bool>(
     go: &mut [T],
     cp: &[T],
     c: &mut [T],
-    m: &mut [T],
+    h: &mut [T],
 ) {
-    let h = cp.len();
-    let (b_i, b_j, b_f, b_o) = (&b_i[..h], &b_j[..h], &b_f[..h], &b_o[..h]);
-    let (w_i, w_f, w_o) = (&w_i[..h], &w_f[..h], &w_o[..h]);
-    let (gi, gj, gf, go) = (&mut gi[..h], &mut gj[..h], &mut gf[..h], &mut go[..h]);
-    let (c, m) = (&mut c[..h], &mut m[..h]);
-    for u in 0..h {
+    let n = cp.len();
+    let (b_i, b_j, b_f, b_o) = (&b_i[..n], &b_j[..n], &b_f[..n], &b_o[..n]);
+    let (w_i, w_f, w_o) = (&w_i[..n], &w_f[..n], &w_o[..n]);
+    let (gi, gj, gf, go) = (&mut gi[..n], &mut gj[..n], &mut gf[..n], &mut go[..n]);
+    let (c, h) = (&mut c[..n], &mut h[..n]);
+    for u in 0..n {
         let cp_u = cp[u];
         let mut zi = gi[u] + b_i[u];
         let zj = gj[u] + b_j[u];
@@ -402,34 +347,36 @@ fn row_forward<T: Scalar, const PEEP: bool, const CLIP: bool>(
         gf[u] = sf;
         go[u] = so;
         c[u] = cc;
-        m[u] = so * act.apply(cc);
+        h[u] = so * act.apply(cc);
     }
 }
 
 /// Backward element-wise pass of one step for `rows` rows.
 ///
-/// Reads the step's cached `gates [rows, 4H]`, `c_prev` and `c` (`[rows, H]`)
-/// and `dm [rows, H]`, the gradient of the unprojected output. `dc` holds the
-/// gradient of `c` from later steps on entry and that of `c_prev` on exit.
-/// Writes `dz [rows, 4H]` (pre-activation gradients, gate order `i, j, f, o`)
-/// and adds its rows into `d_bias [4H]` and, with peepholes, into
-/// `d_peep [3H]` (`w_i, w_f, w_o`).
+/// Reads the step's kept `gates [rows, 4H]`, `c_prev` and `c` (from the state
+/// rows `prev`, `next`: `[rows, W]`, `[c | h]`) and the gradient of the
+/// unprojected output: the `h` columns of `d_state` when `dh_raw` is empty,
+/// else `dh_raw [rows, H]`. The `c` columns of `d_state` hold the gradient of
+/// `c` from later steps on entry and that of `c_prev` on exit. Writes
+/// `dz [rows, 4H]` (pre-activation gradients, gate order `i, j, f, o`) and
+/// adds its rows into `d_bias [4H]` and, with peepholes, into `d_peep [3H]`
+/// (`w_i, w_f, w_o`).
 #[allow(clippy::too_many_arguments)]
 #[multiversion::multiversion(targets("x86_64+avx512f+avx512vl+fma", "x86_64+avx2+fma"))]
 pub fn step_backward<T: Scalar>(
     p: &StepParams<T>,
     gates: &[T],
-    c_prev: &[T],
-    c: &[T],
-    dm: &[T],
-    dc: &mut [T],
+    prev: &[T],
+    next: &[T],
+    d_state: &mut [T],
+    dh_raw: &[T],
     dz: &mut [T],
     d_bias: &mut [T],
     d_peep: &mut [T],
 ) {
     with_flags!(
         p,
-        step_backward_impl(p, gates, c_prev, c, dm, dc, dz, d_bias, d_peep)
+        step_backward_impl(p, gates, prev, next, d_state, dh_raw, dz, d_bias, d_peep)
     )
 }
 
@@ -438,43 +385,49 @@ pub fn step_backward<T: Scalar>(
 fn step_backward_impl<T: Scalar, const PEEP: bool, const CLIP: bool>(
     p: &StepParams<T>,
     gates: &[T],
-    c_prev: &[T],
-    c: &[T],
-    dm: &[T],
-    dc: &mut [T],
+    prev: &[T],
+    next: &[T],
+    d_state: &mut [T],
+    dh_raw: &[T],
     dz: &mut [T],
     d_bias: &mut [T],
     d_peep: &mut [T],
 ) {
-    let h = p.units();
-    let w = p.peepholes.unwrap_or([&p.bias[..h]; 3]);
+    let n = p.units();
+    let rows = gates.len() / (4 * n);
+    let width = prev.len().checked_div(rows).unwrap_or(0);
+    let w = p.peepholes.unwrap_or([&p.bias[..n]; 3]);
     let limit = p.cell_clip.unwrap_or(T::zero());
-    let (db_i, rest) = d_bias.split_at_mut(h);
-    let (db_j, rest) = rest.split_at_mut(h);
-    let (db_f, db_o) = rest.split_at_mut(h);
+    let (db_i, rest) = d_bias.split_at_mut(n);
+    let (db_j, rest) = rest.split_at_mut(n);
+    let (db_f, db_o) = rest.split_at_mut(n);
     // Without peepholes `d_peep` is empty and never touched.
-    let k = if PEEP { h } else { 0 };
+    let k = if PEEP { n } else { 0 };
     let (dw_i, rest) = d_peep.split_at_mut(k);
     let (dw_f, dw_o) = rest.split_at_mut(k);
     with_activation!(p.activation, |act| {
-        for ((((g, cp), cc), (dm, dc)), dz) in gates
-            .chunks_exact(4 * h)
-            .zip(c_prev.chunks_exact(h))
-            .zip(c.chunks_exact(h))
-            .zip(dm.chunks_exact(h).zip(dc.chunks_exact_mut(h)))
-            .zip(dz.chunks_exact_mut(4 * h))
-        {
-            let (gi, rest) = g.split_at(h);
-            let (gj, rest) = rest.split_at(h);
-            let (gf, go) = rest.split_at(h);
-            let (dzi, rest) = dz.split_at_mut(h);
-            let (dzj, rest) = rest.split_at_mut(h);
-            let (dzf, dzo) = rest.split_at_mut(h);
+        for r in 0..rows {
+            let g = &gates[r * 4 * n..(r + 1) * 4 * n];
+            let cp = &prev[r * width..r * width + n];
+            let cc = &next[r * width..r * width + n];
+            let (dc, dh_state) = d_state[r * width..(r + 1) * width].split_at_mut(n);
+            let dh: &[T] = if dh_raw.is_empty() {
+                dh_state
+            } else {
+                &dh_raw[r * n..(r + 1) * n]
+            };
+            let (gi, rest) = g.split_at(n);
+            let (gj, rest) = rest.split_at(n);
+            let (gf, go) = rest.split_at(n);
+            let dz = &mut dz[r * 4 * n..(r + 1) * 4 * n];
+            let (dzi, rest) = dz.split_at_mut(n);
+            let (dzj, rest) = rest.split_at_mut(n);
+            let (dzf, dzo) = rest.split_at_mut(n);
             row_backward::<T, PEEP, CLIP>(
                 act,
                 limit,
                 [gi, gj, gf, go],
-                [cp, cc, dm],
+                [cp, cc, dh],
                 w,
                 dc,
                 dzi,
@@ -501,7 +454,7 @@ fn row_backward<T: Scalar, const PEEP: bool, const CLIP: bool>(
     act: Activation,
     limit: T,
     [gi, gj, gf, go]: [&[T]; 4],
-    [cp, cc, dm]: [&[T]; 3],
+    [cp, cc, dh]: [&[T]; 3],
     [w_i, w_f, w_o]: [&[T]; 3],
     dc: &mut [T],
     dzi: &mut [T],
@@ -516,28 +469,28 @@ fn row_backward<T: Scalar, const PEEP: bool, const CLIP: bool>(
     dw_f: &mut [T],
     dw_o: &mut [T],
 ) {
-    let h = dc.len();
+    let n = dc.len();
     let (one, zero) = (T::one(), T::zero());
-    let (gi, gj, gf, go) = (&gi[..h], &gj[..h], &gf[..h], &go[..h]);
-    let (cp, cc, dm) = (&cp[..h], &cc[..h], &dm[..h]);
-    let (dzi, dzj, dzf, dzo) = (&mut dzi[..h], &mut dzj[..h], &mut dzf[..h], &mut dzo[..h]);
+    let (gi, gj, gf, go) = (&gi[..n], &gj[..n], &gf[..n], &go[..n]);
+    let (cp, cc, dh) = (&cp[..n], &cc[..n], &dh[..n]);
+    let (dzi, dzj, dzf, dzo) = (&mut dzi[..n], &mut dzj[..n], &mut dzf[..n], &mut dzo[..n]);
     let (db_i, db_j, db_f, db_o) = (
-        &mut db_i[..h],
-        &mut db_j[..h],
-        &mut db_f[..h],
-        &mut db_o[..h],
+        &mut db_i[..n],
+        &mut db_j[..n],
+        &mut db_f[..n],
+        &mut db_o[..n],
     );
-    let k = if PEEP { h } else { 0 };
+    let k = if PEEP { n } else { 0 };
     let (w_i, w_f, w_o) = (&w_i[..k], &w_f[..k], &w_o[..k]);
     let (dw_i, dw_f, dw_o) = (&mut dw_i[..k], &mut dw_f[..k], &mut dw_o[..k]);
-    for u in 0..h {
+    for u in 0..n {
         let (si, aj, sf, so) = (gi[u], gj[u], gf[u], go[u]);
         let (cp_u, c_u) = (cp[u], cc[u]);
         let ac = act.apply(c_u);
-        let dm_u = dm[u];
-        let d_o = dm_u * ac * (so * (one - so));
-        // gradient of the (clipped) c: later steps + m + o's peephole
-        let mut dcc = dc[u] + dm_u * so * act.grad_from_output(ac);
+        let dh_u = dh[u];
+        let d_o = dh_u * ac * (so * (one - so));
+        // gradient of the (clipped) c: later steps + h + o's peephole
+        let mut dcc = dc[u] + dh_u * so * act.grad_from_output(ac);
         if PEEP {
             dcc += d_o * w_o[u];
         }
@@ -572,366 +525,381 @@ fn row_backward<T: Scalar, const PEEP: bool, const CLIP: bool>(
     }
 }
 
-/// One mutable slice per group of an optional slot buffer (None for every
-/// group when the buffer is absent).
-fn split_optional<'a, T>(plan: &Plan, a: Option<&'a mut Array2<T>>) -> Vec<Option<&'a mut [T]>> {
-    match a {
-        Some(a) => split_groups(plan, a).into_iter().map(Some).collect(),
-        None => plan.groups.iter().map(|_| None).collect(),
-    }
-}
-
-/// The weights' small vectors, copied into contiguous storage once per call.
-struct Small<T> {
+/// A built `BasicLSTMCell` or `LSTMCell`.
+#[derive(Debug)]
+pub struct Lstm<T: Scalar> {
+    layout: Layout,
+    dims: LstmDims,
+    options: LstmOptions<T>,
+    /// `[I, 4H]`: the x-rows of `kernel`.
+    w_x: Array2<T>,
+    /// `[P, 4H]`: the h-rows of `kernel`.
+    w_h: StepWeights<T>,
+    /// `projection/kernel [H, P]`.
+    projection: Option<StepWeights<T>>,
+    /// `bias [4H]`.
     bias: Vec<T>,
+    /// `w_i_diag, w_f_diag, w_o_diag`.
     peepholes: Option<[Vec<T>; 3]>,
 }
 
-impl<T: Scalar> Small<T> {
-    fn new(w: &LstmWeights<T>) -> Self {
-        Small {
-            bias: w.bias.to_vec(),
-            peepholes: w.peepholes.map(|p| {
+impl<T: Scalar> Lstm<T> {
+    /// Builds the cell from its weights (the input size is read off the
+    /// kernel) and options.
+    pub fn new(weights: &LstmWeights<T>, options: LstmOptions<T>) -> Result<Self> {
+        check_options(&options)?;
+        let dims = check_weights(weights)?;
+        let options = LstmOptions {
+            proj_clip: options.proj_clip.filter(|_| dims.projection),
+            ..options
+        };
+        let (input, h, p) = (dims.input, dims.units, dims.output);
+        let (w_x, w_h) = weights.kernel.split_at(Axis(0), input);
+        let raw = if dims.projection { h } else { 0 };
+        let unclipped = if options.proj_clip.is_some() { p } else { 0 };
+        Ok(Lstm {
+            layout: Layout {
+                input,
+                state: vec![
+                    StatePart {
+                        name: "c",
+                        width: h,
+                    },
+                    StatePart {
+                        name: "h",
+                        width: p,
+                    },
+                ],
+                output: 1,
+                gates: 4 * h,
+                keep_gates: true,
+                aux: raw + unclipped,
+                d_gates: 4 * h,
+                d_aux: if dims.projection { p } else { 0 },
+                scratch: raw,
+                d_params: 4 * h + if dims.peepholes { 3 * h } else { 0 },
+                work_per_token: (input + p) * 4 * h + if dims.projection { h * p } else { 0 },
+            },
+            dims,
+            options,
+            w_x: w_x.to_owned(),
+            w_h: StepWeights::new(w_h),
+            projection: weights.projection.map(StepWeights::new),
+            bias: weights.bias.to_vec(),
+            peepholes: weights.peepholes.map(|p| {
                 [
                     p.w_i_diag.to_vec(),
                     p.w_f_diag.to_vec(),
                     p.w_o_diag.to_vec(),
                 ]
             }),
-        }
+        })
     }
 
-    fn params(&self, o: &LstmOptions<T>) -> StepParams<'_, T> {
+    /// The sizes read off the weights.
+    pub fn dims(&self) -> LstmDims {
+        self.dims
+    }
+
+    /// The options in force (`proj_clip` cleared without a projection).
+    pub fn options(&self) -> LstmOptions<T> {
+        self.options
+    }
+
+    fn params(&self) -> StepParams<'_, T> {
         StepParams {
             bias: &self.bias,
             peepholes: self
                 .peepholes
                 .as_ref()
                 .map(|[i, f, o]| [i.as_slice(), f.as_slice(), o.as_slice()]),
-            forget_bias: o.forget_bias,
-            cell_clip: o.cell_clip,
-            activation: o.activation,
+            forget_bias: self.options.forget_bias,
+            cell_clip: self.options.cell_clip,
+            activation: self.options.activation,
         }
     }
 }
 
-/// Multiply-adds per token of one pass (decides on threading).
-fn work_per_token(d: &LstmDims) -> usize {
-    (d.input + d.output) * 4 * d.units + if d.projection { d.units * d.output } else { 0 }
+/// Builds an LSTM from its options (`forget_bias`, `cell_clip`, `proj_clip`,
+/// `activation`) and weights (`kernel`, `bias`, the peepholes `w_i_diag`,
+/// `w_f_diag`, `w_o_diag` — all three or none — and `projection/kernel`).
+pub fn build<T: Scalar>(
+    mut options: Options,
+    mut weights: Weights<'_, T>,
+) -> Result<Box<dyn Cell<T>>> {
+    let opts = LstmOptions {
+        forget_bias: T::from_f64(options.float("forget_bias", 1.0)?),
+        activation: activation_option(&mut options)?,
+        cell_clip: options.optional_float("cell_clip")?.map(T::from_f64),
+        proj_clip: options.optional_float("proj_clip")?.map(T::from_f64),
+    };
+    options.finish("LSTM")?;
+    let kernel = weights.matrix("kernel")?;
+    let bias = weights.vector("bias")?;
+    let names = ["w_i_diag", "w_f_diag", "w_o_diag"];
+    let peepholes = match names.map(|n| weights.has(n)) {
+        [false, false, false] => None,
+        [true, true, true] => Some(Peepholes {
+            w_i_diag: weights.vector("w_i_diag")?,
+            w_f_diag: weights.vector("w_f_diag")?,
+            w_o_diag: weights.vector("w_o_diag")?,
+        }),
+        some => {
+            let n = some.iter().filter(|&&b| b).count();
+            return Err(Error::invalid(
+                "w_i_diag, w_f_diag, w_o_diag",
+                "all three peephole weights or none",
+                format!("{n}"),
+            ));
+        }
+    };
+    let projection = if weights.has(PROJECTION) {
+        Some(weights.matrix(PROJECTION)?)
+    } else {
+        None
+    };
+    weights.finish("LSTM")?;
+    let w = LstmWeights {
+        kernel,
+        bias,
+        peepholes,
+        projection,
+    };
+    Ok(Box::new(Lstm::new(&w, opts)?))
 }
 
-/// Runs the LSTM over a batch of sequences.
-///
-/// `x` is `[T, B, I]` (any strides; see [`crate::layer::time_major_view`]),
-/// `c0` `[B, H]`, `m0` `[B, P]`; `time_major` chooses the layout of the
-/// returned outputs. Returns the outputs `[B, T, P]`, the final `(c, m)` and
-/// the cache for [`backward`].
-pub fn forward<T: Scalar>(
-    x: ArrayView3<T>,
-    c0: ArrayView2<T>,
-    m0: ArrayView2<T>,
-    weights: &LstmWeights<T>,
-    lengths: Option<&[i64]>,
-    options: LstmOptions<T>,
-    time_major: bool,
-) -> Result<LstmForward<T>> {
-    let (time, batch, input) = x.dim();
-    check_options(&options)?;
-    let dims = check_weights(weights, input)?;
-    let plan = Plan::new(batch, time, lengths)?;
-    check_state("initial_state.c", &c0, &plan, dims.units)?;
-    check_state("initial_state.h", &m0, &plan, dims.output)?;
-    let options = LstmOptions {
-        proj_clip: options.proj_clip.filter(|_| dims.projection),
-        ..options
-    };
-    let (h, p, g4) = (dims.units, dims.output, 4 * dims.units);
-    let (w_x, w_h) = weights.kernel.split_at(Axis(0), input);
-    let projection = weights.projection;
-    let proj_clip = options.proj_clip;
-    let small = Small::new(weights);
-    let params = small.params(&options);
-    let parallel = worth_parallel(&plan, work_per_token(&dims));
+/// The projection's weight name.
+const PROJECTION: &str = "projection/kernel";
 
-    let (xs, gates, c, m, m_raw, m_unclipped) = pool::run(parallel, || {
-        let w_h = PackedB::new(w_h);
-        let proj = projection.map(PackedB::new);
-        let xs = gather_inputs(&plan, x);
-        let mut gates = par_product(xs.view(), w_x);
-        let mut c = Array2::<T>::zeros((plan.rows, h));
-        let mut m = Array2::<T>::zeros((plan.rows, p));
-        let mut m_raw = projection.map(|_| Array2::<T>::zeros((plan.rows, h)));
-        let mut m_unc = proj_clip.map(|_| Array2::<T>::zeros((plan.rows, p)));
-        let work: Vec<_> = plan
-            .groups
-            .iter()
-            .zip(split_groups(&plan, &mut gates))
-            .zip(split_groups(&plan, &mut c))
-            .zip(split_groups(&plan, &mut m))
-            .zip(split_optional(&plan, m_raw.as_mut()))
-            .zip(split_optional(&plan, m_unc.as_mut()))
-            .collect();
-        pool::for_each(
-            work,
-            |(((((g, gates_g), c_g), m_g), mut raw_g), mut unc_g)| {
-                fill_initial(g, c_g, &c0);
-                fill_initial(g, m_g, &m0);
-                for (t, &a) in g.active.iter().enumerate() {
-                    let gates_t = &mut gates_g[block(g, t, a, g4)];
-                    let (m_prev, m_next) = m_g.split_at_mut(block(g, t + 1, 0, p).start);
-                    w_h.gemm(
-                        true,
-                        mat(&m_prev[block(g, t, a, p)], p),
-                        mat_mut(gates_t, g4),
-                    );
-                    let m_t = &mut m_next[..a * p];
-                    let (c_prev, c_next) = c_g.split_at_mut(block(g, t + 1, 0, h).start);
-                    let c_prev = &c_prev[block(g, t, a, h)];
-                    let c_t = &mut c_next[..a * h];
-                    match (raw_g.as_deref_mut(), &proj) {
-                        (Some(raw_g), Some(proj)) => {
-                            let raw_t = &mut raw_g[block(g, t, a, h)];
-                            step_forward(&params, gates_t, c_prev, c_t, raw_t);
-                            match (unc_g.as_deref_mut(), proj_clip) {
-                                (Some(unc_g), Some(limit)) => {
-                                    let unc_t = &mut unc_g[block(g, t, a, p)];
-                                    proj.gemm(false, mat(raw_t, h), mat_mut(unc_t, p));
-                                    for (d, &v) in m_t.iter_mut().zip(unc_t.iter()) {
-                                        *d = clip(v, limit);
-                                    }
-                                }
-                                _ => proj.gemm(false, mat(raw_t, h), mat_mut(m_t, p)),
-                            }
-                        }
-                        _ => step_forward(&params, gates_t, c_prev, c_t, m_t),
+impl<T: Scalar> Cell<T> for Lstm<T> {
+    fn name(&self) -> &'static str {
+        "LSTM"
+    }
+
+    fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
+    fn input_kernel(&self) -> ArrayView2<'_, T> {
+        self.w_x.view()
+    }
+
+    fn forward_step(&self, step: Forward<'_, T>) {
+        let (h, p) = (self.dims.units, self.dims.output);
+        let (width, a_w) = (h + p, self.layout.aux);
+        // gates += h_prev @ W_h
+        self.w_h.packed().gemm(
+            true,
+            mat(step.prev, width).slice_move(s![.., h..]),
+            mat_mut(step.gates, 4 * h),
+        );
+        let params = self.params();
+        match &self.projection {
+            None => step_forward(&params, step.gates, step.prev, step.next, &mut [], 0),
+            Some(proj) => {
+                let proj = proj.packed();
+                step_forward(&params, step.gates, step.prev, step.next, step.aux, a_w);
+                let h_out = mat_mut(step.next, width).slice_move(s![.., h..]);
+                let (raw, mut unclipped) = mat_mut(step.aux, a_w).split_at(Axis(1), h);
+                match self.options.proj_clip {
+                    None => proj.gemm(false, raw.view(), h_out),
+                    Some(limit) => {
+                        proj.gemm(false, raw.view(), unclipped.view_mut());
+                        let mut h_out = h_out;
+                        h_out.zip_mut_with(&unclipped, |d, &v| *d = clip(v, limit));
                     }
                 }
-            },
-        );
-        (xs, gates, c, m, m_raw, m_unc)
-    });
-    let outputs = pool::run(parallel, || scatter(&plan, &m, time_major, Slot::State));
-    let c_final = final_state(&plan, &c, c0);
-    let m_final = final_state(&plan, &m, m0);
-    Ok(LstmForward {
-        outputs,
-        c: c_final,
-        m: m_final,
-        cache: LstmCache {
-            plan,
-            dims,
-            options,
-            time_major,
-            x: xs,
-            gates,
-            c,
-            m,
-            m_raw,
-            m_unclipped,
-        },
-    })
-}
-
-/// Checks that `weights` have the shapes of the forward pass's.
-fn check_same_weights<T>(cache: &LstmCache<T>, weights: &LstmWeights<T>) -> Result<()> {
-    let want = cache.dims;
-    let got = check_weights(weights, want.input)?;
-    let what = |d: &LstmDims| {
-        format!(
-            "H = {}, P = {}, {} peepholes, {} projection",
-            d.units,
-            d.output,
-            if d.peepholes { "with" } else { "no" },
-            if d.projection { "with" } else { "no" },
-        )
-    };
-    if got != want {
-        return Err(Error::invalid(
-            "weights",
-            format!("the forward pass's weights ({})", what(&want)),
-            what(&got),
-        ));
+            }
+        }
     }
-    Ok(())
-}
 
-/// What each group's reverse loop accumulates.
-struct GroupGrads<T> {
-    /// `d bias` `[4H]`.
-    d_bias: Array1<T>,
-    /// `d w_i, d w_f, d w_o` `[3H]` (empty without peepholes).
-    d_peep: Array1<T>,
-    /// Running `d m` `[first_active, P]`.
-    dm: Array2<T>,
-    /// Running `d c` `[first_active, H]`.
-    dc: Array2<T>,
-    /// Scratch for the unprojected `d m` `[first_active, H]` (projection only).
-    dm_raw: Array2<T>,
-}
-
-/// Backpropagates `d_outputs` (`[T, B, P]` view, see
-/// [`crate::layer::time_major_view`]) and the final-state gradients `d_c`
-/// (`[B, H]`) and `d_m` (`[B, P]`) through the forward pass that filled
-/// `cache`. Any of them may be `None` (zeros). `weights` must be the
-/// forward pass's.
-pub fn backward<T: Scalar>(
-    cache: &LstmCache<T>,
-    weights: &LstmWeights<T>,
-    d_outputs: Option<ArrayView3<T>>,
-    d_c: Option<ArrayView2<T>>,
-    d_m: Option<ArrayView2<T>>,
-) -> Result<LstmGrads<T>> {
-    check_same_weights(cache, weights)?;
-    let plan = &cache.plan;
-    let dims = cache.dims;
-    let (input, h, p, g4) = (dims.input, dims.units, dims.output, 4 * dims.units);
-    if let Some(d) = &d_outputs {
-        check_d_outputs(d, plan, p, cache.time_major)?;
-    }
-    if let Some(d) = &d_c {
-        check_state("d_state.c", d, plan, h)?;
-    }
-    if let Some(d) = &d_m {
-        check_state("d_state.h", d, plan, p)?;
-    }
-    let (w_x, w_h) = weights.kernel.split_at(Axis(0), input);
-    let projection = weights.projection;
-    let proj_clip = cache.options.proj_clip;
-    let small = Small::new(weights);
-    let params = small.params(&cache.options);
-    let parallel = worth_parallel(plan, work_per_token(&dims));
-    let n_peep = if dims.peepholes { 3 * h } else { 0 };
-
-    Ok(pool::run(parallel, || {
-        let w_h_t = PackedB::new(w_h.t());
-        let proj_t = projection.map(|w| PackedB::new(w.reversed_axes()));
-        let mut dz = Array2::<T>::zeros((plan.rows, g4));
-        let mut dm_tok = projection.map(|_| Array2::<T>::zeros((plan.rows, p)));
-        let mut per_group: Vec<GroupGrads<T>> = plan
-            .groups
-            .iter()
-            .map(|g| GroupGrads {
-                d_bias: Array1::zeros(g4),
-                d_peep: Array1::zeros(n_peep),
-                dm: Array2::zeros((g.first_active(), p)),
-                dc: Array2::zeros((g.first_active(), h)),
-                dm_raw: Array2::zeros((if dims.projection { g.first_active() } else { 0 }, h)),
-            })
-            .collect();
-        let work: Vec<_> = plan
-            .groups
-            .iter()
-            .zip(split_groups(plan, &mut dz))
-            .zip(split_optional(plan, dm_tok.as_mut()))
-            .zip(per_group.iter_mut())
-            .collect();
-        pool::for_each(work, |(((g, dz_g), mut dmt_g), gg)| {
-            let GroupGrads {
+    fn backward_step(&self, step: Backward<'_, T>) {
+        let (h, p) = (self.dims.units, self.dims.output);
+        let width = h + p;
+        let params = self.params();
+        let (d_bias, d_peep) = step.d_params.split_at_mut(4 * h);
+        match &self.projection {
+            None => step_backward(
+                &params,
+                step.gates,
+                step.prev,
+                step.next,
+                step.d_state,
+                &[],
+                step.d_gates,
                 d_bias,
                 d_peep,
-                dm,
-                dc,
-                dm_raw,
-            } = gg;
-            let d_bias = d_bias.as_slice_mut().expect("standard layout");
-            let d_peep = d_peep.as_slice_mut().expect("standard layout");
-            for t in (0..g.steps()).rev() {
-                let a = g.active[t];
-                let mut dm_a = dm.slice_mut(s![..a, ..]);
-                let mut dc_a = dc.slice_mut(s![..a, ..]);
-                seed_finished_rows(g, t, &mut dm_a, d_m.as_ref());
-                seed_finished_rows(g, t, &mut dc_a, d_c.as_ref());
-                add_step_outputs(g, t, &mut dm_a, d_outputs.as_ref());
-                let dz_t = &mut dz_g[block(g, t, a, g4)];
-                let gates_t = global_block(&cache.gates, g, t, a);
-                let c_prev = global_block(&cache.c, g, t, a);
-                let c_t = global_block(&cache.c, g, t + 1, a);
-                let dc_a = dc_a.as_slice_mut().expect("standard layout");
-                match (dmt_g.as_deref_mut(), &proj_t) {
-                    (Some(dmt_g), Some(proj_t)) => {
-                        // dM_t = dm (through the clip), dm_raw = dM_t @ projᵀ
-                        let dmt = &mut dmt_g[block(g, t, a, p)];
-                        let dm_s = dm_a.as_slice().expect("standard layout");
-                        match (&cache.m_unclipped, proj_clip) {
-                            (Some(unc), Some(limit)) => {
-                                let unc_t = global_block(unc, g, t, a);
-                                for ((d, &v), &u) in dmt.iter_mut().zip(dm_s).zip(unc_t) {
-                                    *d = if clip_passes(u, limit) { v } else { T::zero() };
-                                }
-                            }
-                            _ => dmt.copy_from_slice(dm_s),
-                        }
-                        let mut raw_a = dm_raw.slice_mut(s![..a, ..]);
-                        proj_t.gemm(false, mat(dmt, p), raw_a.view_mut());
-                        step_backward(
-                            &params,
-                            gates_t,
-                            c_prev,
-                            c_t,
-                            raw_a.as_slice().expect("standard layout"),
-                            dc_a,
-                            dz_t,
-                            d_bias,
-                            d_peep,
-                        );
+            ),
+            Some(proj) => {
+                // dH_t = the output's gradient through the clip, kept for d proj
+                let dh = mat(step.d_state, width).slice_move(s![.., h..]);
+                let mut dh_t = mat_mut(step.d_aux, p);
+                match self.options.proj_clip {
+                    Some(limit) => {
+                        let unclipped = mat(step.aux, self.layout.aux).slice_move(s![.., h..]);
+                        ndarray::Zip::from(&mut dh_t)
+                            .and(&dh)
+                            .and(&unclipped)
+                            .for_each(|d, &v, &u| {
+                                *d = if clip_passes(u, limit) { v } else { T::zero() }
+                            });
                     }
-                    _ => step_backward(
-                        &params,
-                        gates_t,
-                        c_prev,
-                        c_t,
-                        dm_a.as_slice().expect("standard layout"),
-                        dc_a,
-                        dz_t,
-                        d_bias,
-                        d_peep,
-                    ),
+                    None => dh_t.assign(&dh),
                 }
-                w_h_t.gemm(false, mat(dz_t, g4), dm_a);
+                // dh_raw = dH_t @ projᵀ
+                proj.transposed()
+                    .gemm(false, dh_t.view(), mat_mut(step.scratch, h));
+                step_backward(
+                    &params,
+                    step.gates,
+                    step.prev,
+                    step.next,
+                    step.d_state,
+                    step.scratch,
+                    step.d_gates,
+                    d_bias,
+                    d_peep,
+                );
             }
-        });
-        let d_bias = per_group
-            .iter()
-            .fold(Array1::zeros(g4), |acc, gg| acc + &gg.d_bias);
-        let d_peep = per_group
-            .iter()
-            .fold(Array1::zeros(n_peep), |acc, gg| acc + &gg.d_peep);
-        let dcs: Vec<_> = per_group.iter().map(|gg| &gg.dc).collect();
-        let dms: Vec<_> = per_group.iter().map(|gg| &gg.dm).collect();
-        let d_c0 = initial_state_grads(plan, &dcs, d_c.as_ref(), h);
-        let d_m0 = initial_state_grads(plan, &dms, d_m.as_ref(), p);
+        }
+        // dh_prev = d_gates @ W_hᵀ
+        self.w_h.transposed().gemm(
+            false,
+            mat(step.d_gates, 4 * h),
+            mat_mut(step.d_state, width).slice_move(s![.., h..]),
+        );
+    }
 
-        let mut d_kernel = Array2::<T>::zeros((input + p, g4));
+    fn deferred(&self, d: Deferred<'_, T>) -> WeightGrads<T> {
+        let (input, h, p) = (self.dims.input, self.dims.units, self.dims.output);
+        let mut d_kernel = Array2::<T>::zeros((input + p, 4 * h));
         {
             let (dk_x, dk_h) = d_kernel.view_mut().split_at(Axis(0), input);
-            par_gemm(false, cache.x.t(), dz.view(), dk_x);
-            par_gemm(false, cache.m.t(), dz.view(), dk_h);
+            par_gemm(false, d.x.t(), d.d_gates, dk_x);
+            par_gemm(false, d.states.slice(s![.., h..]).t(), d.d_gates, dk_h);
         }
-        let d_proj = match (&cache.m_raw, &dm_tok) {
-            (Some(raw), Some(dmt)) => {
-                let d = par_product(raw.t(), dmt.view());
-                Some(d)
+        let mut weights: Named<T> = vec![
+            ("kernel".into(), d_kernel.into_dyn()),
+            (
+                "bias".into(),
+                d.d_params.slice(s![..4 * h]).to_owned().into_dyn(),
+            ),
+        ];
+        if self.dims.peepholes {
+            for (i, name) in ["w_i_diag", "w_f_diag", "w_o_diag"].into_iter().enumerate() {
+                let part = d.d_params.slice(s![(4 + i) * h..(5 + i) * h]);
+                weights.push((name.into(), part.to_owned().into_dyn()));
             }
-            _ => None,
-        };
-        let dx = par_product(dz.view(), w_x.t());
-        let peepholes = dims.peepholes.then(|| PeepholeGrads {
-            w_i_diag: d_peep.slice(s![..h]).to_owned(),
-            w_f_diag: d_peep.slice(s![h..2 * h]).to_owned(),
-            w_o_diag: d_peep.slice(s![2 * h..]).to_owned(),
-        });
-        LstmGrads {
-            inputs: scatter(plan, &dx, cache.time_major, Slot::Token),
-            initial_c: d_c0,
-            initial_m: d_m0,
-            kernel: d_kernel,
-            bias: d_bias,
-            peepholes,
-            projection: d_proj,
         }
-    }))
+        if self.dims.projection {
+            // d proj = H_rawᵀ dH
+            let raw = d.aux.slice(s![.., ..h]);
+            weights.push((PROJECTION.into(), par_product(raw.t(), d.d_aux).into_dyn()));
+        }
+        WeightGrads {
+            weights,
+            inputs: par_product(d.d_gates, self.w_x.t()),
+        }
+    }
 }
 
 #[cfg(test)]
-#[path = "lstm_tests.rs"]
-mod tests;
+mod tests {
+    use super::*;
+
+    fn sigmoid(x: f64) -> f64 {
+        1.0 / (1.0 + (-x).exp())
+    }
+
+    // --------------------------------------------------------------------------
+    // Hand-computed steps
+    // --------------------------------------------------------------------------
+
+    #[test]
+    fn step_forward_by_hand() {
+        // One row, one unit, peepholes and a cell clip.
+        let bias = [0.1, -0.2, 0.3, 0.05];
+        let peep = [[0.5], [-0.25], [0.75]];
+        let p = StepParams {
+            bias: &bias,
+            peepholes: Some([&peep[0][..], &peep[1][..], &peep[2][..]]),
+            forget_bias: 1.0,
+            cell_clip: Some(0.4),
+            activation: Activation::Tanh,
+        };
+        let mut gates = [0.2, 0.4, -0.3, 0.6];
+        // state rows [c | h], one unit each
+        let prev = [0.8, 0.0];
+        let mut next = [0.0, 0.0];
+        step_forward(&p, &mut gates, &prev, &mut next, &mut [], 0);
+        let (c, m) = ([next[0]], [next[1]]);
+        let si = sigmoid(0.2 + 0.1 + 0.5 * 0.8);
+        let aj = (0.4f64 - 0.2).tanh();
+        let sf = sigmoid(-0.3 + 0.3 - 0.25 * 0.8 + 1.0);
+        let c_unc = sf * 0.8 + si * aj;
+        assert!(c_unc > 0.4, "the example must exercise the clip");
+        let so = sigmoid(0.6 + 0.05 + 0.75 * 0.4);
+        let want = [si, aj, sf, so];
+        for (g, w) in gates.iter().zip(want) {
+            assert!((g - w).abs() < 1e-15, "{g} vs {w}");
+        }
+        assert_eq!(c[0], 0.4);
+        assert!((m[0] - so * 0.4f64.tanh()).abs() < 1e-15);
+    }
+
+    #[test]
+    fn step_backward_by_hand() {
+        // One row, one unit, no options: compare with the chain rule written out.
+        let bias = [0.0; 4];
+        let p = StepParams {
+            bias: &bias,
+            peepholes: None,
+            forget_bias: 1.0,
+            cell_clip: None,
+            activation: Activation::Tanh,
+        };
+        let (si, aj, sf, so) = (0.6, -0.3, 0.7, 0.45);
+        let (cp, cc) = (0.5, 0.7 * 0.5 + 0.6 * -0.3);
+        let gates = [si, aj, sf, so];
+        // d_state rows [dc | dh]
+        let mut d_state = [-0.5, 1.5];
+        let mut dz = [0.0; 4];
+        let mut db = [1.0, 2.0, 3.0, 4.0];
+        step_backward(
+            &p,
+            &gates,
+            &[cp, 0.0],
+            &[cc, 0.0],
+            &mut d_state,
+            &[],
+            &mut dz,
+            &mut db,
+            &mut [],
+        );
+        let dc = [d_state[0]];
+        let tc: f64 = f64::tanh(cc);
+        let d_o = 1.5 * tc * so * (1.0 - so);
+        let dcc = -0.5 + 1.5 * so * (1.0 - tc * tc);
+        let want = [
+            dcc * aj * si * (1.0 - si),
+            dcc * si * (1.0 - aj * aj),
+            dcc * cp * sf * (1.0 - sf),
+            d_o,
+        ];
+        for k in 0..4 {
+            assert!((dz[k] - want[k]).abs() < 1e-15);
+            assert!((db[k] - (k as f64 + 1.0) - want[k]).abs() < 1e-15);
+        }
+        assert!((dc[0] - dcc * sf).abs() < 1e-15);
+    }
+
+    #[test]
+    fn clip_gradient_is_inclusive() {
+        assert!(clip_passes(0.5, 0.5) && clip_passes(-0.5, 0.5) && clip_passes(0.0, 0.5));
+        assert!(!clip_passes(0.5000001, 0.5) && !clip_passes(-0.6, 0.5));
+        assert!(!clip_passes(f64::NAN, 0.5));
+        assert!(clip(f64::NAN, 0.5).is_nan());
+        assert_eq!(clip(2.0, 0.5), 0.5);
+        assert_eq!(clip(-2.0f32, 0.5), -0.5);
+    }
+}

@@ -1,138 +1,38 @@
-//! Cells: the per-step element-wise kernels, one file per cell.
+//! The cells: one file per cell, each implementing the step trait
+//! ([`crate::step::Cell`]) — its weights, one step forward beside one step
+//! backward, the deferred weight-gradient products — with unit tests
+//! against hand-computed values. Each file also has a `build` function that
+//! makes the cell from named options and weights (the protocol of
+//! [`crate::step::params`]); the Python edge registers it by name.
 //!
-//! A cell's recurrent product (`h_{t-1} @ W_h`) and its input projection are
-//! done by the layer driver ([`crate::layer`]); a cell file holds what is
-//! left of one step — the fused element-wise pass forward, and the local
-//! derivative backward — with unit tests against hand-computed values.
+//! [`reference`] holds naive references of every cell (one row, one step,
+//! one unit at a time) and the tests that run the driver against them.
 
 pub mod basic_rnn;
 pub mod gru;
 pub mod lstm;
 
-use crate::error::{Error, Result};
-use crate::scalar::Scalar;
-
-/// An element-wise activation function.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Activation {
-    /// `tanh(x)`
-    Tanh,
-    /// `max(x, 0)` (NaN stays NaN)
-    Relu,
-    /// `1 / (1 + exp(-x))`
-    Sigmoid,
-    /// `x`
-    Identity,
-}
-
-impl Activation {
-    /// Parses the public name (`"tanh"`, `"relu"`, `"sigmoid"`, `"identity"`).
-    pub fn parse(name: &str) -> Result<Activation> {
-        match name {
-            "tanh" => Ok(Activation::Tanh),
-            "relu" => Ok(Activation::Relu),
-            "sigmoid" => Ok(Activation::Sigmoid),
-            "identity" | "linear" => Ok(Activation::Identity),
-            other => Err(Error::invalid(
-                "activation",
-                "one of 'tanh', 'relu', 'sigmoid', 'identity'",
-                format!("{other:?}"),
-            )),
-        }
-    }
-
-    /// `act(x)`.
-    #[inline(always)]
-    pub fn apply<T: Scalar>(self, x: T) -> T {
-        match self {
-            Activation::Tanh => x.tanh(),
-            Activation::Relu => {
-                if x < T::zero() {
-                    T::zero()
-                } else {
-                    x
-                }
-            }
-            Activation::Sigmoid => x.sigmoid(),
-            Activation::Identity => x,
-        }
-    }
-
-    /// `act'(x)` expressed through the output `y = act(x)`.
-    #[inline(always)]
-    pub fn grad_from_output<T: Scalar>(self, y: T) -> T {
-        match self {
-            Activation::Tanh => T::one() - y * y,
-            Activation::Relu => {
-                if y > T::zero() {
-                    T::one()
-                } else {
-                    T::zero()
-                }
-            }
-            Activation::Sigmoid => y * (T::one() - y),
-            Activation::Identity => T::one(),
-        }
-    }
-}
-
-/// Calls `$body` with `$act` bound to a `const`-like copy of the activation
-/// in each match arm, so the compiler emits one specialised (vectorisable)
-/// loop per activation instead of a branch per element.
-macro_rules! with_activation {
-    ($a:expr, |$act:ident| $body:expr) => {
-        match $a {
-            $crate::cell::Activation::Tanh => {
-                let $act = $crate::cell::Activation::Tanh;
-                $body
-            }
-            $crate::cell::Activation::Relu => {
-                let $act = $crate::cell::Activation::Relu;
-                $body
-            }
-            $crate::cell::Activation::Sigmoid => {
-                let $act = $crate::cell::Activation::Sigmoid;
-                $body
-            }
-            $crate::cell::Activation::Identity => {
-                let $act = $crate::cell::Activation::Identity;
-                $body
-            }
-        }
-    };
-}
-pub(crate) use with_activation;
-
 #[cfg(test)]
-mod tests {
-    use super::*;
+mod reference;
 
-    #[test]
-    fn parse_names() {
-        assert_eq!(Activation::parse("relu").unwrap(), Activation::Relu);
-        let e = Activation::parse("gelu").unwrap_err().to_string();
-        assert!(e.starts_with("activation: expected one of"), "{e}");
-    }
+use crate::error::{Error, Result};
+use crate::kernels::activation::Activation;
+use crate::step::params::Options;
 
-    #[test]
-    fn derivatives_match_finite_differences() {
-        for act in [
-            Activation::Tanh,
-            Activation::Relu,
-            Activation::Sigmoid,
-            Activation::Identity,
-        ] {
-            for &x in &[-2.3f64, -0.7, 0.4, 1.9] {
-                let h = 1e-6;
-                let fd = (act.apply(x + h) - act.apply(x - h)) / (2.0 * h);
-                let an = act.grad_from_output(act.apply(x));
-                assert!((fd - an).abs() < 1e-8, "{act:?} at {x}: {fd} vs {an}");
-            }
-        }
-    }
+/// The `activation` option (default `"tanh"`).
+pub(crate) fn activation_option(options: &mut Options) -> Result<Activation> {
+    Activation::parse(&options.name("activation", "tanh")?)
+}
 
-    #[test]
-    fn relu_keeps_nan() {
-        assert!(Activation::Relu.apply(f64::NAN).is_nan());
+/// `H` from a bias of `H * per_unit` entries named `name`; at least 1 unit.
+pub(crate) fn units_from(name: &str, len: usize, per_unit: usize) -> Result<usize> {
+    if len == 0 || !len.is_multiple_of(per_unit) {
+        let what = if per_unit == 1 {
+            "at least 1 unit".to_string()
+        } else {
+            format!("a positive multiple of {per_unit} entries (H >= 1)")
+        };
+        return Err(Error::invalid(name, what, format!("shape [{len}]")));
     }
+    Ok(len / per_unit)
 }

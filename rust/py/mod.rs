@@ -4,22 +4,18 @@
 //! moved out as new NumPy arrays (no copy). Every heavy call runs inside
 //! `py.detach`, with the GIL released. The Python package validates and
 //! casts arguments first; the core re-checks shapes, and anything it rejects
-//! becomes a `ValueError`. One file per cell registers that cell's calls.
+//! becomes a `ValueError`. Every cell crosses the edge the same way
+//! ([`cells`]): built once from a dict of options and a dict of weights keyed
+//! by their TensorFlow 1.x names; gradients come back as such a dict.
 
-mod basic_rnn;
-mod gru;
-mod lstm;
+mod cells;
 
 use crate::error::Error;
 use crate::pool;
-use numpy::{
-    dtype, Element, IntoPyArray, PyArrayDescrMethods, PyUntypedArray, PyUntypedArrayMethods,
-};
+use numpy::{Element, PyUntypedArray, PyUntypedArrayMethods};
 use pyo3::conversion::FromPyObjectOwned;
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::PyTuple;
-use std::any::Any;
 
 /// The extension's allocator. The layer's buffers are large (tens of MB at
 /// medium sizes) and short-lived; the system allocator returned them to the
@@ -35,86 +31,10 @@ impl From<Error> for PyErr {
     }
 }
 
-/// What a forward pass cached for `backprop` (any cell, either dtype);
-/// opaque to Python, dropped with the backprop object.
-#[pyclass(frozen, module = "rnnrs._rnnrs")]
-pub(crate) struct ForwardCache(Box<dyn Any + Send + Sync>);
-
-impl ForwardCache {
-    pub(crate) fn new<C: Any + Send + Sync>(cache: C) -> Self {
-        ForwardCache(Box::new(cache))
-    }
-
-    /// The cache as the type a backward call needs.
-    pub(crate) fn get<C: Any>(&self, what: &str) -> PyResult<&C> {
-        self.0.downcast_ref::<C>().ok_or_else(|| {
-            PyTypeError::new_err(format!(
-                "cache: expected the cache of a {what} forward pass, got another"
-            ))
-        })
-    }
-}
-
-/// Evaluates `$body` with the type `$T` standing for `f64` when `$probe` is a
-/// float64 array, else for `f32` (the Python side has cast the other arrays
-/// to the same dtype; `borrow` names any that is not).
-macro_rules! with_dtype {
-    ($py:expr, $probe:expr, |$T:ident| $body:expr) => {
-        if $crate::py::is_f64($py, $probe) {
-            type $T = f64;
-            $body
-        } else {
-            type $T = f32;
-            $body
-        }
-    };
-}
-pub(crate) use with_dtype;
-
-/// Evaluates `$body` with `$c` the `$Cache<$T>` in `$cache` (`$T` = `f64`
-/// or `f32`, whichever the forward pass ran in), or fails with the cache's
-/// `TypeError` when it is another cell's.
-macro_rules! with_cache {
-    ($cache:expr, $what:expr, $Cache:ident, |$c:ident, $T:ident| $body:expr) => {
-        if let Ok($c) = $cache.get::<$Cache<f64>>($what) {
-            type $T = f64;
-            $body
-        } else {
-            let $c = $cache.get::<$Cache<f32>>($what)?;
-            type $T = f32;
-            $body
-        }
-    };
-}
-pub(crate) use with_cache;
-
-/// A forward binding's result: its arrays (moved out to NumPy, no copy) and
-/// then the cache, as one tuple.
-pub(crate) fn forward_result<'py, T: PyFloat, C: Any + Send + Sync>(
-    py: Python<'py>,
-    arrays: Vec<ndarray::ArrayD<T>>,
-    cache: C,
-) -> PyResult<Bound<'py, PyTuple>> {
-    let cache = Bound::new(py, ForwardCache::new(cache))?.into_any();
-    let mut items: Vec<_> = arrays
-        .into_iter()
-        .map(|a| a.into_pyarray(py).into_any())
-        .collect();
-    items.push(cache);
-    PyTuple::new(py, items)
-}
-
 /// A float element type the bindings accept.
 pub(crate) trait PyFloat: crate::Scalar + Element {}
 impl PyFloat for f32 {}
 impl PyFloat for f64 {}
-
-/// Whether `obj` is a float64 array (else the call runs in float32).
-pub(crate) fn is_f64(py: Python<'_>, obj: &Bound<'_, PyAny>) -> bool {
-    obj.cast::<PyUntypedArray>()
-        .map(|a| a.dtype().is_equiv_to(&dtype::<f64>(py)))
-        .unwrap_or(false)
-}
 
 /// Borrows `obj` as a NumPy array of the wanted element type and rank, or
 /// fails with a `TypeError` naming the argument.
@@ -161,17 +81,13 @@ fn get_num_threads() -> usize {
 #[pyfunction]
 #[pyo3(signature = (work=None))]
 fn _set_parallel_work(work: Option<usize>) {
-    crate::layer::set_parallel_work(work)
+    pool::set_parallel_work(work)
 }
 
 #[pymodule]
 fn _rnnrs(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    m.add_class::<ForwardCache>()?;
     m.add_function(wrap_pyfunction!(set_num_threads, m)?)?;
     m.add_function(wrap_pyfunction!(get_num_threads, m)?)?;
     m.add_function(wrap_pyfunction!(_set_parallel_work, m)?)?;
-    basic_rnn::register(m)?;
-    lstm::register(m)?;
-    gru::register(m)?;
-    Ok(())
+    cells::register(m)
 }

@@ -1,9 +1,7 @@
-//! A naive reference of every kernel, kept beside the fast path: one batch
-//! row, one step at a time, straight from the equations. Tests compare the
-//! fast path against it; it is never used for real work.
+//! `BasicRNNCell`'s naive reference and the driver's tests against it.
 
-use crate::cell::Activation;
-use crate::scalar::Scalar;
+use crate::kernels::activation::Activation;
+use crate::kernels::scalar::Scalar;
 use ndarray::{s, Array1, Array2, Array3, ArrayView1, ArrayView2, ArrayView3};
 
 /// `BasicRNNCell` over `x [B, T, I]` (batch-major) with TF1 masking;
@@ -43,7 +41,61 @@ pub fn basic_rnn_forward<T: Scalar>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{basic_rnn_backward, basic_rnn_forward as fast_forward, time_major_view};
+    use crate::cell::basic_rnn::BasicRnn;
+    use crate::error::Result;
+    use crate::sequence::{self, time_major_view, Cache};
+
+    // The driver on a `BasicRnn`, in the shape of the calls these tests were
+    // written for: the cell built from `kernel` and `bias`, the state one part.
+    #[derive(Debug)]
+    struct RnnForward<T: Scalar> {
+        outputs: Array3<T>,
+        state: Array2<T>,
+        cache: (BasicRnn<T>, Cache<T>),
+    }
+
+    #[derive(Debug)]
+    struct RnnGrads<T> {
+        inputs: Array3<T>,
+        initial_state: Array2<T>,
+        kernel: Array2<T>,
+        bias: Array1<T>,
+    }
+
+    fn fast_forward<T: Scalar>(
+        x: ArrayView3<T>,
+        h0: ArrayView2<T>,
+        kernel: ArrayView2<T>,
+        bias: ArrayView1<T>,
+        lengths: Option<&[i64]>,
+        act: Activation,
+        time_major: bool,
+    ) -> Result<RnnForward<T>> {
+        let cell = BasicRnn::new(act, kernel, bias)?;
+        let out = sequence::forward(&cell, x, &[h0], lengths, time_major)?;
+        Ok(RnnForward {
+            outputs: out.outputs,
+            state: out.state[0].clone(),
+            cache: (cell, out.cache),
+        })
+    }
+
+    fn basic_rnn_backward<T: Scalar>(
+        cache: &(BasicRnn<T>, Cache<T>),
+        _kernel: ArrayView2<T>,
+        d_outputs: Option<ArrayView3<T>>,
+        d_state: Option<ArrayView2<T>>,
+    ) -> Result<RnnGrads<T>> {
+        let ds = d_state.map(|d| vec![d]);
+        let g = sequence::backward(&cache.0, &cache.1, d_outputs, ds.as_deref())?;
+        let w = |name: &str| g.weights.iter().find(|(n, _)| n == name).unwrap().1.clone();
+        Ok(RnnGrads {
+            inputs: g.inputs,
+            initial_state: g.initial_state[0].clone(),
+            kernel: w("kernel").into_dimensionality().unwrap(),
+            bias: w("bias").into_dimensionality().unwrap(),
+        })
+    }
 
     fn rand3(d: (usize, usize, usize), seed: u64) -> Array3<f64> {
         let mut s = seed;
@@ -297,6 +349,7 @@ mod tests {
             e.to_string(),
             "initial_state: expected shape [2, 4], got shape [3, 4]"
         );
+        // a kernel for inputs of size 1, run on inputs of size 2
         let bad_k = Array2::<f64>::zeros((5, 4));
         let e = fast_forward(
             time_major_view(c.x.view(), false),
@@ -308,6 +361,14 @@ mod tests {
             false,
         )
         .unwrap_err();
-        assert!(e.to_string().starts_with("kernel: expected shape [6, 4]"));
+        assert_eq!(
+            e.to_string(),
+            "inputs: expected shape [B, T, 1] (I = 1, the cell's input size), got shape [2, 3, 2]"
+        );
+        let bad_k = Array2::<f64>::zeros((3, 4));
+        let e = BasicRnn::new(Activation::Tanh, bad_k.view(), c.bias.view()).unwrap_err();
+        assert!(e
+            .to_string()
+            .starts_with("kernel: expected shape [I + 4, 4]"));
     }
 }

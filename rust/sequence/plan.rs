@@ -1,5 +1,6 @@
-//! Sequence lengths → which rows are active at each step, and where every
-//! (row, step) lives in the layer's buffers. The masking formula lives here:
+//! The plan of a call: sequence lengths → which rows are active at each step,
+//! and where every (row, step) lives in the driver's buffers. The masking
+//! formula lives here:
 //!
 //! ```text
 //! (output, state)(b, t) = t >= len[b] ? (0, state(b, len[b]-1)) : cell(x(b, t), state(b, t-1))
@@ -13,8 +14,8 @@
 //!
 //! # Slot layout
 //!
-//! All per-token buffers (gathered inputs `X`, pre-activations, `dZ`) and the
-//! state buffer `S` share one row layout: group after group, and inside a
+//! All per-token buffers (gathered inputs `X`, the gates, `aux`, `d_gates`)
+//! and the state buffer `S` share one row layout: group after group, and inside a
 //! group *blocks* `k = 0..=steps`, where block `k` holds `cap[k]` rows:
 //!
 //! ```text
@@ -31,15 +32,11 @@
 //! Group boundaries depend only on the batch size, never on the thread count.
 //! The number of groups is a power of two (at least 16 rows each, at most 8
 //! groups), so they share out evenly over 1, 2, 4 or 8 threads; 16 rows are
-//! two blocks of the packed step kernel (`packed.rs`), which runs them about
-//! as fast per row as 32, so a batch of 32 already uses two cores.
+//! two blocks of the packed step kernel (`kernels/packed.rs`), which runs
+//! them about as fast per row as 32, so a batch of 32 already uses two cores.
 
 use crate::error::{Error, Result};
-
-/// Fewest rows a group gets when the batch is split.
-const MIN_GROUP_ROWS: usize = 16;
-/// Most groups a batch is split into.
-const MAX_GROUPS: usize = 8;
+use crate::pool::row_chunks;
 
 /// Rows that run their sequence together, in one thread.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -114,8 +111,7 @@ impl Plan {
         };
         let mut order: Vec<usize> = (0..batch).collect();
         order.sort_by(|&a, &b| lengths[b].cmp(&lengths[a]));
-        let most = (batch / MIN_GROUP_ROWS).clamp(1, MAX_GROUPS);
-        let n_groups = 1 << most.ilog2();
+        let n_groups = row_chunks(batch);
         let mut groups = Vec::with_capacity(n_groups);
         let mut place = vec![(0, 0); batch];
         let mut next = 0;
@@ -180,7 +176,7 @@ impl Plan {
             .and_then(|t| self.state_slot(b, t))
     }
 
-    /// Multiply-adds of one pass, the measure used to decide on threading.
+    /// Tokens (the sum of the lengths): the steps the rows actually run.
     pub fn tokens(&self) -> usize {
         self.lengths.iter().sum()
     }

@@ -1,24 +1,12 @@
-//! The matrix-multiply seam: every product in the crate goes through here.
+//! The general matrix multiply: the hoisted input projections, the deferred
+//! weight-gradient products, `d inputs`, and any product too small or oddly
+//! laid out for the packed step kernel. (The time loops' per-step products
+//! run over weights packed once, in [`super::packed`].)
 //!
-//! Backend choice, measured with `cargo bench --bench gemm_backends` on the
-//! project's 2-core AVX2/FMA machine (f32, one thread, GFLOP/s):
-//!
-//! | shape (m×k×n)            | matrixmultiply | gemm crate |
-//! |--------------------------|---------------:|-----------:|
-//! | 4×5×5 (tiny step)        |  2.1 (95 ns)   | 0.86 (232 ns) |
-//! | 32×64×64 (small step)    | 77             | 96         |
-//! | 64×256×256 (medium step) | 86             | 93         |
-//! | 64×256×1024 (LSTM step)  | 73             | 89         |
-//! | 6400×128×256 (hoisted)   | 90             | 98         |
-//! | 256×6400×256 (dW, long K)| 81             | 90         |
-//!
-//! So the `gemm` crate runs everything except tiny products, where its
+//! Backend choice (`cargo bench --bench gemm_backends`; figures in
+//! `benches/README.md`): the `gemm` crate, with its run-time-chosen AVX-512
+//! kernels (`x86-v4` feature), for everything but tiny products, where its
 //! dispatch overhead dominates and `matrixmultiply` (through ndarray) wins.
-//! Its `x86-v4` feature adds AVX-512 kernels, chosen at run time where the CPU
-//! has them: on the project's (AVX-512) machine the medium step rises from 93
-//! to 150 GFLOP/s and the hoisted product from 98 to 168. The time loops'
-//! per-step products no longer come here: they run over weights packed once
-//! per call (see [`crate::packed`], 145–155 GFLOP/s on the same steps).
 //!
 //! Threading: [`par_gemm`] lets the `gemm` crate spread one product over the
 //! current pool. It splits only the output among threads and blocks `K` by
@@ -28,8 +16,8 @@
 //! into our own tiles instead cost 25% on the long-`K` weight gradients (each
 //! tile repacks the shared operand).
 
+use super::scalar::Scalar;
 use crate::pool;
-use crate::scalar::Scalar;
 use ndarray::{linalg::general_mat_mul, Array2, ArrayView2, ArrayViewMut2};
 
 /// Products with at most this many multiply-adds use `matrixmultiply`.

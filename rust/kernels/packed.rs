@@ -19,9 +19,11 @@
 //! Every output element is one FMA chain over `k = 0..K` in order, so
 //! results do not depend on how rows or panels are split among threads.
 
-use crate::gemm::gemm;
-use crate::scalar::Scalar;
-use ndarray::{ArrayView2, ArrayViewMut2};
+use super::gemm::gemm;
+use super::scalar::Scalar;
+use ndarray::{Array2, ArrayView2, ArrayViewMut2};
+use std::any::TypeId;
+use std::sync::OnceLock;
 
 /// The instruction set the packed kernels run on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,9 +71,11 @@ impl Isa {
     }
 }
 
-/// A `[K, N]` matrix packed into column panels for [`PackedB::gemm`].
+/// A `[K, N]` matrix packed into column panels for [`PackedB::gemm`]. It
+/// owns its copy of the matrix, so it can be kept across calls (a cell packs
+/// its recurrent weights once, when it is built).
 #[derive(Debug, Clone)]
-pub struct PackedB<'a, T> {
+pub struct PackedB<T> {
     k: usize,
     n: usize,
     isa: Isa,
@@ -79,22 +83,22 @@ pub struct PackedB<'a, T> {
     nr: usize,
     /// `ceil(N / nr)` panels of `K × nr`.
     data: Vec<T>,
-    /// The matrix itself, for the generic path.
-    plain: ArrayView2<'a, T>,
+    /// The matrix itself, for the general path (empty when packed).
+    plain: Array2<T>,
 }
 
-impl<'a, T: Scalar> PackedB<'a, T> {
+impl<T: Scalar> PackedB<T> {
     /// Packs `b` (`[K, N]`, any strides: pass `w.t()` for a transpose) for the
     /// best instruction set of this CPU.
-    pub fn new(b: ArrayView2<'a, T>) -> Self {
+    pub fn new(b: ArrayView2<'_, T>) -> Self {
         Self::with_isa(b, Isa::detect())
     }
 
     /// Packs `b` for `isa` (tests use this to run every kernel the CPU has);
     /// an instruction set this CPU lacks falls back to the general path.
-    pub fn with_isa(b: ArrayView2<'a, T>, isa: Isa) -> Self {
+    pub fn with_isa(b: ArrayView2<'_, T>, isa: Isa) -> Self {
         let (k, n) = b.dim();
-        let isa = if T::PACKED && k > 0 && n > 0 && isa.supported() {
+        let isa = if has_kernels::<T>() && k > 0 && n > 0 && isa.supported() {
             isa
         } else {
             Isa::Generic
@@ -114,20 +118,39 @@ impl<'a, T: Scalar> PackedB<'a, T> {
                 }
             }
         }
+        let plain = if nr > 0 {
+            Array2::zeros((0, 0))
+        } else {
+            b.to_owned()
+        };
         PackedB {
             k,
             n,
             isa,
             nr,
             data,
-            plain: b,
+            plain,
         }
+    }
+
+    /// `K`, the rows of the packed matrix.
+    pub fn rows(&self) -> usize {
+        self.k
+    }
+
+    /// `N`, the columns of the packed matrix.
+    pub fn cols(&self) -> usize {
+        self.n
     }
 
     /// `c = c + a @ B` when `accumulate`, else `c = a @ B`, on this thread.
     /// `a` is `[M, K]` and `c` `[M, N]`; the packed kernels need both with
     /// unit column stride and a non-negative row stride (any other layout
     /// takes the general path).
+    ///
+    /// # Panics
+    /// When the shapes do not fit together (a bug of the caller, never
+    /// reachable from user input: the crate checks shapes first).
     pub fn gemm(&self, accumulate: bool, a: ArrayView2<T>, mut c: ArrayViewMut2<T>) {
         let (m, k) = a.dim();
         assert!(
@@ -140,7 +163,13 @@ impl<'a, T: Scalar> PackedB<'a, T> {
             || !rows_of_unit_stride(a.strides(), k)
             || !rows_of_unit_stride(c.strides(), self.n)
         {
-            gemm(accumulate, a, self.plain, c);
+            let plain = if self.nr == 0 {
+                self.plain.view()
+            } else {
+                // Only reached for an unusual layout of `a` or `c`.
+                return self.gemm_unpacked(accumulate, a, c);
+            };
+            gemm(accumulate, a, plain, c);
             return;
         }
         let lda = a.strides()[0] as usize;
@@ -158,15 +187,103 @@ impl<'a, T: Scalar> PackedB<'a, T> {
         };
         // SAFETY: the pointers come from live views of the checked shapes
         // (rows of `a` and `c` are `lda`/`ldc` apart with unit column
-        // stride), `data` holds ceil(N/nr) panels of K×nr, and `self.isa` was
-        // detected on this CPU (or is Generic, handled above).
-        unsafe { T::packed_gemm(self.isa, &args) }
+        // stride; `c` is borrowed mutably, so it aliases neither operand),
+        // `data` holds ceil(N/nr) panels of K×nr, and `self.isa` was
+        // detected on this CPU (Generic, which has no kernels, is handled
+        // above).
+        unsafe { dispatch(self.isa, &args) }
     }
+
+    /// The general path for a packed matrix: unpacks the panels into a
+    /// temporary (layouts of `a` or `c` the kernels do not take).
+    fn gemm_unpacked(&self, accumulate: bool, a: ArrayView2<T>, c: ArrayViewMut2<T>) {
+        let b = Array2::from_shape_fn((self.k, self.n), |(kk, j)| {
+            let (p, jj) = (j / self.nr, j % self.nr);
+            self.data[(p * self.k + kk) * self.nr + jj]
+        });
+        gemm(accumulate, a, b.view(), c)
+    }
+}
+
+/// A weight matrix of the time loop: packed for the forward step's
+/// `a @ W`, and its transpose packed on first use for backward's `d @ Wᵀ`.
+/// Built once per set of weights and shared by every call on them.
+#[derive(Debug)]
+pub struct StepWeights<T> {
+    forward: PackedB<T>,
+    plain: Array2<T>,
+    transposed: OnceLock<PackedB<T>>,
+}
+
+impl<T: Scalar> StepWeights<T> {
+    /// Copies and packs `w` (`[K, N]`, any strides).
+    pub fn new(w: ArrayView2<'_, T>) -> Self {
+        StepWeights {
+            forward: PackedB::new(w),
+            plain: w.to_owned(),
+            transposed: OnceLock::new(),
+        }
+    }
+
+    /// `W` packed, for `a @ W`.
+    pub fn packed(&self) -> &PackedB<T> {
+        &self.forward
+    }
+
+    /// `Wᵀ` packed (on the first call), for `d @ Wᵀ`.
+    pub fn transposed(&self) -> &PackedB<T> {
+        self.transposed.get_or_init(|| PackedB::new(self.plain.t()))
+    }
+
+    /// `W` itself.
+    pub fn plain(&self) -> ArrayView2<'_, T> {
+        self.plain.view()
+    }
+}
+
+/// Whether the packed kernels exist for `T` (`f32` and `f64` on x86-64).
+fn has_kernels<T: Scalar>() -> bool {
+    cfg!(target_arch = "x86_64")
+        && (TypeId::of::<T>() == TypeId::of::<f32>() || TypeId::of::<T>() == TypeId::of::<f64>())
+}
+
+/// Runs the product on `isa`'s kernels for `T`.
+///
+/// # Safety
+/// `args` describes live buffers of the stated shapes, `c` aliasing neither
+/// `a` nor `b`; the CPU supports `isa`, which is not `Generic`; `T` is `f32`
+/// or `f64` ([`has_kernels`]).
+unsafe fn dispatch<T: Scalar>(isa: Isa, args: &Args<T>) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        macro_rules! run_as {
+            ($t:ty, $avx512:ident, $avx2:ident) => {
+                if TypeId::of::<T>() == TypeId::of::<$t>() {
+                    // SAFETY: `T` is `$t` (same TypeId), so `Args<T>` is `Args<$t>`.
+                    let args = unsafe { &*(args as *const Args<T>).cast::<Args<$t>>() };
+                    // SAFETY: the caller's contract.
+                    return unsafe {
+                        match isa {
+                            Isa::Avx512 => x86::$avx512(args),
+                            Isa::Avx2 => x86::$avx2(args),
+                            Isa::Generic => {
+                                unreachable!("generic products never reach the kernels")
+                            }
+                        }
+                    };
+                }
+            };
+        }
+        run_as!(f32, avx512_f32, avx2_f32);
+        run_as!(f64, avx512_f64, avx2_f64);
+    }
+    let _ = (isa, args);
+    unreachable!("the packed kernels exist only for f32 and f64 on x86-64")
 }
 
 /// One product, as raw parts (see [`PackedB::gemm`]).
 #[derive(Debug)]
-pub struct Args<T> {
+struct Args<T> {
     m: usize,
     k: usize,
     n: usize,
@@ -178,29 +295,46 @@ pub struct Args<T> {
     accumulate: bool,
 }
 
-/// The scalar side of the packed kernels, implemented for `f32` and `f64`.
-pub trait PackedScalar: Sized {
-    /// Whether the packed kernels exist for this type.
-    const PACKED: bool;
-    /// Runs the product on `isa`'s kernels.
-    ///
-    /// # Safety
-    /// `args` describes live, non-overlapping buffers of the stated shapes
-    /// and the CPU supports `isa`.
-    unsafe fn packed_gemm(isa: Isa, args: &Args<Self>);
-}
-
-/// A SIMD vector of one instruction set and element type.
+/// A SIMD vector of one instruction set and element type (private: the
+/// kernels below are its only users).
+///
+/// # Safety
+/// Every method needs a CPU with the instruction set; those taking a pointer
+/// also need `LANES` valid elements there (one for `splat`; none for
+/// `prefetch`, a hint that never faults).
 trait Simd {
     type T: Copy;
     type V: Copy;
     const LANES: usize;
+    /// A vector of zeros.
+    ///
+    /// # Safety
+    /// The CPU has the instruction set.
     unsafe fn zero() -> Self::V;
+    /// `*p` in every lane.
+    ///
+    /// # Safety
+    /// The CPU has the instruction set; `p` is valid for a read.
     unsafe fn splat(p: *const Self::T) -> Self::V;
+    /// `LANES` elements from `p` (unaligned).
+    ///
+    /// # Safety
+    /// The CPU has the instruction set; `p` is valid for `LANES` reads.
     unsafe fn load(p: *const Self::T) -> Self::V;
+    /// `LANES` elements to `p` (unaligned).
+    ///
+    /// # Safety
+    /// The CPU has the instruction set; `p` is valid for `LANES` writes.
     unsafe fn store(p: *mut Self::T, v: Self::V);
+    /// `a * b + c`, fused.
+    ///
+    /// # Safety
+    /// The CPU has the instruction set.
     unsafe fn fmadd(a: Self::V, b: Self::V, c: Self::V) -> Self::V;
     /// Hints that the cache line at `p` is needed soon.
+    ///
+    /// # Safety
+    /// The CPU has the instruction set (any address: a prefetch never faults).
     unsafe fn prefetch(p: *const Self::T);
 }
 
@@ -221,45 +355,50 @@ unsafe fn micro<S: Simd, const MR: usize>(
     cols: usize,
     accumulate: bool,
 ) {
-    let l = S::LANES;
-    let mut acc = [[S::zero(); 2]; MR];
-    if accumulate {
-        if cols == 2 * l {
+    // SAFETY: the caller's contract: every pointer offset below stays
+    // inside the `a` rows, the panel and the `c` rows it describes; the
+    // partial-tile paths go through a two-vector stack buffer.
+    unsafe {
+        let l = S::LANES;
+        let mut acc = [[S::zero(); 2]; MR];
+        if accumulate {
+            if cols == 2 * l {
+                for (i, row) in acc.iter_mut().enumerate() {
+                    row[0] = S::load(c.add(i * ldc));
+                    row[1] = S::load(c.add(i * ldc + l));
+                }
+            } else {
+                let mut tmp = [[S::zero(); 2]; 1];
+                let t = tmp.as_mut_ptr() as *mut S::T;
+                for (i, row) in acc.iter_mut().enumerate() {
+                    std::ptr::copy_nonoverlapping(c.add(i * ldc), t, cols);
+                    row[0] = S::load(t);
+                    row[1] = S::load(t.add(l));
+                }
+            }
+        }
+        for p in 0..k {
+            let b0 = S::load(b.add(p * 2 * l));
+            let b1 = S::load(b.add(p * 2 * l + l));
             for (i, row) in acc.iter_mut().enumerate() {
-                row[0] = S::load(c.add(i * ldc));
-                row[1] = S::load(c.add(i * ldc + l));
+                let ai = S::splat(a.add(i * lda + p));
+                row[0] = S::fmadd(ai, b0, row[0]);
+                row[1] = S::fmadd(ai, b1, row[1]);
+            }
+        }
+        if cols == 2 * l {
+            for (i, row) in acc.iter().enumerate() {
+                S::store(c.add(i * ldc), row[0]);
+                S::store(c.add(i * ldc + l), row[1]);
             }
         } else {
             let mut tmp = [[S::zero(); 2]; 1];
             let t = tmp.as_mut_ptr() as *mut S::T;
-            for (i, row) in acc.iter_mut().enumerate() {
-                std::ptr::copy_nonoverlapping(c.add(i * ldc), t, cols);
-                row[0] = S::load(t);
-                row[1] = S::load(t.add(l));
+            for (i, row) in acc.iter().enumerate() {
+                S::store(t, row[0]);
+                S::store(t.add(l), row[1]);
+                std::ptr::copy_nonoverlapping(t, c.add(i * ldc), cols);
             }
-        }
-    }
-    for p in 0..k {
-        let b0 = S::load(b.add(p * 2 * l));
-        let b1 = S::load(b.add(p * 2 * l + l));
-        for (i, row) in acc.iter_mut().enumerate() {
-            let ai = S::splat(a.add(i * lda + p));
-            row[0] = S::fmadd(ai, b0, row[0]);
-            row[1] = S::fmadd(ai, b1, row[1]);
-        }
-    }
-    if cols == 2 * l {
-        for (i, row) in acc.iter().enumerate() {
-            S::store(c.add(i * ldc), row[0]);
-            S::store(c.add(i * ldc + l), row[1]);
-        }
-    } else {
-        let mut tmp = [[S::zero(); 2]; 1];
-        let t = tmp.as_mut_ptr() as *mut S::T;
-        for (i, row) in acc.iter().enumerate() {
-            S::store(t, row[0]);
-            S::store(t.add(l), row[1]);
-            std::ptr::copy_nonoverlapping(t, c.add(i * ldc), cols);
         }
     }
 }
@@ -283,59 +422,64 @@ const L1_SHARE: usize = 16 * 1024;
 /// hardware prefetcher.
 ///
 /// # Safety
-/// As [`PackedScalar::packed_gemm`].
+/// As [`dispatch`], for `S`'s instruction set.
 #[inline(always)]
 unsafe fn driver<S: Simd, const MR: usize>(x: &Args<S::T>) {
-    let nr = 2 * S::LANES;
-    let size = std::mem::size_of::<S::T>();
-    let kc = (L1_SHARE / (x.m * size)).clamp(16, L1_SHARE / (nr * size));
-    let panels = x.n.div_ceil(nr);
-    let (lda, ldc) = (x.lda, x.ldc);
-    let mut k0 = 0;
-    while k0 < x.k {
-        let k = kc.min(x.k - k0);
-        let acc = x.accumulate || k0 > 0;
-        for p in 0..panels {
-            let cols = nr.min(x.n - p * nr);
-            let b = x.b.add((p * x.k + k0) * nr);
-            let mut i = 0;
-            while i < x.m {
-                let rows = MR.min(x.m - i);
-                let a = x.a.add(i * lda + k0);
-                let c = x.c.add(i * ldc + p * nr);
-                if acc {
-                    let (ni, np) = if i + rows < x.m {
-                        (i + rows, p)
-                    } else {
-                        (0, p + 1)
-                    };
-                    if np < panels {
-                        // a hint only: the last address may lie past the
-                        // end of a partial panel, hence wrapping arithmetic
-                        let next = x.c.wrapping_add(ni * ldc + np * nr);
-                        for r in 0..MR.min(x.m - ni) {
-                            S::prefetch(next.wrapping_add(r * ldc));
-                            S::prefetch(next.wrapping_add(r * ldc + nr - 1));
+    // SAFETY: the caller's contract; each tile handed to `micro` lies
+    // inside `a`, a panel of `b` and `c` (rows `i..i + rows`, columns of
+    // panel `p`, `k` from `k0`), and prefetches are hints that never fault.
+    unsafe {
+        let nr = 2 * S::LANES;
+        let size = std::mem::size_of::<S::T>();
+        let kc = (L1_SHARE / (x.m * size)).clamp(16, L1_SHARE / (nr * size));
+        let panels = x.n.div_ceil(nr);
+        let (lda, ldc) = (x.lda, x.ldc);
+        let mut k0 = 0;
+        while k0 < x.k {
+            let k = kc.min(x.k - k0);
+            let acc = x.accumulate || k0 > 0;
+            for p in 0..panels {
+                let cols = nr.min(x.n - p * nr);
+                let b = x.b.add((p * x.k + k0) * nr);
+                let mut i = 0;
+                while i < x.m {
+                    let rows = MR.min(x.m - i);
+                    let a = x.a.add(i * lda + k0);
+                    let c = x.c.add(i * ldc + p * nr);
+                    if acc {
+                        let (ni, np) = if i + rows < x.m {
+                            (i + rows, p)
+                        } else {
+                            (0, p + 1)
+                        };
+                        if np < panels {
+                            // a hint only: the last address may lie past the
+                            // end of a partial panel, hence wrapping arithmetic
+                            let next = x.c.wrapping_add(ni * ldc + np * nr);
+                            for r in 0..MR.min(x.m - ni) {
+                                S::prefetch(next.wrapping_add(r * ldc));
+                                S::prefetch(next.wrapping_add(r * ldc + nr - 1));
+                            }
                         }
                     }
+                    macro_rules! rows {
+                        ($($r:literal)*) => {
+                            match rows {
+                                $($r => micro::<S, $r>(k, a, lda, b, c, ldc, cols, acc),)*
+                                _ => unreachable!(),
+                            }
+                        };
+                    }
+                    if rows == MR {
+                        micro::<S, MR>(k, a, lda, b, c, ldc, cols, acc);
+                    } else {
+                        rows!(1 2 3 4 5 6 7 8 9 10 11);
+                    }
+                    i += rows;
                 }
-                macro_rules! rows {
-                    ($($r:literal)*) => {
-                        match rows {
-                            $($r => micro::<S, $r>(k, a, lda, b, c, ldc, cols, acc),)*
-                            _ => unreachable!(),
-                        }
-                    };
-                }
-                if rows == MR {
-                    micro::<S, MR>(k, a, lda, b, c, ldc, cols, acc);
-                } else {
-                    rows!(1 2 3 4 5 6 7 8 9 10 11);
-                }
-                i += rows;
             }
+            k0 += k;
         }
-        k0 += k;
     }
 }
 
@@ -353,27 +497,33 @@ mod x86 {
                 const LANES: usize = $lanes;
                 #[inline(always)]
                 unsafe fn zero() -> $v {
-                    $zero()
+                    // SAFETY: the trait's contract (instruction set, valid pointers).
+                    unsafe { $zero() }
                 }
                 #[inline(always)]
                 unsafe fn splat(p: *const $t) -> $v {
-                    $splat(*p)
+                    // SAFETY: the trait's contract (instruction set, valid pointers).
+                    unsafe { $splat(*p) }
                 }
                 #[inline(always)]
                 unsafe fn load(p: *const $t) -> $v {
-                    $load(p)
+                    // SAFETY: the trait's contract (instruction set, valid pointers).
+                    unsafe { $load(p) }
                 }
                 #[inline(always)]
                 unsafe fn store(p: *mut $t, v: $v) {
-                    $store(p, v)
+                    // SAFETY: the trait's contract (instruction set, valid pointers).
+                    unsafe { $store(p, v) }
                 }
                 #[inline(always)]
                 unsafe fn fmadd(a: $v, b: $v, c: $v) -> $v {
-                    $fma(a, b, c)
+                    // SAFETY: the trait's contract (instruction set, valid pointers).
+                    unsafe { $fma(a, b, c) }
                 }
                 #[inline(always)]
                 unsafe fn prefetch(p: *const $t) {
-                    _mm_prefetch::<_MM_HINT_T0>(p as *const i8)
+                    // SAFETY: the trait's contract (instruction set, valid pointers).
+                    unsafe { _mm_prefetch::<_MM_HINT_T0>(p as *const i8) }
                 }
             }
         };
@@ -423,44 +573,25 @@ mod x86 {
         _mm256_fmadd_pd
     );
 
+    /// One kernel entry point per instruction set and element type.
+    macro_rules! entry {
+        ($name:ident, $feature:literal, $t:ty, $simd:ident, $rows:literal) => {
+            /// # Safety
+            /// As [`super::dispatch`], on a CPU with this instruction set.
+            #[target_feature(enable = $feature)]
+            pub unsafe fn $name(x: &Args<$t>) {
+                // SAFETY: the caller's contract.
+                unsafe { driver::<$simd, $rows>(x) }
+            }
+        };
+    }
     // Rows per block: 8 × 2 zmm = 16 of the 32 registers hold accumulators;
     // with AVX2's 16 registers, 6 × 2 = 12.
-    #[target_feature(enable = "avx512f")]
-    pub unsafe fn avx512_f32(x: &Args<f32>) {
-        driver::<Avx512F32, 8>(x)
-    }
-    #[target_feature(enable = "avx512f")]
-    pub unsafe fn avx512_f64(x: &Args<f64>) {
-        driver::<Avx512F64, 8>(x)
-    }
-    #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn avx2_f32(x: &Args<f32>) {
-        driver::<Avx2F32, 6>(x)
-    }
-    #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn avx2_f64(x: &Args<f64>) {
-        driver::<Avx2F64, 6>(x)
-    }
+    entry!(avx512_f32, "avx512f", f32, Avx512F32, 8);
+    entry!(avx512_f64, "avx512f", f64, Avx512F64, 8);
+    entry!(avx2_f32, "avx2,fma", f32, Avx2F32, 6);
+    entry!(avx2_f64, "avx2,fma", f64, Avx2F64, 6);
 }
-
-macro_rules! packed_scalar {
-    ($t:ty, $avx512:ident, $avx2:ident) => {
-        impl PackedScalar for $t {
-            const PACKED: bool = cfg!(target_arch = "x86_64");
-            unsafe fn packed_gemm(isa: Isa, args: &Args<$t>) {
-                match isa {
-                    #[cfg(target_arch = "x86_64")]
-                    Isa::Avx512 => x86::$avx512(args),
-                    #[cfg(target_arch = "x86_64")]
-                    Isa::Avx2 => x86::$avx2(args),
-                    _ => unreachable!("generic products never reach the packed kernels"),
-                }
-            }
-        }
-    };
-}
-packed_scalar!(f32, avx512_f32, avx2_f32);
-packed_scalar!(f64, avx512_f64, avx2_f64);
 
 #[cfg(test)]
 mod tests {

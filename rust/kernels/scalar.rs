@@ -3,10 +3,18 @@
 use std::fmt::Debug;
 use std::ops::{AddAssign, Neg};
 
-/// A float the numeric core computes in.
+mod sealed {
+    /// Only `f32` and `f64` are [`super::Scalar`]s: the SIMD kernels exist
+    /// for exactly those two.
+    pub trait Sealed {}
+    impl Sealed for f32 {}
+    impl Sealed for f64 {}
+}
+
+/// A float the numeric core computes in: `f32` or `f64` (sealed).
 pub trait Scalar:
     ndarray::LinalgScalar
-    + crate::packed::PackedScalar
+    + sealed::Sealed
     + Debug
     + Default
     + PartialOrd
@@ -14,6 +22,7 @@ pub trait Scalar:
     + AddAssign
     + Send
     + Sync
+    + 'static
 {
     /// The type's name as NumPy spells it.
     const NAME: &'static str;

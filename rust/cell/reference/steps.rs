@@ -1,0 +1,203 @@
+//! The single-step API ([`crate::step::Prepared`]) against the driver: a loop
+//! of steps equals a whole-sequence forward pass, for every cell, and its
+//! results do not depend on the thread count.
+
+use crate::cell::{basic_rnn, gru, lstm};
+use crate::kernels::scalar::Scalar;
+use crate::sequence::{self, time_major_view};
+use crate::step::params::{Options, Value, Weights};
+use crate::step::{Cell, Prepared};
+use ndarray::{s, Array1, Array2, Array3, ArrayD, Axis};
+
+fn rand(shape: &[usize], seed: u64) -> ArrayD<f64> {
+    let mut s = seed;
+    ArrayD::from_shape_fn(shape, |_| {
+        s = s
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (((s >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0) * 0.7
+    })
+}
+
+/// Every kind of cell (and the LSTM with every option), built through the
+/// named protocol the Python edge uses; `I = 5`, `H = 6`, `P = 4`.
+fn cells<T: Scalar>() -> Vec<(&'static str, Box<dyn Cell<T>>)> {
+    let (i, h, p) = (5, 6, 4);
+    let cast = |a: ArrayD<f64>| a.mapv(T::from_f64);
+    let mut out: Vec<(&'static str, Box<dyn Cell<T>>)> = Vec::new();
+    let named = |items: Vec<(&'static str, ArrayD<T>)>| items;
+
+    let w = named(vec![
+        ("kernel", cast(rand(&[i + h, h], 1))),
+        ("bias", cast(rand(&[h], 2))),
+    ]);
+    let views = w.iter().map(|(n, a)| (*n, a.view())).collect();
+    let o = Options::default().with("activation", Value::Str("relu".into()));
+    out.push((
+        "basic_rnn",
+        basic_rnn::build(o, Weights::new(views)).unwrap(),
+    ));
+
+    let w = named(vec![
+        ("kernel", cast(rand(&[i + p, 4 * h], 3))),
+        ("bias", cast(rand(&[4 * h], 4))),
+        ("w_i_diag", cast(rand(&[h], 5))),
+        ("w_f_diag", cast(rand(&[h], 6))),
+        ("w_o_diag", cast(rand(&[h], 7))),
+        ("projection/kernel", cast(rand(&[h, p], 8))),
+    ]);
+    let views = w.iter().map(|(n, a)| (*n, a.view())).collect();
+    let o = Options::default()
+        .with("forget_bias", Value::Float(0.5))
+        .with("cell_clip", Value::Float(0.4))
+        .with("proj_clip", Value::Float(0.3));
+    out.push((
+        "lstm (all options)",
+        lstm::build(o, Weights::new(views)).unwrap(),
+    ));
+
+    let w = named(vec![
+        ("kernel", cast(rand(&[i + h, 4 * h], 9))),
+        ("bias", cast(rand(&[4 * h], 10))),
+    ]);
+    let views = w.iter().map(|(n, a)| (*n, a.view())).collect();
+    out.push((
+        "lstm",
+        lstm::build(Options::default(), Weights::new(views)).unwrap(),
+    ));
+
+    for reset_after in [false, true] {
+        let mut w = named(vec![
+            ("gates/kernel", cast(rand(&[i + h, 2 * h], 11))),
+            ("gates/bias", cast(rand(&[2 * h], 12))),
+        ]);
+        if reset_after {
+            w.push(("candidate/input_kernel", cast(rand(&[i, h], 13))));
+            w.push(("candidate/hidden_kernel", cast(rand(&[h, h], 14))));
+            w.push(("candidate/input_bias", cast(rand(&[h], 15))));
+            w.push(("candidate/hidden_bias", cast(rand(&[h], 16))));
+        } else {
+            w.push(("candidate/kernel", cast(rand(&[i + h, h], 17))));
+            w.push(("candidate/bias", cast(rand(&[h], 18))));
+        }
+        let views = w.iter().map(|(n, a)| (*n, a.view())).collect();
+        let o = Options::default().with("reset_after", Value::Bool(reset_after));
+        let name = if reset_after {
+            "gru (reset after)"
+        } else {
+            "gru"
+        };
+        out.push((name, gru::build(o, Weights::new(views)).unwrap()));
+    }
+    out
+}
+
+fn initial<T: Scalar>(cell: &dyn Cell<T>, batch: usize) -> Vec<Array2<T>> {
+    cell.layout()
+        .state
+        .iter()
+        .enumerate()
+        .map(|(k, part)| {
+            rand(&[batch, part.width], 30 + k as u64)
+                .mapv(T::from_f64)
+                .into_dimensionality()
+                .unwrap()
+        })
+        .collect()
+}
+
+#[test]
+fn steps_equal_a_whole_sequence() {
+    let (batch, time) = (3, 4);
+    for (name, cell) in cells::<f64>() {
+        let input = cell.layout().input;
+        let x: Array3<f64> = rand(&[batch, time, input], 40)
+            .into_dimensionality()
+            .unwrap();
+        let h0 = initial(cell.as_ref(), batch);
+        let views: Vec<_> = h0.iter().map(|a| a.view()).collect();
+        let whole = sequence::forward(
+            cell.as_ref(),
+            time_major_view(x.view(), false),
+            &views,
+            None,
+            false,
+        )
+        .unwrap();
+        let prepared = Prepared::new(cell);
+        let mut stepper = prepared.stepper("state", &views).unwrap();
+        for t in 0..time {
+            let out = stepper.step(x.slice(s![.., t, ..])).unwrap().to_owned();
+            let want = whole.outputs.slice(s![.., t, ..]);
+            let diff = (&out - &want).iter().fold(0.0f64, |m, d| m.max(d.abs()));
+            assert!(diff < 1e-13, "{name} step {t}: {diff}");
+        }
+        for (got, want) in stepper.state_parts().iter().zip(&whole.state) {
+            assert!((got - want).iter().all(|d| d.abs() < 1e-13), "{name} state");
+        }
+        // one step through the convenience call is the stepper's first step
+        let one = prepared.step(x.slice(s![.., 0, ..]), &views).unwrap();
+        let want = whole.outputs.slice(s![.., 0, ..]);
+        assert!(
+            (&one.output - &want).iter().all(|d| d.abs() < 1e-13),
+            "{name}"
+        );
+        assert_eq!(one.state.len(), cell_parts(&prepared));
+    }
+}
+
+fn cell_parts<T: Scalar>(p: &Prepared<T>) -> usize {
+    p.cell().layout().state.len()
+}
+
+#[test]
+fn steps_are_bitwise_identical_across_thread_counts() {
+    // 70 rows: four chunks of rows on the pool when the work is worth it
+    crate::pool::set_parallel_work(Some(0));
+    for (name, cell) in cells::<f32>() {
+        let input = cell.layout().input;
+        let x: Array3<f32> = rand(&[70, 3, input], 50)
+            .mapv(|v| v as f32)
+            .into_dimensionality()
+            .unwrap();
+        let h0 = initial(cell.as_ref(), 70);
+        let views: Vec<_> = h0.iter().map(|a| a.view()).collect();
+        let prepared = Prepared::new(cell);
+        let run = |threads: usize| {
+            crate::pool::set_num_threads(threads).unwrap();
+            let mut stepper = prepared.stepper("state", &views).unwrap();
+            for t in 0..3 {
+                stepper.step(x.index_axis(Axis(1), t)).unwrap();
+            }
+            stepper.state().to_owned()
+        };
+        let one = run(1);
+        assert!(one == run(2) && one == run(3), "{name}");
+    }
+}
+
+#[test]
+fn step_errors_name_the_argument() {
+    let (_, cell) = cells::<f64>().remove(1);
+    let prepared = Prepared::new(cell);
+    let c = Array2::<f64>::zeros((2, 6));
+    let h = Array2::<f64>::zeros((2, 3));
+    let e = prepared
+        .stepper("state", &[c.view(), h.view()])
+        .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "state.h: expected shape [2, 4], got shape [2, 3]"
+    );
+    let e = prepared.stepper("state", &[c.view()]).unwrap_err();
+    assert_eq!(e.to_string(), "state: expected 2 state parts, got 1");
+    let h = Array2::<f64>::zeros((2, 4));
+    let mut stepper = prepared.stepper("state", &[c.view(), h.view()]).unwrap();
+    let x = Array2::<f64>::zeros((2, 4));
+    let e = stepper.step(x.view()).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "inputs: expected shape [2, 5], got shape [2, 4]"
+    );
+    let _ = Array1::<f64>::zeros(0);
+}

@@ -1,0 +1,20 @@
+//! The bottom layer: element types, activations, the element-wise helpers
+//! and the matrix products. It knows nothing of cells, sequences or Python,
+//! and it holds every `unsafe` block of the crate (each `unsafe fn` with a
+//! `# Safety` section, each block with a `SAFETY:` comment); the layers above
+//! are compiled with `unsafe_code` denied.
+//!
+//! * [`scalar`]: the [`Scalar`](scalar::Scalar) trait (`f32`, `f64`), fast
+//!   vectorisable `tanh`, `exp` and sigmoid.
+//! * [`activation`]: [`Activation`](activation::Activation) and the macro that
+//!   specialises a loop per activation.
+//! * [`gemm`]: the general product (`gemm`, `par_gemm`, `par_product`).
+//! * [`packed`]: the time loop's product over a right-hand side packed once
+//!   ([`PackedB`](packed::PackedB)), with AVX-512 and AVX2 micro-kernels.
+//! * [`rows`]: arrays assembled row by row, each element written once.
+
+pub mod activation;
+pub mod gemm;
+pub mod packed;
+pub mod rows;
+pub mod scalar;

@@ -1,0 +1,225 @@
+//! The step trait: what a cell is to the rest of the crate.
+//!
+//! A cell is one time step's maths. It implements [`Cell`]: its sizes
+//! ([`Layout`]), the input kernel the driver hoists out of the time loop,
+//! one step forward, one step backward, and the weight-gradient products
+//! deferred until after the reverse loop. Everything else — the plan of
+//! rows and lengths, the slot buffers, the forward and reverse time loops,
+//! threading, masking, the caller's layouts — is written once, in
+//! [`crate::sequence`] (whole sequences) and [`Prepared`] (single steps, for
+//! decoders and streaming).
+//!
+//! # The state
+//!
+//! A cell's state is one row of `W` numbers per batch row: its parts (an
+//! LSTM's `c` then `h`) side by side, in the order of [`Layout::state`]. One
+//! part is the step's output ([`Layout::output`]). The driver keeps states in
+//! `[rows, W]` blocks and hands the cell a block of the rows running at a
+//! step; the cell slices the parts out of each row.
+//!
+//! # What a step sees
+//!
+//! Every slice in [`Forward`] and [`Backward`] holds `rows` rows, row-major,
+//! of the width named beside it; the driver guarantees the lengths. Slices
+//! of width 0 are empty. A cell never allocates inside a step: its scratch
+//! comes from the driver, allocated once per call.
+//!
+//! # Weights
+//!
+//! Cells are built from named arrays ([`params::Weights`], TensorFlow 1.x
+//! names) and named options ([`params::Options`]), and return their weight
+//! gradients under the same names ([`params::Named`]): one protocol for
+//! every cell, across the Python edge and inside Rust.
+
+pub mod params;
+mod prepared;
+
+pub use prepared::{Prepared, StepOutput};
+
+use crate::kernels::scalar::Scalar;
+use ndarray::{Array2, ArrayView1, ArrayView2};
+use params::Named;
+use std::ops::Range;
+
+/// One part of a state row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StatePart {
+    /// Its name in error messages and Python (`""` for a cell whose state is
+    /// one array; `"c"`, `"h"` for an LSTM's `LSTMStateTuple`).
+    pub name: &'static str,
+    /// Its width.
+    pub width: usize,
+}
+
+/// The sizes a cell works with; fixed when the cell is built.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Layout {
+    /// `I`: the input size.
+    pub input: usize,
+    /// The state's parts, in the order they sit side by side in a state row.
+    pub state: Vec<StatePart>,
+    /// Which part of the state is the step's output.
+    pub output: usize,
+    /// `G`: the width of the per-token gate buffer, which holds `x @ W_x`
+    /// when a step starts.
+    pub gates: usize,
+    /// Whether backward reads the gate buffer as forward left it (if not,
+    /// the driver frees it after the forward loop).
+    pub keep_gates: bool,
+    /// Width of the per-token values the cell keeps for backward (`aux`).
+    pub aux: usize,
+    /// `D`: the width of the per-token gradient `d_gates` that the deferred
+    /// products read.
+    pub d_gates: usize,
+    /// Width of a second per-token gradient buffer (`d_aux`), for deferred
+    /// products of a weight applied inside the step (an LSTM projection).
+    pub d_aux: usize,
+    /// Width of the per-row scratch of a step (forward and backward).
+    pub scratch: usize,
+    /// Length of the small-parameter gradient (biases, peepholes) each
+    /// reverse loop sums into, added across groups in a fixed order.
+    pub d_params: usize,
+    /// Multiply-adds per token of one pass, to decide whether a call is worth
+    /// the thread pool.
+    pub work_per_token: usize,
+}
+
+impl Layout {
+    /// `W`: the width of a state row.
+    pub fn state_width(&self) -> usize {
+        self.state.iter().map(|p| p.width).sum()
+    }
+
+    /// The columns of part `i` in a state row.
+    pub fn part(&self, i: usize) -> Range<usize> {
+        let start: usize = self.state[..i].iter().map(|p| p.width).sum();
+        start..start + self.state[i].width
+    }
+
+    /// The columns of the output in a state row.
+    pub fn output_columns(&self) -> Range<usize> {
+        self.part(self.output)
+    }
+
+    /// The output's width.
+    pub fn output_width(&self) -> usize {
+        self.state[self.output].width
+    }
+
+    /// The public name of state part `i` under argument `arg`:
+    /// `initial_state`, or `initial_state.c` for a part with a name.
+    pub fn part_arg(&self, arg: &str, i: usize) -> String {
+        match self.state[i].name {
+            "" => arg.to_string(),
+            name => format!("{arg}.{name}"),
+        }
+    }
+}
+
+/// One forward step of `rows` running rows.
+#[derive(Debug)]
+pub struct Forward<'a, T> {
+    /// How many rows run this step.
+    pub rows: usize,
+    /// `[rows, G]`: `x @ W_x` on entry; on exit whatever backward reads (when
+    /// [`Layout::keep_gates`]).
+    pub gates: &'a mut [T],
+    /// `[rows, W]`: the state before the step.
+    pub prev: &'a [T],
+    /// `[rows, W]`: the state after the step, written by the cell.
+    pub next: &'a mut [T],
+    /// `[rows, A]`: per-token values kept for backward, written by the cell.
+    pub aux: &'a mut [T],
+    /// `[rows, S]`: scratch; contents unspecified on entry.
+    pub scratch: &'a mut [T],
+}
+
+/// One backward step of `rows` running rows, through the step that the
+/// forward pass ran with the same `prev`, `next`, `gates` and `aux`.
+#[derive(Debug)]
+pub struct Backward<'a, T> {
+    /// How many rows ran this step.
+    pub rows: usize,
+    /// `[rows, G]`: the gate buffer as forward left it (empty unless
+    /// [`Layout::keep_gates`]).
+    pub gates: &'a [T],
+    /// `[rows, W]`: the state before the step.
+    pub prev: &'a [T],
+    /// `[rows, W]`: the state after the step.
+    pub next: &'a [T],
+    /// `[rows, A]`: what forward kept in `aux`.
+    pub aux: &'a [T],
+    /// `[rows, W]`: the gradient of the state after the step on entry (the
+    /// output's gradient already added to the output's columns); the cell
+    /// leaves the gradient of the state before the step.
+    pub d_state: &'a mut [T],
+    /// `[rows, D]`: written by the cell, read by [`Cell::deferred`].
+    pub d_gates: &'a mut [T],
+    /// `[rows, DA]`: written by the cell (when it has a `d_aux` width).
+    pub d_aux: &'a mut [T],
+    /// `[rows, S]`: scratch; contents unspecified on entry.
+    pub scratch: &'a mut [T],
+    /// `[P]`: the cell adds the step's small-parameter gradients into it.
+    pub d_params: &'a mut [T],
+}
+
+/// What the deferred products read: whole slot buffers of `R` rows, all in
+/// one row layout (see [`crate::sequence::plan`]), so that row `r` of
+/// `states` is the state *before* the step whose token sits in row `r` of
+/// `x`, `gates`, `aux`, `d_gates` and `d_aux` (padding rows are zero in the
+/// per-token buffers).
+#[derive(Debug, Clone, Copy)]
+pub struct Deferred<'a, T> {
+    /// `[R, I]`: the inputs.
+    pub x: ArrayView2<'a, T>,
+    /// `[R, W]`: the states.
+    pub states: ArrayView2<'a, T>,
+    /// `[R, G]`: the gate buffer as forward left it (`[0, 0]` unless
+    /// [`Layout::keep_gates`]).
+    pub gates: ArrayView2<'a, T>,
+    /// `[R, A]`.
+    pub aux: ArrayView2<'a, T>,
+    /// `[R, D]`.
+    pub d_gates: ArrayView2<'a, T>,
+    /// `[R, DA]`.
+    pub d_aux: ArrayView2<'a, T>,
+    /// `[P]`: the small-parameter gradients, summed over every step.
+    pub d_params: ArrayView1<'a, T>,
+}
+
+/// What [`Cell::deferred`] returns.
+#[derive(Debug)]
+pub struct WeightGrads<T> {
+    /// The gradient of every weight, under the names the cell was built with.
+    pub weights: Named<T>,
+    /// `[R, I]`: the gradient of the inputs, in the slot layout.
+    pub inputs: Array2<T>,
+}
+
+/// One time step of a recurrent cell: the trait every cell implements.
+///
+/// The driver calls `forward_step` once per step for the running rows, and
+/// `backward_step` once per step in reverse; steps of different row groups
+/// may run at the same time on different threads, so a cell is `Sync` and
+/// keeps no per-call state of its own.
+pub trait Cell<T: Scalar>: Send + Sync + std::fmt::Debug {
+    /// The cell's public name, for error messages (`"BasicRNNCell"`).
+    fn name(&self) -> &'static str;
+
+    /// The cell's sizes.
+    fn layout(&self) -> &Layout;
+
+    /// `W_x` `[I, G]`: the input projection, hoisted out of the time loop
+    /// (one product for every token of a call).
+    fn input_kernel(&self) -> ArrayView2<'_, T>;
+
+    /// One step forward (see [`Forward`]).
+    fn forward_step(&self, step: Forward<'_, T>);
+
+    /// One step backward (see [`Backward`]).
+    fn backward_step(&self, step: Backward<'_, T>);
+
+    /// The products deferred until after the reverse loop: the weight
+    /// gradients and the inputs' gradient, over all tokens at once.
+    fn deferred(&self, d: Deferred<'_, T>) -> WeightGrads<T>;
+}

@@ -1,0 +1,188 @@
+//! A built cell kept ready for calls, and single steps on it.
+
+use super::{Cell, Forward};
+use crate::error::{check_shape, Error, Result};
+use crate::kernels::packed::PackedB;
+use crate::kernels::scalar::Scalar;
+use crate::pool;
+use ndarray::{Array2, ArrayView2, ArrayViewMut2, Axis};
+use std::sync::OnceLock;
+
+/// A built cell, with what its single steps need packed on first use and
+/// kept (the recurrent weights are packed when the cell is built). Made once
+/// per set of weights and shared by every call on them: whole sequences
+/// ([`crate::sequence`]) and single steps ([`Prepared::stepper`]).
+pub struct Prepared<T: Scalar> {
+    cell: Box<dyn Cell<T>>,
+    /// `W_x` packed for single steps.
+    input: OnceLock<PackedB<T>>,
+}
+
+impl<T: Scalar> std::fmt::Debug for Prepared<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Prepared")
+            .field("cell", &self.cell.name())
+            .field("layout", self.cell.layout())
+            .finish()
+    }
+}
+
+impl<T: Scalar> Prepared<T> {
+    /// Keeps `cell` ready for calls.
+    pub fn new(cell: Box<dyn Cell<T>>) -> Self {
+        Prepared {
+            cell,
+            input: OnceLock::new(),
+        }
+    }
+
+    /// The cell.
+    pub fn cell(&self) -> &dyn Cell<T> {
+        self.cell.as_ref()
+    }
+
+    fn packed_input(&self) -> &PackedB<T> {
+        self.input
+            .get_or_init(|| PackedB::new(self.cell.input_kernel()))
+    }
+
+    /// A stepper for `batch` rows starting from `initial` (the state's parts,
+    /// each `[batch, width]`, named `arg` in errors).
+    pub fn stepper(&self, arg: &str, initial: &[ArrayView2<T>]) -> Result<Stepper<'_, T>> {
+        let layout = self.cell.layout();
+        if initial.len() != layout.state.len() {
+            return Err(Error::invalid(
+                arg,
+                format!("{} state parts", layout.state.len()),
+                format!("{}", initial.len()),
+            ));
+        }
+        let batch = initial.first().map_or(0, |s| s.nrows());
+        let mut state = Array2::zeros((batch, layout.state_width()));
+        for (i, part) in initial.iter().enumerate() {
+            let name = layout.part_arg(arg, i);
+            check_shape(&name, part.shape(), &[batch, layout.state[i].width])?;
+            state
+                .slice_mut(ndarray::s![.., layout.part(i)])
+                .assign(part);
+        }
+        Ok(Stepper {
+            cell: self,
+            next: Array2::zeros(state.dim()),
+            state,
+            gates: Array2::zeros((batch, layout.gates)),
+            aux: Array2::zeros((batch, layout.aux)),
+            scratch: Array2::zeros((batch, layout.scratch)),
+        })
+    }
+
+    /// One step: `inputs` `[B, I]`, the state's parts; returns the output
+    /// and the new state's parts.
+    pub fn step(&self, inputs: ArrayView2<T>, state: &[ArrayView2<T>]) -> Result<StepOutput<T>> {
+        let mut stepper = self.stepper("state", state)?;
+        let output = stepper.step(inputs)?.to_owned();
+        Ok(StepOutput {
+            output,
+            state: stepper.state_parts(),
+        })
+    }
+}
+
+/// What [`Prepared::step`] returns.
+#[derive(Debug, Clone)]
+pub struct StepOutput<T> {
+    /// `[B, output width]`.
+    pub output: Array2<T>,
+    /// The new state's parts.
+    pub state: Vec<Array2<T>>,
+}
+
+/// Runs single steps of one cell on a batch, holding the state and every
+/// buffer a step needs: after [`Prepared::stepper`], a step allocates
+/// nothing and costs its arithmetic (the decoders' loop).
+///
+/// Large batches are cut into row chunks that run on the thread pool; the
+/// chunks depend on the batch size only, and each row's arithmetic does not
+/// depend on its chunk, so results are bitwise identical for any thread
+/// count.
+#[derive(Debug)]
+pub struct Stepper<'c, T: Scalar> {
+    cell: &'c Prepared<T>,
+    /// `[B, W]`: the current state.
+    state: Array2<T>,
+    next: Array2<T>,
+    gates: Array2<T>,
+    aux: Array2<T>,
+    scratch: Array2<T>,
+}
+
+impl<T: Scalar> Stepper<'_, T> {
+    /// One step on `inputs` `[B, I]`: the state moves on; returns the output
+    /// (a view into the new state).
+    pub fn step(&mut self, inputs: ArrayView2<T>) -> Result<ArrayView2<'_, T>> {
+        let cell = self.cell.cell();
+        let layout = cell.layout();
+        let batch = self.state.nrows();
+        check_shape("inputs", inputs.shape(), &[batch, layout.input])?;
+        let packed = self.cell.packed_input();
+        let chunks = pool::row_chunks(batch);
+        let parallel = pool::worth_parallel(batch.saturating_mul(layout.work_per_token));
+        let len = chunk_len(batch, chunks);
+        let work: Vec<_> = chunk_rows(&mut self.gates, len)
+            .into_iter()
+            .zip(chunk_rows(&mut self.next, len))
+            .zip(chunk_rows(&mut self.aux, len))
+            .zip(chunk_rows(&mut self.scratch, len))
+            .zip(self.state.axis_chunks_iter(Axis(0), len))
+            .zip(inputs.axis_chunks_iter(Axis(0), len))
+            .collect();
+        pool::run(parallel, || {
+            pool::for_each(
+                work,
+                |(((((mut gates, mut next), mut aux), mut scratch), prev), x)| {
+                    let rows = gates.nrows();
+                    packed.gemm(false, x, gates.view_mut());
+                    cell.forward_step(Forward {
+                        rows,
+                        gates: slice_mut(&mut gates),
+                        prev: prev.to_slice().expect("standard layout"),
+                        next: slice_mut(&mut next),
+                        aux: slice_mut(&mut aux),
+                        scratch: slice_mut(&mut scratch),
+                    });
+                },
+            )
+        });
+        std::mem::swap(&mut self.state, &mut self.next);
+        Ok(self.state.slice(ndarray::s![.., layout.output_columns()]))
+    }
+
+    /// `[B, W]`: the current state, its parts side by side.
+    pub fn state(&self) -> ArrayView2<'_, T> {
+        self.state.view()
+    }
+
+    /// The current state's parts.
+    pub fn state_parts(&self) -> Vec<Array2<T>> {
+        let layout = self.cell.cell().layout();
+        (0..layout.state.len())
+            .map(|i| self.state.slice(ndarray::s![.., layout.part(i)]).to_owned())
+            .collect()
+    }
+}
+
+/// Rows per chunk when `batch` rows are cut into `chunks` chunks.
+fn chunk_len(batch: usize, chunks: usize) -> usize {
+    batch.div_ceil(chunks.max(1)).max(1)
+}
+
+/// `a`'s rows in consecutive chunks of `len` rows (the last may be
+/// shorter), each as its own mutable view.
+fn chunk_rows<T>(a: &mut Array2<T>, len: usize) -> Vec<ArrayViewMut2<'_, T>> {
+    a.axis_chunks_iter_mut(Axis(0), len).collect()
+}
+
+/// A standard-layout view's elements.
+fn slice_mut<'a, T>(a: &'a mut ArrayViewMut2<'_, T>) -> &'a mut [T] {
+    a.as_slice_mut().expect("standard layout")
+}
