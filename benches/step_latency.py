@@ -102,6 +102,7 @@ def _most_threads(argv: Sequence[str]) -> int:
 _MAX_THREADS = pin_threads(["--threads", str(_most_threads(sys.argv[1:]))])
 
 import numpy as np  # noqa: E402
+
 from report import fmt_time, fmt_times, ratio, render_table, time_cell  # noqa: E402
 
 try:
