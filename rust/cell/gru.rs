@@ -194,6 +194,22 @@ pub fn build<T: Scalar>(
     Ok(cell)
 }
 
+/// The matrices side by side (same rows), in row-major order: `concatenate!`
+/// may lay its result out column-major, and the GEMM then repacks a
+/// column-major right-hand side on every call (it made a single GRU step of
+/// H = 256 cost 200 µs instead of 30).
+fn side_by_side<T: Scalar>(parts: &[ArrayView2<T>]) -> Array2<T> {
+    let rows = parts.first().map_or(0, |p| p.nrows());
+    let cols = parts.iter().map(|p| p.ncols()).sum();
+    let mut out = Array2::zeros((rows, cols));
+    let mut at = 0;
+    for p in parts {
+        out.slice_mut(s![.., at..at + p.ncols()]).assign(p);
+        at += p.ncols();
+    }
+    out
+}
+
 /// The layout both forms share but for the widths that differ.
 fn layout(input: usize, units: usize, d_gates: usize, scratch: usize) -> Layout {
     Layout {
@@ -251,7 +267,7 @@ impl<T: Scalar> ResetBefore<T> {
         Ok(ResetBefore {
             layout: layout(input, units, 3 * units, units),
             activation,
-            w_x: concatenate![Axis(1), gx, cx],
+            w_x: side_by_side(&[gx, cx]),
             bias: concatenate![Axis(0), gates_bias, candidate_bias].to_vec(),
             gates_h: StepWeights::new(gh),
             cand_h: StepWeights::new(ch),
@@ -396,11 +412,11 @@ impl<T: Scalar> ResetAfter<T> {
         Ok(ResetAfter {
             layout: layout(input, units, 4 * units, 3 * units),
             activation,
-            w_x: concatenate![Axis(1), gx, input_kernel],
-            w_x_back: concatenate![Axis(1), input_kernel, gx],
+            w_x: side_by_side(&[gx, input_kernel]),
+            w_x_back: side_by_side(&[input_kernel, gx]),
             bias: concatenate![Axis(0), gates_bias, input_bias].to_vec(),
             hidden_bias: hidden_bias.to_vec(),
-            w_h: StepWeights::new(concatenate![Axis(1), gh, hidden_kernel].view()),
+            w_h: StepWeights::new(side_by_side(&[gh, hidden_kernel]).view()),
         })
     }
 }
