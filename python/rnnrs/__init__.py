@@ -4,8 +4,9 @@ Cells (``BasicRNNCell``, ``BasicLSTMCell``, ``LSTMCell``, ``GRUCell``), wrappers
 ``OutputProjectionWrapper``, ``ResidualWrapper``), run functions
 (``dynamic_rnn``, ``static_rnn``, ``bidirectional_dynamic_rnn``,
 ``static_bidirectional_rnn``) with ``sequence_length`` masking, and
-backpropagation through time (``return_backprop=True``). See ``DESIGN.md``
-for the contract.
+backpropagation through time (``return_backprop=True``). The README and the
+docstrings state the contract; ``docs/architecture.md`` in the repository
+describes how it is built.
 """
 
 from __future__ import annotations

@@ -192,6 +192,14 @@ class RNNCell:
         """The core's list of state parts as this cell's state structure."""
         return parts[0]
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickling and ``copy.deepcopy`` leave the core cell out (it is
+        rebuilt from the weights on first use)."""
+        state = self.__dict__.copy()
+        if "_core_cell" in state:
+            state["_core_cell"] = None
+        return state
+
     def _core(self) -> _rnnrs.Cell:
         """The core cell for the current weights (the cell is built): made
         once per set of weights, so later calls neither copy nor repack them."""

@@ -14,7 +14,7 @@
 //! `NR` is two SIMD vectors (32 `f32` / 16 `f64` with AVX-512, 16 / 8 with
 //! AVX2); a panel of a 256-deep `B` is 32 KiB and stays in L1 while every row
 //! block of `A` passes over it. The instruction set is chosen at run time;
-//! without AVX2+FMA the product goes to the general [`crate::gemm::gemm`].
+//! without AVX2+FMA the product goes to the general [`super::gemm::gemm`].
 //!
 //! Every output element is one FMA chain over `k = 0..K` in order, so
 //! results do not depend on how rows or panels are split among threads.

@@ -318,7 +318,7 @@ fn forward<'py>(
         let parts = borrow_parts::<T>("initial_state", initial_state)?;
         let x = time_major_view(x.as_array(), time_major);
         let views: Vec<_> = parts.iter().map(|s| s.as_array()).collect();
-        let out = py.detach(|| sequence::forward(p.cell(), x, &views, lengths, time_major))?;
+        let out = py.detach(|| sequence::forward_prepared(p, x, &views, lengths, time_major))?;
         let cache = ForwardCache(cached(Arc::clone(p), out.cache));
         PyTuple::new(
             py,

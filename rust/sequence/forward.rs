@@ -9,7 +9,7 @@ use crate::error::{Error, Result};
 use crate::kernels::gemm::par_product;
 use crate::kernels::scalar::Scalar;
 use crate::pool;
-use crate::step::{Cell, Forward};
+use crate::step::{Cell, Forward, Prepared};
 use ndarray::{Array2, Array3, ArrayView2, ArrayView3, Axis};
 
 /// What the forward pass keeps for backpropagation.
@@ -65,6 +65,43 @@ pub fn forward<T: Scalar, C: Cell<T> + ?Sized>(
     lengths: Option<&[i64]>,
     time_major: bool,
 ) -> Result<Output<T>> {
+    run(cell, None, x, initial, lengths, time_major)
+}
+
+/// Token rows up to which the input projection of a [`Prepared`] cell runs
+/// over its packed input kernel: the general GEMM repacks its right-hand side
+/// on every call, which dominates a call of a step or two (a quarter of an
+/// LSTM's one-step `dynamic_rnn` at B = 1, H = 256). The choice depends on
+/// the shapes only.
+const PACKED_INPUT_ROWS: usize = 64;
+
+/// [`forward`] on a [`Prepared`] cell: short calls use its packed input
+/// kernel.
+pub fn forward_prepared<T: Scalar>(
+    prepared: &Prepared<T>,
+    x: ArrayView3<T>,
+    initial: &[ArrayView2<T>],
+    lengths: Option<&[i64]>,
+    time_major: bool,
+) -> Result<Output<T>> {
+    run(
+        prepared.cell(),
+        Some(prepared),
+        x,
+        initial,
+        lengths,
+        time_major,
+    )
+}
+
+fn run<T: Scalar, C: Cell<T> + ?Sized>(
+    cell: &C,
+    prepared: Option<&Prepared<T>>,
+    x: ArrayView3<T>,
+    initial: &[ArrayView2<T>],
+    lengths: Option<&[i64]>,
+    time_major: bool,
+) -> Result<Output<T>> {
     let layout = cell.layout();
     let (time, batch, input) = x.dim();
     if input != layout.input {
@@ -93,7 +130,14 @@ pub fn forward<T: Scalar, C: Cell<T> + ?Sized>(
 
     let (xs, states, gates, aux) = pool::run(parallel, || {
         let xs = gather_inputs(&plan, x);
-        let mut gates = par_product(xs.view(), cell.input_kernel());
+        let mut gates = match prepared {
+            Some(p) if plan.rows <= PACKED_INPUT_ROWS => {
+                let mut gates = Array2::zeros((plan.rows, layout.gates));
+                p.packed_input().gemm(false, xs.view(), gates.view_mut());
+                gates
+            }
+            _ => par_product(xs.view(), cell.input_kernel()),
+        };
         let mut states = Array2::<T>::zeros((plan.rows, width));
         let mut aux = Array2::<T>::zeros((plan.rows, a_w));
         let work: Vec<_> = plan

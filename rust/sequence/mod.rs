@@ -19,5 +19,5 @@ pub mod plan;
 pub mod slots;
 
 pub use backward::{backward, Grads};
-pub use forward::{forward, Cache, Output};
+pub use forward::{forward, forward_prepared, Cache, Output};
 pub use slots::time_major_view;

@@ -41,7 +41,8 @@ impl<T: Scalar> Prepared<T> {
         self.cell.as_ref()
     }
 
-    fn packed_input(&self) -> &PackedB<T> {
+    /// `W_x` packed (on first use), for single steps and short calls.
+    pub fn packed_input(&self) -> &PackedB<T> {
         self.input
             .get_or_init(|| PackedB::new(self.cell.input_kernel()))
     }

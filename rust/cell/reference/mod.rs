@@ -6,6 +6,7 @@
 //! bitwise equality across thread counts. They are never used for real work.
 
 mod basic_rnn;
+mod example;
 mod gru;
 mod lstm;
 mod steps;

@@ -135,6 +135,19 @@ fn steps_equal_a_whole_sequence() {
         for (got, want) in stepper.state_parts().iter().zip(&whole.state) {
             assert!((got - want).iter().all(|d| d.abs() < 1e-13), "{name} state");
         }
+        // a short call on the prepared cell runs over its packed input kernel
+        let short = sequence::forward_prepared(
+            &prepared,
+            time_major_view(x.view(), false),
+            &views,
+            None,
+            false,
+        )
+        .unwrap();
+        let diff = (&short.outputs - &whole.outputs)
+            .iter()
+            .fold(0.0f64, |m, d| m.max(d.abs()));
+        assert!(diff < 1e-13, "{name} prepared: {diff}");
         // one step through the convenience call is the stepper's first step
         let one = prepared.step(x.slice(s![.., 0, ..]), &views).unwrap();
         let want = whole.outputs.slice(s![.., 0, ..]);
