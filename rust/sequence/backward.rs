@@ -11,7 +11,7 @@ use crate::kernels::scalar::Scalar;
 use crate::pool;
 use crate::step::params::Named;
 use crate::step::{Backward, Cell, Deferred};
-use ndarray::{s, Array1, Array2, Array3, ArrayView2, ArrayView3, Axis};
+use ndarray::{Array1, Array2, Array3, ArrayView2, ArrayView3, Axis};
 use std::ops::Range;
 
 /// Gradients of a [`super::forward`] call.
@@ -204,12 +204,23 @@ fn add_step_outputs<T: Scalar>(
     d_outputs: Option<&ArrayView3<T>>,
 ) {
     if let Some(dy) = d_outputs {
+        let dy_t = dy.index_axis(Axis(0), t);
         for (rank, &b) in g.rows[..g.active[t]].iter().enumerate() {
-            let row = &mut d[rank * width..(rank + 1) * width][cols.clone()];
-            for (r, &v) in row.iter_mut().zip(dy.slice(s![t, b, ..])) {
-                *r += v;
+            let row = &mut d[rank * width + cols.start..rank * width + cols.end];
+            let src = dy_t.row(b);
+            match src.as_slice() {
+                Some(src) => add_into(row, src),
+                None => row.iter_mut().zip(src).for_each(|(r, &v)| *r += v),
             }
         }
+    }
+}
+
+/// `row += src`.
+#[inline]
+fn add_into<T: Scalar>(row: &mut [T], src: &[T]) {
+    for (r, &v) in row.iter_mut().zip(src) {
+        *r += v;
     }
 }
 

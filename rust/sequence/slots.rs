@@ -26,8 +26,12 @@ pub fn gather_inputs<T: Scalar>(plan: &Plan, x: ArrayView3<T>) -> Array2<T> {
     let sources = plan.groups.iter().flat_map(|g| {
         (0..g.start.len() - 1).flat_map(move |k| {
             let active = g.active.get(k).copied().unwrap_or(0);
-            (0..g.start[k + 1] - g.start[k])
-                .map(move |rank| (rank < active).then(|| x.slice_move(s![k, g.rows[rank], ..])))
+            // block k holds step k's tokens (the last block none: padding)
+            let x_k = (active > 0).then(|| x.index_axis_move(Axis(0), k));
+            (0..g.start[k + 1] - g.start[k]).map(move |rank| match x_k {
+                Some(x_k) if rank < active => Some(x_k.index_axis_move(Axis(0), g.rows[rank])),
+                _ => None,
+            })
         })
     });
     assemble_in_order(plan.rows, x.len_of(Axis(2)), sources)
