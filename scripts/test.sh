@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Runs every test of rnnrs, lint included: it builds and installs the wheel
-# with the test tools, then runs the lint gates (ruff over the Python sources,
-# cargo fmt and clippy over the Rust core), the Rust core's unit tests, the
-# type stubs against the built module, and the Python suite (pytest +
-# hypothesis). Installs what it needs itself, into the current Python
-# (use a virtual environment, see the README).
+# with the test tools, then runs the lint gates (ruff over the Python sources;
+# cargo fmt, clippy and the doc links of the Rust core), the Rust core's unit
+# tests, the type stubs against the built module, and the Python suite
+# (pytest + hypothesis). Installs what it needs itself, into the current
+# Python (use a virtual environment, see the README).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/env.sh
@@ -24,6 +24,9 @@ cargo fmt --check
 echo "== cargo clippy, core and Python edge (warnings are errors)"
 CARGO_TARGET_DIR="$RNNRS_CHECK_TARGET" cargo clippy --quiet --all-targets -- -D warnings
 CARGO_TARGET_DIR="$RNNRS_CHECK_TARGET" cargo clippy --quiet --all-targets --features python -- -D warnings
+
+echo "== cargo doc (broken links in the core's docs are errors)"
+RUSTDOCFLAGS="-D warnings" CARGO_TARGET_DIR="$RNNRS_CHECK_TARGET" cargo doc --no-deps --quiet
 
 echo "== cargo test (numeric core, no Python; compiling takes about a minute the first time)"
 CARGO_TARGET_DIR="$RNNRS_TEST_TARGET" cargo test --release --quiet

@@ -114,7 +114,7 @@ fn strides(s: &[isize]) -> [isize; 2] {
     [s[0], s[1]]
 }
 
-/// Like [`gemm`], but on every thread of the current rayon pool (inline
+/// Like [`gemm()`], but on every thread of the current rayon pool (inline
 /// when called from outside one). The `gemm` crate splits only the output's
 /// rows and columns among threads, never `K`, and sizes its cache blocks from
 /// the shape alone, so each element is summed in the same order whatever the

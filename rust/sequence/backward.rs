@@ -14,7 +14,7 @@ use crate::step::{Backward, Cell, Deferred};
 use ndarray::{Array1, Array2, Array3, ArrayView2, ArrayView3, Axis};
 use std::ops::Range;
 
-/// Gradients of a [`super::forward`] call.
+/// Gradients of a [`super::forward()`] call.
 #[derive(Debug, Clone)]
 pub struct Grads<T> {
     /// `d inputs`, in the forward call's layout; zero past each length.

@@ -30,7 +30,7 @@ pub struct Cache<T> {
     pub aux: Array2<T>,
 }
 
-/// What [`forward`] returns.
+/// What [`forward()`] returns.
 #[derive(Debug, Clone)]
 pub struct Output<T> {
     /// `[B, T, out]` (or `[T, B, out]` when time-major); zero past each length.
@@ -75,7 +75,7 @@ pub fn forward<T: Scalar, C: Cell<T> + ?Sized>(
 /// the shapes only.
 const PACKED_INPUT_ROWS: usize = 64;
 
-/// [`forward`] on a [`Prepared`] cell: short calls use its packed input
+/// [`forward()`] on a [`Prepared`] cell: short calls use its packed input
 /// kernel.
 pub fn forward_prepared<T: Scalar>(
     prepared: &Prepared<T>,

@@ -1,6 +1,6 @@
 //! The sequence driver: runs any [`Cell`](crate::step::Cell) over a batch of
-//! sequences, forward ([`forward`]) and backward through time
-//! ([`backward`]), written once for every cell.
+//! sequences, forward ([`forward()`]) and backward through time
+//! ([`backward()`]), written once for every cell.
 //!
 //! * [`plan`]: rows sorted by length and grouped; the slot layout every
 //!   buffer of a call shares.
