@@ -57,22 +57,23 @@ where
     I: IntoIterator<Item = Option<ArrayView1<'a, T>>>,
 {
     let mut out = Array2::<T>::uninit((rows, cols));
-    let mut written = 0;
+    let mut sources = sources.into_iter();
     if cols > 0 {
         let flat = out.as_slice_mut().expect("a new array is contiguous");
-        let mut sources = sources.into_iter();
+        // `rows` rows of `cols` elements: one chunk per row
         for row in flat.chunks_exact_mut(cols) {
             write_row(row, sources.next().expect("a source for every row"));
-            written += 1;
         }
-        assert!(
-            sources.next().is_none(),
-            "assemble_in_order: more sources than rows"
-        );
     } else {
-        written = rows;
+        // nothing to write, but still exactly one source per row
+        for _ in 0..rows {
+            sources.next().expect("a source for every row");
+        }
     }
-    assert_eq!(written, rows);
+    assert!(
+        sources.next().is_none(),
+        "assemble_in_order: more sources than rows"
+    );
     // SAFETY: every one of the `rows` rows was written above (or there are
     // no elements); a panic leaves before this point.
     unsafe { out.assume_init() }

@@ -2,10 +2,7 @@
 
 use super::forward::Cache;
 use super::plan::{Group, Plan};
-use super::slots::{
-    block, check_state_parts, global_block, join_parts, scatter, split_groups, split_parts,
-    worth_parallel, Slot,
-};
+use super::slots::{block, global_block, scatter, split_groups, worth_parallel, Slot};
 use crate::error::{check_shape, Error, Result};
 use crate::kernels::scalar::Scalar;
 use crate::pool;
@@ -68,8 +65,8 @@ pub fn backward<T: Scalar, C: Cell<T> + ?Sized>(
     }
     let d_final = match d_state {
         Some(parts) => {
-            check_state_parts("d_state", parts, layout, plan.batch)?;
-            Some(join_parts(parts, layout, plan.batch))
+            layout.check_parts("d_state", parts, plan.batch)?;
+            Some(layout.join_parts(parts, plan.batch))
         }
         None => None,
     };
@@ -147,7 +144,7 @@ pub fn backward<T: Scalar, C: Cell<T> + ?Sized>(
                 cache.time_major,
                 Slot::Token,
             ),
-            initial_state: split_parts(&d_initial, layout),
+            initial_state: layout.split_parts(d_initial.view()),
             weights: grads.weights,
         })
     })

@@ -2,15 +2,15 @@
 
 use super::plan::Plan;
 use super::slots::{
-    block, check_state_parts, final_state, gather_group_rows, gather_inputs, join_parts, scatter,
-    split_groups, split_parts, worth_parallel, Slot,
+    block, final_state, gather_group_rows, gather_inputs, scatter, split_groups, worth_parallel,
+    Slot,
 };
 use crate::error::{Error, Result};
 use crate::kernels::gemm::par_product;
 use crate::kernels::scalar::Scalar;
 use crate::pool;
 use crate::step::{Cell, Forward, Prepared};
-use ndarray::{Array2, Array3, ArrayView2, ArrayView3, Axis};
+use ndarray::{Array2, Array3, ArrayView2, ArrayView3};
 
 /// What the forward pass keeps for backpropagation.
 #[derive(Debug, Clone)]
@@ -122,8 +122,8 @@ fn run<T: Scalar, C: Cell<T> + ?Sized>(
         ));
     }
     let plan = Plan::new(batch, time, lengths)?;
-    check_state_parts("initial_state", initial, layout, batch)?;
-    let initial = join_parts(initial, layout, batch);
+    layout.check_parts("initial_state", initial, batch)?;
+    let initial = layout.join_parts(initial, batch);
     let width = layout.state_width();
     let (g_w, a_w, s_w) = (layout.gates, layout.aux, layout.scratch);
     let parallel = worth_parallel(&plan, layout.work_per_token);
@@ -178,8 +178,7 @@ fn run<T: Scalar, C: Cell<T> + ?Sized>(
             Slot::State,
         )
     });
-    let state = split_parts(&final_state(&plan, &states, &initial), layout);
-    debug_assert_eq!(xs.len_of(Axis(0)), plan.rows);
+    let state = layout.split_parts(final_state(&plan, &states, &initial).view());
     Ok(Output {
         outputs,
         state,

@@ -3,12 +3,10 @@
 //! slice per group, and addressing a step's block inside them.
 
 use super::plan::{Group, Plan};
-use crate::error::{check_shape, Result};
 use crate::kernels::rows::{assemble, assemble_in_order};
 use crate::kernels::scalar::Scalar;
 use crate::pool;
-use crate::step::Layout;
-use ndarray::{s, Array2, Array3, ArrayView2, ArrayView3, Axis};
+use ndarray::{s, Array2, Array3, ArrayView3, Axis};
 use std::ops::Range;
 
 /// Views `inputs` as `[T, B, I]` whatever the caller's layout.
@@ -74,47 +72,6 @@ pub fn scatter<T: Scalar>(
     });
     flat.into_shape_with_order((outer, inner, width))
         .expect("standard layout")
-}
-
-/// Checks the parts of a state given for every batch row (`initial_state`,
-/// `d_state`), named `arg` (`arg.c` for a named part) in errors.
-pub fn check_state_parts<T>(
-    arg: &str,
-    parts: &[ArrayView2<T>],
-    layout: &Layout,
-    batch: usize,
-) -> Result<()> {
-    if parts.len() != layout.state.len() {
-        return Err(crate::error::Error::invalid(
-            arg,
-            format!("{} state parts", layout.state.len()),
-            format!("{}", parts.len()),
-        ));
-    }
-    for (i, p) in parts.iter().enumerate() {
-        check_shape(
-            &layout.part_arg(arg, i),
-            p.shape(),
-            &[batch, layout.state[i].width],
-        )?;
-    }
-    Ok(())
-}
-
-/// The state parts side by side: `[B, W]`.
-pub fn join_parts<T: Scalar>(parts: &[ArrayView2<T>], layout: &Layout, batch: usize) -> Array2<T> {
-    let mut out = Array2::zeros((batch, layout.state_width()));
-    for (i, p) in parts.iter().enumerate() {
-        out.slice_mut(s![.., layout.part(i)]).assign(p);
-    }
-    out
-}
-
-/// A `[B, W]` state cut into its parts.
-pub fn split_parts<T: Scalar>(state: &Array2<T>, layout: &Layout) -> Vec<Array2<T>> {
-    (0..layout.state.len())
-        .map(|i| state.slice(s![.., layout.part(i)]).to_owned())
-        .collect()
 }
 
 /// Each row's final state `[B, W]`: its state after step `len-1`, or

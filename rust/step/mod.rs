@@ -36,8 +36,9 @@ mod prepared;
 
 pub use prepared::{Prepared, StepOutput};
 
+use crate::error::{check_shape, Error, Result};
 use crate::kernels::scalar::Scalar;
-use ndarray::{Array2, ArrayView1, ArrayView2};
+use ndarray::{s, Array2, ArrayView1, ArrayView2};
 use params::Named;
 use std::ops::Range;
 
@@ -113,6 +114,43 @@ impl Layout {
             "" => arg.to_string(),
             name => format!("{arg}.{name}"),
         }
+    }
+
+    /// Checks a state given as its parts, each `[batch, width]`, named `arg`
+    /// (`arg.c` for a named part) in errors.
+    pub fn check_parts<T>(&self, arg: &str, parts: &[ArrayView2<T>], batch: usize) -> Result<()> {
+        if parts.len() != self.state.len() {
+            return Err(Error::invalid(
+                arg,
+                format!("{} state parts", self.state.len()),
+                format!("{}", parts.len()),
+            ));
+        }
+        for (i, p) in parts.iter().enumerate() {
+            check_shape(
+                &self.part_arg(arg, i),
+                p.shape(),
+                &[batch, self.state[i].width],
+            )?;
+        }
+        Ok(())
+    }
+
+    /// The state's parts side by side: `[batch, W]` (checked by
+    /// [`Layout::check_parts`] first).
+    pub fn join_parts<T: Scalar>(&self, parts: &[ArrayView2<T>], batch: usize) -> Array2<T> {
+        let mut out = Array2::zeros((batch, self.state_width()));
+        for (i, p) in parts.iter().enumerate() {
+            out.slice_mut(s![.., self.part(i)]).assign(p);
+        }
+        out
+    }
+
+    /// A `[B, W]` state cut into its parts.
+    pub fn split_parts<T: Scalar>(&self, state: ArrayView2<T>) -> Vec<Array2<T>> {
+        (0..self.state.len())
+            .map(|i| state.slice(s![.., self.part(i)]).to_owned())
+            .collect()
     }
 }
 

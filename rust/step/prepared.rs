@@ -1,7 +1,7 @@
 //! A built cell kept ready for calls, and single steps on it.
 
 use super::{Cell, Forward};
-use crate::error::{check_shape, Error, Result};
+use crate::error::{check_shape, Result};
 use crate::kernels::packed::PackedB;
 use crate::kernels::scalar::Scalar;
 use crate::pool;
@@ -51,22 +51,9 @@ impl<T: Scalar> Prepared<T> {
     /// each `[batch, width]`, named `arg` in errors).
     pub fn stepper(&self, arg: &str, initial: &[ArrayView2<T>]) -> Result<Stepper<'_, T>> {
         let layout = self.cell.layout();
-        if initial.len() != layout.state.len() {
-            return Err(Error::invalid(
-                arg,
-                format!("{} state parts", layout.state.len()),
-                format!("{}", initial.len()),
-            ));
-        }
         let batch = initial.first().map_or(0, |s| s.nrows());
-        let mut state = Array2::zeros((batch, layout.state_width()));
-        for (i, part) in initial.iter().enumerate() {
-            let name = layout.part_arg(arg, i);
-            check_shape(&name, part.shape(), &[batch, layout.state[i].width])?;
-            state
-                .slice_mut(ndarray::s![.., layout.part(i)])
-                .assign(part);
-        }
+        layout.check_parts(arg, initial, batch)?;
+        let state = layout.join_parts(initial, batch);
         Ok(Stepper {
             cell: self,
             next: Array2::zeros(state.dim()),
@@ -165,10 +152,7 @@ impl<T: Scalar> Stepper<'_, T> {
 
     /// The current state's parts.
     pub fn state_parts(&self) -> Vec<Array2<T>> {
-        let layout = self.cell.cell().layout();
-        (0..layout.state.len())
-            .map(|i| self.state.slice(ndarray::s![.., layout.part(i)]).to_owned())
-            .collect()
+        self.cell.cell().layout().split_parts(self.state.view())
     }
 }
 

@@ -7,7 +7,7 @@ use crate::kernels::scalar::Scalar;
 use crate::sequence::{self, time_major_view};
 use crate::step::params::{Options, Value, Weights};
 use crate::step::{Cell, Prepared};
-use ndarray::{s, Array1, Array2, Array3, ArrayD, Axis};
+use ndarray::{s, Array2, Array3, ArrayD, Axis};
 
 fn rand(shape: &[usize], seed: u64) -> ArrayD<f64> {
     let mut s = seed;
@@ -155,12 +155,8 @@ fn steps_equal_a_whole_sequence() {
             (&one.output - &want).iter().all(|d| d.abs() < 1e-13),
             "{name}"
         );
-        assert_eq!(one.state.len(), cell_parts(&prepared));
+        assert_eq!(one.state.len(), prepared.cell().layout().state.len());
     }
-}
-
-fn cell_parts<T: Scalar>(p: &Prepared<T>) -> usize {
-    p.cell().layout().state.len()
 }
 
 #[test]
@@ -212,5 +208,4 @@ fn step_errors_name_the_argument() {
         e.to_string(),
         "inputs: expected shape [2, 5], got shape [2, 4]"
     );
-    let _ = Array1::<f64>::zeros(0);
 }
