@@ -8,7 +8,7 @@
 //! keys. States cross as lists of arrays, one per part (`[h]`, or `[c, h]`
 //! for an LSTM).
 
-use super::{borrow, PyFloat};
+use super::{borrow, describe, PyFloat};
 use crate::cell;
 use crate::error::Result as CoreResult;
 use crate::sequence::{self, time_major_view, Cache};
@@ -123,18 +123,7 @@ fn borrowed_weights<'py, T: PyFloat>(
             .extract()
             .map_err(|_| PyTypeError::new_err("weights: expected names (str) as keys"))?;
         let array: PyReadonlyArrayDyn<'py, T> = v.extract().map_err(|_| {
-            let got = v
-                .get_type()
-                .name()
-                .map(|n| n.to_string())
-                .unwrap_or_default();
-            let got = match v.cast::<numpy::PyUntypedArray>() {
-                Ok(a) => {
-                    use numpy::PyUntypedArrayMethods;
-                    format!("a {} array", a.dtype())
-                }
-                Err(_) => got,
-            };
+            let got = describe(&v, false);
             PyTypeError::new_err(format!(
                 "{name}: expected a numpy.{} array, got {got}",
                 T::NAME

@@ -45,18 +45,25 @@ pub(crate) fn borrow<'py, A: FromPyObjectOwned<'py>>(
     rank: usize,
 ) -> PyResult<A> {
     obj.extract::<A>().map_err(|_| {
-        let got = match obj.cast::<PyUntypedArray>() {
-            Ok(a) => format!("a {}-d {} array", a.ndim(), a.dtype()),
-            Err(_) => obj
-                .get_type()
-                .name()
-                .map(|n| n.to_string())
-                .unwrap_or_default(),
-        };
+        let got = describe(obj, true);
         PyTypeError::new_err(format!(
             "{arg}: expected a {rank}-d numpy.{dtype} array, got {got}"
         ))
     })
+}
+
+/// What `obj` is, for a "got …" in an error: `a 2-d float64 array` (`a
+/// float64 array` without `with_ndim`), or its type's name.
+pub(crate) fn describe(obj: &Bound<'_, PyAny>, with_ndim: bool) -> String {
+    match obj.cast::<PyUntypedArray>() {
+        Ok(a) if with_ndim => format!("a {}-d {} array", a.ndim(), a.dtype()),
+        Ok(a) => format!("a {} array", a.dtype()),
+        Err(_) => obj
+            .get_type()
+            .name()
+            .map(|n| n.to_string())
+            .unwrap_or_default(),
+    }
 }
 
 /// Sizes the thread pool (`n >= 1`).
