@@ -180,8 +180,13 @@ def test_embedding_bad_ids():
     assert "[0, 4)" in str(info.value)
     with raises_naming(ValueError, "inputs"):
         layer(np.array([-1]))
-    with raises_naming(TypeError, "inputs"):
+    # a float dtype is accepted (whole floats are ids), so a fractional id is a
+    # bad value, not a bad type: ValueError naming the id and its position
+    with raises_naming(ValueError, "inputs") as info:
         layer(np.array([0.5]))
+    assert "non-integer id 0.5 at 0" in str(info.value)
+    with raises_naming(TypeError, "inputs"):
+        layer(np.array(["1"]))
     assert layer(np.array([1.0, 2.0])).shape == (2, 2)  # whole floats are ids
 
 

@@ -9,17 +9,28 @@ Shape letters: ``B`` batch, ``T`` time, ``I`` input size, ``H`` units.
 
 from __future__ import annotations
 
+import threading
 from typing import Any, Callable, Mapping, Optional
 
 import numpy as np
 
 from . import _rnnrs
-from ._validate import as_dtype, check_shape, float_array, positive_int
+from ._validate import as_dtype, bounded_int, check_shape, float_array, positive_int, seed_value
 
 ACTIVATIONS = ("tanh", "relu", "sigmoid", "identity")
 
+#: A validated ``sequence_length``: contiguous int64 ``[B]`` within ``[0, T]``, or None.
+Lengths = Optional[np.ndarray]
+
 #: ``backward(d_outputs, d_state) -> (d_inputs, d_initial_state, d_weights)``
 Backward = Callable[[Optional[np.ndarray], Any], "tuple[np.ndarray, Any, dict[str, np.ndarray]]"]
+
+
+#: Held while a ``set_weights`` swaps in new weights and while a wrapper
+#: takes the snapshot of the weights a call uses (:meth:`RNNCell._snapshot`),
+#: so that a call sees every part of a wrapper's weights from before an
+#: update or every part from after it, never a mix.
+WEIGHTS_LOCK = threading.Lock()
 
 
 def glorot_uniform(rng: np.random.Generator, shape: tuple[int, int], dtype: np.dtype[Any]) -> np.ndarray:
@@ -37,6 +48,11 @@ class RNNCell:
     built from the weights once and kept until they change, and the run
     functions and the one-step call go through it. Wrappers instead override
     :meth:`_run` (the whole-sequence forward, returning a backward closure).
+
+    Weights are never changed in place: ``set_weights`` swaps in new arrays
+    (under :data:`WEIGHTS_LOCK`), and a call runs on one snapshot of them
+    (:meth:`_snapshot`), so calls running in other threads while the weights
+    are replaced each see the old weights or the new ones, never a mix.
     """
 
     #: The Rust core's name for this kind of cell (``_rnnrs.cell_kinds()``);
@@ -46,9 +62,7 @@ class RNNCell:
     def __init__(self, num_units: int, dtype: Any = np.float32, seed: Optional[int] = None) -> None:
         self._num_units = positive_int("num_units", num_units)
         self._dtype = as_dtype(dtype)
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
-            raise TypeError(f"seed: expected an integer or None, got {type(seed).__name__}")
-        self.seed = seed
+        self.seed = seed_value(seed)
         self._input_size: Optional[int] = None
         self._weights: dict[str, np.ndarray] = {}
         # (the weights dict it was built from, the core cell): rebuilt when
@@ -99,10 +113,9 @@ class RNNCell:
     def build(self, input_size: int) -> None:
         """Creates the weights for inputs of size ``input_size`` (Glorot-uniform
         kernels seeded by ``seed``, zero biases). A built cell must be rebuilt
-        with the same size."""
-        input_size = int(input_size)
-        if input_size < 0:
-            raise ValueError(f"input_size: expected an integer >= 0, got {input_size}")
+        with the same size. ``input_size`` must be an integer >= 0
+        (``TypeError`` for a bool, a float or a string)."""
+        input_size = checked_size("input_size", input_size)
         if self._input_size is not None:
             if input_size != self._input_size:
                 raise ValueError(
@@ -114,23 +127,50 @@ class RNNCell:
         self._input_size = input_size
 
     def get_weights(self) -> dict[str, np.ndarray]:
-        """A copy of every weight, by TensorFlow 1.x name."""
+        """A copy of every weight, by TensorFlow 1.x name (all from one
+        snapshot: never a mix of weights from before and after a concurrent
+        ``set_weights``)."""
         self._require_built("get_weights")
-        return {name: w.copy() for name, w in self._weights.items()}
+        return {name: w.copy() for name, w in self._named(self._locked_snapshot()).items()}
 
     def set_weights(self, mapping: Mapping[str, Any]) -> None:
         """Replaces weights by name (any subset of :meth:`get_weights`'s keys
         once built; all of them to build an unbuilt cell). Values are copied
-        and cast to the cell's dtype; names and shapes are validated, and
-        nothing changes unless all of them are valid."""
-        self._prepare_weights(mapping, "")()
+        and cast to the cell's dtype (complex numbers and strings raise
+        ``TypeError``); names and shapes are validated, and nothing changes
+        unless all of them are valid. The new weights replace the old ones in
+        one step: a call running at the same time in another thread uses
+        either all of the old weights or all of the new ones."""
+        commit = self._prepare_weights(mapping, "")
+        with WEIGHTS_LOCK:
+            commit()
+
+    # -- snapshots of the weights (what one call runs on) -------------------
+    def _snapshot(self) -> Any:
+        """The weights a call uses, as one value that later ``set_weights``
+        calls do not change (the weights dict here; a wrapper's combines its
+        parts' snapshots). Call it under :data:`WEIGHTS_LOCK` when it reads
+        more than one attribute (see :meth:`_locked_snapshot`)."""
+        return self._weights
+
+    def _locked_snapshot(self) -> Any:
+        """:meth:`_snapshot`, taken under :data:`WEIGHTS_LOCK` (a core cell's
+        is one attribute read, which needs no lock)."""
+        if self._kind is not None:
+            return self._weights
+        with WEIGHTS_LOCK:
+            return self._snapshot()
+
+    def _named(self, snapshot: Any) -> dict[str, np.ndarray]:
+        """The weights of a snapshot by name (the arrays themselves, not copies)."""
+        named: dict[str, np.ndarray] = snapshot
+        return named
 
     def _prepare_weights(self, mapping: Mapping[str, Any], prefix: str) -> Callable[[], None]:
         """Validates ``mapping`` (its names shown with ``prefix`` in errors)
         and returns the function that applies it. Wrappers prepare all their
         parts before applying any, so a failed ``set_weights`` changes nothing."""
-        if not isinstance(mapping, Mapping):
-            raise TypeError(f"mapping: expected a mapping of weight name to array, got {type(mapping).__name__}")
+        check_mapping(mapping)
         arrays = {}
         for name, value in mapping.items():
             arrays[name] = float_array(f"mapping[{prefix + name!r}]", value, self._dtype, np.ndim(value), "")
@@ -167,10 +207,9 @@ class RNNCell:
 
     # -- state -------------------------------------------------------------
     def zero_state(self, batch_size: int) -> Any:
-        """The state structure for ``batch_size`` rows, filled with zeros."""
-        batch_size = int(batch_size)
-        if batch_size < 0:
-            raise ValueError(f"batch_size: expected an integer >= 0, got {batch_size}")
+        """The state structure for ``batch_size`` rows (an integer >= 0),
+        filled with zeros."""
+        batch_size = checked_size("batch_size", batch_size)
         return np.zeros((batch_size, self._num_units), dtype=self._dtype)
 
     def _check_state(self, name: str, state: Any, batch: int) -> Any:
@@ -200,10 +239,12 @@ class RNNCell:
             state["_core_cell"] = None
         return state
 
-    def _core(self) -> _rnnrs.Cell:
-        """The core cell for the current weights (the cell is built): made
-        once per set of weights, so later calls neither copy nor repack them."""
-        weights = self._weights
+    def _core(self, weights: Optional[dict[str, np.ndarray]] = None) -> _rnnrs.Cell:
+        """The core cell for ``weights`` (a snapshot; the current weights when
+        None; the cell is built): made once per set of weights, so later calls
+        neither copy nor repack them."""
+        if weights is None:
+            weights = self._weights
         cached = self._core_cell
         if cached is not None and cached[0] is weights:
             return cached[1]
@@ -213,7 +254,7 @@ class RNNCell:
         return core
 
     def _run(
-        self, inputs: np.ndarray, state: Any, lengths: Optional[np.ndarray], time_major: bool, training: bool
+        self, inputs: np.ndarray, state: Any, lengths: Lengths, time_major: bool, training: bool, weights: Any
     ) -> tuple[np.ndarray, Any, Backward]:
         """The whole-sequence forward pass, on validated arguments.
 
@@ -227,11 +268,13 @@ class RNNCell:
         d_initial_state, d_weights)``, where ``d_outputs`` (validated, or
         None) is shaped like ``outputs`` and ``d_state`` (validated by
         :meth:`_check_state`, or None) like the state, and ``d_weights``
-        has exactly the keys of :meth:`get_weights`.
+        has exactly the keys of :meth:`get_weights`. ``weights`` is the
+        snapshot of the weights to run on (:meth:`_locked_snapshot`, taken
+        once per call and handed down to the wrapped cells).
 
         This one runs the core cell; wrappers override it.
         """
-        core = self._core()
+        core = self._core(weights)
         outputs, final_parts, cache = _rnnrs.forward(core, inputs, self._state_parts(state), lengths, time_major)
 
         def backward(d_outputs: Optional[np.ndarray], d_state: Any) -> tuple[np.ndarray, Any, dict[str, np.ndarray]]:
@@ -250,7 +293,7 @@ class RNNCell:
         if self._kind is not None:
             output, parts = self._core().step(x, self._state_parts(state))
             return output, self._state_from_parts(parts)
-        outputs, new_state, _ = self._run(x[:, None, :], state, None, False, False)
+        outputs, new_state, _ = self._run(x[:, None, :], state, None, False, False, self._locked_snapshot())
         return outputs[:, 0, :], new_state
 
     def __repr__(self) -> str:
@@ -305,3 +348,20 @@ class BasicRNNCell(RNNCell):
 
     def _core_options(self) -> dict[str, Any]:
         return {"activation": self.activation}
+
+
+def checked_size(name: str, value: Any) -> int:
+    """``value`` as an int >= 0 (a size: ``input_size``, ``batch_size``);
+    Python ints take a fast path, as this runs on every call."""
+    if type(value) is int and value >= 0:
+        return value
+    return bounded_int(name, value, 0)
+
+
+def check_mapping(mapping: Any) -> None:
+    """A weights mapping: a ``Mapping`` whose keys are weight names (str)."""
+    if not isinstance(mapping, Mapping):
+        raise TypeError(f"mapping: expected a mapping of weight name to array, got {type(mapping).__name__}")
+    for name in mapping:
+        if not isinstance(name, str):
+            raise TypeError(f"mapping: expected weight names (str) as keys, got {type(name).__name__} {name!r}")

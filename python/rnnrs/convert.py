@@ -14,7 +14,11 @@ Keras 3 (``SimpleRNN`` / ``LSTM`` / ``GRU`` ``get_weights()`` lists):
 
 rnnrs keeps TF 1.x's run-time ``forget_bias`` out of the stored bias; the
 converters fold it in (PyTorch, Keras) and take it back out (from them).
-What a target cannot represent is refused with a ``ValueError``: a TF1-form
+Every array coming in is checked before anything is set: numbers only
+(complex numbers and strings raise ``TypeError``, never converted), and its
+full shape against the cell's units (and input size, once built)
+(``ValueError`` naming the array). What a target cannot represent is refused
+with a ``ValueError``: a TF1-form
 GRU in PyTorch (which only has the reset-after form), peepholes or clipping
 anywhere but rnnrs, a projection in Keras, an activation the target lacks.
 The activation itself is not stored in weights: configure the target layer
@@ -23,10 +27,11 @@ with the same one (PyTorch ``nonlinearity``, Keras ``activation``).
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping, Optional, Sequence
 
 import numpy as np
 
+from ._validate import numeric_array
 from .cells import BasicRNNCell, RNNCell
 from .gru import GRUCell
 from .lstm import BasicLSTMCell, LSTMCell
@@ -137,40 +142,65 @@ def to_torch(cell: RNNCell) -> dict[str, np.ndarray]:
     return out
 
 
-def _take(state_dict: Mapping[str, Any], name: str, dtype: np.dtype[Any]) -> np.ndarray:
+def _incoming(name: str, value: Any, dtype: np.dtype[Any], shape: tuple[Optional[int], ...], what: str) -> np.ndarray:
+    """An incoming weight (an array, a nested list or a torch tensor) as an
+    array of ``dtype`` of ``shape`` (None: any size on that axis), or a
+    ``TypeError`` (not numbers) / ``ValueError`` (shape) naming it."""
+    arr = numeric_array(name, value)
+    if arr.ndim != len(shape) or any(want is not None and got != want for got, want in zip(arr.shape, shape)):
+        expected = (
+            "(" + ", ".join("any" if n is None else str(n) for n in shape) + ("," if len(shape) == 1 else "") + ")"
+        )
+        raise ValueError(f"{name}: expected {what} of shape {expected}, got {arr.shape}")
+    return arr.astype(dtype)
+
+
+def _gate_width(cell: RNNCell) -> int:
+    """The width of a cell's stacked gate blocks (``G``)."""
+    blocks = 4 if isinstance(cell, (BasicLSTMCell, LSTMCell)) else 3 if isinstance(cell, GRUCell) else 1
+    return blocks * cell.num_units
+
+
+def _take(
+    state_dict: Mapping[str, Any], name: str, dtype: np.dtype[Any], shape: tuple[Optional[int], ...], what: str
+) -> np.ndarray:
     if name not in state_dict:
         raise ValueError(f"state_dict: expected a {name!r} entry, got keys {sorted(state_dict)}")
-    value = state_dict[name]
-    if hasattr(value, "detach"):  # a torch tensor, converted without importing torch
-        value = value.detach().cpu().numpy()
-    return np.asarray(value, dtype=dtype)
+    return _incoming(f"state_dict[{name!r}]", state_dict[name], dtype, shape, what)
 
 
 def _layer_from_torch(cell: RNNCell, sd: Mapping[str, Any], suffix: str) -> None:
-    dt = cell.dtype
-    w_ih, w_hh = _take(sd, f"weight_ih{suffix}", dt), _take(sd, f"weight_hh{suffix}", dt)
-    b = _take(sd, f"bias_ih{suffix}", dt) + _take(sd, f"bias_hh{suffix}", dt)
-    h = cell.num_units
-    if isinstance(cell, BasicRNNCell):
-        cell.set_weights({"kernel": np.vstack([w_ih.T, w_hh.T]), "bias": b})
-    elif isinstance(cell, (BasicLSTMCell, LSTMCell)):
+    if not isinstance(cell, (BasicRNNCell, BasicLSTMCell, LSTMCell, GRUCell)):
+        raise _refuse("PyTorch", f"a {type(cell).__name__}")
+    if isinstance(cell, GRUCell) and not cell.reset_after:
+        raise _refuse("PyTorch nn.GRU", "a TF1-form GRUCell (PyTorch only has reset_after=True)")
+    has_proj = f"weight_hr{suffix}" in sd
+    if isinstance(cell, (BasicLSTMCell, LSTMCell)):
         _check_lstm(cell, "PyTorch nn.LSTM", projection_ok=True)
-        bias = _blocks(b, _LSTM_ORDER, h)
-        bias[2 * h : 3 * h] -= dt.type(cell.forget_bias)
-        weights = {"kernel": _blocks(np.vstack([w_ih.T, w_hh.T]), _LSTM_ORDER, h), "bias": bias}
-        has_proj = f"weight_hr{suffix}" in sd
         if has_proj != (isinstance(cell, LSTMCell) and cell.num_proj is not None):
             raise ValueError(
                 f"state_dict: expected {'a' if not has_proj else 'no'} weight_hr{suffix} entry for this cell "
                 f"(num_proj={getattr(cell, 'num_proj', None)}), got {'one' if has_proj else 'none'}"
             )
+    dt = cell.dtype
+    h, g, p = cell.num_units, _gate_width(cell), cell.output_size
+    w_ih = _take(sd, f"weight_ih{suffix}", dt, (g, cell.input_size), "the input weights [gates, input_size]")
+    w_hh = _take(sd, f"weight_hh{suffix}", dt, (g, p), "the recurrent weights [gates, hidden]")
+    b_ih = _take(sd, f"bias_ih{suffix}", dt, (g,), "the input bias")
+    b_hh = _take(sd, f"bias_hh{suffix}", dt, (g,), "the recurrent bias")
+    b = b_ih + b_hh
+    if isinstance(cell, BasicRNNCell):
+        cell.set_weights({"kernel": np.vstack([w_ih.T, w_hh.T]), "bias": b})
+    elif isinstance(cell, (BasicLSTMCell, LSTMCell)):
+        bias = _blocks(b, _LSTM_ORDER, h)
+        bias[2 * h : 3 * h] -= dt.type(cell.forget_bias)
+        weights = {"kernel": _blocks(np.vstack([w_ih.T, w_hh.T]), _LSTM_ORDER, h), "bias": bias}
         if has_proj:
-            weights["projection/kernel"] = _take(sd, f"weight_hr{suffix}", dt).T
+            weights["projection/kernel"] = _take(
+                sd, f"weight_hr{suffix}", dt, (p, h), "the projection [proj, hidden]"
+            ).T
         cell.set_weights(weights)
     elif isinstance(cell, GRUCell):
-        if not cell.reset_after:
-            raise _refuse("PyTorch nn.GRU", "a TF1-form GRUCell (PyTorch only has reset_after=True)")
-        b_ih, b_hh = _take(sd, f"bias_ih{suffix}", dt), _take(sd, f"bias_hh{suffix}", dt)
         cell.set_weights(
             {
                 "gates/kernel": np.vstack([w_ih[: 2 * h].T, w_hh[: 2 * h].T]),
@@ -181,15 +211,16 @@ def _layer_from_torch(cell: RNNCell, sd: Mapping[str, Any], suffix: str) -> None
                 "candidate/hidden_bias": b_hh[2 * h :],
             }
         )
-    else:
-        raise _refuse("PyTorch", f"a {type(cell).__name__}")
 
 
 def from_torch(cell: RNNCell, state_dict: Mapping[str, Any]) -> None:
     """Sets the cell's weights from a PyTorch ``nn.RNN`` / ``nn.LSTM`` /
     ``nn.GRU`` state dict (NumPy arrays or tensors; one layer per cell of a
     ``MultiRNNCell``). The two PyTorch biases are summed; an LSTM's
-    ``forget_bias`` is taken back out of the forget gate's bias."""
+    ``forget_bias`` is taken back out of the forget gate's bias. Every
+    array's full shape is checked against the cell's units (and its input
+    size once built) before anything is set; complex or string arrays raise
+    ``TypeError``."""
     cell = _unwrap(cell)
     if not isinstance(state_dict, Mapping):
         raise TypeError(f"state_dict: expected a mapping of name to array, got {type(state_dict).__name__}")
@@ -252,7 +283,10 @@ def from_keras(cell: RNNCell, weights: Sequence[Any]) -> None:
     """Sets the cell's weights from a Keras 3 ``SimpleRNN`` / ``LSTM`` /
     ``GRU`` ``get_weights()`` list. A reset-after GRU's two bias rows are
     split as rnnrs's ``candidate/input_bias`` / ``candidate/hidden_bias`` and
-    summed for the gates; an LSTM's ``forget_bias`` is taken back out."""
+    summed for the gates; an LSTM's ``forget_bias`` is taken back out. Every
+    array's full shape is checked against the cell's units (and its input
+    size once built) before anything is set; complex or string arrays raise
+    ``TypeError``."""
     cell = _unwrap(cell)
     if isinstance(cell, MultiRNNCell):
         raise _refuse("one Keras layer", "a MultiRNNCell (convert each of its cells)")
@@ -261,21 +295,31 @@ def from_keras(cell: RNNCell, weights: Sequence[Any]) -> None:
             "weights: expected a list [kernel, recurrent_kernel, bias], got "
             + (f"{len(weights)} arrays" if isinstance(weights, Sequence) else type(weights).__name__)
         )
+    if not isinstance(cell, (BasicRNNCell, BasicLSTMCell, LSTMCell, GRUCell)):
+        raise _refuse("Keras", f"a {type(cell).__name__}")
     dt = cell.dtype
-    kernel, recurrent, bias = (np.asarray(a, dtype=dt) for a in weights)
-    h = cell.num_units
+    h, g = cell.num_units, _gate_width(cell)
+    if isinstance(cell, (BasicLSTMCell, LSTMCell)):
+        _check_lstm(cell, "Keras LSTM", projection_ok=False)
+    kernel = _incoming("weights[0]", weights[0], dt, (cell.input_size, g), "the kernel [input_size, gates]")
+    recurrent = _incoming("weights[1]", weights[1], dt, (h, g), "the recurrent kernel [units, gates]")
+    reset_after = isinstance(cell, GRUCell) and cell.reset_after
+    bias = _incoming(
+        "weights[2]",
+        weights[2],
+        dt,
+        (2, g) if reset_after else (g,),
+        "a reset_after GRU bias" if reset_after else "the bias",
+    )
     if isinstance(cell, BasicRNNCell):
         cell.set_weights({"kernel": np.vstack([kernel, recurrent]), "bias": bias})
     elif isinstance(cell, (BasicLSTMCell, LSTMCell)):
-        _check_lstm(cell, "Keras LSTM", projection_ok=False)
         b = _blocks(bias, _LSTM_ORDER, h)
         b[2 * h : 3 * h] -= dt.type(cell.forget_bias)
         cell.set_weights({"kernel": _blocks(np.vstack([kernel, recurrent]), _LSTM_ORDER, h), "bias": b})
     elif isinstance(cell, GRUCell):
         gates = _keras_gates(np.vstack([kernel[:, : 2 * h], recurrent[:, : 2 * h]]), h)
         if cell.reset_after:
-            if bias.shape != (2, 3 * h):
-                raise ValueError(f"weights[2]: expected a reset_after GRU bias of shape {(2, 3 * h)}, got {bias.shape}")
             cell.set_weights(
                 {
                     "gates/kernel": gates,
@@ -287,8 +331,6 @@ def from_keras(cell: RNNCell, weights: Sequence[Any]) -> None:
                 }
             )
         else:
-            if bias.shape != (3 * h,):
-                raise ValueError(f"weights[2]: expected a GRU bias of shape {(3 * h,)}, got {bias.shape}")
             cell.set_weights(
                 {
                     "gates/kernel": gates,
@@ -297,5 +339,3 @@ def from_keras(cell: RNNCell, weights: Sequence[Any]) -> None:
                     "candidate/bias": bias[2 * h :],
                 }
             )
-    else:
-        raise _refuse("Keras", f"a {type(cell).__name__}")

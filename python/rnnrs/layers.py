@@ -25,8 +25,8 @@ from typing import Any, Callable, ClassVar, Mapping, NamedTuple, Optional
 
 import numpy as np
 
-from ._validate import as_dtype, check_shape, float_array, lengths_array, positive_int
-from .cells import RNNCell, glorot_uniform
+from ._validate import as_dtype, check_shape, float_array, integer_ids, lengths_array, positive_int, seed_value
+from .cells import RNNCell, check_mapping, glorot_uniform
 from .rnn import Backprop, dynamic_rnn
 
 #: ``backward(d_outputs, need_d_inputs) -> (d_inputs or None, d_weights)``
@@ -71,12 +71,6 @@ class LayerOutput(NamedTuple):
     outputs: np.ndarray
     state: Any
     backward: LayerBackward
-
-
-def _check_seed(seed: Any) -> Optional[int]:
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
-        raise TypeError(f"seed: expected an integer or None, got {type(seed).__name__}")
-    return None if seed is None else int(seed)
 
 
 class Layer:
@@ -226,7 +220,7 @@ class Dense(Layer):
             raise TypeError(f"use_bias: expected a bool, got {type(use_bias).__name__}")
         self.use_bias = bool(use_bias)
         self._dtype: Optional[np.dtype[Any]] = None if dtype is None else as_dtype(dtype)
-        self.seed = _check_seed(seed)
+        self.seed = seed_value(seed)
         self._weights: dict[str, np.ndarray] = {}
         self.input_size: Optional[int] = None
 
@@ -273,8 +267,7 @@ class Dense(Layer):
         return {k: v.copy() for k, v in self._weights.items()}
 
     def set_weights(self, mapping: Mapping[str, Any]) -> None:
-        if not isinstance(mapping, Mapping):
-            raise TypeError(f"mapping: expected a mapping of weight name to array, got {type(mapping).__name__}")
+        check_mapping(mapping)
         dtype = self._dtype or np.dtype(np.float32)
         arrays = {k: float_array(f"weights[{k!r}]", v, dtype, np.ndim(v), "") for k, v in mapping.items()}
         input_size = self.input_size
@@ -372,7 +365,7 @@ class Embedding(Layer):
         self.input_dim = positive_int("input_dim", input_dim)
         self.output_dim = positive_int("output_dim", output_dim)
         self._dtype = as_dtype(dtype)
-        self.seed = _check_seed(seed)
+        self.seed = seed_value(seed)
         self._weights: dict[str, np.ndarray] = {}
 
     @property
@@ -401,8 +394,7 @@ class Embedding(Layer):
         return {k: v.copy() for k, v in self._weights.items()}
 
     def set_weights(self, mapping: Mapping[str, Any]) -> None:
-        if not isinstance(mapping, Mapping):
-            raise TypeError(f"mapping: expected a mapping of weight name to array, got {type(mapping).__name__}")
+        check_mapping(mapping)
         unknown = sorted(set(mapping) - {"embeddings"})
         if unknown:
             raise ValueError(f"mapping: expected names among ['embeddings'], got unknown {unknown}")
@@ -425,23 +417,11 @@ class Embedding(Layer):
         }
 
     def ids(self, name: str, value: Any) -> np.ndarray:
-        """``value`` validated as int64 ids in ``[0, input_dim)``."""
-        raw = np.asarray(value)
-        if raw.dtype.kind not in "iu":
-            if raw.dtype.kind == "f" and np.all(np.isfinite(raw)) and np.all(raw == np.round(raw)):
-                raw = raw.astype(np.int64)
-            else:
-                raise TypeError(f"{name}: expected integer ids, got dtype {raw.dtype}")
-        ids = raw.astype(np.int64, copy=False)
-        if ids.size:
-            bad = (ids < 0) | (ids >= self.input_dim)
-            if bad.any():
-                i = int(np.flatnonzero(bad)[0])
-                where = np.unravel_index(i, ids.shape) if ids.ndim > 1 else i
-                raise ValueError(
-                    f"{name}: expected ids in [0, {self.input_dim}), got {int(ids.ravel()[i])} at index {where}"
-                )
-        return ids
+        """``value`` validated as int64 ids in ``[0, input_dim)``: integers,
+        or whole-valued floats; a float that is not a whole number raises
+        ``ValueError`` ("non-integer id 1.5 at (0, 0)"), bools, complex
+        numbers and strings ``TypeError``."""
+        return integer_ids(name, value, self.input_dim, "ids")
 
     def _prepare(self, inputs: Any) -> np.ndarray:
         self.build()

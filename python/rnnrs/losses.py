@@ -20,7 +20,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-from ._validate import FLOAT_DTYPES, check_shape
+from ._validate import FLOAT_DTYPES, check_shape, integer_ids
 
 
 def _float_input(name: str, value: Any) -> np.ndarray:
@@ -34,27 +34,13 @@ def _float_input(name: str, value: Any) -> np.ndarray:
 
 
 def class_ids(name: str, value: Any, num_classes: int, shape: Optional[tuple[int, ...]] = None) -> np.ndarray:
-    """``value`` as int64 class ids in ``[0, num_classes)`` (whole floats are
-    accepted), optionally of a given shape."""
-    raw = np.asarray(value)
-    if raw.dtype.kind not in "biuf":
-        raise TypeError(f"{name}: expected integer class ids, got dtype {raw.dtype}")
-    if raw.dtype.kind == "f":
-        if not np.all(np.isfinite(raw)) or np.any(raw != np.round(raw)):
-            bad = int(np.flatnonzero(~np.isfinite(raw) | (raw != np.round(raw)))[0])
-            raise ValueError(f"{name}: expected integer class ids, got {raw.ravel()[bad]!r} at flat index {bad}")
-    ids = raw.astype(np.int64)
+    """``value`` as int64 class ids in ``[0, num_classes)``, optionally of a
+    given shape. Whole-valued floats are accepted; other floats raise
+    ``ValueError`` ("non-integer id 1.5 at (0, 0)"), bools, complex numbers
+    and strings ``TypeError``."""
     if shape is not None:
-        check_shape(name, ids, shape)
-    if ids.size:
-        out = (ids < 0) | (ids >= num_classes)
-        if out.any():
-            bad = int(np.flatnonzero(out)[0])
-            where = np.unravel_index(bad, ids.shape) if ids.ndim > 1 else bad
-            raise ValueError(
-                f"{name}: expected class ids in [0, {num_classes}), got {int(ids.ravel()[bad])} at index {where}"
-            )
-    return ids
+        check_shape(name, np.asarray(value), shape)
+    return integer_ids(name, value, num_classes, "class ids")
 
 
 def _weights(weights: Any, shape: tuple[int, ...], dtype: np.dtype[Any]) -> Optional[np.ndarray]:
@@ -102,7 +88,11 @@ def sparse_softmax_cross_entropy(labels: Any, logits: Any, weights: Any = None) 
 
     Stable for any finite logits: the log-sum-exp is taken after
     subtracting each row's maximum, and ``ce = (max - z_label) + log(sum(exp(z - max)))``
-    never subtracts two large numbers.
+    never subtracts two large numbers. ``max - z_label`` is taken in float64,
+    so for float32 logits the value is finite for all finite logits (e.g.
+    ``[[3e38, -3e38]]`` with label 1 gives 6e38); for float64 logits it is
+    inf only when the loss itself exceeds the float64 range. A gap beyond
+    the float range only underflows ``exp`` to 0, so the gradient stays exact.
     """
     z = _float_input("logits", logits)
     if z.ndim < 1 or z.shape[-1] < 1:
@@ -113,8 +103,11 @@ def sparse_softmax_cross_entropy(labels: Any, logits: Any, weights: Any = None) 
         shifted = z - top  # <= 0
     e = np.exp(shifted)
     total = e.sum(axis=-1, keepdims=True)
-    z_label = np.take_along_axis(shifted, ids[..., None], axis=-1)[..., 0]
-    ce = np.log(total[..., 0]) - z_label  # [...]
+    # max - z_label in float64: exact for float32 logits, where z - max may
+    # have overflowed to -inf (a gap beyond the float32 range).
+    z_label = np.take_along_axis(z, ids[..., None], axis=-1)[..., 0].astype(np.float64)
+    with np.errstate(over="ignore"):  # float64: only a loss beyond the float64 range
+        ce = np.log(total[..., 0]).astype(np.float64) + (top[..., 0].astype(np.float64) - z_label)  # [...]
     d = e / total  # softmax
     np.put_along_axis(d, ids[..., None], np.take_along_axis(d, ids[..., None], axis=-1) - 1, axis=-1)
     w = _weights(weights, ids.shape, z.dtype)
@@ -126,7 +119,7 @@ def sparse_softmax_cross_entropy(labels: Any, logits: Any, weights: Any = None) 
     if norm == 0.0:
         return 0.0, np.zeros_like(z)
     d *= (w / z.dtype.type(norm))[..., None]
-    return float((w * ce).sum(dtype=np.float64) / norm), d
+    return float((w.astype(np.float64) * ce).sum() / norm), d
 
 
 def sequence_loss(logits: Any, targets: Any, weights: Any = None) -> tuple[float, np.ndarray]:
@@ -163,11 +156,17 @@ def mean_squared_error(labels: Any, predictions: Any, weights: Any = None) -> tu
 
     Returns:
         ``(loss, d_predictions)`` with ``d_predictions = 2 w (predictions - labels) / sum(w)``.
+
+    Computed in float64 (float32 inputs are widened, so ``predictions - labels``
+    cannot overflow), and for float64 inputs whose difference overflows, on
+    halved values: finite inputs give an inf value or gradient only when the
+    value or that gradient itself exceeds the float range.
     """
     p = _float_input("predictions", predictions)
     y = _float_input("labels", labels)
     check_shape("labels", y, p.shape)
-    diff = p - y.astype(p.dtype, copy=False)
+    w: Optional[np.ndarray] = None
+    norm = float(max(p.size, 1))
     if weights is not None:
         w_raw = _float_input("weights", weights)
         # Left-aligned: a [B, T] mask weighs [B, T, O] predictions.
@@ -178,11 +177,18 @@ def mean_squared_error(labels: Any, predictions: Any, weights: Any = None) -> tu
         norm = float(w.sum(dtype=np.float64))
         if norm == 0.0:
             return 0.0, np.zeros_like(p)
-        wd = w * diff
-        value = float((wd * diff).sum(dtype=np.float64) / norm)
-        wd *= p.dtype.type(2.0 / norm)
-        return value, wd
-    n = max(p.size, 1)
-    value = float(np.square(diff).sum(dtype=np.float64) / n)
-    diff *= p.dtype.type(2.0 / n)
-    return value, diff
+    p64 = p.astype(np.float64, copy=False)
+    y64 = y.astype(np.float64, copy=False)
+    with np.errstate(over="ignore", invalid="ignore"):
+        value, grad = _squared_error(p64 - y64, w, norm, 1.0)
+        if not np.isfinite(value):  # (p - y) may have overflowed: redo on halves, which cannot
+            value, grad = _squared_error(p64 * 0.5 - y64 * 0.5, w, norm, 2.0)
+    return value, grad.astype(p.dtype, copy=False)
+
+
+def _squared_error(diff: np.ndarray, w: Optional[np.ndarray], norm: float, unit: float) -> tuple[float, np.ndarray]:
+    """``(sum(w * e**2) / norm, 2 w e / norm)`` for ``e = unit * diff``
+    (``unit`` a power of two, so the scaling is exact)."""
+    wd = diff if w is None else w * diff
+    value = float((wd * diff).sum(dtype=np.float64) / norm) * (unit * unit)
+    return value, wd * (2.0 * unit / norm)

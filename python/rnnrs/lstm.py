@@ -29,7 +29,7 @@ import numpy as np
 
 from ._state import LSTMStateTuple
 from ._validate import check_shape, float_array, positive_int
-from .cells import ACTIVATIONS, RNNCell, glorot_uniform
+from .cells import ACTIVATIONS, RNNCell, checked_size, glorot_uniform
 
 #: The names of the optional weights, in TensorFlow 1.x spelling.
 PEEPHOLES = ("w_i_diag", "w_f_diag", "w_o_diag")
@@ -169,10 +169,9 @@ class _LSTM(RNNCell):
 
     # -- state -------------------------------------------------------------
     def zero_state(self, batch_size: int) -> LSTMStateTuple:
-        """``LSTMStateTuple(c=zeros [B, H], h=zeros [B, P])``."""
-        batch_size = int(batch_size)
-        if batch_size < 0:
-            raise ValueError(f"batch_size: expected an integer >= 0, got {batch_size}")
+        """``LSTMStateTuple(c=zeros [B, H], h=zeros [B, P])`` for ``batch_size``
+        rows (an integer >= 0)."""
+        batch_size = checked_size("batch_size", batch_size)
         return LSTMStateTuple(
             np.zeros((batch_size, self._num_units), dtype=self._dtype),
             np.zeros((batch_size, self._out), dtype=self._dtype),

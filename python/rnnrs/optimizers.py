@@ -50,15 +50,75 @@ def _number(name: str, value: Any, low: float, high: float, low_open: bool = Fal
     return v
 
 
-def global_norm(grads: Mapping[str, Any]) -> float:
-    """``sqrt(sum of every squared entry of every gradient)``, accumulated in float64."""
+def _norm_parts(grads: Mapping[str, Any]) -> tuple[float, float]:
+    """``(scale, root)`` with ``global norm = scale * root``, overflow-safe.
+
+    The sum of squares is accumulated in float64 (``scale = 1``). When it
+    overflows (or underflows) although every entry is finite, the entries are
+    first divided by the largest absolute value ``scale`` (as
+    ``numpy.linalg.norm`` and ``hypot`` do), so ``root`` is in ``[1, sqrt(n)]``.
+    ``root`` is NaN or inf exactly when some entry is.
+    """
+    if not isinstance(grads, Mapping):
+        raise TypeError(f"grads: expected a mapping of name to gradient array, got {type(grads).__name__}")
+    flats = [np.asarray(g).reshape(-1) for g in grads.values()]
     total = 0.0
-    for g in grads.values():
-        flat = np.asarray(g).reshape(-1)
+    for flat in flats:
         # einsum, not np.dot: no BLAS call (a multi-threaded BLAS dot can cost
         # 100x more than the sum itself), and float64 accumulation for float32.
         total += float(np.einsum("i,i->", flat, flat, dtype=np.float64))
-    return math.sqrt(total)
+    if 1e-280 < total < math.inf:
+        return 1.0, math.sqrt(total)
+    top = max((float(np.max(np.abs(f))) for f in flats if f.size), default=0.0)
+    if top == 0.0 or not math.isfinite(top):  # all zeros; or NaN / inf entries (total is NaN / inf)
+        return 1.0, math.sqrt(total)
+    scaled = 0.0
+    for flat in flats:
+        f = flat.astype(np.float64) / top
+        scaled += float(np.einsum("i,i->", f, f))
+    return top, math.sqrt(scaled)
+
+
+def global_norm(grads: Mapping[str, Any]) -> float:
+    """``sqrt(sum of every squared entry of every gradient)``, accumulated in
+    float64 and overflow-safe: finite gradients give a finite norm (when the
+    squares overflow the entries are scaled by the largest one first), unless
+    the norm itself exceeds the float64 range (about 1.8e308). NaN or inf in
+    a gradient gives a NaN or inf norm."""
+    scale, root = _norm_parts(grads)
+    return scale * root
+
+
+def _rescaled(g: np.ndarray, divisor: float, factor: float) -> np.ndarray:
+    """``g / divisor * factor`` as a new array of ``g``'s float dtype (float64
+    for other dtypes); in float64 when the factor would underflow in float32."""
+    out: np.ndarray
+    if g.dtype not in FLOAT_DTYPES:
+        out = (g / divisor) * factor
+    elif divisor == 1.0 and factor >= np.finfo(g.dtype).tiny:
+        out = g * g.dtype.type(factor)
+    else:
+        out = ((g.astype(np.float64) / divisor) * factor).astype(g.dtype)
+    return out
+
+
+def _clipped(arrays: dict[str, np.ndarray], clip: float, parts: tuple[float, float]) -> dict[str, np.ndarray]:
+    """``arrays`` rescaled to a global norm of at most ``clip``, given the
+    norm's ``_norm_parts``."""
+    scale, root = parts
+    if not math.isfinite(root):
+        return {
+            k: np.full_like(g, np.nan, dtype=g.dtype if g.dtype in FLOAT_DTYPES else np.float64)
+            for k, g in arrays.items()
+        }
+    norm = scale * root
+    if norm <= clip:
+        divisor, factor = 1.0, 1.0
+    elif scale == 1.0:
+        divisor, factor = 1.0, clip / norm
+    else:  # g * clip / (scale * root), without forming the product (it may overflow)
+        divisor, factor = scale, clip / root
+    return {k: _rescaled(g, divisor, factor) for k, g in arrays.items()}
 
 
 def clip_by_global_norm(
@@ -68,20 +128,16 @@ def clip_by_global_norm(
     (``tf.clip_by_global_norm`` on a dict).
 
     Returns ``(clipped, global_norm)`` where ``global_norm`` is the norm
-    before clipping and ``clipped[k] = grads[k] * clip_norm / max(global_norm, clip_norm)``
-    (new arrays; the inputs are not modified). As in TensorFlow, a
-    non-finite global norm makes every clipped gradient NaN.
+    before clipping (:func:`global_norm`) and ``clipped[k] = grads[k] *
+    clip_norm / max(global_norm, clip_norm)`` (new arrays; the inputs are not
+    modified). The rescaling is overflow-safe: finite gradients always give
+    finite clipped gradients, even when their squares overflow. As in
+    TensorFlow, NaN or inf in a gradient makes every clipped gradient NaN.
     """
     clip = _number("clip_norm", clip_norm, 0.0, math.inf, low_open=True, high_open=True)
-    norm = global_norm(grads) if use_norm is None else float(use_norm)
+    parts = _norm_parts(grads) if use_norm is None else (1.0, float(use_norm))
     arrays = {k: np.asarray(g) for k, g in grads.items()}
-    if not math.isfinite(norm):
-        return {
-            k: np.full_like(g, np.nan, dtype=g.dtype if g.dtype in FLOAT_DTYPES else np.float64)
-            for k, g in arrays.items()
-        }, norm
-    scale = clip / max(norm, clip)
-    return {k: g * g.dtype.type(scale) if g.dtype in FLOAT_DTYPES else g * scale for k, g in arrays.items()}, norm
+    return _clipped(arrays, clip, parts), parts[0] * parts[1]
 
 
 class Optimizer:
@@ -118,9 +174,15 @@ class Optimizer:
         ``FloatingPointError`` before anything is updated (otherwise NaN
         propagates into the parameters, as in TensorFlow).
 
-        Returns the global norm of ``grads`` (before clipping), also kept in
-        ``last_global_norm``.
+        Returns the global norm of ``grads`` (before clipping; overflow-safe,
+        see :func:`global_norm`), also kept in ``last_global_norm``.
+        ``params`` and ``grads`` must be mappings (``TypeError`` otherwise,
+        e.g. for a list of gradients).
         """
+        if not isinstance(params, MutableMapping):
+            raise TypeError(f"params: expected a mutable mapping of name to array, got {type(params).__name__}")
+        if not isinstance(grads, Mapping):
+            raise TypeError(f"grads: expected a mapping of name to gradient array, got {type(grads).__name__}")
         checked: dict[str, np.ndarray] = {}
         for name, g in grads.items():
             if name not in params:
@@ -135,16 +197,17 @@ class Optimizer:
             if ga.shape != p.shape:
                 raise ValueError(f"grads[{name!r}]: expected shape {p.shape} (the parameter's), got {ga.shape}")
             checked[name] = ga.astype(p.dtype, copy=False)
-        norm = global_norm(checked)
+        parts = _norm_parts(checked)
+        norm = parts[0] * parts[1]
         self.last_global_norm = norm
-        if check_finite and not math.isfinite(norm):
+        if check_finite and not math.isfinite(parts[1]):  # NaN or inf in some gradient
             bad = sorted(k for k, g in checked.items() if not np.all(np.isfinite(g)))
             raise FloatingPointError(
                 f"grads: expected finite gradients, got NaN or inf in {bad} at step {self.iterations + 1} "
                 f"(lower the learning rate or set clip_norm); parameters left unchanged"
             )
         if self.clip_norm is not None:
-            checked, _ = clip_by_global_norm(checked, self.clip_norm, use_norm=norm)
+            checked = _clipped(checked, self.clip_norm, parts)
         self.iterations += 1
         for name, g in checked.items():
             self._update(name, params[name], g)

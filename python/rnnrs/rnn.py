@@ -111,7 +111,7 @@ def _forward(
         state = cell.zero_state(batch)
     else:
         state = cell._check_state(prefix + "initial_state", initial_state, batch)
-    outputs, final_state, backward = cell._run(x, state, lengths, time_major, bool(training))
+    outputs, final_state, backward = cell._run(x, state, lengths, time_major, bool(training), cell._locked_snapshot())
     return outputs, final_state, backward, lengths
 
 
@@ -148,9 +148,11 @@ def dynamic_rnn(
         cell: an rnnrs cell; built on first use for ``inputs``' last axis.
         inputs: ``[B, T, I]`` array-like (``[T, B, I]`` when ``time_major``);
             integer or other numeric dtypes are cast to ``cell.dtype``.
-        sequence_length: optional integers ``[B]``, ``0 <= len <= T``.
-            Outputs at ``t >= len[b]`` are zero; row ``b``'s returned state is
-            its state after step ``len[b] - 1`` (the initial state when 0).
+        sequence_length: optional integers ``[B]``, ``0 <= len <= T``
+            (any integer dtype, byte order or alignment, or whole-valued
+            floats; booleans raise ``TypeError``). Outputs at ``t >= len[b]``
+            are zero; row ``b``'s returned state is its state after step
+            ``len[b] - 1`` (the initial state when 0).
         initial_state: the state structure of ``cell.zero_state(B)``; zeros
             when omitted.
         time_major: read ``[T, B, I]`` and return ``[T, B, H]``.

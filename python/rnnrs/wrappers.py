@@ -3,6 +3,11 @@
 wrapper exposes the wrapped cell as ``.cell``, ``MultiRNNCell`` its layers
 as ``.cells``. Each runs whole sequences layer-major: a wrapped cell runs
 its whole sequence in one Rust call, and backpropagation chains through.
+
+A wrapper's ``set_weights`` validates every part first and then swaps all of
+them in at once: a call running in another thread at the same time uses one
+snapshot of every weight it needs, all from before the update or all from
+after it.
 """
 
 from __future__ import annotations
@@ -13,8 +18,8 @@ from typing import Any, Callable, Mapping, Optional, Sequence
 import numpy as np
 
 from ._state import LSTMStateTuple, map_state
-from ._validate import check_shape, float_array, positive_int
-from .cells import Backward, RNNCell, glorot_uniform
+from ._validate import check_shape, float_array, positive_int, seed_value
+from .cells import Backward, Lengths, RNNCell, check_mapping, checked_size, glorot_uniform
 
 
 def _check_cell(name: str, cell: Any) -> RNNCell:
@@ -66,8 +71,11 @@ class _Wrapper(RNNCell):
     def build(self, input_size: int) -> None:
         self.cell.build(input_size)
 
-    def get_weights(self) -> dict[str, np.ndarray]:
-        return self.cell.get_weights()
+    def _snapshot(self) -> Any:
+        return self.cell._snapshot()
+
+    def _named(self, snapshot: Any) -> dict[str, np.ndarray]:
+        return self.cell._named(snapshot)
 
     def _prepare_weights(self, mapping: Mapping[str, Any], prefix: str) -> Callable[[], None]:
         return self.cell._prepare_weights(mapping, prefix)
@@ -137,20 +145,26 @@ class MultiRNNCell(RNNCell):
             cell.build(size)
             size = cell.output_size
 
-    def get_weights(self) -> dict[str, np.ndarray]:
-        return {f"cell_{i}/{k}": v for i, c in enumerate(self.cells) for k, v in c.get_weights().items()}
+    def _snapshot(self) -> Any:
+        return tuple(c._snapshot() for c in self.cells)
+
+    def _named(self, snapshot: Any) -> dict[str, np.ndarray]:
+        return {
+            f"cell_{i}/{k}": v
+            for i, (c, snap) in enumerate(zip(self.cells, snapshot))
+            for k, v in c._named(snap).items()
+        }
 
     def _prepare_weights(self, mapping: Mapping[str, Any], prefix: str) -> Callable[[], None]:
-        if not isinstance(mapping, Mapping):
-            raise TypeError(f"mapping: expected a mapping of weight name to array, got {type(mapping).__name__}")
+        check_mapping(mapping)
         parts: list[dict[str, Any]] = [{} for _ in self.cells]
         for name, value in mapping.items():
-            prefix, _, rest = str(name).partition("/")
-            index = prefix[5:] if prefix.startswith("cell_") else ""
+            head, _, rest = name.partition("/")
+            index = head[5:] if head.startswith("cell_") else ""
             if not (index.isdigit() and int(index) < len(self.cells) and rest):
                 raise ValueError(
                     f"mapping: expected names '{prefix}cell_<i>/<weight>' with i < {len(self.cells)}, "
-                    f"got unknown {prefix + str(name)!r}"
+                    f"got unknown {prefix + name!r}"
                 )
             parts[int(index)][rest] = value
         commits = [
@@ -176,13 +190,13 @@ class MultiRNNCell(RNNCell):
         return tuple(c._check_state(f"{name}[{i}]", s, batch) for i, (c, s) in enumerate(zip(self.cells, state)))
 
     def _run(
-        self, inputs: np.ndarray, state: Any, lengths: Optional[np.ndarray], time_major: bool, training: bool
+        self, inputs: np.ndarray, state: Any, lengths: Lengths, time_major: bool, training: bool, weights: Any
     ) -> tuple[np.ndarray, Any, Backward]:
         backwards = []
         states = []
         outputs = inputs
-        for cell, layer_state in zip(self.cells, state):
-            outputs, final, backward = cell._run(outputs, layer_state, lengths, time_major, training)
+        for cell, layer_state, layer_weights in zip(self.cells, state, weights):
+            outputs, final, backward = cell._run(outputs, layer_state, lengths, time_major, training, layer_weights)
             states.append(final)
             backwards.append(backward)
 
@@ -204,12 +218,23 @@ class MultiRNNCell(RNNCell):
         return f"MultiRNNCell([{', '.join(repr(c) for c in self.cells)}])"
 
 
-def _keep_prob(name: str, value: Any) -> float:
+def _keep_prob(name: str, value: Any, dtype: np.dtype[Any]) -> float:
+    """A keep probability in (0, 1] whose ``1/keep`` (the scale of the kept
+    values, computed in ``dtype``) is finite."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name}: expected a number in (0, 1], got {type(value).__name__}")
     if not 0.0 < float(value) <= 1.0:
         raise ValueError(f"{name}: expected a number in (0, 1], got {value}")
-    return float(value)
+    keep = float(value)
+    with np.errstate(over="ignore", divide="ignore"):
+        scale = dtype.type(1) / dtype.type(keep)  # exactly as DropoutWrapper._mask scales
+    if not np.isfinite(scale):
+        smallest = 1.0 / float(np.finfo(dtype).max)
+        raise ValueError(
+            f"{name}: expected a number in (0, 1] whose inverse is finite in {dtype.name} "
+            f"(about {smallest:.3g} or more), got {value}"
+        )
+    return keep
 
 
 def _select_rows(active: np.ndarray, new: Any, old: Any) -> Any:
@@ -231,7 +256,9 @@ class DropoutWrapper(_Wrapper):
     Args:
         cell: the wrapped cell.
         input_keep_prob, output_keep_prob, state_keep_prob: keep
-            probabilities in (0, 1]; kept values are scaled by ``1/keep``.
+            probabilities in (0, 1]; kept values are scaled by ``1/keep``,
+            which must be finite in the cell's dtype (``ValueError`` below
+            about 2.9e-39 for float32, 5.6e-309 for float64).
         variational_recurrent: one mask per sequence (the same at every time
             step, Gal & Ghahramani) instead of a new mask per step.
         seed: seeds the masks; the same seed gives the same sequence of masks.
@@ -240,7 +267,9 @@ class DropoutWrapper(_Wrapper):
     except the ``c`` of an ``LSTMStateTuple``. Backpropagation uses the
     forward pass's masks. With ``state_keep_prob < 1`` the wrapped cell is
     stepped one time step per call (the dropped state feeds the next step),
-    which is slower than the fused whole-sequence pass.
+    which is slower than the fused whole-sequence pass; padded steps (``t >=
+    len``) are then run on zeros, so whatever they hold (NaN included) never
+    reaches the outputs, the state or a gradient, as without dropout.
     """
 
     def __init__(
@@ -253,15 +282,13 @@ class DropoutWrapper(_Wrapper):
         seed: Optional[int] = None,
     ) -> None:
         super().__init__(cell)
-        self.input_keep_prob = _keep_prob("input_keep_prob", input_keep_prob)
-        self.output_keep_prob = _keep_prob("output_keep_prob", output_keep_prob)
-        self.state_keep_prob = _keep_prob("state_keep_prob", state_keep_prob)
+        self.input_keep_prob = _keep_prob("input_keep_prob", input_keep_prob, cell.dtype)
+        self.output_keep_prob = _keep_prob("output_keep_prob", output_keep_prob, cell.dtype)
+        self.state_keep_prob = _keep_prob("state_keep_prob", state_keep_prob, cell.dtype)
         if not isinstance(variational_recurrent, (bool, np.bool_)):
             raise TypeError(f"variational_recurrent: expected a bool, got {type(variational_recurrent).__name__}")
         self.variational_recurrent = bool(variational_recurrent)
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
-            raise TypeError(f"seed: expected an integer or None, got {type(seed).__name__}")
-        self.seed = seed
+        self.seed = seed_value(seed)
         self._rng = np.random.default_rng(seed)
 
     def _mask(self, keep: float, shape: tuple[int, ...]) -> np.ndarray:
@@ -279,16 +306,16 @@ class DropoutWrapper(_Wrapper):
         return mask[None] if time_major else mask[:, None]
 
     def _run(
-        self, inputs: np.ndarray, state: Any, lengths: Optional[np.ndarray], time_major: bool, training: bool
+        self, inputs: np.ndarray, state: Any, lengths: Lengths, time_major: bool, training: bool, weights: Any
     ) -> tuple[np.ndarray, Any, Backward]:
         if not training:
-            return self.cell._run(inputs, state, lengths, time_major, training)
+            return self.cell._run(inputs, state, lengths, time_major, training, weights)
         in_mask = self._sequence_mask(self.input_keep_prob, inputs, time_major)
         x = inputs if in_mask is None else inputs * in_mask
         if self.state_keep_prob < 1.0:
-            outputs, final, inner_backward = self._run_stepwise(x, state, lengths, time_major, training)
+            outputs, final, inner_backward = self._run_stepwise(x, state, lengths, time_major, training, weights)
         else:
-            outputs, final, inner_backward = self.cell._run(x, state, lengths, time_major, training)
+            outputs, final, inner_backward = self.cell._run(x, state, lengths, time_major, training, weights)
         out_mask = self._sequence_mask(self.output_keep_prob, outputs, time_major)
         if out_mask is not None:
             outputs = outputs * out_mask
@@ -302,9 +329,13 @@ class DropoutWrapper(_Wrapper):
         return outputs, final, backward
 
     def _run_stepwise(
-        self, inputs: np.ndarray, state: Any, lengths: Optional[np.ndarray], time_major: bool, training: bool
+        self, inputs: np.ndarray, state: Any, lengths: Lengths, time_major: bool, training: bool, weights: Any
     ) -> tuple[np.ndarray, Any, Backward]:
-        """One wrapped-cell call per step; the dropped state feeds the next step."""
+        """One wrapped-cell call per step (all on the snapshot ``weights``);
+        the dropped state feeds the next step. A row past its length runs the
+        step on zeros instead of its padding: its results are discarded, and
+        its backward pass (all-zero gradients in, on finite values) adds exact
+        zeros to the weight gradients."""
         x = inputs if time_major else inputs.transpose(1, 0, 2)  # [T, B, I] view
         time, batch = x.shape[0], x.shape[1]
         steps = np.full(batch, time) if lengths is None else lengths
@@ -318,9 +349,11 @@ class DropoutWrapper(_Wrapper):
         backwards: list[Backward] = []
         masks: list[Any] = []
         s = state
+        zero = x.dtype.type(0)
         for t in range(time):
             active = (t < steps)[:, None]
-            out, new, step_backward = self.cell._run(x[t][:, None, :], s, None, False, training)
+            x_t = x[t] if lengths is None else np.where(active, x[t], zero)
+            out, new, step_backward = self.cell._run(x_t[:, None, :], s, None, False, training, weights)
             mask = fixed if fixed is not None else draw()
             dropped = map_state(lambda _c, a, m: a if m is None else a * m, new, mask)
             s = _select_rows(active, dropped, s)
@@ -344,7 +377,7 @@ class DropoutWrapper(_Wrapper):
                 for k, v in d_w.items():
                     d_weights[k] = d_weights[k] + v if k in d_weights else v
             if not d_weights:
-                d_weights = {k: np.zeros_like(v) for k, v in self.cell.get_weights().items()}
+                d_weights = {k: np.zeros_like(v) for k, v in self.cell._named(weights).items()}
             return (d_x if time_major else d_x.transpose(1, 0, 2)), ds, d_weights
 
         return (outputs if time_major else outputs.transpose(1, 0, 2)), final, backward
@@ -370,9 +403,7 @@ class OutputProjectionWrapper(_Wrapper):
     def __init__(self, cell: RNNCell, output_size: int, seed: Optional[int] = None) -> None:
         super().__init__(cell)
         self._output_size = positive_int("output_size", output_size)
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
-            raise TypeError(f"seed: expected an integer or None, got {type(seed).__name__}")
-        self.seed = seed
+        self.seed = seed_value(seed)
         self._own: dict[str, np.ndarray] = {}
 
     @property
@@ -395,14 +426,15 @@ class OutputProjectionWrapper(_Wrapper):
                 self.BIAS: np.zeros(self._output_size, dtype=self.dtype),
             }
 
-    def get_weights(self) -> dict[str, np.ndarray]:
-        if not self._own:
-            self._require_built("get_weights")
-        return {**self.cell.get_weights(), **{k: v.copy() for k, v in self._own.items()}}
+    def _snapshot(self) -> Any:
+        return (self.cell._snapshot(), self._own)
+
+    def _named(self, snapshot: Any) -> dict[str, np.ndarray]:
+        inner, own = snapshot
+        return {**self.cell._named(inner), **own}
 
     def _prepare_weights(self, mapping: Mapping[str, Any], prefix: str) -> Callable[[], None]:
-        if not isinstance(mapping, Mapping):
-            raise TypeError(f"mapping: expected a mapping of weight name to array, got {type(mapping).__name__}")
+        check_mapping(mapping)
         shapes = self._own_shapes()
         own = {k: v for k, v in mapping.items() if k in shapes}
         inner = {k: v for k, v in mapping.items() if k not in shapes}
@@ -432,10 +464,11 @@ class OutputProjectionWrapper(_Wrapper):
             )
 
     def _run(
-        self, inputs: np.ndarray, state: Any, lengths: Optional[np.ndarray], time_major: bool, training: bool
+        self, inputs: np.ndarray, state: Any, lengths: Lengths, time_major: bool, training: bool, weights: Any
     ) -> tuple[np.ndarray, Any, Backward]:
-        kernel, bias = self._own[self.KERNEL], self._own[self.BIAS]
-        cell_out, final, inner_backward = self.cell._run(inputs, state, lengths, time_major, training)
+        inner, own = weights
+        kernel, bias = own[self.KERNEL], own[self.BIAS]
+        cell_out, final, inner_backward = self.cell._run(inputs, state, lengths, time_major, training, inner)
         outputs = cell_out @ kernel + bias
         mask = active_mask(inputs, lengths, time_major)
         if mask is not None:
@@ -461,7 +494,8 @@ class ResidualWrapper(_Wrapper):
     input size). Outputs past a row's length are zero."""
 
     def build(self, input_size: int) -> None:
-        if int(input_size) != self.cell.output_size:
+        input_size = checked_size("input_size", input_size)
+        if input_size != self.cell.output_size:
             raise ValueError(
                 f"inputs: expected input size equal to the cell's output size {self.cell.output_size} "
                 f"(ResidualWrapper adds them), got {input_size}"
@@ -469,9 +503,9 @@ class ResidualWrapper(_Wrapper):
         self.cell.build(input_size)
 
     def _run(
-        self, inputs: np.ndarray, state: Any, lengths: Optional[np.ndarray], time_major: bool, training: bool
+        self, inputs: np.ndarray, state: Any, lengths: Lengths, time_major: bool, training: bool, weights: Any
     ) -> tuple[np.ndarray, Any, Backward]:
-        cell_out, final, inner_backward = self.cell._run(inputs, state, lengths, time_major, training)
+        cell_out, final, inner_backward = self.cell._run(inputs, state, lengths, time_major, training, weights)
         mask = active_mask(inputs, lengths, time_major)
         outputs = cell_out + (inputs if mask is None else np.where(mask, inputs, 0).astype(self.dtype, copy=False))
 
