@@ -17,14 +17,28 @@ target being the input shifted one step ahead.
 
 from __future__ import annotations
 
+import numbers
 import os
 from typing import Any, NamedTuple, Optional
 
 import numpy as np
 
-from ._validate import positive_int
+from ._validate import as_dtype, positive_int
+from .lstm import _finite_number as finite_number  # shared check of a finite real number
 
 DATA_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
+
+
+def rng_seed(name: str, value: Any) -> Optional[int]:
+    """A random generator's seed: None or an integer >= 0 (``TypeError`` /
+    ``ValueError`` naming ``name`` otherwise; bools are refused)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name}: expected None or an integer >= 0, got {type(value).__name__} {value!r}")
+    if value < 0:
+        raise ValueError(f"{name}: expected None or an integer >= 0, got {value}")
+    return int(value)
 
 
 class Digits(NamedTuple):
@@ -50,14 +64,16 @@ def train_test_split(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Row indices ``(train, test)`` for ``n`` rows: a seeded random split,
     stratified by the labels ``stratify`` when given (each class split in
-    the same proportion). Both index arrays are sorted."""
+    the same proportion). Both index arrays are sorted. ``seed``: None or an
+    integer >= 0; ``test_size``: a number in (0, 1)."""
     n = positive_int("n", n)
-    if not 0.0 < float(test_size) < 1.0:
+    fraction = finite_number("test_size", test_size)
+    if not 0.0 < fraction < 1.0:
         raise ValueError(f"test_size: expected a fraction in (0, 1), got {test_size}")
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(rng_seed("seed", seed))
     if stratify is None:
         order = rng.permutation(n)
-        n_test = int(round(n * float(test_size)))
+        n_test = int(round(n * fraction))
         return np.sort(order[n_test:]), np.sort(order[:n_test])
     labels = np.asarray(stratify)
     if labels.shape != (n,):
@@ -65,7 +81,7 @@ def train_test_split(
     test: list[np.ndarray] = []
     for value in np.unique(labels):
         rows = rng.permutation(np.flatnonzero(labels == value))
-        test.append(rows[: int(round(len(rows) * float(test_size)))])
+        test.append(rows[: int(round(len(rows) * fraction))])
     test_idx = np.sort(np.concatenate(test))
     mask = np.ones(n, dtype=bool)
     mask[test_idx] = False
@@ -73,8 +89,11 @@ def train_test_split(
 
 
 def time_series(t: Any) -> np.ndarray:
-    """The chapter's series: ``t * sin(t) / 3 + 2 * sin(5 t)``."""
-    t = np.asarray(t, dtype=np.float64)
+    """The chapter's series: ``t * sin(t) / 3 + 2 * sin(5 t)`` (``t``: numbers, any shape)."""
+    raw = np.asarray(t)
+    if raw.dtype.kind not in "biuf":
+        raise TypeError(f"t: expected real numbers, got dtype {raw.dtype}")
+    t = raw.astype(np.float64)
     return np.asarray(t * np.sin(t) / 3 + 2 * np.sin(t * 5))
 
 
@@ -93,11 +112,23 @@ def time_series_windows(
 
     Returns ``(x, y)``, both ``[count, n_steps, 1]``: ``x`` the first
     ``n_steps`` values, ``y`` the same window shifted one step ahead.
+    ``seed`` is None or an integer >= 0; ``dtype`` float32 or float64; the
+    window must fit: ``t_max > t_min + n_steps * resolution``.
     """
     count = positive_int("count", count)
     n_steps = positive_int("n_steps", n_steps)
-    rng = np.random.default_rng(seed)
-    t0 = t_min + rng.random((count, 1)) * (t_max - t_min - n_steps * resolution)
+    rng = np.random.default_rng(rng_seed("seed", seed))
+    t_min, t_max = finite_number("t_min", t_min), finite_number("t_max", t_max)
+    resolution = finite_number("resolution", resolution)
+    if resolution <= 0:
+        raise ValueError(f"resolution: expected a number > 0, got {resolution}")
+    span = t_max - t_min - n_steps * resolution
+    if not span > 0:
+        raise ValueError(
+            f"t_max: expected more than t_min + n_steps * resolution = {t_min + n_steps * resolution}, got {t_max}"
+        )
+    out_dtype = as_dtype(dtype)
+    t0 = t_min + rng.random((count, 1)) * span
     ts = t0 + np.arange(n_steps + 1) * resolution
-    ys = time_series(ts).astype(dtype)
+    ys = time_series(ts).astype(out_dtype)
     return ys[:, :-1, None].copy(), ys[:, 1:, None].copy()

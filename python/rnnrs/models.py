@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
 import os
 import re
 import sys
@@ -43,11 +44,13 @@ from typing import Any, Mapping, Optional, Sequence, TextIO, Union
 
 import numpy as np
 
+from ._serialize import MAX_DEPTH, Archive, cell_from_config, construct, constructor_kwargs, short
 from ._validate import check_shape, float_array, lengths_array, positive_int
 from .cells import RNNCell
+from .datasets import rng_seed
 from .layers import RNN, Dense, Embedding, Layer, LayerBackward
 from .losses import class_ids, mean_squared_error, sequence_mask, softmax, sparse_softmax_cross_entropy
-from .optimizers import Adam, Optimizer, optimizer_from_config
+from .optimizers import OPTIMIZERS, Adam, Optimizer
 from .optimizers import get as get_optimizer
 from .progress import ProgressBar, format_metrics, progress_mode
 
@@ -246,20 +249,33 @@ class Sequential:
         self,
         optimizer: Union[Optimizer, str] = "adam",
         loss: str = _CLASSIFICATION,
-        metrics: Optional[Sequence[str]] = None,
+        metrics: Union[None, str, Sequence[str]] = None,
     ) -> None:
         """Chooses the optimizer (an instance, or ``"sgd"``, ``"momentum"``,
         ``"rmsprop"``, ``"adam"``), the loss (``"sparse_softmax_cross_entropy"``
         (alias ``"sparse_categorical_crossentropy"``) on logits, or
-        ``"mean_squared_error"`` (``"mse"``)) and metrics (``"accuracy"`` for
+        ``"mean_squared_error"`` (``"mse"``)) and metrics: None, a list of
+        names, or one name as a string (``"accuracy"`` / ``"acc"`` for
         classification, ``"mae"`` for regression)."""
         opt = get_optimizer(optimizer)
-        if not isinstance(loss, str) or loss not in LOSSES:
+        if not isinstance(loss, str):
+            raise TypeError(f"loss: expected a loss name (str), got {type(loss).__name__}")
+        if loss not in LOSSES:
             raise ValueError(f"loss: expected one of {sorted(LOSSES)}, got {loss!r}")
         canonical = LOSSES[loss]
+        if metrics is None:
+            given: list[Any] = []
+        elif isinstance(metrics, str):
+            given = [metrics]
+        elif isinstance(metrics, (list, tuple)):
+            given = list(metrics)
+        else:
+            raise TypeError(f"metrics: expected None, a metric name or a list of names, got {type(metrics).__name__}")
         names: list[str] = []
-        for m in metrics or []:
-            if not isinstance(m, str) or m not in METRICS:
+        for m in given:
+            if not isinstance(m, str):
+                raise TypeError(f"metrics: expected metric names (str), got {type(m).__name__} {m!r}")
+            if m not in METRICS:
                 raise ValueError(f"metrics: expected names among {sorted(METRICS)}, got {m!r}")
             metric = METRICS[m]
             if _METRIC_LOSS[metric] != canonical:
@@ -400,13 +416,14 @@ class Sequential:
             x: inputs ``[B, T, F]`` (integer ids ``[B, T]`` after an ``Embedding``).
             y: targets: class ids ``[B]`` (or ``[B, T]`` per step) for a
                 classifier, values shaped like the outputs for a regressor.
-            batch_size: rows per step (the last batch may be smaller).
-            epochs: passes over the data.
+            batch_size: rows per step, an integer >= 1 (the last batch may
+                be smaller).
+            epochs: passes over the data, an integer >= 0.
             validation_data: ``(x_val, y_val)`` or ``(x_val, y_val,
                 lengths_val)``, evaluated after every epoch (``val_*`` metrics).
-            shuffle: reshuffle the rows every epoch.
-            seed: seeds the shuffling (the same seed, data and weights give
-                the same training).
+            shuffle: reshuffle the rows every epoch (a bool).
+            seed: seeds the shuffling, None or an integer >= 0 (the same
+                seed, data and weights give the same training).
             sequence_length: optional ``[B]`` lengths of ``x``'s rows.
             verbose: ``"auto"`` (default) a progress bar when ``stream`` is a
                 terminal and silence otherwise; ``0`` silent; ``1`` the bar;
@@ -418,20 +435,24 @@ class Sequential:
 
         Raises:
             ValueError / TypeError: bad inputs (mismatched rows, labels out of
-                range, wrong shapes) before any training.
+                range, wrong shapes) or arguments of the wrong type or value
+                (the message names the argument), before any training.
             FloatingPointError: the loss or the gradients became NaN or
                 infinite; training stops at that batch, before applying it.
         """
         optimizer, loss = self._require_compiled("fit")
         batch_size = positive_int("batch_size", batch_size)
-        if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0:
-            raise ValueError(f"epochs: expected an integer >= 0, got {epochs!r}")
+        epochs = _count("epochs", epochs)
+        if not isinstance(shuffle, (bool, np.bool_)):
+            raise TypeError(f"shuffle: expected a bool, got {type(shuffle).__name__}")
+        rng = np.random.default_rng(rng_seed("seed", seed))
+        if stream is not None and not callable(getattr(stream, "write", None)):
+            raise TypeError(f"stream: expected a text stream with write() or None, got {type(stream).__name__}")
+        out = sys.stdout if stream is None else stream
+        mode = progress_mode(verbose, out)
         x_arr, lengths = self._prepare("x", x, sequence_length, "sequence_length")
         y_arr = self._targets("y", y, x_arr, loss)
         val = self._validation(validation_data, loss)
-        out = sys.stdout if stream is None else stream
-        mode = progress_mode(verbose, out)
-        rng = np.random.default_rng(seed)
         n = x_arr.shape[0]
         steps = math.ceil(n / batch_size)
         params = self.get_weights()  # master copies, updated in place by the optimizer
@@ -500,10 +521,15 @@ class Sequential:
     ) -> Optional[tuple[np.ndarray, np.ndarray, Optional[np.ndarray]]]:
         if data is None:
             return None
-        if isinstance(data, np.ndarray) or not isinstance(data, (tuple, list)) or len(data) not in (2, 3):
+        if isinstance(data, np.ndarray) or not isinstance(data, (tuple, list)):
             raise TypeError(
                 "validation_data: expected a tuple (x_val, y_val) or (x_val, y_val, lengths_val), "
                 f"got {type(data).__name__}"
+            )
+        if len(data) not in (2, 3):
+            raise ValueError(
+                "validation_data: expected a tuple (x_val, y_val) or (x_val, y_val, lengths_val), "
+                f"got {len(data)} items"
             )
         vx, vl = self._prepare("validation_data[0]", data[0], data[2] if len(data) == 3 else None, "validation_data[2]")
         vy = self._targets("validation_data[1]", data[1], vx, loss)
@@ -568,7 +594,7 @@ class Sequential:
 
         Args:
             seed: ``[T0, F]`` or ``[B, T0, F]`` (``T0 >= 1``).
-            steps: how many new steps to generate.
+            steps: how many new steps to generate (an integer >= 0).
             window: None (default): stateful — the seed is read once and every
                 new step continues from the recurrent state; an int: the
                 chapter's loop — each step re-reads the last ``window`` values
@@ -587,8 +613,7 @@ class Sequential:
         )
         if s.shape[1] < 1:
             raise ValueError(f"seed: expected at least one step, got shape {raw.shape}")
-        if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 0:
-            raise ValueError(f"steps: expected an integer >= 0, got {steps!r}")
+        steps = _count("steps", steps)
         if window is not None:
             window = positive_int("window", window)
         s, _ = self._prepare("seed", s, None, "sequence_length")
@@ -599,7 +624,10 @@ class Sequential:
                 f"{'size ' + str(self.output_size()) if self._output_ndim(3) == 3 else 'one vector per sequence'}"
             )
         batch, t0, feats = s.shape
-        out = np.empty((batch, int(steps), feats), dtype=self.dtype)
+        try:
+            out = np.empty((batch, steps, feats), dtype=self.dtype)
+        except ValueError:  # more elements than an array can hold
+            raise ValueError(f"steps: expected a number of steps whose outputs fit in memory, got {steps}") from None
         if steps == 0:
             return out[0] if squeeze else out
         if window is None:
@@ -637,7 +665,22 @@ class Sequential:
         """Writes the model to ONE ``.npz`` file at exactly ``path``: JSON
         configuration, weights and optimizer state (see the module doc).
         The file is written to a temporary name and renamed, so a crash never
-        leaves half a model behind."""
+        leaves half a model behind.
+
+        Raises:
+            ValueError: an unbuilt model; weights or optimizer state with NaN
+                or inf (:func:`load_model` refuses them); cells nested more
+                than 64 levels; ``path`` is a directory.
+            FileNotFoundError: ``path``'s directory does not exist.
+            TypeError: ``path`` is not a str or ``os.PathLike``; a cell whose
+                configuration cannot be saved.
+        """
+        target = _path(path)
+        if os.path.isdir(target):
+            raise ValueError(f"path: expected a file path to write the model to, got the directory {target!r}")
+        folder = os.path.dirname(os.path.abspath(target))
+        if not os.path.isdir(folder):
+            raise FileNotFoundError(f"path: expected a file in an existing directory, got {target!r} (no {folder!r})")
         if not self.built:
             raise ValueError("save: expected a built model (call build(input_size) or fit it), got an unbuilt one")
         from . import __version__
@@ -647,8 +690,9 @@ class Sequential:
         arrays.update({f"weights/{k}": v for k, v in self.get_weights().items()})
         if self.optimizer is not None:
             arrays.update({f"optimizer/{k}": v for k, v in self.optimizer.get_state().items()})
-        target = os.fspath(path)
-        folder = os.path.dirname(os.path.abspath(target))
+        broken = sorted(k for k, v in arrays.items() if v.dtype.kind == "f" and not np.isfinite(v).all())
+        if broken:
+            raise ValueError(f"save: expected finite weights and optimizer state, got NaN or inf in {broken}")
         fd, tmp = tempfile.mkstemp(prefix=".rnnrs-", suffix=".npz.tmp", dir=folder)
         try:
             with os.fdopen(fd, "wb") as f:
@@ -764,81 +808,361 @@ def _default_name(class_name: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", class_name).lower()
 
 
+def _count(name: str, value: Any) -> int:
+    """``value`` as an int >= 0 (bools and floats refused)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name}: expected an integer >= 0, got {type(value).__name__} {value!r}")
+    if value < 0:
+        raise ValueError(f"{name}: expected an integer >= 0, got {value}")
+    return int(value)
+
+
 def _means(totals: Mapping[str, Sequence[float]]) -> dict[str, float]:
     return {k: (s / c if c else 0.0) for k, (s, c) in totals.items()}
 
 
 def _layer_from_config(config: Any, where: str) -> Layer:
-    from ._serialize import cell_from_config
-
     if not isinstance(config, Mapping) or config.get("class_name") not in LAYERS:
-        raise ValueError(f"{where}: expected a layer among {sorted(LAYERS)}, got {config!r}")
-    kwargs = dict(config.get("config", {}))
-    if config["class_name"] == "RNN":
-        kwargs["cell"] = cell_from_config(kwargs.get("cell"), f"{where}.cell")
-    try:
-        return LAYERS[config["class_name"]](**kwargs)
-    except TypeError as e:
-        raise ValueError(f"{where}: expected arguments of {config['class_name']}, got {sorted(kwargs)} ({e})") from None
+        raise ValueError(f"{where}: expected a layer among {sorted(LAYERS)}, got {short(config)}")
+    raw = config.get("config", {})
+    if not isinstance(raw, Mapping):
+        raise ValueError(f"{where}.config: expected a mapping of constructor arguments, got {short(raw)}")
+    name = config["class_name"]
+    cell = None
+    if name == "RNN":
+        cell = cell_from_config(raw.get("cell"), f"{where}.config.cell")
+    kwargs = constructor_kwargs({k: v for k, v in raw.items() if not (cell is not None and k == "cell")}, where)
+    if cell is not None:
+        kwargs["cell"] = cell
+    layer: Layer = construct(LAYERS[name], kwargs, where)
+    return layer
 
 
-def load_model(path: Union[str, "os.PathLike[str]"]) -> Sequential:
+#: Most members (arrays) a model file may hold.
+MAX_MEMBERS = 100_000
+#: Largest configuration member (the JSON text as a NumPy unicode array), in bytes.
+MAX_CONFIG_BYTES = 4 << 20
+#: Deepest JSON nesting read: three levels per nested cell (a MultiRNNCell's
+#: ``{"config": {"cells": [...]}}``) and the model's own few.
+MAX_JSON_DEPTH = 3 * MAX_DEPTH + 16
+#: The default budget of ``load_model``: the arrays of a file of ``n`` bytes
+#: may declare at most ``BUDGET_BASE + BUDGET_PER_BYTE * n`` bytes uncompressed.
+BUDGET_BASE = 16 << 20
+BUDGET_PER_BYTE = 8
+
+_WHAT = "path: expected an rnnrs model file (an .npz written by Model.save)"
+
+
+def _path(path: Any) -> str:
+    """``path`` as a string path, ``TypeError`` naming it otherwise."""
+    if isinstance(path, bytes) or not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path: expected a str or os.PathLike file path, got {type(path).__name__}")
+    target = os.fspath(path)
+    if not isinstance(target, str):
+        raise TypeError(f"path: expected a str or os.PathLike file path, got one giving {type(target).__name__}")
+    if not target:
+        raise ValueError("path: expected a file path, got an empty string")
+    return target
+
+
+def load_model(path: Union[str, "os.PathLike[str]"], *, max_bytes: Optional[int] = None) -> Sequential:
     """Reads a model written by ``save``: its class, layers, weights, loss,
     metrics and optimizer (with its state, so training can resume).
 
+    The file is not trusted. What is read, in this order, each step before
+    the next:
+
+    1. The zip directory: only ``.npy`` members, uniquely named, stored or
+       deflated (what NumPy writes), unencrypted; only the configuration
+       (``__rnnrs_model__``), ``weights/...`` and ``optimizer/...``; the sum
+       of the members' declared uncompressed sizes within the budget (below).
+       Nothing is decompressed yet.
+    2. The configuration: a JSON text of at most 4 MiB without NaN or
+       infinities; the format and its version; classes only from the fixed
+       lists of models, layers, optimizers and the package's public cell
+       classes (never any other name of the package); cells nested at most
+       64 levels; every constructor argument a number, string, bool, None or
+       a flat list of them, checked by the constructor. No code from the file
+       runs and nothing is unpickled.
+    3. Each array's ``.npy`` header (its first kilobytes only): a float array
+       of the model's float size (any byte order) whose shape is exactly the
+       one the configuration implies (so a file declaring ``input_size=10**7``
+       is refused before any weight exists), and whose member declares exactly
+       the header plus that many bytes; optimizer slots shaped like their
+       weights, the step counter an integer scalar.
+    4. The arrays (without pickle): a damaged stream or checksum is refused;
+       NaN or infinite weights or optimizer slots are refused (``save``
+       refuses to write them).
+
+    Memory: the model is built from the stored arrays (never randomly
+    initialised first), so rejecting a file costs at most the budget plus
+    what the zip directory takes; the budget is 16 MiB plus 8 times the
+    file's size by default (a deflated ``.npz`` of trained float weights
+    expands about 1.1 times), so a small file that would decompress to
+    gigabytes is refused before anything is decompressed.
+
+    Args:
+        path: the file (any name; ``save`` writes exactly there).
+        max_bytes: the budget in bytes for the arrays' total uncompressed
+            size, for a file you trust that compresses unusually well (e.g.
+            mostly zeros); None (default): 16 MiB + 8 × the file's size.
+
     Raises:
-        FileNotFoundError: no such file.
-        ValueError: the file is not an rnnrs model (not an ``.npz``, no rnnrs
-            configuration, an unknown format version or class, missing weights).
+        FileNotFoundError / PermissionError: the file cannot be opened.
+        ValueError: the file is not a valid rnnrs model (the message starts
+            with ``path:`` and says which member or configuration entry is
+            wrong and how), or it exceeds the budget.
+        TypeError: ``path`` or ``max_bytes`` of the wrong type.
     """
-    target = os.fspath(path)
-    what = "path: expected an rnnrs model file (an .npz written by Model.save)"
-    try:
-        archive = np.load(target, allow_pickle=False)
-    except (FileNotFoundError, IsADirectoryError, PermissionError):
-        raise
-    except Exception:  # not a NumPy file (NumPy reads unknown bytes as a pickle, which it refuses)
-        raise ValueError(f"{what}, got {target!r}, which is not a NumPy .npz archive") from None
-    if not isinstance(archive, np.lib.npyio.NpzFile):
-        raise ValueError(f"{what}, got {target!r}, which holds a single NumPy array, not an .npz archive")
-    with archive:
-        if CONFIG_KEY not in archive.files:
-            shown = sorted(archive.files)[:8]
-            raise ValueError(
-                f"{what}, got {target!r}, an .npz archive without an rnnrs model configuration (keys {shown})"
-            )
+    target = _path(path)
+    if max_bytes is not None:
+        max_bytes = positive_int("max_bytes", max_bytes)
+    if os.path.isdir(target):
+        raise ValueError(f"{_WHAT}, got {target!r}, which is a directory")
+    with open(target, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        budget = BUDGET_BASE + BUDGET_PER_BYTE * size if max_bytes is None else max_bytes
         try:
-            config = json.loads(str(archive[CONFIG_KEY]))
-        except (ValueError, TypeError) as e:
-            raise ValueError(f"{what}, got {target!r} whose configuration is not valid JSON ({e})") from None
-        if not isinstance(config, dict) or config.get("format") != FORMAT:
+            return _read_model(f, budget, max_bytes is None)
+        except ValueError as e:
+            raise ValueError(f"{_WHAT}, got {target!r}: {e}") from None
+        except (MemoryError, RecursionError):
+            raise
+        except Exception as e:  # the file is untrusted: no other exception type escapes
+            raise ValueError(f"{_WHAT}, got {target!r}, which cannot be read ({type(e).__name__}: {e})") from e
+
+
+def _read_model(f: Any, budget: int, default_budget: bool) -> Sequential:
+
+    archive = Archive(f, MAX_MEMBERS)
+    try:
+        members = archive.members
+        if CONFIG_KEY not in members:
             raise ValueError(
-                f"{what}, got {target!r} with format {config.get('format') if isinstance(config, dict) else None!r}"
+                f"an .npz archive without an rnnrs model configuration ({CONFIG_KEY!r}), "
+                f"got members {short(sorted(members)[:8])}"
             )
-        version = config.get("format_version")
-        if not isinstance(version, int) or version > FORMAT_VERSION:
+        stray = sorted(k for k in members if k != CONFIG_KEY and not k.startswith(("weights/", "optimizer/")))
+        if stray:
+            raise ValueError(f"members {CONFIG_KEY!r}, 'weights/...' and 'optimizer/...', got {short(stray)}")
+        total = sum(archive.size(k) for k in members)
+        if total > budget:
+            how = (
+                f"{BUDGET_BASE >> 20} MiB + {BUDGET_PER_BYTE} x the file's size; pass max_bytes= for a file you trust"
+                if default_budget
+                else "max_bytes"
+            )
             raise ValueError(
-                f"path: expected an rnnrs model file of format version <= {FORMAT_VERSION}, got version {version!r} "
-                f"(written by rnnrs {config.get('rnnrs_version')}; upgrade rnnrs)"
+                f"arrays of at most {budget} bytes uncompressed ({how}), got members declaring {total} bytes"
             )
-        cls = MODELS.get(str(config.get("class_name")))
-        if cls is None:
-            raise ValueError(f"path: expected a model class among {sorted(MODELS)}, got {config.get('class_name')!r}")
-        layers = [_layer_from_config(c, f"layers[{i}]") for i, c in enumerate(config.get("layers", []))]
-        model = cls._from_layers(layers, str(config.get("name") or _default_name(cls.__name__)))
-        model.build(config.get("input_size"))
-        weights = {k[len("weights/") :]: archive[k] for k in archive.files if k.startswith("weights/")}
-        expected = set(model.get_weights())
-        if set(weights) != expected:
-            raise ValueError(f"path: expected weights {sorted(expected)}, got {sorted(weights)} in {target!r}")
+        config = _read_config(archive)
+        model, input_size, compiled = _model_from_config(config)
+        optimizer = None if compiled is None else compiled[0]
+        weights, state = _read_arrays(archive, model, input_size, optimizer)
+        if state and optimizer is None:
+            raise ValueError(f"optimizer state only for a compiled model, got {short(sorted(state))} without 'compile'")
         model.set_weights(weights)
-        compiled = config.get("compile")
-        if compiled:
-            optimizer = optimizer_from_config(compiled["optimizer"])
-            state = {k[len("optimizer/") :]: archive[k] for k in archive.files if k.startswith("optimizer/")}
+        if not model.built:
+            unbuilt = [layer.name for layer in model.layers if not layer.built]
+            raise ValueError(f"weights for every layer, got none or too few for {unbuilt}")
+        model.build(input_size)
+        names = {full for keys in model._weight_keys for full, _ in keys}
+        if names != set(weights):
+            raise ValueError(f"weights {short(sorted(names))}, got {short(sorted(weights))}")
+        if compiled is None:
+            model.optimizer, model.loss, model.metrics = None, None, []
+        else:
+            optimizer, loss, metrics = compiled
             if state:
                 optimizer.set_state(state)
-            model.compile(optimizer, compiled["loss"], compiled.get("metrics") or [])
-        else:
-            model.optimizer, model.loss, model.metrics = None, None, []
-    return model
+            model.compile(optimizer, loss, metrics)
+        return model
+    finally:
+        archive.close()
+
+
+def _json_depth(text: str) -> int:
+    """How deeply ``[`` and ``{`` nest in JSON text (outside strings), without recursion."""
+    skeleton = re.sub(r'"(?:[^"\\]|\\.)*"', "", text).encode("utf-8", "replace")
+    codes = np.frombuffer(skeleton, dtype=np.uint8)
+    steps = np.isin(codes, (ord("["), ord("{"))).astype(np.int64) - np.isin(codes, (ord("]"), ord("}")))
+    return int(np.cumsum(steps).max(initial=0))
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"configuration: expected finite numbers, got {name}")
+
+
+def _read_config(archive: Any) -> dict[str, Any]:
+    head = archive.header(CONFIG_KEY)
+    if head.dtype.kind != "U" or head.shape != ():
+        raise ValueError(
+            f"{CONFIG_KEY}: expected the configuration as JSON text (a 0-d unicode array), "
+            f"got a {head.dtype} array of shape {head.shape}"
+        )
+    if head.nbytes > MAX_CONFIG_BYTES:
+        raise ValueError(f"{CONFIG_KEY}: expected at most {MAX_CONFIG_BYTES} bytes of configuration, got {head.nbytes}")
+    text = str(archive.read(CONFIG_KEY)[()])
+    depth = _json_depth(text)
+    if depth > MAX_JSON_DEPTH:
+        raise ValueError(
+            f"configuration: expected JSON nested at most {MAX_JSON_DEPTH} levels (cells at most {MAX_DEPTH}), "
+            f"got {depth} levels"
+        )
+    try:
+        config = json.loads(text, parse_constant=_no_constant)
+    except ValueError as e:
+        raise ValueError(f"configuration: expected valid JSON, got {e}") from None
+    if not isinstance(config, dict) or config.get("format") != FORMAT:
+        got = config.get("format") if isinstance(config, dict) else type(config).__name__
+        raise ValueError(f"configuration: expected format {FORMAT!r}, got {short(got)}")
+    version = config.get("format_version")
+    if isinstance(version, bool) or not isinstance(version, int) or not 1 <= version <= FORMAT_VERSION:
+        raise ValueError(
+            f"format_version: expected an rnnrs model file of format version 1 to {FORMAT_VERSION}, got version "
+            f"{version!r:.40} (written by rnnrs {str(config.get('rnnrs_version'))[:40]}; upgrade rnnrs)"
+        )
+    return config
+
+
+def _model_from_config(
+    config: Mapping[str, Any],
+) -> tuple[Sequential, Optional[int], Optional[tuple[Optimizer, str, list[str]]]]:
+    """The unbuilt model, its input size and ``(optimizer, loss, metrics)`` (None when not compiled)."""
+    class_name = config.get("class_name")
+    cls = MODELS.get(class_name) if isinstance(class_name, str) else None
+    if cls is None:
+        raise ValueError(
+            f"class_name: expected a model class among {sorted(MODELS)}, got {short(config.get('class_name'))}"
+        )
+    name = config.get("name")
+    if name is not None and not isinstance(name, str):
+        raise ValueError(f"name: expected a string or None, got {short(name)}")
+    raw_layers = config.get("layers")
+    if not isinstance(raw_layers, list) or not raw_layers or len(raw_layers) > MAX_MEMBERS:
+        raise ValueError(f"layers: expected a non-empty list of layer configurations, got {short(raw_layers)}")
+    layers = [_layer_from_config(c, f"layers[{i}]") for i, c in enumerate(raw_layers)]
+    model = cls._from_layers(layers, name or _default_name(cls.__name__))
+    input_size = config.get("input_size")
+    if model._takes_ids():
+        if input_size is not None:
+            raise ValueError(f"input_size: expected None for a model reading ids (Embedding), got {short(input_size)}")
+    elif isinstance(input_size, bool) or not isinstance(input_size, int) or input_size < 1:
+        raise ValueError(f"input_size: expected an integer >= 1, got {short(input_size)}")
+    compiled = config.get("compile")
+    if compiled is None:
+        return model, input_size, None
+    if not isinstance(compiled, Mapping):
+        raise ValueError(f"compile: expected a mapping (loss, metrics, optimizer) or None, got {short(compiled)}")
+    loss, metrics, opt = compiled.get("loss"), compiled.get("metrics"), compiled.get("optimizer")
+    if not isinstance(loss, str):
+        raise ValueError(f"compile.loss: expected a loss name, got {short(loss)}")
+    if metrics is None:
+        metrics = []
+    if not isinstance(metrics, list) or not all(isinstance(m, str) for m in metrics):
+        raise ValueError(f"compile.metrics: expected a list of metric names, got {short(metrics)}")
+    if (
+        not isinstance(opt, Mapping)
+        or not isinstance(opt.get("class_name"), str)
+        or opt["class_name"] not in OPTIMIZERS
+    ):
+        raise ValueError(f"compile.optimizer: expected a class among {sorted(OPTIMIZERS)}, got {short(opt)}")
+    kwargs = constructor_kwargs(opt.get("config", {}), "compile.optimizer.config")
+    optimizer: Optimizer = construct(OPTIMIZERS[opt["class_name"]], kwargs, "compile.optimizer")
+    try:
+        model.compile(optimizer, loss, metrics)  # validates loss and metrics now; the state comes later
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"compile: {e}") from None
+    return model, input_size, (optimizer, loss, metrics)
+
+
+def _cell_shapes(cell: RNNCell, input_size: int) -> dict[str, tuple[int, ...]]:
+    """The weight shapes of an unbuilt cell for inputs of ``input_size`` (no allocation)."""
+    cells = getattr(cell, "cells", None)
+    if isinstance(cells, list):  # MultiRNNCell: layer i reads layer i-1's outputs
+        shapes: dict[str, tuple[int, ...]] = {}
+        size = input_size
+        for i, c in enumerate(cells):
+            shapes.update({f"cell_{i}/{k}": s for k, s in _cell_shapes(c, size).items()})
+            size = int(c.output_size)
+        return shapes
+    inner = getattr(cell, "cell", None)
+    if isinstance(inner, RNNCell):  # a wrapper: the inner cell's weights and its own
+        own = getattr(cell, "_own_shapes", None)
+        return {**_cell_shapes(inner, input_size), **(own() if callable(own) else {})}
+    return dict(cell._weight_shapes(input_size))
+
+
+def _weight_shapes(model: Sequential, input_size: Optional[int]) -> Optional[dict[str, tuple[int, ...]]]:
+    """Every weight's shape implied by the configuration (None for a layer or
+    cell whose shapes cannot be computed before building: checked after)."""
+    shapes: dict[str, tuple[int, ...]] = {}
+    size = input_size or 0
+    try:
+        for layer in model.layers:
+            if isinstance(layer, Embedding):
+                own: Mapping[str, tuple[int, ...]] = {"embeddings": (layer.input_dim, layer.output_dim)}
+            elif isinstance(layer, Dense):
+                own = layer._shapes(size)
+            elif isinstance(layer, RNN):
+                own = _cell_shapes(layer.cell, size)
+            else:
+                return None
+            shapes.update({f"{layer.name}/{k}": tuple(int(n) for n in s) for k, s in own.items()})
+            size = layer.output_size()
+    except NotImplementedError:
+        return None
+    return shapes
+
+
+def _read_arrays(
+    archive: Any, model: Sequential, input_size: Optional[int], optimizer: Optional[Optimizer]
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Checks every array's header against the configuration, then reads them."""
+
+    dtype = model.dtype
+    stored = {k[len("weights/") :]: k for k in archive.members if k.startswith("weights/")}
+    expected = _weight_shapes(model, input_size)
+    if expected is not None and set(stored) != set(expected):
+        missing, extra = sorted(set(expected) - set(stored)), sorted(set(stored) - set(expected))
+        raise ValueError(f"weights {short(sorted(expected))}, got {short(missing)} missing and {short(extra)} unknown")
+    shapes: dict[str, tuple[int, ...]] = {}
+    for name, key in stored.items():
+        head = archive.header(key)
+        if head.dtype.kind != "f" or head.dtype.itemsize != dtype.itemsize or head.dtype.fields is not None:
+            raise ValueError(f"{key}: expected a {dtype.name} array (the model's dtype), got dtype {head.dtype}")
+        if expected is not None and head.shape != expected[name]:
+            raise ValueError(f"{key}: expected shape {expected[name]} (from the configuration), got {head.shape}")
+        shapes[name] = head.shape
+    slots = () if optimizer is None else optimizer.slot_names
+    state_keys = {k[len("optimizer/") :]: k for k in archive.members if k.startswith("optimizer/")}
+    for name, key in state_keys.items():
+        head = archive.header(key)
+        if name == "iterations":
+            if head.dtype.kind not in "iu" or head.dtype.itemsize > 8 or head.shape != ():
+                raise ValueError(f"{key}: expected an integer scalar, got a {head.dtype} array of shape {head.shape}")
+            continue
+        slot, _, weight = name.partition("/")
+        if slot not in slots or weight not in shapes:
+            raise ValueError(
+                f"{key}: expected 'optimizer/<slot>/<weight>' with slot in {list(slots)} and a stored weight, "
+                f"got an unknown entry"
+            )
+        if head.dtype.kind != "f" or head.dtype.itemsize != dtype.itemsize or head.dtype.fields is not None:
+            raise ValueError(f"{key}: expected a {dtype.name} array (the model's dtype), got dtype {head.dtype}")
+        if head.shape != shapes[weight]:
+            raise ValueError(f"{key}: expected shape {shapes[weight]} (its weight's), got {head.shape}")
+    if state_keys and "iterations" not in state_keys:
+        raise ValueError("optimizer/iterations: expected the optimizer's step counter with its state, got none")
+    weights = {name: _finite(key, archive.read(key)) for name, key in stored.items()}
+    state = {name: _finite(key, archive.read(key)) for name, key in state_keys.items()}
+    return weights, state
+
+
+def _finite(key: str, arr: np.ndarray) -> np.ndarray:
+    """``arr`` in native byte order; ``ValueError`` for NaN or inf."""
+    if not arr.dtype.isnative:
+        arr = arr.astype(arr.dtype.newbyteorder("="))
+    if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+        raise ValueError(f"{key}: expected finite values, got NaN or inf (models with such weights are refused)")
+    return arr
