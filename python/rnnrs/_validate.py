@@ -6,6 +6,7 @@ values raise ``ValueError``; wrong types raise ``TypeError``.
 
 from __future__ import annotations
 
+import math
 import numbers
 from typing import Any, Optional
 
@@ -44,15 +45,25 @@ def bounded_int(name: str, value: Any, minimum: int) -> int:
     return int(value)
 
 
-def seed_value(value: Any) -> Optional[int]:
-    """A ``seed``: None or an integer >= 0 (what ``numpy.random.default_rng`` takes)."""
+def seed_value(value: Any, name: str = "seed") -> Optional[int]:
+    """A random generator's seed: None or an integer >= 0 (what
+    ``numpy.random.default_rng`` takes; bools are refused)."""
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"seed: expected an integer >= 0 or None, got {type(value).__name__} {value!r}")
+        raise TypeError(f"{name}: expected an integer >= 0 or None, got {type(value).__name__} {value!r}")
     if value < 0:
-        raise ValueError(f"seed: expected an integer >= 0 or None, got {value}")
+        raise ValueError(f"{name}: expected an integer >= 0 or None, got {value}")
     return int(value)
+
+
+def finite_number(name: str, value: Any) -> float:
+    """``value`` as a finite float (bools, strings and NaN/inf refused)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name}: expected a finite number, got {type(value).__name__} {value!r}")
+    if not math.isfinite(float(value)):
+        raise ValueError(f"{name}: expected a finite number, got {value!r}")
+    return float(value)
 
 
 def numeric_array(name: str, value: Any, expected: str = "an array") -> np.ndarray:

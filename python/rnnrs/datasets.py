@@ -17,28 +17,14 @@ target being the input shifted one step ahead.
 
 from __future__ import annotations
 
-import numbers
 import os
 from typing import Any, NamedTuple, Optional
 
 import numpy as np
 
-from ._validate import as_dtype, positive_int
-from .lstm import _finite_number as finite_number  # shared check of a finite real number
+from ._validate import as_dtype, finite_number, positive_int, seed_value
 
 DATA_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
-
-
-def rng_seed(name: str, value: Any) -> Optional[int]:
-    """A random generator's seed: None or an integer >= 0 (``TypeError`` /
-    ``ValueError`` naming ``name`` otherwise; bools are refused)."""
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name}: expected None or an integer >= 0, got {type(value).__name__} {value!r}")
-    if value < 0:
-        raise ValueError(f"{name}: expected None or an integer >= 0, got {value}")
-    return int(value)
 
 
 class Digits(NamedTuple):
@@ -70,7 +56,7 @@ def train_test_split(
     fraction = finite_number("test_size", test_size)
     if not 0.0 < fraction < 1.0:
         raise ValueError(f"test_size: expected a fraction in (0, 1), got {test_size}")
-    rng = np.random.default_rng(rng_seed("seed", seed))
+    rng = np.random.default_rng(seed_value(seed))
     if stratify is None:
         order = rng.permutation(n)
         n_test = int(round(n * fraction))
@@ -117,7 +103,7 @@ def time_series_windows(
     """
     count = positive_int("count", count)
     n_steps = positive_int("n_steps", n_steps)
-    rng = np.random.default_rng(rng_seed("seed", seed))
+    rng = np.random.default_rng(seed_value(seed))
     t_min, t_max = finite_number("t_min", t_min), finite_number("t_max", t_max)
     resolution = finite_number("resolution", resolution)
     if resolution <= 0:

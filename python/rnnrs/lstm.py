@@ -21,14 +21,13 @@ A clip passes the gradient where the unclipped value lies in
 
 from __future__ import annotations
 
-import math
 import numbers
 from typing import Any, Mapping, Optional
 
 import numpy as np
 
 from ._state import LSTMStateTuple
-from ._validate import check_shape, float_array, positive_int
+from ._validate import check_shape, finite_number, float_array, positive_int
 from .cells import ACTIVATIONS, RNNCell, checked_size, glorot_uniform
 
 #: The names of the optional weights, in TensorFlow 1.x spelling.
@@ -42,14 +41,6 @@ def _activation(value: Any) -> str:
     if value not in ACTIVATIONS:
         raise ValueError(f"activation: expected one of {ACTIVATIONS}, got {value!r}")
     return value
-
-
-def _finite_number(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name}: expected a finite number, got {type(value).__name__} {value!r}")
-    if not math.isfinite(float(value)):
-        raise ValueError(f"{name}: expected a finite number, got {value!r}")
-    return float(value)
 
 
 def _clip(name: str, value: Any) -> Optional[float]:
@@ -88,7 +79,7 @@ class _LSTM(RNNCell):
         self._cell_clip = _clip("cell_clip", cell_clip)
         self._num_proj = None if num_proj is None else positive_int("num_proj", num_proj)
         self._proj_clip = _clip("proj_clip", proj_clip)
-        self._forget_bias = _finite_number("forget_bias", forget_bias)
+        self._forget_bias = finite_number("forget_bias", forget_bias)
         self.activation = _activation(activation)
 
     # -- properties --------------------------------------------------------

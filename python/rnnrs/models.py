@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import json
 import math
-import numbers
 import os
 import re
 import sys
@@ -45,9 +44,8 @@ from typing import Any, Mapping, Optional, Sequence, TextIO, Union
 import numpy as np
 
 from ._serialize import MAX_DEPTH, Archive, cell_from_config, construct, constructor_kwargs, short
-from ._validate import check_shape, float_array, lengths_array, positive_int
+from ._validate import bounded_int, check_shape, float_array, lengths_array, positive_int, seed_value
 from .cells import RNNCell
-from .datasets import rng_seed
 from .layers import RNN, Dense, Embedding, Layer, LayerBackward
 from .losses import class_ids, mean_squared_error, sequence_mask, softmax, sparse_softmax_cross_entropy
 from .optimizers import OPTIMIZERS, Adam, Optimizer
@@ -442,10 +440,10 @@ class Sequential:
         """
         optimizer, loss = self._require_compiled("fit")
         batch_size = positive_int("batch_size", batch_size)
-        epochs = _count("epochs", epochs)
+        epochs = bounded_int("epochs", epochs, 0)
         if not isinstance(shuffle, (bool, np.bool_)):
             raise TypeError(f"shuffle: expected a bool, got {type(shuffle).__name__}")
-        rng = np.random.default_rng(rng_seed("seed", seed))
+        rng = np.random.default_rng(seed_value(seed))
         if stream is not None and not callable(getattr(stream, "write", None)):
             raise TypeError(f"stream: expected a text stream with write() or None, got {type(stream).__name__}")
         out = sys.stdout if stream is None else stream
@@ -613,7 +611,7 @@ class Sequential:
         )
         if s.shape[1] < 1:
             raise ValueError(f"seed: expected at least one step, got shape {raw.shape}")
-        steps = _count("steps", steps)
+        steps = bounded_int("steps", steps, 0)
         if window is not None:
             window = positive_int("window", window)
         s, _ = self._prepare("seed", s, None, "sequence_length")
@@ -806,15 +804,6 @@ LAYERS: dict[str, type[Layer]] = {"Dense": Dense, "Embedding": Embedding, "RNN":
 
 def _default_name(class_name: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", class_name).lower()
-
-
-def _count(name: str, value: Any) -> int:
-    """``value`` as an int >= 0 (bools and floats refused)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name}: expected an integer >= 0, got {type(value).__name__} {value!r}")
-    if value < 0:
-        raise ValueError(f"{name}: expected an integer >= 0, got {value}")
-    return int(value)
 
 
 def _means(totals: Mapping[str, Sequence[float]]) -> dict[str, float]:
