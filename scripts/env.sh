@@ -88,6 +88,7 @@ rnnrs_prepare_python() {
         python3 -m venv --clear "$RNNRS_VENV" ||
             rnnrs_die "python3 -m venv failed (on Debian and Ubuntu: apt-get install python3-venv); or activate a virtual environment of your own and run this again"
         RNNRS_CREATE_VENV=0
+        RNNRS_PYTHON_WHY="the repository's virtual environment .venv/, created now (no virtual environment is active)"
     fi
     "$RNNRS_PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 9))' ||
         rnnrs_die "$RNNRS_PYTHON is not Python 3.9 or newer"
