@@ -15,7 +15,7 @@ source scripts/env.sh
 rnnrs_setup "$@"
 
 export CI="${CI:-}"
-echo "== building and installing rnnrs with its test tools (pip install '.[test]'; a release build, about two minutes the first time)"
+echo "== building and installing rnnrs with its test tools (pip install '.[test]'; a release build, about three minutes the first time)"
 "$RNNRS_PYTHON" -m pip install --quiet --disable-pip-version-check ".[test]"
 
 echo "== ruff (lint and format) over python/ tests/ benches/ examples/"
