@@ -3,20 +3,24 @@
 # with the test tools, then runs the lint gates (ruff over the Python sources;
 # cargo fmt, clippy and the doc links of the Rust core), the Rust core's unit
 # tests, the type stubs against the built module, and the Python suite
-# (pytest + hypothesis). Installs what it needs itself, into the current
-# Python (use a virtual environment, see the README).
+# (pytest + hypothesis). Installs what it needs itself: into the active
+# virtual environment, or else into .venv/ at the repository root, created on
+# first use (see scripts/env.sh); builds under target/. `bash scripts/test.sh
+# --print-python` prints the interpreter it would use, and why, and changes
+# nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/env.sh
 source scripts/env.sh
+rnnrs_setup "$@"
 
 export CI="${CI:-}"
-echo "== building and installing rnnrs with its test tools (pip install '.[test]'; a release build, about two minutes the first time)"
-python3 -m pip install --quiet --disable-pip-version-check ".[test]"
+echo "== building and installing rnnrs with its test tools (pip install '.[test]'; a release build, about three minutes the first time)"
+"$RNNRS_PYTHON" -m pip install --quiet --disable-pip-version-check ".[test]"
 
 echo "== ruff (lint and format) over python/ tests/ benches/ examples/"
-python3 -m ruff check python tests benches examples
-python3 -m ruff format --check python tests benches examples
+"$RNNRS_PYTHON" -m ruff check python tests benches examples
+"$RNNRS_PYTHON" -m ruff format --check python tests benches examples
 
 echo "== cargo fmt --check"
 cargo fmt --check
@@ -32,8 +36,8 @@ echo "== cargo test (numeric core, no Python; compiling takes about a minute the
 CARGO_TARGET_DIR="$RNNRS_TEST_TARGET" cargo test --release --quiet
 
 echo "== type stubs"
-python3 -m mypy.stubtest rnnrs._rnnrs
-python3 -m mypy
+"$RNNRS_PYTHON" -m mypy.stubtest rnnrs._rnnrs
+"$RNNRS_PYTHON" -m mypy
 
 echo "== pytest"
-python3 -m pytest -q tests
+"$RNNRS_PYTHON" -m pytest -q tests

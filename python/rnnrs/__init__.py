@@ -1,12 +1,20 @@
 """rnnrs — TensorFlow 1.x's recurrent toolbox on NumPy arrays, with a Rust core.
 
-Cells (``BasicRNNCell``, ``BasicLSTMCell``, ``LSTMCell``, ``GRUCell``), wrappers (``MultiRNNCell``, ``DropoutWrapper``,
-``OutputProjectionWrapper``, ``ResidualWrapper``), run functions
-(``dynamic_rnn``, ``static_rnn``, ``bidirectional_dynamic_rnn``,
-``static_bidirectional_rnn``) with ``sequence_length`` masking, and
-backpropagation through time (``return_backprop=True``). The README and the
-docstrings state the contract; ``docs/architecture.md`` in the repository
-describes how it is built.
+Cells (``BasicRNNCell``, ``BasicLSTMCell``, ``LSTMCell``, ``GRUCell``), wrappers
+(``MultiRNNCell``, ``DropoutWrapper``, ``OutputProjectionWrapper``,
+``ResidualWrapper``), run functions (``dynamic_rnn``, ``static_rnn``,
+``bidirectional_dynamic_rnn``, ``static_bidirectional_rnn``) with
+``sequence_length`` masking, backpropagation through time
+(``return_backprop=True``), and the layers, losses, optimizers and models
+that train them (``SequenceClassifier``, ``Sequential``, ``Adam``, ...).
+
+Each function's docstring states its contract (``help(rnnrs.dynamic_rnn)``).
+The documentation is in the ``docs/`` folder of the source repository, beside
+the README: ``docs/api.md`` (the API reference, generated from these
+docstrings), ``docs/semantics.md`` (masking, gradients, dropout, dtypes,
+threads and errors), ``docs/tensorflow.md`` (TensorFlow 1.x names and weight
+layouts, and the chapter's code translated), ``docs/roadmap.md`` (what is
+coming) and ``docs/architecture.md`` (how the Rust core is built).
 """
 
 from __future__ import annotations
@@ -34,7 +42,29 @@ from .rnn import (
 )
 from .wrappers import DropoutWrapper, MultiRNNCell, OutputProjectionWrapper, ResidualWrapper
 
-__version__ = "0.1.0"
+
+def _version() -> str:
+    """The installed distribution's version (written once, in Cargo.toml, from
+    which the wheel takes it); in a source tree without installed metadata,
+    Cargo.toml's own; ``"0+unknown"`` when neither is there."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("rnnrs")
+    except metadata.PackageNotFoundError:
+        pass
+    import pathlib
+    import re
+
+    cargo = pathlib.Path(__file__).resolve().parents[2] / "Cargo.toml"
+    try:
+        found = re.search(r'^version\s*=\s*"([^"]+)"', cargo.read_text(encoding="utf-8"), re.M)
+    except OSError:
+        found = None
+    return found.group(1) if found else "0+unknown"
+
+
+__version__ = _version()
 
 __all__ = [
     "BasicLSTMCell",
