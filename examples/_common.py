@@ -17,18 +17,9 @@ OUT_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "out")
 
 
 def make_cell(kind: str, num_units: int, seed: Optional[int] = None) -> rnnrs.RNNCell:
-    """A ``num_units`` cell of the ``--cell`` kind; exits with a clear message
-    when this rnnrs build lacks the class (LSTM and GRU arrive with the cells
-    branch)."""
-    name = CELLS[kind]
-    cls = getattr(rnnrs, name, None)
-    if cls is None:
-        available = [k for k, v in CELLS.items() if hasattr(rnnrs, v)]
-        raise SystemExit(
-            f"--cell {kind}: this rnnrs build ({rnnrs.__version__}, {os.path.dirname(rnnrs.__file__)}) has no "
-            f"rnnrs.{name} yet; available: {', '.join('--cell ' + k for k in available)}"
-        )
-    cell: rnnrs.RNNCell = cls(num_units, seed=seed)
+    """A ``num_units`` cell of the ``--cell`` kind (``rnn``: BasicRNNCell,
+    ``lstm``: BasicLSTMCell, ``gru``: GRUCell)."""
+    cell: rnnrs.RNNCell = getattr(rnnrs, CELLS[kind])(num_units, seed=seed)
     return cell
 
 

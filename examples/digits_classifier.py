@@ -13,7 +13,7 @@ training; off for evaluation): test accuracy over seeds 0-5 is 96.7-98.1%
 (--keep-prob 1).
 
     python examples/digits_classifier.py                # BasicRNNCell, prints test accuracy and time
-    python examples/digits_classifier.py --cell gru     # once rnnrs has GRUCell
+    python examples/digits_classifier.py --cell gru
     python examples/digits_classifier.py --quick        # reduced run (what the tests also run)
 """
 

@@ -2,8 +2,7 @@
 
 Reduced sizes (``--quick``) with thresholds, plus the README's main job at
 full size (the digits classifier, >= 97% test accuracy, a few seconds).
-``--cell lstm`` / ``--cell gru`` either train (once the cells are merged) or
-stop with a clear message naming the missing class.
+``--cell lstm`` / ``--cell gru`` train the other cells.
 """
 
 from __future__ import annotations

@@ -159,6 +159,7 @@ class Sequential:
 
     @property
     def built(self) -> bool:
+        """Whether every layer has its weights (after ``build``, ``fit`` or a first call)."""
         return bool(self.layers) and all(layer.built for layer in self.layers)
 
     def _takes_ids(self) -> bool:
