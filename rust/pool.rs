@@ -10,7 +10,6 @@
 use crate::error::{Error, Interrupt, Result, INTERRUPT_PERIOD};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, RwLock};
-use std::thread::ThreadId;
 use std::time::Instant;
 
 /// Fewest rows a group (or chunk) gets when a batch is split.
@@ -189,10 +188,12 @@ pub fn run<R: Send>(parallel: bool, f: impl FnOnce() -> R + Send) -> R {
 /// runs on the caller's thread (Python handles signals on its main thread
 /// only); the loops in `f` see the stop through their [`Ticker`]s.
 pub fn run_watched<R: Send>(parallel: bool, watch: &Watch<'_>, f: impl FnOnce() -> R + Send) -> R {
-    match workers() {
-        Workers::Pool(p) if parallel => watched_on(&p, watch, f),
-        _ => f(),
+    if parallel {
+        if let Workers::Pool(p) = workers() {
+            return watched_on(&p, watch, f);
+        }
     }
+    f()
 }
 
 fn watched_on<R: Send>(
@@ -244,7 +245,7 @@ impl Drop for Flag<'_> {
 /// and raises a flag every loop sees at its next tick.
 pub struct Watch<'a> {
     hook: &'a dyn Interrupt,
-    caller: ThreadId,
+    caller: usize,
     stop: AtomicBool,
     error: Mutex<Option<Error>>,
 }
@@ -262,7 +263,7 @@ impl<'a> Watch<'a> {
     pub fn new(hook: &'a dyn Interrupt) -> Self {
         Watch {
             hook,
-            caller: std::thread::current().id(),
+            caller: thread_mark(),
             stop: AtomicBool::new(false),
             error: Mutex::new(None),
         }
@@ -273,7 +274,7 @@ impl<'a> Watch<'a> {
         if self.stop.load(Ordering::Relaxed) {
             return Err(self.error());
         }
-        if std::thread::current().id() != self.caller {
+        if thread_mark() != self.caller {
             return Ok(());
         }
         self.hook.check().inspect_err(|e| {
@@ -302,9 +303,19 @@ impl<'a> Watch<'a> {
         Ticker {
             watch: self,
             work: 0,
-            last: Instant::now(),
+            last: None,
         }
     }
+}
+
+thread_local! {
+    static MARK: u8 = const { 0 };
+}
+
+/// A number that tells this thread from every other running thread (the
+/// address of a thread-local), cheaper than `std::thread::current().id()`.
+fn thread_mark() -> usize {
+    MARK.with(|m| m as *const u8 as usize)
 }
 
 /// Multiply-adds between two looks at the clock in a [`Ticker`]: a fraction
@@ -319,7 +330,9 @@ const TICK_WORK: usize = 1 << 20;
 pub struct Ticker<'a> {
     watch: &'a Watch<'a>,
     work: usize,
-    last: Instant,
+    /// When the hook was last polled (or the clock first read): a short
+    /// call never reads the clock.
+    last: Option<Instant>,
 }
 
 impl Ticker<'_> {
@@ -339,10 +352,11 @@ impl Ticker<'_> {
         self.work = 0;
         self.watch.result()?;
         let now = Instant::now();
-        if now.duration_since(self.last) < INTERRUPT_PERIOD {
+        let last = *self.last.get_or_insert(now);
+        if now.duration_since(last) < INTERRUPT_PERIOD {
             return Ok(());
         }
-        self.last = now;
+        self.last = Some(now);
         self.watch.poll_caller()
     }
 }
@@ -441,6 +455,7 @@ mod tests {
         for _ in 0..1000 {
             ticker.tick(10).unwrap();
         }
+        assert!(ticker.last.is_none());
         // a period has not passed yet: still no hook
         ticker.tick(TICK_WORK).unwrap();
         assert_eq!(calls.load(Ordering::Relaxed), 0);
@@ -449,7 +464,7 @@ mod tests {
         std::thread::scope(|s| {
             s.spawn(|| {
                 let mut other = watch.ticker();
-                other.last -= INTERRUPT_PERIOD * 2;
+                other.last = Some(Instant::now() - INTERRUPT_PERIOD * 2);
                 other.tick(TICK_WORK).unwrap();
             });
         });
