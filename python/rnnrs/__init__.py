@@ -19,7 +19,11 @@ coming) and ``docs/architecture.md`` (how the Rust core is built).
 
 from __future__ import annotations
 
+import warnings
+
 from . import convert, datasets, losses
+from ._rnnrs import MAX_THREADS as _MAX_THREADS
+from ._rnnrs import _num_threads_env
 from ._rnnrs import get_num_threads as _get_num_threads
 from ._rnnrs import set_num_threads as _set_num_threads
 from ._state import LSTMStateTuple
@@ -118,11 +122,39 @@ __all__ = [
 
 
 def set_num_threads(n: int) -> None:
-    """Sizes rnnrs's thread pool (default: ``RNNRS_NUM_THREADS`` or the number
-    of cores). Results are bitwise identical whatever the size."""
-    _set_num_threads(positive_int("num_threads", n))
+    """Sizes rnnrs's thread pool to ``n`` threads, an integer in ``[1, 256]``
+    (default: ``RNNRS_NUM_THREADS`` or the number of cores, at most 256).
+
+    Results are bitwise identical whatever the size. A non-integer raises
+    ``TypeError``; an integer outside ``[1, 256]`` (of any size) raises
+    ``ValueError`` naming ``num_threads`` before any thread starts. If the
+    operating system refuses to start the threads, ``RuntimeError`` naming
+    ``num_threads`` is raised and the old pool stays.
+    """
+    n = positive_int("num_threads", n)
+    if n > _MAX_THREADS:
+        got = str(n) if n.bit_length() <= 64 else f"an integer of {n.bit_length()} bits"
+        raise ValueError(f"num_threads: expected an integer in [1, {_MAX_THREADS}], got {got}")
+    _set_num_threads(n)
 
 
 def get_num_threads() -> int:
     """The thread pool's size."""
     return int(_get_num_threads())
+
+
+def _check_num_threads_env() -> None:
+    """Warns (``RuntimeWarning``) when ``RNNRS_NUM_THREADS`` is set but is not an
+    integer in ``[1, 256]``: the pool then ignores it and uses the machine's cores.
+    The core parses the variable; this only reports what it decided."""
+    value, valid, threads = _num_threads_env()
+    if value is not None and not valid:
+        warnings.warn(
+            f"RNNRS_NUM_THREADS: expected an integer in [1, {_MAX_THREADS}], got {value!r};"
+            f" ignored, the thread pool uses {threads} threads (the machine's cores)",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+
+
+_check_num_threads_env()

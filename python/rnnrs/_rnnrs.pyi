@@ -13,8 +13,10 @@ import numpy as np
 import numpy.typing as npt
 
 __all__ = [
+    "MAX_THREADS",
     "Cell",
     "ForwardCache",
+    "_num_threads_env",
     "_set_parallel_work",
     "backward",
     "cell_kinds",
@@ -54,13 +56,38 @@ def forward(
     initial_state: list[npt.NDArray[np.floating]],
     sequence_length: Optional[npt.NDArray[np.int64]],
     time_major: bool,
-) -> tuple[npt.NDArray[np.floating], list[npt.NDArray[np.floating]], ForwardCache]: ...
+) -> tuple[npt.NDArray[np.floating], list[npt.NDArray[np.floating]], ForwardCache]:
+    """Runs ``cell`` over ``inputs``.
+
+    Raises ``MemoryError`` naming ``inputs`` before allocating anything when the call's
+    buffers would not fit in memory (or the allocator refuses them), and the exception
+    of a signal handler (``KeyboardInterrupt`` for Ctrl-C) within a fraction of a second
+    of the signal.
+    """
+
 def backward(
     cache: ForwardCache,
     d_outputs: Optional[npt.NDArray[np.floating]],
     d_state: Optional[list[npt.NDArray[np.floating]]],
-) -> tuple[npt.NDArray[np.floating], list[npt.NDArray[np.floating]], dict[str, npt.NDArray[np.floating]]]: ...
+) -> tuple[npt.NDArray[np.floating], list[npt.NDArray[np.floating]], dict[str, npt.NDArray[np.floating]]]:
+    """Backpropagates through the forward pass that made ``cache``.
+
+    ``MemoryError`` and Ctrl-C as for :func:`forward`.
+    """
+
 def cell_kinds() -> list[str]: ...
-def set_num_threads(n: int) -> None: ...
+
+MAX_THREADS: int
+"""The most threads the pool may have (256)."""
+
+def set_num_threads(n: int) -> None:
+    """Sizes the thread pool: ``n`` threads, an integer in ``[1, MAX_THREADS]`` (256).
+
+    Other integers (of any size) raise ``ValueError`` naming ``num_threads`` before any
+    thread starts; when the OS refuses the threads, ``RuntimeError`` naming
+    ``num_threads``, and the old pool stays.
+    """
+
 def get_num_threads() -> int: ...
+def _num_threads_env() -> tuple[Optional[str], bool, int]: ...
 def _set_parallel_work(work: Optional[int] = None) -> None: ...

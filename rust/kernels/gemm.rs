@@ -16,9 +16,12 @@
 //! into our own tiles instead cost 25% on the long-`K` weight gradients (each
 //! tile repacks the shared operand).
 
+use super::rows::try_uninit;
 use super::scalar::Scalar;
+use crate::error::Result;
 use crate::pool;
 use ndarray::{linalg::general_mat_mul, Array2, ArrayView2, ArrayViewMut2};
+use std::mem::MaybeUninit;
 
 /// Products with at most this many multiply-adds use `matrixmultiply`.
 const TINY_FLOPS: usize = 16 * 16 * 16;
@@ -133,7 +136,7 @@ pub fn par_gemm<T: Scalar>(
 /// Threads an `[m, k] @ [k, n]` product is split over: the current pool's,
 /// when called from it and the product is worth splitting, else one.
 fn split_threads(m: usize, n: usize, k: usize) -> usize {
-    if pool::in_pool() && m * n * k >= SPLIT_FLOPS {
+    if pool::in_pool() && m.saturating_mul(n).saturating_mul(k) >= SPLIT_FLOPS {
         rayon::current_num_threads()
     } else {
         1
@@ -145,19 +148,44 @@ fn split_threads(m: usize, n: usize, k: usize) -> usize {
 /// for the layer's large products (the hoisted input projection, `dX`) the
 /// zeroing pass cost as much as a tenth of the forward pass.
 pub fn par_product<T: Scalar>(a: ArrayView2<T>, b: ArrayView2<T>) -> Array2<T> {
+    product_into(a, b, Array2::uninit((a.nrows(), b.ncols())))
+}
+
+/// [`par_product`] with the result allocated fallibly:
+/// [`crate::Error::OutOfMemory`] naming `arg` and `what` when it cannot be.
+pub fn try_par_product<T: Scalar>(
+    a: ArrayView2<T>,
+    b: ArrayView2<T>,
+    arg: &str,
+    what: &str,
+) -> Result<Array2<T>> {
+    let c = try_uninit(a.nrows(), b.ncols(), arg, what)?;
+    Ok(product_into(a, b, c))
+}
+
+/// `a @ b` written into `c` (`[m, n]`, standard layout, uninitialised).
+fn product_into<T: Scalar>(
+    a: ArrayView2<T>,
+    b: ArrayView2<T>,
+    mut c: Array2<MaybeUninit<T>>,
+) -> Array2<T> {
     let (m, k) = a.dim();
     let n = b.ncols();
     assert_eq!(k, b.nrows(), "gemm: shape mismatch");
-    if m * n * k <= TINY_FLOPS || k == 0 {
-        let mut c = Array2::zeros((m, n));
+    assert_eq!(c.dim(), (m, n), "gemm: output shape mismatch");
+    assert!(c.is_standard_layout(), "gemm: output not standard layout");
+    if m.saturating_mul(n).saturating_mul(k) <= TINY_FLOPS || k == 0 {
+        c.fill(MaybeUninit::new(T::zero()));
+        // SAFETY: every element was just written.
+        let mut c = unsafe { c.assume_init() };
         par_gemm(false, a, b, c.view_mut());
         return c;
     }
     let threads = split_threads(m, n, k);
-    let mut c = Array2::<T>::uninit((m, n));
-    // SAFETY: `c` is a fresh standard-layout `[m, n]` buffer (row stride n);
-    // with `accumulate` false the gemm crate writes every element of it
-    // without reading any, so all of it is initialised afterwards.
+    // SAFETY: `c` is a standard-layout `[m, n]` buffer (row stride n,
+    // checked above); with `accumulate` false the gemm crate writes every
+    // element of it without reading any, so all of it is initialised
+    // afterwards.
     unsafe {
         gemm_raw(
             false,

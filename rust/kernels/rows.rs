@@ -5,9 +5,86 @@
 //! zeroing pass cost as much as the copy itself.
 
 use super::scalar::Scalar;
+use crate::error::{bytes_of, Error, Result};
 use crate::pool;
 use ndarray::{Array2, ArrayView1, ArrayView2, ArrayViewMut2};
+use std::alloc::Layout;
 use std::mem::MaybeUninit;
+
+/// The layout of `n` elements of `T`, or [`Error::OutOfMemory`] naming
+/// `arg` and `what` (a `[rows, cols]` buffer) when it exceeds the address
+/// space.
+fn layout_of<T>(n: Option<usize>, dims: [usize; 2], arg: &str, what: &str) -> Result<Layout> {
+    n.and_then(|n| Layout::array::<T>(n).ok()).ok_or_else(|| {
+        let bytes = bytes_of(&dims, std::mem::size_of::<T>());
+        Error::out_of_memory(arg, format!("{} {dims:?}", what), bytes)
+    })
+}
+
+/// The error for an allocation of `layout` the allocator refused.
+fn refused(layout: Layout, dims: [usize; 2], arg: &str, what: &str) -> Error {
+    Error::out_of_memory(
+        arg,
+        format!("{} {dims:?}", what),
+        Some(layout.size() as u128),
+    )
+}
+
+/// A zeroed `[rows, cols]` array, allocated fallibly: when the allocator
+/// refuses (or the size overflows), [`Error::OutOfMemory`] naming `arg` and
+/// `what` instead of aborting the process. Zeroed by the allocator (as
+/// `Array2::zeros` is: fresh pages cost no pass).
+pub fn try_zeros<T: Scalar>(rows: usize, cols: usize, arg: &str, what: &str) -> Result<Array2<T>> {
+    let n = rows.checked_mul(cols);
+    let layout = layout_of::<T>(n, [rows, cols], arg, what)?;
+    let n = n.unwrap_or_default();
+    let data = if layout.size() == 0 {
+        Vec::new()
+    } else {
+        // SAFETY: `layout` has a non-zero size.
+        let ptr = unsafe { std::alloc::alloc_zeroed(layout) }.cast::<T>();
+        if ptr.is_null() {
+            return Err(refused(layout, [rows, cols], arg, what));
+        }
+        // SAFETY: `ptr` comes from the global allocator with the layout of
+        // `n` elements of `T` (`Layout::array`), so capacity `n` matches it;
+        // all `n` elements are initialised: zero bytes are `0.0` for both
+        // `Scalar` types (`f32`, `f64`; the trait is sealed).
+        unsafe { Vec::from_raw_parts(ptr, n, n) }
+    };
+    Ok(Array2::from_shape_vec((rows, cols), data).expect("rows * cols elements"))
+}
+
+/// An uninitialised `[rows, cols]` array, allocated fallibly (see
+/// [`try_zeros`]).
+pub fn try_uninit<T: Scalar>(
+    rows: usize,
+    cols: usize,
+    arg: &str,
+    what: &str,
+) -> Result<Array2<MaybeUninit<T>>> {
+    let n = rows.checked_mul(cols);
+    let layout = layout_of::<T>(n, [rows, cols], arg, what)?;
+    let n = n.unwrap_or_default();
+    let mut data = Vec::<MaybeUninit<T>>::new();
+    data.try_reserve_exact(n)
+        .map_err(|_| refused(layout, [rows, cols], arg, what))?;
+    // SAFETY: the capacity is at least `n`, and `MaybeUninit` elements need
+    // no initialisation.
+    unsafe { data.set_len(n) };
+    Ok(Array2::from_shape_vec((rows, cols), data).expect("rows * cols elements"))
+}
+
+/// A `Vec` with room for `n` elements, allocated fallibly (see
+/// [`try_zeros`]; `what` names it).
+pub fn try_vec<T>(n: usize, arg: &str, what: &str) -> Result<Vec<T>> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(n).map_err(|_| {
+        let bytes = bytes_of(&[n], std::mem::size_of::<T>());
+        Error::out_of_memory(arg, format!("{} [{n}]", what), bytes)
+    })?;
+    Ok(v)
+}
 
 /// A `[rows, cols]` view of a slice of whole rows.
 pub fn mat<T>(data: &[T], cols: usize) -> ArrayView2<'_, T> {
@@ -23,14 +100,23 @@ pub fn mat_mut<T>(data: &mut [T], cols: usize) -> ArrayViewMut2<'_, T> {
 /// `source(i)` is `None`. Rows are filled in chunks of `chunk` rows, on the
 /// current pool's workers when called from one (`chunk == 0`: one chunk).
 ///
+/// The array is allocated fallibly: [`Error::OutOfMemory`] naming `arg`
+/// and `what` when it cannot be (see [`try_zeros`]).
+///
 /// # Panics
 /// When a source row does not have `cols` elements (a bug of the caller).
-pub fn assemble<'a, T, F>(rows: usize, cols: usize, chunk: usize, source: F) -> Array2<T>
+pub fn assemble<'a, T, F>(
+    rows: usize,
+    cols: usize,
+    chunk: usize,
+    (arg, what): (&str, &str),
+    source: F,
+) -> Result<Array2<T>>
 where
     T: Scalar,
     F: Fn(usize) -> Option<ArrayView1<'a, T>> + Sync,
 {
-    let mut out = Array2::<T>::uninit((rows, cols));
+    let mut out = try_uninit::<T>(rows, cols, arg, what)?;
     if cols > 0 {
         let chunk = if chunk == 0 { rows.max(1) } else { chunk };
         let flat = out.as_slice_mut().expect("a new array is contiguous");
@@ -44,19 +130,24 @@ where
     // SAFETY: the chunks tile all `rows * cols` elements, and every row of
     // every chunk was written above (by `write_row`, which writes all of its
     // row or panics); with `cols == 0` there is nothing to write.
-    unsafe { out.assume_init() }
+    Ok(unsafe { out.assume_init() })
 }
 
 /// Like [`assemble`], on this thread, with the rows' sources given in order.
 ///
 /// # Panics
 /// When `sources` yields other than `rows` items, or a row of the wrong width.
-pub fn assemble_in_order<'a, T, I>(rows: usize, cols: usize, sources: I) -> Array2<T>
+pub fn assemble_in_order<'a, T, I>(
+    rows: usize,
+    cols: usize,
+    (arg, what): (&str, &str),
+    sources: I,
+) -> Result<Array2<T>>
 where
     T: Scalar,
     I: IntoIterator<Item = Option<ArrayView1<'a, T>>>,
 {
-    let mut out = Array2::<T>::uninit((rows, cols));
+    let mut out = try_uninit::<T>(rows, cols, arg, what)?;
     let mut sources = sources.into_iter();
     if cols > 0 {
         let flat = out.as_slice_mut().expect("a new array is contiguous");
@@ -76,7 +167,7 @@ where
     );
     // SAFETY: every one of the `rows` rows was written above (or there are
     // no elements); a panic leaves before this point.
-    unsafe { out.assume_init() }
+    Ok(unsafe { out.assume_init() })
 }
 
 /// Writes every element of `row`: from `src`, or zeros.
@@ -111,22 +202,46 @@ mod tests {
     use super::*;
     use ndarray::array;
 
+    const N: (&str, &str) = ("inputs", "a test buffer");
+
     #[test]
     fn rows_come_from_their_source_or_are_zero() {
         let src = array![[1.0f64, 2.0], [3.0, 4.0]];
         for chunk in [0, 1, 2, 5] {
-            let out = assemble(3, 2, chunk, |i| (i < 2).then(|| src.row(1 - i)));
+            let out = assemble(3, 2, chunk, N, |i| (i < 2).then(|| src.row(1 - i))).unwrap();
             assert_eq!(out, array![[3.0, 4.0], [1.0, 2.0], [0.0, 0.0]]);
         }
-        let empty = assemble::<f32, _>(0, 4, 0, |_| None);
+        let empty = assemble::<f32, _>(0, 4, 0, N, |_| None).unwrap();
         assert_eq!(empty.dim(), (0, 4));
-        let narrow = assemble::<f32, _>(3, 0, 2, |_| None);
+        let narrow = assemble::<f32, _>(3, 0, 2, N, |_| None).unwrap();
         assert_eq!(narrow.dim(), (3, 0));
-        let out = assemble_in_order(3, 2, [Some(src.row(1)), None, Some(src.row(0))]);
+        let out = assemble_in_order(3, 2, N, [Some(src.row(1)), None, Some(src.row(0))]).unwrap();
         assert_eq!(out, array![[3.0, 4.0], [0.0, 0.0], [1.0, 2.0]]);
         // a strided source row
         let t = src.t();
-        let out = assemble_in_order(1, 2, [Some(t.row(0))]);
+        let out = assemble_in_order(1, 2, N, [Some(t.row(0))]).unwrap();
         assert_eq!(out, array![[1.0, 3.0]]);
+    }
+
+    #[test]
+    fn buffers_too_large_are_errors_not_aborts() {
+        let z = try_zeros::<f32>(3, 2, "inputs", "z").unwrap();
+        assert_eq!(z, Array2::<f32>::zeros((3, 2)));
+        assert_eq!(try_zeros::<f64>(0, 5, "inputs", "z").unwrap().dim(), (0, 5));
+        // past the address space: refused before the allocator is asked
+        let e = try_zeros::<f32>(1 << 40, 1 << 40, "inputs", "states").unwrap_err();
+        let e = e.to_string();
+        assert!(
+            e.starts_with("inputs: the call needs")
+                && e.contains("states [1099511627776, 1099511627776]"),
+            "{e}"
+        );
+        assert!(try_uninit::<f64>(usize::MAX, 2, "inputs", "x").is_err());
+        assert!(try_vec::<u64>(usize::MAX / 2, "inputs", "lengths").is_err());
+        // within the address space, but more than any allocator gives
+        let e = try_zeros::<f32>(1 << 61, 1, "inputs", "gates").unwrap_err();
+        assert!(e.to_string().contains("8.00 EiB for gates"), "{e}");
+        let e = assemble::<f32, _>(1 << 60, 2, 0, N, |_| None).unwrap_err();
+        assert!(matches!(e, Error::OutOfMemory { .. }));
     }
 }

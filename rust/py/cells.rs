@@ -8,7 +8,7 @@
 //! keys. States cross as lists of arrays, one per part (`[h]`, or `[c, h]`
 //! for an LSTM).
 
-use super::{borrow, describe, PyFloat};
+use super::{borrow, describe, PyFloat, Signals};
 use crate::cell;
 use crate::error::Result as CoreResult;
 use crate::sequence::{self, time_major_view, Cache};
@@ -307,7 +307,10 @@ fn forward<'py>(
         let parts = borrow_parts::<T>("initial_state", initial_state)?;
         let x = time_major_view(x.as_array(), time_major);
         let views: Vec<_> = parts.iter().map(|s| s.as_array()).collect();
-        let out = py.detach(|| sequence::forward_prepared(p, x, &views, lengths, time_major))?;
+        let signals = Signals::new(py);
+        let out = signals.detach(py, |hook| {
+            sequence::forward_prepared(p, x, &views, lengths, time_major, hook)
+        })?;
         let cache = ForwardCache(cached(Arc::clone(p), out.cache));
         PyTuple::new(
             py,
@@ -339,7 +342,10 @@ fn backward_typed<'py, T: PyFloat>(
     let ds: Option<Vec<_>> = ds
         .as_ref()
         .map(|parts| parts.iter().map(|p| p.as_array()).collect());
-    let g = py.detach(|| sequence::backward(cell.cell(), cache, dy, ds.as_deref()))?;
+    let signals = Signals::new(py);
+    let g = signals.detach(py, |hook| {
+        sequence::backward_interruptible(cell.cell(), cache, dy, ds.as_deref(), hook)
+    })?;
     let weights = PyDict::new(py);
     for (name, grad) in g.weights {
         weights.set_item(name, grad.into_pyarray(py))?;

@@ -4,18 +4,24 @@
 //! moved out as new NumPy arrays (no copy). Every heavy call runs inside
 //! `py.detach`, with the GIL released. The Python package validates and
 //! casts arguments first; the core re-checks shapes, and anything it rejects
-//! becomes a `ValueError`. Every cell crosses the edge the same way
+//! becomes a `ValueError` (`MemoryError` when its buffers cannot be
+//! allocated). Long calls stop on Ctrl-C ([`Signals`]). Every cell crosses the edge the same way
 //! ([`cells`]): built once from a dict of options and a dict of weights keyed
 //! by their TensorFlow 1.x names; gradients come back as such a dict.
 
 mod cells;
 
-use crate::error::Error;
-use crate::pool;
+use crate::error::{Error, Interrupt, Result as CoreResult};
+use crate::pool::{self, MAX_THREADS};
 use numpy::{Element, PyUntypedArray, PyUntypedArrayMethods};
 use pyo3::conversion::FromPyObjectOwned;
-use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::exceptions::{
+    PyKeyboardInterrupt, PyMemoryError, PyRuntimeError, PyTypeError, PyValueError,
+};
 use pyo3::prelude::*;
+use pyo3::types::{PyBool, PyInt};
+use std::cell::Cell;
+use std::sync::Mutex;
 
 /// The extension's allocator. The layer's buffers are large (tens of MB at
 /// medium sizes) and short-lived; the system allocator returned them to the
@@ -27,7 +33,82 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 impl From<Error> for PyErr {
     fn from(e: Error) -> PyErr {
-        PyValueError::new_err(e.to_string())
+        match e {
+            Error::Invalid { .. } => PyValueError::new_err(e.to_string()),
+            Error::OutOfMemory { .. } => PyMemoryError::new_err(e.to_string()),
+            Error::ThreadPool(_) => PyRuntimeError::new_err(e.to_string()),
+            // Only when no hook kept the exception (see `Signals`).
+            Error::Interrupted => PyKeyboardInterrupt::new_err(e.to_string()),
+        }
+    }
+}
+
+thread_local! {
+    /// Whether this thread is Python's main thread (the only one on which
+    /// Python runs signal handlers), once asked.
+    static MAIN_THREAD: Cell<Option<bool>> = const { Cell::new(None) };
+}
+
+/// Ctrl-C (any Python signal handler) for long calls: the driver polls this
+/// hook between time steps, on the calling thread, at most every
+/// `INTERRUPT_PERIOD`; it re-attaches to the interpreter for a moment and
+/// runs `check_signals()`. The exception a handler raises (a
+/// `KeyboardInterrupt` for Ctrl-C) is kept, the call stops, and
+/// [`Signals::detach`] raises it. Off Python's main thread, where handlers
+/// never run, it does nothing.
+pub(crate) struct Signals {
+    main_thread: bool,
+    raised: Mutex<Option<PyErr>>,
+}
+
+impl Signals {
+    /// The hook for a call made on this thread.
+    pub(crate) fn new(py: Python<'_>) -> Self {
+        let main_thread = MAIN_THREAD.with(|m| {
+            if let Some(known) = m.get() {
+                return known;
+            }
+            let is_main = (|| -> PyResult<bool> {
+                let threading = py.import("threading")?;
+                let current = threading.call_method0("current_thread")?;
+                Ok(current.is(&threading.call_method0("main_thread")?))
+            })()
+            .unwrap_or(false);
+            m.set(Some(is_main));
+            is_main
+        });
+        Signals {
+            main_thread,
+            raised: Mutex::new(None),
+        }
+    }
+
+    /// Runs `f` with the GIL released and this hook: the exception a
+    /// signal handler raised, or `f`'s error.
+    pub(crate) fn detach<R: Send>(
+        &self,
+        py: Python<'_>,
+        f: impl FnOnce(&dyn Interrupt) -> CoreResult<R> + Send,
+    ) -> PyResult<R> {
+        py.detach(|| f(self)).map_err(|e| {
+            let raised = self.raised.lock().unwrap_or_else(|p| p.into_inner()).take();
+            match (e, raised) {
+                (Error::Interrupted, Some(raised)) => raised,
+                (e, _) => e.into(),
+            }
+        })
+    }
+}
+
+impl Interrupt for Signals {
+    fn check(&self) -> CoreResult<()> {
+        if !self.main_thread {
+            return Ok(());
+        }
+        Python::attach(|py| py.check_signals()).map_err(|raised| {
+            *self.raised.lock().unwrap_or_else(|p| p.into_inner()) = Some(raised);
+            Error::Interrupted
+        })
     }
 }
 
@@ -66,15 +147,45 @@ pub(crate) fn describe(obj: &Bound<'_, PyAny>, with_ndim: bool) -> String {
     }
 }
 
-/// Sizes the thread pool (`n >= 1`).
+/// Sizes the thread pool: `n` threads, an integer in `[1, MAX_THREADS]`
+/// (256). Other integers (of any size) raise `ValueError` naming
+/// `num_threads` before any thread starts; when the OS refuses the threads,
+/// `RuntimeError` naming `num_threads`, and the old pool stays.
 #[pyfunction]
-fn set_num_threads(n: i64) -> PyResult<()> {
-    if n < 1 {
-        return Err(PyValueError::new_err(format!(
-            "num_threads: expected an integer >= 1, got {n}"
+fn set_num_threads(n: &Bound<'_, PyAny>) -> PyResult<()> {
+    let expected = format!("an integer in [1, {MAX_THREADS}]");
+    if n.is_instance_of::<PyBool>() || !n.is_instance_of::<PyInt>() {
+        let got = describe(n, false);
+        return Err(PyTypeError::new_err(format!(
+            "num_threads: expected {expected}, got {got}"
         )));
     }
-    Ok(pool::set_num_threads(n as usize)?)
+    match n.extract::<i64>() {
+        Ok(v) if (1..=MAX_THREADS as i64).contains(&v) => Ok(pool::set_num_threads(v as usize)?),
+        Ok(v) => Err(PyValueError::new_err(format!(
+            "num_threads: expected {expected}, got {v}"
+        ))),
+        Err(_) => {
+            let bits = n.call_method0("bit_length")?;
+            Err(PyValueError::new_err(format!(
+                "num_threads: expected {expected}, got an integer of {bits} bits"
+            )))
+        }
+    }
+}
+
+/// `RNNRS_NUM_THREADS` as the pool reads it: `(value, valid, threads)` —
+/// the raw value (`None` when unset), whether it is an integer in
+/// `[1, MAX_THREADS]`, and the size the default pool has (the value, or
+/// the machine's cores when it is unset or invalid).
+#[pyfunction]
+fn _num_threads_env() -> (Option<String>, bool, usize) {
+    let threads = pool::default_threads();
+    match pool::env_threads() {
+        None => (None, false, threads),
+        Some(Ok(n)) => (Some(n.to_string()), true, threads),
+        Some(Err(raw)) => (Some(raw), false, threads),
+    }
 }
 
 /// The thread pool's size.
@@ -96,5 +207,7 @@ fn _rnnrs(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(set_num_threads, m)?)?;
     m.add_function(wrap_pyfunction!(get_num_threads, m)?)?;
     m.add_function(wrap_pyfunction!(_set_parallel_work, m)?)?;
+    m.add_function(wrap_pyfunction!(_num_threads_env, m)?)?;
+    m.add("MAX_THREADS", MAX_THREADS)?;
     cells::register(m)
 }

@@ -3,11 +3,12 @@
 use super::forward::Cache;
 use super::plan::{Group, Plan};
 use super::slots::{block, global_block, scatter, split_groups, worth_parallel, Slot};
-use crate::error::{check_shape, Error, Result};
+use crate::error::{check_shape, Budget, Error, Interrupt, Result, Uninterrupted};
+use crate::kernels::rows::try_zeros;
 use crate::kernels::scalar::Scalar;
-use crate::pool;
+use crate::pool::{self, Watch};
 use crate::step::params::Named;
-use crate::step::{Backward, Cell, Deferred};
+use crate::step::{Backward, Cell, Deferred, Layout};
 use ndarray::{Array1, Array2, Array3, ArrayView2, ArrayView3, Axis};
 use std::ops::Range;
 
@@ -51,6 +52,42 @@ pub fn backward<T: Scalar, C: Cell<T> + ?Sized>(
     d_outputs: Option<ArrayView3<T>>,
     d_state: Option<&[ArrayView2<T>]>,
 ) -> Result<Grads<T>> {
+    backward_interruptible(cell, cache, d_outputs, d_state, &Uninterrupted)
+}
+
+/// Adds every buffer a backward pass allocates to `budget`.
+fn backward_budget(layout: &Layout, plan: &Plan, elem: usize) -> Budget {
+    let mut budget = Budget::new("inputs");
+    let (b, t, w) = (plan.batch, plan.time, layout.state_width());
+    budget.add("the gate gradients", &[plan.rows, layout.d_gates], elem);
+    budget.add(
+        "the kept values' gradients",
+        &[plan.rows, layout.d_aux],
+        elem,
+    );
+    budget.add("the step scratch", &[b, layout.scratch], elem);
+    budget.add("the state gradients", &[3, b, w], elem);
+    budget.add(
+        "the gathered input gradients",
+        &[plan.rows, layout.input],
+        elem,
+    );
+    budget.add("the input gradients", &[b, t, layout.input], elem);
+    budget
+}
+
+/// [`backward()`], polling `interrupt` between time steps (see
+/// [`crate::error::Interrupt`]): when it fails, so does the call. Its
+/// buffers are sized and allocated like the forward pass's (see
+/// [`super::forward()`]): [`Error::OutOfMemory`] naming `inputs` when they
+/// cannot be.
+pub fn backward_interruptible<T: Scalar, C: Cell<T> + ?Sized>(
+    cell: &C,
+    cache: &Cache<T>,
+    d_outputs: Option<ArrayView3<T>>,
+    d_state: Option<&[ArrayView2<T>]>,
+    interrupt: &dyn Interrupt,
+) -> Result<Grads<T>> {
     let layout = cell.layout();
     let plan = &cache.plan;
     if cache.x.ncols() != layout.input || cache.states.ncols() != layout.state_width() {
@@ -74,11 +111,14 @@ pub fn backward<T: Scalar, C: Cell<T> + ?Sized>(
     let (d_w, da_w, s_w) = (layout.d_gates, layout.d_aux, layout.scratch);
     let gates_kept = layout.keep_gates;
     let out_cols = layout.output_columns();
-    let parallel = worth_parallel(plan, layout.work_per_token);
+    let work_per_token = layout.work_per_token;
+    let parallel = worth_parallel(plan, work_per_token);
+    backward_budget(layout, plan, std::mem::size_of::<T>()).check()?;
+    let watch = Watch::new(interrupt);
 
-    pool::run(parallel, || {
-        let mut d_gates = Array2::<T>::zeros((plan.rows, d_w));
-        let mut d_aux = Array2::<T>::zeros((plan.rows, da_w));
+    pool::run_watched(parallel, &watch, || {
+        let mut d_gates = try_zeros::<T>(plan.rows, d_w, "inputs", "the gate gradients")?;
+        let mut d_aux = try_zeros::<T>(plan.rows, da_w, "inputs", "the kept values' gradients")?;
         let mut per_group: Vec<GroupGrads<T>> = plan
             .groups
             .iter()
@@ -98,8 +138,12 @@ pub fn backward<T: Scalar, C: Cell<T> + ?Sized>(
             let d_params = gg.d_params.as_slice_mut().expect("standard layout");
             let d_run = gg.d_state.as_slice_mut().expect("standard layout");
             let mut scratch = vec![T::zero(); g.first_active() * s_w];
+            let mut ticker = watch.ticker();
             for t in (0..g.steps()).rev() {
                 let a = g.active[t];
+                if ticker.tick(a.saturating_mul(work_per_token)).is_err() {
+                    return; // the watch keeps the error
+                }
                 let d_run = &mut d_run[..a * width];
                 seed_finished_rows(g, t, d_run, width, d_final.as_ref());
                 add_step_outputs(g, t, d_run, width, &out_cols, d_outputs.as_ref());
@@ -121,6 +165,7 @@ pub fn backward<T: Scalar, C: Cell<T> + ?Sized>(
                 });
             }
         });
+        watch.result()?;
         // Added in group order, fixed by the shapes: thread-count independent.
         let d_params = per_group
             .iter()
@@ -142,8 +187,8 @@ pub fn backward<T: Scalar, C: Cell<T> + ?Sized>(
                 &grads.inputs,
                 0..layout.input,
                 cache.time_major,
-                Slot::Token,
-            ),
+                (Slot::Token, "the input gradients"),
+            )?,
             initial_state: layout.split_parts(d_initial.view()),
             weights: grads.weights,
         })

@@ -18,6 +18,6 @@ pub mod forward;
 pub mod plan;
 pub mod slots;
 
-pub use backward::{backward, Grads};
+pub use backward::{backward, backward_interruptible, Grads};
 pub use forward::{forward, forward_prepared, Cache, Output};
 pub use slots::time_major_view;

@@ -35,7 +35,8 @@
 //! two blocks of the packed step kernel (`kernels/packed.rs`), which runs
 //! them about as fast per row as 32, so a batch of 32 already uses two cores.
 
-use crate::error::{Error, Result};
+use crate::error::{Budget, Error, Result};
+use crate::kernels::rows::try_vec;
 use crate::pool::row_chunks;
 
 /// Rows that run their sequence together, in one thread.
@@ -82,49 +83,127 @@ pub struct Plan {
     pub rows: usize,
 }
 
-impl Plan {
-    /// Builds the plan; `lengths` defaults to `time` for every row.
-    pub fn new(batch: usize, time: usize, lengths: Option<&[i64]>) -> Result<Plan> {
-        let lengths: Vec<usize> = match lengths {
-            None => vec![time; batch],
-            Some(l) => {
-                if l.len() != batch {
-                    return Err(Error::invalid(
-                        "sequence_length",
-                        format!("{batch} lengths (one per batch row)"),
-                        format!("{}", l.len()),
-                    ));
-                }
-                let mut out = Vec::with_capacity(batch);
-                for (b, &v) in l.iter().enumerate() {
-                    if v < 0 || v as u64 > time as u64 {
-                        return Err(Error::invalid(
-                            "sequence_length",
-                            format!("values in [0, {time}]"),
-                            format!("{v} at index {b}"),
-                        ));
-                    }
-                    out.push(v as usize);
-                }
-                out
-            }
+/// The sizes of a call's plan, from its lengths, before anything is
+/// allocated: what [`Plan::new`] will build and how many slot rows every
+/// buffer of the call will have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Extent {
+    /// Batch size `B`.
+    pub batch: usize,
+    /// Padded time `T`.
+    pub time: usize,
+    /// The longest length (0 for an empty batch).
+    pub longest: usize,
+    /// Tokens: the sum of the lengths.
+    pub tokens: u128,
+    /// Rows of length at least 1.
+    pub running: usize,
+}
+
+impl Extent {
+    /// Checks `lengths` (one per row, each in `[0, time]`; `None`: `time`
+    /// for every row) and sums them, without allocating.
+    pub fn new(batch: usize, time: usize, lengths: Option<&[i64]>) -> Result<Extent> {
+        let Some(l) = lengths else {
+            let running = if time > 0 { batch } else { 0 };
+            return Ok(Extent {
+                batch,
+                time,
+                longest: if batch > 0 { time } else { 0 },
+                tokens: batch as u128 * time as u128,
+                running,
+            });
         };
-        let mut order: Vec<usize> = (0..batch).collect();
-        order.sort_by(|&a, &b| lengths[b].cmp(&lengths[a]));
+        if l.len() != batch {
+            return Err(Error::invalid(
+                "sequence_length",
+                format!("{batch} lengths (one per batch row)"),
+                format!("{}", l.len()),
+            ));
+        }
+        let (mut longest, mut tokens, mut running) = (0, 0u128, 0);
+        for (b, &v) in l.iter().enumerate() {
+            if v < 0 || v as u64 > time as u64 {
+                return Err(Error::invalid(
+                    "sequence_length",
+                    format!("values in [0, {time}]"),
+                    format!("{v} at index {b}"),
+                ));
+            }
+            let v = v as usize;
+            longest = longest.max(v);
+            tokens += v as u128;
+            running += usize::from(v > 0);
+        }
+        Ok(Extent {
+            batch,
+            time,
+            longest,
+            tokens,
+            running,
+        })
+    }
+
+    /// Slot rows `R` of every buffer of the call: each token's row, plus
+    /// each running row's initial state (see the module's slot layout);
+    /// `None` past `usize`.
+    pub fn rows(&self) -> Option<usize> {
+        usize::try_from(self.tokens + self.running as u128).ok()
+    }
+
+    /// Adds what [`Plan::new`] allocates to `budget`: per batch row its
+    /// length, order, place, group entry and sorting scratch (six words);
+    /// per group two words per step.
+    pub fn add_plan(&self, budget: &mut Budget) {
+        let word = std::mem::size_of::<usize>();
+        budget.add("the plan's rows", &[self.batch, 6], word);
+        let groups = row_chunks(self.batch);
+        let steps = self.longest.saturating_mul(2).saturating_add(3);
+        budget.add("the plan's steps", &[groups, steps], word);
+    }
+}
+
+impl Plan {
+    /// Builds the plan; `lengths` defaults to `time` for every row. Its
+    /// tables are allocated fallibly ([`Error::OutOfMemory`] naming `inputs`
+    /// when they cannot be), in time linear in the batch and the steps.
+    pub fn new(batch: usize, time: usize, lengths: Option<&[i64]>) -> Result<Plan> {
+        Extent::new(batch, time, lengths)?;
+        let mut lens: Vec<usize> = try_vec(batch, "inputs", "the plan's lengths")?;
+        match lengths {
+            None => lens.resize(batch, time),
+            Some(l) => lens.extend(l.iter().map(|&v| v as usize)),
+        }
+        let lengths = lens;
+        let mut order: Vec<usize> = try_vec(batch, "inputs", "the plan's row order")?;
+        order.extend(0..batch);
+        if lengths.windows(2).any(|w| w[0] < w[1]) {
+            order.sort_by(|&a, &b| lengths[b].cmp(&lengths[a]));
+        }
         let n_groups = row_chunks(batch);
         let mut groups = Vec::with_capacity(n_groups);
-        let mut place = vec![(0, 0); batch];
+        let mut place: Vec<(usize, usize)> = try_vec(batch, "inputs", "the plan's row places")?;
+        place.resize(batch, (0, 0));
         let mut next = 0;
         for g in 0..n_groups {
-            let rows: Vec<usize> = order.iter().copied().skip(g).step_by(n_groups).collect();
+            let mut rows: Vec<usize> =
+                try_vec(batch.div_ceil(n_groups), "inputs", "a group's rows")?;
+            rows.extend(order.iter().copied().skip(g).step_by(n_groups));
             for (rank, &b) in rows.iter().enumerate() {
                 place[b] = (g, rank);
             }
             let steps = rows.first().map_or(0, |&b| lengths[b]);
-            let active: Vec<usize> = (0..steps)
-                .map(|t| rows.iter().take_while(|&&b| lengths[b] > t).count())
-                .collect();
-            let mut start = Vec::with_capacity(steps + 2);
+            // Rows are sorted longest first: those running at step t are a
+            // prefix, shrinking as t grows.
+            let mut active: Vec<usize> = try_vec(steps, "inputs", "a group's steps")?;
+            let mut running = rows.len();
+            for t in 0..steps {
+                while running > 0 && lengths[rows[running - 1]] <= t {
+                    running -= 1;
+                }
+                active.push(running);
+            }
+            let mut start: Vec<usize> = try_vec(steps + 2, "inputs", "a group's blocks")?;
             start.push(next);
             for k in 0..=steps {
                 next += if k == 0 {

@@ -3,6 +3,7 @@
 //! slice per group, and addressing a step's block inside them.
 
 use super::plan::{Group, Plan};
+use crate::error::{bytes_of, Error, Result};
 use crate::kernels::rows::{assemble, assemble_in_order};
 use crate::kernels::scalar::Scalar;
 use crate::pool;
@@ -18,8 +19,9 @@ pub fn time_major_view<T>(a: ArrayView3<'_, T>, time_major: bool) -> ArrayView3<
     }
 }
 
-/// Gathers `x` (`[T, B, I]` view) into the slot layout, padding rows zero.
-pub fn gather_inputs<T: Scalar>(plan: &Plan, x: ArrayView3<T>) -> Array2<T> {
+/// Gathers `x` (`[T, B, I]` view) into the slot layout, padding rows zero
+/// (allocated fallibly: see [`crate::kernels::rows::try_zeros`]).
+pub fn gather_inputs<T: Scalar>(plan: &Plan, x: ArrayView3<T>) -> Result<Array2<T>> {
     // slot rows in order: group by group, block by block, rank by rank
     let sources = plan.groups.iter().flat_map(|g| {
         (0..g.start.len() - 1).flat_map(move |k| {
@@ -32,7 +34,8 @@ pub fn gather_inputs<T: Scalar>(plan: &Plan, x: ArrayView3<T>) -> Array2<T> {
             })
         })
     });
-    assemble_in_order(plan.rows, x.len_of(Axis(2)), sources)
+    let name = ("inputs", "the gathered inputs");
+    assemble_in_order(plan.rows, x.len_of(Axis(2)), name, sources)
 }
 
 /// Which slot a (row, step) pair reads in [`scatter`].
@@ -46,14 +49,15 @@ pub enum Slot {
 
 /// Builds a `[B, T, C]` (or `[T, B, C]`) array from the columns `cols` of a
 /// slot buffer, zero past each length: the outputs from `S`, or `d inputs`
-/// from `dX`.
+/// from `dX`. It is allocated fallibly ([`crate::Error::OutOfMemory`] naming
+/// `inputs` and `what` when it cannot be).
 pub fn scatter<T: Scalar>(
     plan: &Plan,
     buf: &Array2<T>,
     cols: Range<usize>,
     time_major: bool,
-    slot: Slot,
-) -> Array3<T> {
+    (slot, what): (Slot, &str),
+) -> Result<Array3<T>> {
     let width = cols.len();
     let (outer, inner) = if time_major {
         (plan.time, plan.batch)
@@ -61,7 +65,15 @@ pub fn scatter<T: Scalar>(
         (plan.batch, plan.time)
     };
     let columns = buf.slice(s![.., cols]);
-    let flat = assemble(outer * inner, width, inner, |r| {
+    let rows = outer.checked_mul(inner).ok_or_else(|| {
+        let bytes = bytes_of(&[outer, inner, width], std::mem::size_of::<T>());
+        Error::out_of_memory(
+            "inputs",
+            format!("{what} [{outer}, {inner}, {width}]"),
+            bytes,
+        )
+    })?;
+    let flat = assemble(rows, width, inner, ("inputs", what), |r| {
         let (i, j) = (r / inner.max(1), r % inner.max(1));
         let (b, t) = if time_major { (j, i) } else { (i, j) };
         let found = match slot {
@@ -69,9 +81,10 @@ pub fn scatter<T: Scalar>(
             Slot::State => plan.state_slot(b, t),
         };
         found.map(|k| columns.row(k))
-    });
-    flat.into_shape_with_order((outer, inner, width))
-        .expect("standard layout")
+    })?;
+    Ok(flat
+        .into_shape_with_order((outer, inner, width))
+        .expect("standard layout"))
 }
 
 /// Each row's final state `[B, W]`: its state after step `len-1`, or

@@ -3,6 +3,7 @@
 use super::{Cell, Forward};
 use crate::error::{check_shape, Result};
 use crate::kernels::packed::PackedB;
+use crate::kernels::rows::try_zeros;
 use crate::kernels::scalar::Scalar;
 use crate::pool;
 use ndarray::{Array2, ArrayView2, ArrayViewMut2, Axis};
@@ -48,19 +49,22 @@ impl<T: Scalar> Prepared<T> {
     }
 
     /// A stepper for `batch` rows starting from `initial` (the state's parts,
-    /// each `[batch, width]`, named `arg` in errors).
+    /// each `[batch, width]`, named `arg` in errors). Its buffers are
+    /// allocated fallibly: [`crate::Error::OutOfMemory`] naming `arg` when
+    /// they cannot be.
     pub fn stepper(&self, arg: &str, initial: &[ArrayView2<T>]) -> Result<Stepper<'_, T>> {
         let layout = self.cell.layout();
         let batch = initial.first().map_or(0, |s| s.nrows());
         layout.check_parts(arg, initial, batch)?;
+        let width = layout.state_width();
         let state = layout.join_parts(initial, batch);
         Ok(Stepper {
             cell: self,
-            next: Array2::zeros(state.dim()),
+            next: try_zeros(batch, width, arg, "the next state")?,
             state,
-            gates: Array2::zeros((batch, layout.gates)),
-            aux: Array2::zeros((batch, layout.aux)),
-            scratch: Array2::zeros((batch, layout.scratch)),
+            gates: try_zeros(batch, layout.gates, arg, "a step's gates")?,
+            aux: try_zeros(batch, layout.aux, arg, "a step's kept values")?,
+            scratch: try_zeros(batch, layout.scratch, arg, "a step's scratch")?,
         })
     }
 

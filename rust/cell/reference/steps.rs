@@ -142,6 +142,7 @@ fn steps_equal_a_whole_sequence() {
             &views,
             None,
             false,
+            &crate::error::Uninterrupted,
         )
         .unwrap();
         let diff = (&short.outputs - &whole.outputs)
