@@ -519,9 +519,9 @@ def test_bidirectional_argument_errors(bi_setup):
         rnnrs.bidirectional_dynamic_rnn(fw, bw, x, sequence_length=[5, 6, 0])
     with raises_naming(ValueError, "sequence_length"):
         rnnrs.bidirectional_dynamic_rnn(fw, bw, x, sequence_length=[5, 1])
-    with raises_naming(ValueError, "fw: initial_state|initial_state_fw"):
+    with raises_naming(ValueError, "^initial_state_fw"):
         rnnrs.bidirectional_dynamic_rnn(fw, bw, x, initial_state_fw=np.zeros((3, 2)))
-    with raises_naming(ValueError, "bw: initial_state|initial_state_bw"):
+    with raises_naming(ValueError, "^initial_state_bw"):
         rnnrs.bidirectional_dynamic_rnn(fw, bw, x, initial_state_bw=np.zeros((3, 4)))
 
 
@@ -534,13 +534,13 @@ def test_bidirectional_backprop_errors(bi_setup):
     for bad in (s_fw, (s_fw,), rnnrs.LSTMStateTuple(s_fw, s_bw)):
         with raises_naming(TypeError, "d_state"):
             backprop(d_state=bad)
-    with raises_naming(ValueError, "fw: d_outputs"):
+    with raises_naming(ValueError, r"^d_outputs\[0\]"):
         backprop(d_outputs=(out_bw, None))  # the bw width where fw's belongs
-    with raises_naming(ValueError, "bw: d_outputs"):
+    with raises_naming(ValueError, r"^d_outputs\[1\]"):
         backprop(d_outputs=(None, out_fw))
-    with raises_naming(ValueError, "fw: d_state"):
+    with raises_naming(ValueError, r"^d_state\[0\]"):
         backprop(d_state=(s_bw, None))
-    with raises_naming(ValueError, "bw: d_state"):
+    with raises_naming(ValueError, r"^d_state\[1\]"):
         backprop(d_state=(None, s_fw))
     # The right shapes as lists, or with Nones, are fine.
     full = backprop(d_outputs=[out_fw, out_bw], d_state=[s_fw, s_bw])

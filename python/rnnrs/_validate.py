@@ -22,7 +22,7 @@ def as_dtype(dtype: Any) -> np.dtype[Any]:
         raise TypeError("dtype: expected numpy.float32 or numpy.float64, got None")
     try:
         dt: np.dtype[Any] = np.dtype(dtype)
-    except TypeError:
+    except Exception:  # NumPy's dtype parser raises TypeError, ValueError, even SyntaxError for odd strings
         raise TypeError(f"dtype: expected numpy.float32 or numpy.float64, got {dtype!r}") from None
     if dt not in FLOAT_DTYPES:
         raise TypeError(f"dtype: expected numpy.float32 or numpy.float64, got {dt}")
@@ -43,6 +43,17 @@ def bounded_int(name: str, value: Any, minimum: int) -> int:
     if value < minimum:
         raise ValueError(f"{name}: expected an integer >= {minimum}, got {value}")
     return int(value)
+
+
+def flag(name: str, value: Any) -> bool:
+    """A yes/no argument: ``True``/``False`` (NumPy bools and the integers 0
+    and 1 too); anything else, e.g. an array or a string, is a ``TypeError``
+    rather than read by its truth value."""
+    if value is True or value is False:
+        return value
+    if isinstance(value, (np.bool_, numbers.Integral)) and value in (0, 1):
+        return bool(value)
+    raise TypeError(f"{name}: expected True or False, got {type(value).__name__} {value!r}")
 
 
 def seed_value(value: Any, name: str = "seed") -> Optional[int]:
@@ -106,7 +117,7 @@ def lengths_array(value: Any, batch: int, time: int) -> Optional[np.ndarray]:
     """``sequence_length`` as int64 ``[batch]`` with ``0 <= len <= time``, or None."""
     if value is None:
         return None
-    raw = np.asarray(value)
+    raw = numeric_array("sequence_length", value, "one length per batch row")
     if raw.dtype.kind not in "iuf":  # booleans are not lengths
         raise TypeError(f"sequence_length: expected integers, got dtype {raw.dtype}")
     if raw.ndim != 1 or raw.shape[0] != batch:
@@ -145,7 +156,7 @@ def integer_ids(name: str, value: Any, high: int, what: str) -> np.ndarray:
     accepted; a float that is not a whole number is refused with a
     ``ValueError`` naming it and its position ("non-integer id 1.5 at (0, 0)");
     bools, complex numbers, strings and objects with a ``TypeError``."""
-    raw = np.asarray(value)
+    raw = numeric_array(name, value, f"an array of {what}")
     kind = raw.dtype.kind
     if kind not in "iuf":
         raise TypeError(f"{name}: expected integer {what}, got dtype {raw.dtype}")

@@ -15,7 +15,7 @@ from typing import Any, Callable, Mapping, Optional
 import numpy as np
 
 from . import _rnnrs
-from ._validate import as_dtype, bounded_int, check_shape, float_array, positive_int, seed_value
+from ._validate import as_dtype, bounded_int, check_shape, float_array, numeric_array, positive_int, seed_value
 
 ACTIVATIONS = ("tanh", "relu", "sigmoid", "identity")
 
@@ -37,6 +37,19 @@ def glorot_uniform(rng: np.random.Generator, shape: tuple[int, int], dtype: np.d
     """Glorot (Xavier) uniform: ``U(-l, l)`` with ``l = sqrt(6 / (fan_in + fan_out))``."""
     limit = np.sqrt(6.0 / (shape[0] + shape[1]))
     return rng.uniform(-limit, limit, size=shape).astype(dtype)
+
+
+def build_for_inputs(cell: "RNNCell", input_size: int) -> None:
+    """``cell.build(input_size)`` for ``inputs`` whose last axis is
+    ``input_size``: a size the cell refuses is reported as ``inputs``' (the
+    argument the caller gave), not ``build``'s ``input_size``."""
+    try:
+        cell.build(input_size)
+    except ValueError as e:
+        message = str(e)
+        if message.startswith("input_size:"):
+            raise ValueError("inputs:" + message[len("input_size:") :]) from None
+        raise
 
 
 class RNNCell:
@@ -119,7 +132,7 @@ class RNNCell:
         if self._input_size is not None:
             if input_size != self._input_size:
                 raise ValueError(
-                    f"inputs: expected input size {self._input_size} (the cell is built for it), got {input_size}"
+                    f"input_size: expected input size {self._input_size} (the cell is built for it), got {input_size}"
                 )
             return
         rng = np.random.default_rng(self.seed)
@@ -173,7 +186,9 @@ class RNNCell:
         check_mapping(mapping)
         arrays = {}
         for name, value in mapping.items():
-            arrays[name] = float_array(f"mapping[{prefix + name!r}]", value, self._dtype, np.ndim(value), "")
+            where = f"mapping[{prefix + name!r}]"
+            raw = numeric_array(where, value, "a weight array")
+            arrays[name] = float_array(where, raw, self._dtype, raw.ndim, "")
         input_size = self._input_size
         if input_size is None:
             input_size = self._input_size_from(arrays)
@@ -210,7 +225,7 @@ class RNNCell:
         """The state structure for ``batch_size`` rows (an integer >= 0),
         filled with zeros."""
         batch_size = checked_size("batch_size", batch_size)
-        return np.zeros((batch_size, self._num_units), dtype=self._dtype)
+        return state_zeros(batch_size, self._num_units, self._dtype)
 
     def _check_state(self, name: str, state: Any, batch: int) -> Any:
         """``state`` validated and cast to the structure of :meth:`zero_state`."""
@@ -288,7 +303,7 @@ class RNNCell:
         """One time step: ``inputs`` ``[B, I]``, ``state`` as :meth:`zero_state`;
         returns ``(output [B, output_size], new_state)``."""
         x = float_array("inputs", inputs, self.dtype, 2, "[batch, input]")
-        self.build(x.shape[1])
+        build_for_inputs(self, x.shape[1])
         state = self._check_state("state", state, x.shape[0])
         if self._kind is not None:
             output, parts = self._core().step(x, self._state_parts(state))
@@ -348,6 +363,15 @@ class BasicRNNCell(RNNCell):
 
     def _core_options(self) -> dict[str, Any]:
         return {"activation": self.activation}
+
+
+def state_zeros(batch_size: int, width: int, dtype: np.dtype[Any]) -> np.ndarray:
+    """``zeros [batch_size, width]``; a batch too large for any array is a
+    ``ValueError`` naming ``batch_size`` (NumPy's own message names nothing)."""
+    try:
+        return np.zeros((batch_size, width), dtype=dtype)
+    except ValueError as e:
+        raise ValueError(f"batch_size: expected a size an array can have, got {batch_size} ({e})") from None
 
 
 def checked_size(name: str, value: Any) -> int:

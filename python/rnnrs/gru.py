@@ -10,6 +10,7 @@ from typing import Any, Mapping, Optional
 
 import numpy as np
 
+from ._validate import flag
 from .cells import ACTIVATIONS, RNNCell, glorot_uniform
 
 
@@ -90,7 +91,7 @@ class GRUCell(RNNCell):
         if not isinstance(reset_after, (bool, np.bool_)):
             raise TypeError(f"reset_after: expected a bool, got {type(reset_after).__name__} {reset_after!r}")
         self.activation = activation
-        self._reset_after = bool(reset_after)
+        self._reset_after = flag("reset_after", reset_after)
 
     @property
     def reset_after(self) -> bool:

@@ -25,8 +25,18 @@ from typing import Any, Callable, ClassVar, Mapping, NamedTuple, Optional
 
 import numpy as np
 
-from ._validate import as_dtype, check_shape, float_array, integer_ids, lengths_array, positive_int, seed_value
-from .cells import RNNCell, check_mapping, glorot_uniform
+from ._validate import (
+    as_dtype,
+    check_shape,
+    flag,
+    float_array,
+    integer_ids,
+    lengths_array,
+    numeric_array,
+    positive_int,
+    seed_value,
+)
+from .cells import RNNCell, build_for_inputs, check_mapping, glorot_uniform
 from .rnn import Backprop, dynamic_rnn
 
 #: ``backward(d_outputs, need_d_inputs) -> (d_inputs or None, d_weights)``
@@ -140,8 +150,8 @@ class Layer:
             if x.ndim < 2:
                 raise ValueError(f"sequence_length: expected inputs [batch, time, ...], got shape {x.shape}")
             lengths = lengths_array(sequence_length, x.shape[0], x.shape[1])
-        out = self._forward(x, lengths, bool(training))
-        if not return_backprop:
+        out = self._forward(x, lengths, flag("training", training))
+        if not flag("return_backprop", return_backprop):
             return out.outputs
         dtype = self.dtype
         assert dtype is not None
@@ -218,7 +228,7 @@ class Dense(Layer):
         self.activation = activation
         if not isinstance(use_bias, (bool, np.bool_)):
             raise TypeError(f"use_bias: expected a bool, got {type(use_bias).__name__}")
-        self.use_bias = bool(use_bias)
+        self.use_bias = flag("use_bias", use_bias)
         self._dtype: Optional[np.dtype[Any]] = None if dtype is None else as_dtype(dtype)
         self.seed = seed_value(seed)
         self._weights: dict[str, np.ndarray] = {}
@@ -269,7 +279,10 @@ class Dense(Layer):
     def set_weights(self, mapping: Mapping[str, Any]) -> None:
         check_mapping(mapping)
         dtype = self._dtype or np.dtype(np.float32)
-        arrays = {k: float_array(f"weights[{k!r}]", v, dtype, np.ndim(v), "") for k, v in mapping.items()}
+        arrays = {}
+        for k, v in mapping.items():
+            raw = numeric_array(f"weights[{k!r}]", v, "a weight array")
+            arrays[k] = float_array(f"weights[{k!r}]", raw, dtype, raw.ndim, "")
         input_size = self.input_size
         if input_size is None:
             kernel = arrays.get("kernel")
@@ -304,7 +317,9 @@ class Dense(Layer):
         }
 
     def _prepare(self, inputs: Any) -> np.ndarray:
-        raw = inputs if isinstance(inputs, np.ndarray) else np.asarray(inputs)
+        raw = (
+            inputs if isinstance(inputs, np.ndarray) else numeric_array("inputs", inputs, "an array [..., input_size]")
+        )
         dtype = self._dtype
         if dtype is None:
             dtype = raw.dtype if raw.dtype in (np.float32, np.float64) else np.dtype(np.float32)
@@ -466,7 +481,7 @@ class RNN(Layer):
         self.cell = cell
         if not isinstance(return_sequences, (bool, np.bool_)):
             raise TypeError(f"return_sequences: expected a bool, got {type(return_sequences).__name__}")
-        self.return_sequences = bool(return_sequences)
+        self.return_sequences = flag("return_sequences", return_sequences)
 
     @property
     def dtype(self) -> np.dtype[Any]:
@@ -495,7 +510,7 @@ class RNN(Layer):
 
     def _prepare(self, inputs: Any) -> np.ndarray:
         x = float_array("inputs", inputs, self.cell.dtype, 3, "[batch, time, input]")
-        self.cell.build(x.shape[2])
+        build_for_inputs(self.cell, x.shape[2])
         return x
 
     def _forward(self, x: np.ndarray, lengths: Optional[np.ndarray], training: bool, state: Any = None) -> LayerOutput:

@@ -20,14 +20,12 @@ from typing import Any, Optional
 
 import numpy as np
 
-from ._validate import FLOAT_DTYPES, check_shape, integer_ids
+from ._validate import FLOAT_DTYPES, bounded_int, check_shape, integer_ids, numeric_array
 
 
 def _float_input(name: str, value: Any) -> np.ndarray:
     """``value`` as a float32/float64 array (other numeric types → float64)."""
-    arr = np.asarray(value)
-    if arr.dtype.kind not in "biuf":
-        raise TypeError(f"{name}: expected a numeric array, got dtype {arr.dtype}")
+    arr = numeric_array(name, value)
     if arr.dtype not in FLOAT_DTYPES:
         arr = arr.astype(np.float64)
     return arr
@@ -39,7 +37,7 @@ def class_ids(name: str, value: Any, num_classes: int, shape: Optional[tuple[int
     ``ValueError`` ("non-integer id 1.5 at (0, 0)"), bools, complex numbers
     and strings ``TypeError``."""
     if shape is not None:
-        check_shape(name, np.asarray(value), shape)
+        check_shape(name, numeric_array(name, value, f"an array of class ids of shape {shape}"), shape)
     return integer_ids(name, value, num_classes, "class ids")
 
 
@@ -57,13 +55,22 @@ def _weights(weights: Any, shape: tuple[int, ...], dtype: np.dtype[Any]) -> Opti
 def sequence_mask(lengths: Any, maxlen: Optional[int] = None, dtype: Any = np.float32) -> np.ndarray:
     """``[B, maxlen]`` mask: 1 where ``t < lengths[b]``, else 0
     (``tf.sequence_mask``). ``maxlen`` defaults to ``max(lengths)``."""
-    raw = np.asarray(lengths)
+    raw = numeric_array("lengths", lengths, "a 1-d array of integers")
     if raw.dtype.kind not in "iu" or raw.ndim != 1:
         raise ValueError(f"lengths: expected a 1-d array of integers, got dtype {raw.dtype} shape {raw.shape}")
     if raw.size and raw.min() < 0:
         raise ValueError(f"lengths: expected values >= 0, got {int(raw.min())}")
-    time = int(raw.max()) if maxlen is None and raw.size else int(maxlen or 0)
-    return (np.arange(time)[None, :] < raw[:, None]).astype(dtype)
+    if maxlen is None:
+        time = int(raw.max()) if raw.size else 0
+    else:
+        time = bounded_int("maxlen", maxlen, 0)
+    try:
+        if time > np.iinfo(np.intp).max:  # np.arange would wrap it to a negative length
+            raise ValueError("beyond the index range")
+        steps = np.arange(time)
+    except ValueError as e:  # a maxlen no array can have
+        raise ValueError(f"maxlen: expected a length an array can have, got {time} ({e})") from None
+    return (steps[None, :] < raw[:, None]).astype(dtype)
 
 
 def softmax(logits: Any) -> np.ndarray:
@@ -141,7 +148,8 @@ def sequence_loss(logits: Any, targets: Any, weights: Any = None) -> tuple[float
     if weights is not None:
         w = _float_input("weights", weights)
         check_shape("weights", w, z.shape[:2])
-    return sparse_softmax_cross_entropy(targets, z, weights)
+    ids = class_ids("targets", targets, z.shape[2], z.shape[:2])
+    return sparse_softmax_cross_entropy(ids, z, weights)
 
 
 def mean_squared_error(labels: Any, predictions: Any, weights: Any = None) -> tuple[float, np.ndarray]:

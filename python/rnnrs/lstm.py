@@ -27,8 +27,8 @@ from typing import Any, Mapping, Optional
 import numpy as np
 
 from ._state import LSTMStateTuple
-from ._validate import check_shape, finite_number, float_array, positive_int
-from .cells import ACTIVATIONS, RNNCell, checked_size, glorot_uniform
+from ._validate import check_shape, finite_number, flag, float_array, positive_int
+from .cells import ACTIVATIONS, RNNCell, checked_size, glorot_uniform, state_zeros
 
 #: The names of the optional weights, in TensorFlow 1.x spelling.
 PEEPHOLES = ("w_i_diag", "w_f_diag", "w_o_diag")
@@ -75,7 +75,7 @@ class _LSTM(RNNCell):
         super().__init__(num_units, dtype, seed)
         if not isinstance(use_peepholes, (bool, np.bool_, numbers.Integral)) or use_peepholes not in (0, 1):
             raise TypeError(f"use_peepholes: expected a bool, got {type(use_peepholes).__name__} {use_peepholes!r}")
-        self._use_peepholes = bool(use_peepholes)
+        self._use_peepholes = flag("use_peepholes", use_peepholes)
         self._cell_clip = _clip("cell_clip", cell_clip)
         self._num_proj = None if num_proj is None else positive_int("num_proj", num_proj)
         self._proj_clip = _clip("proj_clip", proj_clip)
@@ -164,8 +164,8 @@ class _LSTM(RNNCell):
         rows (an integer >= 0)."""
         batch_size = checked_size("batch_size", batch_size)
         return LSTMStateTuple(
-            np.zeros((batch_size, self._num_units), dtype=self._dtype),
-            np.zeros((batch_size, self._out), dtype=self._dtype),
+            state_zeros(batch_size, self._num_units, self._dtype),
+            state_zeros(batch_size, self._out, self._dtype),
         )
 
     def _check_state(self, name: str, state: Any, batch: int) -> LSTMStateTuple:

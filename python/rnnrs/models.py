@@ -44,7 +44,16 @@ from typing import Any, Mapping, Optional, Sequence, TextIO, Union
 import numpy as np
 
 from ._serialize import MAX_DEPTH, Archive, cell_from_config, construct, constructor_kwargs, short
-from ._validate import bounded_int, check_shape, float_array, lengths_array, positive_int, seed_value
+from ._validate import (
+    bounded_int,
+    check_shape,
+    flag,
+    float_array,
+    lengths_array,
+    numeric_array,
+    positive_int,
+    seed_value,
+)
 from .cells import RNNCell
 from .layers import RNN, Dense, Embedding, Layer, LayerBackward
 from .losses import class_ids, mean_squared_error, sequence_mask, softmax, sparse_softmax_cross_entropy
@@ -326,7 +335,7 @@ class Sequential:
         return (x.shape[0], size) if ndim == 2 else (x.shape[0], x.shape[1], size)
 
     def _targets(self, name: str, y: Any, x: np.ndarray, loss: str) -> np.ndarray:
-        raw = np.asarray(y)
+        raw = numeric_array(name, y, "an array of targets")
         if raw.ndim == 0 or raw.shape[0] != x.shape[0]:
             got = "a scalar" if raw.ndim == 0 else f"{raw.shape[0]}"
             raise ValueError(f"{name}: expected {x.shape[0]} rows (one per row of the inputs), got {got}")
@@ -393,7 +402,7 @@ class Sequential:
     def __call__(self, x: Any, sequence_length: Any = None, training: bool = False) -> np.ndarray:
         """The raw outputs (logits for a classifier) of one forward pass."""
         arr, lengths = self._prepare("x", x, sequence_length, "sequence_length")
-        return self._forward(arr, lengths, bool(training)).outputs
+        return self._forward(arr, lengths, flag("training", training)).outputs
 
     # -- training -------------------------------------------------------------
     def fit(
@@ -605,7 +614,7 @@ class Sequential:
         """
         if self._takes_ids():
             raise ValueError("generate: expected a model reading float features, got one starting with an Embedding")
-        raw = np.asarray(seed)
+        raw = numeric_array("seed", seed, "[time, features] or [batch, time, features]")
         squeeze = raw.ndim == 2
         s = float_array(
             "seed", raw[None] if squeeze else raw, self.dtype, 3, "[time, features] or [batch, time, features]"

@@ -34,7 +34,7 @@ from typing import Any, Callable, Mapping, MutableMapping, Optional
 
 import numpy as np
 
-from ._validate import FLOAT_DTYPES
+from ._validate import FLOAT_DTYPES, flag, numeric_array
 
 
 def _number(name: str, value: Any, low: float, high: float, low_open: bool = False, high_open: bool = False) -> float:
@@ -50,6 +50,14 @@ def _number(name: str, value: Any, low: float, high: float, low_open: bool = Fal
     return v
 
 
+def _gradient_arrays(grads: Any) -> dict[str, np.ndarray]:
+    """``grads`` as a dict of numeric arrays (``TypeError`` naming ``grads``
+    for anything else: no mapping, or complex, string or object entries)."""
+    if not isinstance(grads, Mapping):
+        raise TypeError(f"grads: expected a mapping of name to gradient array, got {type(grads).__name__}")
+    return {k: numeric_array(f"grads[{k!r}]", g, "a gradient array") for k, g in grads.items()}
+
+
 def _norm_parts(grads: Mapping[str, Any]) -> tuple[float, float]:
     """``(scale, root)`` with ``global norm = scale * root``, overflow-safe.
 
@@ -59,9 +67,7 @@ def _norm_parts(grads: Mapping[str, Any]) -> tuple[float, float]:
     ``numpy.linalg.norm`` and ``hypot`` do), so ``root`` is in ``[1, sqrt(n)]``.
     ``root`` is NaN or inf exactly when some entry is.
     """
-    if not isinstance(grads, Mapping):
-        raise TypeError(f"grads: expected a mapping of name to gradient array, got {type(grads).__name__}")
-    flats = [np.asarray(g).reshape(-1) for g in grads.values()]
+    flats = [g.reshape(-1) for g in _gradient_arrays(grads).values()]
     total = 0.0
     for flat in flats:
         # einsum, not np.dot: no BLAS call (a multi-threaded BLAS dot can cost
@@ -135,8 +141,15 @@ def clip_by_global_norm(
     TensorFlow, NaN or inf in a gradient makes every clipped gradient NaN.
     """
     clip = _number("clip_norm", clip_norm, 0.0, math.inf, low_open=True, high_open=True)
-    parts = _norm_parts(grads) if use_norm is None else (1.0, float(use_norm))
-    arrays = {k: np.asarray(g) for k, g in grads.items()}
+    arrays = _gradient_arrays(grads)
+    if use_norm is None:
+        parts = _norm_parts(arrays)
+    else:
+        if isinstance(use_norm, bool) or not isinstance(use_norm, numbers.Real):
+            raise TypeError(f"use_norm: expected a number >= 0 or None, got {type(use_norm).__name__}")
+        if float(use_norm) < 0:
+            raise ValueError(f"use_norm: expected a number >= 0 or None, got {use_norm}")
+        parts = (1.0, float(use_norm))
     return _clipped(arrays, clip, parts), parts[0] * parts[1]
 
 
@@ -191,16 +204,14 @@ class Optimizer:
             if not isinstance(p, np.ndarray) or p.dtype not in FLOAT_DTYPES:
                 got = type(p).__name__ if not isinstance(p, np.ndarray) else f"dtype {p.dtype}"
                 raise TypeError(f"params[{name!r}]: expected a float32 or float64 numpy array, got {got}")
-            ga = np.asarray(g)
-            if ga.dtype.kind not in "biuf":
-                raise TypeError(f"grads[{name!r}]: expected a numeric array, got dtype {ga.dtype}")
+            ga = numeric_array(f"grads[{name!r}]", g, "a gradient array")
             if ga.shape != p.shape:
                 raise ValueError(f"grads[{name!r}]: expected shape {p.shape} (the parameter's), got {ga.shape}")
             checked[name] = ga.astype(p.dtype, copy=False)
         parts = _norm_parts(checked)
         norm = parts[0] * parts[1]
         self.last_global_norm = norm
-        if check_finite and not math.isfinite(parts[1]):  # NaN or inf in some gradient
+        if flag("check_finite", check_finite) and not math.isfinite(parts[1]):  # NaN or inf in some gradient
             bad = sorted(k for k, g in checked.items() if not np.all(np.isfinite(g)))
             raise FloatingPointError(
                 f"grads: expected finite gradients, got NaN or inf in {bad} at step {self.iterations + 1} "
@@ -304,7 +315,7 @@ class Momentum(Optimizer):
         self.momentum = _number("momentum", momentum, 0.0, 1.0)
         if not isinstance(use_nesterov, (bool, np.bool_)):
             raise TypeError(f"use_nesterov: expected a bool, got {type(use_nesterov).__name__}")
-        self.use_nesterov = bool(use_nesterov)
+        self.use_nesterov = flag("use_nesterov", use_nesterov)
 
     def _config(self) -> dict[str, Any]:
         return {**super()._config(), "momentum": self.momentum, "use_nesterov": self.use_nesterov}
@@ -350,7 +361,7 @@ class RMSProp(Optimizer):
         self.epsilon = _number("epsilon", epsilon, 0.0, math.inf, high_open=True)
         if not isinstance(centered, (bool, np.bool_)):
             raise TypeError(f"centered: expected a bool, got {type(centered).__name__}")
-        self.centered = bool(centered)
+        self.centered = flag("centered", centered)
 
     def _config(self) -> dict[str, Any]:
         return {

@@ -14,8 +14,8 @@ from typing import Any, Callable, NamedTuple, Optional, Sequence
 import numpy as np
 
 from ._state import LSTMStateTuple as LSTMStateTuple
-from ._validate import check_shape, float_array, lengths_array
-from .cells import Backward, RNNCell
+from ._validate import check_shape, flag, float_array, lengths_array
+from .cells import Backward, RNNCell, build_for_inputs
 
 
 class Gradients(NamedTuple):
@@ -54,19 +54,21 @@ class Backprop:
 
 
 def _checked_backward(
-    cell: RNNCell, backward: Backward, outputs_shape: tuple[int, ...], batch: int, is_list: bool, prefix: str = ""
+    cell: RNNCell, backward: Backward, outputs_shape: tuple[int, ...], batch: int, is_list: bool, part: str = ""
 ) -> Callable[[Any, Any], Gradients]:
-    """Wraps a cell's ``backward`` with validation of the caller's gradients."""
+    """Wraps a cell's ``backward`` with validation of the caller's gradients
+    (named ``d_outputs{part}`` and ``d_state{part}`` in messages, e.g.
+    ``d_state[1]`` for the backward cell of a bidirectional pair)."""
 
     def run(d_outputs: Any, d_state: Any) -> Gradients:
         dy: Optional[np.ndarray] = None
         if d_outputs is not None:
             if is_list:
-                dy = _stack_steps(prefix + "d_outputs", d_outputs, cell.dtype, outputs_shape)
+                dy = _stack_steps("d_outputs" + part, d_outputs, cell.dtype, outputs_shape)
             else:
-                dy = float_array(prefix + "d_outputs", d_outputs, cell.dtype, 3, "shaped like the outputs")
-                check_shape(prefix + "d_outputs", dy, outputs_shape)
-        ds = None if d_state is None else cell._check_state(prefix + "d_state", d_state, batch)
+                dy = float_array("d_outputs" + part, d_outputs, cell.dtype, 3, "shaped like the outputs")
+                check_shape("d_outputs" + part, dy, outputs_shape)
+        ds = None if d_state is None else cell._check_state("d_state" + part, d_state, batch)
         d_x, d_h0, d_w = backward(dy, ds)
         return Gradients(list(d_x) if is_list else d_x, d_h0, d_w)
 
@@ -101,17 +103,19 @@ def _forward(
     initial_state: Any,
     time_major: bool,
     training: bool,
-    prefix: str = "",
+    state_name: str = "initial_state",
 ) -> tuple[np.ndarray, Any, Backward, Optional[np.ndarray]]:
     """Validates the rest of a call and runs the cell: ``(outputs, state, backward, lengths)``."""
     time, batch = (x.shape[0], x.shape[1]) if time_major else (x.shape[1], x.shape[0])
-    cell.build(x.shape[2])
+    build_for_inputs(cell, x.shape[2])
     lengths = lengths_array(sequence_length, batch, time)
     if initial_state is None:
         state = cell.zero_state(batch)
     else:
-        state = cell._check_state(prefix + "initial_state", initial_state, batch)
-    outputs, final_state, backward = cell._run(x, state, lengths, time_major, bool(training), cell._locked_snapshot())
+        state = cell._check_state(state_name, initial_state, batch)
+    outputs, final_state, backward = cell._run(
+        x, state, lengths, time_major, flag("training", training), cell._locked_snapshot()
+    )
     return outputs, final_state, backward, lengths
 
 
@@ -125,6 +129,7 @@ def _run(
     return_backprop: bool,
     is_list: bool,
 ) -> tuple[Any, ...]:
+    return_backprop = flag("return_backprop", return_backprop)
     outputs, final_state, backward, _ = _forward(cell, x, sequence_length, initial_state, time_major, training)
     result: list[Any] = [list(outputs) if is_list else outputs, final_state]
     if return_backprop:
@@ -163,8 +168,9 @@ def dynamic_rnn(
         ``(outputs [B, T, H], state)``, or ``(outputs, state, backprop)``.
     """
     cell = _check_cell(cell)
+    time_major = flag("time_major", time_major)
     x = float_array("inputs", inputs, cell.dtype, 3, "[time, batch, input]" if time_major else "[batch, time, input]")
-    return _run(cell, x, sequence_length, initial_state, bool(time_major), training, return_backprop, False)
+    return _run(cell, x, sequence_length, initial_state, time_major, training, return_backprop, False)
 
 
 def static_rnn(
@@ -242,28 +248,31 @@ def bidirectional_dynamic_rnn(
     cell_bw = _check_cell(cell_bw, "cell_bw")
     if cell_fw.dtype != cell_bw.dtype:
         raise ValueError(f"cell_bw: expected dtype {cell_fw.dtype} (cell_fw's), got {cell_bw.dtype}")
+    time_major = flag("time_major", time_major)
+    return_backprop = flag("return_backprop", return_backprop)
     x = float_array(
         "inputs", inputs, cell_fw.dtype, 3, "[time, batch, input]" if time_major else "[batch, time, input]"
     )
-    time_major = bool(time_major)
     out_fw, state_fw, back_fw, lengths = _forward(
-        cell_fw, x, sequence_length, initial_state_fw, time_major, training, "fw: "
+        cell_fw, x, sequence_length, initial_state_fw, time_major, training, "initial_state_fw"
     )
     x_rev = reverse_within_lengths(x, lengths, time_major)
-    out_bw_rev, state_bw, back_bw, _ = _forward(cell_bw, x_rev, lengths, initial_state_bw, time_major, training, "bw: ")
+    out_bw_rev, state_bw, back_bw, _ = _forward(
+        cell_bw, x_rev, lengths, initial_state_bw, time_major, training, "initial_state_bw"
+    )
     out_bw = reverse_within_lengths(out_bw_rev, lengths, time_major)
     result: list[Any] = [(out_fw, out_bw), (state_fw, state_bw)]
     if return_backprop:
         batch = x.shape[1] if time_major else x.shape[0]
-        run_fw = _checked_backward(cell_fw, back_fw, out_fw.shape, batch, False, "fw: ")
-        run_bw = _checked_backward(cell_bw, back_bw, out_bw.shape, batch, False, "bw: ")
+        run_fw = _checked_backward(cell_fw, back_fw, out_fw.shape, batch, False, "[0]")
+        run_bw = _checked_backward(cell_bw, back_bw, out_bw.shape, batch, False, "[1]")
 
         def backward(d_outputs: Any, d_state: Any) -> Gradients:
             dy_fw, dy_bw = _check_pair("d_outputs", d_outputs)
             ds_fw, ds_bw = _check_pair("d_state", d_state)
             if dy_bw is not None:
-                dy_bw = float_array("bw: d_outputs", dy_bw, cell_bw.dtype, 3, "shaped like the outputs")
-                check_shape("bw: d_outputs", dy_bw, out_bw.shape)
+                dy_bw = float_array("d_outputs[1]", dy_bw, cell_bw.dtype, 3, "shaped like the outputs")
+                check_shape("d_outputs[1]", dy_bw, out_bw.shape)
                 dy_bw = reverse_within_lengths(dy_bw, lengths, time_major)
             g_fw = run_fw(dy_fw, ds_fw)
             g_bw = run_bw(dy_bw, ds_bw)

@@ -18,7 +18,7 @@ from typing import Any, Callable, Mapping, Optional, Sequence
 import numpy as np
 
 from ._state import LSTMStateTuple, map_state
-from ._validate import check_shape, float_array, positive_int, seed_value
+from ._validate import check_shape, flag, float_array, positive_int, seed_value
 from .cells import Backward, Lengths, RNNCell, check_mapping, checked_size, glorot_uniform
 
 
@@ -287,7 +287,7 @@ class DropoutWrapper(_Wrapper):
         self.state_keep_prob = _keep_prob("state_keep_prob", state_keep_prob, cell.dtype)
         if not isinstance(variational_recurrent, (bool, np.bool_)):
             raise TypeError(f"variational_recurrent: expected a bool, got {type(variational_recurrent).__name__}")
-        self.variational_recurrent = bool(variational_recurrent)
+        self.variational_recurrent = flag("variational_recurrent", variational_recurrent)
         self.seed = seed_value(seed)
         self._rng = np.random.default_rng(seed)
 
@@ -497,7 +497,7 @@ class ResidualWrapper(_Wrapper):
         input_size = checked_size("input_size", input_size)
         if input_size != self.cell.output_size:
             raise ValueError(
-                f"inputs: expected input size equal to the cell's output size {self.cell.output_size} "
+                f"input_size: expected input size equal to the cell's output size {self.cell.output_size} "
                 f"(ResidualWrapper adds them), got {input_size}"
             )
         self.cell.build(input_size)
