@@ -573,6 +573,7 @@ def test_set_num_threads(value):
             TypeError,
             "check_finite",
         ),
+        (lambda c, x: rnnrs.Dense(2, activation=np.zeros(0)), TypeError, "activation"),
         # dtypes NumPy's parser chokes on
         (lambda c, x: rnnrs.BasicRNNCell(2, dtype=np.ones((2, 2))), TypeError, "dtype"),
         (lambda c, x: rnnrs.BasicRNNCell(2, dtype="f8,("), TypeError, "dtype"),

@@ -586,7 +586,8 @@ def test_properties_and_zero_state(dtype):
     assert cell.output_size == 4
     assert (cell.use_peepholes, cell.cell_clip, cell.num_proj, cell.proj_clip) == (True, 3.0, 4, 2.0)
     assert rnnrs.LSTMCell(2, use_peepholes=np.bool_(True)).use_peepholes is True
-    assert rnnrs.LSTMCell(2, use_peepholes=0).use_peepholes is False
+    with pytest.raises(TypeError, match="^use_peepholes: expected True or False, got int 0"):
+        rnnrs.LSTMCell(2, use_peepholes=0)  # a yes/no argument is a bool, not read by its truth value
     z = cell.zero_state(3)
     assert isinstance(z, rnnrs.LSTMStateTuple)
     assert z.c.shape == (3, 7) and z.h.shape == (3, 4)

@@ -46,12 +46,12 @@ def bounded_int(name: str, value: Any, minimum: int) -> int:
 
 
 def flag(name: str, value: Any) -> bool:
-    """A yes/no argument: ``True``/``False`` (NumPy bools and the integers 0
-    and 1 too); anything else, e.g. an array or a string, is a ``TypeError``
-    rather than read by its truth value."""
+    """A yes/no argument: ``True`` or ``False`` (or a NumPy bool); anything
+    else, e.g. 0, 1, an array or a string, is a ``TypeError`` rather than
+    read by its truth value."""
     if value is True or value is False:
         return value
-    if isinstance(value, (np.bool_, numbers.Integral)) and value in (0, 1):
+    if isinstance(value, np.bool_):
         return bool(value)
     raise TypeError(f"{name}: expected True or False, got {type(value).__name__} {value!r}")
 

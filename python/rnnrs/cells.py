@@ -334,11 +334,7 @@ class BasicRNNCell(RNNCell):
         self, num_units: int, activation: str = "tanh", dtype: Any = np.float32, seed: Optional[int] = None
     ) -> None:
         super().__init__(num_units, dtype, seed)
-        if not isinstance(activation, str):
-            raise TypeError(f"activation: expected one of {ACTIVATIONS}, got {type(activation).__name__}")
-        if activation not in ACTIVATIONS:
-            raise ValueError(f"activation: expected one of {ACTIVATIONS}, got {activation!r}")
-        self.activation = activation
+        self.activation = check_activation(activation)
 
     def _weight_shapes(self, input_size: int) -> dict[str, tuple[int, ...]]:
         h = self._num_units
@@ -372,6 +368,16 @@ def state_zeros(batch_size: int, width: int, dtype: np.dtype[Any]) -> np.ndarray
         return np.zeros((batch_size, width), dtype=dtype)
     except ValueError as e:
         raise ValueError(f"batch_size: expected a size an array can have, got {batch_size} ({e})") from None
+
+
+def check_activation(value: Any) -> str:
+    """A cell's ``activation``: one of :data:`ACTIVATIONS` (a ``TypeError``
+    for anything but a string)."""
+    if not isinstance(value, str):
+        raise TypeError(f"activation: expected one of {ACTIVATIONS}, got {type(value).__name__}")
+    if value not in ACTIVATIONS:
+        raise ValueError(f"activation: expected one of {ACTIVATIONS}, got {value!r}")
+    return value
 
 
 def checked_size(name: str, value: Any) -> int:

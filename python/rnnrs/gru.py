@@ -11,7 +11,7 @@ from typing import Any, Mapping, Optional
 import numpy as np
 
 from ._validate import flag
-from .cells import ACTIVATIONS, RNNCell, glorot_uniform
+from .cells import RNNCell, check_activation, glorot_uniform
 
 
 class GRUCell(RNNCell):
@@ -84,13 +84,7 @@ class GRUCell(RNNCell):
         seed: Optional[int] = None,
     ) -> None:
         super().__init__(num_units, dtype, seed)
-        if not isinstance(activation, str):
-            raise TypeError(f"activation: expected one of {ACTIVATIONS}, got {type(activation).__name__}")
-        if activation not in ACTIVATIONS:
-            raise ValueError(f"activation: expected one of {ACTIVATIONS}, got {activation!r}")
-        if not isinstance(reset_after, (bool, np.bool_)):
-            raise TypeError(f"reset_after: expected a bool, got {type(reset_after).__name__} {reset_after!r}")
-        self.activation = activation
+        self.activation = check_activation(activation)
         self._reset_after = flag("reset_after", reset_after)
 
     @property

@@ -223,6 +223,8 @@ class Dense(Layer):
     ) -> None:
         super().__init__(name)
         self.units = positive_int("units", units)
+        if activation is not None and not isinstance(activation, str):
+            raise TypeError(f"activation: expected one of {DENSE_ACTIVATIONS}, got {type(activation).__name__}")
         if activation not in DENSE_ACTIVATIONS:
             raise ValueError(f"activation: expected one of {DENSE_ACTIVATIONS}, got {activation!r}")
         self.activation = activation

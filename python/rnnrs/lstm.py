@@ -28,19 +28,11 @@ import numpy as np
 
 from ._state import LSTMStateTuple
 from ._validate import check_shape, finite_number, flag, float_array, positive_int
-from .cells import ACTIVATIONS, RNNCell, checked_size, glorot_uniform, state_zeros
+from .cells import RNNCell, check_activation, checked_size, glorot_uniform, state_zeros
 
 #: The names of the optional weights, in TensorFlow 1.x spelling.
 PEEPHOLES = ("w_i_diag", "w_f_diag", "w_o_diag")
 PROJECTION = "projection/kernel"
-
-
-def _activation(value: Any) -> str:
-    if not isinstance(value, str):
-        raise TypeError(f"activation: expected one of {ACTIVATIONS}, got {type(value).__name__}")
-    if value not in ACTIVATIONS:
-        raise ValueError(f"activation: expected one of {ACTIVATIONS}, got {value!r}")
-    return value
 
 
 def _clip(name: str, value: Any) -> Optional[float]:
@@ -80,7 +72,7 @@ class _LSTM(RNNCell):
         self._num_proj = None if num_proj is None else positive_int("num_proj", num_proj)
         self._proj_clip = _clip("proj_clip", proj_clip)
         self._forget_bias = finite_number("forget_bias", forget_bias)
-        self.activation = _activation(activation)
+        self.activation = check_activation(activation)
 
     # -- properties --------------------------------------------------------
     @property
