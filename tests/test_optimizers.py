@@ -95,8 +95,10 @@ def test_adam_by_hand():
         lambda: rnnrs.Momentum(0.05, 0.8, use_nesterov=True),
         lambda: rnnrs.RMSProp(0.01, momentum=0.3, centered=True),
         lambda: rnnrs.Adam(0.01),
+        lambda: rnnrs.AdamW(0.01, weight_decay=0.1),
+        lambda: rnnrs.Adagrad(0.05),
     ],
-    ids=["sgd", "nesterov", "rmsprop", "adam"],
+    ids=["sgd", "nesterov", "rmsprop", "adam", "adamw", "adagrad"],
 )
 def test_float32_matches_float64_and_keeps_dtype(make):
     rng = np.random.default_rng(0)
@@ -165,8 +167,10 @@ def test_float32_global_norm_accumulates_in_float64():
         lambda: rnnrs.Momentum(0.05, 0.9),
         lambda: rnnrs.RMSProp(0.01, momentum=0.5, centered=True),
         lambda: rnnrs.Adam(0.01, clip_norm=0.5),
+        lambda: rnnrs.AdamW(rnnrs.schedules.ExponentialDecay(0.01, 2, 0.5), weight_decay=0.05),
+        lambda: rnnrs.Adagrad(rnnrs.schedules.PiecewiseConstantDecay([2, 4], [0.1, 0.05, 0.01])),
     ],
-    ids=["sgd", "momentum", "rmsprop", "adam"],
+    ids=["sgd", "momentum", "rmsprop", "adam", "adamw-schedule", "adagrad-schedule"],
 )
 def test_state_save_restore_round_trip(make):
     rng = np.random.default_rng(1)
@@ -237,12 +241,16 @@ def test_bad_state():
         opt.set_state({"iterations": np.array(1), "momentum/w": np.zeros(2)})
     with raises_naming(ValueError, "state"):
         opt.set_state({"iterations": np.array(-1)})
+    # (This used "Adagrad" as the unknown name before Adagrad existed.)
     with raises_naming(ValueError, r"config\['class_name'\]"):
-        rnnrs.optimizers.optimizer_from_config({"class_name": "Adagrad", "config": {}})
+        rnnrs.optimizers.optimizer_from_config({"class_name": "Adadelta", "config": {}})
 
 
 def test_get_by_name():
     assert isinstance(rnnrs.optimizers.get("adam"), rnnrs.Adam)
     assert isinstance(rnnrs.optimizers.get("RMSProp"), rnnrs.RMSProp)
+    assert isinstance(rnnrs.optimizers.get("adamw"), rnnrs.AdamW)
+    assert isinstance(rnnrs.optimizers.get("Adagrad"), rnnrs.Adagrad)
+    # (This used "adagrad" as the unknown name before Adagrad existed.)
     with raises_naming(ValueError, "optimizer"):
-        rnnrs.optimizers.get("adagrad")
+        rnnrs.optimizers.get("adadelta")

@@ -5,8 +5,8 @@ Cells (``BasicRNNCell``, ``BasicLSTMCell``, ``LSTMCell``, ``GRUCell``), wrappers
 ``ResidualWrapper``), run functions (``dynamic_rnn``, ``static_rnn``,
 ``bidirectional_dynamic_rnn``, ``static_bidirectional_rnn``) with
 ``sequence_length`` masking, backpropagation through time
-(``return_backprop=True``), and the layers, losses, optimizers and models
-that train them (``SequenceClassifier``, ``Sequential``, ``Adam``, ...).
+(``return_backprop=True``), and the layers, losses, optimizers (with
+learning-rate ``schedules``) and models that train them (``SequenceClassifier``, ``Sequential``, ``Adam``, ...).
 
 Each function's docstring states its contract (``help(rnnrs.dynamic_rnn)``).
 The documentation is in the ``docs/`` folder of the source repository, beside
@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import warnings
 
-from . import convert, datasets, losses
+from . import convert, datasets, losses, schedules
 from ._rnnrs import MAX_THREADS as _MAX_THREADS
 from ._rnnrs import _num_threads_env
 from ._rnnrs import get_num_threads as _get_num_threads
@@ -34,7 +34,7 @@ from .layers import RNN, Dense, Embedding, Layer, LayerBackprop, LayerGradients
 from .losses import mean_squared_error, sequence_loss, sequence_mask, sparse_softmax_cross_entropy
 from .lstm import BasicLSTMCell, LSTMCell
 from .models import History, SequenceClassifier, SequenceRegressor, Sequential, load_model
-from .optimizers import SGD, Adam, Momentum, Optimizer, RMSProp, clip_by_global_norm, global_norm
+from .optimizers import SGD, Adagrad, Adam, AdamW, Momentum, Optimizer, RMSProp, clip_by_global_norm, global_norm
 from .progress import ProgressBar
 from .rnn import (
     Backprop,
@@ -93,7 +93,9 @@ __all__ = [
     # Training: layers with backward passes, losses returning (value, gradient),
     # optimizers on dicts of named parameters, models with fit / evaluate /
     # predict / generate / save, and the examples' data sets.
+    "Adagrad",
     "Adam",
+    "AdamW",
     "Dense",
     "Embedding",
     "History",

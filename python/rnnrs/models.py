@@ -60,6 +60,7 @@ from .losses import class_ids, mean_squared_error, sequence_mask, softmax, spars
 from .optimizers import OPTIMIZERS, Adam, Optimizer
 from .optimizers import get as get_optimizer
 from .progress import ProgressBar, format_metrics, progress_mode
+from .schedules import schedule_from_config
 
 FORMAT = "rnnrs.model"
 FORMAT_VERSION = 1
@@ -681,7 +682,10 @@ class Sequential:
                 than 64 levels; ``path`` is a directory.
             FileNotFoundError: ``path``'s directory does not exist.
             TypeError: ``path`` is not a str or ``os.PathLike``; a cell whose
-                configuration cannot be saved.
+                configuration cannot be saved; an optimizer whose
+                ``learning_rate`` is a plain callable (only numbers and the
+                schedules of :mod:`rnnrs.schedules` can be saved; the
+                message names ``learning_rate``).
         """
         target = _path(path)
         if os.path.isdir(target):
@@ -878,10 +882,13 @@ def load_model(path: Union[str, "os.PathLike[str]"], *, max_bytes: Optional[int]
        Nothing is decompressed yet.
     2. The configuration: a JSON text of at most 4 MiB without NaN or
        infinities; the format and its version; classes only from the fixed
-       lists of models, layers, optimizers and the package's public cell
-       classes (never any other name of the package); cells nested at most
-       64 levels; every constructor argument a number, string, bool, None or
-       a flat list of them, checked by the constructor. No code from the file
+       lists of models, layers, optimizers, learning-rate schedules
+       (``rnnrs.schedules.SCHEDULES``) and the package's public cell classes
+       (never any other name of the package); cells nested at most 64
+       levels; every constructor argument a number, string, bool, None or a
+       flat list of them (an optimizer's ``learning_rate`` may instead be a
+       schedule's ``{"class_name", "config"}`` of such arguments), checked by
+       the constructor. No code from the file
        runs and nothing is unpickled.
     3. Each array's ``.npy`` header (its first kilobytes only): a float array
        of the model's float size (any byte order) whose shape is exactly the
@@ -1066,7 +1073,14 @@ def _model_from_config(
         or opt["class_name"] not in OPTIMIZERS
     ):
         raise ValueError(f"compile.optimizer: expected a class among {sorted(OPTIMIZERS)}, got {short(opt)}")
-    kwargs = constructor_kwargs(opt.get("config", {}), "compile.optimizer.config")
+    raw_opt = opt.get("config", {})
+    schedule = None
+    if isinstance(raw_opt, Mapping) and isinstance(raw_opt.get("learning_rate"), Mapping):
+        schedule = schedule_from_config(raw_opt["learning_rate"], "compile.optimizer.config.learning_rate")
+        raw_opt = {k: v for k, v in raw_opt.items() if k != "learning_rate"}
+    kwargs = constructor_kwargs(raw_opt, "compile.optimizer.config")
+    if schedule is not None:
+        kwargs["learning_rate"] = schedule
     optimizer: Optimizer = construct(OPTIMIZERS[opt["class_name"]], kwargs, "compile.optimizer")
     try:
         model.compile(optimizer, loss, metrics)  # validates loss and metrics now; the state comes later

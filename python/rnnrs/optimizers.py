@@ -21,6 +21,17 @@ Update rules (``g`` gradient, ``lr`` learning rate, ``k`` the step, 1-based):
 * ``Adam``:      ``m = b1 m + (1 - b1) g``; ``v = b2 v + (1 - b2) g**2``;
   ``p -= lr * sqrt(1 - b2**k) / (1 - b1**k) * m / (sqrt(v) + epsilon)``
   (``tf.train.AdamOptimizer``'s "epsilon hat" form)
+* ``AdamW``:     ``p -= lr * weight_decay * p`` (decoupled weight decay, Keras 3),
+  then the ``Adam`` update
+* ``Adagrad``:   ``acc += g**2`` (``acc`` starts at ``initial_accumulator_value``);
+  ``p -= lr * g / sqrt(acc + epsilon)`` (Keras 3)
+
+``learning_rate`` (any optimizer) is a number > 0, a schedule of
+:mod:`rnnrs.schedules`, or any callable of the step: ``lr = learning_rate(s)``
+with ``s = iterations`` before the update (0 for the first one, as Keras'
+``optimizer.iterations``), evaluated once per ``apply_gradients``. A callable
+returning anything but a finite number >= 0 raises ``TypeError`` /
+``ValueError`` naming ``learning_rate`` before any parameter changes.
 
 ``clip_norm`` (any optimizer) first rescales all gradients together by
 ``clip_norm / max(global_norm, clip_norm)`` (:func:`clip_by_global_norm`).
@@ -30,11 +41,15 @@ from __future__ import annotations
 
 import math
 import numbers
-from typing import Any, Callable, Mapping, MutableMapping, Optional
+from typing import Any, Callable, Mapping, MutableMapping, Optional, Union
 
 import numpy as np
 
 from ._validate import FLOAT_DTYPES, flag, numeric_array
+from .schedules import schedule_from_config, schedule_to_config
+
+#: What ``learning_rate`` accepts: a number, or a callable of the step (a schedule).
+LearningRate = Union[float, Callable[[int], float]]
 
 
 def _number(name: str, value: Any, low: float, high: float, low_open: bool = False, high_open: bool = False) -> float:
@@ -157,22 +172,68 @@ class Optimizer:
     """Base class: validation, clipping, slots, state and config.
 
     Args:
-        learning_rate: step size (> 0); may be changed between steps by
-            assigning ``optimizer.learning_rate``.
+        learning_rate: step size: a number > 0, a
+            :class:`~rnnrs.schedules.LearningRateSchedule`, or any callable
+            ``f(step) -> number`` of the number of updates applied so far
+            (0 for the first), evaluated once per :meth:`apply_gradients`
+            (its value must be a finite number >= 0). May be changed between
+            steps by assigning ``optimizer.learning_rate`` (same choices). A
+            number or a schedule of :mod:`rnnrs.schedules` is saved with the
+            model; another callable cannot be (``get_config`` and
+            ``Sequential.save`` raise ``TypeError`` naming ``learning_rate``).
         clip_norm: optional global-norm clipping threshold (> 0).
     """
 
     #: names of the per-parameter slots, in the order of ``get_state``
     slot_names: tuple[str, ...] = ()
 
-    def __init__(self, learning_rate: float, clip_norm: Optional[float] = None) -> None:
-        self.learning_rate = _number("learning_rate", learning_rate, 0.0, math.inf, low_open=True, high_open=True)
+    def __init__(self, learning_rate: LearningRate, clip_norm: Optional[float] = None) -> None:
+        self.learning_rate = learning_rate
+        #: the rate used by the last :meth:`apply_gradients` (None before the first)
+        self.last_learning_rate: Optional[float] = None
+        self._rate = 0.0
         self.clip_norm = (
             None if clip_norm is None else _number("clip_norm", clip_norm, 0.0, math.inf, low_open=True, high_open=True)
         )
         self.iterations = 0
         self._slots: dict[str, dict[str, np.ndarray]] = {s: {} for s in self.slot_names}
         self.last_global_norm: Optional[float] = None
+
+    @property
+    def learning_rate(self) -> LearningRate:
+        """A number, a schedule or a callable of the step (see the class doc)."""
+        return self._learning_rate
+
+    @learning_rate.setter
+    def learning_rate(self, value: LearningRate) -> None:
+        if isinstance(value, bool) or not (isinstance(value, numbers.Real) or callable(value)):
+            raise TypeError(
+                f"learning_rate: expected a number, a LearningRateSchedule or a callable of the step, "
+                f"got {type(value).__name__}"
+            )
+        if isinstance(value, numbers.Real):
+            value = _number("learning_rate", value, 0.0, math.inf, low_open=True, high_open=True)
+        self._learning_rate: LearningRate = value
+
+    def _current_learning_rate(self) -> float:
+        """The rate for the next update: the number, or the callable's value
+        at ``iterations`` (checked: a finite number >= 0)."""
+        lr = self._learning_rate
+        if not callable(lr):
+            return float(lr)
+        step = self.iterations
+        value = lr(step)
+        if isinstance(value, np.ndarray) and value.shape == () and value.dtype.kind in "fiu":
+            value = value[()]
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+            raise TypeError(
+                f"learning_rate: expected the schedule to return a number at step {step}, "
+                f"got {type(value).__name__} {value!r:.80}"
+            )
+        v = float(value)
+        if not (math.isfinite(v) and v >= 0):
+            raise ValueError(f"learning_rate: expected a finite number >= 0 from the schedule at step {step}, got {v}")
+        return v
 
     # -- the update ---------------------------------------------------------
     def apply_gradients(
@@ -186,6 +247,12 @@ class Optimizer:
         With ``check_finite``, a NaN or infinite gradient raises
         ``FloatingPointError`` before anything is updated (otherwise NaN
         propagates into the parameters, as in TensorFlow).
+
+        The learning rate is evaluated once, before anything is updated (a
+        callable at ``iterations``, the number of updates so far; the value
+        is kept in ``last_learning_rate``); a bad value raises
+        ``TypeError``/``ValueError`` naming ``learning_rate`` and leaves
+        ``params``, the slots and ``iterations`` unchanged.
 
         Returns the global norm of ``grads`` (before clipping; overflow-safe,
         see :func:`global_norm`), also kept in ``last_global_norm``.
@@ -208,6 +275,7 @@ class Optimizer:
             if ga.shape != p.shape:
                 raise ValueError(f"grads[{name!r}]: expected shape {p.shape} (the parameter's), got {ga.shape}")
             checked[name] = ga.astype(p.dtype, copy=False)
+        rate = self._current_learning_rate()
         parts = _norm_parts(checked)
         norm = parts[0] * parts[1]
         self.last_global_norm = norm
@@ -219,6 +287,7 @@ class Optimizer:
             )
         if self.clip_norm is not None:
             checked = _clipped(checked, self.clip_norm, parts)
+        self._rate = self.last_learning_rate = rate
         self.iterations += 1
         for name, g in checked.items():
             self._update(name, params[name], g)
@@ -242,8 +311,16 @@ class Optimizer:
 
     # -- config and state ---------------------------------------------------
     def get_config(self) -> dict[str, Any]:
-        """Hyper-parameters: ``{"class_name": ..., "config": {...}}`` (JSON-serialisable)."""
-        return {"class_name": type(self).__name__, "config": self._config()}
+        """Hyper-parameters: ``{"class_name": ..., "config": {...}}`` (JSON-serialisable).
+
+        A schedule of :mod:`rnnrs.schedules` as ``learning_rate`` becomes its
+        own ``{"class_name": ..., "config": {...}}``; any other callable raises
+        ``TypeError`` naming ``learning_rate`` (it could not be rebuilt)."""
+        config = self._config()
+        lr = config["learning_rate"]
+        if callable(lr):
+            config["learning_rate"] = schedule_to_config(lr)
+        return {"class_name": type(self).__name__, "config": config}
 
     def _config(self) -> dict[str, Any]:
         return {"learning_rate": self.learning_rate, "clip_norm": self.clip_norm}
@@ -289,24 +366,26 @@ class Optimizer:
 
 
 class SGD(Optimizer):
-    """Plain gradient descent (``tf.train.GradientDescentOptimizer``): ``p -= lr * g``."""
+    """Plain gradient descent (``tf.train.GradientDescentOptimizer``): ``p -= lr * g``
+    (``lr`` a number, a schedule or a callable of the step)."""
 
-    def __init__(self, learning_rate: float = 0.01, clip_norm: Optional[float] = None) -> None:
+    def __init__(self, learning_rate: LearningRate = 0.01, clip_norm: Optional[float] = None) -> None:
         super().__init__(learning_rate, clip_norm)
 
     def _update(self, name: str, p: np.ndarray, g: np.ndarray) -> None:
-        p -= p.dtype.type(self.learning_rate) * g
+        p -= p.dtype.type(self._rate) * g
 
 
 class Momentum(Optimizer):
     """Momentum (``tf.train.MomentumOptimizer``): ``a = momentum * a + g``;
-    ``p -= lr * a``, or with ``use_nesterov`` ``p -= lr * (g + momentum * a)``."""
+    ``p -= lr * a``, or with ``use_nesterov`` ``p -= lr * (g + momentum * a)``
+    (``lr`` a number, a schedule or a callable of the step)."""
 
     slot_names = ("momentum",)
 
     def __init__(
         self,
-        learning_rate: float = 0.01,
+        learning_rate: LearningRate = 0.01,
         momentum: float = 0.9,
         use_nesterov: bool = False,
         clip_norm: Optional[float] = None,
@@ -326,9 +405,9 @@ class Momentum(Optimizer):
         a *= t(self.momentum)
         a += g
         if self.use_nesterov:
-            p -= t(self.learning_rate) * (g + t(self.momentum) * a)
+            p -= t(self._rate) * (g + t(self.momentum) * a)
         else:
-            p -= t(self.learning_rate) * a
+            p -= t(self._rate) * a
 
 
 class RMSProp(Optimizer):
@@ -336,7 +415,7 @@ class RMSProp(Optimizer):
     and whose ``epsilon`` sits inside the square root).
 
     Args:
-        learning_rate: step size.
+        learning_rate: step size (a number, a schedule or a callable of the step).
         decay: discount of the running mean square (TF1's ``decay``, Keras' ``rho``).
         momentum: momentum of the update.
         epsilon: added to the mean square inside the square root.
@@ -348,7 +427,7 @@ class RMSProp(Optimizer):
 
     def __init__(
         self,
-        learning_rate: float = 0.001,
+        learning_rate: LearningRate = 0.001,
         decay: float = 0.9,
         momentum: float = 0.0,
         epsilon: float = 1e-10,
@@ -388,7 +467,7 @@ class RMSProp(Optimizer):
         denom += t(self.epsilon)
         np.sqrt(denom, out=denom)
         mom *= t(self.momentum)
-        mom += t(self.learning_rate) * g / denom
+        mom += t(self._rate) * g / denom
         p -= mom
 
 
@@ -396,7 +475,8 @@ class Adam(Optimizer):
     """Adam (``tf.train.AdamOptimizer``; Kingma & Ba, 2015).
 
     Args:
-        learning_rate: step size (the chapter uses 0.001).
+        learning_rate: step size (the chapter uses 0.001; a number, a schedule
+            or a callable of the step).
         beta1, beta2: decay rates of the first and second moment estimates.
         epsilon: TensorFlow's "epsilon hat", added to ``sqrt(v)``.
         clip_norm: optional global-norm clipping.
@@ -406,7 +486,7 @@ class Adam(Optimizer):
 
     def __init__(
         self,
-        learning_rate: float = 0.001,
+        learning_rate: LearningRate = 0.001,
         beta1: float = 0.9,
         beta2: float = 0.999,
         epsilon: float = 1e-8,
@@ -426,7 +506,7 @@ class Adam(Optimizer):
         m = self._slot("m", name, p)
         v = self._slot("v", name, p)
         k = self.iterations
-        lr_t = self.learning_rate * math.sqrt(1.0 - self.beta2**k) / (1.0 - self.beta1**k)
+        lr_t = self._rate * math.sqrt(1.0 - self.beta2**k) / (1.0 - self.beta1**k)
         tmp = self._scratch.get(name)
         if tmp is None or tmp.shape != p.shape or tmp.dtype != p.dtype:
             tmp = np.empty_like(p)
@@ -448,23 +528,125 @@ class Adam(Optimizer):
         p -= tmp
 
 
-OPTIMIZERS: dict[str, type[Optimizer]] = {"SGD": SGD, "Momentum": Momentum, "RMSProp": RMSProp, "Adam": Adam}
+class AdamW(Adam):
+    """Adam with decoupled weight decay (``keras.optimizers.AdamW``; Loshchilov & Hutter, 2019).
+
+    Each update first shrinks every parameter that has a gradient,
+    ``p -= lr * weight_decay * p`` (after clipping, with the same ``lr`` as
+    the step), then applies the :class:`Adam` update from the gradient
+    (Keras 3's order).
+
+    Args:
+        learning_rate: step size (a number, a schedule or a callable of the step).
+        weight_decay: decay per unit of learning rate (a finite number >= 0;
+            Keras' default 0.004).
+        beta1, beta2: decay rates of the moment estimates (Keras' ``beta_1``
+            and ``beta_2``; named as in :class:`Adam` here).
+        epsilon: added to ``sqrt(v)`` ("epsilon hat", as in Keras). The
+            default is Keras' 1e-7; :class:`Adam` keeps TensorFlow 1.x's 1e-8.
+        clip_norm: optional global-norm clipping.
+    """
+
+    def __init__(
+        self,
+        learning_rate: LearningRate = 0.001,
+        weight_decay: float = 0.004,
+        beta1: float = 0.9,
+        beta2: float = 0.999,
+        epsilon: float = 1e-7,
+        clip_norm: Optional[float] = None,
+    ) -> None:
+        super().__init__(learning_rate, beta1, beta2, epsilon, clip_norm)
+        self.weight_decay = _number("weight_decay", weight_decay, 0.0, math.inf, high_open=True)
+
+    def _config(self) -> dict[str, Any]:
+        return {**super()._config(), "weight_decay": self.weight_decay}
+
+    def _update(self, name: str, p: np.ndarray, g: np.ndarray) -> None:
+        t = p.dtype.type
+        if self.weight_decay:
+            p -= p * t(self.weight_decay) * t(self._rate)
+        super()._update(name, p, g)
+
+
+class Adagrad(Optimizer):
+    """Adagrad (``keras.optimizers.Adagrad``; Duchi et al., 2011):
+    ``acc += g**2``; ``p -= lr * g / sqrt(acc + epsilon)``.
+
+    Args:
+        learning_rate: step size (a number, a schedule or a callable of the step).
+        initial_accumulator_value: the accumulator's starting value (a finite number >= 0).
+        epsilon: added to the accumulator inside the square root (a finite
+            number >= 0; > 0 when ``initial_accumulator_value`` is 0, or a
+            zero gradient would give 0/0).
+        clip_norm: optional global-norm clipping.
+    """
+
+    slot_names = ("accumulator",)
+
+    def __init__(
+        self,
+        learning_rate: LearningRate = 0.001,
+        initial_accumulator_value: float = 0.1,
+        epsilon: float = 1e-7,
+        clip_norm: Optional[float] = None,
+    ) -> None:
+        super().__init__(learning_rate, clip_norm)
+        self.initial_accumulator_value = _number(
+            "initial_accumulator_value", initial_accumulator_value, 0.0, math.inf, high_open=True
+        )
+        self.epsilon = _number("epsilon", epsilon, 0.0, math.inf, high_open=True)
+        if self.epsilon == 0.0 and self.initial_accumulator_value == 0.0:
+            raise ValueError(
+                "epsilon: expected a number > 0 when initial_accumulator_value is 0 (0/0 otherwise), got 0"
+            )
+
+    def _config(self) -> dict[str, Any]:
+        return {
+            **super()._config(),
+            "initial_accumulator_value": self.initial_accumulator_value,
+            "epsilon": self.epsilon,
+        }
+
+    def _update(self, name: str, p: np.ndarray, g: np.ndarray) -> None:
+        t = p.dtype.type
+        acc = self._slot("accumulator", name, p, fill=self.initial_accumulator_value)
+        acc += np.square(g)
+        den = acc + t(self.epsilon)
+        np.sqrt(den, out=den)
+        p -= t(self._rate) * g / den
+
+
+OPTIMIZERS: dict[str, type[Optimizer]] = {
+    "SGD": SGD,
+    "Momentum": Momentum,
+    "RMSProp": RMSProp,
+    "Adam": Adam,
+    "AdamW": AdamW,
+    "Adagrad": Adagrad,
+}
 
 
 def optimizer_from_config(config: Mapping[str, Any]) -> Optimizer:
-    """The optimizer described by ``get_config()``'s output (without its state)."""
+    """The optimizer described by ``get_config()``'s output (without its
+    state); a ``learning_rate`` given as a schedule's configuration is rebuilt
+    with :func:`rnnrs.schedules.schedule_from_config` (``ValueError`` naming
+    ``learning_rate`` for anything but a schedule of :mod:`rnnrs.schedules`)."""
     if not isinstance(config, Mapping) or "class_name" not in config:
         raise ValueError(f"config: expected {{'class_name': ..., 'config': {{...}}}}, got {config!r}")
     cls = OPTIMIZERS.get(str(config["class_name"]))
     if cls is None:
         raise ValueError(f"config['class_name']: expected one of {sorted(OPTIMIZERS)}, got {config['class_name']!r}")
     kwargs = dict(config.get("config", {}))
+    if isinstance(kwargs.get("learning_rate"), Mapping):
+        kwargs["learning_rate"] = schedule_from_config(kwargs["learning_rate"])
     return cls(**kwargs)
 
 
 def get(identifier: Any) -> Optimizer:
-    """An optimizer from an instance (returned as is) or a name
-    (``"sgd"``, ``"momentum"``, ``"rmsprop"``, ``"adam"``, with default settings)."""
+    """An optimizer from an instance (returned as is) or a name, in any case
+    (``"sgd"``, ``"momentum"``, ``"rmsprop"``, ``"adam"``, ``"adamw"``,
+    ``"adagrad"``, with default settings)."""
     if isinstance(identifier, Optimizer):
         return identifier
     if isinstance(identifier, str):
