@@ -24,7 +24,7 @@ from typing import Any, Callable, Optional
 ROOT = Path(__file__).resolve().parents[1]
 OUTPUT = ROOT / "docs" / "api.md"
 COMMAND = "python scripts/api_docs.py"
-MODULES = ("convert", "losses", "datasets")
+MODULES = ("convert", "losses", "schedules", "datasets")
 
 HEADER = f"""# API reference
 
@@ -204,7 +204,7 @@ SECTIONS = (
     ("Run functions and gradients", ("rnnrs.rnn",)),
     ("Threads", ("rnnrs",)),
     ("Layers and models", ("rnnrs.layers", "rnnrs.models", "rnnrs.progress")),
-    ("Losses and optimizers", ("rnnrs.losses", "rnnrs.optimizers")),
+    ("Losses and optimizers", ("rnnrs.losses", "rnnrs.optimizers", "rnnrs.schedules")),
 )
 
 

@@ -117,6 +117,7 @@ __all__ = [
     "load_model",
     "losses",
     "mean_squared_error",
+    "schedules",
     "sequence_loss",
     "sequence_mask",
     "sparse_softmax_cross_entropy",

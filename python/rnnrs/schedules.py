@@ -323,7 +323,4 @@ __all__ = [
     "InverseTimeDecay",
     "LearningRateSchedule",
     "PiecewiseConstantDecay",
-    "SCHEDULES",
-    "schedule_from_config",
-    "schedule_to_config",
 ]
