@@ -118,7 +118,6 @@ __all__ = [
     "sequence_loss",
     "sequence_mask",
     "sparse_softmax_cross_entropy",
-    "utils",
 ]
 
 
