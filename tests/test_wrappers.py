@@ -670,6 +670,30 @@ def test_multi_rnn_constructor_errors():
     assert rnnrs.MultiRNNCell((f32, rnnrs.BasicRNNCell(2))).output_size == 2
 
 
+def test_multi_rnn_refuses_one_cell_in_two_layers():
+    """Pins: a cell object used by two layers is refused. Before, ``MultiRNNCell([cell] * 3)``
+    ran with ONE set of weights shared by the three layers while ``get_weights()`` listed
+    three copies (TensorFlow 1.x refused it too)."""
+    cell = rnnrs.BasicRNNCell(3, seed=0)
+    with raises_naming(ValueError, "cells") as info:
+        rnnrs.MultiRNNCell([cell] * 3)
+    assert "layers 0 and 1" in str(info.value) and "distinct" in str(info.value)
+    same_inside = [
+        [cell, rnnrs.DropoutWrapper(cell)],  # the same cell, wrapped in the second layer
+        [rnnrs.ResidualWrapper(rnnrs.DropoutWrapper(cell)), rnnrs.BasicRNNCell(3), cell],
+        [rnnrs.MultiRNNCell([rnnrs.BasicRNNCell(3), cell]), rnnrs.OutputProjectionWrapper(cell, 3)],
+    ]
+    for cells in same_inside:
+        with raises_naming(ValueError, "cells"):
+            rnnrs.MultiRNNCell(cells)
+    # distinct cells (even equal-looking ones) and a wrapper of a fresh cell are fine
+    multi = rnnrs.MultiRNNCell(
+        [rnnrs.BasicRNNCell(3) for _ in range(3)] + [rnnrs.DropoutWrapper(rnnrs.BasicRNNCell(3))]
+    )
+    multi.build(2)
+    assert len(multi.get_weights()) == 8
+
+
 def test_multi_rnn_wrong_state_structure(dtype):
     multi = rnnrs.MultiRNNCell([rnnrs.BasicRNNCell(4, dtype=dtype, seed=0), rnnrs.BasicRNNCell(2, dtype=dtype)])
     x = np.ones((3, 5, 2), dtype)

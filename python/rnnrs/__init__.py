@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import warnings
 
-from . import convert, datasets, losses, schedules
+from . import convert, datasets, losses, schedules, utils
 from ._rnnrs import MAX_THREADS as _MAX_THREADS
 from ._rnnrs import _num_threads_env
 from ._rnnrs import get_num_threads as _get_num_threads
@@ -121,6 +121,7 @@ __all__ = [
     "sequence_loss",
     "sequence_mask",
     "sparse_softmax_cross_entropy",
+    "utils",
 ]
 
 

@@ -39,7 +39,7 @@ import re
 import sys
 import tempfile
 import time
-from typing import Any, Mapping, Optional, Sequence, TextIO, Union
+from typing import Any, Callable, Mapping, Optional, Sequence, TextIO, Union
 
 import numpy as np
 
@@ -79,12 +79,24 @@ _METRIC_LOSS = {"accuracy": _CLASSIFICATION, "mae": _REGRESSION}
 
 
 class History:
-    """What ``fit`` returns (Keras' ``History``).
+    """What ``fit`` returns: the record of every epoch the model has trained
+    (Keras' ``History``, accumulated).
+
+    A model keeps ONE history, ``model.history`` (None before its first
+    ``fit``): each ``fit`` call appends its epochs to it and returns it, so
+    after ``fit(epochs=3)`` then ``fit(epochs=2)`` it holds five epochs,
+    numbered ``0 ... 4``, and both calls returned the same object. (Keras 3
+    returns a fresh ``History`` per call; here training in several calls
+    keeps one curve.) To start a new record, set ``model.history = None``
+    before ``fit``. A metric that only some calls computed (``val_loss``
+    when only the last call had ``validation_data``) has values only for
+    those epochs: use ``len(history.epoch)`` for the epoch count.
 
     Attributes:
         history: metric name (``"loss"``, ``"accuracy"``, ``"val_loss"``, ...)
-            → one value per epoch.
-        epoch: the epoch indices (0-based).
+            → one value per epoch, oldest first.
+        epoch: the epoch indices, 0-based and counting on across ``fit``
+            calls.
         seconds: wall-clock seconds of each epoch (validation included).
     """
 
@@ -93,8 +105,9 @@ class History:
         self.epoch: list[int] = []
         self.seconds: list[float] = []
 
-    def _append(self, epoch: int, logs: Mapping[str, float], seconds: float) -> None:
-        self.epoch.append(epoch)
+    def _append(self, logs: Mapping[str, float], seconds: float) -> None:
+        """Records one more epoch (numbered after the last one recorded)."""
+        self.epoch.append(self.epoch[-1] + 1 if self.epoch else 0)
         self.seconds.append(seconds)
         for k, v in logs.items():
             self.history.setdefault(k, []).append(float(v))
@@ -199,7 +212,12 @@ class Sequential:
         return self.layers[-1].output_size()
 
     def _output_ndim(self, input_ndim: int) -> int:
+        return self._output_ndims(input_ndim)[-1] if self.layers else input_ndim
+
+    def _output_ndims(self, input_ndim: int) -> list[int]:
+        """The number of axes of each layer's outputs for inputs of ``input_ndim`` axes."""
         ndim = input_ndim
+        ndims: list[int] = []
         for layer in self.layers:
             if isinstance(layer, Embedding):
                 ndim += 1
@@ -210,7 +228,8 @@ class Sequential:
                         f"got {ndim}-d (an RNN without return_sequences=True before it?)"
                     )
                 ndim = 3 if layer.return_sequences else 2
-        return ndim
+            ndims.append(ndim)
+        return ndims
 
     def get_weights(self) -> dict[str, np.ndarray]:
         """Copies of every weight as ``"<layer name>/<weight name>"`` → array."""
@@ -240,18 +259,107 @@ class Sequential:
         """Number of scalar weights."""
         return int(sum(v.size for v in self.get_weights().values()))
 
-    def summary(self) -> str:
-        """One line per layer: name, class, output size, weights."""
-        lines = [f"model {self.name!r} ({type(self).__name__}, {self.dtype.name})"]
-        for layer in self.layers:
-            n = sum(v.size for v in layer.get_weights().values()) if layer.built else 0
+    def summary(
+        self,
+        line_length: Optional[int] = None,
+        print_fn: Optional[Callable[[str], Any]] = None,
+        stream: Optional[TextIO] = None,
+    ) -> str:
+        """Prints and returns a table of the layers (Keras' ``Model.summary()``).
+
+        One row per layer: ``name (class)`` (an ``RNN`` shows its cell's
+        class, e.g. ``RNN(LSTMCell)``), the output shape with ``None`` for
+        the batch and for the time axis (every rnnrs model takes any
+        number of steps), and the number of weights; then the total and
+        trainable parameter counts with their size in bytes (every rnnrs
+        weight is trainable), and the loss, metrics and optimizer once
+        compiled::
+
+            Model: "sequential" (Sequential, float32)
+            ____________________________________________________
+             Layer (type)            Output Shape       Param #
+            ====================================================
+             rnn (RNN(LSTMCell))     (None, None, 8)        384
+            ...
+
+        Args:
+            line_length: the table's width in characters, an integer >= 40
+                (default: as wide as the widest row needs, at least 65).
+            print_fn: called with each line (no newline), e.g. ``print``
+                or ``lines.append``; None (default) writes to ``stream``.
+            stream: a text stream to write the table to (default
+                ``sys.stdout``); give ``print_fn`` or ``stream``, not both.
+
+        Returns:
+            The table as a ``str`` (its ``repr`` is one short line, so
+            ``model.summary()`` at a prompt shows the table once).
+
+        Raises:
+            ValueError: the model is not built yet (``build(input_size)``,
+                ``fit`` or a first call creates the weights), or its layers
+                do not connect (an ``RNN`` after one without
+                ``return_sequences=True``).
+        """
+        if line_length is not None:
+            line_length = bounded_int("line_length", line_length, 40)
+        if print_fn is not None and not callable(print_fn):
+            raise TypeError(f"print_fn: expected a callable taking one line or None, got {type(print_fn).__name__}")
+        if stream is not None and not callable(getattr(stream, "write", None)):
+            raise TypeError(f"stream: expected a text stream with write() or None, got {type(stream).__name__}")
+        if print_fn is not None and stream is not None:
+            raise ValueError("print_fn: expected either print_fn or stream, got both")
+        if not self.layers:
+            raise ValueError("summary: expected a built model, got one without layers (add layers, then build it)")
+        if not self.built:
+            raise ValueError(
+                f"summary: expected a built model, got model {self.name!r} without weights yet "
+                "(call build(input_size), or fit / predict it on data first)"
+            )
+        ndims = self._output_ndims(2 if self._takes_ids() else 3)
+        rows: list[tuple[str, str, str]] = []
+        total = 0
+        for layer, ndim in zip(self.layers, ndims):
             what = type(layer).__name__
             if isinstance(layer, RNN):
-                what += f"({layer.cell!r}, return_sequences={layer.return_sequences})"
-            lines.append(f"  {layer.name:<14} {what:<60} out {layer.output_size():>5}  params {n}")
+                what += f"({type(layer.cell).__name__})"
+            shape = "(None, " + ("None, " if ndim == 3 else "") + f"{layer.output_size()})"
+            n = int(sum(v.size for v in layer.get_weights().values()))
+            total += n
+            rows.append((f"{layer.name} ({what})", shape, f"{n:,}"))
+        head = ("Layer (type)", "Output Shape", "Param #")
+        w0 = max(len(r[0]) for r in [head, *rows]) + 2
+        w1 = max(len(r[1]) for r in [head, *rows]) + 2
+        w2 = max(len(r[2]) for r in [head, *rows])
+        width = max(65, 1 + w0 + w1 + w2) if line_length is None else line_length
+        w2 = max(w2, width - 1 - w0 - w1)  # the counts stay right-aligned at the table's edge
+
+        def row(cells: tuple[str, str, str]) -> str:
+            return f" {cells[0]:<{w0}}{cells[1]:<{w1}}{cells[2]:>{w2}}"
+
+        itemsize = self.dtype.itemsize
+        lines = [f'Model: "{self.name}" ({type(self).__name__}, {self.dtype.name})', "_" * width, row(head)]
+        lines.append("=" * width)
+        for i, r in enumerate(rows):
+            lines.append(row(r))
+            if i + 1 < len(rows):
+                lines.append("_" * width)
+        lines.append("=" * width)
+        lines.append(f" Total params: {total:,} ({_bytes(total * itemsize)})")
+        lines.append(f" Trainable params: {total:,} ({_bytes(total * itemsize)})")
+        lines.append(f" Non-trainable params: 0 ({_bytes(0)})")
         if self.loss:
-            lines.append(f"  loss {self.loss}, metrics {self.metrics}, optimizer {self.optimizer!r}")
-        return "\n".join(lines)
+            lines.append(f" Loss: {self.loss}; metrics: {self.metrics}; optimizer: {self.optimizer!r}")
+        lines.append("_" * width)
+        text = _Summary("\n".join(lines), f"{type(self).__name__} {self.name!r}: {len(rows)} layers, {total:,} params")
+        if print_fn is not None:
+            for line in lines:
+                print_fn(line)
+        else:
+            out = sys.stdout if stream is None else stream
+            out.write(text + "\n")
+            if callable(getattr(out, "flush", None)):
+                out.flush()
+        return text
 
     # -- compile --------------------------------------------------------------
     def compile(
@@ -440,7 +548,10 @@ class Sequential:
             stream: where progress goes (default ``sys.stdout``).
 
         Returns:
-            A :class:`History` (also kept as ``model.history``).
+            ``model.history``, the model's :class:`History`: this call's
+            epochs are appended to those of the earlier ``fit`` calls
+            (the first call creates it; set ``model.history = None`` to
+            start a new one).
 
         Raises:
             ValueError / TypeError: bad inputs (mismatched rows, labels out of
@@ -465,7 +576,7 @@ class Sequential:
         n = x_arr.shape[0]
         steps = math.ceil(n / batch_size)
         params = self.get_weights()  # master copies, updated in place by the optimizer
-        history = History()
+        history = self.history if isinstance(self.history, History) else History()
         self.history = history
         for epoch in range(int(epochs)):
             started = time.perf_counter()
@@ -517,7 +628,7 @@ class Sequential:
             if val is not None:
                 logs.update({f"val_{k}": v for k, v in self._evaluate_arrays(*val, loss, 256).items()})
             seconds = time.perf_counter() - started
-            history._append(epoch, logs, seconds)
+            history._append(logs, seconds)
             if bar is not None:
                 bar.close(logs)
             elif mode == 2:
@@ -818,6 +929,33 @@ LAYERS: dict[str, type[Layer]] = {"Dense": Dense, "Embedding": Embedding, "RNN":
 
 def _default_name(class_name: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", class_name).lower()
+
+
+class _Summary(str):
+    """The table ``summary`` returns: a ``str`` whose ``repr`` is one line (the
+    table itself was just printed), so a prompt does not show it twice."""
+
+    _what: str
+
+    def __new__(cls, text: str, what: str) -> "_Summary":
+        self = super().__new__(cls, text)
+        self._what = what
+        return self
+
+    def __repr__(self) -> str:
+        return f"<summary of {self._what}; str() or print() for the table>"
+
+
+def _bytes(n: int) -> str:
+    """``n`` bytes as Keras writes sizes: ``"0 B"``, ``"1.50 KB"``, ``"2.00 MB"``."""
+    if n < 1024:
+        return f"{n} B"
+    size = float(n)
+    for unit in ("KB", "MB", "GB"):
+        size /= 1024
+        if size < 1024 or unit == "GB":
+            break
+    return f"{size:.2f} {unit}"
 
 
 def _means(totals: Mapping[str, Sequence[float]]) -> dict[str, float]:

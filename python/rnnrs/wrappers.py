@@ -90,11 +90,42 @@ class _Wrapper(RNNCell):
         return f"{type(self).__name__}({self.cell!r})"
 
 
+def _cell_objects(cell: RNNCell) -> list[RNNCell]:
+    """``cell`` and every cell inside it (through wrappers and stacks)."""
+    found = [cell]
+    if isinstance(cell, MultiRNNCell):
+        for inner in cell.cells:
+            found += _cell_objects(inner)
+    elif isinstance(getattr(cell, "cell", None), RNNCell):
+        found += _cell_objects(cell.cell)  # type: ignore[attr-defined]
+    return found
+
+
+def _check_distinct(cells: Sequence[RNNCell]) -> None:
+    """Refuses a cell object that appears in two layers (or twice in one
+    layer's wrappers): the layers would silently share its weights."""
+    seen: dict[int, int] = {}
+    for i, layer in enumerate(cells):
+        for cell in _cell_objects(layer):
+            first = seen.setdefault(id(cell), i)
+            if first != i:
+                raise ValueError(
+                    f"cells: expected a distinct cell object for each layer, got the same {type(cell).__name__} "
+                    f"object in layers {first} and {i} (the layers would share one set of weights); "
+                    f"create one cell per layer, e.g. MultiRNNCell([{type(cell).__name__}(...) for _ in range(n)])"
+                )
+
+
 class MultiRNNCell(RNNCell):
     """Stacked cells: layer ``i`` reads layer ``i-1``'s outputs.
 
     Args:
-        cells: the layers, bottom first (all of one dtype).
+        cells: the layers, bottom first (all of one dtype), each a distinct
+            cell object: ``MultiRNNCell([cell] * 3)``, or one cell in two
+            places (``MultiRNNCell([a, DropoutWrapper(a)])``), raises
+            ``ValueError`` since the layers would share one set of weights
+            (TensorFlow 1.x refused it too); write
+            ``MultiRNNCell([GRUCell(n) for _ in range(3)])``.
         state_is_tuple: must be True (TensorFlow 1.x's concatenated state is
             not supported).
 
@@ -109,6 +140,7 @@ class MultiRNNCell(RNNCell):
         if not cells:
             raise ValueError("cells: expected at least one cell, got an empty list")
         self.cells = [_check_cell(f"cells[{i}]", c) for i, c in enumerate(cells)]
+        _check_distinct(self.cells)
         dtypes = {c.dtype for c in self.cells}
         if len(dtypes) != 1:
             raise ValueError(f"cells: expected one dtype for every layer, got {sorted(d.name for d in dtypes)}")
