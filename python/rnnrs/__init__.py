@@ -21,13 +21,22 @@ from __future__ import annotations
 
 import warnings
 
-from . import convert, datasets, losses, schedules, utils
+from . import callbacks, convert, datasets, losses, schedules, utils
 from ._rnnrs import MAX_THREADS as _MAX_THREADS
 from ._rnnrs import _num_threads_env
 from ._rnnrs import get_num_threads as _get_num_threads
 from ._rnnrs import set_num_threads as _set_num_threads
 from ._state import LSTMStateTuple
 from ._validate import positive_int
+from .callbacks import (
+    Callback,
+    CSVLogger,
+    EarlyStopping,
+    LearningRateScheduler,
+    ModelCheckpoint,
+    ReduceLROnPlateau,
+    TerminateOnNaN,
+)
 from .cells import BasicRNNCell, RNNCell
 from .gru import GRUCell
 from .layers import RNN, Dense, Embedding, Layer, LayerBackprop, LayerGradients
@@ -96,21 +105,29 @@ __all__ = [
     "Adagrad",
     "Adam",
     "AdamW",
+    "CSVLogger",
+    "Callback",
     "Dense",
+    "EarlyStopping",
     "Embedding",
     "History",
     "Layer",
     "LayerBackprop",
     "LayerGradients",
+    "LearningRateScheduler",
+    "ModelCheckpoint",
     "Momentum",
     "Optimizer",
     "ProgressBar",
     "RMSProp",
     "RNN",
+    "ReduceLROnPlateau",
     "SGD",
     "SequenceClassifier",
     "SequenceRegressor",
     "Sequential",
+    "TerminateOnNaN",
+    "callbacks",
     "clip_by_global_norm",
     "datasets",
     "global_norm",

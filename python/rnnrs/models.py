@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
 import os
 import re
 import sys
@@ -54,6 +55,7 @@ from ._validate import (
     positive_int,
     seed_value,
 )
+from .callbacks import Callback, check_callbacks
 from .cells import RNNCell
 from .layers import RNN, Dense, Embedding, Layer, LayerBackward
 from .losses import class_ids, mean_squared_error, sequence_mask, softmax, sparse_softmax_cross_entropy
@@ -96,7 +98,8 @@ class History:
         history: metric name (``"loss"``, ``"accuracy"``, ``"val_loss"``, ...)
             → one value per epoch, oldest first.
         epoch: the epoch indices, 0-based and counting on across ``fit``
-            calls.
+            calls; a ``fit`` given ``initial_epoch=k > 0`` numbers its
+            epochs ``k, k + 1, ...`` instead (as Keras).
         seconds: wall-clock seconds of each epoch (validation included).
     """
 
@@ -105,9 +108,9 @@ class History:
         self.epoch: list[int] = []
         self.seconds: list[float] = []
 
-    def _append(self, logs: Mapping[str, float], seconds: float) -> None:
-        """Records one more epoch (numbered after the last one recorded)."""
-        self.epoch.append(self.epoch[-1] + 1 if self.epoch else 0)
+    def _append(self, logs: Mapping[str, float], seconds: float, epoch: Optional[int] = None) -> None:
+        """Records one more epoch, numbered ``epoch`` (default: after the last one recorded)."""
+        self.epoch.append(epoch if epoch is not None else self.epoch[-1] + 1 if self.epoch else 0)
         self.seconds.append(seconds)
         for k, v in logs.items():
             self.history.setdefault(k, []).append(float(v))
@@ -526,6 +529,9 @@ class Sequential:
         sequence_length: Any = None,
         verbose: Union[str, int] = "auto",
         stream: Optional[TextIO] = None,
+        callbacks: Optional[Sequence[Callback]] = None,
+        validation_split: float = 0.0,
+        initial_epoch: int = 0,
     ) -> History:
         """Trains the model on mini-batches.
 
@@ -535,7 +541,9 @@ class Sequential:
                 classifier, values shaped like the outputs for a regressor.
             batch_size: rows per step, an integer >= 1 (the last batch may
                 be smaller).
-            epochs: passes over the data, an integer >= 0.
+            epochs: the index at which training stops, an integer >= 0: the
+                epochs run are ``initial_epoch, ..., epochs - 1`` (as Keras;
+                none when ``epochs <= initial_epoch``).
             validation_data: ``(x_val, y_val)`` or ``(x_val, y_val,
                 lengths_val)``, evaluated after every epoch (``val_*`` metrics).
             shuffle: reshuffle the rows every epoch (a bool).
@@ -546,25 +554,61 @@ class Sequential:
                 terminal and silence otherwise; ``0`` silent; ``1`` the bar;
                 ``2`` one line per epoch.
             stream: where progress goes (default ``sys.stdout``).
+            callbacks: None or a list of :class:`rnnrs.callbacks.Callback`
+                instances, called at the points described in
+                :mod:`rnnrs.callbacks` (with ``epoch`` counted from
+                ``initial_epoch``). Setting ``model.stop_training = True``
+                (e.g. :class:`~rnnrs.callbacks.EarlyStopping`) ends training
+                after the current batch, once that epoch is closed. Weights a
+                callback sets with ``set_weights`` are trained on from the
+                next epoch.
+            validation_split: a number in ``[0, 1)``: that fraction of the
+                rows, taken from the END before any shuffling (rows
+                ``floor(n * (1 - validation_split))`` on, with their
+                lengths), is held out of training and evaluated after every
+                epoch like ``validation_data`` (as Keras).
+            initial_epoch: the epoch to start at, an integer >= 0 (to resume
+                a run; the history numbers this call's epochs from it).
 
         Returns:
             ``model.history``, the model's :class:`History`: this call's
             epochs are appended to those of the earlier ``fit`` calls
             (the first call creates it; set ``model.history = None`` to
-            start a new one).
+            start a new one). Entries a callback adds to the epoch's logs
+            (``learning_rate``) are recorded too.
 
         Raises:
             ValueError / TypeError: bad inputs (mismatched rows, labels out of
                 range, wrong shapes) or arguments of the wrong type or value
-                (the message names the argument), before any training.
+                (the message names the argument), before any training:
+                ``callbacks`` not a list of ``Callback`` (``TypeError``) or a
+                callback defining an ``on_*`` method that is not a Keras hook
+                (``ValueError`` naming it); ``validation_split`` together with
+                ``validation_data``, or leaving no training or no validation
+                rows (``ValueError``).
             FloatingPointError: the loss or the gradients became NaN or
                 infinite; training stops at that batch, before applying it.
+                For a non-finite loss, the callbacks' ``on_train_batch_end``
+                sees the batch's logs first: if one sets
+                ``model.stop_training`` (:class:`~rnnrs.callbacks.TerminateOnNaN`),
+                the batch is not applied and ``fit`` returns normally instead.
         """
         optimizer, loss = self._require_compiled("fit")
         batch_size = positive_int("batch_size", batch_size)
         epochs = bounded_int("epochs", epochs, 0)
+        initial_epoch = bounded_int("initial_epoch", initial_epoch, 0)
+        cbs = check_callbacks(callbacks)
         if not isinstance(shuffle, (bool, np.bool_)):
             raise TypeError(f"shuffle: expected a bool, got {type(shuffle).__name__}")
+        if isinstance(validation_split, (bool, np.bool_)) or not isinstance(validation_split, numbers.Real):
+            raise TypeError(f"validation_split: expected a number in [0, 1), got {type(validation_split).__name__}")
+        if not 0 <= float(validation_split) < 1:
+            raise ValueError(f"validation_split: expected a number in [0, 1), got {validation_split}")
+        if validation_split and validation_data is not None:
+            raise ValueError(
+                "validation_split: expected 0 when validation_data is given (one validation set), "
+                f"got {validation_split}"
+            )
         rng = np.random.default_rng(seed_value(seed))
         if stream is not None and not callable(getattr(stream, "write", None)):
             raise TypeError(f"stream: expected a text stream with write() or None, got {type(stream).__name__}")
@@ -573,12 +617,31 @@ class Sequential:
         x_arr, lengths = self._prepare("x", x, sequence_length, "sequence_length")
         y_arr = self._targets("y", y, x_arr, loss)
         val = self._validation(validation_data, loss)
+        if validation_split:
+            split = int(math.floor(x_arr.shape[0] * (1.0 - float(validation_split))))
+            if split == 0 or split == x_arr.shape[0]:
+                raise ValueError(
+                    f"validation_split: expected a fraction leaving rows for both training and validation, got "
+                    f"{validation_split} of {x_arr.shape[0]} rows ({split} for training)"
+                )
+            val = (x_arr[split:], y_arr[split:], None if lengths is None else lengths[split:])
+            x_arr, y_arr = x_arr[:split], y_arr[:split]
+            lengths = None if lengths is None else lengths[:split]
         n = x_arr.shape[0]
         steps = math.ceil(n / batch_size)
-        params = self.get_weights()  # master copies, updated in place by the optimizer
         history = self.history if isinstance(self.history, History) else History()
         self.history = history
-        for epoch in range(int(epochs)):
+        self.stop_training = False
+        for cb in cbs:
+            cb.set_model(self)
+            cb.set_params({"epochs": epochs, "steps": steps, "verbose": verbose})
+        for cb in cbs:
+            cb.on_train_begin(None)
+        logs: dict[str, float] = {}
+        for epoch in range(initial_epoch, epochs):
+            for cb in cbs:
+                cb.on_epoch_begin(epoch, None)
+            params = self.get_weights()  # master copies, updated in place by the optimizer
             started = time.perf_counter()
             if shuffle and n:
                 order = rng.permutation(n)
@@ -593,11 +656,21 @@ class Sequential:
             with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
                 try:
                     for step in range(steps):
+                        for cb in cbs:
+                            cb.on_train_batch_begin(step, None)
                         sl = slice(step * batch_size, min(n, (step + 1) * batch_size))
                         lb = None if ls is None else ls[sl]
                         fwd = self._forward(xs[sl], lb, True)
                         value, d_out, sums = self._loss(loss, ys[sl], fwd.outputs, lb)
+                        for k, (s, c) in sums.items():
+                            acc = totals.setdefault(k, [0.0, 0.0])
+                            acc[0] += s
+                            acc[1] += c
                         if not math.isfinite(value):
+                            for cb in cbs:
+                                cb.on_train_batch_end(step, _means(totals))
+                            if self.stop_training:
+                                break
                             raise FloatingPointError(
                                 f"loss: expected a finite value, got {value} at epoch {epoch + 1}, batch {step + 1} "
                                 f"(check the inputs for NaN/inf, lower the learning rate or set the optimizer's "
@@ -613,12 +686,12 @@ class Sequential:
                                 f"rate or set the optimizer's clip_norm); the model keeps its previous weights"
                             )
                         self._push(params)
-                        for k, (s, c) in sums.items():
-                            acc = totals.setdefault(k, [0.0, 0.0])
-                            acc[0] += s
-                            acc[1] += c
                         if bar is not None:
                             bar.update(step + 1, _means(totals))
+                        for cb in cbs:
+                            cb.on_train_batch_end(step, _means(totals))
+                        if self.stop_training:
+                            break
                 except BaseException:
                     if bar is not None:
                         bar.stream.write("\n")
@@ -626,14 +699,25 @@ class Sequential:
                     raise
             logs = _means(totals)
             if val is not None:
-                logs.update({f"val_{k}": v for k, v in self._evaluate_arrays(*val, loss, 256).items()})
+                for cb in cbs:
+                    cb.on_test_begin(None)
+                val_logs = self._evaluate_arrays(*val, loss, 256)
+                for cb in cbs:
+                    cb.on_test_end(dict(val_logs))
+                logs.update({f"val_{k}": v for k, v in val_logs.items()})
+            for cb in cbs:
+                cb.on_epoch_end(epoch, logs)
             seconds = time.perf_counter() - started
-            history._append(logs, seconds)
+            history._append(logs, seconds, epoch if initial_epoch else None)
             if bar is not None:
                 bar.close(logs)
             elif mode == 2:
                 out.write(f"epoch {epoch + 1}/{epochs}  {seconds:.2f}s  {format_metrics(logs)}\n")
                 out.flush()
+            if self.stop_training:
+                break
+        for cb in cbs:
+            cb.on_train_end(dict(logs))
         return history
 
     def _validation(
