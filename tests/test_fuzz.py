@@ -515,9 +515,7 @@ def test_layers(data):
     call_and_check(layer, args, mutated, set(good))
 
 
-@settings(
-    max_examples=max(20, settings.default.max_examples), deadline=None, suppress_health_check=[HealthCheck.too_slow]
-)
+@FUZZ
 @given(data=st.data())
 def test_models(data):
     model = rnnrs.SequenceClassifier(rnnrs.BasicRNNCell(4, seed=0), num_classes=3, seed=0)
@@ -525,7 +523,17 @@ def test_models(data):
     y = np.arange(6) % 3
     method = data.draw(st.sampled_from(["fit", "evaluate", "predict", "compile"]))
     if method == "fit":
-        good: dict[str, Any] = {"x": x, "y": y, "batch_size": 4, "epochs": 1, "seed": 0, "verbose": 0}
+        good: dict[str, Any] = {
+            "x": x,
+            "y": y,
+            "batch_size": 4,
+            "epochs": 1,
+            "seed": 0,
+            "verbose": 0,
+            "callbacks": [rnnrs.callbacks.EarlyStopping(monitor="loss")],
+            "validation_split": 0.0,
+            "initial_epoch": 0,
+        }
         fn: Callable[..., Any] = model.fit
     elif method == "evaluate":
         good = {"x": x, "y": y, "batch_size": 4, "sequence_length": np.full(6, 2)}
