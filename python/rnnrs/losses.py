@@ -424,9 +424,11 @@ class Loss:
     name = "loss"
 
     def __call__(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> tuple[float, np.ndarray]:
+        """``(value, d_y_pred)`` for one batch (see the class)."""
         raise NotImplementedError
 
     def get_config(self) -> dict[str, Any]:
+        """The constructor's arguments (two losses are equal when their class and config are)."""
         return {}
 
     def __eq__(self, other: object) -> bool:

@@ -80,15 +80,24 @@ class Metric:
         self.reset_state()
 
     def reset_state(self) -> None:
+        """Forgets every batch added so far (``result()`` is then 0)."""
         raise NotImplementedError
 
     def update_state(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> None:
+        """Adds one batch: labels, predictions and optional per-entry weights
+        (broadcastable from the left to the per-entry values). Bad inputs raise
+        ``ValueError`` / ``TypeError`` naming ``y_true``, ``y_pred`` or
+        ``sample_weight``, and leave the state unchanged."""
         raise NotImplementedError
 
     def result(self) -> Any:
+        """The metric over every batch added since the last reset: a float
+        (an array for ``Precision`` / ``Recall`` with a list of thresholds);
+        0 before any data."""
         raise NotImplementedError
 
     def get_config(self) -> dict[str, Any]:
+        """The constructor's arguments."""
         return {}
 
     def __repr__(self) -> str:

@@ -476,7 +476,8 @@ class Sequential:
         Padded steps (``sequence_length``) are not counted. ``evaluate`` and
         ``fit``'s validation report every metric; ``fit``'s training logs
         report the metrics that are ratios of sums over batches (all but
-        ``AUC`` and ``Precision``/``Recall`` with several thresholds).
+        ``AUC``). A metric object must have one result (``Precision`` /
+        ``Recall`` with several thresholds are refused: logs hold numbers).
         """
         opt = get_optimizer(optimizer)
         if isinstance(loss, str):
@@ -509,6 +510,11 @@ class Sequential:
         for m in given:
             if isinstance(m, _metrics.Metric):
                 key, metric = m.name, m
+                if not getattr(m, "_scalar", True):
+                    raise ValueError(
+                        f"metrics: expected metrics with one result (logs hold numbers), got {m!r} "
+                        "(give one threshold per metric object)"
+                    )
                 if key in names:
                     raise ValueError(f"metrics: expected distinct metric names, got {key!r} twice")
             elif isinstance(m, str):
@@ -679,7 +685,7 @@ class Sequential:
                 pred = raw if isinstance(metric, _RANKING_METRICS) else probs
                 if update:
                     metric.update_state(y, pred, mask)
-                elif isinstance(metric, _metrics._Ratio) and getattr(metric, "_scalar", True):
+                elif isinstance(metric, _metrics._Ratio):
                     sums[key] = metric._sums(y, pred, mask)
         return value, d, sums
 
@@ -833,9 +839,7 @@ class Sequential:
     def evaluate(self, x: Any, y: Any, sequence_length: Any = None, batch_size: int = 256) -> dict[str, float]:
         """The loss and metrics on ``(x, y)`` without dropout:
         ``{"loss": ..., "accuracy": ...}`` (the metrics' keys as ``compile``
-        describes; streaming metrics are reset, then fed every batch).
-        A metric whose result is an array (``Precision`` with several
-        thresholds) gives a list of floats."""
+        describes; streaming metrics are reset, then fed every batch)."""
         _, loss = self._require_compiled("evaluate")
         batch_size = positive_int("batch_size", batch_size)
         x_arr, lengths = self._prepare("x", x, sequence_length, "sequence_length")
@@ -844,7 +848,7 @@ class Sequential:
 
     def _evaluate_arrays(
         self, x: np.ndarray, y: np.ndarray, lengths: Optional[np.ndarray], loss: Any, batch_size: int
-    ) -> dict[str, Any]:
+    ) -> dict[str, float]:
         for metric in self._metric_objects:
             metric.reset_state()
         totals: dict[str, list[float]] = {}
@@ -857,10 +861,9 @@ class Sequential:
                 acc = totals.setdefault(k, [0.0, 0.0])
                 acc[0] += s
                 acc[1] += c
-        logs: dict[str, Any] = _means(totals)
+        logs = _means(totals)
         for key, metric in zip(self.metrics, self._metric_objects):
-            r = metric.result()
-            logs[key] = r.tolist() if isinstance(r, np.ndarray) else float(r)
+            logs[key] = float(metric.result())
         return logs
 
     # -- inference ------------------------------------------------------------
