@@ -6,7 +6,8 @@ Cells (``BasicRNNCell``, ``BasicLSTMCell``, ``LSTMCell``, ``GRUCell``), wrappers
 ``bidirectional_dynamic_rnn``, ``static_bidirectional_rnn``) with
 ``sequence_length`` masking, backpropagation through time
 (``return_backprop=True``), and the layers, losses, optimizers (with
-learning-rate ``schedules``) and models that train them (``SequenceClassifier``, ``Sequential``, ``Adam``, ...).
+learning-rate ``schedules``), ``metrics`` and models that train them
+(``SequenceClassifier``, ``Sequential``, ``Adam``, ...).
 
 Each function's docstring states its contract (``help(rnnrs.dynamic_rnn)``).
 The documentation is in the ``docs/`` folder of the source repository, beside
@@ -21,7 +22,7 @@ from __future__ import annotations
 
 import warnings
 
-from . import callbacks, convert, datasets, losses, schedules, utils
+from . import callbacks, convert, datasets, losses, metrics, schedules, utils
 from ._rnnrs import MAX_THREADS as _MAX_THREADS
 from ._rnnrs import _num_threads_env
 from ._rnnrs import get_num_threads as _get_num_threads
@@ -134,6 +135,7 @@ __all__ = [
     "load_model",
     "losses",
     "mean_squared_error",
+    "metrics",
     "schedules",
     "sequence_loss",
     "sequence_mask",

@@ -44,6 +44,8 @@ from typing import Any, Callable, Mapping, Optional, Sequence, TextIO, Union
 
 import numpy as np
 
+from . import losses as _losses
+from . import metrics as _metrics
 from ._serialize import MAX_DEPTH, Archive, cell_from_config, construct, constructor_kwargs, short
 from ._validate import (
     bounded_int,
@@ -70,14 +72,70 @@ CONFIG_KEY = "__rnnrs_model__"
 
 _CLASSIFICATION = "sparse_softmax_cross_entropy"
 _REGRESSION = "mean_squared_error"
+# Loss names -> canonical names. The cross-entropies take logits (the model's
+# last Dense has no softmax/sigmoid), as sparse_softmax_cross_entropy does.
 LOSSES = {
     "sparse_softmax_cross_entropy": _CLASSIFICATION,
     "sparse_categorical_crossentropy": _CLASSIFICATION,
     "mean_squared_error": _REGRESSION,
     "mse": _REGRESSION,
+    "binary_crossentropy": "binary_crossentropy",
+    "categorical_crossentropy": "categorical_crossentropy",
+    "huber": "huber",
+    "mean_absolute_error": "mean_absolute_error",
+    "mae": "mean_absolute_error",
 }
-METRICS = {"accuracy": "accuracy", "acc": "accuracy", "mae": "mae", "mean_absolute_error": "mae"}
-_METRIC_LOSS = {"accuracy": _CLASSIFICATION, "mae": _REGRESSION}
+# Canonical names (beyond the two TF 1.x functions) -> the loss object they mean.
+_NAMED_LOSSES: dict[str, _losses.Loss] = {
+    "binary_crossentropy": _losses.BinaryCrossentropy(from_logits=True),
+    "categorical_crossentropy": _losses.CategoricalCrossentropy(from_logits=True),
+    "huber": _losses.Huber(),
+    "mean_absolute_error": _losses.MeanAbsoluteError(),
+}
+# What a loss's targets are: "sparse" class ids, "categorical" one-hot rows,
+# "binary" 0/1 entries, "regression" floats, "custom" (a callable's) anything numeric.
+_LOSS_KINDS: dict[type, str] = {
+    _losses.SparseCategoricalCrossentropy: "sparse",
+    _losses.CategoricalCrossentropy: "categorical",
+    _losses.BinaryCrossentropy: "binary",
+    _losses.MeanSquaredError: "regression",
+    _losses.MeanAbsoluteError: "regression",
+    _losses.Huber: "regression",
+}
+# Metric names -> (log key, {loss kind: metric class}).
+METRICS: dict[str, tuple[str, dict[str, Callable[[], _metrics.Metric]]]] = {}
+for _names, _key, _by_kind in (
+    (
+        ("accuracy", "acc"),
+        "accuracy",
+        {
+            "sparse": _metrics.SparseCategoricalAccuracy,
+            "categorical": _metrics.CategoricalAccuracy,
+            "binary": _metrics.BinaryAccuracy,
+        },
+    ),
+    (("sparse_categorical_accuracy",), "sparse_categorical_accuracy", {"sparse": _metrics.SparseCategoricalAccuracy}),
+    (("categorical_accuracy",), "categorical_accuracy", {"categorical": _metrics.CategoricalAccuracy}),
+    (("binary_accuracy",), "binary_accuracy", {"binary": _metrics.BinaryAccuracy}),
+    (("precision",), "precision", {"binary": _metrics.Precision}),
+    (("recall",), "recall", {"binary": _metrics.Recall}),
+    (("auc",), "auc", {"binary": _metrics.AUC}),
+    (
+        ("sparse_top_k_categorical_accuracy",),
+        "sparse_top_k_categorical_accuracy",
+        {"sparse": _metrics.SparseTopKCategoricalAccuracy},
+    ),
+    (("top_k_categorical_accuracy",), "top_k_categorical_accuracy", {"categorical": _metrics.TopKCategoricalAccuracy}),
+    (("mae", "mean_absolute_error"), "mae", {"regression": _metrics.MeanAbsoluteError}),
+):
+    for _name in _names:
+        METRICS[_name] = (_key, dict(_by_kind))
+# Metrics that rank the outputs (softmax keeps the order): they get the logits themselves.
+_RANKING_METRICS = (
+    _metrics.SparseCategoricalAccuracy,
+    _metrics.CategoricalAccuracy,
+    _metrics.SparseTopKCategoricalAccuracy,
+)
 
 
 class History:
@@ -145,8 +203,10 @@ class Sequential:
         self.name = name or _default_name(type(self).__name__)
         self.layers: list[Layer] = []
         self.optimizer: Optional[Optimizer] = None
-        self.loss: Optional[str] = None
-        self.metrics: list[str] = []
+        # A loss name (canonical), a rnnrs.losses.Loss, or a callable (y_true, y_pred) -> (value, d_pred).
+        self.loss: Any = None
+        self.metrics: list[str] = []  # the log keys of the metrics, in order
+        self._metric_objects: list[_metrics.Metric] = []
         self.history: Optional[History] = None
         self.input_size: Optional[int] = None
         self._weight_keys: list[list[tuple[str, str]]] = []
@@ -368,43 +428,119 @@ class Sequential:
     def compile(
         self,
         optimizer: Union[Optimizer, str] = "adam",
-        loss: str = _CLASSIFICATION,
-        metrics: Union[None, str, Sequence[str]] = None,
+        loss: Any = _CLASSIFICATION,
+        metrics: Union[None, str, _metrics.Metric, Sequence[Union[str, _metrics.Metric]]] = None,
     ) -> None:
-        """Chooses the optimizer (an instance, or ``"sgd"``, ``"momentum"``,
-        ``"rmsprop"``, ``"adam"``), the loss (``"sparse_softmax_cross_entropy"``
-        (alias ``"sparse_categorical_crossentropy"``) on logits, or
-        ``"mean_squared_error"`` (``"mse"``)) and metrics: None, a list of
-        names, or one name as a string (``"accuracy"`` / ``"acc"`` for
-        classification, ``"mae"`` for regression)."""
+        """Chooses the optimizer, the loss and the metrics.
+
+        Args:
+            optimizer: an instance, or ``"sgd"``, ``"momentum"``, ``"rmsprop"``,
+                ``"adam"``, ... (see ``rnnrs.optimizers``).
+            loss: a name, a loss object or a callable:
+
+                - names: ``"sparse_softmax_cross_entropy"`` (alias
+                  ``"sparse_categorical_crossentropy"``; integer class ids),
+                  ``"categorical_crossentropy"`` (one-hot rows),
+                  ``"binary_crossentropy"`` (0/1 targets) — the three
+                  cross-entropies take the model's outputs as LOGITS (its last
+                  ``Dense`` has no softmax/sigmoid); ``"mean_squared_error"``
+                  (``"mse"``), ``"mean_absolute_error"`` (``"mae"``),
+                  ``"huber"`` (delta 1) on float targets;
+                - a :class:`rnnrs.losses.Loss` (``BinaryCrossentropy(from_logits=...)``,
+                  ``CategoricalCrossentropy``, ``SparseCategoricalCrossentropy``,
+                  ``MeanSquaredError``, ``MeanAbsoluteError``, ``Huber(delta)``);
+                  with ``from_logits=False`` the outputs are probabilities
+                  (e.g. a last ``Dense(activation="sigmoid")``);
+                - a callable ``(y_true, y_pred) -> (value, d_pred)``: ``value``
+                  a real number, ``d_pred`` its gradient, an array of
+                  ``y_pred``'s shape (checked at every batch: ``TypeError`` /
+                  ``ValueError`` naming ``loss``). Its targets are passed as
+                  given (numeric, one row per input row); it cannot be used
+                  with ``sequence_length`` on per-step outputs.
+
+                With ``sequence_length`` on per-step outputs every loss is the
+                mean over the unmasked steps (padded steps weigh 0).
+            metrics: None, one metric, or a list of metric names and
+                :class:`rnnrs.metrics.Metric` objects. Names, by loss:
+                ``"accuracy"`` / ``"acc"`` (class ids, one-hot or binary
+                targets), ``"sparse_categorical_accuracy"``,
+                ``"categorical_accuracy"``, ``"binary_accuracy"``,
+                ``"sparse_top_k_categorical_accuracy"`` (class ids) and
+                ``"top_k_categorical_accuracy"`` (one-hot) with k = 5,
+                ``"precision"``, ``"recall"``, ``"auc"`` (binary
+                targets), ``"mae"`` / ``"mean_absolute_error"`` (regression).
+                Logs use the name's key (``"acc"`` logs ``"accuracy"``, the mae
+                names ``"mae"``) or the object's ``name``.
+
+        Metrics see what Keras would give them: for a cross-entropy on logits,
+        ``softmax(outputs)`` (categorical) or ``sigmoid(outputs)`` (binary);
+        the accuracies and top-k accuracies rank the logits themselves (the
+        softmax keeps their order); other losses pass the outputs unchanged.
+        Padded steps (``sequence_length``) are not counted. ``evaluate`` and
+        ``fit``'s validation report every metric; ``fit``'s training logs
+        report the metrics that are ratios of sums over batches (all but
+        ``AUC``). A metric object must have one result (``Precision`` /
+        ``Recall`` with several thresholds are refused: logs hold numbers).
+        """
         opt = get_optimizer(optimizer)
-        if not isinstance(loss, str):
-            raise TypeError(f"loss: expected a loss name (str), got {type(loss).__name__}")
-        if loss not in LOSSES:
-            raise ValueError(f"loss: expected one of {sorted(LOSSES)}, got {loss!r}")
-        canonical = LOSSES[loss]
+        if isinstance(loss, str):
+            if loss not in LOSSES:
+                raise ValueError(f"loss: expected one of {sorted(LOSSES)}, a loss object or a callable, got {loss!r}")
+            canonical: Any = LOSSES[loss]
+        elif isinstance(loss, _losses.Loss):
+            same = [name for name, obj in _NAMED_LOSSES.items() if obj == loss]
+            canonical = same[0] if same else loss
+        elif callable(loss):
+            canonical = loss
+        else:
+            raise TypeError(
+                "loss: expected a loss name, a rnnrs.losses.Loss or a callable (y_true, y_pred) -> (value, d_pred), "
+                f"got {type(loss).__name__}"
+            )
+        kind = _loss_kind(canonical)
         if metrics is None:
             given: list[Any] = []
-        elif isinstance(metrics, str):
+        elif isinstance(metrics, (str, _metrics.Metric)):
             given = [metrics]
         elif isinstance(metrics, (list, tuple)):
             given = list(metrics)
         else:
-            raise TypeError(f"metrics: expected None, a metric name or a list of names, got {type(metrics).__name__}")
+            raise TypeError(
+                f"metrics: expected None, a metric name or object, or a list of them, got {type(metrics).__name__}"
+            )
         names: list[str] = []
+        objects: list[_metrics.Metric] = []
         for m in given:
-            if not isinstance(m, str):
-                raise TypeError(f"metrics: expected metric names (str), got {type(m).__name__} {m!r}")
-            if m not in METRICS:
-                raise ValueError(f"metrics: expected names among {sorted(METRICS)}, got {m!r}")
-            metric = METRICS[m]
-            if _METRIC_LOSS[metric] != canonical:
-                raise ValueError(f"metrics: expected metrics for loss {canonical!r}, got {m!r}")
-            if metric not in names:
-                names.append(metric)
-        self.optimizer, self.loss, self.metrics = opt, canonical, names
+            if isinstance(m, _metrics.Metric):
+                key, metric = m.name, m
+                if not getattr(m, "_scalar", True):
+                    raise ValueError(
+                        f"metrics: expected metrics with one result (logs hold numbers), got {m!r} "
+                        "(give one threshold per metric object)"
+                    )
+                if key in names:
+                    raise ValueError(f"metrics: expected distinct metric names, got {key!r} twice")
+            elif isinstance(m, str):
+                if m not in METRICS:
+                    raise ValueError(f"metrics: expected names among {sorted(METRICS)} or metric objects, got {m!r}")
+                key, by_kind = METRICS[m]
+                if kind not in by_kind:
+                    losses_for = sorted(_KIND_NAMES[k] for k in by_kind)
+                    raise ValueError(
+                        f"metrics: expected {m!r} with a loss among {losses_for}, got loss {_loss_name(canonical)}"
+                    )
+                if key in names:
+                    continue
+                metric = by_kind[kind]()
+            else:
+                raise TypeError(
+                    f"metrics: expected metric names (str) or rnnrs.metrics objects, got {type(m).__name__} {m!r}"
+                )
+            names.append(key)
+            objects.append(metric)
+        self.optimizer, self.loss, self.metrics, self._metric_objects = opt, canonical, names, objects
 
-    def _require_compiled(self, what: str) -> tuple[Optimizer, str]:
+    def _require_compiled(self, what: str) -> tuple[Optimizer, Any]:
         if self.optimizer is None or self.loss is None:
             raise ValueError(f"{what}: expected a compiled model (call compile(optimizer, loss)), got none")
         return self.optimizer, self.loss
@@ -446,16 +582,36 @@ class Sequential:
         size = self.output_size()
         return (x.shape[0], size) if ndim == 2 else (x.shape[0], x.shape[1], size)
 
-    def _targets(self, name: str, y: Any, x: np.ndarray, loss: str) -> np.ndarray:
+    def _targets(self, name: str, y: Any, x: np.ndarray, loss: Any) -> np.ndarray:
+        """``y`` checked for ``loss``: class ids for a sparse cross-entropy,
+        one-hot (or probability) rows of the outputs' shape for a categorical
+        one, 0/1 (or probabilities in [0, 1]) of the outputs' shape for a
+        binary one, floats of the outputs' shape for regression, any numeric
+        array with one row per input row for a callable."""
         raw = numeric_array(name, y, "an array of targets")
         if raw.ndim == 0 or raw.shape[0] != x.shape[0]:
             got = "a scalar" if raw.ndim == 0 else f"{raw.shape[0]}"
             raise ValueError(f"{name}: expected {x.shape[0]} rows (one per row of the inputs), got {got}")
         out_shape = self._output_shape(x)
-        if loss == _CLASSIFICATION:
+        kind = _loss_kind(loss)
+        if kind == "sparse":
             return class_ids(name, raw, out_shape[-1], out_shape[:-1])
+        if kind == "custom":
+            return raw
         arr = float_array(name, raw, self.dtype, len(out_shape), f"shaped like the outputs {out_shape}")
         check_shape(name, arr, out_shape)
+        if kind in ("binary", "categorical"):
+            what = "0/1 targets (or probabilities)" if kind == "binary" else "one-hot rows (or probability rows)"
+            outside = ~((arr >= 0) & (arr <= 1))
+            if outside.any():
+                at = tuple(int(i) for i in np.argwhere(outside)[0])
+                raise ValueError(f"{name}: expected {what} in [0, 1], got {arr[at]!r} at {at}")
+            if kind == "categorical":
+                off = np.abs(arr.sum(axis=-1, dtype=np.float64) - 1.0) > 1e-3
+                if off.any():
+                    at = tuple(int(i) for i in np.argwhere(off)[0])
+                    total = float(arr[at].sum(dtype=np.float64))
+                    raise ValueError(f"{name}: expected {what} summing to 1, got a row summing to {total} at {at}")
         return arr
 
     # -- forward / backward ---------------------------------------------------
@@ -488,27 +644,52 @@ class Sequential:
             layer.set_weights({short: params[full] for full, short in keys})
 
     def _loss(
-        self, loss: str, y: np.ndarray, out: np.ndarray, lengths: Optional[np.ndarray]
+        self,
+        loss: Any,
+        y: np.ndarray,
+        out: np.ndarray,
+        lengths: Optional[np.ndarray],
+        update: bool = False,
     ) -> tuple[float, np.ndarray, dict[str, tuple[float, float]]]:
-        """``(value, d_outputs, {metric: (sum, count)})``; ``loss`` enters as ``(value * count, count)``."""
+        """``(value, d_outputs, {metric: (sum, count)})``; ``loss`` enters as
+        ``(value * count, count)``. With ``update`` the metric objects'
+        states are updated instead (and only the loss is in the dict);
+        otherwise the dict holds the ratio metrics' sums of this batch."""
         mask = sequence_mask(lengths, out.shape[1], out.dtype) if (lengths is not None and out.ndim == 3) else None
-        sums: dict[str, tuple[float, float]] = {}
+        kind = _loss_kind(loss)
+        steps = float(
+            y.shape[0] * (out.shape[1] if out.ndim == 3 else 1) if mask is None else mask.sum(dtype=np.float64)
+        )
         if loss == _CLASSIFICATION:
             value, d = sparse_softmax_cross_entropy(y, out, mask)
-            count = float(y.size if mask is None else mask.sum(dtype=np.float64))
-            if "accuracy" in self.metrics:
-                hit = out.argmax(axis=-1) == y
-                sums["accuracy"] = (float(hit.sum() if mask is None else (hit * mask).sum()), count)
-        else:
+            count = steps
+        elif loss == _REGRESSION:
             value, d = mean_squared_error(y, out, mask)
-            per = out.shape[-1] if out.ndim == 3 else 1
-            count = float(y.size if mask is None else mask.sum(dtype=np.float64) * per)
-            if "mae" in self.metrics:
-                err = np.abs(out - y)
-                if mask is not None:
-                    err = err * mask[..., None]
-                sums["mae"] = (float(err.sum(dtype=np.float64)), count)
-        sums = {"loss": (value * count, count), **sums}
+            count = steps * (out.shape[-1] if out.ndim == 3 else 1)
+        elif kind == "custom":
+            if mask is not None:
+                raise ValueError(
+                    "loss: expected a loss name or object with sequence_length on per-step outputs "
+                    "(a callable cannot weigh the padded steps), got a callable"
+                )
+            value, d = _call_loss(loss, y, out)
+            count = float(y.shape[0])
+        else:
+            obj = loss if isinstance(loss, _losses.Loss) else _NAMED_LOSSES[loss]
+            value, d = obj(y, out, mask)
+            count = steps * (out.shape[-1] if (out.ndim == 3 and kind != "categorical" and kind != "sparse") else 1)
+            if mask is not None:  # Keras' masking: the mean over the unmasked entries
+                scale = mask.size / steps if steps else 0.0
+                value, d = value * scale, d * d.dtype.type(scale)
+        sums: dict[str, tuple[float, float]] = {"loss": (value * count, count)}
+        if self._metric_objects:
+            raw, probs = out, _probabilities(loss, out)
+            for key, metric in zip(self.metrics, self._metric_objects):
+                pred = raw if isinstance(metric, _RANKING_METRICS) else probs
+                if update:
+                    metric.update_state(y, pred, mask)
+                elif isinstance(metric, _metrics._Ratio):
+                    sums[key] = metric._sums(y, pred, mask)
         return value, d, sums
 
     def __call__(self, x: Any, sequence_length: Any = None, training: bool = False) -> np.ndarray:
@@ -740,7 +921,9 @@ class Sequential:
         return vx, vy, vl
 
     def evaluate(self, x: Any, y: Any, sequence_length: Any = None, batch_size: int = 256) -> dict[str, float]:
-        """The loss and metrics on ``(x, y)`` without dropout: ``{"loss": ..., "accuracy": ...}``."""
+        """The loss and metrics on ``(x, y)`` without dropout:
+        ``{"loss": ..., "accuracy": ...}`` (the metrics' keys as ``compile``
+        describes; streaming metrics are reset, then fed every batch)."""
         _, loss = self._require_compiled("evaluate")
         batch_size = positive_int("batch_size", batch_size)
         x_arr, lengths = self._prepare("x", x, sequence_length, "sequence_length")
@@ -748,19 +931,24 @@ class Sequential:
         return self._evaluate_arrays(x_arr, y_arr, lengths, loss, batch_size)
 
     def _evaluate_arrays(
-        self, x: np.ndarray, y: np.ndarray, lengths: Optional[np.ndarray], loss: str, batch_size: int
+        self, x: np.ndarray, y: np.ndarray, lengths: Optional[np.ndarray], loss: Any, batch_size: int
     ) -> dict[str, float]:
+        for metric in self._metric_objects:
+            metric.reset_state()
         totals: dict[str, list[float]] = {}
         for start in range(0, x.shape[0], batch_size):
             sl = slice(start, start + batch_size)
             lb = None if lengths is None else lengths[sl]
             out = self._forward(x[sl], lb, False).outputs
-            _, _, sums = self._loss(loss, y[sl], out, lb)
+            _, _, sums = self._loss(loss, y[sl], out, lb, update=True)
             for k, (s, c) in sums.items():
                 acc = totals.setdefault(k, [0.0, 0.0])
                 acc[0] += s
                 acc[1] += c
-        return _means(totals)
+        logs = _means(totals)
+        for key, metric in zip(self.metrics, self._metric_objects):
+            logs[key] = float(metric.result())
+        return logs
 
     # -- inference ------------------------------------------------------------
     def predict(self, x: Any, sequence_length: Any = None, batch_size: int = 256) -> np.ndarray:
@@ -1040,6 +1228,70 @@ def _bytes(n: int) -> str:
         if size < 1024 or unit == "GB":
             break
     return f"{size:.2f} {unit}"
+
+
+_KIND_NAMES = {
+    "sparse": "sparse_softmax_cross_entropy",
+    "categorical": "categorical_crossentropy",
+    "binary": "binary_crossentropy",
+    "regression": "mean_squared_error/mean_absolute_error/huber",
+    "custom": "a callable",
+}
+
+
+def _loss_kind(loss: Any) -> str:
+    """What a compiled loss's targets are (see ``_LOSS_KINDS``)."""
+    if isinstance(loss, str):
+        if loss == _CLASSIFICATION:
+            return "sparse"
+        if loss == _REGRESSION:
+            return "regression"
+        loss = _NAMED_LOSSES[loss]
+    return _LOSS_KINDS.get(type(loss), "custom")
+
+
+def _loss_name(loss: Any) -> str:
+    return (
+        repr(loss)
+        if isinstance(loss, (str, _losses.Loss))
+        else f"callable {getattr(loss, '__name__', type(loss).__name__)}"
+    )
+
+
+def _probabilities(loss: Any, out: np.ndarray) -> np.ndarray:
+    """The outputs as Keras' metrics expect them: softmax / sigmoid of the
+    logits for a cross-entropy on logits, the outputs otherwise."""
+    kind = _loss_kind(loss)
+    logits = isinstance(loss, str) or bool(getattr(loss, "from_logits", False))
+    if not logits or kind not in ("sparse", "categorical", "binary"):
+        return out
+    if kind == "binary":
+        return _losses._sigmoid(out.astype(np.float64))
+    return softmax(out.astype(np.float64))
+
+
+def _call_loss(fn: Callable[..., Any], y: np.ndarray, out: np.ndarray) -> tuple[float, np.ndarray]:
+    """A user loss's ``(value, d_pred)``, checked."""
+    got = fn(y, out.copy())
+    if not isinstance(got, tuple) or len(got) != 2:
+        raise TypeError(f"loss: expected the callable to return a tuple (value, d_pred), got {short(got)}")
+    value, d = got
+    v = np.asarray(value) if isinstance(value, (np.ndarray, np.generic)) else value
+    if isinstance(v, np.ndarray):
+        if v.size != 1 or v.dtype.kind not in "iuf":
+            raise TypeError(
+                f"loss: expected the callable's value to be a real number, got an array of shape {v.shape} "
+                f"dtype {v.dtype}"
+            )
+        v = v.reshape(()).item()
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise TypeError(f"loss: expected the callable's value to be a real number, got {type(value).__name__}")
+    if not isinstance(d, np.ndarray) or d.dtype.kind not in "iuf":
+        what = f"an array of dtype {d.dtype}" if isinstance(d, np.ndarray) else type(d).__name__
+        raise TypeError(f"loss: expected the callable's d_pred to be a float array, got {what}")
+    if d.shape != out.shape:
+        raise ValueError(f"loss: expected the callable's d_pred of the outputs' shape {out.shape}, got {d.shape}")
+    return float(v), d.astype(out.dtype)
 
 
 def _means(totals: Mapping[str, Sequence[float]]) -> dict[str, float]:
