@@ -546,3 +546,60 @@ def test_new_loss_and_metric_names_survive_save_and_load(tmp_path):
     loaded = rnnrs.load_model(tmp_path / "m.npz")
     assert loaded.loss == "binary_crossentropy" and loaded.metrics == ["auc", "precision"]
     assert loaded.evaluate(x, y) == model.evaluate(x, y)
+
+
+def test_loss_and_metric_objects_survive_save_and_load_with_their_settings(tmp_path):
+    """Objects are saved with their configuration (a Huber delta, a Precision threshold, AUC's
+    thresholds), not by their log name: reloaded with defaults they would report other numbers."""
+    rng, x, _ = _data()
+    y = rng.integers(0, 2, (len(x), 1)).astype(np.float32)
+    model = _model(1)
+    objects = [metrics.Precision(thresholds=0.4), metrics.AUC(num_thresholds=50), metrics.BinaryAccuracy(0.3)]
+    model.compile("adam", losses.BinaryCrossentropy(from_logits=True, label_smoothing=0.1), objects)
+    model.fit(x, y, epochs=1, verbose=0)
+    model.save(tmp_path / "m.npz")
+    loaded = rnnrs.load_model(tmp_path / "m.npz")
+    assert loaded.loss == losses.BinaryCrossentropy(from_logits=True, label_smoothing=0.1)
+    assert [m.get_config() for m in loaded._metric_objects] == [m.get_config() for m in objects]
+    assert loaded.evaluate(x, y) == model.evaluate(x, y)
+
+    regression = _model(2)
+    regression.compile("adam", losses.Huber(2.0), ["mae"])
+    regression.build(x.shape[2])
+    regression.save(tmp_path / "r.npz")
+    assert rnnrs.load_model(tmp_path / "r.npz").loss == losses.Huber(2.0)
+
+
+def test_a_callable_loss_cannot_be_saved(tmp_path):
+    model = _model(2)
+    model.compile("adam", lambda y, p: (0.0, np.zeros_like(p)))
+    model.build(3)
+    with raises_naming(TypeError, "^loss"):
+        model.save(tmp_path / "m.npz")
+    assert not (tmp_path / "m.npz").exists()
+
+
+def test_predict_gives_probabilities_for_every_cross_entropy_on_logits():
+    rng, x, _ = _data()
+    model = _model(2)
+    model.compile("adam", "binary_crossentropy")
+    model.build(x.shape[2])
+    logits = model(x).astype(np.float64)
+    np.testing.assert_allclose(model.predict(x), 1 / (1 + np.exp(-logits)), rtol=1e-5)
+    model.compile("adam", "categorical_crossentropy")
+    e = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    np.testing.assert_allclose(model.predict(x), e / e.sum(axis=-1, keepdims=True), rtol=1e-5)
+    model.compile("adam", "huber")
+    np.testing.assert_array_equal(model.predict(x), model(x))
+
+
+def test_fit_logs_every_metric_over_the_epoch():
+    """fit's training logs hold every metric, AUC included, over the whole epoch (reset at each epoch)."""
+    rng, x, _ = _data()
+    y = rng.integers(0, 2, (len(x), 1)).astype(np.float32)
+    model = _model(1)
+    model.compile(rnnrs.SGD(lambda step: 0.0), "binary_crossentropy", ["auc", "accuracy"])  # weights never change
+    history = model.fit(x, y, epochs=2, batch_size=5, shuffle=False, verbose=0)
+    whole = model.evaluate(x, y)
+    for key in ("auc", "accuracy"):
+        assert history.history[key] == pytest.approx([whole[key]] * 2, rel=1e-6), key

@@ -207,6 +207,8 @@ class Sequential:
         self.loss: Any = None
         self.metrics: list[str] = []  # the log keys of the metrics, in order
         self._metric_objects: list[_metrics.Metric] = []
+        # What compile was given for each metric (a name, or the object itself): what save writes.
+        self._metric_specs: list[Any] = []
         self.history: Optional[History] = None
         self.input_size: Optional[int] = None
         self._weight_keys: list[list[tuple[str, str]]] = []
@@ -477,9 +479,8 @@ class Sequential:
         the accuracies and top-k accuracies rank the logits themselves (the
         softmax keeps their order); other losses pass the outputs unchanged.
         Padded steps (``sequence_length``) are not counted. ``evaluate`` and
-        ``fit``'s validation report every metric; ``fit``'s training logs
-        report the metrics that are ratios of sums over batches (all but
-        ``AUC``). A metric object must have one result (``Precision`` /
+        ``fit`` report every metric (``fit``'s over the epoch so far, reset
+        at each epoch, as Keras does). A metric object must have one result (``Precision`` /
         ``Recall`` with several thresholds are refused: logs hold numbers).
         """
         opt = get_optimizer(optimizer)
@@ -510,6 +511,7 @@ class Sequential:
             )
         names: list[str] = []
         objects: list[_metrics.Metric] = []
+        specs: list[Any] = []
         for m in given:
             if isinstance(m, _metrics.Metric):
                 key, metric = m.name, m
@@ -538,7 +540,9 @@ class Sequential:
                 )
             names.append(key)
             objects.append(metric)
+            specs.append(m)
         self.optimizer, self.loss, self.metrics, self._metric_objects = opt, canonical, names, objects
+        self._metric_specs = specs
 
     def _require_compiled(self, what: str) -> tuple[Optimizer, Any]:
         if self.optimizer is None or self.loss is None:
@@ -649,12 +653,10 @@ class Sequential:
         y: np.ndarray,
         out: np.ndarray,
         lengths: Optional[np.ndarray],
-        update: bool = False,
     ) -> tuple[float, np.ndarray, dict[str, tuple[float, float]]]:
-        """``(value, d_outputs, {metric: (sum, count)})``; ``loss`` enters as
-        ``(value * count, count)``. With ``update`` the metric objects'
-        states are updated instead (and only the loss is in the dict);
-        otherwise the dict holds the ratio metrics' sums of this batch."""
+        """``(value, d_outputs, {"loss": (value * count, count)})``; the
+        metric objects' states are updated with this batch (callers reset
+        them and read their results)."""
         mask = sequence_mask(lengths, out.shape[1], out.dtype) if (lengths is not None and out.ndim == 3) else None
         kind = _loss_kind(loss)
         steps = float(
@@ -684,13 +686,16 @@ class Sequential:
         sums: dict[str, tuple[float, float]] = {"loss": (value * count, count)}
         if self._metric_objects:
             raw, probs = out, _probabilities(loss, out)
-            for key, metric in zip(self.metrics, self._metric_objects):
-                pred = raw if isinstance(metric, _RANKING_METRICS) else probs
-                if update:
-                    metric.update_state(y, pred, mask)
-                elif isinstance(metric, _metrics._Ratio):
-                    sums[key] = metric._sums(y, pred, mask)
+            for metric in self._metric_objects:
+                metric.update_state(y, raw if isinstance(metric, _RANKING_METRICS) else probs, mask)
         return value, d, sums
+
+    def _logs(self, totals: Mapping[str, Sequence[float]]) -> dict[str, float]:
+        """The loss's mean over the batches so far and every metric's result."""
+        logs = _means(totals)
+        for key, metric in zip(self.metrics, self._metric_objects):
+            logs[key] = float(metric.result())
+        return logs
 
     def __call__(self, x: Any, sequence_length: Any = None, training: bool = False) -> np.ndarray:
         """The raw outputs (logits for a classifier) of one forward pass."""
@@ -832,6 +837,8 @@ class Sequential:
                 xs, ys, ls = x_arr, y_arr, lengths
             bar = ProgressBar(steps, f"epoch {epoch + 1:>{len(str(epochs))}}/{epochs}", out) if mode == 1 else None
             totals: dict[str, list[float]] = {}
+            for metric in self._metric_objects:
+                metric.reset_state()
             # Non-finite values are detected and reported below (loss, gradients,
             # weights), so NumPy's overflow warnings would only be noise.
             with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
@@ -849,7 +856,7 @@ class Sequential:
                             acc[1] += c
                         if not math.isfinite(value):
                             for cb in cbs:
-                                cb.on_train_batch_end(step, _means(totals))
+                                cb.on_train_batch_end(step, self._logs(totals))
                             if self.stop_training:
                                 break
                             raise FloatingPointError(
@@ -868,9 +875,9 @@ class Sequential:
                             )
                         self._push(params)
                         if bar is not None:
-                            bar.update(step + 1, _means(totals))
+                            bar.update(step + 1, self._logs(totals))
                         for cb in cbs:
-                            cb.on_train_batch_end(step, _means(totals))
+                            cb.on_train_batch_end(step, self._logs(totals))
                         if self.stop_training:
                             break
                 except BaseException:
@@ -878,7 +885,7 @@ class Sequential:
                         bar.stream.write("\n")
                         bar.stream.flush()
                     raise
-            logs = _means(totals)
+            logs = self._logs(totals)
             if val is not None:
                 for cb in cbs:
                     cb.on_test_begin(None)
@@ -940,22 +947,21 @@ class Sequential:
             sl = slice(start, start + batch_size)
             lb = None if lengths is None else lengths[sl]
             out = self._forward(x[sl], lb, False).outputs
-            _, _, sums = self._loss(loss, y[sl], out, lb, update=True)
+            _, _, sums = self._loss(loss, y[sl], out, lb)
             for k, (s, c) in sums.items():
                 acc = totals.setdefault(k, [0.0, 0.0])
                 acc[0] += s
                 acc[1] += c
-        logs = _means(totals)
-        for key, metric in zip(self.metrics, self._metric_objects):
-            logs[key] = float(metric.result())
-        return logs
+        return self._logs(totals)
 
     # -- inference ------------------------------------------------------------
     def predict(self, x: Any, sequence_length: Any = None, batch_size: int = 256) -> np.ndarray:
-        """Outputs for ``x`` without dropout, in batches: class probabilities
-        (the softmax of the logits, ``[B, C]`` or ``[B, T, C]``) for a
-        cross-entropy model, the raw outputs otherwise. Steps past a row's
-        length are zero."""
+        """Outputs for ``x`` without dropout, in batches: probabilities for a
+        model compiled with a cross-entropy on logits (the softmax of the
+        logits for the sparse and categorical ones, ``[B, C]`` or ``[B, T,
+        C]``; the sigmoid for the binary one), the raw outputs otherwise
+        (also for a loss object with ``from_logits=False``, whose model
+        outputs probabilities itself). Steps past a row's length are zero."""
         batch_size = positive_int("batch_size", batch_size)
         x_arr, lengths = self._prepare("x", x, sequence_length, "sequence_length")
         parts = []
@@ -968,6 +974,8 @@ class Sequential:
             out = np.zeros((0,) + self._output_shape(x_arr)[1:], dtype=self.dtype)
         if self.loss == _CLASSIFICATION:
             out = softmax(out).astype(self.dtype, copy=False)
+        elif self.loss is not None:
+            out = _probabilities(self.loss, out).astype(self.dtype, copy=False)
         if lengths is not None and out.ndim == 3:
             out *= sequence_mask(lengths, out.shape[1], out.dtype)[..., None]
         return out
@@ -1044,7 +1052,11 @@ class Sequential:
         """Everything but the weights, JSON-serialisable."""
         compiled = None
         if self.optimizer is not None and self.loss is not None:
-            compiled = {"loss": self.loss, "metrics": list(self.metrics), "optimizer": self.optimizer.get_config()}
+            compiled = {
+                "loss": _loss_config(self.loss),
+                "metrics": [m if isinstance(m, str) else _object_config(m) for m in self._metric_specs],
+                "optimizer": self.optimizer.get_config(),
+            }
         return {
             "class_name": type(self).__name__,
             "name": self.name,
@@ -1256,6 +1268,50 @@ def _loss_name(loss: Any) -> str:
         if isinstance(loss, (str, _losses.Loss))
         else f"callable {getattr(loss, '__name__', type(loss).__name__)}"
     )
+
+
+# The loss and metric classes a saved model may name (never looked up by an arbitrary name).
+LOSS_CLASSES: dict[str, type[_losses.Loss]] = {
+    c.__name__: c
+    for c in (
+        _losses.BinaryCrossentropy,
+        _losses.CategoricalCrossentropy,
+        _losses.SparseCategoricalCrossentropy,
+        _losses.MeanSquaredError,
+        _losses.MeanAbsoluteError,
+        _losses.Huber,
+    )
+}
+METRIC_CLASSES: dict[str, type[_metrics.Metric]] = {
+    name: getattr(_metrics, name) for name in _metrics.__all__ if name != "Metric"
+}
+
+
+def _object_config(obj: Any) -> dict[str, Any]:
+    """``{"class_name", "config"}`` of a loss or metric object."""
+    return {"class_name": type(obj).__name__, "config": obj.get_config()}
+
+
+def _loss_config(loss: Any) -> Any:
+    """The saved form of a compiled loss: its name, or its object's config.
+    A callable cannot be saved: ``TypeError`` naming ``loss``."""
+    if isinstance(loss, str):
+        return loss
+    if type(loss).__name__ in LOSS_CLASSES and isinstance(loss, _losses.Loss):
+        return _object_config(loss)
+    raise TypeError(
+        "loss: expected a loss name or a rnnrs.losses object to save the model with, got "
+        f"{_loss_name(loss)} (compile with one of those, or save the weights with get_weights)"
+    )
+
+
+def _registered(config: Any, classes: Mapping[str, Any], where: str) -> Any:
+    """The loss or metric object a saved ``{"class_name", "config"}`` names,
+    from ``classes`` only; ``ValueError`` naming ``where`` otherwise."""
+    if not isinstance(config, Mapping) or config.get("class_name") not in classes:
+        raise ValueError(f"{where}: expected a name or a class among {sorted(classes)}, got {short(config)}")
+    kwargs = constructor_kwargs(config.get("config", {}), f"{where}.config")
+    return construct(classes[config["class_name"]], kwargs, where)
 
 
 def _probabilities(loss: Any, out: np.ndarray) -> np.ndarray:
@@ -1535,12 +1591,18 @@ def _model_from_config(
     if not isinstance(compiled, Mapping):
         raise ValueError(f"compile: expected a mapping (loss, metrics, optimizer) or None, got {short(compiled)}")
     loss, metrics, opt = compiled.get("loss"), compiled.get("metrics"), compiled.get("optimizer")
-    if not isinstance(loss, str):
-        raise ValueError(f"compile.loss: expected a loss name, got {short(loss)}")
+    if isinstance(loss, Mapping):
+        loss = _registered(loss, LOSS_CLASSES, "compile.loss")
+    elif not isinstance(loss, str):
+        raise ValueError(f"compile.loss: expected a loss name or a loss object's config, got {short(loss)}")
     if metrics is None:
         metrics = []
-    if not isinstance(metrics, list) or not all(isinstance(m, str) for m in metrics):
-        raise ValueError(f"compile.metrics: expected a list of metric names, got {short(metrics)}")
+    if not isinstance(metrics, list) or not all(isinstance(m, (str, Mapping)) for m in metrics):
+        raise ValueError(f"compile.metrics: expected a list of metric names or configs, got {short(metrics)}")
+    metrics = [
+        m if isinstance(m, str) else _registered(m, METRIC_CLASSES, f"compile.metrics[{i}]")
+        for i, m in enumerate(metrics)
+    ]
     if (
         not isinstance(opt, Mapping)
         or not isinstance(opt.get("class_name"), str)
