@@ -261,6 +261,32 @@ CONSTRUCTORS: dict[str, tuple[Callable[..., Any], dict[str, Any]]] = {
     "Momentum": (rnnrs.Momentum, {"learning_rate": 0.1, "momentum": 0.5, "use_nesterov": True}),
     "RMSProp": (rnnrs.RMSProp, {"learning_rate": 0.1, "decay": 0.9, "momentum": 0.1, "epsilon": 1e-7}),
     "Adam": (rnnrs.Adam, {"learning_rate": 0.1, "beta1": 0.8, "beta2": 0.99, "epsilon": 1e-7, "clip_norm": 5.0}),
+    "AdamW": (rnnrs.AdamW, {"learning_rate": 0.1, "weight_decay": 0.01, "epsilon": 1e-7}),
+    "Adagrad": (rnnrs.Adagrad, {"learning_rate": 0.1, "initial_accumulator_value": 0.1}),
+    "ExponentialDecay": (
+        rnnrs.schedules.ExponentialDecay,
+        {"initial_learning_rate": 0.1, "decay_steps": 10, "decay_rate": 0.5},
+    ),
+    "CosineDecay": (
+        rnnrs.schedules.CosineDecay,
+        {"initial_learning_rate": 0.1, "decay_steps": 10, "alpha": 0.1, "warmup_target": 0.2, "warmup_steps": 3},
+    ),
+    "PiecewiseConstantDecay": (
+        rnnrs.schedules.PiecewiseConstantDecay,
+        {"boundaries": [2, 5], "values": [0.3, 0.2, 0.1]},
+    ),
+    "BinaryCrossentropy": (rnnrs.losses.BinaryCrossentropy, {"from_logits": True, "label_smoothing": 0.1}),
+    "CategoricalCrossentropy": (rnnrs.losses.CategoricalCrossentropy, {"from_logits": False, "label_smoothing": 0.0}),
+    "Huber": (rnnrs.losses.Huber, {"delta": 2.0}),
+    "AUC": (rnnrs.metrics.AUC, {"num_thresholds": 50}),
+    "Precision": (rnnrs.metrics.Precision, {"thresholds": 0.4}),
+    "BinaryAccuracy": (rnnrs.metrics.BinaryAccuracy, {"threshold": 0.3}),
+    "SparseTopKCategoricalAccuracy": (rnnrs.metrics.SparseTopKCategoricalAccuracy, {"k": 2}),
+    "EarlyStopping": (
+        rnnrs.callbacks.EarlyStopping,
+        {"monitor": "loss", "min_delta": 0.1, "patience": 2, "mode": "min", "restore_best_weights": True},
+    ),
+    "ReduceLROnPlateau": (rnnrs.callbacks.ReduceLROnPlateau, {"monitor": "loss", "factor": 0.5, "patience": 1}),
     "SequenceClassifier": (rnnrs.SequenceClassifier, {"cell": "__cell__", "num_classes": 3, "seed": 0}),
     "SequenceRegressor": (rnnrs.SequenceRegressor, {"cell": "__cell__", "output_size": 2, "seed": 0}),
 }

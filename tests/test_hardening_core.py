@@ -25,7 +25,9 @@ needs_linux = pytest.mark.skipif(not POSIX, reason="address-space limits and /pr
 # The child's preamble: a 4 GiB address-space limit, then rnnrs.
 LIMITED = """
 import resource, sys, time
-resource.setrlimit(resource.RLIMIT_AS, (4 << 30, 4 << 30))
+_hard = resource.getrlimit(resource.RLIMIT_AS)[1]
+_limit = 4 << 30 if _hard == resource.RLIM_INFINITY else min(4 << 30, _hard)
+resource.setrlimit(resource.RLIMIT_AS, (_limit, _limit))
 import numpy as np
 import rnnrs
 """
@@ -97,7 +99,7 @@ cell = rnnrs.BasicLSTMCell(64)
 out, state, bp = rnnrs.dynamic_rnn(cell, np.zeros((1, 200_000, 0), np.float32), return_backprop=True)
 dy = np.ones_like(out)
 size = int(open("/proc/self/status").read().split("VmSize:")[1].split()[0]) * 1024
-resource.setrlimit(resource.RLIMIT_AS, (size + (16 << 20), resource.RLIM_INFINITY))
+resource.setrlimit(resource.RLIMIT_AS, (size + (16 << 20), resource.getrlimit(resource.RLIMIT_AS)[1]))
 print("limited", file=sys.stderr, flush=True)
 bp(d_outputs=dy)
 """

@@ -68,12 +68,31 @@ def small_classifier():
     return model, x
 
 
+def objects_model():
+    """Compiled with a loss object and metric objects: their configurations are in the file too."""
+    model = rnnrs.Sequential([rnnrs.RNN(rnnrs.GRUCell(4, seed=0)), rnnrs.Dense(1, seed=1)])
+    model.compile(
+        rnnrs.AdamW(0.01),
+        rnnrs.losses.BinaryCrossentropy(from_logits=True, label_smoothing=0.1),
+        [rnnrs.metrics.Precision(thresholds=0.4), rnnrs.metrics.AUC(num_thresholds=20), "accuracy"],
+    )
+    x = np.random.default_rng(0).normal(size=(12, 5, 4)).astype(np.float32)
+    model.fit(x, (np.arange(12) % 2)[:, None], epochs=1, verbose=0)
+    return model, x
+
+
 @pytest.fixture(scope="module")
 def saved(tmp_path_factory):
     """``{kind: (path, arrays, config, model, inputs)}`` for the models above."""
     folder = tmp_path_factory.mktemp("saved")
     out = {}
-    for kind, make in (("rich", rich_model), ("embedding", embedding_model), ("classifier", small_classifier)):
+    kinds = (
+        ("rich", rich_model),
+        ("embedding", embedding_model),
+        ("classifier", small_classifier),
+        ("objects", objects_model),
+    )
+    for kind, make in kinds:
         model, x = make()
         path = folder / f"{kind}.npz"
         model.save(path)
@@ -311,7 +330,7 @@ def replaced(config, path, value, delete=False):
     return out
 
 
-@pytest.mark.parametrize("kind", ["rich", "embedding"])
+@pytest.mark.parametrize("kind", ["rich", "embedding", "objects"])
 def test_wrong_json_types_at_every_configuration_key(saved, tmp_path, kind):
     """Ints where lists are expected, lists where dicts are, ... at every key
     (was KeyError, TypeError: 'int' object is not iterable, AttributeError)."""
@@ -663,3 +682,22 @@ def test_save_and_load_name_path(saved, tmp_path):
         rnnrs.load_model(None)
     with pytest.raises(FileNotFoundError):
         rnnrs.load_model(tmp_path / "missing.npz")
+
+
+def test_loss_and_metric_classes_come_from_fixed_lists(saved, tmp_path):
+    """A saved loss or metric names its class; only rnnrs's own loss and metric classes are built."""
+    _, arrays, config, model, x = saved["objects"]
+    assert rnnrs.load_model(write(tmp_path / "same.npz", arrays, config)).evaluate(x, (np.arange(12) % 2)[:, None])
+    for where, bad in (
+        ("loss", {"class_name": "Loss", "config": {}}),
+        ("loss", {"class_name": "load_model", "config": {}}),
+        ("loss", {"class_name": "BinaryCrossentropy", "config": {"from_logits": "yes"}}),
+        ("loss", {"class_name": "Huber", "config": {"delta": [[1]]}}),
+        ("metrics", [{"class_name": "Metric", "config": {}}]),
+        ("metrics", [{"class_name": "AUC", "config": {"num_thresholds": -3}}]),
+        ("metrics", [{"class_name": "AUC", "config": {"num_thresholds": 10**30}}]),  # was a hang, then OOM
+        ("metrics", [{"class_name": "Precision", "config": {"thresholds": [0.1, 0.2]}}]),
+        ("metrics", [{"class_name": "__builtins__"}]),
+    ):
+        variant = replaced(config, ("compile", where), bad)
+        refused(write(tmp_path / "bad.npz", arrays, variant), "compile")

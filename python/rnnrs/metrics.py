@@ -307,22 +307,28 @@ class Recall(_Confusion):
     _other = "fn"
 
 
+#: The most thresholds an :class:`AUC` may have (each costs four counters;
+#: Keras' default is 200, and the area changes little beyond a few thousand).
+MAX_THRESHOLDS = 1_000_000
+
+
 class AUC(Metric):
     """Area under the ROC curve of binary labels (Keras' ``AUC`` with
     ``curve="ROC"``, ``summation_method="interpolation"``): counts of true/false
     positives and negatives at ``num_thresholds`` thresholds ``-1e-7, 1/(n-1),
     ..., (n-2)/(n-1), 1 + 1e-7`` and the trapezoid rule over (FPR, TPR).
-    ``y_pred`` are probabilities in ``[0, 1]``, labels 0/1."""
+    ``y_pred`` are probabilities in ``[0, 1]``, labels 0/1. ``num_thresholds``
+    is an integer in ``[2, MAX_THRESHOLDS]`` (one million)."""
 
     name = "auc"
 
     def __init__(self, num_thresholds: int = 200) -> None:
         n = positive_int("num_thresholds", num_thresholds)
-        if n < 2:
-            raise ValueError(f"num_thresholds: expected an integer > 1, got {n}")
+        if not 2 <= n <= MAX_THRESHOLDS:
+            raise ValueError(f"num_thresholds: expected an integer in [2, {MAX_THRESHOLDS}], got {n}")
         self.num_thresholds = n
-        inner = [(i + 1) / (n - 1) for i in range(n - 2)]
-        self.thresholds = np.array([0.0 - _EPSILON] + inner + [1.0 + _EPSILON])
+        inner = np.arange(1, n - 1, dtype=np.float64) / (n - 1)
+        self.thresholds = np.concatenate([[0.0 - _EPSILON], inner, [1.0 + _EPSILON]])
         super().__init__()
 
     def reset_state(self) -> None:
