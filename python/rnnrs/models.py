@@ -874,10 +874,12 @@ class Sequential:
                                 f"rate or set the optimizer's clip_norm); the model keeps its previous weights"
                             )
                         self._push(params)
-                        if bar is not None:
-                            bar.update(step + 1, self._logs(totals))
-                        for cb in cbs:
-                            cb.on_train_batch_end(step, self._logs(totals))
+                        if bar is not None or cbs:
+                            batch_logs = self._logs(totals)
+                            if bar is not None:
+                                bar.update(step + 1, batch_logs)
+                            for cb in cbs:
+                                cb.on_train_batch_end(step, dict(batch_logs))
                         if self.stop_training:
                             break
                 except BaseException:
