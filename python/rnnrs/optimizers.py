@@ -73,8 +73,9 @@ def _gradient_arrays(grads: Any) -> dict[str, np.ndarray]:
     return {k: numeric_array(f"grads[{k!r}]", g, "a gradient array") for k, g in grads.items()}
 
 
-def _norm_parts(grads: Mapping[str, Any]) -> tuple[float, float]:
-    """``(scale, root)`` with ``global norm = scale * root``, overflow-safe.
+def _norm_parts(grads: Mapping[str, np.ndarray]) -> tuple[float, float]:
+    """``(scale, root)`` with ``global norm = scale * root``, overflow-safe,
+    for gradients already checked (:func:`_gradient_arrays`).
 
     The sum of squares is accumulated in float64 (``scale = 1``). When it
     overflows (or underflows) although every entry is finite, the entries are
@@ -82,7 +83,7 @@ def _norm_parts(grads: Mapping[str, Any]) -> tuple[float, float]:
     ``numpy.linalg.norm`` and ``hypot`` do), so ``root`` is in ``[1, sqrt(n)]``.
     ``root`` is NaN or inf exactly when some entry is.
     """
-    flats = [g.reshape(-1) for g in _gradient_arrays(grads).values()]
+    flats = [g.reshape(-1) for g in grads.values()]
     total = 0.0
     for flat in flats:
         # einsum, not np.dot: no BLAS call (a multi-threaded BLAS dot can cost
@@ -106,7 +107,7 @@ def global_norm(grads: Mapping[str, Any]) -> float:
     squares overflow the entries are scaled by the largest one first), unless
     the norm itself exceeds the float64 range (about 1.8e308). NaN or inf in
     a gradient gives a NaN or inf norm."""
-    scale, root = _norm_parts(grads)
+    scale, root = _norm_parts(_gradient_arrays(grads))
     return scale * root
 
 
