@@ -140,6 +140,23 @@ def constructor_kwargs(config: Any, where: str) -> dict[str, Any]:
     return dict(config)
 
 
+def registered_from_config(config: Any, classes: Mapping[str, Any], where: str) -> Any:
+    """The object an untrusted ``{"class_name": ..., "config": {...}}``
+    describes, built only from ``classes`` (name to class) with JSON scalar
+    (or flat list) arguments the class accepts; ``ValueError`` naming
+    ``where`` for anything else."""
+    if not isinstance(config, Mapping) or not isinstance(config.get("class_name"), str):
+        raise ValueError(f"{where}: expected {{'class_name': ..., 'config': {{...}}}}, got {short(config)}")
+    stray = sorted(str(k) for k in config if k not in ("class_name", "config"))
+    if stray:
+        raise ValueError(f"{where}: expected the keys 'class_name' and 'config', got also {short(stray)}")
+    cls = classes.get(config["class_name"])
+    if cls is None:
+        raise ValueError(f"{where}.class_name: expected one of {sorted(classes)}, got {short(config['class_name'])}")
+    kwargs = constructor_kwargs(config.get("config", {}), f"{where}.config")
+    return construct(cls, kwargs, where)
+
+
 def construct(cls: Any, kwargs: Mapping[str, Any], where: str) -> Any:
     """``cls(**kwargs)`` for an untrusted configuration: any error the
     constructor raises becomes a ``ValueError`` naming ``where``."""

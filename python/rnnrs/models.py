@@ -46,7 +46,15 @@ import numpy as np
 
 from . import losses as _losses
 from . import metrics as _metrics
-from ._serialize import MAX_DEPTH, Archive, cell_from_config, construct, constructor_kwargs, short
+from ._serialize import (
+    MAX_DEPTH,
+    Archive,
+    cell_from_config,
+    construct,
+    constructor_kwargs,
+    registered_from_config,
+    short,
+)
 from ._validate import (
     bounded_int,
     check_shape,
@@ -1307,15 +1315,6 @@ def _loss_config(loss: Any) -> Any:
     )
 
 
-def _registered(config: Any, classes: Mapping[str, Any], where: str) -> Any:
-    """The loss or metric object a saved ``{"class_name", "config"}`` names,
-    from ``classes`` only; ``ValueError`` naming ``where`` otherwise."""
-    if not isinstance(config, Mapping) or config.get("class_name") not in classes:
-        raise ValueError(f"{where}: expected a name or a class among {sorted(classes)}, got {short(config)}")
-    kwargs = constructor_kwargs(config.get("config", {}), f"{where}.config")
-    return construct(classes[config["class_name"]], kwargs, where)
-
-
 def _probabilities(loss: Any, out: np.ndarray) -> np.ndarray:
     """The outputs as Keras' metrics expect them: softmax / sigmoid of the
     logits for a cross-entropy on logits, the outputs otherwise."""
@@ -1594,7 +1593,7 @@ def _model_from_config(
         raise ValueError(f"compile: expected a mapping (loss, metrics, optimizer) or None, got {short(compiled)}")
     loss, metrics, opt = compiled.get("loss"), compiled.get("metrics"), compiled.get("optimizer")
     if isinstance(loss, Mapping):
-        loss = _registered(loss, LOSS_CLASSES, "compile.loss")
+        loss = registered_from_config(loss, LOSS_CLASSES, "compile.loss")
     elif not isinstance(loss, str):
         raise ValueError(f"compile.loss: expected a loss name or a loss object's config, got {short(loss)}")
     if metrics is None:
@@ -1602,7 +1601,7 @@ def _model_from_config(
     if not isinstance(metrics, list) or not all(isinstance(m, (str, Mapping)) for m in metrics):
         raise ValueError(f"compile.metrics: expected a list of metric names or configs, got {short(metrics)}")
     metrics = [
-        m if isinstance(m, str) else _registered(m, METRIC_CLASSES, f"compile.metrics[{i}]")
+        m if isinstance(m, str) else registered_from_config(m, METRIC_CLASSES, f"compile.metrics[{i}]")
         for i, m in enumerate(metrics)
     ]
     if (

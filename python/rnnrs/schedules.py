@@ -35,7 +35,7 @@ import math
 import numbers
 from typing import Any, Mapping, Optional, Sequence
 
-from ._serialize import construct, constructor_kwargs, short
+from ._serialize import registered_from_config, short
 from ._validate import flag
 
 
@@ -304,16 +304,7 @@ def schedule_from_config(config: Any, where: str = "learning_rate") -> LearningR
     configuration is untrusted (it may come from a file): anything but a
     class of :data:`SCHEDULES` with JSON scalar (or flat list) arguments it
     accepts raises ``ValueError`` naming ``where``."""
-    if not isinstance(config, Mapping) or not isinstance(config.get("class_name"), str):
-        raise ValueError(f"{where}: expected {{'class_name': ..., 'config': {{...}}}}, got {short(config)}")
-    stray = sorted(str(k) for k in config if k not in ("class_name", "config"))
-    if stray:
-        raise ValueError(f"{where}: expected the keys 'class_name' and 'config', got also {short(stray)}")
-    cls = SCHEDULES.get(config["class_name"])
-    if cls is None:
-        raise ValueError(f"{where}.class_name: expected one of {sorted(SCHEDULES)}, got {short(config['class_name'])}")
-    kwargs = constructor_kwargs(config.get("config", {}), f"{where}.config")
-    schedule: LearningRateSchedule = construct(cls, kwargs, where)
+    schedule: LearningRateSchedule = registered_from_config(config, SCHEDULES, where)
     return schedule
 
 
