@@ -1,167 +1,33 @@
-"""Layers with forward and backward passes: ``Dense``, ``Embedding`` and ``RNN``.
-
-A layer holds its weights as NumPy arrays (``get_weights`` / ``set_weights``,
-copies in and out, like the cells) and is called like a function::
-
-    y = dense(x)                                   # forward only
-    y, backprop = dense(x, return_backprop=True)   # forward, then
-    grads = backprop(d_y)                          # LayerGradients(inputs, weights)
+"""Feed-forward layers: ``Dense`` (the last axis of any array) and ``Embedding``.
 
 ``Dense`` applies to the last axis of any array: ``[B, I]`` or, the chapter's
 "reshape trick", every step of a ``[B, T, I]`` sequence at once (one GEMM on
-the ``[B*T, I]`` view). ``Embedding`` maps integer ids to vectors. ``RNN``
-turns any :class:`rnnrs.RNNCell` into a layer: the whole sequence (``[B, T, H]``,
-``return_sequences=True``) or the output at each row's last valid step
-(``[B, H]``; for a plain cell that is its final state, for an
-``LSTMStateTuple`` its ``h``, for a ``MultiRNNCell`` the last layer's).
+the ``[B*T, I]`` view). ``Embedding`` maps integer ids to vectors.
 
 Shape letters: ``B`` batch, ``T`` time, ``I`` input size, ``U`` units,
-``V`` vocabulary size, ``D`` embedding size, ``H`` the cell's output size.
+``V`` vocabulary size, ``D`` embedding size.
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable, ClassVar, Mapping, NamedTuple, Optional
+from typing import Any, Mapping, Optional, Sequence
 
 import numpy as np
 
-from ._validate import (
+from .._validate import (
     as_dtype,
     check_shape,
     flag,
     float_array,
     integer_ids,
-    lengths_array,
     numeric_array,
     positive_int,
     seed_value,
 )
-from .cells import RNNCell, build_for_inputs, check_mapping, glorot_uniform
-from .rnn import Backprop, dynamic_rnn
-
-#: ``backward(d_outputs, need_d_inputs) -> (d_inputs or None, d_weights)``
-LayerBackward = Callable[[np.ndarray, bool], "tuple[Optional[np.ndarray], dict[str, np.ndarray]]"]
+from ..cells import check_mapping, glorot_uniform
+from .base import Layer, LayerOutput, Spec, float_spec
 
 DENSE_ACTIVATIONS = (None, "identity", "tanh", "relu", "sigmoid")
-
-
-class LayerGradients(NamedTuple):
-    """What a layer's :class:`LayerBackprop` returns.
-
-    Attributes:
-        inputs: ``dLoss/d inputs``, shaped like the inputs (None for
-            ``Embedding``, whose inputs are integer ids).
-        weights: ``dLoss/d weight`` for exactly the keys of ``get_weights()``.
-    """
-
-    inputs: Optional[np.ndarray]
-    weights: dict[str, np.ndarray]
-
-
-class LayerBackprop:
-    """Backpropagation through one finished forward pass of a layer. Call it
-    with ``d_outputs`` (shaped like the outputs); it may be called again."""
-
-    def __init__(self, backward: LayerBackward, shape: tuple[int, ...], dtype: np.dtype[Any]) -> None:
-        self._backward = backward
-        self._shape = shape
-        self._dtype = dtype
-
-    def __call__(self, d_outputs: Any) -> LayerGradients:
-        dy = float_array("d_outputs", d_outputs, self._dtype, len(self._shape), "shaped like the outputs")
-        check_shape("d_outputs", dy, self._shape)
-        d_x, d_w = self._backward(dy, True)
-        return LayerGradients(d_x, d_w)
-
-
-class LayerOutput(NamedTuple):
-    """One layer's forward pass inside a model: outputs, final recurrent state
-    (None for stateless layers) and the backward closure."""
-
-    outputs: np.ndarray
-    state: Any
-    backward: LayerBackward
-
-
-class Layer:
-    """Base class: a name, a dtype, weights, config and the call protocol.
-
-    Subclasses implement :meth:`build`, :meth:`get_weights`,
-    :meth:`set_weights`, :meth:`get_config`, :meth:`output_size` and
-    :meth:`_forward`.
-    """
-
-    #: the name of a layer created without one
-    default_name: ClassVar[str] = "layer"
-
-    def __init__(self, name: Optional[str] = None) -> None:
-        if name is not None and (not isinstance(name, str) or not name or "/" in name):
-            raise ValueError(f"name: expected a non-empty string without '/', got {name!r}")
-        self.name = name or self.default_name
-
-    @property
-    def dtype(self) -> Optional[np.dtype[Any]]:
-        """The layer's float dtype (None until known)."""
-        raise NotImplementedError
-
-    @property
-    def built(self) -> bool:
-        """Whether the weights exist."""
-        raise NotImplementedError
-
-    def build(self, input_size: int, dtype: Any = None) -> None:
-        """Creates the weights for inputs whose last axis has ``input_size``
-        entries; ``dtype`` is adopted by layers created without one."""
-        raise NotImplementedError
-
-    def output_size(self) -> int:
-        """Size of the last axis of the outputs."""
-        raise NotImplementedError
-
-    def get_weights(self) -> dict[str, np.ndarray]:
-        """A copy of every weight, by name."""
-        raise NotImplementedError
-
-    def set_weights(self, mapping: Mapping[str, Any]) -> None:
-        """Replaces weights by name (copies; names and shapes validated)."""
-        raise NotImplementedError
-
-    def get_config(self) -> dict[str, Any]:
-        """The constructor's arguments, JSON-serialisable."""
-        raise NotImplementedError
-
-    def _forward(self, x: np.ndarray, lengths: Optional[np.ndarray], training: bool, state: Any = None) -> LayerOutput:
-        """Forward on validated input (float arrays of the layer's dtype,
-        int64 ids for ``Embedding``; ``lengths`` int64 ``[B]`` or None)."""
-        raise NotImplementedError
-
-    def _prepare(self, inputs: Any) -> np.ndarray:
-        """Validates and casts ``inputs``; builds the layer."""
-        raise NotImplementedError
-
-    def __call__(
-        self, inputs: Any, sequence_length: Any = None, training: bool = False, return_backprop: bool = False
-    ) -> Any:
-        """The forward pass: returns the outputs, or ``(outputs, backprop)``
-        when ``return_backprop`` (a :class:`LayerBackprop`)."""
-        x = self._prepare(inputs)
-        lengths = None
-        if sequence_length is not None:
-            if x.ndim < 2:
-                raise ValueError(f"sequence_length: expected inputs [batch, time, ...], got shape {x.shape}")
-            lengths = lengths_array(sequence_length, x.shape[0], x.shape[1])
-        out = self._forward(x, lengths, flag("training", training))
-        if not flag("return_backprop", return_backprop):
-            return out.outputs
-        dtype = self.dtype
-        assert dtype is not None
-        # A copy: the backward pass keeps the outputs it computed (activation
-        # derivatives), so the caller may modify what it receives.
-        return out.outputs.copy(), LayerBackprop(out.backward, out.outputs.shape, dtype)
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items() if k != "cell")
-        return f"{type(self).__name__}({args})"
 
 
 # -- activations (forward, and the derivative from the output) --------------
@@ -318,6 +184,18 @@ class Dense(Layer):
             "name": self.name,
         }
 
+    def weight_shapes(self, inputs: Sequence[Spec]) -> dict[str, tuple[int, ...]]:
+        size = inputs[0].shape[-1]
+        assert size is not None
+        return self._shapes(int(size))
+
+    def _output_spec(self, spec: Spec) -> Spec:
+        dtype = float_spec(self, spec, tuple(range(2, 17)), "[batch, ..., input_size]")
+        size = spec.shape[-1]
+        assert size is not None
+        self.build(int(size), dtype)
+        return Spec(spec.shape[:-1] + (self.units,), dtype)
+
     def _prepare(self, inputs: Any) -> np.ndarray:
         raw = (
             inputs if isinstance(inputs, np.ndarray) else numeric_array("inputs", inputs, "an array [..., input_size]")
@@ -440,6 +318,15 @@ class Embedding(Layer):
         numbers and strings ``TypeError``."""
         return integer_ids(name, value, self.input_dim, "ids")
 
+    def weight_shapes(self, inputs: Sequence[Spec]) -> dict[str, tuple[int, ...]]:
+        return {"embeddings": (self.input_dim, self.output_dim)}
+
+    def _output_spec(self, spec: Spec) -> Spec:
+        if spec.dtype.kind not in "iu":
+            raise TypeError(f"inputs: expected integer ids (an Input with dtype='int64'), got {spec.dtype.name}")
+        self.build()
+        return Spec(spec.shape + (self.output_dim,), self._dtype)
+
     def _prepare(self, inputs: Any) -> np.ndarray:
         self.build()
         return self.ids("inputs", inputs)
@@ -456,103 +343,3 @@ class Embedding(Layer):
             return None, {"embeddings": d_table}
 
         return LayerOutput(y, None, backward)
-
-
-class RNN(Layer):
-    """Any rnnrs cell as a layer (``tf.nn.dynamic_rnn`` plus the read-out).
-
-    Args:
-        cell: an :class:`rnnrs.RNNCell` (any cell or wrapper).
-        return_sequences: True: outputs ``[B, T, H]`` (zero past each row's
-            length); False (default): the output at each row's last valid
-            step, ``[B, H]`` (zeros for a row of length 0) — the "final
-            state" read-out of a sequence classifier, for any cell.
-        name: the layer's name (default ``"rnn"``); in a model the cell's
-            weights are ``<name>/<cell weight name>``.
-
-    Inputs ``[B, T, I]``; dropout wrappers are active when called with
-    ``training=True``.
-    """
-
-    default_name = "rnn"
-
-    def __init__(self, cell: RNNCell, return_sequences: bool = False, name: Optional[str] = None) -> None:
-        super().__init__(name)
-        if not isinstance(cell, RNNCell):
-            raise TypeError(f"cell: expected an rnnrs cell (e.g. BasicRNNCell), got {type(cell).__name__}")
-        self.cell = cell
-        if not isinstance(return_sequences, (bool, np.bool_)):
-            raise TypeError(f"return_sequences: expected a bool, got {type(return_sequences).__name__}")
-        self.return_sequences = flag("return_sequences", return_sequences)
-
-    @property
-    def dtype(self) -> np.dtype[Any]:
-        return self.cell.dtype
-
-    @property
-    def built(self) -> bool:
-        return self.cell.built
-
-    def build(self, input_size: int, dtype: Any = None) -> None:
-        self.cell.build(input_size)
-
-    def output_size(self) -> int:
-        return int(self.cell.output_size)
-
-    def get_weights(self) -> dict[str, np.ndarray]:
-        return self.cell.get_weights()
-
-    def set_weights(self, mapping: Mapping[str, Any]) -> None:
-        self.cell.set_weights(mapping)
-
-    def get_config(self) -> dict[str, Any]:
-        from ._serialize import cell_to_config
-
-        return {"cell": cell_to_config(self.cell), "return_sequences": self.return_sequences, "name": self.name}
-
-    def _prepare(self, inputs: Any) -> np.ndarray:
-        x = float_array("inputs", inputs, self.cell.dtype, 3, "[batch, time, input]")
-        build_for_inputs(self.cell, x.shape[2])
-        return x
-
-    def _forward(self, x: np.ndarray, lengths: Optional[np.ndarray], training: bool, state: Any = None) -> LayerOutput:
-        if x.ndim != 3:
-            raise ValueError(
-                f"inputs: expected a 3-d array [batch, time, input] for layer {self.name!r}, got shape {x.shape}"
-            )
-        outputs, final, backprop = dynamic_rnn(
-            self.cell, x, sequence_length=lengths, initial_state=state, training=training, return_backprop=True
-        )
-        assert isinstance(backprop, Backprop)
-        if self.return_sequences:
-
-            def backward_seq(
-                d_outputs: np.ndarray, need_d_inputs: bool
-            ) -> tuple[Optional[np.ndarray], dict[str, np.ndarray]]:
-                g = backprop(d_outputs=d_outputs)
-                return g.inputs, g.weights
-
-            return LayerOutput(outputs, final, backward_seq)
-
-        batch, time = outputs.shape[0], outputs.shape[1]
-        if lengths is None:
-            last: Any = time - 1
-            y = outputs[:, -1, :].copy() if time else np.zeros((batch, outputs.shape[2]), outputs.dtype)
-            rows: Any = slice(None)
-        else:
-            rows = np.flatnonzero(lengths > 0)
-            last = lengths[rows] - 1
-            y = np.zeros((batch, outputs.shape[2]), dtype=outputs.dtype)
-            y[rows] = outputs[rows, last]
-        shape = outputs.shape
-
-        def backward_last(
-            d_outputs: np.ndarray, need_d_inputs: bool
-        ) -> tuple[Optional[np.ndarray], dict[str, np.ndarray]]:
-            d_seq = np.zeros(shape, dtype=d_outputs.dtype)
-            if time:
-                d_seq[rows, last] = d_outputs[rows]
-            g = backprop(d_outputs=d_seq)
-            return g.inputs, g.weights
-
-        return LayerOutput(y, final, backward_last)

@@ -1,0 +1,41 @@
+"""Layers with forward and backward passes, callable on arrays and on the
+symbolic tensors of :func:`rnnrs.Input` (see :mod:`rnnrs.layers.base`)."""
+
+from .base import (
+    IDS,
+    Applied,
+    ApplyBackward,
+    Input,
+    InputLayer,
+    Layer,
+    LayerBackprop,
+    LayerBackward,
+    LayerGradients,
+    LayerOutput,
+    Node,
+    Spec,
+    SymbolicTensor,
+)
+from .core import DENSE_ACTIVATIONS, Dense, Embedding
+from .recurrent import RNN, cell_shapes
+
+__all__ = [
+    "DENSE_ACTIVATIONS",
+    "IDS",
+    "RNN",
+    "Applied",
+    "ApplyBackward",
+    "Dense",
+    "Embedding",
+    "Input",
+    "InputLayer",
+    "Layer",
+    "LayerBackprop",
+    "LayerBackward",
+    "LayerGradients",
+    "LayerOutput",
+    "Node",
+    "Spec",
+    "SymbolicTensor",
+    "cell_shapes",
+]
