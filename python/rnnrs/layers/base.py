@@ -408,10 +408,7 @@ class InputLayer(Layer):
             else:
                 dims.append(int(d))
         self.shape = tuple(dims)
-        if dtype is not None and np.dtype(dtype).kind in "iu":
-            self._dtype = IDS
-        else:
-            self._dtype = as_dtype(np.float32 if dtype is None else dtype)
+        self._dtype = _input_dtype(dtype)
         if self._dtype.kind == "f" and self.shape[-1] is None:
             raise ValueError(f"shape: expected the last axis (features) known for float inputs, got {self.shape!r}")
         self.spec = Spec((None,) + self.shape, self._dtype)
@@ -446,6 +443,24 @@ class InputLayer(Layer):
 
     def get_config(self) -> dict[str, Any]:
         return {"shape": list(self.shape), "dtype": self._dtype.name, "name": self.name}
+
+
+def _input_dtype(dtype: Any) -> np.dtype[Any]:
+    """An input's dtype: float32 (None), float64, or int64 for any integer dtype (ids)."""
+    if dtype is None:
+        return np.dtype(np.float32)
+    what = "float32, float64 or an integer dtype (ids)"
+    if isinstance(dtype, (bool, np.bool_)):
+        raise TypeError(f"dtype: expected {what}, got {dtype!r}")
+    try:
+        parsed: np.dtype[Any] = np.dtype(dtype)
+    except Exception:  # NumPy's parser raises TypeError, ValueError, even SyntaxError for odd strings
+        raise TypeError(f"dtype: expected {what}, got {dtype!r}") from None
+    if parsed.kind in "iu":
+        return IDS
+    if parsed.kind != "f":
+        raise TypeError(f"dtype: expected {what}, got {parsed}")
+    return as_dtype(parsed)
 
 
 def Input(shape: Sequence[Optional[int]], dtype: Any = None, name: Optional[str] = None) -> SymbolicTensor:
