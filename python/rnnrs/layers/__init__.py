@@ -17,14 +17,16 @@ from .base import (
     SymbolicTensor,
 )
 from .core import DENSE_ACTIVATIONS, Dense, Embedding
-from .recurrent import RNN, cell_shapes
+from .recurrent import MERGE_MODES, RNN, Bidirectional, cell_shapes, flatten_state, unflatten_state
 
 __all__ = [
     "DENSE_ACTIVATIONS",
     "IDS",
+    "MERGE_MODES",
     "RNN",
     "Applied",
     "ApplyBackward",
+    "Bidirectional",
     "Dense",
     "Embedding",
     "Input",
@@ -38,4 +40,6 @@ __all__ = [
     "Spec",
     "SymbolicTensor",
     "cell_shapes",
+    "flatten_state",
+    "unflatten_state",
 ]
