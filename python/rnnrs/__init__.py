@@ -41,7 +41,20 @@ from .callbacks import (
 )
 from .cells import BasicRNNCell, RNNCell
 from .gru import GRUCell
-from .layers import RNN, Dense, Embedding, Input, Layer, LayerBackprop, LayerGradients
+from .layers import (
+    RNN,
+    Add,
+    Bidirectional,
+    Concatenate,
+    Dense,
+    Dropout,
+    Embedding,
+    Input,
+    Layer,
+    LayerBackprop,
+    LayerGradients,
+    TimeDistributed,
+)
 from .losses import mean_squared_error, sequence_loss, sequence_mask, sparse_softmax_cross_entropy
 from .lstm import BasicLSTMCell, LSTMCell
 from .models import History, Model, SequenceClassifier, SequenceRegressor, Sequential, load_model
@@ -58,6 +71,11 @@ from .rnn import (
 from .wrappers import DropoutWrapper, MultiRNNCell, OutputProjectionWrapper, ResidualWrapper
 
 __all__ = [
+    "TimeDistributed",
+    "Dropout",
+    "Concatenate",
+    "Bidirectional",
+    "Add",
     "BasicLSTMCell",
     "BasicRNNCell",
     "Backprop",
