@@ -14,7 +14,10 @@ The model is the one a Keras user would write::
                 Dense(1)])                           # one logit
 
 trained with AdamW on a CosineDecay schedule, binary cross-entropy on the
-logit, accuracy, a validation split and EarlyStopping(restore_best_weights=True).
+logit, accuracy, a validation split and EarlyStopping(restore_best_weights=True):
+5% of the training labels are flipped, so after a few epochs the model starts
+learning those by heart, the validation loss rises and training stops,
+keeping the weights of the best epoch.
 
     python examples/keras_style.py            # prints validation and test accuracy and time
     python examples/keras_style.py --quick    # reduced run (what the tests run)
@@ -33,11 +36,11 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import rnnrs  # noqa: E402
 from _common import parser, verbosity  # noqa: E402
 
-VOCAB = 200
+VOCAB = 100
 NOT = 1
-POSITIVE = np.arange(2, 22)
-NEGATIVE = np.arange(22, 42)
-NEUTRAL = np.arange(42, VOCAB)
+POSITIVE = np.arange(2, 12)
+NEGATIVE = np.arange(12, 22)
+NEUTRAL = np.arange(22, VOCAB)
 
 
 def reviews(n: int, seed: int) -> tuple[list[np.ndarray], np.ndarray]:
@@ -73,13 +76,19 @@ def reviews(n: int, seed: int) -> tuple[list[np.ndarray], np.ndarray]:
 def main() -> None:
     p = parser(__doc__.splitlines()[0])
     p.add_argument("--epochs", type=int, default=None, help="at most this many epochs (default 30; 12 with --quick)")
+    p.add_argument(
+        "--noise", type=float, default=0.05, help="share of training labels flipped (default 0.05; test labels are clean)"
+    )
     args = p.parse_args()
-    n_train = 1500 if args.quick else 4000
+    n_train = 3000 if args.quick else 8000
     epochs = args.epochs if args.epochs is not None else (12 if args.quick else 30)
 
     texts, labels = reviews(n_train + 1000, args.seed)
     x = rnnrs.utils.pad_sequences(texts, padding="post", dtype="int64")  # [N, 40], 0 = padding
-    x_train, y_train = x[:n_train], labels[:n_train].astype(np.float32)[:, None]
+    noisy = labels[:n_train].copy()
+    flip = np.random.default_rng(args.seed + 1).random(n_train) < args.noise
+    noisy[flip] = 1 - noisy[flip]  # a few wrong labels: the model would end up learning them by heart
+    x_train, y_train = x[:n_train], noisy.astype(np.float32)[:, None]
     x_test, y_test = x[n_train:], labels[n_train:].astype(np.float32)[:, None]
 
     model = rnnrs.Sequential(

@@ -124,3 +124,13 @@ def test_benchmark_script_quick():
     )
     assert out.returncode == 0, out.stderr
     assert re.search(r"rnnrs \(\d+ threads?\)\s+[0-9.]+", out.stdout), out.stdout
+
+
+def test_keras_style_bidirectional_classifier():
+    """Embedding(mask_zero) → Bidirectional LSTM → Dense, AdamW on CosineDecay,
+    EarlyStopping(restore_best_weights): >= 95% on clean test reviews."""
+    out = run("keras_style.py", "--quick").stdout
+    assert figure(out, "test accuracy") >= 0.95, out
+    run_epochs, best = (int(v) for v in re.search(r"epochs run: (\d+) \(best: (\d+)\)", out).groups())
+    assert 1 <= best <= run_epochs <= 12, out
+    assert "Bidirectional" in out, out  # the summary table
