@@ -203,14 +203,17 @@ SECTIONS = (
     ("Wrappers", ("rnnrs.wrappers",)),
     ("Run functions and gradients", ("rnnrs.rnn",)),
     ("Threads", ("rnnrs",)),
-    ("Layers and models", ("rnnrs.layers", "rnnrs.models", "rnnrs.progress")),
+    ("Layers and models", ("rnnrs.layers", "rnnrs.models", "rnnrs.trainers", "rnnrs.saving", "rnnrs.progress")),
     ("Losses and optimizers", ("rnnrs.losses", "rnnrs.optimizers", "rnnrs.schedules")),
 )
 
 
 def _section(obj: Any) -> str:
     module = getattr(obj, "__module__", "")
-    return next((title for title, modules in SECTIONS if module in modules), "Other")
+    return next(
+        (title for title, modules in SECTIONS if any(module == m or module.startswith(m + ".") for m in modules)),
+        "Other",
+    )
 
 
 def _bases_first(names: list[str], namespace: Any) -> list[str]:

@@ -288,12 +288,22 @@ CONSTRUCTORS: dict[str, tuple[Callable[..., Any], dict[str, Any]]] = {
         {"monitor": "loss", "min_delta": 0.1, "patience": 2, "mode": "min", "restore_best_weights": True},
     ),
     "ReduceLROnPlateau": (rnnrs.callbacks.ReduceLROnPlateau, {"monitor": "loss", "factor": 0.5, "patience": 1}),
+    "Input": (rnnrs.Input, {"shape": (None, 2), "dtype": "float64", "name": "x"}),
+    "Model": (rnnrs.Model, {"inputs": "__input__", "outputs": "__output__"}),
     "SequenceClassifier": (rnnrs.SequenceClassifier, {"cell": "__cell__", "num_classes": 3, "seed": 0}),
     "SequenceRegressor": (rnnrs.SequenceRegressor, {"cell": "__cell__", "output_size": 2, "seed": 0}),
 }
 
 
+_GRAPH: dict[str, Any] = {}
+
+
 def _fresh(value: Any) -> Any:
+    if value == "__input__":
+        _GRAPH["input"] = rnnrs.Input((None, 2))
+        return _GRAPH["input"]
+    if value == "__output__":
+        return rnnrs.Dense(2, seed=0)(rnnrs.RNN(rnnrs.GRUCell(3, seed=0))(_GRAPH["input"]))
     if value == "__cell__":
         return rnnrs.BasicRNNCell(3, seed=0)
     if value == "__cell2__":
@@ -575,6 +585,39 @@ def test_models(data):
         fn = model.compile
     args, mutated = data.draw(mutations(good, sorted(good)))
     # A huge number of epochs is a valid request that would only take long.
+    assume(not (isinstance(args.get("epochs"), int) and args["epochs"] > 3))
+    call_and_check(fn, args, mutated, set(good))
+
+
+@FUZZ
+@given(data=st.data())
+def test_functional_models(data):
+    """A model with two inputs (float sequences and ids) and two outputs."""
+    feats = rnnrs.Input((None, 2), name="feats")
+    ids = rnnrs.Input((None,), dtype="int64", name="ids")
+    e = rnnrs.Embedding(5, 2, seed=0)(ids)
+    shared = rnnrs.Dense(2, activation="tanh", seed=0)
+    h = rnnrs.RNN(rnnrs.BasicLSTMCell(3, seed=0), return_sequences=True)(shared(feats))
+    g = rnnrs.RNN(rnnrs.GRUCell(3, seed=1))(shared(e))
+    model = rnnrs.Model([feats, ids], [rnnrs.Dense(3, seed=0)(g), rnnrs.Dense(1, seed=1)(h)])
+    model.compile("adam", ["sparse_softmax_cross_entropy", "mse"], metrics=["accuracy"])
+    x = [np.linspace(0, 1, 6 * 3 * 2, dtype=np.float32).reshape(6, 3, 2), np.arange(18).reshape(6, 3) % 5]
+    y = [np.arange(6) % 3, np.zeros((6, 3, 1), np.float32)]
+    lengths = [np.array([3, 0, 1, 2, 3, 3]), np.array([3, 0, 1, 2, 3, 3])]
+    method = data.draw(st.sampled_from(["fit", "evaluate", "predict", "call"]))
+    if method == "fit":
+        good: dict[str, Any] = {"x": x, "y": y, "batch_size": 4, "epochs": 1, "seed": 0, "verbose": 0}
+        fn: Callable[..., Any] = model.fit
+    elif method == "evaluate":
+        good = {"x": x, "y": y, "batch_size": 4, "sequence_length": lengths}
+        fn = model.evaluate
+    elif method == "predict":
+        good = {"x": {"feats": x[0], "ids": x[1]}, "batch_size": 4, "sequence_length": lengths}
+        fn = model.predict
+    else:
+        good = {"x": x, "sequence_length": lengths, "training": False, "return_backprop": True}
+        fn = model
+    args, mutated = data.draw(mutations(good, sorted(good)))
     assume(not (isinstance(args.get("epochs"), int) and args["epochs"] > 3))
     call_and_check(fn, args, mutated, set(good))
 

@@ -44,14 +44,17 @@ def finite_difference(f, x, eps=1e-6):
 
 def model_gradient_check(model, x, y, lengths):
     model.build(None if model._takes_ids() else x.shape[-1])
-    fwd = model._forward(x, lengths, False)
-    _, d_out, _ = model._loss(model.loss, y, fwd.outputs, lengths)
+    xs, ls = model._data("x", x, lengths, "sequence_length")
+    losses = model._losses_per_output
+    ys = model._targets("y", y, xs, ls, losses)
+    fwd = model._forward(xs, ls, False)
+    _, d_out, _ = model._loss(losses, ys, fwd)
     grads = model._backward(fwd, d_out)
     weights = model.get_weights()
     assert sorted(grads) == sorted(weights)
 
     def loss():
-        return model._loss(model.loss, y, model._forward(x, lengths, False).outputs, lengths)[0]
+        return model._loss(losses, ys, model._forward(xs, ls, False))[0]
 
     for name, w in weights.items():
 

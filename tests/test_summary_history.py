@@ -116,10 +116,12 @@ def test_summary_arguments_are_checked(kwargs, error, name):
         stacked().summary(**kwargs)
 
 
-def test_summary_of_layers_that_do_not_connect():
+def test_layers_that_do_not_connect_are_refused_when_built():
+    """build checks the whole chain (an RNN after an RNN without return_sequences), before any summary."""
     model = rnnrs.Sequential([rnnrs.RNN(rnnrs.BasicRNNCell(3)), rnnrs.RNN(rnnrs.BasicRNNCell(2))])
-    model.build(2)
     with raises_naming(ValueError, "layers"):
+        model.build(2)
+    with raises_naming(ValueError, "summary"):
         model.summary(print_fn=lambda line: None)
 
 

@@ -29,6 +29,7 @@ from ._rnnrs import get_num_threads as _get_num_threads
 from ._rnnrs import set_num_threads as _set_num_threads
 from ._state import LSTMStateTuple
 from ._validate import positive_int
+from ._version import __version__ as __version__
 from .callbacks import (
     Callback,
     CSVLogger,
@@ -40,10 +41,10 @@ from .callbacks import (
 )
 from .cells import BasicRNNCell, RNNCell
 from .gru import GRUCell
-from .layers import RNN, Dense, Embedding, Layer, LayerBackprop, LayerGradients
+from .layers import RNN, Dense, Embedding, Input, Layer, LayerBackprop, LayerGradients
 from .losses import mean_squared_error, sequence_loss, sequence_mask, sparse_softmax_cross_entropy
 from .lstm import BasicLSTMCell, LSTMCell
-from .models import History, SequenceClassifier, SequenceRegressor, Sequential, load_model
+from .models import History, Model, SequenceClassifier, SequenceRegressor, Sequential, load_model
 from .optimizers import SGD, Adagrad, Adam, AdamW, Momentum, Optimizer, RMSProp, clip_by_global_norm, global_norm
 from .progress import ProgressBar
 from .rnn import (
@@ -55,30 +56,6 @@ from .rnn import (
     static_rnn,
 )
 from .wrappers import DropoutWrapper, MultiRNNCell, OutputProjectionWrapper, ResidualWrapper
-
-
-def _version() -> str:
-    """The installed distribution's version (written once, in Cargo.toml, from
-    which the wheel takes it); in a source tree without installed metadata,
-    Cargo.toml's own; ``"0+unknown"`` when neither is there."""
-    from importlib import metadata
-
-    try:
-        return metadata.version("rnnrs")
-    except metadata.PackageNotFoundError:
-        pass
-    import pathlib
-    import re
-
-    cargo = pathlib.Path(__file__).resolve().parents[2] / "Cargo.toml"
-    try:
-        found = re.search(r'^version\s*=\s*"([^"]+)"', cargo.read_text(encoding="utf-8"), re.M)
-    except OSError:
-        found = None
-    return found.group(1) if found else "0+unknown"
-
-
-__version__ = _version()
 
 __all__ = [
     "BasicLSTMCell",
@@ -112,7 +89,9 @@ __all__ = [
     "EarlyStopping",
     "Embedding",
     "History",
+    "Input",
     "Layer",
+    "Model",
     "LayerBackprop",
     "LayerGradients",
     "LearningRateScheduler",

@@ -16,6 +16,7 @@ import numpy as np
 
 from . import _rnnrs
 from ._validate import as_dtype, bounded_int, check_shape, float_array, numeric_array, positive_int, seed_value
+from .saving.registry import register
 
 ACTIVATIONS = ("tanh", "relu", "sigmoid", "identity")
 
@@ -315,6 +316,7 @@ class RNNCell:
         return f"{type(self).__name__}(num_units={self._num_units}, dtype={self._dtype.name})"
 
 
+@register("cell")
 class BasicRNNCell(RNNCell):
     """The basic RNN cell: ``h' = act([x, h] @ kernel + bias)``; output = state = ``h'``.
 

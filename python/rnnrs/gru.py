@@ -12,8 +12,10 @@ import numpy as np
 
 from ._validate import flag
 from .cells import RNNCell, check_activation, glorot_uniform
+from .saving.registry import register
 
 
+@register("cell")
 class GRUCell(RNNCell):
     """Gated recurrent unit; output = state = ``h'`` (``[B, H]``).
 

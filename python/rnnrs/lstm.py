@@ -29,6 +29,7 @@ import numpy as np
 from ._state import LSTMStateTuple
 from ._validate import check_shape, finite_number, flag, float_array, positive_int
 from .cells import RNNCell, check_activation, checked_size, glorot_uniform, state_zeros
+from .saving.registry import register
 
 #: The names of the optional weights, in TensorFlow 1.x spelling.
 PEEPHOLES = ("w_i_diag", "w_f_diag", "w_o_diag")
@@ -194,6 +195,7 @@ class _LSTM(RNNCell):
         return LSTMStateTuple(parts[0], parts[1])
 
 
+@register("cell")
 class BasicLSTMCell(_LSTM):
     """The basic LSTM cell (TensorFlow 1.x ``BasicLSTMCell``, no peepholes,
     no clipping, no projection)::
@@ -241,6 +243,7 @@ class BasicLSTMCell(_LSTM):
         )
 
 
+@register("cell")
 class LSTMCell(_LSTM):
     """The LSTM cell with optional peepholes, cell clipping and output projection
     (TensorFlow 1.x ``LSTMCell``; Hochreiter & Schmidhuber 1997, peepholes after

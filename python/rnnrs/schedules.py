@@ -35,8 +35,8 @@ import math
 import numbers
 from typing import Any, Mapping, Optional, Sequence
 
-from ._serialize import registered_from_config, short
 from ._validate import flag
+from .saving.serialize import registered_from_config, short
 
 
 def _real(name: str, value: Any, what: str, ok: Any) -> float:

@@ -20,6 +20,7 @@ import numpy as np
 from ._state import LSTMStateTuple, map_state
 from ._validate import check_shape, flag, float_array, positive_int, seed_value
 from .cells import Backward, Lengths, RNNCell, check_mapping, checked_size, glorot_uniform
+from .saving.registry import register
 
 
 def _check_cell(name: str, cell: Any) -> RNNCell:
@@ -116,6 +117,7 @@ def _check_distinct(cells: Sequence[RNNCell]) -> None:
                 )
 
 
+@register("cell")
 class MultiRNNCell(RNNCell):
     """Stacked cells: layer ``i`` reads layer ``i-1``'s outputs.
 
@@ -281,6 +283,7 @@ def _dropped_state_grad(active: np.ndarray, d_state: Any, masks: Any) -> Any:
     return map_state(lambda _c, d, m: np.where(active, d if m is None else d * m, 0), d_state, masks)
 
 
+@register("cell")
 class DropoutWrapper(_Wrapper):
     """Inverted dropout on a cell's inputs, outputs and state, active only when
     a run function is called with ``training=True``.
@@ -415,6 +418,7 @@ class DropoutWrapper(_Wrapper):
         return (outputs if time_major else outputs.transpose(1, 0, 2)), final, backward
 
 
+@register("cell")
 class OutputProjectionWrapper(_Wrapper):
     """A linear projection of the wrapped cell's output:
     ``output = cell_output @ output_projection/kernel + output_projection/bias``.
@@ -521,6 +525,7 @@ class OutputProjectionWrapper(_Wrapper):
         return outputs, final, backward
 
 
+@register("cell")
 class ResidualWrapper(_Wrapper):
     """``output = cell_output + input`` (the cell's output size must equal its
     input size). Outputs past a row's length are zero."""

@@ -39,6 +39,7 @@ count only the steps ``t < length``.
 
 from __future__ import annotations
 
+import itertools
 from typing import Any, Callable, ClassVar, Mapping, NamedTuple, Optional, Sequence, Union
 
 import numpy as np
@@ -106,6 +107,34 @@ class Applied(NamedTuple):
     backward: ApplyBackward
 
 
+def checked_d_outputs(
+    d_outputs: Any, shapes: Sequence[tuple[int, ...]], dtypes: Sequence[np.dtype[Any]]
+) -> list[Optional[np.ndarray]]:
+    """A backprop's ``d_outputs`` validated against the outputs' shapes and
+    dtypes: one array, or for several outputs a list with one array (or
+    None, no gradient) per output."""
+    many = len(shapes) > 1
+    if many:
+        if not isinstance(d_outputs, (list, tuple)) or len(d_outputs) != len(shapes):
+            raise ValueError(
+                f"d_outputs: expected a list of {len(shapes)} arrays (one per output, None for none), "
+                f"got {type(d_outputs).__name__}"
+            )
+        given = list(d_outputs)
+    else:
+        given = [d_outputs]
+    ds: list[Optional[np.ndarray]] = []
+    for i, (d, shape, dtype) in enumerate(zip(given, shapes, dtypes)):
+        name = f"d_outputs[{i}]" if many else "d_outputs"
+        if d is None and many:
+            ds.append(None)
+            continue
+        arr = float_array(name, d, dtype, len(shape), "shaped like the outputs")
+        check_shape(name, arr, shape)
+        ds.append(arr)
+    return ds
+
+
 class LayerBackprop:
     """Backpropagation through one finished eager forward pass of a layer.
     Call it with ``d_outputs`` shaped like the outputs (a list, one per
@@ -119,25 +148,7 @@ class LayerBackprop:
         self._n_inputs = n_inputs
 
     def __call__(self, d_outputs: Any) -> LayerGradients:
-        many = len(self._shapes) > 1
-        if many:
-            if not isinstance(d_outputs, (list, tuple)) or len(d_outputs) != len(self._shapes):
-                raise ValueError(
-                    f"d_outputs: expected a list of {len(self._shapes)} arrays (one per output, None for none), "
-                    f"got {type(d_outputs).__name__}"
-                )
-            given = list(d_outputs)
-        else:
-            given = [d_outputs]
-        ds: list[Optional[np.ndarray]] = []
-        for i, (d, shape, dtype) in enumerate(zip(given, self._shapes, self._dtypes)):
-            name = f"d_outputs[{i}]" if many else "d_outputs"
-            if d is None and many:
-                ds.append(None)
-                continue
-            arr = float_array(name, d, dtype, len(shape), "shaped like the outputs")
-            check_shape(name, arr, shape)
-            ds.append(arr)
+        ds = checked_d_outputs(d_outputs, self._shapes, self._dtypes)
         d_x, d_w = self._backward(ds, [True] * self._n_inputs)
         return LayerGradients(d_x if self._n_inputs > 1 else d_x[0], d_w)
 
@@ -312,11 +323,16 @@ class Layer:
 # -- symbolic tensors and the graph ------------------------------------------------
 
 
+#: Numbers the nodes in creation order (a topological order of any graph).
+_SERIAL = itertools.count()
+
+
 class Node:
     """One call of a layer in a graph: the layer, the symbolic tensors it
-    read and those it returned."""
+    read and those it returned (``serial`` numbers nodes in creation order)."""
 
     def __init__(self, layer: "Layer", inputs: Sequence["SymbolicTensor"]) -> None:
+        self.serial = next(_SERIAL)
         self.layer = layer
         self.inputs = list(inputs)
         self.outputs: list[SymbolicTensor] = []
@@ -392,10 +408,7 @@ class InputLayer(Layer):
             else:
                 dims.append(int(d))
         self.shape = tuple(dims)
-        if dtype is not None and np.dtype(dtype).kind in "iu":
-            self._dtype = IDS
-        else:
-            self._dtype = as_dtype(np.float32 if dtype is None else dtype)
+        self._dtype = _input_dtype(dtype)
         if self._dtype.kind == "f" and self.shape[-1] is None:
             raise ValueError(f"shape: expected the last axis (features) known for float inputs, got {self.shape!r}")
         self.spec = Spec((None,) + self.shape, self._dtype)
@@ -430,6 +443,24 @@ class InputLayer(Layer):
 
     def get_config(self) -> dict[str, Any]:
         return {"shape": list(self.shape), "dtype": self._dtype.name, "name": self.name}
+
+
+def _input_dtype(dtype: Any) -> np.dtype[Any]:
+    """An input's dtype: float32 (None), float64, or int64 for any integer dtype (ids)."""
+    if dtype is None:
+        return np.dtype(np.float32)
+    what = "float32, float64 or an integer dtype (ids)"
+    if isinstance(dtype, (bool, np.bool_)):
+        raise TypeError(f"dtype: expected {what}, got {dtype!r}")
+    try:
+        parsed: np.dtype[Any] = np.dtype(dtype)
+    except Exception:  # NumPy's parser raises TypeError, ValueError, even SyntaxError for odd strings
+        raise TypeError(f"dtype: expected {what}, got {dtype!r}") from None
+    if parsed.kind in "iu":
+        return IDS
+    if parsed.kind != "f":
+        raise TypeError(f"dtype: expected {what}, got {parsed}")
+    return as_dtype(parsed)
 
 
 def Input(shape: Sequence[Optional[int]], dtype: Any = None, name: Optional[str] = None) -> SymbolicTensor:

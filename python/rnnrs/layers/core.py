@@ -25,6 +25,7 @@ from .._validate import (
     seed_value,
 )
 from ..cells import check_mapping, glorot_uniform
+from ..saving.registry import register
 from .base import Layer, LayerOutput, Spec, float_spec
 
 DENSE_ACTIVATIONS = (None, "identity", "tanh", "relu", "sigmoid")
@@ -58,6 +59,7 @@ def _d_activation(name: Optional[str], y: np.ndarray, dy: np.ndarray) -> np.ndar
     return d
 
 
+@register("layer")
 class Dense(Layer):
     """A fully connected layer on the last axis: ``y = act(x @ kernel + bias)``
     (``tf.layers.dense``).
@@ -231,6 +233,7 @@ class Dense(Layer):
         return LayerOutput(y.reshape(lead + (kernel.shape[1],)), None, backward)
 
 
+@register("layer")
 class Embedding(Layer):
     """Integer ids → vectors (``tf.nn.embedding_lookup`` on an ``embeddings`` matrix).
 

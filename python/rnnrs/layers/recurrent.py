@@ -18,6 +18,7 @@ import numpy as np
 from .._validate import flag, float_array
 from ..cells import RNNCell, build_for_inputs
 from ..rnn import Backprop, dynamic_rnn
+from ..saving.registry import register
 from .base import Layer, LayerOutput, Spec, float_spec
 
 
@@ -38,6 +39,7 @@ def cell_shapes(cell: RNNCell, input_size: int) -> dict[str, tuple[int, ...]]:
     return {k: tuple(int(n) for n in s) for k, s in cell._weight_shapes(input_size).items()}
 
 
+@register("layer")
 class RNN(Layer):
     """Any rnnrs cell as a layer (``tf.nn.dynamic_rnn`` plus the read-out).
 
@@ -86,7 +88,7 @@ class RNN(Layer):
         self.cell.set_weights(mapping)
 
     def get_config(self) -> dict[str, Any]:
-        from .._serialize import cell_to_config
+        from ..saving.serialize import cell_to_config
 
         return {"cell": cell_to_config(self.cell), "return_sequences": self.return_sequences, "name": self.name}
 

@@ -30,7 +30,8 @@ from typing import IO, Any, Mapping, NamedTuple
 
 import numpy as np
 
-from .cells import RNNCell
+from ..cells import RNNCell
+from .registry import classes
 
 # Arguments that carry no information (MultiRNNCell accepts only True).
 _FIXED = {("MultiRNNCell", "state_is_tuple"): True}
@@ -104,18 +105,8 @@ def cell_to_config(cell: RNNCell, depth: int = 0) -> dict[str, Any]:
 
 
 def _cell_classes() -> dict[str, type[RNNCell]]:
-    """The public cell classes of the rnnrs package (nothing else it exports)."""
-    import rnnrs
-
-    return {
-        k: v
-        for k, v in vars(rnnrs).items()
-        if not k.startswith("_")
-        and isinstance(v, type)
-        and issubclass(v, RNNCell)
-        and v is not RNNCell
-        and v.__module__.startswith("rnnrs.")
-    }
+    """The registered cell classes (:mod:`rnnrs.saving.registry`)."""
+    return classes("cell")
 
 
 def _scalar(value: Any) -> bool:

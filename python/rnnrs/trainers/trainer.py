@@ -1,0 +1,780 @@
+"""The training loop shared by every model: ``compile``, ``fit``,
+``evaluate`` and ``predict`` (Keras 3's ``Trainer``).
+
+A model provides its data handling and its passes; the trainer needs:
+
+- ``_data(name, x, sequence_length, length_name) -> (xs, lengths)``: the
+  inputs validated (one array per model input) with their lengths (one
+  int64 ``[B]`` array or None per input), building the model on first use;
+- ``_output_shapes(xs) -> [shape per output]`` for validating targets;
+- ``_forward(xs, lengths, training) -> Forward`` and
+  ``_backward(forward, d_outputs) -> {weight name: gradient}``;
+- ``get_weights()``, ``_push(params)`` (weights back into the layers),
+  ``output_names`` and ``dtype``.
+
+Everything here works on lists: one entry per model input, per output.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import sys
+import time
+from typing import Any, Mapping, NamedTuple, Optional, Sequence, TextIO, Union
+
+import numpy as np
+
+from .. import losses as _losses
+from .. import metrics as _metrics
+from .._validate import bounded_int, check_shape, float_array, numeric_array, positive_int, seed_value
+from ..callbacks import Callback, check_callbacks
+from ..losses import class_ids, mean_squared_error, sequence_mask, softmax, sparse_softmax_cross_entropy
+from ..optimizers import Optimizer
+from ..optimizers import get as get_optimizer
+from ..progress import ProgressBar, format_metrics, progress_mode
+from .compile_utils import (
+    CLASSIFICATION,
+    KIND_NAMES,
+    LOSSES,
+    METRICS,
+    NAMED_LOSSES,
+    RANKING_METRICS,
+    REGRESSION,
+    call_loss,
+    loss_kind,
+    loss_name,
+    means,
+    probabilities,
+)
+
+Arrays = list[np.ndarray]
+Lengths = list[Optional[np.ndarray]]
+
+
+class Forward(NamedTuple):
+    """A model's forward pass on one batch: the outputs, each output's
+    lengths (None when it has no time axis or no lengths), the final
+    recurrent states (a model may use them, e.g. ``generate``) and whatever
+    the backward pass needs."""
+
+    outputs: Arrays
+    lengths: Lengths
+    states: Any
+    tape: Any
+
+
+class History:
+    """What ``fit`` returns: the record of every epoch the model has trained
+    (Keras' ``History``, accumulated).
+
+    A model keeps ONE history, ``model.history`` (None before its first
+    ``fit``): each ``fit`` call appends its epochs to it and returns it, so
+    after ``fit(epochs=3)`` then ``fit(epochs=2)`` it holds five epochs,
+    numbered ``0 ... 4``, and both calls returned the same object. (Keras 3
+    returns a fresh ``History`` per call; here training in several calls
+    keeps one curve.) To start a new record, set ``model.history = None``
+    before ``fit``. A metric that only some calls computed (``val_loss``
+    when only the last call had ``validation_data``) has values only for
+    those epochs: use ``len(history.epoch)`` for the epoch count.
+
+    Attributes:
+        history: metric name (``"loss"``, ``"accuracy"``, ``"val_loss"``, ...)
+            → one value per epoch, oldest first.
+        epoch: the epoch indices, 0-based and counting on across ``fit``
+            calls; a ``fit`` given ``initial_epoch=k > 0`` numbers its
+            epochs ``k, k + 1, ...`` instead (as Keras).
+        seconds: wall-clock seconds of each epoch (validation included).
+    """
+
+    def __init__(self) -> None:
+        self.history: dict[str, list[float]] = {}
+        self.epoch: list[int] = []
+        self.seconds: list[float] = []
+
+    def _append(self, logs: Mapping[str, float], seconds: float, epoch: Optional[int] = None) -> None:
+        """Records one more epoch, numbered ``epoch`` (default: after the last one recorded)."""
+        self.epoch.append(epoch if epoch is not None else self.epoch[-1] + 1 if self.epoch else 0)
+        self.seconds.append(seconds)
+        for k, v in logs.items():
+            self.history.setdefault(k, []).append(float(v))
+
+    def __repr__(self) -> str:
+        return f"History(epochs={len(self.epoch)}, metrics={sorted(self.history)})"
+
+
+def _canonical_loss(loss: Any, where: str) -> Any:
+    """A loss as compiled: a canonical name, a loss object or a callable."""
+    if isinstance(loss, str):
+        if loss not in LOSSES:
+            raise ValueError(f"{where}: expected one of {sorted(LOSSES)}, a loss object or a callable, got {loss!r}")
+        return LOSSES[loss]
+    if isinstance(loss, _losses.Loss):
+        same = [name for name, obj in NAMED_LOSSES.items() if obj == loss]
+        return same[0] if same else loss
+    if callable(loss):
+        return loss
+    raise TypeError(
+        f"{where}: expected a loss name, a rnnrs.losses.Loss or a callable (y_true, y_pred) -> (value, d_pred), "
+        f"got {type(loss).__name__}"
+    )
+
+
+def _copy_metric(metric: _metrics.Metric) -> _metrics.Metric:
+    """A fresh metric with ``metric``'s settings (for another output)."""
+    fresh: _metrics.Metric = type(metric)(**metric.get_config())
+    return fresh
+
+
+def _rows(arrays: Sequence[Optional[np.ndarray]], index: Any) -> list[Any]:
+    return [None if a is None else a[index] for a in arrays]
+
+
+def _accumulate(totals: dict[str, list[float]], sums: Mapping[str, tuple[float, float]]) -> None:
+    for k, (s, c) in sums.items():
+        acc = totals.setdefault(k, [0.0, 0.0])
+        acc[0] += s
+        acc[1] += c
+
+
+class Trainer:
+    """``compile`` / ``fit`` / ``evaluate`` / ``predict`` for a model (see the module doc)."""
+
+    name: str
+    output_names: list[str]
+    history: Optional[History]
+    stop_training: bool
+
+    def _init_trainer(self) -> None:
+        self.optimizer: Optional[Optimizer] = None
+        # What compile was given, canonical: for one output a loss name, a
+        # rnnrs.losses.Loss or a callable; for several, a list of those.
+        self.loss: Any = None
+        self.loss_weights: Optional[list[float]] = None
+        self.metrics: list[str] = []  # the log keys of the metrics, in order
+        self._metric_objects: list[_metrics.Metric] = []
+        self._metric_outputs: list[int] = []  # the output each metric watches
+        # What compile was given for each metric (a name, or the object itself): what save writes.
+        self._metric_specs: list[Any] = []
+        self.history = None
+        self.stop_training = False
+
+    # -- interface a model implements -------------------------------------------
+    @property
+    def dtype(self) -> np.dtype[Any]:
+        raise NotImplementedError
+
+    def get_weights(self) -> dict[str, np.ndarray]:
+        raise NotImplementedError
+
+    def _data(self, name: str, x: Any, sequence_length: Any, length_name: str) -> tuple[Arrays, Lengths]:
+        raise NotImplementedError
+
+    def _output_shapes(self, xs: Arrays, lengths: Lengths) -> list[tuple[int, ...]]:
+        raise NotImplementedError
+
+    def _forward(self, xs: Arrays, lengths: Lengths, training: bool, states: Any = None) -> Forward:
+        raise NotImplementedError
+
+    def _backward(self, fwd: Forward, d_outputs: Sequence[Optional[np.ndarray]]) -> dict[str, np.ndarray]:
+        raise NotImplementedError
+
+    def _push(self, params: Mapping[str, np.ndarray]) -> None:
+        raise NotImplementedError
+
+    # -- compile ----------------------------------------------------------------------
+    @property
+    def _losses_per_output(self) -> list[Any]:
+        n = len(self.output_names)
+        return list(self.loss) if n > 1 else [self.loss]
+
+    def compile(
+        self,
+        optimizer: Union[Optimizer, str] = "adam",
+        loss: Any = CLASSIFICATION,
+        metrics: Union[None, str, _metrics.Metric, Sequence[Union[str, _metrics.Metric]]] = None,
+        loss_weights: Optional[Sequence[float]] = None,
+    ) -> None:
+        """Chooses the optimizer, the loss and the metrics.
+
+        Args:
+            optimizer: an instance, or ``"sgd"``, ``"momentum"``, ``"rmsprop"``,
+                ``"adam"``, ... (see ``rnnrs.optimizers``).
+            loss: a name, a loss object or a callable (for a model with
+                several outputs: one for all of them, or a list with one per
+                output):
+
+                - names: ``"sparse_softmax_cross_entropy"`` (alias
+                  ``"sparse_categorical_crossentropy"``; integer class ids),
+                  ``"categorical_crossentropy"`` (one-hot rows),
+                  ``"binary_crossentropy"`` (0/1 targets) — the three
+                  cross-entropies take the model's outputs as LOGITS (its last
+                  ``Dense`` has no softmax/sigmoid); ``"mean_squared_error"``
+                  (``"mse"``), ``"mean_absolute_error"`` (``"mae"``),
+                  ``"huber"`` (delta 1) on float targets;
+                - a :class:`rnnrs.losses.Loss` (``BinaryCrossentropy(from_logits=...)``,
+                  ``CategoricalCrossentropy``, ``SparseCategoricalCrossentropy``,
+                  ``MeanSquaredError``, ``MeanAbsoluteError``, ``Huber(delta)``);
+                  with ``from_logits=False`` the outputs are probabilities
+                  (e.g. a last ``Dense(activation="sigmoid")``);
+                - a callable ``(y_true, y_pred) -> (value, d_pred)``: ``value``
+                  a real number, ``d_pred`` its gradient, an array of
+                  ``y_pred``'s shape (checked at every batch: ``TypeError`` /
+                  ``ValueError`` naming ``loss``). Its targets are passed as
+                  given (numeric, one row per input row); it cannot be used
+                  with ``sequence_length`` on per-step outputs.
+
+                With ``sequence_length`` on per-step outputs every loss is the
+                mean over the unmasked steps (padded steps weigh 0).
+            metrics: None, one metric, or a list of metric names and
+                :class:`rnnrs.metrics.Metric` objects. Names, by loss:
+                ``"accuracy"`` / ``"acc"`` (class ids, one-hot or binary
+                targets), ``"sparse_categorical_accuracy"``,
+                ``"categorical_accuracy"``, ``"binary_accuracy"``,
+                ``"sparse_top_k_categorical_accuracy"`` (class ids) and
+                ``"top_k_categorical_accuracy"`` (one-hot) with k = 5,
+                ``"precision"``, ``"recall"``, ``"auc"`` (binary
+                targets), ``"mae"`` / ``"mean_absolute_error"`` (regression).
+                Logs use the name's key (``"acc"`` logs ``"accuracy"``, the mae
+                names ``"mae"``) or the object's ``name``. With several
+                outputs every metric is computed for every output whose loss
+                suits it, logged as ``"<output name>_<key>"``.
+            loss_weights: None (every output weighs 1) or one number >= 0 per
+                output: the loss minimised (and logged as ``"loss"``) is
+                ``sum(loss_weights[i] * loss_i)``; with several outputs each
+                ``loss_i`` is logged as ``"<output name>_loss"``.
+
+        Metrics see what Keras would give them: for a cross-entropy on logits,
+        ``softmax(outputs)`` (categorical) or ``sigmoid(outputs)`` (binary);
+        the accuracies and top-k accuracies rank the logits themselves (the
+        softmax keeps their order); other losses pass the outputs unchanged.
+        Padded steps (``sequence_length``) are not counted. ``evaluate`` and
+        ``fit`` report every metric (``fit``'s over the epoch so far, reset
+        at each epoch, as Keras does). A metric object must have one result (``Precision`` /
+        ``Recall`` with several thresholds are refused: logs hold numbers).
+        """
+        opt = get_optimizer(optimizer)
+        n = len(self.output_names)
+        if isinstance(loss, (list, tuple)):
+            if len(loss) != n:
+                raise ValueError(f"loss: expected one loss or a list of {n} (one per output), got {len(loss)}")
+            canonical_each = [_canonical_loss(v, f"loss[{i}]") for i, v in enumerate(loss)]
+        else:
+            canonical_each = [_canonical_loss(loss, "loss")] * n
+        weights: Optional[list[float]] = None
+        if loss_weights is not None:
+            if not isinstance(loss_weights, (list, tuple)) or len(loss_weights) != n:
+                raise ValueError(
+                    f"loss_weights: expected None or a list of {n} numbers (one per output), got {loss_weights!r}"
+                )
+            weights = []
+            for i, w in enumerate(loss_weights):
+                if isinstance(w, (bool, np.bool_)) or not isinstance(w, numbers.Real):
+                    raise TypeError(f"loss_weights[{i}]: expected a number >= 0, got {type(w).__name__}")
+                if not (math.isfinite(float(w)) and float(w) >= 0):
+                    raise ValueError(f"loss_weights[{i}]: expected a finite number >= 0, got {w}")
+                weights.append(float(w))
+        if metrics is None:
+            given: list[Any] = []
+        elif isinstance(metrics, (str, _metrics.Metric)):
+            given = [metrics]
+        elif isinstance(metrics, (list, tuple)):
+            given = list(metrics)
+        else:
+            raise TypeError(
+                f"metrics: expected None, a metric name or object, or a list of them, got {type(metrics).__name__}"
+            )
+        names: list[str] = []
+        objects: list[_metrics.Metric] = []
+        outputs: list[int] = []
+        specs: list[Any] = []
+        for m in given:
+            if not isinstance(m, (str, _metrics.Metric)):
+                raise TypeError(
+                    f"metrics: expected metric names (str) or rnnrs.metrics objects, got {type(m).__name__} {m!r}"
+                )
+            if isinstance(m, str) and m not in METRICS:
+                raise ValueError(f"metrics: expected names among {sorted(METRICS)} or metric objects, got {m!r}")
+            if isinstance(m, _metrics.Metric) and not getattr(m, "_scalar", True):
+                raise ValueError(
+                    f"metrics: expected metrics with one result (logs hold numbers), got {m!r} "
+                    "(give one threshold per metric object)"
+                )
+            added = False
+            for i, canonical in enumerate(canonical_each):
+                prefix = f"{self.output_names[i]}_" if n > 1 else ""
+                kind = loss_kind(canonical)
+                if isinstance(m, _metrics.Metric):
+                    key = prefix + m.name
+                    metric = m if not added else _copy_metric(m)
+                    if key in names:
+                        raise ValueError(f"metrics: expected distinct metric names, got {m.name!r} twice")
+                else:
+                    base, by_kind = METRICS[m]
+                    if kind not in by_kind:
+                        if n > 1:
+                            continue
+                        losses_for = sorted(KIND_NAMES[k] for k in by_kind)
+                        raise ValueError(
+                            f"metrics: expected {m!r} with a loss among {losses_for}, got loss {loss_name(canonical)}"
+                        )
+                    key = prefix + base
+                    if key in names:
+                        added = True
+                        continue
+                    metric = by_kind[kind]()
+                names.append(key)
+                objects.append(metric)
+                outputs.append(i)
+                added = True
+            if not added:
+                raise ValueError(f"metrics: expected {m!r} to suit the loss of at least one output, got none")
+            specs.append(m)
+        self.optimizer = opt
+        self.loss = canonical_each[0] if n == 1 else canonical_each
+        self.loss_weights = weights
+        self.metrics, self._metric_objects, self._metric_outputs = names, objects, outputs
+        self._metric_specs = specs
+
+    def _require_compiled(self, what: str) -> tuple[Optimizer, list[Any]]:
+        if self.optimizer is None or self.loss is None:
+            raise ValueError(f"{what}: expected a compiled model (call compile(optimizer, loss)), got none")
+        return self.optimizer, self._losses_per_output
+
+    # -- targets ------------------------------------------------------------------------
+    def _target_list(self, name: str, y: Any) -> list[tuple[str, Any]]:
+        """``y`` split per output, with each part's name for messages."""
+        n = len(self.output_names)
+        if n == 1:
+            return [(name, y)]
+        if isinstance(y, Mapping):
+            keys = set(y)
+            if keys != set(self.output_names):
+                raise ValueError(
+                    f"{name}: expected targets for the outputs {self.output_names}, got keys {sorted(map(str, keys))}"
+                )
+            return [(f"{name}[{k!r}]", y[k]) for k in self.output_names]
+        if not isinstance(y, (list, tuple)) or len(y) != n:
+            got = f"{len(y)} items" if isinstance(y, (list, tuple)) else type(y).__name__
+            raise ValueError(f"{name}: expected a list of {n} target arrays (one per output), got {got}")
+        return [(f"{name}[{i}]", v) for i, v in enumerate(y)]
+
+    def _targets(self, name: str, y: Any, xs: Arrays, lengths: Lengths, losses: list[Any]) -> Arrays:
+        """``y`` checked per output for its loss: class ids for a sparse
+        cross-entropy, one-hot (or probability) rows of the outputs' shape
+        for a categorical one, 0/1 (or probabilities in [0, 1]) of the
+        outputs' shape for a binary one, floats of the outputs' shape for
+        regression, any numeric array with one row per input row for a
+        callable."""
+        shapes = self._output_shapes(xs, lengths)
+        rows = xs[0].shape[0]
+        checked = []
+        for (part, value), out_shape, loss in zip(self._target_list(name, y), shapes, losses):
+            raw = numeric_array(part, value, "an array of targets")
+            if raw.ndim == 0 or raw.shape[0] != rows:
+                got = "a scalar" if raw.ndim == 0 else f"{raw.shape[0]}"
+                raise ValueError(f"{part}: expected {rows} rows (one per row of the inputs), got {got}")
+            kind = loss_kind(loss)
+            if kind == "sparse":
+                checked.append(class_ids(part, raw, out_shape[-1], out_shape[:-1]))
+                continue
+            if kind == "custom":
+                checked.append(raw)
+                continue
+            arr = float_array(part, raw, self.dtype, len(out_shape), f"shaped like the outputs {out_shape}")
+            check_shape(part, arr, out_shape)
+            if kind in ("binary", "categorical"):
+                what = "0/1 targets (or probabilities)" if kind == "binary" else "one-hot rows (or probability rows)"
+                outside = ~((arr >= 0) & (arr <= 1))
+                if outside.any():
+                    at = tuple(int(i) for i in np.argwhere(outside)[0])
+                    raise ValueError(f"{part}: expected {what} in [0, 1], got {arr[at]!r} at {at}")
+                if kind == "categorical":
+                    off = np.abs(arr.sum(axis=-1, dtype=np.float64) - 1.0) > 1e-3
+                    if off.any():
+                        at = tuple(int(i) for i in np.argwhere(off)[0])
+                        total = float(arr[at].sum(dtype=np.float64))
+                        raise ValueError(f"{part}: expected {what} summing to 1, got a row summing to {total} at {at}")
+            checked.append(arr)
+        return checked
+
+    # -- losses and metrics ---------------------------------------------------------------
+    @staticmethod
+    def _output_loss(
+        loss: Any, y: np.ndarray, out: np.ndarray, lengths: Optional[np.ndarray]
+    ) -> tuple[float, np.ndarray, float]:
+        """``(value, d_outputs, count)`` of one output's loss (count: the
+        number of entries the value averages, for averaging over batches)."""
+        mask = sequence_mask(lengths, out.shape[1], out.dtype) if (lengths is not None and out.ndim == 3) else None
+        kind = loss_kind(loss)
+        steps = float(
+            y.shape[0] * (out.shape[1] if out.ndim == 3 else 1) if mask is None else mask.sum(dtype=np.float64)
+        )
+        if loss == CLASSIFICATION:
+            value, d = sparse_softmax_cross_entropy(y, out, mask)
+            count = steps
+        elif loss == REGRESSION:
+            value, d = mean_squared_error(y, out, mask)
+            count = steps * (out.shape[-1] if out.ndim == 3 else 1)
+        elif kind == "custom":
+            if mask is not None:
+                raise ValueError(
+                    "loss: expected a loss name or object with sequence_length on per-step outputs "
+                    "(a callable cannot weigh the padded steps), got a callable"
+                )
+            value, d = call_loss(loss, y, out)
+            count = float(y.shape[0])
+        else:
+            obj = loss if isinstance(loss, _losses.Loss) else NAMED_LOSSES[loss]
+            value, d = obj(y, out, mask)
+            count = steps * (out.shape[-1] if (out.ndim == 3 and kind != "categorical" and kind != "sparse") else 1)
+            if mask is not None:  # Keras' masking: the mean over the unmasked entries
+                scale = mask.size / steps if steps else 0.0
+                value, d = value * scale, d * d.dtype.type(scale)
+        return float(value), d, count
+
+    def _loss(
+        self, losses: list[Any], ys: Arrays, fwd: Forward
+    ) -> tuple[float, list[np.ndarray], dict[str, tuple[float, float]]]:
+        """``(value, d_outputs, sums)``: the weighted total, its gradient per
+        output, and ``{log key: (value * count, count)}``; the metric
+        objects' states are updated with this batch (callers reset them and
+        read their results)."""
+        n = len(losses)
+        total = 0.0
+        ds: list[np.ndarray] = []
+        sums: dict[str, tuple[float, float]] = {}
+        for i, (loss, y, out, lengths) in enumerate(zip(losses, ys, fwd.outputs, fwd.lengths)):
+            value, d, count = self._output_loss(loss, y, out, lengths)
+            if n == 1:
+                sums["loss"] = (value * count, count)
+                total = value
+                ds.append(d)
+                continue
+            sums[f"{self.output_names[i]}_loss"] = (value * count, count)
+            w = 1.0 if self.loss_weights is None else self.loss_weights[i]
+            total += w * value
+            ds.append(d if w == 1.0 else d * d.dtype.type(w))
+        if n > 1:
+            rows = float(ys[0].shape[0])
+            sums = {"loss": (total * rows, rows), **sums}
+        for metric, i in zip(self._metric_objects, self._metric_outputs):
+            out, lengths = fwd.outputs[i], fwd.lengths[i]
+            mask = sequence_mask(lengths, out.shape[1], out.dtype) if (lengths is not None and out.ndim == 3) else None
+            value_in = out if isinstance(metric, RANKING_METRICS) else probabilities(losses[i], out)
+            metric.update_state(ys[i], value_in, mask)
+        return total, ds, sums
+
+    def _logs(self, totals: Mapping[str, Sequence[float]]) -> dict[str, float]:
+        """The losses' means over the batches so far and every metric's result."""
+        logs = means(totals)
+        for key, metric in zip(self.metrics, self._metric_objects):
+            logs[key] = float(metric.result())
+        return logs
+
+    # -- training -------------------------------------------------------------------------
+    def fit(
+        self,
+        x: Any,
+        y: Any,
+        batch_size: int = 32,
+        epochs: int = 1,
+        validation_data: Optional[Sequence[Any]] = None,
+        shuffle: bool = True,
+        seed: Optional[int] = None,
+        sequence_length: Any = None,
+        verbose: Union[str, int] = "auto",
+        stream: Optional[TextIO] = None,
+        callbacks: Optional[Sequence[Callback]] = None,
+        validation_split: float = 0.0,
+        initial_epoch: int = 0,
+    ) -> History:
+        """Trains the model on mini-batches.
+
+        Args:
+            x: inputs ``[B, T, F]`` (integer ids ``[B, T]`` after an
+                ``Embedding``); for a model with several inputs a list (one
+                array per input) or a dict by input name.
+            y: targets: class ids ``[B]`` (or ``[B, T]`` per step) for a
+                classifier, values shaped like the outputs for a regressor;
+                for a model with several outputs a list (one per output) or
+                a dict by output name.
+            batch_size: rows per step, an integer >= 1 (the last batch may
+                be smaller).
+            epochs: the index at which training stops, an integer >= 0: the
+                epochs run are ``initial_epoch, ..., epochs - 1`` (as Keras;
+                none when ``epochs <= initial_epoch``).
+            validation_data: ``(x_val, y_val)`` or ``(x_val, y_val,
+                lengths_val)``, evaluated after every epoch (``val_*`` metrics).
+            shuffle: reshuffle the rows every epoch (a bool).
+            seed: seeds the shuffling, None or an integer >= 0 (the same
+                seed, data and weights give the same training).
+            sequence_length: optional ``[B]`` lengths of ``x``'s rows (a
+                list, one entry or None per input, for several inputs).
+            verbose: ``"auto"`` (default) a progress bar when ``stream`` is a
+                terminal and silence otherwise; ``0`` silent; ``1`` the bar;
+                ``2`` one line per epoch.
+            stream: where progress goes (default ``sys.stdout``).
+            callbacks: None or a list of :class:`rnnrs.callbacks.Callback`
+                instances, called at the points described in
+                :mod:`rnnrs.callbacks` (with ``epoch`` counted from
+                ``initial_epoch``). Setting ``model.stop_training = True``
+                (e.g. :class:`~rnnrs.callbacks.EarlyStopping`) ends training
+                after the current batch, once that epoch is closed. Weights a
+                callback sets with ``set_weights`` are trained on from the
+                next epoch.
+            validation_split: a number in ``[0, 1)``: that fraction of the
+                rows, taken from the END before any shuffling (rows
+                ``floor(n * (1 - validation_split))`` on, with their
+                lengths), is held out of training and evaluated after every
+                epoch like ``validation_data`` (as Keras).
+            initial_epoch: the epoch to start at, an integer >= 0 (to resume
+                a run; the history numbers this call's epochs from it).
+
+        Returns:
+            ``model.history``, the model's :class:`History`: this call's
+            epochs are appended to those of the earlier ``fit`` calls
+            (the first call creates it; set ``model.history = None`` to
+            start a new one). Entries a callback adds to the epoch's logs
+            (``learning_rate``) are recorded too.
+
+        Raises:
+            ValueError / TypeError: bad inputs (mismatched rows, labels out of
+                range, wrong shapes) or arguments of the wrong type or value
+                (the message names the argument), before any training:
+                ``callbacks`` not a list of ``Callback`` (``TypeError``) or a
+                callback defining an ``on_*`` method that is not a Keras hook
+                (``ValueError`` naming it); ``validation_split`` together with
+                ``validation_data``, or leaving no training or no validation
+                rows (``ValueError``).
+            FloatingPointError: the loss or the gradients became NaN or
+                infinite; training stops at that batch, before applying it.
+                For a non-finite loss, the callbacks' ``on_train_batch_end``
+                sees the batch's logs first: if one sets
+                ``model.stop_training`` (:class:`~rnnrs.callbacks.TerminateOnNaN`),
+                the batch is not applied and ``fit`` returns normally instead.
+        """
+        optimizer, losses = self._require_compiled("fit")
+        batch_size = positive_int("batch_size", batch_size)
+        epochs = bounded_int("epochs", epochs, 0)
+        initial_epoch = bounded_int("initial_epoch", initial_epoch, 0)
+        cbs = check_callbacks(callbacks)
+        if not isinstance(shuffle, (bool, np.bool_)):
+            raise TypeError(f"shuffle: expected a bool, got {type(shuffle).__name__}")
+        if isinstance(validation_split, (bool, np.bool_)) or not isinstance(validation_split, numbers.Real):
+            raise TypeError(f"validation_split: expected a number in [0, 1), got {type(validation_split).__name__}")
+        if not 0 <= float(validation_split) < 1:
+            raise ValueError(f"validation_split: expected a number in [0, 1), got {validation_split}")
+        if validation_split and validation_data is not None:
+            raise ValueError(
+                "validation_split: expected 0 when validation_data is given (one validation set), "
+                f"got {validation_split}"
+            )
+        rng = np.random.default_rng(seed_value(seed))
+        if stream is not None and not callable(getattr(stream, "write", None)):
+            raise TypeError(f"stream: expected a text stream with write() or None, got {type(stream).__name__}")
+        out = sys.stdout if stream is None else stream
+        mode = progress_mode(verbose, out)
+        xs, lengths = self._data("x", x, sequence_length, "sequence_length")
+        ys = self._targets("y", y, xs, lengths, losses)
+        val = self._validation(validation_data, losses)
+        if validation_split:
+            rows = xs[0].shape[0]
+            split = int(math.floor(rows * (1.0 - float(validation_split))))
+            if split == 0 or split == rows:
+                raise ValueError(
+                    f"validation_split: expected a fraction leaving rows for both training and validation, got "
+                    f"{validation_split} of {rows} rows ({split} for training)"
+                )
+            tail = slice(split, None)
+            val = (_rows(xs, tail), _rows(ys, tail), _rows(lengths, tail))
+            head = slice(0, split)
+            xs, ys, lengths = _rows(xs, head), _rows(ys, head), _rows(lengths, head)
+        n = xs[0].shape[0]
+        steps = math.ceil(n / batch_size)
+        history = self.history if isinstance(self.history, History) else History()
+        self.history = history
+        self.stop_training = False
+        for cb in cbs:
+            cb.set_model(self)
+            cb.set_params({"epochs": epochs, "steps": steps, "verbose": verbose})
+        for cb in cbs:
+            cb.on_train_begin(None)
+        logs: dict[str, float] = {}
+        for epoch in range(initial_epoch, epochs):
+            for cb in cbs:
+                cb.on_epoch_begin(epoch, None)
+            params = self.get_weights()  # master copies, updated in place by the optimizer
+            started = time.perf_counter()
+            if shuffle and n:
+                order = rng.permutation(n)
+                ex, ey, el = _rows(xs, order), _rows(ys, order), _rows(lengths, order)
+            else:
+                ex, ey, el = xs, ys, lengths
+            bar = ProgressBar(steps, f"epoch {epoch + 1:>{len(str(epochs))}}/{epochs}", out) if mode == 1 else None
+            totals: dict[str, list[float]] = {}
+            for metric in self._metric_objects:
+                metric.reset_state()
+            # Non-finite values are detected and reported below (loss, gradients,
+            # weights), so NumPy's overflow warnings would only be noise.
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                try:
+                    for step in range(steps):
+                        for cb in cbs:
+                            cb.on_train_batch_begin(step, None)
+                        sl = slice(step * batch_size, min(n, (step + 1) * batch_size))
+                        fwd = self._forward(_rows(ex, sl), _rows(el, sl), True)
+                        value, d_out, sums = self._loss(losses, _rows(ey, sl), fwd)
+                        _accumulate(totals, sums)
+                        if not math.isfinite(value):
+                            for cb in cbs:
+                                cb.on_train_batch_end(step, self._logs(totals))
+                            if self.stop_training:
+                                break
+                            raise FloatingPointError(
+                                f"loss: expected a finite value, got {value} at epoch {epoch + 1}, batch {step + 1} "
+                                f"(check the inputs for NaN/inf, lower the learning rate or set the optimizer's "
+                                f"clip_norm); training stopped before applying this batch"
+                            )
+                        grads = self._backward(fwd, d_out)
+                        optimizer.apply_gradients(params, grads, check_finite=True)
+                        broken = [k for k, v in params.items() if not np.isfinite(v).all()]
+                        if broken:
+                            raise FloatingPointError(
+                                f"weights: expected finite values after the update of epoch {epoch + 1}, batch "
+                                f"{step + 1}, got NaN or inf in {broken} (the step overflowed: lower the learning "
+                                f"rate or set the optimizer's clip_norm); the model keeps its previous weights"
+                            )
+                        self._push(params)
+                        if bar is not None or cbs:
+                            batch_logs = self._logs(totals)
+                            if bar is not None:
+                                bar.update(step + 1, batch_logs)
+                            for cb in cbs:
+                                cb.on_train_batch_end(step, dict(batch_logs))
+                        if self.stop_training:
+                            break
+                except BaseException:
+                    if bar is not None:
+                        bar.stream.write("\n")
+                        bar.stream.flush()
+                    raise
+            logs = self._logs(totals)
+            if val is not None:
+                for cb in cbs:
+                    cb.on_test_begin(None)
+                val_logs = self._evaluate_arrays(*val, losses, 256)
+                for cb in cbs:
+                    cb.on_test_end(dict(val_logs))
+                logs.update({f"val_{k}": v for k, v in val_logs.items()})
+            for cb in cbs:
+                cb.on_epoch_end(epoch, logs)
+            seconds = time.perf_counter() - started
+            history._append(logs, seconds, epoch if initial_epoch else None)
+            if bar is not None:
+                bar.close(logs)
+            elif mode == 2:
+                out.write(f"epoch {epoch + 1}/{epochs}  {seconds:.2f}s  {format_metrics(logs)}\n")
+                out.flush()
+            if self.stop_training:
+                break
+        for cb in cbs:
+            cb.on_train_end(dict(logs))
+        return history
+
+    def _validation(self, data: Optional[Sequence[Any]], losses: list[Any]) -> Optional[tuple[Arrays, Arrays, Lengths]]:
+        if data is None:
+            return None
+        if isinstance(data, np.ndarray) or not isinstance(data, (tuple, list)):
+            raise TypeError(
+                "validation_data: expected a tuple (x_val, y_val) or (x_val, y_val, lengths_val), "
+                f"got {type(data).__name__}"
+            )
+        if len(data) not in (2, 3):
+            raise ValueError(
+                "validation_data: expected a tuple (x_val, y_val) or (x_val, y_val, lengths_val), "
+                f"got {len(data)} items"
+            )
+        vx, vl = self._data("validation_data[0]", data[0], data[2] if len(data) == 3 else None, "validation_data[2]")
+        vy = self._targets("validation_data[1]", data[1], vx, vl, losses)
+        return vx, vy, vl
+
+    def evaluate(self, x: Any, y: Any, sequence_length: Any = None, batch_size: int = 256) -> dict[str, float]:
+        """The loss and metrics on ``(x, y)`` without dropout:
+        ``{"loss": ..., "accuracy": ...}`` (the metrics' keys as ``compile``
+        describes; streaming metrics are reset, then fed every batch)."""
+        _, losses = self._require_compiled("evaluate")
+        batch_size = positive_int("batch_size", batch_size)
+        xs, lengths = self._data("x", x, sequence_length, "sequence_length")
+        ys = self._targets("y", y, xs, lengths, losses)
+        return self._evaluate_arrays(xs, ys, lengths, losses, batch_size)
+
+    def _evaluate_arrays(
+        self, xs: Arrays, ys: Arrays, lengths: Lengths, losses: list[Any], batch_size: int
+    ) -> dict[str, float]:
+        for metric in self._metric_objects:
+            metric.reset_state()
+        totals: dict[str, list[float]] = {}
+        for start in range(0, xs[0].shape[0], batch_size):
+            sl = slice(start, start + batch_size)
+            fwd = self._forward(_rows(xs, sl), _rows(lengths, sl), False)
+            _, _, sums = self._loss(losses, _rows(ys, sl), fwd)
+            _accumulate(totals, sums)
+        return self._logs(totals)
+
+    # -- inference --------------------------------------------------------------------------
+    def _predict_arrays(self, xs: Arrays, lengths: Lengths, batch_size: int) -> tuple[Arrays, Lengths]:
+        """Every output (raw) and its lengths, batch by batch."""
+        parts: list[Arrays] = []
+        part_lengths: list[Lengths] = []
+        for start in range(0, xs[0].shape[0], batch_size):
+            sl = slice(start, start + batch_size)
+            fwd = self._forward(_rows(xs, sl), _rows(lengths, sl), False)
+            parts.append(fwd.outputs)
+            part_lengths.append(fwd.lengths)
+        shapes = self._output_shapes(xs, lengths)
+        outs: Arrays = []
+        out_lengths: Lengths = []
+        for i, shape in enumerate(shapes):
+            if parts:
+                outs.append(np.concatenate([p[i] for p in parts]))
+                ls = [p[i] for p in part_lengths]
+                out_lengths.append(None if any(v is None for v in ls) else np.concatenate(ls))  # type: ignore[arg-type]
+            else:
+                outs.append(np.zeros(shape, dtype=self.dtype))
+                out_lengths.append(None)
+        return outs, out_lengths
+
+    def predict(self, x: Any, sequence_length: Any = None, batch_size: int = 256) -> Any:
+        """Outputs for ``x`` without dropout, in batches: probabilities for an
+        output compiled with a cross-entropy on logits (the softmax of the
+        logits for the sparse and categorical ones, ``[B, C]`` or ``[B, T,
+        C]``; the sigmoid for the binary one), the raw outputs otherwise
+        (also for a loss object with ``from_logits=False``, whose model
+        outputs probabilities itself). Steps past a row's length are zero.
+        A model with several outputs returns a list."""
+        batch_size = positive_int("batch_size", batch_size)
+        xs, lengths = self._data("x", x, sequence_length, "sequence_length")
+        outs, out_lengths = self._predict_arrays(xs, lengths, batch_size)
+        losses = self._losses_per_output if self.loss is not None else [None] * len(outs)
+        result = []
+        for out, ls, loss in zip(outs, out_lengths, losses):
+            if loss == CLASSIFICATION:
+                out = softmax(out).astype(self.dtype, copy=False)
+            elif loss is not None:
+                out = probabilities(loss, out).astype(self.dtype, copy=False)
+            if ls is not None and out.ndim == 3:
+                out = out * sequence_mask(ls, out.shape[1], out.dtype)[..., None]
+            result.append(out)
+        return result[0] if len(result) == 1 else result
+
+    def predict_classes(self, x: Any, sequence_length: Any = None, batch_size: int = 256) -> Any:
+        """The most likely class ids (int64): ``argmax`` of the outputs' last axis
+        (a list for a model with several outputs)."""
+        out = self.predict(x, sequence_length, batch_size)
+        if isinstance(out, list):
+            return [np.asarray(o.argmax(axis=-1), dtype=np.int64) for o in out]
+        return np.asarray(out.argmax(axis=-1), dtype=np.int64)
+
+
+__all__ = ["Forward", "History", "Trainer"]
