@@ -208,6 +208,23 @@ def test_shared_rnn_on_two_branches_with_lengths():
 # -- several outputs, inputs by name, lengths per input ------------------------------
 
 
+def test_backprop_reads_none_as_zeros_and_summary_counts_shared_weights_once():
+    rng = np.random.default_rng(9)
+    model, _ = two_input_graph()
+    x, tok = rng.normal(size=(2, 3, 3)), rng.integers(0, 6, size=(2, 3))
+    (a, b), backprop = model([x, tok], return_backprop=True)
+    r = rng.normal(size=a.shape)
+    got, want = backprop([r, None]), backprop([r, np.zeros_like(b)])
+    for k, v in want.weights.items():
+        np.testing.assert_array_equal(got.weights[k], v, err_msg=k)
+    np.testing.assert_array_equal(got.inputs[0], want.inputs[0])
+    shared = heads_model()
+    text = shared.summary(print_fn=lambda line: None)
+    assert text.count("dense (Dense)") == 1
+    assert f"Total params: {shared.count_params()}" in text
+    assert shared.count_params() == sum(v.size for v in shared.get_weights().values())
+
+
 def test_two_outputs_from_one_trunk():
     rng = np.random.default_rng(4)
     inp = rnnrs.Input((None, 2), dtype="float64")
@@ -394,7 +411,11 @@ def test_evaluate_logs_weighted_losses_and_metrics_per_output():
     model.compile("adam", ["sparse_softmax_cross_entropy", "mse"], metrics=None, loss_weights=[1.0, 0.5])
     logs = model.evaluate(xs, ys, sequence_length=ls, batch_size=100)
     assert set(logs) == {"loss", "steps_loss", "summary_loss"}
-    np.testing.assert_allclose(logs["loss"], logs["steps_loss"] + 0.5 * logs["summary_loss"], rtol=1e-6)
+    for batch_size in (100, 7, 1):  # whatever the batches, the logged loss is the weighted sum of the logged ones
+        again = model.evaluate(xs, ys, sequence_length=ls, batch_size=batch_size)
+        np.testing.assert_allclose(
+            again["loss"], again["steps_loss"] + 0.5 * again["summary_loss"], rtol=1e-6, err_msg=f"{batch_size}"
+        )
     steps, summary = model(xs, sequence_length=ls)
     lengths = ls[0]
     valid = np.arange(steps.shape[1])[None, :] < lengths[:, None]
@@ -451,6 +472,37 @@ def test_fit_on_two_inputs_lowers_the_loss():
     last = model.evaluate(xs, ys, sequence_length=ls)
     assert last["loss"] < 0.6 * first["loss"], (first, last)
     assert last["steps_loss"] < first["steps_loss"] and last["summary_loss"] < first["summary_loss"]
+    logs = history.history
+    for epoch in range(12):  # each epoch's loss is the sum of its logged output losses
+        np.testing.assert_allclose(
+            logs["loss"][epoch], logs["steps_loss"][epoch] + logs["summary_loss"][epoch], rtol=1e-6, err_msg=f"{epoch}"
+        )
+
+
+def test_validation_data_with_several_inputs_and_outputs():
+    """validation_data=(inputs list, targets list, lengths list): val_ keys per
+    output, equal to evaluate on the same data after the epoch; History
+    accumulates across fit calls."""
+    model = heads_model(seed=1)
+    xs, ys, ls = heads_data(n=20)
+    vx, vy, vl = heads_data(n=9, seed=5)
+    model.compile(rnnrs.Adam(0.01), ["sparse_softmax_cross_entropy", "mse"])
+    model.fit(xs, ys, sequence_length=ls, batch_size=5, epochs=1, seed=0, verbose=0, validation_data=(vx, vy, vl))
+    history = model.fit(
+        xs, ys, sequence_length=ls, batch_size=5, epochs=1, seed=1, verbose=0, validation_data=(vx, vy, vl)
+    )
+    assert set(history.history) == {
+        "loss",
+        "steps_loss",
+        "summary_loss",
+        "val_loss",
+        "val_steps_loss",
+        "val_summary_loss",
+    }
+    assert all(len(v) == 2 for v in history.history.values())
+    now = model.evaluate(vx, vy, sequence_length=vl)
+    for k, v in now.items():
+        np.testing.assert_allclose(history.history[f"val_{k}"][-1], v, rtol=1e-6, err_msg=k)
 
 
 def test_loss_and_targets_errors():
