@@ -318,6 +318,24 @@ def test_layer_names_made_unique_in_graph_order():
     assert prefixes == set(names)
 
 
+def test_a_second_model_on_the_same_layers_keeps_the_first_models_weight_names():
+    """Layers shared between two models (an encoder and a full model, say):
+    building the second must not rename layers under the first, whose
+    get_weights would then lose entries to colliding names."""
+    x = rnnrs.Input((None, 3))
+    a, b = rnnrs.Dense(3, seed=0), rnnrs.Dense(3, seed=1)
+    first = rnnrs.Model(x, b(a(x)))
+    keys = sorted(first.get_weights())
+    assert keys == ["dense/bias", "dense/kernel", "dense_1/bias", "dense_1/kernel"]
+    y = rnnrs.Input((None, 3))
+    c = rnnrs.Dense(3, seed=2)
+    second = rnnrs.Model(y, a(c(y)))  # c comes first in this graph and is also called "dense"
+    assert len(second.get_weights()) == 4
+    assert sorted(first.get_weights()) == keys
+    for layer, key in ((a, "dense/kernel"), (b, "dense_1/kernel")):
+        np.testing.assert_array_equal(first.get_weights()[key], layer.get_weights()["kernel"])
+
+
 # -- construction errors ------------------------------------------------------------
 
 
