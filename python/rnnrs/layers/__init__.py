@@ -16,16 +16,22 @@ from .base import (
     Spec,
     SymbolicTensor,
 )
-from .core import DENSE_ACTIVATIONS, Dense, Embedding
-from .recurrent import RNN, cell_shapes
+from .core import DENSE_ACTIVATIONS, Dense, Dropout, Embedding, TimeDistributed, mask_zero_lengths
+from .merging import Add, Concatenate
+from .recurrent import MERGE_MODES, RNN, Bidirectional, cell_shapes, flatten_state, unflatten_state
 
 __all__ = [
     "DENSE_ACTIVATIONS",
     "IDS",
+    "MERGE_MODES",
     "RNN",
+    "Add",
     "Applied",
     "ApplyBackward",
+    "Bidirectional",
+    "Concatenate",
     "Dense",
+    "Dropout",
     "Embedding",
     "Input",
     "InputLayer",
@@ -37,5 +43,9 @@ __all__ = [
     "Node",
     "Spec",
     "SymbolicTensor",
+    "TimeDistributed",
     "cell_shapes",
+    "flatten_state",
+    "mask_zero_lengths",
+    "unflatten_state",
 ]

@@ -1,4 +1,5 @@
-"""Feed-forward layers: ``Dense`` (the last axis of any array) and ``Embedding``.
+"""Feed-forward layers: ``Dense`` (the last axis of any array), ``Embedding``,
+``Dropout`` and ``TimeDistributed``.
 
 ``Dense`` applies to the last axis of any array: ``[B, I]`` or, the chapter's
 "reshape trick", every step of a ``[B, T, I]`` sequence at once (one GEMM on
@@ -26,7 +27,7 @@ from .._validate import (
 )
 from ..cells import check_mapping, glorot_uniform
 from ..saving.registry import register
-from .base import Layer, LayerOutput, Spec, float_spec
+from .base import Applied, Layer, LayerOutput, Spec, float_spec
 
 DENSE_ACTIVATIONS = (None, "identity", "tanh", "relu", "sigmoid")
 
@@ -242,11 +243,21 @@ class Embedding(Layer):
         output_dim: vector size ``D``.
         dtype: ``numpy.float32`` (default) or ``numpy.float64``.
         seed: seeds the initial vectors, uniform in ``[-0.05, 0.05]`` (Keras' default).
+        mask_zero: id 0 is padding: inputs must be ``[B, T]`` and each row's
+            sequence length is the position of its last non-zero id plus one
+            (0 for a row of zeros), so later layers never read the padding as
+            data. Padding must come at the end of each row: a 0 before a
+            later non-zero id is a ``ValueError`` naming its position (pad
+            with ``pad_sequences(..., padding="post")``). When lengths also
+            arrive with the ids (``sequence_length``), each row takes the
+            smaller of the two (and only zeros before that length are refused).
+            ``input_dim`` counts the padding id (vocabulary size + 1).
         name: the layer's name.
 
     Weights: ``embeddings`` ``[V, D]``. Inputs: integer ids ``[...]`` (e.g.
-    ``[B, T]``); outputs ``[..., D]``. The gradient of a row is the sum of the
-    output gradients of every position holding its id.
+    ``[B, T]``); outputs ``[..., D]``, carrying the lengths (given or, with
+    ``mask_zero``, derived). The gradient of a row is the sum of the output
+    gradients of every position holding its id.
     """
 
     default_name = "embedding"
@@ -258,12 +269,16 @@ class Embedding(Layer):
         dtype: Any = np.float32,
         seed: Optional[int] = None,
         name: Optional[str] = None,
+        mask_zero: bool = False,
     ) -> None:
         super().__init__(name)
         self.input_dim = positive_int("input_dim", input_dim)
         self.output_dim = positive_int("output_dim", output_dim)
         self._dtype = as_dtype(dtype)
         self.seed = seed_value(seed)
+        if not isinstance(mask_zero, (bool, np.bool_)):
+            raise TypeError(f"mask_zero: expected a bool, got {type(mask_zero).__name__} {mask_zero!r}")
+        self.mask_zero = flag("mask_zero", mask_zero)
         self._weights: dict[str, np.ndarray] = {}
 
     @property
@@ -312,6 +327,7 @@ class Embedding(Layer):
             "dtype": self._dtype.name,
             "seed": self.seed,
             "name": self.name,
+            "mask_zero": self.mask_zero,
         }
 
     def ids(self, name: str, value: Any) -> np.ndarray:
@@ -327,12 +343,34 @@ class Embedding(Layer):
     def _output_spec(self, spec: Spec) -> Spec:
         if spec.dtype.kind not in "iu":
             raise TypeError(f"inputs: expected integer ids (an Input with dtype='int64'), got {spec.dtype.name}")
+        if self.mask_zero and len(spec.shape) != 2:
+            raise ValueError(
+                f"inputs: expected ids [batch, time] (mask_zero=True derives each row's length), got shape {spec.shape}"
+            )
         self.build()
         return Spec(spec.shape + (self.output_dim,), self._dtype)
 
     def _prepare(self, inputs: Any) -> np.ndarray:
         self.build()
-        return self.ids("inputs", inputs)
+        x = self.ids("inputs", inputs)
+        if self.mask_zero and x.ndim != 2:
+            raise ValueError(
+                f"inputs: expected ids [batch, time] (mask_zero=True derives each row's length), got shape {x.shape}"
+            )
+        return x
+
+    def _apply(
+        self,
+        inputs: Sequence[np.ndarray],
+        lengths: Sequence[Optional[np.ndarray]],
+        training: bool,
+        state: Any = None,
+    ) -> Applied:
+        """With ``mask_zero``, the output carries the lengths derived from
+        the ids (the element-wise minimum with given lengths)."""
+        if not self.mask_zero:
+            return super()._apply(inputs, lengths, training, state)
+        return super()._apply(inputs, [mask_zero_lengths(inputs[0], lengths[0])], training, state)
 
     def _forward(self, x: np.ndarray, lengths: Optional[np.ndarray], training: bool, state: Any = None) -> LayerOutput:
         table = self._weights["embeddings"]
@@ -346,3 +384,285 @@ class Embedding(Layer):
             return None, {"embeddings": d_table}
 
         return LayerOutput(y, None, backward)
+
+
+def mask_zero_lengths(ids: np.ndarray, given: Optional[np.ndarray]) -> np.ndarray:
+    """Each row's length for ``Embedding(mask_zero=True)``: the position of its
+    last non-zero id plus one, the smaller of that and ``given`` when given;
+    ``ValueError`` for an id 0 before that length (padding in the middle)."""
+    if ids.ndim != 2:
+        raise ValueError(
+            f"inputs: expected ids [batch, time] (mask_zero=True derives each row's length), got shape {ids.shape}"
+        )
+    batch, time = ids.shape
+    nonzero = ids != 0
+    any_nonzero = nonzero.any(axis=1)
+    lengths = np.where(any_nonzero, time - np.argmax(nonzero[:, ::-1], axis=1), 0).astype(np.int64)
+    if given is not None:
+        lengths = np.minimum(lengths, given)
+    inside = np.arange(time)[None, :] < lengths[:, None]
+    misplaced = inside & ~nonzero
+    if misplaced.any():
+        row, step = (int(i) for i in np.argwhere(misplaced)[0])
+        raise ValueError(
+            f"inputs: expected padding (id 0) only at the end of each row with mask_zero=True, got id 0 at "
+            f'(row {row}, step {step}) before a non-zero id; pad at the end (pad_sequences(..., padding="post"))'
+        )
+    return lengths
+
+
+def _noise_shape(value: Any) -> Optional[tuple[Optional[int], ...]]:
+    """``noise_shape``: None, or a tuple/list of ints >= 1 and None."""
+    if value is None:
+        return None
+    if not isinstance(value, (tuple, list)) or not value:
+        raise TypeError(f"noise_shape: expected None or a non-empty tuple of ints >= 1 and None, got {value!r}")
+    dims: list[Optional[int]] = []
+    for d in value:
+        if d is None:
+            dims.append(None)
+        elif isinstance(d, (bool, np.bool_)) or not isinstance(d, (int, np.integer)):
+            raise TypeError(f"noise_shape: expected ints >= 1 and None, got {type(d).__name__} {d!r} in {value!r}")
+        elif d < 1:
+            raise ValueError(f"noise_shape: expected ints >= 1 and None, got {d} in {tuple(value)!r}")
+        else:
+            dims.append(int(d))
+    return tuple(dims)
+
+
+class Weightless(Layer):
+    """Base of the layers without weights (``Dropout``, the merge layers):
+    always built, no weights, the output size of the last inputs seen."""
+
+    def __init__(self, name: Optional[str] = None) -> None:
+        super().__init__(name)
+        self._size: Optional[int] = None
+
+    @property
+    def dtype(self) -> Optional[np.dtype[Any]]:
+        return None
+
+    @property
+    def built(self) -> bool:
+        return True
+
+    def build(self, input_size: int, dtype: Any = None) -> None:
+        pass
+
+    def output_size(self) -> int:
+        if self._size is None:
+            raise ValueError(f"output_size: expected a layer that has seen its inputs, got {self.name!r} unused")
+        return self._size
+
+    def get_weights(self) -> dict[str, np.ndarray]:
+        return {}
+
+    def set_weights(self, mapping: Mapping[str, Any]) -> None:
+        check_mapping(mapping)
+        if mapping:
+            raise ValueError(f"mapping: expected no weights ({type(self).__name__} has none), got {sorted(mapping)}")
+
+    def weight_shapes(self, inputs: Sequence[Spec]) -> dict[str, tuple[int, ...]]:
+        return {}
+
+
+@register("layer")
+class Dropout(Weightless):
+    """Inverted dropout (``keras.layers.Dropout``): when called with
+    ``training=True`` each entry is zeroed with probability ``rate`` and the
+    rest scaled by ``1 / (1 - rate)``; otherwise the identity.
+
+    Args:
+        rate: the probability of dropping an entry, in ``[0, 1)``.
+        noise_shape: None (default; one draw per entry), or the shape of
+            the keep/drop mask, broadcast over the inputs (Keras): one entry
+            per input axis, batch included, each 1, the input's size, or None
+            for the input's size; e.g. ``(None, 1, None)`` drops the same
+            features at every step of a ``[B, T, F]`` sequence.
+        seed: seeds the layer's ``numpy.random.Generator``, made once at
+            construction; each training call draws its mask from it (so a
+            seeded layer repeats the same sequence of masks).
+        name: the layer's name.
+
+    Weights: none. Inputs ``[B, ...]`` floats (the dtype of the first inputs
+    is adopted); outputs of the same shape; lengths pass through.
+    """
+
+    default_name = "dropout"
+
+    def __init__(
+        self,
+        rate: float,
+        noise_shape: Optional[Sequence[Optional[int]]] = None,
+        seed: Optional[int] = None,
+        name: Optional[str] = None,
+    ) -> None:
+        super().__init__(name)
+        if isinstance(rate, (bool, np.bool_)) or not isinstance(rate, (int, float, np.integer, np.floating)):
+            raise TypeError(f"rate: expected a number in [0, 1), got {type(rate).__name__} {rate!r}")
+        if not 0 <= float(rate) < 1:  # also refuses NaN
+            raise ValueError(f"rate: expected a number in [0, 1), got {rate!r}")
+        self.rate = float(rate)
+        self.noise_shape = _noise_shape(noise_shape)
+        self.seed = seed_value(seed)
+        self._rng = np.random.default_rng(self.seed)
+        self._dtype: Optional[np.dtype[Any]] = None
+
+    @property
+    def dtype(self) -> Optional[np.dtype[Any]]:
+        return self._dtype
+
+    def build(self, input_size: int, dtype: Any = None) -> None:
+        if self._dtype is None and dtype is not None:
+            self._dtype = as_dtype(dtype)
+        self._size = int(input_size)
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            "rate": self.rate,
+            "noise_shape": None if self.noise_shape is None else list(self.noise_shape),
+            "seed": self.seed,
+            "name": self.name,
+        }
+
+    def _check_noise_shape(self, shape: tuple[Optional[int], ...]) -> tuple[int, ...]:
+        """The mask's shape for inputs of ``shape`` (None entries unknown)."""
+        noise = self.noise_shape
+        if noise is None:
+            return tuple(d or 1 for d in shape)
+        if len(noise) != len(shape):
+            raise ValueError(
+                f"noise_shape: expected {len(shape)} entries (one per input axis, batch included), got {noise!r}"
+            )
+        out = []
+        for n, d in zip(noise, shape):
+            if n is not None and n != 1 and d is not None and n != d:
+                raise ValueError(f"noise_shape: expected entries 1, None or the input's size {shape}, got {noise!r}")
+            out.append(d if n is None else n)
+        return tuple(d or 1 for d in out)
+
+    def _output_spec(self, spec: Spec) -> Spec:
+        dtype = float_spec(self, spec, tuple(range(1, 17)), "[batch, ...]")
+        self._check_noise_shape(spec.shape)
+        self.build(int(spec.shape[-1] or 0), dtype)
+        return spec
+
+    def _prepare(self, inputs: Any) -> np.ndarray:
+        raw = inputs if isinstance(inputs, np.ndarray) else numeric_array("inputs", inputs, "an array [batch, ...]")
+        dtype = self._dtype
+        if dtype is None:
+            dtype = raw.dtype if raw.dtype in (np.float32, np.float64) else np.dtype(np.float32)
+        x = float_array("inputs", raw, dtype, max(raw.ndim, 1), "[batch, ...]")
+        self.build(x.shape[-1], dtype)
+        return x
+
+    def _forward(self, x: np.ndarray, lengths: Optional[np.ndarray], training: bool, state: Any = None) -> LayerOutput:
+        if not training or self.rate == 0:
+            return LayerOutput(x.copy(), None, lambda d, need: (d.copy() if need else None, {}))
+        shape = self._check_noise_shape(x.shape)
+        keep = 1.0 - self.rate
+        mask = (self._rng.random(shape) >= self.rate).astype(x.dtype) / x.dtype.type(keep)
+        y = x * mask
+
+        def backward(d_outputs: np.ndarray, need_d_inputs: bool) -> tuple[Optional[np.ndarray], dict[str, np.ndarray]]:
+            return (d_outputs * mask if need_d_inputs else None), {}
+
+        return LayerOutput(y, None, backward)
+
+
+#: The layers TimeDistributed applies (one input, one output, no recurrence).
+_PER_STEP = ("Dense", "Dropout", "Embedding", "TimeDistributed")
+
+
+@register("layer")
+class TimeDistributed(Layer):
+    """Applies a layer to every step of a sequence (``keras.layers.TimeDistributed``):
+    ``[B, T, ...]`` is read as ``[B*T, ...]``, given to ``layer``, and the
+    outputs reshaped to ``[B, T, ...]``.
+
+    Args:
+        layer: a one-input, one-output layer without recurrence:
+            :class:`Dense`, :class:`Dropout`, :class:`Embedding` (ids
+            ``[B, T, K]``) or another ``TimeDistributed``; ``TypeError`` for
+            ``RNN``, ``Bidirectional`` and merge layers.
+        name: the layer's name (default ``"time_distributed"``).
+
+    Weights: ``layer``'s, by their own names (no prefix). Lengths pass
+    through (``layer`` sees none: each step is a row of its own).
+    """
+
+    default_name = "time_distributed"
+
+    def __init__(self, layer: Layer, name: Optional[str] = None) -> None:
+        super().__init__(name)
+        if not isinstance(layer, Layer) or type(layer).__name__ not in _PER_STEP:
+            kind = type(layer).__name__
+            why = " (a recurrent layer reads whole sequences itself)" if kind in ("RNN", "Bidirectional") else ""
+            raise TypeError(
+                f"layer: expected a one-input, one-output layer without recurrence ({', '.join(_PER_STEP)}), "
+                f"got {kind}{why}"
+            )
+        self.layer = layer
+
+    @property
+    def dtype(self) -> Optional[np.dtype[Any]]:
+        return self.layer.dtype
+
+    @property
+    def built(self) -> bool:
+        return self.layer.built
+
+    def build(self, input_size: int, dtype: Any = None) -> None:
+        self.layer.build(input_size, dtype)
+
+    def output_size(self) -> int:
+        return self.layer.output_size()
+
+    def get_weights(self) -> dict[str, np.ndarray]:
+        return self.layer.get_weights()
+
+    def set_weights(self, mapping: Mapping[str, Any]) -> None:
+        self.layer.set_weights(mapping)
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            "layer": {"class_name": type(self.layer).__name__, "config": self.layer.get_config()},
+            "name": self.name,
+        }
+
+    def __repr__(self) -> str:
+        return f"TimeDistributed({self.layer!r}, name={self.name!r})"
+
+    def weight_shapes(self, inputs: Sequence[Spec]) -> dict[str, tuple[int, ...]]:
+        spec = inputs[0]
+        return self.layer.weight_shapes([Spec((None,) + spec.shape[2:], spec.dtype)])
+
+    def _output_spec(self, spec: Spec) -> Spec:
+        if len(spec.shape) < 3 and not (spec.dtype.kind in "iu" and len(spec.shape) == 2):
+            raise ValueError(f"inputs: expected a sequence [batch, time, ...], got shape {spec.shape}")
+        inner = self.layer.compute_output_spec([Spec((None,) + spec.shape[2:], spec.dtype)])
+        out = inner[0]
+        return Spec((None, spec.shape[1]) + out.shape[1:], out.dtype)
+
+    def _prepare(self, inputs: Any) -> np.ndarray:
+        raw = inputs if isinstance(inputs, np.ndarray) else numeric_array("inputs", inputs, "[batch, time, ...]")
+        if raw.ndim < 2:
+            raise ValueError(f"inputs: expected a sequence [batch, time, ...], got shape {raw.shape}")
+        batch, time = raw.shape[:2]
+        flat = self.layer._prepare(raw.reshape((batch * time,) + raw.shape[2:]))
+        return flat.reshape((batch, time) + flat.shape[1:])
+
+    def _forward(self, x: np.ndarray, lengths: Optional[np.ndarray], training: bool, state: Any = None) -> LayerOutput:
+        if x.ndim < 2:
+            raise ValueError(f"inputs: expected a sequence [batch, time, ...], got shape {x.shape}")
+        batch, time = x.shape[:2]
+        out = self.layer._apply([x.reshape((batch * time,) + x.shape[2:])], [None], training)
+        y = out.outputs[0]
+        inner_backward = out.backward
+
+        def backward(d_outputs: np.ndarray, need_d_inputs: bool) -> tuple[Optional[np.ndarray], dict[str, np.ndarray]]:
+            d_x, d_w = inner_backward([d_outputs.reshape(y.shape)], [need_d_inputs])
+            d = d_x[0]
+            return (None if d is None else d.reshape(x.shape)), d_w
+
+        return LayerOutput(y.reshape((batch, time) + y.shape[1:]), None, backward)
