@@ -249,3 +249,155 @@ def test_merge_layers_refuse_shapes_that_do_not_connect():
     with pytest.raises((ValueError, TypeError)) as info:
         Concatenate(name="one")([a])
     assert "one" in str(info.value)
+
+
+# -- states, bidirectional layers, masks, dropout ----------------------------------------------
+
+
+def encoder_decoder(seed=0, dtype=F64):
+    """An LSTM encoder whose final state (c, h) starts an LSTM decoder over embedded target ids."""
+    source = rnnrs.Input((None, 2), dtype=np.dtype(dtype).name, name="source")
+    target = rnnrs.Input((None,), dtype="int64", name="target")
+    encoder = rnnrs.RNN(rnnrs.BasicLSTMCell(3, dtype=dtype, seed=seed), return_state=True, name="encoder")
+    embedding = rnnrs.Embedding(5, 2, dtype=dtype, seed=seed + 1)
+    decoder = rnnrs.RNN(rnnrs.BasicLSTMCell(3, dtype=dtype, seed=seed + 2), return_sequences=True, name="decoder")
+    head = rnnrs.Dense(4, seed=seed + 3, name="head")
+    _, c, h = encoder(source)
+    out = head(decoder(embedding(target), initial_state=[c, h]))
+    return rnnrs.Model([source, target], out, name="seq2seq"), (encoder, embedding, decoder, head)
+
+
+def test_encoder_state_starts_the_decoder():
+    """return_state / initial_state in a graph, with inputs of different
+    lengths and time axes: forward equals the eager calls, backward equals
+    finite differences (the decoder's gradient reaches the encoder through
+    its state); a source row of length 0 hands the decoder zeros."""
+    rng = np.random.default_rng(2)
+    model, (encoder, embedding, decoder, head) = encoder_decoder()
+    x, ids = rng.normal(size=(3, 4, 2)), rng.integers(0, 5, size=(3, 2))
+    src, tgt = np.array([4, 0, 2]), np.array([2, 1, 0])
+    out = model([x, ids], sequence_length=[src, tgt])
+    _, c, h = encoder(x, sequence_length=src)
+    assert not c[1].any() and not h[1].any()
+    want = head(decoder(embedding(ids), sequence_length=tgt, initial_state=[c, h]), sequence_length=tgt)
+    np.testing.assert_allclose(out, want, rtol=1e-12, atol=1e-14)
+    grads = check_model_gradients(model, [x, ids], [src, tgt], rng)
+    assert np.abs(grads.weights["encoder/kernel"]).sum() > 0
+
+
+def tagger(seed=0, rate=0.5):
+    """Ids with zero padding (mask_zero) joined to a float signal, read by a
+    bidirectional GRU, tagged per step by a TimeDistributed Dense after Dropout."""
+    signal = rnnrs.Input((None, 2), dtype="float64", name="signal")
+    tokens = rnnrs.Input((None,), dtype="int64", name="tokens")
+    e = rnnrs.Embedding(6, 3, mask_zero=True, dtype=F64, seed=seed)(tokens)
+    joined = Concatenate()([signal, e])  # the lengths come from the mask of the second input
+    bi = rnnrs.layers.Bidirectional(rnnrs.RNN(rnnrs.GRUCell(2, dtype=F64, seed=seed + 1), return_sequences=True))
+    dropped = rnnrs.layers.Dropout(rate, seed=seed + 2)(bi(joined))
+    tags = rnnrs.layers.TimeDistributed(rnnrs.Dense(3, seed=seed + 3))(dropped)
+    return rnnrs.Model([signal, tokens], tags, name="tagger")
+
+
+def padded_ids(rng, lengths, T, vocab):
+    ids = rng.integers(1, vocab, size=(len(lengths), T))
+    ids[np.arange(T)[None, :] >= np.asarray(lengths)[:, None]] = 0
+    return ids
+
+
+def test_mask_zero_lengths_cross_a_merge_into_a_bidirectional_layer():
+    """Lengths derived from the ids' padding reach the bidirectional layer
+    through the Concatenate (the signal has none): forward equals the eager
+    calls with those lengths; backward equals finite differences; garbage in
+    the signal past each length changes nothing before it."""
+    rng = np.random.default_rng(3)
+    model = tagger()
+    lengths = np.array([4, 0, 2, 1])
+    x, ids = rng.normal(size=(4, 4, 2)), padded_ids(rng, lengths, 4, 6)
+    out = model({"signal": x, "tokens": ids})
+    emb, _, bi, drop, tags = model.layers
+    assert isinstance(bi, rnnrs.layers.Bidirectional) and isinstance(drop, rnnrs.layers.Dropout)
+    seq = np.concatenate([x, emb(ids)], axis=-1)
+    want = tags(drop(bi(seq, sequence_length=lengths)), sequence_length=lengths)
+    np.testing.assert_allclose(out, want, rtol=1e-12, atol=1e-14)
+    noisy = x.copy()
+    noisy[np.arange(4)[None, :] >= lengths[:, None]] = 1e3
+    again = model([noisy, ids])
+    valid = np.arange(4)[None, :] < lengths[:, None]
+    np.testing.assert_array_equal(again[valid], out[valid])
+    check_model_gradients(model, [x, ids], None, rng)
+
+
+def test_dropout_acts_only_while_training():
+    rng = np.random.default_rng(4)
+    inp = rnnrs.Input((None, 3), dtype="float64")
+    dense = rnnrs.Dense(50, activation="sigmoid", seed=0)
+    model = rnnrs.Model(inp, rnnrs.layers.Dropout(0.4, seed=1)(dense(inp)))
+    x = rng.normal(size=(2, 3, 3))
+    plain = dense(x)
+    np.testing.assert_array_equal(model(x), plain)
+    noisy = model(x, training=True)
+    dropped = noisy == 0
+    assert 0.2 < dropped.mean() < 0.6
+    np.testing.assert_allclose(noisy[~dropped], plain[~dropped] / 0.6, rtol=1e-12)
+
+
+@pytest.mark.parametrize("which", ["dag", "seq2seq", "tagger"])
+def test_graphs_with_every_layer_kind_save_and_load_bitwise(tmp_path, which):
+    """Merge layers, return_state / initial_state, Bidirectional, mask_zero,
+    Dropout and TimeDistributed survive save / load: same outputs, same
+    weights, and the same next epoch of training."""
+    rng = np.random.default_rng(5)
+    if which == "seq2seq":
+        model, _ = encoder_decoder(dtype=np.float32)
+        xs = [rng.normal(size=(6, 4, 2)).astype(np.float32), rng.integers(0, 5, size=(6, 3))]
+        lengths = [np.array([4, 0, 2, 3, 1, 4]), np.array([3, 1, 0, 2, 3, 3])]
+        y = rng.normal(size=(6, 3, 4)).astype(np.float32)
+    else:
+        if which == "tagger":
+            model = tagger(rate=0.0)  # dropout's own generator: see test_dropout_masks_continue_after_load
+        else:
+            a = rnnrs.Input((None, 2), dtype="float64", name="a")
+            ids = rnnrs.Input((None,), dtype="int64", name="ids")
+            shared = rnnrs.Dense(2, activation="tanh", seed=0)
+            e = rnnrs.Embedding(6, 2, dtype=F64, seed=1)(ids)
+            h = Add()([shared(a), shared(e)])
+            h = rnnrs.RNN(rnnrs.GRUCell(3, dtype=F64, seed=2), return_sequences=True)(Concatenate()([h, a]))
+            model = rnnrs.Model([a, ids], rnnrs.Dense(3, seed=3)(h))
+        lengths = [np.array([4, 0, 2, 3, 1, 4])] * 2
+        xs = [rng.normal(size=(6, 4, 2)), padded_ids(rng, lengths[0], 4, 6)]
+        if which == "tagger":
+            lengths = None
+        y = rng.normal(size=(6, 4, 3))
+    model.compile(rnnrs.Adam(0.01), "mse")
+    model.fit(xs, y, sequence_length=lengths, batch_size=4, epochs=1, seed=0, verbose=0)
+    model.save(tmp_path / f"{which}.npz")
+    loaded = rnnrs.load_model(tmp_path / f"{which}.npz")
+    assert type(loaded) is rnnrs.Model
+    assert [type(layer) for layer in loaded.layers] == [type(layer) for layer in model.layers]
+    np.testing.assert_array_equal(loaded(xs, sequence_length=lengths), model(xs, sequence_length=lengths))
+    for k, v in model.get_weights().items():
+        np.testing.assert_array_equal(loaded.get_weights()[k], v, err_msg=k)
+    ha = model.fit(xs, y, sequence_length=lengths, batch_size=4, epochs=1, seed=1, verbose=0)
+    hb = loaded.fit(xs, y, sequence_length=lengths, batch_size=4, epochs=1, seed=1, verbose=0)
+    assert ha.history["loss"][-1] == hb.history["loss"][-1]
+    for k, v in model.get_weights().items():
+        np.testing.assert_array_equal(loaded.get_weights()[k], v, err_msg=k)
+
+
+def test_dropout_masks_continue_after_load(tmp_path):
+    """A seeded Dropout draws each training call's mask from its generator;
+    save / load must keep the generator's state (as Keras 3 saves its seed
+    generators' state), or the loaded model trains differently."""
+    rng = np.random.default_rng(6)
+    inp = rnnrs.Input((None, 3), dtype="float64")
+    out = rnnrs.Dense(2, seed=1)(rnnrs.layers.Dropout(0.3, seed=0)(rnnrs.Dense(8, activation="tanh", seed=0)(inp)))
+    model = rnnrs.Model(inp, out)
+    x, y = rng.normal(size=(8, 3, 3)), rng.normal(size=(8, 3, 2))
+    model.compile(rnnrs.SGD(0.1), "mse")
+    model.fit(x, y, batch_size=4, epochs=1, seed=0, verbose=0)
+    model.save(tmp_path / "dropout.npz")
+    loaded = rnnrs.load_model(tmp_path / "dropout.npz")
+    for m in (model, loaded):
+        m.fit(x, y, batch_size=4, epochs=1, seed=1, verbose=0)
+    for k, v in model.get_weights().items():
+        np.testing.assert_array_equal(loaded.get_weights()[k], v, err_msg=k)
