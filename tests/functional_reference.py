@@ -126,3 +126,19 @@ def _check_direction(model, xs, weights, grads, d_inputs, loss, rng, eps=1e-6):
     assert abs(got - want) <= 1e-7 + 1e-5 * max(abs(want), abs(got)), (
         f"directional derivative: backprop {want!r} != finite difference {got!r}"
     )
+
+
+def assert_same_weights(got, want):
+    """Two models' weights: the same keys and bitwise equal arrays."""
+    a, b = got.get_weights(), want.get_weights()
+    assert sorted(a) == sorted(b)
+    for k, v in b.items():
+        np.testing.assert_array_equal(a[k], v, err_msg=k)
+
+
+def assert_training_continues_identically(loaded, model, x, y, **fit_args):
+    """One more epoch of ``fit`` on both models (same seed): the same loss and bitwise the same weights."""
+    ha = model.fit(x, y, epochs=1, seed=1, verbose=0, **fit_args)
+    hb = loaded.fit(x, y, epochs=1, seed=1, verbose=0, **fit_args)
+    assert ha.history["loss"][-1] == hb.history["loss"][-1]
+    assert_same_weights(loaded, model)

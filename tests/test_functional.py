@@ -21,7 +21,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import rnnrs
-from functional_reference import as_list, check_model_gradients
+from functional_reference import (
+    as_list,
+    assert_same_weights,
+    assert_training_continues_identically,
+    check_model_gradients,
+)
 from helpers import ragged_lengths, raises_naming, seeds
 
 F64 = np.float64
@@ -562,20 +567,13 @@ def test_save_load_round_trip_is_bitwise(tmp_path):
         np.testing.assert_array_equal(a, b)
     for a, b in zip(loaded.predict(xs, sequence_length=ls), model.predict(xs, sequence_length=ls)):
         np.testing.assert_array_equal(a, b)
-    w, lw = model.get_weights(), loaded.get_weights()
-    assert sorted(w) == sorted(lw)
-    for k in w:
-        np.testing.assert_array_equal(lw[k], w[k], err_msg=k)
+    assert_same_weights(loaded, model)
     state, loaded_state = model.optimizer.get_state(), loaded.optimizer.get_state()
     assert sorted(state) == sorted(loaded_state)
     for k in state:
         np.testing.assert_array_equal(loaded_state[k], state[k], err_msg=k)
     assert loaded.evaluate(xs, ys, sequence_length=ls) == model.evaluate(xs, ys, sequence_length=ls)
-    ha = model.fit(xs, ys, sequence_length=ls, batch_size=6, epochs=1, seed=1, verbose=0)
-    hb = loaded.fit(xs, ys, sequence_length=ls, batch_size=6, epochs=1, seed=1, verbose=0)
-    assert ha.history["loss"][-1] == hb.history["loss"][-1]
-    for k, v in model.get_weights().items():
-        np.testing.assert_array_equal(loaded.get_weights()[k], v, err_msg=k)
+    assert_training_continues_identically(loaded, model, xs, ys, sequence_length=ls, batch_size=6)
 
 
 def test_saved_graph_rebuilds_shared_layers_and_input_names(tmp_path):

@@ -1,6 +1,6 @@
 """Functional models on random DAGs (merge layers): two inputs (a float
 sequence and integer ids read by an Embedding), Dense / RNN (BasicRNN, LSTM,
-GRU) / Concatenate / Add layers, at least one layer shared between two
+GRU) / Bidirectional / Concatenate / Add layers, at least one layer shared between two
 tensors, one or two outputs, ragged lengths including 0.
 
 Pinned: the model's forward equals replaying the same layer calls eagerly,
@@ -17,7 +17,12 @@ from hypothesis import event, given
 from hypothesis import strategies as st
 
 import rnnrs
-from functional_reference import as_list, check_model_gradients
+from functional_reference import (
+    as_list,
+    assert_same_weights,
+    assert_training_continues_identically,
+    check_model_gradients,
+)
 from helpers import ragged_lengths, seeds
 
 F64 = np.float64
@@ -65,14 +70,20 @@ class DagBuilder:
         return rnnrs.Dense(units, activation=activation, seed=self.new_seed()), units
 
     def rnn(self, return_sequences=True):
-        kind = self.draw(st.sampled_from(["rnn", "lstm", "gru"]), label="cell")
+        kind = self.draw(st.sampled_from(["gru", "lstm", "rnn"]), label="cell")
         units = self.draw(st.integers(1, 3), label="rnn units")
         make = {"rnn": rnnrs.BasicRNNCell, "lstm": rnnrs.BasicLSTMCell, "gru": rnnrs.GRUCell}[kind]
         cell = make(units, dtype=F64, seed=self.new_seed())
         return rnnrs.RNN(cell, return_sequences=return_sequences), units
 
+    def bidirectional(self):
+        layer, units = self.rnn()
+        mode = self.draw(st.sampled_from(["concat", "sum", "ave"]), label="merge mode")
+        return rnnrs.layers.Bidirectional(layer, merge_mode=mode), 2 * units if mode == "concat" else units
+
     def unary(self):
-        return self.dense() if self.draw(st.booleans(), label="dense or rnn") else self.rnn()
+        kind = self.draw(st.sampled_from(["dense", "rnn", "bidirectional"]), label="layer kind")
+        return getattr(self, kind)()
 
     def float_sequences(self):
         return [i for i, t in enumerate(self.tensors) if t.seq and t.sym.dtype.kind == "f"]
@@ -126,7 +137,7 @@ def build_dag(draw, F, V, seed):
         main = g.join(main, i)
     assert g.tensors[main].deps == {"signal", "ids"}
     outputs = [main]
-    if draw(st.booleans(), label="two outputs"):
+    if draw(st.sampled_from([2, 1]), label="outputs") == 2:
         others = [i for i in range(emb, len(g.tensors)) if i != main]
         outputs.append(draw(st.sampled_from(others), label="second output"))
     for k, i in enumerate(outputs):
@@ -375,13 +386,8 @@ def test_graphs_with_every_layer_kind_save_and_load_bitwise(tmp_path, which):
     assert type(loaded) is rnnrs.Model
     assert [type(layer) for layer in loaded.layers] == [type(layer) for layer in model.layers]
     np.testing.assert_array_equal(loaded(xs, sequence_length=lengths), model(xs, sequence_length=lengths))
-    for k, v in model.get_weights().items():
-        np.testing.assert_array_equal(loaded.get_weights()[k], v, err_msg=k)
-    ha = model.fit(xs, y, sequence_length=lengths, batch_size=4, epochs=1, seed=1, verbose=0)
-    hb = loaded.fit(xs, y, sequence_length=lengths, batch_size=4, epochs=1, seed=1, verbose=0)
-    assert ha.history["loss"][-1] == hb.history["loss"][-1]
-    for k, v in model.get_weights().items():
-        np.testing.assert_array_equal(loaded.get_weights()[k], v, err_msg=k)
+    assert_same_weights(loaded, model)
+    assert_training_continues_identically(loaded, model, xs, y, sequence_length=lengths, batch_size=4)
 
 
 def test_dropout_masks_continue_after_load(tmp_path):
@@ -397,7 +403,4 @@ def test_dropout_masks_continue_after_load(tmp_path):
     model.fit(x, y, batch_size=4, epochs=1, seed=0, verbose=0)
     model.save(tmp_path / "dropout.npz")
     loaded = rnnrs.load_model(tmp_path / "dropout.npz")
-    for m in (model, loaded):
-        m.fit(x, y, batch_size=4, epochs=1, seed=1, verbose=0)
-    for k, v in model.get_weights().items():
-        np.testing.assert_array_equal(loaded.get_weights()[k], v, err_msg=k)
+    assert_training_continues_identically(loaded, model, x, y, batch_size=4)
