@@ -404,3 +404,15 @@ def test_dropout_masks_continue_after_load(tmp_path):
     model.save(tmp_path / "dropout.npz")
     loaded = rnnrs.load_model(tmp_path / "dropout.npz")
     assert_training_continues_identically(loaded, model, x, y, batch_size=4)
+
+
+def test_a_merge_of_sequences_with_different_lengths_is_refused():
+    """Two inputs joined by a merge must come with equal lengths: different
+    ones are a ValueError naming sequence_length (never a silent choice)."""
+    a = rnnrs.Input((None, 2), dtype="float64", name="a")
+    b = rnnrs.Input((None, 2), dtype="float64", name="b")
+    model = rnnrs.Model([a, b], rnnrs.RNN(rnnrs.GRUCell(2, dtype=F64, seed=0))(Add()([a, b])))
+    x = np.ones((2, 3, 2))
+    model([x, x], sequence_length=[[3, 1], [3, 1]])
+    with pytest.raises(ValueError, match="sequence_length"):
+        model([x, x], sequence_length=[[3, 1], [2, 1]])
