@@ -779,3 +779,21 @@ def test_loss_and_metric_classes_come_from_fixed_lists(saved, tmp_path):
     ):
         variant = replaced(config, ("compile", where), bad)
         refused(write(tmp_path / "bad.npz", arrays, variant), "compile")
+
+
+def test_layer_state_members_are_checked(saved, tmp_path):
+    """``state/<layer>/<key>`` (a Dropout's generator position) must be a small
+    uint64 array a layer of the model accepts."""
+    _, arrays, config, _, _ = saved["layers"]
+    key = next(k for k in arrays if k.startswith("state/"))
+    good = arrays[key]
+    cases = {
+        "dtype": {**arrays, key: good.astype(np.float64)},
+        "at most": {**arrays, key: np.zeros(10**4, np.uint64)},
+        "layer in": {**{k: v for k, v in arrays.items() if k != key}, "state/nowhere/generator": good},
+        "PCG64": {**arrays, key: np.where(np.arange(6) == 3, 2, good).astype(np.uint64)},
+        "6 uint64 words": {**arrays, key: good[:4]},
+    }
+    for needle, members in cases.items():
+        refused(write(tmp_path / "state.npz", members, config), needle)
+    assert load_or_refuse(write(tmp_path / "ok.npz", arrays, config)) is not None

@@ -75,6 +75,34 @@ class Spec(NamedTuple):
         return f"({dims}{',' if len(self.shape) == 1 else ''}) {self.dtype.name}"
 
 
+def generator_state(rng: np.random.Generator) -> np.ndarray:
+    """A PCG64 generator's position as 6 uint64 words (state and increment,
+    128 bits each, then the buffered 32-bit half and whether it is used)."""
+    st = rng.bit_generator.state
+    words = []
+    for key in ("state", "inc"):
+        value = int(st["state"][key])
+        words += [value >> 64, value & ((1 << 64) - 1)]
+    words += [int(st["has_uint32"]), int(st["uinteger"])]
+    return np.array(words, dtype=np.uint64)
+
+
+def restore_generator(name: str, rng: np.random.Generator, words: Any) -> None:
+    """Puts ``rng`` at the position :func:`generator_state` wrote (``ValueError`` naming ``name`` otherwise)."""
+    arr = np.asarray(words)
+    if arr.shape != (6,) or arr.dtype != np.uint64:
+        raise ValueError(f"{name}: expected 6 uint64 words (a generator's position), got {arr.dtype} {arr.shape}")
+    w = [int(v) for v in arr]
+    if w[4] > 1 or w[5] >= 1 << 32 or w[3] % 2 == 0:
+        raise ValueError(f"{name}: expected a PCG64 position (odd increment, a 32-bit buffer), got {w}")
+    rng.bit_generator.state = {
+        "bit_generator": "PCG64",
+        "state": {"state": (w[0] << 64) | w[1], "inc": (w[2] << 64) | w[3]},
+        "has_uint32": w[4],
+        "uinteger": w[5],
+    }
+
+
 class LayerGradients(NamedTuple):
     """What a layer's :class:`LayerBackprop` returns.
 
@@ -166,6 +194,8 @@ class Layer:
 
     #: the name of a layer created without one
     default_name: ClassVar[str] = "layer"
+    #: whether a model holds the layer (its name is then fixed: the model's weights are named after it)
+    _in_model: bool = False
 
     def __init__(self, name: Optional[str] = None) -> None:
         if name is not None and (not isinstance(name, str) or not name or "/" in name):
@@ -202,6 +232,18 @@ class Layer:
     def get_config(self) -> dict[str, Any]:
         """The constructor's arguments, JSON-serialisable."""
         raise NotImplementedError
+
+    def get_state(self) -> dict[str, np.ndarray]:
+        """What the layer keeps besides its weights and changes as it runs
+        (a random generator's position), as named integer arrays, saved with
+        a model so that training continues identically after loading. Most
+        layers keep nothing."""
+        return {}
+
+    def set_state(self, mapping: Mapping[str, Any]) -> None:
+        """Restores what :meth:`get_state` returned (validated)."""
+        if mapping:
+            raise ValueError(f"mapping: expected no state (layer {self.name!r} keeps none), got {sorted(mapping)}")
 
     # -- the graph protocol -----------------------------------------------------
     def compute_output_spec(self, inputs: Sequence[Spec]) -> list[Spec]:

@@ -27,7 +27,7 @@ from .._validate import (
 )
 from ..cells import check_mapping, glorot_uniform
 from ..saving.registry import register
-from .base import Applied, Layer, LayerOutput, Spec, float_spec
+from .base import Applied, Layer, LayerOutput, Spec, float_spec, generator_state, restore_generator
 
 DENSE_ACTIVATIONS = (None, "identity", "tanh", "relu", "sigmoid")
 
@@ -525,6 +525,18 @@ class Dropout(Weightless):
             "name": self.name,
         }
 
+    def get_state(self) -> dict[str, np.ndarray]:
+        """The position of the mask generator (``{"generator": 6 uint64}``)."""
+        return {"generator": generator_state(self._rng)}
+
+    def set_state(self, mapping: Mapping[str, Any]) -> None:
+        check_mapping(mapping)
+        unknown = sorted(set(mapping) - {"generator"})
+        if unknown:
+            raise ValueError(f"mapping: expected names among ['generator'], got unknown {unknown}")
+        if "generator" in mapping:
+            restore_generator("state['generator']", self._rng, mapping["generator"])
+
     def _check_noise_shape(self, shape: tuple[Optional[int], ...]) -> tuple[int, ...]:
         """The mask's shape for inputs of ``shape`` (None entries unknown)."""
         noise = self.noise_shape
@@ -623,6 +635,12 @@ class TimeDistributed(Layer):
 
     def set_weights(self, mapping: Mapping[str, Any]) -> None:
         self.layer.set_weights(mapping)
+
+    def get_state(self) -> dict[str, np.ndarray]:
+        return self.layer.get_state()
+
+    def set_state(self, mapping: Mapping[str, Any]) -> None:
+        self.layer.set_state(mapping)
 
     def get_config(self) -> dict[str, Any]:
         return {

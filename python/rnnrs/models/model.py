@@ -107,6 +107,28 @@ def _shape_text(shape: Sequence[Optional[int]]) -> str:
     return f"({dims}{',' if len(shape) == 1 else ''})"
 
 
+def name_layers(members: Sequence[Layer]) -> None:
+    """Makes the names of a model's inputs and layers unique, in order: a
+    layer already in another model keeps its name (that model's weights are
+    named after it), the others get a suffix when theirs is taken."""
+    kept: dict[str, Layer] = {}
+    for layer in members:
+        if layer._in_model:
+            other = kept.setdefault(layer.name, layer)
+            if other is not layer:
+                raise ValueError(
+                    f"layers: expected distinct names for layers already used by other models, got {layer.name!r} "
+                    "twice (rename one: layer.name = ...)"
+                )
+    taken = set(kept)
+    for layer in members:
+        if not layer._in_model:
+            layer.name = unique_name(layer.name, taken)
+            taken.add(layer.name)
+    for layer in members:
+        layer._in_model = True
+
+
 def _tensors(value: Any, name: str) -> list[SymbolicTensor]:
     items = list(value) if isinstance(value, (list, tuple)) else [value]
     if not items:
@@ -186,18 +208,9 @@ class Model(Trainer):
         for node in self._nodes:
             if not any(node.layer is other for other in layers):
                 layers.append(node.layer)
-        taken: set[str] = set()
-        input_names = []
-        for t in ins:
-            layer = t.node.layer
-            layer.name = unique_name(layer.name, taken)
-            taken.add(layer.name)
-            input_names.append(layer.name)
-        for layer in layers:
-            layer.name = unique_name(layer.name, taken)
-            taken.add(layer.name)
+        name_layers([t.node.layer for t in ins] + layers)
         self.layers = layers
-        self.input_names = input_names
+        self.input_names = [t.node.layer.name for t in ins]
         names: list[str] = []
         for t in outs:
             names.append(unique_name(t.node.layer.name, set(names)))
@@ -261,6 +274,22 @@ class Model(Trainer):
             part = by_layer.get(layer.name)
             if part:
                 layer.set_weights(part)
+
+    def _layer_states(self) -> dict[str, np.ndarray]:
+        """What the layers keep besides weights (a Dropout's generator), as
+        ``"<layer>/<key>"`` → array: saved with the model."""
+        return {f"{layer.name}/{k}": v for layer in self.layers for k, v in layer.get_state().items()}
+
+    def _set_layer_states(self, mapping: Mapping[str, Any]) -> None:
+        by_layer: dict[str, dict[str, Any]] = {}
+        names = {layer.name: layer for layer in self.layers}
+        for key, value in mapping.items():
+            prefix, _, rest = str(key).partition("/")
+            if prefix not in names or not rest:
+                raise ValueError(f"state: expected names '<layer>/<key>' with layer in {sorted(names)}, got {key!r}")
+            by_layer.setdefault(prefix, {})[rest] = value
+        for prefix, part in by_layer.items():
+            names[prefix].set_state(part)
 
     def count_params(self) -> int:
         """Number of scalar weights."""

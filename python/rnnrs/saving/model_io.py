@@ -3,7 +3,9 @@
 ``save`` writes ONE ``.npz`` (readable by ``numpy.load``, no pickle)
 holding the configuration as JSON text (entry ``__rnnrs_model__``), the
 weights (``weights/<layer>/<weight>``) and the optimizer state
-(``optimizer/<slot>/<layer>/<weight>``, ``optimizer/iterations``). Every
+(``optimizer/<slot>/<layer>/<weight>``, ``optimizer/iterations``) and what
+layers keep besides weights (``state/<layer>/<key>``: a ``Dropout``'s
+random generator, so that training continues identically). Every
 model kind is saved this way: a :class:`~rnnrs.Sequential` (and the
 ready-made models) as its list of layers, a functional :class:`~rnnrs.Model`
 as its layers and graph (which layer each call used and which tensors it
@@ -63,6 +65,7 @@ def save_model(model: Any, path: Union[str, "os.PathLike[str]"]) -> None:
     arrays.update({f"weights/{k}": v for k, v in model.get_weights().items()})
     if model.optimizer is not None:
         arrays.update({f"optimizer/{k}": v for k, v in model.optimizer.get_state().items()})
+    arrays.update({f"state/{k}": v for k, v in model._layer_states().items()})
     broken = sorted(k for k, v in arrays.items() if v.dtype.kind == "f" and not np.isfinite(v).all())
     if broken:
         raise ValueError(f"save: expected finite weights and optimizer state, got NaN or inf in {broken}")
@@ -184,9 +187,11 @@ def _read_model(f: Any, budget: int, default_budget: bool) -> Any:
                 f"an .npz archive without an rnnrs model configuration ({CONFIG_KEY!r}), "
                 f"got members {short(sorted(members)[:8])}"
             )
-        stray = sorted(k for k in members if k != CONFIG_KEY and not k.startswith(("weights/", "optimizer/")))
+        stray = sorted(k for k in members if k != CONFIG_KEY and not k.startswith(("weights/", "optimizer/", "state/")))
         if stray:
-            raise ValueError(f"members {CONFIG_KEY!r}, 'weights/...' and 'optimizer/...', got {short(stray)}")
+            raise ValueError(
+                f"members {CONFIG_KEY!r}, 'weights/...', 'optimizer/...' and 'state/...', got {short(stray)}"
+            )
         total = sum(archive.size(k) for k in members)
         if total > budget:
             how = (
@@ -224,6 +229,11 @@ def _read_model(f: Any, budget: int, default_budget: bool) -> Any:
         names = set(model.get_weights())
         if names != set(weights):
             raise ValueError(f"weights {short(sorted(names))}, got {short(sorted(weights))}")
+        layer_states = _read_layer_states(archive)
+        try:
+            model._set_layer_states(layer_states)
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"state/...: {e}") from None
         if compiled is None:
             model.optimizer, model.loss, model.metrics = None, None, []
         else:
@@ -570,6 +580,27 @@ def _read_arrays(
     weights = {name: _finite(key, archive.read(key)) for name, key in stored.items()}
     state = {name: _finite(key, archive.read(key)) for name, key in state_keys.items()}
     return weights, state
+
+
+#: Most entries one layer's saved state may hold (a generator's position is 6).
+MAX_STATE_SIZE = 1024
+
+
+def _read_layer_states(archive: Any) -> dict[str, np.ndarray]:
+    """The ``state/<layer>/<key>`` members: small unsigned 64-bit arrays
+    (checked from their headers first; the layers check their values)."""
+    states = {}
+    for key in archive.members:
+        if not key.startswith("state/"):
+            continue
+        head = archive.header(key)
+        if head.dtype.kind != "u" or head.dtype.itemsize != 8 or head.dtype.fields is not None:
+            raise ValueError(f"{key}: expected a uint64 array (a layer's state), got dtype {head.dtype}")
+        if int(np.prod(head.shape)) > MAX_STATE_SIZE:
+            raise ValueError(f"{key}: expected at most {MAX_STATE_SIZE} entries, got shape {head.shape}")
+        arr = archive.read(key)
+        states[key[len("state/") :]] = arr.astype(np.uint64) if not arr.dtype.isnative else arr
+    return states
 
 
 def _finite(key: str, arr: np.ndarray) -> np.ndarray:
