@@ -212,8 +212,10 @@ class Model(Trainer):
         self.layers = layers
         self.input_names = [t.node.layer.name for t in ins]
         names: list[str] = []
+        every = {layer.name for layer in layers} | set(self.input_names)
         for t in outs:
-            names.append(unique_name(t.node.layer.name, set(names)))
+            base = t.node.layer.name
+            names.append(base if base not in names else unique_name(base, set(names) | every))
         self.output_names = names
         # The largest id each integer input may hold: the smallest vocabulary of the Embeddings reading it.
         self._id_limits = []
@@ -437,7 +439,10 @@ class Model(Trainer):
         returns :class:`ModelGradients`."""
         xs, lengths = self._data("x", x, sequence_length, "sequence_length")
         fwd = self._forward(xs, lengths, flag("training", training))
-        outs: Any = fwd.outputs[0] if len(fwd.outputs) == 1 else list(fwd.outputs)
+        given = {id(a) for a in xs}
+        # An output that is an input (Model(x, x)) is returned as a copy, never the caller's own array.
+        plain = [o.copy() if id(o) in given else o for o in fwd.outputs]
+        outs: Any = plain[0] if len(plain) == 1 else plain
         if not flag("return_backprop", return_backprop):
             return outs
         copies = [o.copy() for o in fwd.outputs]
