@@ -4,12 +4,15 @@ glue between a model's outputs and the losses and metrics of
 
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping, Sequence
+import math
+import numbers
+from typing import Any, Callable, Mapping, Optional, Sequence
 
 import numpy as np
 
 from .. import losses as _losses
 from .. import metrics as _metrics
+from .._validate import numeric_array
 from ..losses import softmax
 from ..saving.serialize import short
 
@@ -182,3 +185,143 @@ def call_loss(fn: Callable[..., Any], y: np.ndarray, out: np.ndarray) -> tuple[f
 
 def means(totals: Mapping[str, Sequence[float]]) -> dict[str, float]:
     return {k: (s / c if c else 0.0) for k, (s, c) in totals.items()}
+
+
+# -- sample and class weights ---------------------------------------------------
+
+#: Loss kinds whose targets name classes (what ``class_weight`` keys are).
+CLASS_KINDS = ("sparse", "categorical", "binary")
+
+
+def _weight_parts(name: str, value: Any, output_names: Sequence[str]) -> list[tuple[str, Any]]:
+    """``sample_weight`` split per output: one array for a model with one
+    output; for several a list (one entry, or None, per output), a dict by
+    output name (missing outputs weigh 1), or one NumPy array for all."""
+    n = len(output_names)
+    if n == 1:
+        return [(name, value)]
+    if isinstance(value, Mapping):
+        unknown = sorted(str(k) for k in value if k not in output_names)
+        if unknown:
+            raise ValueError(f"{name}: expected keys among the outputs {list(output_names)}, got {unknown}")
+        return [(f"{name}[{k!r}]", value.get(k)) for k in output_names]
+    if isinstance(value, np.ndarray):
+        return [(name, value)] * n
+    if not isinstance(value, (list, tuple)) or len(value) != n:
+        got = f"{len(value)} items" if isinstance(value, (list, tuple)) else type(value).__name__
+        raise ValueError(
+            f"{name}: expected a list of {n} weight arrays or None (one per output), a dict by output name or "
+            f"one array for every output, got {got}"
+        )
+    return [(f"{name}[{i}]", v) for i, v in enumerate(value)]
+
+
+def _finite_nonnegative(name: str, w: np.ndarray) -> None:
+    bad = ~(np.isfinite(w) & (w >= 0))
+    if bad.any():
+        at = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise ValueError(f"{name}: expected finite weights >= 0, got {w[at]!r} at {at}")
+
+
+def sample_weights(
+    name: str, value: Any, output_names: Sequence[str], shapes: Sequence[tuple[int, ...]], losses: Sequence[Any]
+) -> list[Optional[np.ndarray]]:
+    """Per output: None or float64 weights, ``[B]`` (one per row) or, for a
+    per-step output ``[B, T, ...]``, ``[B, T]`` (one per step); finite and
+    >= 0. A callable loss cannot weigh rows (``ValueError``)."""
+    if value is None:
+        return [None] * len(output_names)
+    checked: list[Optional[np.ndarray]] = []
+    for (part, raw), shape, loss in zip(_weight_parts(name, value, output_names), shapes, losses):
+        if raw is None:
+            checked.append(None)
+            continue
+        arr = numeric_array(part, raw, "an array of weights")
+        if arr.dtype.kind == "b":
+            raise TypeError(f"{part}: expected an array of numbers, got dtype bool")
+        allowed = [shape[:1]] + ([shape[:2]] if len(shape) == 3 else [])
+        if arr.shape not in allowed:
+            what = " or ".join(str(s) for s in allowed)
+            raise ValueError(
+                f"{part}: expected weights of shape {what} (one per row{', or per step' if len(allowed) > 1 else ''}"
+                f"), got shape {arr.shape}"
+            )
+        w = arr.astype(np.float64)
+        _finite_nonnegative(part, w)
+        if loss_kind(loss) == "custom":
+            raise ValueError(
+                f"{part}: expected None for an output whose loss is {loss_name(loss)} (a callable returns one value "
+                "per batch and cannot weigh rows; use a rnnrs.losses object), got weights"
+            )
+        checked.append(w)
+    return checked
+
+
+def class_weights(
+    value: Any, ys: Sequence[np.ndarray], shapes: Sequence[tuple[int, ...]], losses: Sequence[Any]
+) -> Optional[np.ndarray]:
+    """``class_weight`` turned into float64 weights for the one output:
+    ``[B]`` (or ``[B, T]`` for per-step targets), each row's (step's)
+    ``class_weight.get(class, 1)``. The class is the id (sparse), the
+    ``argmax`` of the one-hot row (categorical, as Keras) or the 0/1 target
+    (binary, one unit per row or step)."""
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        raise TypeError(f"class_weight: expected None or a dict {{class id: weight}}, got {type(value).__name__}")
+    if len(losses) != 1:
+        raise ValueError(
+            f"class_weight: expected None for a model with several outputs ({len(losses)}; as Keras 3, give "
+            "sample_weight per output instead), got a dict"
+        )
+    loss, y, shape = losses[0], ys[0], shapes[0]
+    kind = loss_kind(loss)
+    if kind not in CLASS_KINDS:
+        raise ValueError(
+            "class_weight: expected a loss whose targets are classes (sparse, categorical or binary "
+            f"cross-entropy), got {loss_name(loss)}"
+        )
+    classes = 2 if kind == "binary" else int(shape[-1])
+    table = np.ones(classes, dtype=np.float64)
+    for key, weight in value.items():
+        if isinstance(key, (bool, np.bool_)) or not isinstance(key, numbers.Integral):
+            raise TypeError(f"class_weight: expected integer class ids as keys, got {type(key).__name__} {key!r}")
+        if not 0 <= int(key) < classes:
+            raise ValueError(f"class_weight: expected class ids in [0, {classes}) as keys, got {int(key)}")
+        if isinstance(weight, (bool, np.bool_)) or not isinstance(weight, numbers.Real):
+            raise TypeError(
+                f"class_weight: expected a number >= 0 for class {int(key)}, got {type(weight).__name__} {weight!r}"
+            )
+        if not (math.isfinite(float(weight)) and float(weight) >= 0):
+            raise ValueError(f"class_weight: expected a finite number >= 0 for class {int(key)}, got {weight!r}")
+        table[int(key)] = float(weight)
+    if kind == "sparse":
+        ids = y
+    elif kind == "categorical":
+        ids = np.asarray(y).argmax(axis=-1)
+    else:
+        if shape[-1] != 1:
+            raise ValueError(
+                "class_weight: expected binary targets with one unit per row or step ([..., 1]) to weigh by class, "
+                f"got outputs of shape {shape}"
+            )
+        flat = np.asarray(y)[..., 0]
+        off = (flat != 0) & (flat != 1)
+        if off.any():
+            at = tuple(int(i) for i in np.argwhere(off)[0])
+            raise ValueError(f"class_weight: expected 0/1 targets to weigh by class, got {flat[at]!r} at {at}")
+        ids = flat.astype(np.int64)
+    out: np.ndarray = table[ids]
+    return out
+
+
+def combined(a: Optional[np.ndarray], b: Optional[np.ndarray]) -> Optional[np.ndarray]:
+    """The product of two weight arrays (``[B]`` and ``[B]`` or ``[B, T]``), None standing for ones."""
+    if a is None or b is None:
+        return b if a is None else a
+    if a.ndim < b.ndim:
+        a = a[:, None]
+    elif b.ndim < a.ndim:
+        b = b[:, None]
+    out: np.ndarray = a * b
+    return out

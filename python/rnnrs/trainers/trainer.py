@@ -21,7 +21,8 @@ import math
 import numbers
 import sys
 import time
-from typing import Any, Mapping, NamedTuple, Optional, Sequence, TextIO, Union
+import warnings
+from typing import Any, Iterator, Mapping, NamedTuple, Optional, Sequence, TextIO, Union
 
 import numpy as np
 
@@ -42,10 +43,13 @@ from .compile_utils import (
     RANKING_METRICS,
     REGRESSION,
     call_loss,
+    class_weights,
+    combined,
     loss_kind,
     loss_name,
     means,
     probabilities,
+    sample_weights,
 )
 
 Arrays = list[np.ndarray]
@@ -135,6 +139,32 @@ def _accumulate(totals: dict[str, list[float]], sums: Mapping[str, tuple[float, 
         acc = totals.setdefault(k, [0.0, 0.0])
         acc[0] += s
         acc[1] += c
+
+
+def _chunks(
+    xs: Arrays, ys: Arrays, lengths: Lengths, weights: Sequence[Optional[np.ndarray]], steps: Optional[int]
+) -> Iterator[tuple[Arrays, Arrays, Lengths, list[Optional[np.ndarray]]]]:
+    """One batch cut into chunks of ``steps`` time steps (truncated BPTT),
+    or the batch itself when ``steps`` is None. Lengths become ``clip(lengths
+    - t0, 0, chunk length)``, per-step weights are cut with the targets, and
+    chunks past every row's length (when every input has lengths) are left
+    out (at least one chunk is kept)."""
+    if steps is None:
+        yield xs, ys, lengths, list(weights)
+        return
+    total = xs[0].shape[1]
+    span = total
+    if all(ls is not None for ls in lengths):
+        span = max((int(ls.max()) for ls in lengths if ls is not None and ls.size), default=0)
+    for c in range(max(1, math.ceil(span / steps))):
+        t0, t1 = c * steps, min(total, (c + 1) * steps)
+        cut = slice(t0, t1)
+        yield (
+            [np.ascontiguousarray(x[:, cut]) for x in xs],
+            [np.ascontiguousarray(y[:, cut]) for y in ys],
+            [None if ls is None else np.clip(ls - t0, 0, t1 - t0) for ls in lengths],
+            [None if w is None or w.ndim == 1 else w[:, cut] for w in weights],
+        )
 
 
 class Trainer:
@@ -401,15 +431,21 @@ class Trainer:
     # -- losses and metrics ---------------------------------------------------------------
     @staticmethod
     def _output_loss(
-        loss: Any, y: np.ndarray, out: np.ndarray, lengths: Optional[np.ndarray]
+        loss: Any, y: np.ndarray, out: np.ndarray, lengths: Optional[np.ndarray], weight: Optional[np.ndarray] = None
     ) -> tuple[float, np.ndarray, float]:
         """``(value, d_outputs, count)`` of one output's loss (count: the
-        number of entries the value averages, for averaging over batches)."""
+        number of entries the value averages, for averaging over batches).
+
+        ``weight`` (float64 ``[B]`` or ``[B, T]``, see ``sample_weights``)
+        reduces as Keras does: ``sum(weight * per-entry loss) / count``, the
+        count of (unmasked) entries NOT the sum of the weights."""
         mask = sequence_mask(lengths, out.shape[1], out.dtype) if (lengths is not None and out.ndim == 3) else None
         kind = loss_kind(loss)
         steps = float(
             y.shape[0] * (out.shape[1] if out.ndim == 3 else 1) if mask is None else mask.sum(dtype=np.float64)
         )
+        if weight is not None:
+            return Trainer._weighted_loss(loss, y, out, mask, weight, steps)
         if loss == CLASSIFICATION:
             value, d = sparse_softmax_cross_entropy(y, out, mask)
             count = steps
@@ -433,19 +469,48 @@ class Trainer:
                 value, d = value * scale, d * d.dtype.type(scale)
         return float(value), d, count
 
+    @staticmethod
+    def _weighted_loss(
+        loss: Any, y: np.ndarray, out: np.ndarray, mask: Optional[np.ndarray], weight: np.ndarray, steps: float
+    ) -> tuple[float, np.ndarray, float]:
+        """``_output_loss`` with weights: the Keras loss objects' reduction
+        ``sum(w * loss) / number of entries``, then rescaled (as for a mask
+        without weights) to divide by the unmasked entries only."""
+        kind = loss_kind(loss)
+        w = weight
+        if out.ndim == 3 and w.ndim == 1:
+            w = np.broadcast_to(w[:, None], out.shape[:2])
+        if mask is not None:
+            w = w * mask
+        if loss == CLASSIFICATION:
+            obj: Any = _losses.SparseCategoricalCrossentropy(from_logits=True)
+        elif loss == REGRESSION:
+            obj = _losses.MeanSquaredError()
+        else:
+            obj = loss if isinstance(loss, _losses.Loss) else NAMED_LOSSES[loss]
+        value, d = obj(y, out, w)
+        per_entry = out.shape[-1] if (out.ndim == 3 and kind not in ("categorical", "sparse")) else 1
+        if mask is not None:
+            scale = mask.size / steps if steps else 0.0
+            value, d = value * scale, d * d.dtype.type(scale)
+        return float(value), d, steps * per_entry
+
     def _loss(
-        self, losses: list[Any], ys: Arrays, fwd: Forward
+        self, losses: list[Any], ys: Arrays, fwd: Forward, weights: Optional[Sequence[Optional[np.ndarray]]] = None
     ) -> tuple[float, list[np.ndarray], dict[str, tuple[float, float]]]:
         """``(value, d_outputs, sums)``: the weighted total, its gradient per
         output, and ``{log key: (value * count, count)}``; the metric
         objects' states are updated with this batch (callers reset them and
-        read their results)."""
+        read their results). ``weights``: None or per output None or the
+        rows' (steps') weights (``sample_weight`` times ``class_weight``);
+        metrics are not weighted (Keras' ``metrics``)."""
         n = len(losses)
         total = 0.0
         ds: list[np.ndarray] = []
         sums: dict[str, tuple[float, float]] = {}
-        for i, (loss, y, out, lengths) in enumerate(zip(losses, ys, fwd.outputs, fwd.lengths)):
-            value, d, count = self._output_loss(loss, y, out, lengths)
+        ws = list(weights) if weights is not None else [None] * n
+        for i, (loss, y, out, lengths, rows_w) in enumerate(zip(losses, ys, fwd.outputs, fwd.lengths, ws)):
+            value, d, count = self._output_loss(loss, y, out, lengths, rows_w)
             if n == 1:
                 sums["loss"] = (value * count, count)
                 total = value
@@ -488,6 +553,9 @@ class Trainer:
         callbacks: Optional[Sequence[Callback]] = None,
         validation_split: float = 0.0,
         initial_epoch: int = 0,
+        sample_weight: Any = None,
+        class_weight: Optional[Mapping[int, float]] = None,
+        bptt_steps: Optional[int] = None,
     ) -> History:
         """Trains the model on mini-batches.
 
@@ -505,7 +573,11 @@ class Trainer:
                 epochs run are ``initial_epoch, ..., epochs - 1`` (as Keras;
                 none when ``epochs <= initial_epoch``).
             validation_data: ``(x_val, y_val)`` or ``(x_val, y_val,
-                lengths_val)``, evaluated after every epoch (``val_*`` metrics).
+                lengths_val)``, evaluated after every epoch (``val_*`` metrics;
+                unweighted). When training uses ``sequence_length`` and
+                ``validation_data`` gives no lengths for those inputs, a
+                ``UserWarning`` says so (their padded steps would be read as
+                data).
             shuffle: reshuffle the rows every epoch (a bool).
             seed: seeds the shuffling, None or an integer >= 0 (the same
                 seed, data and weights give the same training).
@@ -530,6 +602,54 @@ class Trainer:
                 epoch like ``validation_data`` (as Keras).
             initial_epoch: the epoch to start at, an integer >= 0 (to resume
                 a run; the history numbers this call's epochs from it).
+            sample_weight: None, or the weight of each row ``[B]`` — or, for
+                an output with a time axis ``[B, T, ...]``, of each step
+                ``[B, T]`` (Keras' temporal weights) — finite numbers >= 0;
+                for several outputs a list (one array or None per output), a
+                dict by output name (missing outputs unweighted) or one NumPy
+                array for every output. Each output's loss becomes Keras'
+                ``sum(w * per-entry loss) / number of entries``: divided by
+                the number of rows (steps, entries), NOT by the sum of the
+                weights, so a weight of 2 counts a row twice and weights of 0
+                still count in the denominator; with ``sequence_length`` padded
+                steps weigh 0 and the denominator is the number of unmasked
+                entries, as without weights. The gradient is that value's. The
+                weights follow their rows through shuffling and
+                ``validation_split`` (the held-out rows' weights are unused:
+                validation is unweighted). Metrics are not weighted (Keras 3
+                weighs only ``weighted_metrics``, which rnnrs does not have).
+                A callable loss cannot be weighted (``ValueError``).
+            class_weight: None or a dict ``{class id: weight}`` (integer keys
+                among the output's classes — ``0``/``1`` for a binary loss —
+                and finite weights >= 0) for a model with ONE output whose
+                loss takes classes: each row's (or step's) weight is
+                ``class_weight.get(class, 1)``, the class being the id
+                (sparse cross-entropy), the ``argmax`` of the one-hot row
+                (categorical, as Keras) or the 0/1 target (binary, outputs
+                ``[..., 1]``). It multiplies ``sample_weight``; training only
+                (not the validation loss). ``ValueError`` naming
+                ``class_weight`` for several outputs (as Keras 3), a loss
+                without classes, keys out of range or bad weights;
+                ``TypeError`` for non-integer keys.
+            bptt_steps: None, or an integer k >= 1 for truncated
+                backpropagation through time: every batch is cut into chunks
+                of k time steps; the model's stateful recurrent layers
+                (``RNN(cell, stateful=True)``, a stateful ``Bidirectional``)
+                are reset at the start of each batch, each chunk runs forward
+                and backward and the optimizer applies its gradients (one
+                optimizer step per chunk), and the recurrent state is carried
+                into the next chunk without gradient (the stateful layers
+                keep a detached copy). Inputs must be sequences with one T,
+                outputs and targets per step ``[B, T, ...]`` (cut with them,
+                as are per-step ``sample_weight``); lengths become
+                ``clip(lengths - t0, 0, k)``, and when every input has lengths
+                the chunks past a batch's longest row are skipped. The logged
+                loss and metrics cover every chunk. With k >= T training is
+                the ordinary one. Validation resets the stateful layers
+                before each batch and runs whole sequences. ``ValueError``
+                naming ``bptt_steps`` for a model without stateful layers or
+                outputs that are not per step; ``TypeError`` / ``ValueError``
+                for anything but an integer >= 1.
 
         Returns:
             ``model.history``, the model's :class:`History`: this call's
@@ -577,7 +697,11 @@ class Trainer:
         mode = progress_mode(verbose, out)
         xs, lengths = self._data("x", x, sequence_length, "sequence_length")
         ys = self._targets("y", y, xs, lengths, losses)
+        ws = self._weights(sample_weight, class_weight, xs, ys, lengths, losses)
+        bptt, stateful = self._bptt_check(bptt_steps, xs, ys, lengths)
         val = self._validation(validation_data, losses)
+        if val is not None:
+            self._warn_validation_lengths(lengths, val[2])
         if validation_split:
             rows = xs[0].shape[0]
             split = int(math.floor(rows * (1.0 - float(validation_split))))
@@ -589,7 +713,7 @@ class Trainer:
             tail = slice(split, None)
             val = (_rows(xs, tail), _rows(ys, tail), _rows(lengths, tail))
             head = slice(0, split)
-            xs, ys, lengths = _rows(xs, head), _rows(ys, head), _rows(lengths, head)
+            xs, ys, lengths, ws = _rows(xs, head), _rows(ys, head), _rows(lengths, head), _rows(ws, head)
         n = xs[0].shape[0]
         steps = math.ceil(n / batch_size)
         history = self.history if isinstance(self.history, History) else History()
@@ -608,9 +732,9 @@ class Trainer:
             started = time.perf_counter()
             if shuffle and n:
                 order = rng.permutation(n)
-                ex, ey, el = _rows(xs, order), _rows(ys, order), _rows(lengths, order)
+                ex, ey, el, ew = _rows(xs, order), _rows(ys, order), _rows(lengths, order), _rows(ws, order)
             else:
-                ex, ey, el = xs, ys, lengths
+                ex, ey, el, ew = xs, ys, lengths, ws
             bar = ProgressBar(steps, f"epoch {epoch + 1:>{len(str(epochs))}}/{epochs}", out) if mode == 1 else None
             totals: dict[str, list[float]] = {}
             for metric in self._metric_objects:
@@ -623,29 +747,37 @@ class Trainer:
                         for cb in cbs:
                             cb.on_train_batch_begin(step, None)
                         sl = slice(step * batch_size, min(n, (step + 1) * batch_size))
-                        fwd = self._forward(_rows(ex, sl), _rows(el, sl), True)
-                        value, d_out, sums = self._loss(losses, _rows(ey, sl), fwd)
-                        _accumulate(totals, sums)
-                        if not math.isfinite(value):
-                            for cb in cbs:
-                                cb.on_train_batch_end(step, self._logs(totals))
-                            if self.stop_training:
-                                break
-                            raise FloatingPointError(
-                                f"loss: expected a finite value, got {value} at epoch {epoch + 1}, batch {step + 1} "
-                                f"(check the inputs for NaN/inf, lower the learning rate or set the optimizer's "
-                                f"clip_norm); training stopped before applying this batch"
-                            )
-                        grads = self._backward(fwd, d_out)
-                        optimizer.apply_gradients(params, grads, check_finite=True)
-                        broken = [k for k, v in params.items() if not np.isfinite(v).all()]
-                        if broken:
-                            raise FloatingPointError(
-                                f"weights: expected finite values after the update of epoch {epoch + 1}, batch "
-                                f"{step + 1}, got NaN or inf in {broken} (the step overflowed: lower the learning "
-                                f"rate or set the optimizer's clip_norm); the model keeps its previous weights"
-                            )
-                        self._push(params)
+                        for layer in stateful:  # truncated BPTT: each batch starts from zero states
+                            layer.reset_states()
+                        nan_stop = False
+                        for cx, cy, cl, cw in _chunks(_rows(ex, sl), _rows(ey, sl), _rows(el, sl), _rows(ew, sl), bptt):
+                            fwd = self._forward(cx, cl, True)
+                            value, d_out, sums = self._loss(losses, cy, fwd, cw)
+                            _accumulate(totals, sums)
+                            if not math.isfinite(value):
+                                for cb in cbs:
+                                    cb.on_train_batch_end(step, self._logs(totals))
+                                if self.stop_training:
+                                    nan_stop = True
+                                    break
+                                raise FloatingPointError(
+                                    f"loss: expected a finite value, got {value} at epoch {epoch + 1}, batch "
+                                    f"{step + 1} (check the inputs for NaN/inf, lower the learning rate or set the "
+                                    f"optimizer's clip_norm); training stopped before applying this batch"
+                                )
+                            grads = self._backward(fwd, d_out)
+                            optimizer.apply_gradients(params, grads, check_finite=True)
+                            broken = [k for k, v in params.items() if not np.isfinite(v).all()]
+                            if broken:
+                                raise FloatingPointError(
+                                    f"weights: expected finite values after the update of epoch {epoch + 1}, batch "
+                                    f"{step + 1}, got NaN or inf in {broken} (the step overflowed: lower the "
+                                    f"learning rate or set the optimizer's clip_norm); the model keeps its previous "
+                                    f"weights"
+                                )
+                            self._push(params)
+                        if nan_stop:
+                            break
                         if bar is not None or cbs:
                             batch_logs = self._logs(totals)
                             if bar is not None:
@@ -663,7 +795,7 @@ class Trainer:
             if val is not None:
                 for cb in cbs:
                     cb.on_test_begin(None)
-                val_logs = self._evaluate_arrays(*val, losses, 256)
+                val_logs = self._evaluate_arrays(*val, losses, 256, stateful=stateful)
                 for cb in cbs:
                     cb.on_test_end(dict(val_logs))
                 logs.update({f"val_{k}": v for k, v in val_logs.items()})
@@ -682,6 +814,76 @@ class Trainer:
             cb.on_train_end(dict(logs))
         return history
 
+    def _weights(
+        self, sample_weight: Any, class_weight: Any, xs: Arrays, ys: Arrays, lengths: Lengths, losses: list[Any]
+    ) -> list[Optional[np.ndarray]]:
+        """Per output: None or the rows' (steps') weights, ``sample_weight``
+        times ``class_weight`` (see ``compile_utils.sample_weights``)."""
+        if sample_weight is None and class_weight is None:
+            return [None] * len(ys)
+        shapes = self._output_shapes(xs, lengths)
+        ws = sample_weights("sample_weight", sample_weight, self.output_names, shapes, losses)
+        by_class = class_weights(class_weight, ys, shapes, losses)
+        if by_class is not None:
+            ws[0] = combined(ws[0], by_class)
+        return ws
+
+    def _stateful_layers(self) -> list[Any]:
+        """The model's stateful recurrent layers (``stateful`` True and a
+        ``reset_states`` method; a ``Bidirectional`` resets both directions)."""
+        return [
+            layer
+            for layer in getattr(self, "layers", [])
+            if getattr(layer, "stateful", False) is True and callable(getattr(layer, "reset_states", None))
+        ]
+
+    def _bptt_check(self, bptt_steps: Any, xs: Arrays, ys: Arrays, lengths: Lengths) -> tuple[Optional[int], list[Any]]:
+        """``(k, stateful layers)`` for truncated BPTT (``(None, [])`` without):
+        ``ValueError`` naming ``bptt_steps`` for a model without stateful
+        layers, inputs that are not sequences of one length ``T``, outputs or
+        targets that are not per step ``[B, T, ...]``."""
+        if bptt_steps is None:
+            return None, []
+        k = positive_int("bptt_steps", bptt_steps)
+        stateful = self._stateful_layers()
+        if not stateful:
+            raise ValueError(
+                "bptt_steps: expected a model with a stateful recurrent layer (RNN(cell, stateful=True)) to carry "
+                f"the state from chunk to chunk, got none (bptt_steps={k})"
+            )
+        total: Optional[int] = None
+        for i, x in enumerate(xs):
+            sequence = x.ndim >= 3 or (x.dtype.kind != "f" and x.ndim == 2)
+            if not sequence or (total is not None and x.shape[1] != total):
+                raise ValueError(
+                    "bptt_steps: expected every input to be a sequence [B, T, ...] with one T, to be cut into "
+                    f"chunks of time steps, got input {i} of shape {x.shape}"
+                )
+            total = x.shape[1]
+        shapes = self._output_shapes(xs, lengths)
+        for name, shape, y in zip(self.output_names, shapes, ys):
+            if len(shape) != 3 or shape[1] != total or y.ndim < 2 or y.shape[1] != total:
+                raise ValueError(
+                    f"bptt_steps: expected per-step outputs and targets [B, T, ...] (T = {total}, the inputs' steps; "
+                    f"return_sequences=True) to cut with the inputs, got output {name!r} of shape {shape} with "
+                    f"targets of shape {y.shape}"
+                )
+        return k, stateful
+
+    @staticmethod
+    def _warn_validation_lengths(train: Lengths, val: Lengths) -> None:
+        """A ``UserWarning`` when inputs trained with ``sequence_length`` are
+        validated without lengths (their padding would be read as data)."""
+        missing = [i for i, (a, b) in enumerate(zip(train, val)) if a is not None and b is None]
+        if missing:
+            which = "" if len(train) == 1 else f" for input(s) {missing}"
+            warnings.warn(
+                f"validation_data: training uses sequence_length but validation_data has no lengths{which}; "
+                "padded steps of the validation rows will be read as data (give (x_val, y_val, lengths_val))",
+                UserWarning,
+                stacklevel=3,
+            )
+
     def _validation(self, data: Optional[Sequence[Any]], losses: list[Any]) -> Optional[tuple[Arrays, Arrays, Lengths]]:
         if data is None:
             return None
@@ -699,26 +901,47 @@ class Trainer:
         vy = self._targets("validation_data[1]", data[1], vx, vl, losses)
         return vx, vy, vl
 
-    def evaluate(self, x: Any, y: Any, sequence_length: Any = None, batch_size: int = 256) -> dict[str, float]:
+    def evaluate(
+        self, x: Any, y: Any, sequence_length: Any = None, batch_size: int = 256, sample_weight: Any = None
+    ) -> dict[str, float]:
         """The loss and metrics on ``(x, y)`` without dropout:
         ``{"loss": ..., "accuracy": ...}`` (the metrics' keys as ``compile``
-        describes; streaming metrics are reset, then fed every batch)."""
+        describes; streaming metrics are reset, then fed every batch).
+
+        ``sample_weight`` weighs the loss as in :meth:`fit` (one weight per
+        row ``[B]``, or per step ``[B, T]`` for per-step outputs; a list or a
+        dict by output name for several outputs): ``sum(w * loss) / number
+        of (unmasked) entries``, so the result does not depend on
+        ``batch_size``. Metrics are not weighted (Keras' ``metrics``)."""
         _, losses = self._require_compiled("evaluate")
         batch_size = positive_int("batch_size", batch_size)
         xs, lengths = self._data("x", x, sequence_length, "sequence_length")
         ys = self._targets("y", y, xs, lengths, losses)
-        return self._evaluate_arrays(xs, ys, lengths, losses, batch_size)
+        ws = self._weights(sample_weight, None, xs, ys, lengths, losses)
+        return self._evaluate_arrays(xs, ys, lengths, losses, batch_size, ws)
 
     def _evaluate_arrays(
-        self, xs: Arrays, ys: Arrays, lengths: Lengths, losses: list[Any], batch_size: int
+        self,
+        xs: Arrays,
+        ys: Arrays,
+        lengths: Lengths,
+        losses: list[Any],
+        batch_size: int,
+        weights: Optional[Sequence[Optional[np.ndarray]]] = None,
+        stateful: Sequence[Any] = (),
     ) -> dict[str, float]:
+        """The logs over every batch; ``stateful`` layers (truncated BPTT's)
+        are reset before each batch, as in training."""
         for metric in self._metric_objects:
             metric.reset_state()
         totals: dict[str, list[float]] = {}
+        ws = list(weights) if weights is not None else [None] * len(ys)
         for start in range(0, xs[0].shape[0], batch_size):
             sl = slice(start, start + batch_size)
+            for layer in stateful:
+                layer.reset_states()
             fwd = self._forward(_rows(xs, sl), _rows(lengths, sl), False)
-            _, _, sums = self._loss(losses, _rows(ys, sl), fwd)
+            _, _, sums = self._loss(losses, _rows(ys, sl), fwd, _rows(ws, sl))
             _accumulate(totals, sums)
         return self._logs(totals)
 
