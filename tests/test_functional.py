@@ -606,3 +606,22 @@ def test_outputs_keep_the_model_dtype(dtype):
     model, _ = two_input_graph(dtype=dtype)
     outs = model([rng.normal(size=(2, 3, 3)), rng.integers(0, 6, size=(2, 3))])
     assert [o.dtype for o in as_list(outs)] == [np.dtype(dtype)] * 2
+
+
+def test_stateful_layer_in_a_functional_model():
+    """The one-row pass that finds the outputs' shapes neither fails on nor
+    overwrites a stateful layer's kept state (it used to: fit raised on its
+    first batch, predict left a one-row state behind)."""
+    i = rnnrs.Input((None, 3))
+    rnn = rnnrs.RNN(rnnrs.GRUCell(4, seed=0), return_sequences=True, stateful=True)
+    model = rnnrs.Model(i, rnnrs.Dense(3, seed=1)(rnn(i)))
+    model.compile("adam", "sparse_softmax_cross_entropy")
+    x = np.random.default_rng(0).normal(size=(4, 5, 3)).astype(np.float32)
+    model.fit(x, np.zeros((4, 5), np.int64), batch_size=4, shuffle=False, verbose=0)
+    assert rnn.states.shape == (4, 4)
+    rnn.reset_states()
+    model.predict(x)
+    after_predict = rnn.states
+    rnn.reset_states()
+    model(x)
+    np.testing.assert_array_equal(after_predict, rnn.states)

@@ -353,8 +353,18 @@ class Model(Trainer):
         return xs, lengths
 
     def _output_shapes(self, xs: Arrays, lengths: Lengths) -> list[tuple[int, ...]]:
+        """The outputs' shapes for these inputs, from a forward pass of one
+        row (from zero states: the stateful layers' kept states are set aside
+        and put back afterwards)."""
         rows = xs[0].shape[0]
-        probe = self._forward([x[:1] for x in xs], [None if v is None else v[:1] for v in lengths], False)
+        kept = [(layer, layer._kept_state) for layer in _stateful_layers(self.layers)]
+        for layer, _ in kept:
+            layer._kept_state = None  # the probe runs from zeros, on one row
+        try:
+            probe = self._forward([x[:1] for x in xs], [None if v is None else v[:1] for v in lengths], False)
+        finally:
+            for layer, state in kept:
+                layer._kept_state = state
         return [(rows,) + out.shape[1:] for out in probe.outputs]
 
     # -- passes --------------------------------------------------------------------------
@@ -618,6 +628,21 @@ class Model(Trainer):
             f"{type(self).__name__}(name={self.name!r}, inputs={self.input_names}, "
             f"layers={[layer.name for layer in self.layers]}, outputs={self.output_names})"
         )
+
+
+def _stateful_layers(layers: Sequence[Layer]) -> list[Any]:
+    """The layers (wrapped ones included) that keep a recurrent state between calls."""
+    found: list[Any] = []
+    stack = list(layers)
+    while stack:
+        layer = stack.pop()
+        if hasattr(layer, "_kept_state"):
+            found.append(layer)
+        for attr in ("layer", "forward_layer", "backward_layer"):
+            inner = getattr(layer, attr, None)
+            if isinstance(inner, Layer):
+                stack.append(inner)
+    return found
 
 
 def _creation_order(node: Node) -> int:

@@ -520,9 +520,6 @@ class Trainer:
             w = 1.0 if self.loss_weights is None else self.loss_weights[i]
             total += w * value
             ds.append(d if w == 1.0 else d * d.dtype.type(w))
-        if n > 1:
-            rows = float(ys[0].shape[0])
-            sums = {"loss": (total * rows, rows), **sums}
         for metric, i in zip(self._metric_objects, self._metric_outputs):
             out, lengths = fwd.outputs[i], fwd.lengths[i]
             mask = sequence_mask(lengths, out.shape[1], out.dtype) if (lengths is not None and out.ndim == 3) else None
@@ -533,6 +530,13 @@ class Trainer:
     def _logs(self, totals: Mapping[str, Sequence[float]]) -> dict[str, float]:
         """The losses' means over the batches so far and every metric's result."""
         logs = means(totals)
+        names = self.output_names
+        if len(names) > 1 and totals:
+            # The weighted sum of the outputs' losses, each averaged over its own entries
+            # (so it does not depend on how the rows were cut into batches).
+            weights = self.loss_weights or [1.0] * len(names)
+            total = sum(w * logs.get(f"{name}_loss", 0.0) for w, name in zip(weights, names))
+            logs = {"loss": total, **logs}
         for key, metric in zip(self.metrics, self._metric_objects):
             logs[key] = float(metric.result())
         return logs
