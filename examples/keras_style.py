@@ -77,7 +77,7 @@ def main() -> None:
     p = parser(__doc__.splitlines()[0])
     p.add_argument("--epochs", type=int, default=None, help="at most this many epochs (default 30; 12 with --quick)")
     p.add_argument(
-        "--noise", type=float, default=0.05, help="share of training labels flipped (default 0.05; test labels are clean)"
+        "--noise", type=float, default=0.05, help="share of training labels flipped (default 0.05; test labels clean)"
     )
     args = p.parse_args()
     n_train = 3000 if args.quick else 8000
