@@ -1,29 +1,4 @@
-"""Weight converters between rnnrs (TensorFlow 1.x layouts) and PyTorch /
-Keras 3 layouts. NumPy arrays in and out; no framework is imported.
-
-PyTorch (``nn.RNN`` / ``nn.LSTM`` / ``nn.GRU`` state dicts, one layer per
-cell, ``_l{k}`` suffixes): ``weight_ih [G, I]``, ``weight_hh [G, H]``,
-``bias_ih [G]``, ``bias_hh [G]`` (and ``weight_hr [P, H]`` for an LSTM with
-``proj_size``), gate orders LSTM ``i, f, g, o``, GRU ``r, z, n`` (reset
-after the recurrent product).
-
-Keras 3 (``SimpleRNN`` / ``LSTM`` / ``GRU`` ``get_weights()`` lists):
-``[kernel [I, G], recurrent_kernel [H, G], bias]``, gate orders LSTM
-``i, f, c, o``, GRU ``z, r, h``; a ``reset_after=True`` GRU's bias is
-``[2, 3H]`` (input row, recurrent row).
-
-rnnrs keeps TF 1.x's run-time ``forget_bias`` out of the stored bias; the
-converters fold it in (PyTorch, Keras) and take it back out (from them).
-Every array coming in is checked before anything is set: numbers only
-(complex numbers and strings raise ``TypeError``, never converted), and its
-full shape against the cell's units (and input size, once built)
-(``ValueError`` naming the array). What a target cannot represent is refused
-with a ``ValueError``: a TF1-form
-GRU in PyTorch (which only has the reset-after form), peepholes or clipping
-anywhere but rnnrs, a projection in Keras, an activation the target lacks.
-The activation itself is not stored in weights: configure the target layer
-with the same one (PyTorch ``nonlinearity``, Keras ``activation``).
-"""
+"""PyTorch and Keras 3 weight layouts (see :mod:`rnnrs.convert` for the rules)."""
 
 from __future__ import annotations
 
@@ -31,11 +6,11 @@ from typing import Any, Mapping, Optional, Sequence
 
 import numpy as np
 
-from ._validate import numeric_array
-from .cells import BasicRNNCell, RNNCell
-from .gru import GRUCell
-from .lstm import BasicLSTMCell, LSTMCell
-from .wrappers import DropoutWrapper, MultiRNNCell
+from .._validate import numeric_array
+from ..cells import BasicRNNCell, RNNCell
+from ..gru import GRUCell
+from ..lstm import BasicLSTMCell, LSTMCell
+from ..wrappers import DropoutWrapper, MultiRNNCell
 
 __all__ = ["from_keras", "from_torch", "to_keras", "to_torch"]
 
