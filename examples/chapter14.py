@@ -1,6 +1,9 @@
 """The chapter's examples (Hands-On ML, ch. 14, "RNNs in TensorFlow"), on rnnrs.
 
 Runs each code sample of the chapter with rnnrs in place of TensorFlow 1.x,
+as written but for ``tf.contrib.rnn.X``/``tf.nn.X`` -> ``rnnrs.X``,
+``tf.float32`` -> ``np.float32`` and placeholders/sessions -> NumPy arrays
+(TensorFlow 1.x's positional orders and ``dtype=`` work as in TensorFlow),
 then trains a small sequence classifier by backpropagation through time.
 """
 
@@ -28,14 +31,18 @@ Y1 = np.tanh(Y0 @ Wy + X1_batch @ Wx + b)
 # -- "Static unrolling through time": the same model with static_rnn --------
 basic_cell = rnnrs.BasicRNNCell(num_units=n_neurons)
 basic_cell.set_weights({"kernel": np.vstack([Wx, Wy]), "bias": b[0]})  # rows [x; h]
-(Y0_val, Y1_val), states = rnnrs.static_rnn(basic_cell, [X0_batch, X1_batch])
+output_seqs, states = rnnrs.static_rnn(basic_cell, [X0_batch, X1_batch], dtype=np.float32)
+Y0_val, Y1_val = output_seqs
 print("Y0_val =\n", Y0_val)
 print("Y1_val =\n", Y1_val)
 print(
     "static_rnn equals the hand-built RNN:", np.allclose(Y0_val, Y0, atol=1e-5) and np.allclose(Y1_val, Y1, atol=1e-5)
 )
+# TensorFlow's positional order: static_rnn(cell, inputs, initial_state, dtype, ...)
+(Y1_again,), _ = rnnrs.static_rnn(basic_cell, [X1_batch], Y0_val, np.float32)
+print("static_rnn(cell, inputs, initial_state) continues from a state:", np.allclose(Y1_again, Y1_val, atol=1e-6))
 
-# -- "Dynamic unrolling through time": one [batch, steps, inputs] array -----
+# -- the same with one [batch, steps, inputs] array unstacked ----------------
 X_batch = np.array(
     [
         # t = 0      t = 1
@@ -45,14 +52,17 @@ X_batch = np.array(
         [[9, 0, 1], [3, 2, 1]],  # instance 4
     ]
 )
-outputs_val, states_val = rnnrs.dynamic_rnn(basic_cell, X_batch)
-print(
-    "dynamic_rnn equals static_rnn:", np.allclose(outputs_val[:, 0], Y0_val) and np.allclose(outputs_val[:, 1], Y1_val)
-)
+X_seqs = list(np.transpose(X_batch, axes=[1, 0, 2]))  # tf.unstack(tf.transpose(X, perm=[1, 0, 2]))
+output_seqs, states = rnnrs.static_rnn(basic_cell, X_seqs, dtype=np.float32)
+outputs_val = np.transpose(np.stack(output_seqs), axes=[1, 0, 2])
+
+# -- "Dynamic unrolling through time": one [batch, steps, inputs] array -----
+outputs, states = rnnrs.dynamic_rnn(basic_cell, X_batch, dtype=np.float32)
+print("dynamic_rnn equals static_rnn:", np.allclose(outputs, outputs_val) and np.allclose(outputs[:, 0], Y0_val))
 
 # -- "Handling variable length input sequences" ------------------------------
 seq_length_batch = np.array([2, 1, 2, 2])
-outputs_val, states_val = rnnrs.dynamic_rnn(basic_cell, X_batch, sequence_length=seq_length_batch)
+outputs_val, states_val = rnnrs.dynamic_rnn(basic_cell, X_batch, dtype=np.float32, sequence_length=seq_length_batch)
 print("outputs_val (instance 2 is zero past its length) =\n", outputs_val)
 print("states_val (instance 2 holds its t = 0 output) =\n", states_val)
 

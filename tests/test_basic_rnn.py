@@ -640,8 +640,8 @@ def test_static_rnn_keyword_names():
     by_tf_name, _ = rnnrs.static_rnn(cell, inputs=steps)
     for a, b, c in zip(by_position, by_design_name, by_tf_name):
         assert np.array_equal(a, b) and np.array_equal(a, c)
-    with pytest.raises(TypeError, match="input_list"):
-        rnnrs.static_rnn(cell, steps, inputs=steps)
+    with pytest.raises(TypeError, match="input_list"):  # the first positional argument is TF's `inputs`
+        rnnrs.static_rnn(cell, steps, input_list=steps)
     with pytest.raises(TypeError, match="input_list"):
         rnnrs.static_rnn(cell)
 

@@ -546,7 +546,9 @@ def test_defaults():
     cell.build(2)
     assert set(cell.get_weights()) == set(rg.RESET_BEFORE_NAMES)
     assert all(w.dtype == np.float32 for w in cell.get_weights().values())
-    assert rnnrs.GRUCell(3, "relu", True).reset_after is True  # positional order of the signature
+    # TensorFlow 1.x's positional order: the third argument is `reuse` (no effect); reset_after is keyword-only.
+    assert rnnrs.GRUCell(3, "relu", True).reset_after is False
+    assert rnnrs.GRUCell(3, "relu", reset_after=True).reset_after is True
 
 
 @FORMS
@@ -659,7 +661,8 @@ def test_bad_activation_and_num_units():
     with raises_naming(ValueError, "activation"):
         rnnrs.GRUCell(4, activation="softmax")
     with raises_naming(TypeError, "activation"):
-        rnnrs.GRUCell(4, activation=None)
+        rnnrs.GRUCell(4, activation=3)
+    assert rnnrs.GRUCell(4, activation=None).activation == "tanh"  # TensorFlow 1.x's default
     with raises_naming(ValueError, "num_units"):
         rnnrs.GRUCell(0)
 

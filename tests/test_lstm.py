@@ -811,7 +811,7 @@ def test_bitwise_identical_across_thread_counts(dtype, parallel_everything):
         (dict(forget_bias=float("inf")), ValueError, "forget_bias"),
         (dict(forget_bias="1"), TypeError, "forget_bias"),
         (dict(activation="softmax"), ValueError, "activation"),
-        (dict(activation=None), TypeError, "activation"),
+        (dict(activation=3), TypeError, "activation"),  # None is TensorFlow's default, tanh
         (dict(use_peepholes="yes"), TypeError, "use_peepholes"),
         (dict(use_peepholes=2), TypeError, "use_peepholes"),
         (dict(dtype=np.int32), TypeError, "dtype"),

@@ -9,13 +9,24 @@ Shape letters: ``B`` batch, ``T`` time, ``I`` input size, ``H`` units.
 
 from __future__ import annotations
 
+import inspect
+import re
 import threading
 from typing import Any, Callable, Mapping, Optional
 
 import numpy as np
 
 from . import _rnnrs
-from ._validate import as_dtype, bounded_int, check_shape, float_array, numeric_array, positive_int, seed_value
+from ._validate import (
+    as_dtype,
+    bounded_int,
+    check_shape,
+    flag,
+    float_array,
+    numeric_array,
+    positive_int,
+    seed_value,
+)
 from .saving.registry import register
 
 ACTIVATIONS = ("tanh", "relu", "sigmoid", "identity")
@@ -38,6 +49,75 @@ def glorot_uniform(rng: np.random.Generator, shape: tuple[int, int], dtype: np.d
     """Glorot (Xavier) uniform: ``U(-l, l)`` with ``l = sqrt(6 / (fan_in + fan_out))``."""
     limit = np.sqrt(6.0 / (shape[0] + shape[1]))
     return rng.uniform(-limit, limit, size=shape).astype(dtype)
+
+
+#: What TensorFlow 1.x accepts as a variable scope's name.
+_SCOPE_NAME = re.compile(r"[A-Za-z0-9.][A-Za-z0-9_.\-/>]*")
+
+
+def numpy_dtype(dtype: Any) -> Any:
+    """``dtype`` with a TensorFlow-like dtype object (one with an
+    ``as_numpy_dtype`` attribute, such as ``tf.float32``) replaced by its NumPy
+    type; anything else as it is."""
+    np_type = getattr(dtype, "as_numpy_dtype", None)
+    return dtype if np_type is None else np_type
+
+
+def cell_dtype(dtype: Any) -> np.dtype[Any]:
+    """A cell constructor's ``dtype``: None is float32 (TensorFlow 1.x's
+    default); ``numpy.float32``/``float64``, their names, their ``numpy.dtype``
+    or a TensorFlow-like dtype object (``.as_numpy_dtype``) otherwise."""
+    if dtype is None:
+        return np.dtype(np.float32)
+    return as_dtype(numpy_dtype(dtype))
+
+
+def activation_or_default(value: Any) -> str:
+    """A cell's ``activation`` where None means TensorFlow 1.x's default, tanh."""
+    return "tanh" if value is None else check_activation(value)
+
+
+def check_reuse(value: Any) -> Optional[bool]:
+    """TensorFlow 1.x's ``reuse``: None, True or False. It has no effect here
+    (a cell object is its own set of weights; run it again to reuse them)."""
+    if value is None:
+        return None
+    return flag("reuse", value)
+
+
+def check_name(value: Any, what: str = "name") -> Optional[str]:
+    """A TensorFlow 1.x variable-scope name (or None): letters, digits and
+    ``_ . - / >``, not starting with ``_ - /``."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise TypeError(f"{what}: expected a string or None, got {type(value).__name__} {value!r}")
+    if not _SCOPE_NAME.fullmatch(value):
+        raise ValueError(
+            f"{what}: expected a TensorFlow scope name (letters, digits and '_.-/', not starting with "
+            f"'_', '-' or '/'), got {value!r}"
+        )
+    return value
+
+
+def refuse_unless_none(name: str, value: Any, why: str) -> None:
+    """Refuses a TensorFlow 1.x argument that rnnrs does not support unless it
+    has its default None (``why`` says what to do instead)."""
+    if value is not None:
+        raise ValueError(f"{name}: expected None ({why}), got {type(value).__name__} {value!r}")
+
+
+def check_state_is_tuple(value: Any) -> None:
+    """``state_is_tuple``: only True (TensorFlow 1.x's concatenated LSTM and
+    MultiRNNCell states are not supported)."""
+    if value is True or (isinstance(value, np.bool_) and bool(value)):
+        return
+    if value is False or isinstance(value, np.bool_):
+        raise ValueError(
+            "state_is_tuple: expected True (rnnrs keeps states as tuples, e.g. LSTMStateTuple(c, h); "
+            "TensorFlow 1.x's concatenated state is not supported), got False"
+        )
+    raise TypeError(f"state_is_tuple: expected True, got {type(value).__name__} {value!r}")
 
 
 def build_for_inputs(cell: "RNNCell", input_size: int) -> None:
@@ -73,10 +153,23 @@ class RNNCell:
     #: None for cells written in Python (the wrappers).
     _kind: Optional[str] = None
 
-    def __init__(self, num_units: int, dtype: Any = np.float32, seed: Optional[int] = None) -> None:
+    #: The constructor arguments :meth:`get_config` saves (read from the
+    #: attribute of that name or ``_<name>``), declared by the class that
+    #: defines the constructor. TensorFlow-only arguments with no effect
+    #: (``reuse``) or only their default allowed are not saved.
+    _CONFIG: tuple[str, ...] = ()
+
+    #: The variable scope TensorFlow 1.x gives this kind of cell when it has
+    #: no ``name`` (``basic_lstm_cell``); None for wrappers that add no scope.
+    TF_SCOPE: Optional[str] = None
+
+    def __init__(
+        self, num_units: int, dtype: Any = None, seed: Optional[int] = None, name: Optional[str] = None
+    ) -> None:
         self._num_units = positive_int("num_units", num_units)
-        self._dtype = as_dtype(dtype)
+        self._dtype = cell_dtype(dtype)
         self.seed = seed_value(seed)
+        self.name = check_name(name)
         self._input_size: Optional[int] = None
         self._weights: dict[str, np.ndarray] = {}
         # (the weights dict it was built from, the core cell): rebuilt when
@@ -140,24 +233,79 @@ class RNNCell:
         self._weights = self._init_weights(rng, input_size)
         self._input_size = input_size
 
-    def get_weights(self) -> dict[str, np.ndarray]:
-        """A copy of every weight, by TensorFlow 1.x name (all from one
-        snapshot: never a mix of weights from before and after a concurrent
-        ``set_weights``)."""
-        self._require_built("get_weights")
-        return {name: w.copy() for name, w in self._named(self._locked_snapshot()).items()}
+    def get_weights(self, scope: Optional[str] = None) -> dict[str, np.ndarray]:
+        """A copy of every weight (all from one snapshot: never a mix of
+        weights from before and after a concurrent ``set_weights``).
 
-    def set_weights(self, mapping: Mapping[str, Any]) -> None:
+        Keys are TensorFlow 1.x's variable names without the scope
+        (``kernel``, ``cell_0/gates/kernel``) when ``scope`` is None; with a
+        ``scope`` string they are TensorFlow 1.x's fully scoped names, as a
+        graph built with that scope names them (``get_weights(scope="rnn")``:
+        ``rnn/basic_lstm_cell/kernel``; ``scope=""``: no outer scope). The
+        rule is :func:`rnnrs.tfnames.tf_scoped_names`'s."""
+        self._require_built("get_weights")
+        named = self._named(self._locked_snapshot())
+        if scope is None:
+            return {name: w.copy() for name, w in named.items()}
+        from .tfnames import tf_scoped_names
+
+        names = tf_scoped_names(self, scope)
+        return {names[name]: w.copy() for name, w in named.items()}
+
+    def set_weights(self, mapping: Mapping[str, Any], scope: Optional[str] = None) -> None:
         """Replaces weights by name (any subset of :meth:`get_weights`'s keys
         once built; all of them to build an unbuilt cell). Values are copied
         and cast to the cell's dtype (complex numbers and strings raise
         ``TypeError``); names and shapes are validated, and nothing changes
         unless all of them are valid. The new weights replace the old ones in
         one step: a call running at the same time in another thread uses
-        either all of the old weights or all of the new ones."""
-        commit = self._prepare_weights(mapping, "")
+        either all of the old weights or all of the new ones.
+
+        With a ``scope`` string the names are TensorFlow 1.x's fully scoped
+        names under that scope (what ``get_weights(scope=...)`` returns, e.g.
+        ``rnn/multi_rnn_cell/cell_0/gru_cell/gates/kernel``); other names
+        raise ``ValueError`` listing the expected ones."""
+        if scope is None:
+            commit = self._prepare_weights(mapping, "")
+        else:
+            from .tfnames import from_tf_names, tf_message
+
+            try:
+                commit = self._prepare_weights(from_tf_names(self, mapping, scope), "")
+            except (TypeError, ValueError) as e:
+                raise type(e)(tf_message(self, scope, str(e))) from None
         with WEIGHTS_LOCK:
             commit()
+
+    def get_config(self) -> dict[str, Any]:
+        """The constructor arguments, by keyword, that rebuild this cell
+        (weights aside): what a saved model file stores. TensorFlow-only
+        arguments without effect (``reuse``) are left out, and ``name`` is
+        stored only when given. A subclass with its own constructor and no
+        ``_CONFIG`` saves every argument of its signature, read from the
+        attribute of that name (or ``_<name>``); ``TypeError`` naming the
+        argument when there is none."""
+        cls = type(self)
+        owner = next(c for c in cls.__mro__ if "__init__" in c.__dict__)
+        keys: Optional[tuple[str, ...]] = owner.__dict__.get("_CONFIG")
+        if keys is None:
+            skip = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+            params = list(inspect.signature(owner.__dict__["__init__"]).parameters.values())[1:]
+            keys = tuple(p.name for p in params if p.kind not in skip)
+        config: dict[str, Any] = {}
+        for key in keys:
+            for attr in (key, "_" + key):
+                if hasattr(self, attr):
+                    config[key] = getattr(self, attr)
+                    break
+            else:
+                raise TypeError(
+                    f"cell: expected {cls.__name__} to expose its constructor argument {key!r} as an attribute "
+                    f"(or a get_config() method) so that it can be saved, got neither"
+                )
+        if config.get("name", 0) is None:
+            del config["name"]
+        return config
 
     # -- snapshots of the weights (what one call runs on) -------------------
     def _snapshot(self) -> Any:
@@ -320,10 +468,20 @@ class RNNCell:
 class BasicRNNCell(RNNCell):
     """The basic RNN cell: ``h' = act([x, h] @ kernel + bias)``; output = state = ``h'``.
 
+    TensorFlow 1.x's signature and positional order
+    (``BasicRNNCell(num_units, activation=None, reuse=None, name=None,
+    dtype=None)``), then rnnrs's keyword-only ``seed``.
+
     Args:
         num_units: number of units ``H``.
-        activation: ``"tanh"`` (default), ``"relu"``, ``"sigmoid"`` or ``"identity"``.
-        dtype: ``numpy.float32`` (default) or ``numpy.float64``.
+        activation: ``"tanh"`` (the default, also for None), ``"relu"``,
+            ``"sigmoid"`` or ``"identity"``.
+        reuse: None, True or False; accepted for TensorFlow's signature and
+            without effect (a cell object is one set of weights).
+        name: the cell's TensorFlow variable scope (default
+            ``basic_rnn_cell``), used only by ``get_weights(scope=...)``.
+        dtype: ``numpy.float32`` (the default, also for None) or
+            ``numpy.float64`` (their names and ``tf.float32``-like objects too).
         seed: seeds the Glorot-uniform kernel; the same seed gives the same weights.
 
     Weights: ``kernel`` ``[I + H, H]`` (rows for ``x`` first, then ``h``),
@@ -331,12 +489,22 @@ class BasicRNNCell(RNNCell):
     """
 
     _kind = "basic_rnn"
+    _CONFIG = ("num_units", "activation", "dtype", "seed", "name")
+    TF_SCOPE = "basic_rnn_cell"
 
     def __init__(
-        self, num_units: int, activation: str = "tanh", dtype: Any = np.float32, seed: Optional[int] = None
+        self,
+        num_units: int,
+        activation: Optional[str] = None,
+        reuse: Optional[bool] = None,
+        name: Optional[str] = None,
+        dtype: Any = None,
+        *,
+        seed: Optional[int] = None,
     ) -> None:
-        super().__init__(num_units, dtype, seed)
-        self.activation = check_activation(activation)
+        super().__init__(num_units, dtype, seed, name)
+        self.activation = activation_or_default(activation)
+        check_reuse(reuse)
 
     def _weight_shapes(self, input_size: int) -> dict[str, tuple[int, ...]]:
         h = self._num_units

@@ -6,13 +6,23 @@ Shape letters: ``B`` batch, ``T`` time, ``I`` input size, ``H`` units.
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Optional
+from typing import Any, Callable, Mapping, Optional
 
 import numpy as np
 
 from ._validate import flag
-from .cells import RNNCell, check_activation, glorot_uniform
+from .cells import RNNCell, activation_or_default, check_reuse, glorot_uniform, refuse_unless_none
 from .saving.registry import register
+
+#: The reset-after GRU's candidate weights by TensorFlow's
+#: ``CudnnCompatibleGRUCell`` name -> by rnnrs name (``set_weights`` accepts
+#: either; ``get_weights`` returns the rnnrs names, which saved files use).
+CUDNN_NAMES = {
+    "candidate/input_projection/kernel": "candidate/input_kernel",
+    "candidate/hidden_projection/kernel": "candidate/hidden_kernel",
+    "candidate/input_projection/bias": "candidate/input_bias",
+    "candidate/hidden_projection/bias": "candidate/hidden_bias",
+}
 
 
 @register("cell")
@@ -52,12 +62,25 @@ class GRUCell(RNNCell):
     ``dynamic_rnn`` maps inputs ``[B, T, I]`` (``[T, B, I]`` time-major) to
     outputs ``[B, T, H]`` (``[T, B, H]``) and a final state ``[B, H]``.
 
+    TensorFlow 1.x's signature and positional order (``GRUCell(num_units,
+    activation=None, reuse=None, kernel_initializer=None,
+    bias_initializer=None, name=None, dtype=None)``), then rnnrs's
+    keyword-only ``reset_after`` and ``seed``.
+
     Args:
         num_units: number of units ``H``.
-        activation: of the candidate ``c``: ``"tanh"`` (default), ``"relu"``,
-            ``"sigmoid"`` or ``"identity"``. The gates always use the sigmoid.
+        activation: of the candidate ``c``: ``"tanh"`` (the default, also for
+            None), ``"relu"``, ``"sigmoid"`` or ``"identity"``. The gates
+            always use the sigmoid.
+        reuse: None, True or False; accepted and without effect.
+        kernel_initializer, bias_initializer: must be None (``ValueError``
+            otherwise): the weights start as described below, or come from
+            ``set_weights``.
+        name: the TensorFlow variable scope (default ``gru_cell``, or
+            ``cudnn_compatible_gru_cell`` with ``reset_after``), used only by
+            ``get_weights(scope=...)``.
+        dtype: ``numpy.float32`` (the default, also for None) or ``numpy.float64``.
         reset_after: which form (a bool; default False, TensorFlow 1.x's).
-        dtype: ``numpy.float32`` (default) or ``numpy.float64``.
         seed: seeds the Glorot-uniform kernels; the same seed gives the same weights.
 
     Weights (TensorFlow 1.x names and layouts; rows for ``x`` first, then ``h``):
@@ -68,7 +91,10 @@ class GRUCell(RNNCell):
       ``candidate/bias`` ``[H]`` (zeros)
     - ``reset_after=True``: ``candidate/input_kernel`` ``[I, H]`` and
       ``candidate/hidden_kernel`` ``[H, H]`` (Glorot-uniform),
-      ``candidate/input_bias`` ``[H]`` and ``candidate/hidden_bias`` ``[H]`` (zeros)
+      ``candidate/input_bias`` ``[H]`` and ``candidate/hidden_bias`` ``[H]`` (zeros);
+      ``set_weights`` also takes them by TensorFlow's ``CudnnCompatibleGRUCell``
+      names ``candidate/input_projection/kernel``, ``candidate/hidden_projection/kernel``,
+      ``candidate/input_projection/bias``, ``candidate/hidden_projection/bias``
 
     Each kernel's Glorot bound ``sqrt(6 / (fan_in + fan_out))`` comes from its
     own shape. Ones in ``gates/bias`` start both gates mostly open: the cell
@@ -76,17 +102,28 @@ class GRUCell(RNNCell):
     """
 
     _kind = "gru"
+    _CONFIG = ("num_units", "activation", "reset_after", "dtype", "seed", "name")
+    TF_SCOPE = "gru_cell"
 
     def __init__(
         self,
         num_units: int,
-        activation: str = "tanh",
+        activation: Optional[str] = None,
+        reuse: Optional[bool] = None,
+        kernel_initializer: Any = None,
+        bias_initializer: Any = None,
+        name: Optional[str] = None,
+        dtype: Any = None,
+        *,
         reset_after: bool = False,
-        dtype: Any = np.float32,
         seed: Optional[int] = None,
     ) -> None:
-        super().__init__(num_units, dtype, seed)
-        self.activation = check_activation(activation)
+        why = "rnnrs initializes as documented; use set_weights"
+        refuse_unless_none("kernel_initializer", kernel_initializer, why)
+        refuse_unless_none("bias_initializer", bias_initializer, why)
+        super().__init__(num_units, dtype, seed, name)
+        self.activation = activation_or_default(activation)
+        check_reuse(reuse)
         self._reset_after = flag("reset_after", reset_after)
 
     @property
@@ -108,19 +145,39 @@ class GRUCell(RNNCell):
             )
         return int(gates.shape[0]) - h
 
-    def set_weights(self, mapping: Mapping[str, Any]) -> None:
+    def set_weights(self, mapping: Mapping[str, Any], scope: Optional[str] = None) -> None:
         """Replaces weights by name, as :meth:`RNNCell.set_weights`; the names
-        must be those of this cell's form (see :attr:`reset_after`)."""
-        if isinstance(mapping, Mapping):
+        must be those of this cell's form (see :attr:`reset_after`). The
+        reset-after form also takes its candidate weights by TensorFlow's
+        ``CudnnCompatibleGRUCell`` names (``candidate/input_projection/kernel``
+        for ``candidate/input_kernel``, ...; one name per weight)."""
+        if isinstance(mapping, Mapping) and scope is None:
             mine = set(_shapes(0, 1, self._reset_after))
-            other = sorted(set(_shapes(0, 1, not self._reset_after)) - mine)
+            other = set(_shapes(0, 1, not self._reset_after)) - mine
+            if not self._reset_after:
+                other |= set(CUDNN_NAMES)
             foreign = sorted(name for name in mapping if name in other)
             if foreign:
                 raise ValueError(
                     f"mapping: expected the weights of a GRUCell with reset_after={self._reset_after} "
                     f"({sorted(mine)}), got {foreign} (names of the reset_after={not self._reset_after} form)"
                 )
-        super().set_weights(mapping)
+        super().set_weights(mapping, scope)
+
+    def _prepare_weights(self, mapping: Mapping[str, Any], prefix: str) -> Callable[[], None]:
+        if self._reset_after and isinstance(mapping, Mapping) and any(name in CUDNN_NAMES for name in mapping):
+            renamed: dict[Any, Any] = {}
+            for name, value in mapping.items():
+                key = CUDNN_NAMES.get(name, name)
+                if key in renamed:
+                    alias = next(a for a, k in CUDNN_NAMES.items() if k == key)
+                    raise ValueError(
+                        f"mapping: expected one of {prefix + alias!r} and {prefix + key!r} (one weight, by its "
+                        f"TensorFlow and its rnnrs name), got both"
+                    )
+                renamed[key] = value
+            mapping = renamed
+        return super()._prepare_weights(mapping, prefix)
 
     def _init_weights(self, rng: np.random.Generator, input_size: int) -> dict[str, np.ndarray]:
         h, dt = self._num_units, self._dtype

@@ -28,7 +28,16 @@ import numpy as np
 
 from ._state import LSTMStateTuple
 from ._validate import check_shape, finite_number, flag, float_array, positive_int
-from .cells import RNNCell, check_activation, checked_size, glorot_uniform, state_zeros
+from .cells import (
+    RNNCell,
+    activation_or_default,
+    check_reuse,
+    check_state_is_tuple,
+    checked_size,
+    glorot_uniform,
+    refuse_unless_none,
+    state_zeros,
+)
 from .saving.registry import register
 
 #: The names of the optional weights, in TensorFlow 1.x spelling.
@@ -61,11 +70,16 @@ class _LSTM(RNNCell):
         num_proj: Optional[int],
         proj_clip: Optional[float],
         forget_bias: float,
-        activation: str,
+        state_is_tuple: bool,
+        activation: Optional[str],
+        reuse: Optional[bool],
+        name: Optional[str],
         dtype: Any,
         seed: Optional[int],
     ) -> None:
-        super().__init__(num_units, dtype, seed)
+        super().__init__(num_units, dtype, seed, name)
+        check_state_is_tuple(state_is_tuple)
+        check_reuse(reuse)
         if not isinstance(use_peepholes, (bool, np.bool_, numbers.Integral)) or use_peepholes not in (0, 1):
             raise TypeError(f"use_peepholes: expected a bool, got {type(use_peepholes).__name__} {use_peepholes!r}")
         self._use_peepholes = flag("use_peepholes", use_peepholes)
@@ -73,7 +87,7 @@ class _LSTM(RNNCell):
         self._num_proj = None if num_proj is None else positive_int("num_proj", num_proj)
         self._proj_clip = _clip("proj_clip", proj_clip)
         self._forget_bias = finite_number("forget_bias", forget_bias)
-        self.activation = check_activation(activation)
+        self.activation = activation_or_default(activation)
 
     # -- properties --------------------------------------------------------
     @property
@@ -206,13 +220,23 @@ class BasicLSTMCell(_LSTM):
 
     State ``LSTMStateTuple(c', h')``, output ``h'``.
 
+    TensorFlow 1.x's signature and positional order
+    (``BasicLSTMCell(num_units, forget_bias=1.0, state_is_tuple=True,
+    activation=None, reuse=None, name=None, dtype=None)``), then rnnrs's
+    keyword-only ``seed``.
+
     Args:
         num_units: number of units ``H``.
         forget_bias: added to the forget gate at run time (default 1.0;
             not part of ``bias``).
-        activation: ``"tanh"`` (default), ``"relu"``, ``"sigmoid"`` or
-            ``"identity"``; applied to ``j`` and to ``c'``.
-        dtype: ``numpy.float32`` (default) or ``numpy.float64``.
+        state_is_tuple: must be True (``ValueError`` for False: TensorFlow's
+            concatenated ``[c, h]`` state is not supported).
+        activation: ``"tanh"`` (the default, also for None), ``"relu"``,
+            ``"sigmoid"`` or ``"identity"``; applied to ``j`` and to ``c'``.
+        reuse: None, True or False; accepted and without effect.
+        name: the TensorFlow variable scope (default ``basic_lstm_cell``),
+            used only by ``get_weights(scope=...)``.
+        dtype: ``numpy.float32`` (the default, also for None) or ``numpy.float64``.
         seed: seeds the Glorot-uniform kernel; the same seed gives the same weights.
 
     Weights: ``kernel`` ``[I + H, 4H]`` (rows for ``x`` first, then ``h``;
@@ -222,12 +246,19 @@ class BasicLSTMCell(_LSTM):
     ``[B, T, H]``, state ``LSTMStateTuple(c [B, H], h [B, H])``.
     """
 
+    _CONFIG = ("num_units", "forget_bias", "activation", "dtype", "seed", "name")
+    TF_SCOPE = "basic_lstm_cell"
+
     def __init__(
         self,
         num_units: int,
         forget_bias: float = 1.0,
-        activation: str = "tanh",
-        dtype: Any = np.float32,
+        state_is_tuple: bool = True,
+        activation: Optional[str] = None,
+        reuse: Optional[bool] = None,
+        name: Optional[str] = None,
+        dtype: Any = None,
+        *,
         seed: Optional[int] = None,
     ) -> None:
         super().__init__(
@@ -237,7 +268,10 @@ class BasicLSTMCell(_LSTM):
             num_proj=None,
             proj_clip=None,
             forget_bias=forget_bias,
+            state_is_tuple=state_is_tuple,
             activation=activation,
+            reuse=reuse,
+            name=name,
             dtype=dtype,
             seed=seed,
         )
@@ -259,19 +293,33 @@ class LSTMCell(_LSTM):
 
     State ``LSTMStateTuple(c', h')``, output ``h'``.
 
+    TensorFlow 1.x's signature and positional order (``LSTMCell(num_units,
+    use_peepholes=False, cell_clip=None, initializer=None, num_proj=None,
+    proj_clip=None, num_unit_shards=None, num_proj_shards=None,
+    forget_bias=1.0, state_is_tuple=True, activation=None, reuse=None,
+    name=None, dtype=None)``), then rnnrs's keyword-only ``seed``.
+
     Args:
         num_units: number of units ``H``.
         use_peepholes: add the diagonal peephole weights (default False).
         cell_clip: clip ``c'`` to ``±cell_clip`` (a number > 0; None: off).
+        initializer: must be None (``ValueError`` otherwise): the weights
+            start as described below, or come from ``set_weights``.
         num_proj: project the output to ``P = num_proj`` units (an int >= 1;
             None: no projection, ``P = H``).
         proj_clip: clip the projected output to ``±proj_clip`` (a number > 0;
             None: off). Ignored without ``num_proj``, as in TensorFlow.
+        num_unit_shards, num_proj_shards: must be None (``ValueError``
+            otherwise; TensorFlow's deprecated variable partitioning).
         forget_bias: added to the forget gate at run time (default 1.0;
             not part of ``bias``).
-        activation: ``"tanh"`` (default), ``"relu"``, ``"sigmoid"`` or
-            ``"identity"``; applied to ``j`` and to ``c'``.
-        dtype: ``numpy.float32`` (default) or ``numpy.float64``.
+        state_is_tuple: must be True (``ValueError`` for False).
+        activation: ``"tanh"`` (the default, also for None), ``"relu"``,
+            ``"sigmoid"`` or ``"identity"``; applied to ``j`` and to ``c'``.
+        reuse: None, True or False; accepted and without effect.
+        name: the TensorFlow variable scope (default ``lstm_cell``), used
+            only by ``get_weights(scope=...)``.
+        dtype: ``numpy.float32`` (the default, also for None) or ``numpy.float64``.
         seed: seeds the Glorot-uniform weights; the same seed gives the same weights.
 
     Weights: ``kernel`` ``[I + P, 4H]`` (rows for ``x`` first, then ``h``;
@@ -284,18 +332,42 @@ class LSTMCell(_LSTM):
     ``[B, T, P]``, state ``LSTMStateTuple(c [B, H], h [B, P])``.
     """
 
+    _CONFIG = (
+        "num_units",
+        "use_peepholes",
+        "cell_clip",
+        "num_proj",
+        "proj_clip",
+        "forget_bias",
+        "activation",
+        "dtype",
+        "seed",
+        "name",
+    )
+    TF_SCOPE = "lstm_cell"
+
     def __init__(
         self,
         num_units: int,
         use_peepholes: bool = False,
         cell_clip: Optional[float] = None,
+        initializer: Any = None,
         num_proj: Optional[int] = None,
         proj_clip: Optional[float] = None,
+        num_unit_shards: Optional[int] = None,
+        num_proj_shards: Optional[int] = None,
         forget_bias: float = 1.0,
-        activation: str = "tanh",
-        dtype: Any = np.float32,
+        state_is_tuple: bool = True,
+        activation: Optional[str] = None,
+        reuse: Optional[bool] = None,
+        name: Optional[str] = None,
+        dtype: Any = None,
+        *,
         seed: Optional[int] = None,
     ) -> None:
+        refuse_unless_none("initializer", initializer, "rnnrs initializes with Glorot-uniform; use set_weights")
+        for shards, value in (("num_unit_shards", num_unit_shards), ("num_proj_shards", num_proj_shards)):
+            refuse_unless_none(shards, value, "rnnrs does not partition variables")
         super().__init__(
             num_units,
             use_peepholes=use_peepholes,
@@ -303,7 +375,10 @@ class LSTMCell(_LSTM):
             num_proj=num_proj,
             proj_clip=proj_clip,
             forget_bias=forget_bias,
+            state_is_tuple=state_is_tuple,
             activation=activation,
+            reuse=reuse,
+            name=name,
             dtype=dtype,
             seed=seed,
         )

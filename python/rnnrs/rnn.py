@@ -5,6 +5,14 @@ through time.
 Masking (TF1)::
 
     (output, state)(b, t) = t >= len[b] ? (0, state(b, len[b]-1)) : cell(x(b, t), state(b, t-1))
+
+Every run function takes TensorFlow 1.x's arguments in TensorFlow 1.x's
+positional order, then rnnrs's own keyword-only ``training`` and
+``return_backprop``. Of TensorFlow's graph-building arguments, ``dtype`` must
+be the cell's dtype (a cell's dtype is fixed when it is constructed), and
+``parallel_iterations``, ``swap_memory`` and ``scope`` are validated and have
+no effect (``scope`` prefixes no names: ``cell.get_weights(scope=...)`` gives
+TensorFlow's scoped names).
 """
 
 from __future__ import annotations
@@ -14,8 +22,9 @@ from typing import Any, Callable, NamedTuple, Optional, Sequence
 import numpy as np
 
 from ._state import LSTMStateTuple as LSTMStateTuple
-from ._validate import check_shape, flag, float_array, lengths_array
-from .cells import Backward, RNNCell, build_for_inputs
+from ._validate import bounded_int, check_shape, flag, float_array, lengths_array
+from .cells import Backward, RNNCell, build_for_inputs, numpy_dtype
+from .tfnames import check_scope
 
 
 class Gradients(NamedTuple):
@@ -81,6 +90,31 @@ def _check_cell(cell: Any, name: str = "cell") -> RNNCell:
     return cell
 
 
+def _check_tf_options(
+    cell: RNNCell, dtype: Any, parallel_iterations: Any, swap_memory: Any, scope: Any, cell_name: str = "cell"
+) -> None:
+    """Validates TensorFlow 1.x's graph-building arguments of a run function:
+    ``dtype`` None or ``cell``'s dtype (a NumPy dtype, its name, or an object
+    with ``as_numpy_dtype`` such as ``tf.float32``); ``parallel_iterations``
+    None or an integer >= 1; ``swap_memory`` a bool; ``scope`` None or a
+    scope name. Only ``dtype`` can change anything (by being refused)."""
+    if dtype is not None:
+        try:
+            dt = np.dtype(numpy_dtype(dtype))
+        except Exception:  # NumPy raises TypeError, ValueError, even SyntaxError for odd strings
+            raise TypeError(f"dtype: expected a float dtype such as numpy.float32 (or None), got {dtype!r}") from None
+        if dt != cell.dtype:
+            raise ValueError(
+                f"dtype: expected {cell.dtype.name}, the dtype of {cell_name} (a cell's dtype is set when it is "
+                f"constructed, e.g. BasicRNNCell(n, dtype=np.float64)), got {dt.name}"
+            )
+    if parallel_iterations is not None:
+        bounded_int("parallel_iterations", parallel_iterations, 1)
+    flag("swap_memory", swap_memory)
+    if scope is not None:
+        check_scope(scope)
+
+
 def _stack_steps(name: str, steps: Any, dtype: np.dtype[Any], shape: Optional[tuple[int, ...]]) -> np.ndarray:
     """A list of ``[B, C]`` arrays → one ``[T, B, C]`` array."""
     if isinstance(steps, np.ndarray) or not isinstance(steps, Sequence):
@@ -143,11 +177,21 @@ def dynamic_rnn(
     inputs: Any,
     sequence_length: Any = None,
     initial_state: Any = None,
+    dtype: Any = None,
+    parallel_iterations: Optional[int] = None,
+    swap_memory: bool = False,
     time_major: bool = False,
+    scope: Optional[str] = None,
+    *,
     training: bool = False,
     return_backprop: bool = False,
 ) -> tuple[Any, ...]:
     """Runs ``cell`` over a batch of sequences (TensorFlow 1.x ``tf.nn.dynamic_rnn``).
+
+    TensorFlow 1.x's signature and positional order (``dynamic_rnn(cell,
+    inputs, sequence_length=None, initial_state=None, dtype=None,
+    parallel_iterations=None, swap_memory=False, time_major=False,
+    scope=None)``), then rnnrs's keyword-only ``training`` and ``return_backprop``.
 
     Args:
         cell: an rnnrs cell; built on first use for ``inputs``' last axis.
@@ -160,7 +204,14 @@ def dynamic_rnn(
             ``len[b] - 1`` (the initial state when 0).
         initial_state: the state structure of ``cell.zero_state(B)``; zeros
             when omitted.
+        dtype: None or the cell's dtype (``numpy.float32``, ``"float32"``,
+            ``tf.float32``-like objects); another one raises ``ValueError``
+            naming ``dtype`` (the cell's dtype is set by its constructor).
+        parallel_iterations: None or an integer >= 1; no effect.
+        swap_memory: a bool; no effect.
         time_major: read ``[T, B, I]`` and return ``[T, B, H]``.
+        scope: None or a scope name; no effect (names are not prefixed: see
+            ``cell.get_weights(scope=...)`` for TensorFlow's scoped names).
         training: enables dropout in the wrappers that have it (``DropoutWrapper``).
         return_backprop: also return a :class:`Backprop`.
 
@@ -168,6 +219,7 @@ def dynamic_rnn(
         ``(outputs [B, T, H], state)``, or ``(outputs, state, backprop)``.
     """
     cell = _check_cell(cell)
+    _check_tf_options(cell, dtype, parallel_iterations, swap_memory, scope)
     time_major = flag("time_major", time_major)
     x = float_array("inputs", inputs, cell.dtype, 3, "[time, batch, input]" if time_major else "[batch, time, input]")
     return _run(cell, x, sequence_length, initial_state, time_major, training, return_backprop, False)
@@ -175,26 +227,35 @@ def dynamic_rnn(
 
 def static_rnn(
     cell: RNNCell,
-    input_list: Optional[Sequence[Any]] = None,
-    sequence_length: Any = None,
+    inputs: Optional[Sequence[Any]] = None,
     initial_state: Any = None,
+    dtype: Any = None,
+    sequence_length: Any = None,
+    scope: Optional[str] = None,
+    *,
     training: bool = False,
     return_backprop: bool = False,
-    *,
-    inputs: Optional[Sequence[Any]] = None,
+    input_list: Optional[Sequence[Any]] = None,
 ) -> tuple[Any, ...]:
     """Runs ``cell`` over a list of per-step inputs (TensorFlow 1.x
-    ``tf.nn.static_rnn``): ``input_list`` (also accepted as ``inputs=``, its
-    TensorFlow name) is a list of ``T`` arrays ``[B, I]``;
-    returns ``(list of T outputs [B, H], state)`` (and a :class:`Backprop`
-    when ``return_backprop``; its ``d_outputs`` and ``Gradients.inputs``
-    are lists too). Masking as in :func:`dynamic_rnn`."""
+    ``tf.nn.static_rnn``): ``inputs`` (also accepted as ``input_list=``) is a
+    list of ``T`` arrays ``[B, I]``; returns ``(list of T outputs [B, H],
+    state)`` (and a :class:`Backprop` when ``return_backprop``; its
+    ``d_outputs`` and ``Gradients.inputs`` are lists too). Masking as in
+    :func:`dynamic_rnn`.
+
+    TensorFlow 1.x's signature and positional order (``static_rnn(cell,
+    inputs, initial_state=None, dtype=None, sequence_length=None,
+    scope=None)``: the third positional argument is the initial state), then
+    rnnrs's keyword-only ``training``, ``return_backprop`` and ``input_list``.
+    ``dtype`` and ``scope`` as in :func:`dynamic_rnn`."""
     cell = _check_cell(cell)
     if (input_list is None) == (inputs is None):
         raise TypeError(
-            "input_list: expected exactly one of input_list= or inputs=, got "
+            "inputs: expected exactly one of inputs= or input_list=, got "
             + ("both" if inputs is not None else "neither")
         )
+    _check_tf_options(cell, dtype, None, False, scope)
     x = _stack_steps("inputs", input_list if inputs is None else inputs, cell.dtype, None)
     return _run(cell, x, sequence_length, initial_state, True, training, return_backprop, True)
 
@@ -228,12 +289,26 @@ def bidirectional_dynamic_rnn(
     sequence_length: Any = None,
     initial_state_fw: Any = None,
     initial_state_bw: Any = None,
+    dtype: Any = None,
+    parallel_iterations: Optional[int] = None,
+    swap_memory: bool = False,
     time_major: bool = False,
+    scope: Optional[str] = None,
+    *,
     training: bool = False,
     return_backprop: bool = False,
 ) -> tuple[Any, ...]:
     """Runs a forward and a backward cell over a batch of sequences
     (TensorFlow 1.x ``tf.nn.bidirectional_dynamic_rnn``).
+
+    TensorFlow 1.x's signature and positional order
+    (``bidirectional_dynamic_rnn(cell_fw, cell_bw, inputs,
+    sequence_length=None, initial_state_fw=None, initial_state_bw=None,
+    dtype=None, parallel_iterations=None, swap_memory=False,
+    time_major=False, scope=None)``), then rnnrs's keyword-only ``training``
+    and ``return_backprop``. ``dtype`` must be both cells' dtype;
+    ``parallel_iterations``, ``swap_memory`` and ``scope`` have no effect
+    (TensorFlow's names: ``cell_fw.get_weights(scope="bidirectional_rnn/fw")``).
 
     ``cell_bw`` reads each row reversed within its own length (TensorFlow's
     ``reverse_sequence``); its outputs are returned re-reversed, in input
@@ -248,6 +323,7 @@ def bidirectional_dynamic_rnn(
     cell_bw = _check_cell(cell_bw, "cell_bw")
     if cell_fw.dtype != cell_bw.dtype:
         raise ValueError(f"cell_bw: expected dtype {cell_fw.dtype} (cell_fw's), got {cell_bw.dtype}")
+    _check_tf_options(cell_fw, dtype, parallel_iterations, swap_memory, scope, "cell_fw and cell_bw")
     time_major = flag("time_major", time_major)
     return_backprop = flag("return_backprop", return_backprop)
     x = float_array(
@@ -289,11 +365,19 @@ def static_bidirectional_rnn(
     inputs: Sequence[Any],
     initial_state_fw: Any = None,
     initial_state_bw: Any = None,
+    dtype: Any = None,
     sequence_length: Any = None,
+    scope: Optional[str] = None,
+    *,
     training: bool = False,
     return_backprop: bool = False,
 ) -> tuple[Any, ...]:
-    """TensorFlow 1.x ``tf.nn.static_bidirectional_rnn``: ``inputs`` is a list
+    """TensorFlow 1.x ``tf.nn.static_bidirectional_rnn``, in its signature and
+    positional order (``static_bidirectional_rnn(cell_fw, cell_bw, inputs,
+    initial_state_fw=None, initial_state_bw=None, dtype=None,
+    sequence_length=None, scope=None)``; ``dtype`` and ``scope`` as in
+    :func:`bidirectional_dynamic_rnn`), then rnnrs's keyword-only
+    ``training`` and ``return_backprop``. ``inputs`` is a list
     of ``T`` arrays ``[B, I]``; returns ``(outputs, state_fw, state_bw)``
     where ``outputs`` is a list of ``T`` arrays ``[B, H_fw + H_bw]`` (the
     forward and backward outputs concatenated). Its :class:`Backprop` takes
@@ -303,7 +387,17 @@ def static_bidirectional_rnn(
     cell_fw = _check_cell(cell_fw, "cell_fw")
     x = _stack_steps("inputs", inputs, cell_fw.dtype, None)  # [T, B, I]
     res = bidirectional_dynamic_rnn(
-        cell_fw, cell_bw, x, sequence_length, initial_state_fw, initial_state_bw, True, training, return_backprop
+        cell_fw,
+        cell_bw,
+        x,
+        sequence_length,
+        initial_state_fw,
+        initial_state_bw,
+        dtype,
+        time_major=True,
+        scope=scope,
+        training=training,
+        return_backprop=return_backprop,
     )
     (out_fw, out_bw), (state_fw, state_bw) = res[0], res[1]
     width_fw = out_fw.shape[2]

@@ -18,8 +18,18 @@ from typing import Any, Callable, Mapping, Optional, Sequence
 import numpy as np
 
 from ._state import LSTMStateTuple, map_state
-from ._validate import check_shape, flag, float_array, positive_int, seed_value
-from .cells import Backward, Lengths, RNNCell, check_mapping, checked_size, glorot_uniform
+from ._validate import bounded_int, check_shape, flag, float_array, positive_int, seed_value
+from .cells import (
+    Backward,
+    Lengths,
+    RNNCell,
+    cell_dtype,
+    check_mapping,
+    check_reuse,
+    checked_size,
+    glorot_uniform,
+    refuse_unless_none,
+)
 from .saving.registry import register
 
 
@@ -132,9 +142,15 @@ class MultiRNNCell(RNNCell):
             not supported).
 
     The state is a tuple of the layers' states; the weights are the layers'
-    weights under ``cell_0/``, ``cell_1/``, ... Runs layer-major: each layer
-    processes the whole sequence in one Rust call.
+    weights under ``cell_0/``, ``cell_1/``, ... (TensorFlow 1.x's
+    ``multi_rnn_cell/cell_0/<cell scope>/...`` with ``get_weights(scope=...)``).
+    Runs layer-major: each layer processes the whole sequence in one Rust call.
     """
+
+    _CONFIG = ("cells", "state_is_tuple")
+    TF_SCOPE = "multi_rnn_cell"
+    #: Always True (the only value the constructor accepts).
+    state_is_tuple = True
 
     def __init__(self, cells: Sequence[RNNCell], state_is_tuple: bool = True) -> None:
         if isinstance(cells, RNNCell) or not isinstance(cells, Sequence):
@@ -296,7 +312,21 @@ class DropoutWrapper(_Wrapper):
             about 2.9e-39 for float32, 5.6e-309 for float64).
         variational_recurrent: one mask per sequence (the same at every time
             step, Gal & Ghahramani) instead of a new mask per step.
+        input_size: None or an integer >= 0; accepted for TensorFlow's
+            signature and without effect (the input size is read from the
+            inputs, also for variational input dropout).
+        dtype: None or the cell's dtype (``ValueError`` for another one);
+            without effect.
         seed: seeds the masks; the same seed gives the same sequence of masks.
+        dropout_state_filter_visitor: must be None (``ValueError``
+            otherwise); the built-in filter (no dropout on an LSTM's ``c``)
+            always applies.
+
+    TensorFlow 1.x's signature and positional order
+    (``DropoutWrapper(cell, input_keep_prob=1.0, output_keep_prob=1.0,
+    state_keep_prob=1.0, variational_recurrent=False, input_size=None,
+    dtype=None, seed=None, dropout_state_filter_visitor=None)``). The wrapper
+    adds no variable scope (TensorFlow 1.x's does not either).
 
     As in TensorFlow 1.x, state dropout applies to every part of the state
     except the ``c`` of an ``LSTMStateTuple``. Backpropagation uses the
@@ -307,6 +337,8 @@ class DropoutWrapper(_Wrapper):
     reaches the outputs, the state or a gradient, as without dropout.
     """
 
+    _CONFIG = ("cell", "input_keep_prob", "output_keep_prob", "state_keep_prob", "variational_recurrent", "seed")
+
     def __init__(
         self,
         cell: RNNCell,
@@ -314,9 +346,21 @@ class DropoutWrapper(_Wrapper):
         output_keep_prob: float = 1.0,
         state_keep_prob: float = 1.0,
         variational_recurrent: bool = False,
+        input_size: Optional[int] = None,
+        dtype: Any = None,
         seed: Optional[int] = None,
+        dropout_state_filter_visitor: Any = None,
     ) -> None:
         super().__init__(cell)
+        if input_size is not None:
+            bounded_int("input_size", input_size, 0)
+        if dtype is not None and cell_dtype(dtype) != cell.dtype:
+            raise ValueError(
+                f"dtype: expected None or the cell's dtype {cell.dtype.name}, got {cell_dtype(dtype).name}"
+            )
+        refuse_unless_none(
+            "dropout_state_filter_visitor", dropout_state_filter_visitor, "custom state filters are not supported"
+        )
         self.input_keep_prob = _keep_prob("input_keep_prob", input_keep_prob, cell.dtype)
         self.output_keep_prob = _keep_prob("output_keep_prob", output_keep_prob, cell.dtype)
         self.state_keep_prob = _keep_prob("state_keep_prob", state_keep_prob, cell.dtype)
@@ -423,20 +467,42 @@ class OutputProjectionWrapper(_Wrapper):
     """A linear projection of the wrapped cell's output:
     ``output = cell_output @ output_projection/kernel + output_projection/bias``.
 
+    TensorFlow 1.x's signature and positional order
+    (``OutputProjectionWrapper(cell, output_size, activation=None,
+    reuse=None)``), then rnnrs's keyword-only ``seed``.
+
     Args:
         cell: the wrapped cell.
         output_size: the projected size.
+        activation: must be None (``ValueError`` otherwise): the projection
+            is linear; apply an activation to the outputs.
+        reuse: None, True or False; accepted and without effect.
         seed: seeds the Glorot-uniform ``output_projection/kernel``
             ``[cell.output_size, output_size]``; the bias starts at zeros.
 
     Weights: the cell's, plus ``output_projection/kernel`` and
-    ``output_projection/bias``. Outputs past a row's length are zero.
+    ``output_projection/bias`` (TensorFlow 1.x's
+    ``output_projection_wrapper/kernel`` and ``.../bias``, the cell's under
+    ``output_projection_wrapper/``, with ``get_weights(scope=...)``).
+    Outputs past a row's length are zero.
     """
 
     KERNEL = "output_projection/kernel"
     BIAS = "output_projection/bias"
+    _CONFIG = ("cell", "output_size", "seed")
+    TF_SCOPE = "output_projection_wrapper"
 
-    def __init__(self, cell: RNNCell, output_size: int, seed: Optional[int] = None) -> None:
+    def __init__(
+        self,
+        cell: RNNCell,
+        output_size: int,
+        activation: Any = None,
+        reuse: Optional[bool] = None,
+        *,
+        seed: Optional[int] = None,
+    ) -> None:
+        refuse_unless_none("activation", activation, "the projection is linear; apply an activation to its outputs")
+        check_reuse(reuse)
         super().__init__(cell)
         self._output_size = positive_int("output_size", output_size)
         self.seed = seed_value(seed)
@@ -528,7 +594,18 @@ class OutputProjectionWrapper(_Wrapper):
 @register("cell")
 class ResidualWrapper(_Wrapper):
     """``output = cell_output + input`` (the cell's output size must equal its
-    input size). Outputs past a row's length are zero."""
+    input size). Outputs past a row's length are zero.
+
+    TensorFlow 1.x's signature (``ResidualWrapper(cell, residual_fn=None)``);
+    ``residual_fn`` must be None (``ValueError`` otherwise: only the sum is
+    supported). The wrapper adds no variable scope.
+    """
+
+    _CONFIG = ("cell",)
+
+    def __init__(self, cell: RNNCell, residual_fn: Any = None) -> None:
+        refuse_unless_none("residual_fn", residual_fn, "only output = cell_output + input is supported")
+        super().__init__(cell)
 
     def build(self, input_size: int) -> None:
         input_size = checked_size("input_size", input_size)
