@@ -261,7 +261,26 @@ def _uncompiled():
     return model
 
 
+def _bidirectional(merge_mode, return_sequences, forward_backwards=False):
+    def make():
+        layer = RNN(rnnrs.LSTMCell(4, num_proj=3, seed=1), return_sequences=return_sequences)
+        backward = RNN(rnnrs.GRUCell(3, seed=2), return_sequences=return_sequences, go_backwards=not forward_backwards)
+        layer.go_backwards = forward_backwards
+        model = rnnrs.Sequential(
+            [Bidirectional(layer, merge_mode=merge_mode, backward_layer=backward), Dense(3, seed=3)]
+        )
+        model.compile("adam", "sparse_softmax_cross_entropy")
+        model.build(3)
+        return model
+
+    return make
+
+
 MODELS = {
+    "bidirectional_concat_last": _bidirectional("concat", False),
+    "bidirectional_sum_sequences": _bidirectional("sum", True),
+    "bidirectional_ave_sequences_reversed": _bidirectional("ave", True, forward_backwards=True),
+    "bidirectional_mul_last": _bidirectional("mul", False),
     "classifier": _classifier,
     "regressor": _regressor,
     "deep": _deep,
@@ -438,10 +457,18 @@ def test_refusals():
         to_onnx(custom)
     with raises_naming(ValueError, "obj.*built model"):
         to_onnx(rnnrs.SequenceClassifier(rnnrs.GRUCell(3), 2))
-    bidi = rnnrs.Sequential([Bidirectional(RNN(rnnrs.GRUCell(3))), Dense(2)])
-    bidi.build(2)
-    with raises_naming(ValueError, "obj.*Bidirectional"):
-        to_onnx(bidi)
+
+    class Noise(Dropout):  # a layer of the user's own: its ops are unknown
+        pass
+
+    own = rnnrs.Sequential([RNN(rnnrs.GRUCell(3)), Noise(0.1, name="noise")])
+    own.build(2)
+    with raises_naming(ValueError, "obj.*'noise' of kind Noise"):
+        to_onnx(own)
+    x = rnnrs.Input((None, 2))
+    functional = rnnrs.Model(x, Dense(2)(RNN(rnnrs.GRUCell(3))(x)))
+    with raises_naming(TypeError, "obj.*Model"):
+        to_onnx(functional)
     stateful = rnnrs.Sequential([RNN(rnnrs.GRUCell(3), stateful=True), Dense(2)])
     stateful.build(2)
     with raises_naming(ValueError, "obj.*stateful"):

@@ -389,7 +389,7 @@ def _sequence_inputs(g: _Graph, x_bm: str = "inputs") -> tuple[Any, str, _Seq]:
 
 
 def _export_model(g: _Graph, model: Any) -> tuple[list[Any], list[Any]]:
-    from ..layers import RNN, Dense, Dropout, Embedding, TimeDistributed
+    from ..layers import RNN, Bidirectional, Dense, Dropout, Embedding, TimeDistributed
     from ..trainers.compile_utils import CLASSIFICATION, loss_kind
 
     if not model.built or not model.layers:
@@ -400,7 +400,7 @@ def _export_model(g: _Graph, model: Any) -> tuple[list[Any], list[Any]]:
     layers = list(model.layers)
     lengths: Optional[str] = "sequence_length"
     seq_in = _input_info(g, "sequence_length", g.onnx.TensorProto.INT64, ["B"])
-    if isinstance(layers[0], Embedding):
+    if type(layers[0]) is Embedding:
         emb = layers.pop(0)
         ids_in = _input_info(g, "inputs", g.onnx.TensorProto.INT64, ["B", "T"])
         x = g.op("Gather", [g.const(emb.get_weights()["embeddings"], "embeddings"), "inputs"], axis=0)
@@ -413,26 +413,20 @@ def _export_model(g: _Graph, model: Any) -> tuple[list[Any], list[Any]]:
         inputs = [_input_info(g, "inputs", g.elem, ["B", "T", model.input_size]), seq_in]
     ndim = 3
     for layer in layers:
+        if isinstance(layer, TimeDistributed) and type(layer.layer) in (Dense, Dropout):
+            layer = layer.layer  # per step: the same ops on [B, T, F]
         kind = type(layer).__name__
-        if isinstance(layer, RNN):
+        if type(layer) in (RNN, Bidirectional):
             if ndim != 3 or lengths is None:
-                raise _refuse(f"layer {layer.name!r} (an RNN) reading no sequence")
-            if layer.return_state or layer.stateful:
-                what = (
-                    "return_state=True" if layer.return_state else "stateful=True (its kept state is not in the graph)"
-                )
-                raise _refuse(f"RNN layer {layer.name!r} with {what}")
-            x_tm = g.op("Transpose", [x], perm=[1, 0, 2])
-            seq = _Seq(g, x_tm, lengths)
-            if layer.go_backwards:
-                x_tm = g.op("ReverseSequence", [x_tm, lengths], batch_axis=1, time_axis=0)
-            y, _ = _emit_cell(g, layer.cell, seq, x_tm)
-            x = g.op("Transpose", [y], perm=[1, 0, 2])  # processing order, as rnnrs (Keras) returns it
-            features = layer.cell.output_size
+                raise _refuse(f"layer {layer.name!r} (a {kind}) reading no sequence")
+            if isinstance(layer, RNN):
+                x, features = _rnn_layer(g, layer, x, lengths)
+            else:
+                x, features = _bidirectional_layer(g, layer, x, lengths)
             if not layer.return_sequences:
-                x, ndim, lengths = _last_valid(g, x, lengths, features), 2, None
-        elif isinstance(layer, Dense) or (isinstance(layer, TimeDistributed) and isinstance(layer.layer, Dense)):
-            dense: Any = layer if isinstance(layer, Dense) else layer.layer
+                ndim, lengths = 2, None
+        elif type(layer) is Dense:
+            dense: Any = layer
             w = dense.get_weights()
             x = g.op("MatMul", [x, g.const(w["kernel"], "dense_kernel")])
             if "bias" in w:
@@ -440,12 +434,12 @@ def _export_model(g: _Graph, model: Any) -> tuple[list[Any], list[Any]]:
             if dense.activation not in (None, "identity"):
                 x = g.op(_ONNX_ACTIVATION[dense.activation], [x])
             features = dense.units
-        elif isinstance(layer, Dropout) or (isinstance(layer, TimeDistributed) and isinstance(layer.layer, Dropout)):
+        elif type(layer) is Dropout:
             continue  # inference: the identity
         else:
             raise _refuse(
-                f"layer {layer.name!r} of kind {kind} (exportable layers: Embedding first, RNN, Dense, Dropout, "
-                "TimeDistributed(Dense or Dropout))"
+                f"layer {layer.name!r} of kind {kind} (exportable layers: Embedding first, RNN, Bidirectional, "
+                "Dense, Dropout, TimeDistributed of Dense or Dropout)"
             )
     loss = model.loss
     if isinstance(loss, list):
@@ -462,6 +456,37 @@ def _export_model(g: _Graph, model: Any) -> tuple[list[Any], list[Any]]:
         x = g.op("Transpose", [g.op("Where", [_Seq(g, x_tm, lengths).mask_tm, x_tm, g.zero()])], perm=[1, 0, 2])
     dims: list[Any] = ["B", "T", features] if ndim == 3 else ["B", features]
     return inputs, [_named_output(g, x, "predictions", dims)]
+
+
+def _rnn_layer(g: _Graph, layer: Any, x: str, lengths: str) -> tuple[str, int]:
+    """An ``RNN`` layer on ``x`` ``[B, T, I]``: its outputs in processing
+    order ``[B, T, H]`` (as rnnrs returns them with ``go_backwards``), or
+    the last valid step's ``[B, H]``; and ``H``."""
+    if layer.return_state or layer.stateful:
+        what = "return_state=True" if layer.return_state else "stateful=True (its kept state is not in the graph)"
+        raise _refuse(f"layer {layer.name!r} with {what}")
+    x_tm = g.op("Transpose", [x], perm=[1, 0, 2])
+    seq = _Seq(g, x_tm, lengths)
+    if layer.go_backwards:
+        x_tm = g.op("ReverseSequence", [x_tm, lengths], batch_axis=1, time_axis=0)
+    y, _ = _emit_cell(g, layer.cell, seq, x_tm)
+    y = g.op("Transpose", [y], perm=[1, 0, 2])
+    width = int(layer.cell.output_size)
+    return (y if layer.return_sequences else _last_valid(g, y, lengths, width)), width
+
+
+def _bidirectional_layer(g: _Graph, layer: Any, x: str, lengths: str) -> tuple[str, int]:
+    """A ``Bidirectional`` layer: both directions (the backward one's
+    sequence re-aligned to input order), merged as its ``merge_mode`` says."""
+    y_fw, width = _rnn_layer(g, layer.forward_layer, x, lengths)
+    y_bw, width_bw = _rnn_layer(g, layer.backward_layer, x, lengths)
+    if layer.return_sequences:
+        y_bw = g.op("ReverseSequence", [y_bw, lengths], batch_axis=0, time_axis=1)
+    if layer.merge_mode == "concat":
+        return str(g.op("Concat", [y_fw, y_bw], axis=-1)), width + width_bw
+    if layer.merge_mode == "ave":
+        return str(g.op("Div", [g.op("Add", [y_fw, y_bw]), g.const(2.0, "two")])), width
+    return str(g.op({"sum": "Add", "mul": "Mul"}[layer.merge_mode], [y_fw, y_bw])), width
 
 
 def _mask_zero_lengths(g: _Graph, ids: str, given: str) -> str:
@@ -525,8 +550,9 @@ def to_onnx(obj: Any, path: Any = None, opset: Optional[int] = None) -> Any:
     ``obj`` is a built cell (any cell or wrapper), a ``(cell_fw, cell_bw)``
     pair (run as :func:`rnnrs.bidirectional_dynamic_rnn`), or a built
     ``Sequential`` model (``SequenceClassifier``, ``SequenceRegressor``) made of
-    an optional first ``Embedding``, ``RNN`` (not ``stateful``, no
-    ``return_state``), ``Dense``, ``Dropout`` and ``TimeDistributed(Dense)``.
+    an optional first ``Embedding``, ``RNN`` and ``Bidirectional`` (not
+    ``stateful``, no ``return_state``),
+    ``Dense``, ``Dropout`` and ``TimeDistributed`` of those two.
     Needs the ``onnx`` package (``pip install "rnnrs[onnx]"``).
 
     Graph inputs: ``inputs`` (``[B, T, I]`` of the cell's dtype; int64 ids
