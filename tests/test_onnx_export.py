@@ -455,6 +455,14 @@ def test_refusals():
     custom.build(2)
     with raises_naming(ValueError, "obj.*Custom"):
         to_onnx(custom)
+
+    class MyResidual(rnnrs.ResidualWrapper):  # its _run may differ: not exported as a ResidualWrapper
+        pass
+
+    wrapped = rnnrs.MultiRNNCell([rnnrs.GRUCell(2), MyResidual(rnnrs.GRUCell(2))])
+    wrapped.build(2)
+    with raises_naming(ValueError, "obj.*MyResidual"):
+        to_onnx(wrapped)
     with raises_naming(ValueError, "obj.*built model"):
         to_onnx(rnnrs.SequenceClassifier(rnnrs.GRUCell(3), 2))
 

@@ -108,13 +108,17 @@ def _refuse(what: str) -> ValueError:
 
 
 def _activation_attrs(acts: Sequence[str]) -> dict[str, Any]:
-    """``activations`` (and the Affine parameters that make ``identity``)."""
+    """``activations`` (and the Affine parameters that make ``identity``).
+
+    The spec's wording lets a runtime consume ``activation_alpha`` / ``beta``
+    either one per listed function or only for the functions that take them
+    (ONNX Runtime); one entry per function, all alpha 1 and beta 0, reads the
+    same both ways (the other functions ignore them)."""
     names = [_ONNX_ACTIVATION[a] for a in acts]
     attrs: dict[str, Any] = {"activations": names}
-    n_affine = names.count("Affine")
-    if n_affine:
-        attrs["activation_alpha"] = [1.0] * n_affine
-        attrs["activation_beta"] = [0.0] * n_affine
+    if "Affine" in names:
+        attrs["activation_alpha"] = [1.0] * len(names)
+        attrs["activation_beta"] = [0.0] * len(names)
     return attrs
 
 
@@ -149,8 +153,7 @@ def _lstm_needs_scan(cell: Any) -> bool:
     return isinstance(cell, LSTMCell) and (cell.num_proj is not None or cell.cell_clip is not None)
 
 
-def _emit_lstm(g: _Graph, cell: Any, seq: _Seq, x_tm: str) -> tuple[str, list[str]]:
-    w = cell.get_weights()
+def _emit_lstm(g: _Graph, cell: Any, w: dict[str, np.ndarray], seq: _Seq, x_tm: str) -> tuple[str, list[str]]:
     size, h = cell.input_size, cell.num_units
     kernel, bias = w["kernel"], w["bias"].copy()
     bias[2 * h : 3 * h] += bias.dtype.type(cell.forget_bias)
@@ -247,8 +250,7 @@ def _zero_tensor(g: _Graph) -> Any:
     return g.onnx.numpy_helper.from_array(np.zeros(1, dtype=g.dtype), g.fresh("zero_value"))
 
 
-def _emit_gru(g: _Graph, cell: GRUCell, seq: _Seq, x_tm: str) -> tuple[str, list[str]]:
-    w = cell.get_weights()
+def _emit_gru(g: _Graph, cell: GRUCell, w: dict[str, np.ndarray], seq: _Seq, x_tm: str) -> tuple[str, list[str]]:
     size, h = cell.input_size, cell.num_units
     gk, gb = w["gates/kernel"], w["gates/bias"]  # columns [r | u]; u is ONNX's z
 
@@ -271,28 +273,34 @@ def _emit_gru(g: _Graph, cell: GRUCell, seq: _Seq, x_tm: str) -> tuple[str, list
     )
 
 
-def _emit_cell(g: _Graph, cell: RNNCell, seq: _Seq, x_tm: str) -> tuple[str, list[tuple[str, str]]]:
-    """``cell`` run over ``x_tm`` ``[T, B, I]``: its outputs ``[T, B, O]``
-    (zero past each row's length) and its final state leaves as ``(path,
-    name)`` in flatten order (path ``""`` for a plain cell's state)."""
-    if isinstance(cell, DropoutWrapper):  # inference: no dropout
-        return _emit_cell(g, cell.cell, seq, x_tm)
-    if isinstance(cell, OutputProjectionWrapper):
-        y, leaves = _emit_cell(g, cell.cell, seq, x_tm)
-        own = cell.get_weights()
+def _emit_cell(g: _Graph, cell: RNNCell, seq: _Seq, x_tm: str, weights: Any) -> tuple[str, list[tuple[str, str]]]:
+    """``cell`` run over ``x_tm`` ``[T, B, I]`` with ``weights`` (its snapshot,
+    taken once for the whole export, split as the cells' ``_run`` splits it):
+    its outputs ``[T, B, O]`` (zero past each row's length) and its final
+    state leaves as ``(path, name)`` in flatten order (path ``""`` for a
+    plain cell's state)."""
+    kind = type(cell)
+    if kind is DropoutWrapper:  # inference: no dropout
+        return _emit_cell(g, cell.cell, seq, x_tm, weights)  # type: ignore[attr-defined]
+    if kind is OutputProjectionWrapper:
+        assert isinstance(cell, OutputProjectionWrapper)
+        inner, own = weights
+        y, leaves = _emit_cell(g, cell.cell, seq, x_tm, inner)
         z = g.op("Add", [g.op("MatMul", [y, g.const(own[cell.KERNEL], "proj_kernel")]), g.const(own[cell.BIAS])])
         return g.op("Where", [seq.mask_tm, z, g.zero()]), leaves
-    if isinstance(cell, ResidualWrapper):
-        y, leaves = _emit_cell(g, cell.cell, seq, x_tm)
+    if kind is ResidualWrapper:
+        y, leaves = _emit_cell(g, cell.cell, seq, x_tm, weights)  # type: ignore[attr-defined]
         return g.op("Add", [y, g.op("Where", [seq.mask_tm, x_tm, g.zero()])]), leaves
-    if isinstance(cell, MultiRNNCell):
+    if kind is MultiRNNCell:
+        assert isinstance(cell, MultiRNNCell)
         out, leaves = x_tm, []
-        for i, layer in enumerate(cell.cells):
-            out, layer_leaves = _emit_cell(g, layer, seq, out)
+        for i, (layer, layer_weights) in enumerate(zip(cell.cells, weights)):
+            out, layer_leaves = _emit_cell(g, layer, seq, out, layer_weights)
             leaves += [(f"cell_{i}" + ("/" + path if path else ""), name) for path, name in layer_leaves]
         return out, leaves
-    if type(cell) is BasicRNNCell:
-        w = cell.get_weights()
+    if kind is BasicRNNCell:
+        assert isinstance(cell, BasicRNNCell)
+        w = weights
         size = cell.input_size
         b = np.concatenate([w["bias"], np.zeros_like(w["bias"])])
         kernel = w["kernel"]
@@ -308,11 +316,12 @@ def _emit_cell(g: _Graph, cell: RNNCell, seq: _Seq, x_tm: str) -> tuple[str, lis
             **_activation_attrs([cell.activation]),
         )
         return y, [("", states[0])]
-    if type(cell) in (BasicLSTMCell, LSTMCell):
-        y, states = _emit_lstm(g, cell, seq, x_tm)
+    if kind in (BasicLSTMCell, LSTMCell):
+        y, states = _emit_lstm(g, cell, weights, seq, x_tm)
         return y, [("c", states[0]), ("h", states[1])]
-    if type(cell) is GRUCell:
-        y, states = _emit_gru(g, cell, seq, x_tm)
+    if kind is GRUCell:
+        assert isinstance(cell, GRUCell)
+        y, states = _emit_gru(g, cell, weights, seq, x_tm)
         return y, [("", states[0])]
     raise _refuse(
         f"a {type(cell).__name__} (exportable cells: BasicRNNCell, BasicLSTMCell, LSTMCell, GRUCell and "
@@ -363,7 +372,7 @@ def _export_cells(g: _Graph, obj: Any) -> tuple[list[Any], list[Any]]:
     for cell, (suffix, x, backward) in zip(cells, runs):
         if backward:
             x = g.op("ReverseSequence", [x, seq.lens64], batch_axis=1, time_axis=0)
-        y, leaves = _emit_cell(g, cell, seq, x)
+        y, leaves = _emit_cell(g, cell, seq, x, cell._locked_snapshot())
         if backward:
             y = g.op("ReverseSequence", [y, seq.lens64], batch_axis=1, time_axis=0)
         outputs.append(
@@ -469,7 +478,7 @@ def _rnn_layer(g: _Graph, layer: Any, x: str, lengths: str) -> tuple[str, int]:
     seq = _Seq(g, x_tm, lengths)
     if layer.go_backwards:
         x_tm = g.op("ReverseSequence", [x_tm, lengths], batch_axis=1, time_axis=0)
-    y, _ = _emit_cell(g, layer.cell, seq, x_tm)
+    y, _ = _emit_cell(g, layer.cell, seq, x_tm, layer.cell._locked_snapshot())
     y = g.op("Transpose", [y], perm=[1, 0, 2])
     width = int(layer.cell.output_size)
     return (y if layer.return_sequences else _last_valid(g, y, lengths, width)), width
