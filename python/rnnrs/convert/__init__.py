@@ -25,8 +25,16 @@ GRU in PyTorch (which only has the reset-after form), peepholes or clipping
 anywhere but rnnrs, a projection in Keras, an activation the target lacks.
 The activation itself is not stored in weights: configure the target layer
 with the same one (PyTorch ``nonlinearity``, Keras ``activation``).
+
+ONNX (:func:`to_onnx`, needs ``pip install "rnnrs[onnx]"``): a cell, a
+``(cell_fw, cell_bw)`` pair or a ``Sequential`` model as an ONNX graph with
+inputs ``inputs`` and ``sequence_length`` and outputs ``outputs`` and
+``state/...`` (``predictions`` for a model): ONNX ``RNN`` / ``LSTM`` /
+``GRU`` operators where they are exact, a ``Scan`` for an ``LSTMCell`` with
+a projection or cell clipping. ``onnx`` is imported only when it runs.
 """
 
+from .onnx_export import to_onnx
 from .torch_keras import from_keras, from_torch, to_keras, to_torch
 
-__all__ = ["from_keras", "from_torch", "to_keras", "to_torch"]
+__all__ = ["from_keras", "from_torch", "to_keras", "to_onnx", "to_torch"]
