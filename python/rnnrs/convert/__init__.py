@@ -27,6 +27,7 @@ The activation itself is not stored in weights: configure the target layer
 with the same one (PyTorch ``nonlinearity``, Keras ``activation``).
 """
 
+from .onnx_import import from_onnx
 from .torch_keras import from_keras, from_torch, to_keras, to_torch
 
-__all__ = ["from_keras", "from_torch", "to_keras", "to_torch"]
+__all__ = ["from_keras", "from_onnx", "from_torch", "to_keras", "to_torch"]
