@@ -417,7 +417,10 @@ def stack_bidirectional_dynamic_rnn(
             if c.dtype != fws[0].dtype:
                 raise ValueError(f"{name}[{i}]: expected dtype {fws[0].dtype} (cells_fw[0]'s), got {c.dtype}")
     if dtype is not None:
-        dt = np.dtype(dtype) if isinstance(dtype, (type, np.dtype, str)) else None
+        try:
+            dt: Optional[np.dtype[Any]] = np.dtype(dtype)
+        except Exception:  # NumPy's parser raises TypeError, ValueError, even SyntaxError for odd strings
+            dt = None
         if dt != fws[0].dtype:
             raise ValueError(f"dtype: expected None or the cells' dtype {fws[0].dtype}, got {dtype!r}")
     states_fw = _per_layer("initial_states_fw", initial_states_fw, n)

@@ -239,6 +239,19 @@ def _gate_width(cell: RNNCell) -> int:
 _KINDS = {1: "an RNN", 3: "a GRU", 4: "an LSTM"}
 
 
+def _shape_of(value: Any) -> Optional[tuple[int, ...]]:
+    """``value``'s shape, or None when it has none (ragged lists, strings,
+    hostile objects): the diagnostics below then leave the plain checks to
+    name the problem."""
+    try:
+        shape = getattr(value, "shape", None)
+        if shape is None:
+            shape = np.shape(value)
+        return tuple(int(n) for n in shape)
+    except Exception:  # whatever a hostile object raises: the plain checks report it
+        return None
+
+
 def _gates_text(cell: RNNCell) -> str:
     """``G`` explained: ``4 gates x hidden size 6 = 24`` (``hidden size 6`` for one block)."""
     k, h = _gate_count(cell), cell.num_units
@@ -250,8 +263,8 @@ def _check_gates(cell: RNNCell, name: str, value: Any, gate_axis: int, hidden: O
     (a recurrent weight whose gate axis is ``gate_axis``, for a layer of
     hidden size ``hidden``) is when its gate count or hidden size is not the
     cell's ("this is an LSTM state dict ...", "hidden size 6, the cell has 7")."""
-    shape = np.shape(value)
-    if hidden is None or hidden <= 0 or len(shape) != 2 or shape[gate_axis] % hidden:
+    shape = _shape_of(value)
+    if shape is None or hidden is None or hidden <= 0 or len(shape) != 2 or shape[gate_axis] % hidden:
         return
     k, h, want = shape[gate_axis] // hidden, cell.num_units, _gate_count(cell)
     cls = type(cell).__name__
@@ -310,8 +323,9 @@ def _layer_from_torch(
     hh_name = f"weight_hh{suffix}"
     if hh_name in sd:
         # The state dict's hidden size: weight_hr's columns with a projection, else weight_hh's.
-        hidden = np.shape(sd[f"weight_hr{suffix}"])[-1] if has_proj else np.shape(sd[hh_name])[-1]
-        _check_gates(cell, f"state_dict[{hh_name!r}]", sd[hh_name], 0, int(hidden), "state dict")
+        hidden_of = _shape_of(sd[f"weight_hr{suffix}"] if has_proj else sd[hh_name])
+        if hidden_of:
+            _check_gates(cell, f"state_dict[{hh_name!r}]", sd[hh_name], 0, hidden_of[-1], "state dict")
     w_ih = _take(sd, f"weight_ih{suffix}", dt, (g, size), f"the input weights [{gates}, input_size]")
     w_hh = _take(
         sd,
@@ -404,9 +418,9 @@ def from_torch(cell: Target, state_dict: Mapping[str, Any]) -> None:
             _check_twins(fw, bw, i)
             if i == 0:  # both directions read the inputs: the forward cell's size, or weight_ih_l0's
                 below = fw.input_size or bw.input_size
-                ih0 = state_dict["weight_ih_l0"] if "weight_ih_l0" in state_dict else None
-                if below is None and ih0 is not None and np.ndim(ih0) == 2:
-                    below = int(np.shape(ih0)[1])
+                ih0 = _shape_of(state_dict["weight_ih_l0"]) if "weight_ih_l0" in state_dict else None
+                if below is None and ih0 is not None and len(ih0) == 2:
+                    below = ih0[1]
             else:
                 below = pairs[i - 1][0].output_size + pairs[i - 1][1].output_size
             jobs += [(fw, f"_l{i}", below, f"cells_fw[{i}]"), (bw, f"_l{i}_reverse", below, f"cells_bw[{i}]")]
@@ -487,26 +501,20 @@ def from_keras(cell: RNNCell, weights: Sequence[Any]) -> None:
     if isinstance(cell, (BasicLSTMCell, LSTMCell)):
         _check_lstm(cell, "Keras LSTM", projection_ok=False)
     gates_text = _gates_text(cell)
-    rk_shape = np.shape(weights[1])
-    if len(rk_shape) == 2:
-        _check_gates(
-            cell, "weights[1] (recurrent_kernel)", weights[1], 1, rk_shape[0], "Keras layer's recurrent kernel"
-        )
-    kernel = _incoming(
-        "weights[0] (kernel)", weights[0], dt, (cell.input_size, g), f"the kernel [input_size, {gates_text}]"
-    )
-    recurrent = _incoming(
-        "weights[1] (recurrent_kernel)", weights[1], dt, (h, g), f"the recurrent kernel [units {h}, {gates_text}]"
-    )
+    rk_shape = _shape_of(weights[1])
+    if rk_shape is not None and len(rk_shape) == 2:
+        _check_gates(cell, "weights[1]", weights[1], 1, rk_shape[0], "Keras layer's recurrent kernel")
+    kernel = _incoming("weights[0]", weights[0], dt, (cell.input_size, g), f"the kernel [input_size, {gates_text}]")
+    recurrent = _incoming("weights[1]", weights[1], dt, (h, g), f"the recurrent kernel [units {h}, {gates_text}]")
     reset_after = isinstance(cell, GRUCell) and cell.reset_after
-    if isinstance(cell, GRUCell) and np.shape(weights[2]) == ((g,) if reset_after else (2, g)):
+    if isinstance(cell, GRUCell) and _shape_of(weights[2]) == ((g,) if reset_after else (2, g)):
         raise ValueError(
-            f"weights[2] (bias): expected the bias of a reset_after={reset_after} GRU, shape "
-            f"{(2, g) if reset_after else (g,)}, got {np.shape(weights[2])} (a reset_after={not reset_after} GRU's"
+            f"weights[2]: expected the bias of a reset_after={reset_after} GRU, shape "
+            f"{(2, g) if reset_after else (g,)}, got {_shape_of(weights[2])} (a reset_after={not reset_after} GRU's"
             f" bias): build the GRUCell with reset_after={not reset_after}"
         )
     bias = _incoming(
-        "weights[2] (bias)",
+        "weights[2]",
         weights[2],
         dt,
         (2, g) if reset_after else (g,),
