@@ -65,6 +65,7 @@ from .rnn import (
     Gradients,
     bidirectional_dynamic_rnn,
     dynamic_rnn,
+    stack_bidirectional_dynamic_rnn,
     static_bidirectional_rnn,
     static_rnn,
 )
@@ -95,6 +96,7 @@ __all__ = [
     "set_num_threads",
     "static_bidirectional_rnn",
     "static_rnn",
+    "stack_bidirectional_dynamic_rnn",
     # Training: layers with backward passes, losses returning (value, gradient),
     # optimizers on dicts of named parameters, models with fit / evaluate /
     # predict / generate / save, and the examples' data sets.

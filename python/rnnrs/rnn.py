@@ -416,3 +416,163 @@ def static_bidirectional_rnn(
 
         result.append(Backprop(backward))
     return tuple(result)
+
+
+def _cell_list(name: str, value: Any) -> list[RNNCell]:
+    if isinstance(value, RNNCell) or not isinstance(value, (list, tuple)):
+        raise TypeError(f"{name}: expected a list of rnnrs cells (one per layer), got {type(value).__name__}")
+    if not value:
+        raise ValueError(f"{name}: expected a non-empty list of cells, got an empty list")
+    return [_check_cell(c, f"{name}[{i}]") for i, c in enumerate(value)]
+
+
+def _per_layer(name: str, value: Any, layers: int) -> list[Any]:
+    if value is None:
+        return [None] * layers
+    if isinstance(value, (np.ndarray, LSTMStateTuple)) or not isinstance(value, (list, tuple)):
+        raise TypeError(f"{name}: expected a list of {layers} states (one per layer), got {type(value).__name__}")
+    if len(value) != layers:
+        raise ValueError(f"{name}: expected a list of {layers} states (one per layer), got {len(value)}")
+    return list(value)
+
+
+def _layer_message(message: str, layer: int) -> str:
+    """An error of :func:`bidirectional_dynamic_rnn` run as layer ``layer``
+    of a stack, renamed after the stack's own arguments."""
+    for one, many in (("initial_state_fw", "initial_states_fw"), ("initial_state_bw", "initial_states_bw")):
+        if message.startswith(one):
+            return f"{many}[{layer}]" + message[len(one) :]
+    if layer > 0 and message.startswith("inputs"):
+        return (
+            f"cells_fw[{layer}]/cells_bw[{layer}]: layer {layer} reads layer {layer - 1}'s two directions"
+            f" concatenated;{message[len('inputs') :].lstrip(':')}"
+        )
+    return message
+
+
+def stack_bidirectional_dynamic_rnn(
+    cells_fw: Sequence[RNNCell],
+    cells_bw: Sequence[RNNCell],
+    inputs: Any,
+    initial_states_fw: Optional[Sequence[Any]] = None,
+    initial_states_bw: Optional[Sequence[Any]] = None,
+    dtype: Any = None,
+    sequence_length: Any = None,
+    parallel_iterations: Optional[int] = None,
+    time_major: bool = False,
+    scope: Any = None,
+    swap_memory: bool = False,
+    training: bool = False,
+    return_backprop: bool = False,
+) -> tuple[Any, ...]:
+    """Stacked bidirectional layers (TensorFlow 1.x
+    ``tf.contrib.rnn.stack_bidirectional_dynamic_rnn``): layer ``i`` runs
+    ``cells_fw[i]`` and ``cells_bw[i]`` with :func:`bidirectional_dynamic_rnn`
+    over the concatenation ``[outputs_fw, outputs_bw]`` (last axis) of layer
+    ``i - 1`` (layer 0 reads ``inputs``). This is also what a PyTorch
+    ``nn.LSTM/GRU/RNN(bidirectional=True, num_layers=n)`` computes; see
+    :func:`rnnrs.convert.from_torch` for its weights.
+
+    Args:
+        cells_fw, cells_bw: lists of rnnrs cells, one per layer, of equal
+            length and one dtype; each is built on first use for the width
+            it reads.
+        inputs: ``[B, T, I]`` (``[T, B, I]`` when ``time_major``).
+        initial_states_fw, initial_states_bw: None (zeros) or a list of one
+            state per layer (an element may be None: zeros).
+        dtype: None or the cells' dtype (TensorFlow's dtype of the zero
+            states); any other dtype raises ``ValueError``.
+        sequence_length: optional ``[B]`` lengths, ``0 <= len <= T``,
+            masking every layer as in :func:`dynamic_rnn`.
+        parallel_iterations, scope, swap_memory: accepted for TensorFlow
+            compatibility; they have no effect.
+        time_major, training: as in :func:`dynamic_rnn`.
+        return_backprop: also return a :class:`Backprop`. It takes
+            ``d_outputs`` shaped like the outputs and ``d_state`` as a pair
+            ``(d_states_fw, d_states_bw)`` of per-layer lists (any of them,
+            or their elements, may be None) and returns ``Gradients(inputs,
+            (d_initial_states_fw, d_initial_states_bw), (d_weights_fw,
+            d_weights_bw))`` with per-layer tuples of states and lists of
+            weight dicts.
+
+    Returns:
+        ``(outputs [B, T, H_fw + H_bw], states_fw, states_bw)`` where the
+        states are tuples of each layer's final state, plus the
+        :class:`Backprop` when ``return_backprop``.
+    """
+    del parallel_iterations, scope, swap_memory  # TensorFlow's graph options: nothing to do here
+    fws = _cell_list("cells_fw", cells_fw)
+    bws = _cell_list("cells_bw", cells_bw)
+    if len(fws) != len(bws):
+        raise ValueError(f"cells_bw: expected {len(fws)} cells (as many as cells_fw), got {len(bws)}")
+    n = len(fws)
+    for name, cells in (("cells_fw", fws), ("cells_bw", bws)):
+        for i, c in enumerate(cells):
+            if c.dtype != fws[0].dtype:
+                raise ValueError(f"{name}[{i}]: expected dtype {fws[0].dtype} (cells_fw[0]'s), got {c.dtype}")
+    if dtype is not None:
+        try:
+            dt: Optional[np.dtype[Any]] = np.dtype(dtype)
+        except Exception:  # NumPy's parser raises TypeError, ValueError, even SyntaxError for odd strings
+            dt = None
+        if dt != fws[0].dtype:
+            raise ValueError(f"dtype: expected None or the cells' dtype {fws[0].dtype}, got {dtype!r}")
+    states_fw = _per_layer("initial_states_fw", initial_states_fw, n)
+    states_bw = _per_layer("initial_states_bw", initial_states_bw, n)
+    time_major = flag("time_major", time_major)
+    return_backprop = flag("return_backprop", return_backprop)
+    x: Any = inputs
+    finals_fw: list[Any] = []
+    finals_bw: list[Any] = []
+    backprops: list[Backprop] = []
+    widths: list[int] = []
+    for i in range(n):
+        try:
+            res = bidirectional_dynamic_rnn(
+                cell_fw=fws[i],
+                cell_bw=bws[i],
+                inputs=x,
+                sequence_length=sequence_length,
+                initial_state_fw=states_fw[i],
+                initial_state_bw=states_bw[i],
+                time_major=time_major,
+                training=training,
+                return_backprop=return_backprop,
+            )
+        except (TypeError, ValueError) as e:
+            raise type(e)(_layer_message(str(e), i)) from e
+        (out_fw, out_bw), (state_fw, state_bw) = res[0], res[1]
+        finals_fw.append(state_fw)
+        finals_bw.append(state_bw)
+        widths.append(out_fw.shape[2])
+        if return_backprop:
+            backprops.append(res[2])
+        x = np.concatenate([out_fw, out_bw], axis=2)
+    result: list[Any] = [x, tuple(finals_fw), tuple(finals_bw)]
+    if return_backprop:
+        out_shape = x.shape
+        out_dtype = fws[0].dtype
+
+        def backward(d_outputs: Any, d_state: Any) -> Gradients:
+            d_states_fw, d_states_bw = _check_pair("d_state", d_state)
+            ds_fw = _per_layer("d_state[0]", d_states_fw, n)
+            ds_bw = _per_layer("d_state[1]", d_states_bw, n)
+            dy: Optional[np.ndarray] = None
+            if d_outputs is not None:
+                dy = float_array("d_outputs", d_outputs, out_dtype, 3, "shaped like the outputs")
+                check_shape("d_outputs", dy, out_shape)
+            d_init_fw: list[Any] = [None] * n
+            d_init_bw: list[Any] = [None] * n
+            d_w_fw: list[Any] = [None] * n
+            d_w_bw: list[Any] = [None] * n
+            for i in reversed(range(n)):
+                pair = None if dy is None else (dy[..., : widths[i]], dy[..., widths[i] :])
+                g = backprops[i](pair, (ds_fw[i], ds_bw[i]))
+                dy = g.inputs
+                d_init_fw[i], d_init_bw[i] = g.initial_state
+                d_w_fw[i], d_w_bw[i] = g.weights
+            assert dy is not None
+            return Gradients(dy, (tuple(d_init_fw), tuple(d_init_bw)), (d_w_fw, d_w_bw))
+
+        result.append(Backprop(backward))
+    return tuple(result)

@@ -35,6 +35,7 @@ a projection or cell clipping. ``onnx`` is imported only when it runs.
 """
 
 from .onnx_export import to_onnx
+from .onnx_import import from_onnx
 from .torch_keras import from_keras, from_torch, to_keras, to_torch
 
-__all__ = ["from_keras", "from_torch", "to_keras", "to_onnx", "to_torch"]
+__all__ = ["from_keras", "from_onnx", "from_torch", "to_keras", "to_onnx", "to_torch"]
