@@ -462,6 +462,7 @@ def stack_bidirectional_dynamic_rnn(
     time_major: bool = False,
     scope: Any = None,
     swap_memory: bool = False,
+    *,
     training: bool = False,
     return_backprop: bool = False,
 ) -> tuple[Any, ...]:
