@@ -27,6 +27,16 @@ The activation itself is not stored in weights: configure the target layer
 with the same one (PyTorch ``nonlinearity``, Keras ``activation``).
 """
 
+from .tf1_checkpoint import from_tf1_checkpoint, list_tf1_checkpoint, tf1_names, to_tf1_checkpoint
 from .torch_keras import from_keras, from_torch, to_keras, to_torch
 
-__all__ = ["from_keras", "from_torch", "to_keras", "to_torch"]
+__all__ = [
+    "from_keras",
+    "from_tf1_checkpoint",
+    "from_torch",
+    "list_tf1_checkpoint",
+    "tf1_names",
+    "to_keras",
+    "to_tf1_checkpoint",
+    "to_torch",
+]
