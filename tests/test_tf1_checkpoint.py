@@ -511,3 +511,17 @@ def test_oversized_index_is_refused_unread(monkeypatch):
     with raises_naming(ValueError, "path") as info:
         list_tf1_checkpoint(FIXTURES / "basic_rnn")
     assert "larger than 100 bytes" in str(info.value)
+
+
+def test_ambiguous_scope_is_refused_and_a_layer_can_be_picked(tmp_path):
+    """A lone cell matches both layers of a stacked checkpoint: scope=None
+    raises ValueError naming scope; ``scope=`` picks one layer."""
+    stack = rnnrs.MultiRNNCell([rnnrs.BasicRNNCell(3, seed=1), rnnrs.BasicRNNCell(3, seed=2)])
+    stack.build(3)
+    to_tf1_checkpoint(stack, tmp_path / "model.ckpt")
+    with raises_naming(ValueError, "scope") as info:
+        from_tf1_checkpoint(tmp_path, rnnrs.BasicRNNCell(3))
+    assert "rnn/multi_rnn_cell/cell_0" in str(info.value) and "rnn/multi_rnn_cell/cell_1" in str(info.value)
+    layer = rnnrs.BasicRNNCell(3)
+    from_tf1_checkpoint(tmp_path, layer, scope="rnn/multi_rnn_cell/cell_1")
+    np.testing.assert_array_equal(layer.get_weights()["kernel"], stack.get_weights()["cell_1/kernel"])
