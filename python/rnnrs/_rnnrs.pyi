@@ -20,6 +20,7 @@ __all__ = [
     "_set_parallel_work",
     "backward",
     "cell_kinds",
+    "crc32c",
     "forward",
     "get_num_threads",
     "set_num_threads",
@@ -89,5 +90,10 @@ def set_num_threads(n: int) -> None:
     """
 
 def get_num_threads() -> int: ...
+def crc32c(data: bytes) -> int:
+    """The CRC-32C (Castagnoli) of ``data``, unmasked, in ``[0, 2**32)`` (the
+    masked form LevelDB and TensorFlow store is computed from it in Python).
+    Hardware CRC instructions are used where the CPU has them."""
+
 def _num_threads_env() -> tuple[Optional[str], bool, int]: ...
 def _set_parallel_work(work: Optional[int] = None) -> None: ...

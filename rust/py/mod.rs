@@ -10,6 +10,7 @@
 //! by their TensorFlow 1.x names; gradients come back as such a dict.
 
 mod cells;
+mod checksum;
 
 use crate::error::{Error, Interrupt, Result as CoreResult};
 use crate::pool::{self, MAX_THREADS};
@@ -209,5 +210,6 @@ fn _rnnrs(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(_set_parallel_work, m)?)?;
     m.add_function(wrap_pyfunction!(_num_threads_env, m)?)?;
     m.add("MAX_THREADS", MAX_THREADS)?;
+    checksum::register(m)?;
     cells::register(m)
 }

@@ -36,6 +36,18 @@ a projection or cell clipping. ``onnx`` is imported only when it runs.
 
 from .onnx_export import to_onnx
 from .onnx_import import from_onnx
+from .tf1_checkpoint import from_tf1_checkpoint, list_tf1_checkpoint, tf1_names, to_tf1_checkpoint
 from .torch_keras import from_keras, from_torch, to_keras, to_torch
 
-__all__ = ["from_keras", "from_onnx", "from_torch", "to_keras", "to_onnx", "to_torch"]
+__all__ = [
+    "from_keras",
+    "from_onnx",
+    "from_tf1_checkpoint",
+    "from_torch",
+    "list_tf1_checkpoint",
+    "tf1_names",
+    "to_keras",
+    "to_onnx",
+    "to_tf1_checkpoint",
+    "to_torch",
+]
