@@ -1,7 +1,19 @@
-"""Moving weights in and out of rnnrs: weight converters between rnnrs
-(TensorFlow 1.x layouts) and PyTorch / Keras 3 layouts. NumPy arrays in and
-out; no framework is imported.
+"""Moving weights and models in and out of rnnrs.
 
+- PyTorch and Keras 3 weight layouts: :func:`to_torch`, :func:`from_torch`
+  (also bidirectional modules: ``(cell_fw, cell_bw)`` pairs and, for several
+  layers, ``(cells_fw, cells_bw)`` lists run by
+  :func:`rnnrs.stack_bidirectional_dynamic_rnn`), :func:`to_keras`,
+  :func:`from_keras`;
+- ONNX: :func:`to_onnx` (cells, wrappers, pairs, ``Sequential`` models) and
+  :func:`from_onnx` (the recurrent, dense and embedding layers of a
+  ``torch.onnx.export`` file); needs ``pip install "rnnrs[onnx]"``;
+- TensorFlow 1.x checkpoints without TensorFlow: :func:`list_tf1_checkpoint`,
+  :func:`from_tf1_checkpoint`, :func:`to_tf1_checkpoint`, and the naming
+  rule :func:`tf1_names`.
+
+NumPy arrays in and out; no framework is imported (``onnx`` only when an
+ONNX function runs).
 
 PyTorch (``nn.RNN`` / ``nn.LSTM`` / ``nn.GRU`` state dicts, one layer per
 cell, ``_l{k}`` suffixes): ``weight_ih [G, I]``, ``weight_hh [G, H]``,

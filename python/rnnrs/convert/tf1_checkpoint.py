@@ -38,11 +38,9 @@ from typing import Any, Callable, Iterator, Optional, Sequence, Union
 import numpy as np
 
 from .. import _rnnrs
-from ..cells import WEIGHTS_LOCK, BasicRNNCell, RNNCell
-from ..gru import GRUCell
-from ..lstm import BasicLSTMCell, LSTMCell
+from ..cells import WEIGHTS_LOCK, RNNCell
 from ..saving.model_io import _path  # a str or os.PathLike of str, not empty
-from ..wrappers import DropoutWrapper, MultiRNNCell, OutputProjectionWrapper, ResidualWrapper
+from ..tfnames import tf_scoped_names
 
 __all__ = ["from_tf1_checkpoint", "list_tf1_checkpoint", "tf1_names", "to_tf1_checkpoint"]
 
@@ -409,47 +407,17 @@ def list_tf1_checkpoint(path: PathLike) -> list[tuple[str, str, tuple[int, ...]]
 
 
 # -- names -----------------------------------------------------------------------------
-_GRU_RESET_AFTER = {
-    "candidate/input_kernel": "candidate/input_projection/kernel",
-    "candidate/input_bias": "candidate/input_projection/bias",
-    "candidate/hidden_kernel": "candidate/hidden_projection/kernel",
-    "candidate/hidden_bias": "candidate/hidden_projection/bias",
-}
-
-
 def _cell_names(cell: Any, where: str) -> dict[str, str]:
-    """rnnrs weight name → TF name below the run function's scope, for a cell."""
-    if isinstance(cell, (DropoutWrapper, ResidualWrapper)):
-        return _cell_names(cell.cell, where)
-    if isinstance(cell, MultiRNNCell):
-        return {
-            f"cell_{i}/{ours}": f"multi_rnn_cell/cell_{i}/{theirs}"
-            for i, layer in enumerate(cell.cells)
-            for ours, theirs in _cell_names(layer, f"{where}.cells[{i}]").items()
-        }
-    if isinstance(cell, OutputProjectionWrapper):
-        inner = {k: f"output_projection_wrapper/{v}" for k, v in _cell_names(cell.cell, f"{where}.cell").items()}
-        inner[cell.KERNEL] = "output_projection_wrapper/kernel"
-        inner[cell.BIAS] = "output_projection_wrapper/bias"
-        return inner
-    if isinstance(cell, (BasicRNNCell, BasicLSTMCell, LSTMCell, GRUCell)):
-        ours = list(cell._weight_shapes(0))
-        if isinstance(cell, GRUCell) and cell.reset_after:
-            return {k: f"cudnn_compatible_gru_cell/{_GRU_RESET_AFTER.get(k, k)}" for k in ours}
-        if isinstance(cell, BasicRNNCell):
-            scope = "basic_rnn_cell"
-        elif isinstance(cell, BasicLSTMCell):
-            scope = "basic_lstm_cell"
-        elif isinstance(cell, LSTMCell):
-            scope = "lstm_cell"
-        else:
-            scope = "gru_cell"
-        return {k: f"{scope}/{k}" for k in ours}
-    raise TypeError(
-        f"{where}: expected an rnnrs cell or wrapper TensorFlow 1.x has (BasicRNNCell, BasicLSTMCell, LSTMCell, "
-        f"GRUCell, MultiRNNCell, OutputProjectionWrapper, DropoutWrapper, ResidualWrapper), "
-        f"got {type(cell).__name__}"
-    )
+    """rnnrs weight name → TF name below the run function's scope, for a
+    cell (the one rule, :func:`rnnrs.tfnames.tf_scoped_names`)."""
+    try:
+        return tf_scoped_names(cell, "")
+    except TypeError:
+        raise TypeError(
+            f"{where}: expected an rnnrs cell or wrapper TensorFlow 1.x has (BasicRNNCell, BasicLSTMCell, LSTMCell, "
+            f"GRUCell, MultiRNNCell, OutputProjectionWrapper, DropoutWrapper, ResidualWrapper), "
+            f"got {type(cell).__name__}"
+        ) from None
 
 
 def _parts(obj: Any) -> list[tuple[str, RNNCell]]:
