@@ -144,3 +144,21 @@ def test_compare_command_passes_options_through():
         suite.parse_args(["--dtypes", "f16"])
     with pytest.raises(SystemExit):
         suite.parse_args(["--threads", "0"])
+
+
+def test_onnx_export_bench_runs():
+    """benches/onnx_export.py runs end to end (one repetition) where onnxruntime is installed."""
+    pytest.importorskip("onnx", reason="the ONNX export needs onnx (rnnrs[onnx])")
+    pytest.importorskip("onnxruntime", reason="the benchmark runs the graphs on onnxruntime")
+    import subprocess
+
+    result = subprocess.run(
+        [sys.executable, os.path.join(BENCHES, "onnx_export.py"), "--repeat", "1", "--threads", "1"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "digits SequenceClassifier predict" in result.stdout, result.stdout
+    diffs = [float(line.split()[-1]) for line in result.stdout.splitlines() if line.endswith(tuple("0123456789"))]
+    assert diffs and max(diffs) < 1e-5, result.stdout
