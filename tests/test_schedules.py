@@ -391,3 +391,10 @@ def test_load_refuses_bad_schedule_configs(tmp_path):
         np.savez(target, **arrays)
         with raises_naming(ValueError, "learning_rate"):
             rnnrs.load_model(target)
+
+
+def test_staircase_takes_numpy_bools_like_every_flag():
+    """``staircase`` follows the package's flags: True, False or a NumPy bool; 1 is refused."""
+    assert rnnrs.schedules.ExponentialDecay(0.1, 10, 0.5, staircase=np.bool_(True)).staircase is True
+    with pytest.raises(TypeError, match="^staircase"):
+        rnnrs.schedules.ExponentialDecay(0.1, 10, 0.5, staircase=1)

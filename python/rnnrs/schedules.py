@@ -58,12 +58,6 @@ def _positive(name: str, value: Any) -> float:
     return _real(name, value, "a finite number > 0", lambda v: v > 0)
 
 
-def _bool(name: str, value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise TypeError(f"{name}: expected a bool, got {type(value).__name__} {short(value)}")
-    return flag(name, value)
-
-
 def _numbers(name: str, value: Any) -> list[float]:
     if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
         raise TypeError(f"{name}: expected a list of numbers, got {type(value).__name__} {short(value)}")
@@ -127,7 +121,7 @@ class _StepDecay(LearningRateSchedule):
         self.initial_learning_rate = _rate("initial_learning_rate", initial_learning_rate)
         self.decay_steps = _positive("decay_steps", decay_steps)
         self.decay_rate = _rate("decay_rate", decay_rate)
-        self.staircase = _bool("staircase", staircase)
+        self.staircase = flag("staircase", staircase)
 
     def _progress(self, step: float) -> float:
         """``step / decay_steps``, floored with ``staircase``."""
