@@ -625,3 +625,76 @@ def test_stateful_layer_in_a_functional_model():
     rnn.reset_states()
     model(x)
     np.testing.assert_array_equal(after_predict, rnn.states)
+
+
+# -- found by review ------------------------------------------------------------------
+
+
+def _stateful_model(seed=1, lr=0.01):
+    i = rnnrs.Input((None, 2), dtype="float64")
+    h = rnnrs.RNN(rnnrs.GRUCell(3, dtype=np.float64, seed=seed), return_sequences=True, stateful=True)(i)
+    model = rnnrs.Model(i, rnnrs.Dense(1, seed=2)(h))
+    model.compile(rnnrs.SGD(lr), "mse")
+    return model
+
+
+def test_bptt_keeps_per_row_sample_weights_in_every_chunk():
+    """A [B] sample_weight weighs every chunk of truncated BPTT (it was dropped: zeros trained as
+    ones). With a negligible step, chunks carrying the state give the whole sequence's loss."""
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(3, 4, 2)), rng.normal(size=(3, 4, 1))
+    for w in (np.zeros(3), np.array([0.0, 1.0, 5.0])):
+        chunked = _stateful_model(lr=1e-12).fit(
+            x, y, batch_size=3, shuffle=False, verbose=0, sample_weight=w, bptt_steps=2
+        )
+        whole = _stateful_model(lr=1e-12).fit(x, y, batch_size=3, shuffle=False, verbose=0, sample_weight=w)
+        np.testing.assert_allclose(chunked.history["loss"], whole.history["loss"], rtol=1e-9, atol=1e-12)
+    assert whole.history["loss"][0] > 0
+
+
+def test_validation_of_a_stateful_model_runs_from_zero_states_and_keeps_trainings():
+    """Validation batches of another size than the training batches (they failed after the first
+    epoch: the kept state had the training batch's rows), and training's kept state survives."""
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(10, 6, 2)), rng.normal(size=(10, 6, 1))
+    model = _stateful_model()
+    history = model.fit(x, y, batch_size=5, epochs=2, shuffle=False, verbose=0, validation_data=(x[:3], y[:3]))
+    assert len(history.history["val_loss"]) == 2
+    rnn = model.layers[0]
+    assert rnn.states.shape == (5, 3)  # the last training batch's, not validation's
+    fresh = _stateful_model()
+    fresh.set_weights(model.get_weights())
+    fresh.layers[0].reset_states()
+    np.testing.assert_allclose(fresh.evaluate(x[:3], y[:3])["loss"], history.history["val_loss"][-1], rtol=1e-12)
+
+
+def test_weights_held_by_two_layers_are_refused():
+    """A layer and a wrapper of it, or one cell in two RNN layers, would train two copies of one set of
+    weights (each got half the gradient); sharing is calling the same layer twice."""
+    i = rnnrs.Input((None, 2))
+    dense = rnnrs.Dense(2)
+    with raises_naming(ValueError, "layers"):
+        rnnrs.Model(i, rnnrs.Add()([rnnrs.TimeDistributed(dense)(i), dense(i)]))
+    cell = rnnrs.GRUCell(3)
+    a, b = rnnrs.RNN(cell, return_sequences=True), rnnrs.RNN(cell, return_sequences=True)
+    with raises_naming(ValueError, "layers"):
+        rnnrs.Model(i, rnnrs.Add()([a(i), b(i)]))
+    with raises_naming(ValueError, "layers"):
+        rnnrs.Sequential([rnnrs.RNN(cell, return_sequences=True), rnnrs.RNN(cell)])
+    shared = rnnrs.RNN(rnnrs.GRUCell(3), return_sequences=True)
+    assert len(rnnrs.Model(i, rnnrs.Add()([shared(i), shared(i)])).layers) == 2  # the way to share
+
+
+def test_ids_reaching_a_wrapped_embedding_are_checked_before_training():
+    t = rnnrs.Input((None, 3), dtype="int64")
+    model = rnnrs.Model(t, rnnrs.TimeDistributed(rnnrs.Embedding(7, 2))(t))
+    with raises_naming(ValueError, "x"):
+        model(np.full((1, 2, 3), 7))
+
+
+def test_training_and_return_backprop_on_symbolic_calls_are_refused():
+    i = rnnrs.Input((None, 2))
+    with raises_naming(ValueError, "training"):
+        rnnrs.Dropout(0.5)(i, training=True)
+    with raises_naming(ValueError, "return_backprop"):
+        rnnrs.Dense(2)(i, return_backprop=True)

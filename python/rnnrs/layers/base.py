@@ -310,13 +310,24 @@ class Layer:
         several), or ``(outputs, backprop)`` when ``return_backprop`` (a
         :class:`LayerBackprop`). On symbolic tensors (:func:`rnnrs.Input`),
         returns symbolic outputs (``sequence_length``, ``training`` and
-        ``return_backprop`` are then given to the model instead)."""
+        ``return_backprop`` are then given to the model instead: passing
+        them here is a ``ValueError`` naming them)."""
         symbolic = symbolic_inputs(inputs)
         if symbolic is not None:
-            if sequence_length is not None or return_backprop:
+            if sequence_length is not None:
                 raise ValueError(
                     "sequence_length: expected None when calling a layer on symbolic tensors (pass lengths to the "
-                    "model's fit / predict / __call__)"
+                    f"model's fit / predict / __call__), got {type(sequence_length).__name__}"
+                )
+            if return_backprop is not False:
+                raise ValueError(
+                    "return_backprop: expected False when calling a layer on symbolic tensors (call the model "
+                    f"with return_backprop=True), got {return_backprop!r}"
+                )
+            if training is not False:
+                raise ValueError(
+                    f"training: expected False when calling a layer on symbolic tensors (the model's fit trains, "
+                    f"its predict and __call__ infer; a layer cannot be fixed in training mode), got {training!r}"
                 )
             return self._call_symbolic(symbolic)
         return self._call_eager(self._prepare_inputs(inputs), sequence_length, training, return_backprop)

@@ -452,7 +452,8 @@ class Bidirectional(StateInputs):
 
     The backward direction reads each row reversed within its own length;
     its sequence outputs are re-aligned to input order (step ``t`` of both
-    belongs to input ``t``). With ``return_sequences=False`` the outputs are
+    belongs to input ``t``; when ``layer`` itself has ``go_backwards=True``
+    the roles swap and both come out in reversed order, as in Keras). With ``return_sequences=False`` the outputs are
     the forward direction's at each row's last valid step and the backward
     direction's after reading the whole row.
 

@@ -20,12 +20,13 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any, Callable, Mapping, NamedTuple, Optional, Sequence, TextIO, Union
+from typing import Any, Callable, Mapping, NamedTuple, Optional, Sequence, TextIO, Union, cast
 
 import numpy as np
 
 from .._validate import bounded_int, flag, float_array, integer_ids, lengths_array
-from ..layers import Embedding, InputLayer, Layer, Node, SymbolicTensor
+from ..cells import RNNCell
+from ..layers import Dense, Embedding, InputLayer, Layer, Node, SymbolicTensor
 from ..layers.base import Spec, checked_d_outputs
 from ..saving.model_io import default_name
 from ..saving.registry import register
@@ -105,6 +106,49 @@ def _bytes(n: int) -> str:
 def _shape_text(shape: Sequence[Optional[int]]) -> str:
     dims = ", ".join("None" if d is None else str(d) for d in shape)
     return f"({dims}{',' if len(shape) == 1 else ''})"
+
+
+def _weight_owners(obj: Any) -> list[Any]:
+    """The objects holding ``obj``'s weights: the layer itself (Dense,
+    Embedding), the cells of a recurrent layer (nested cells included), and
+    those of the layers a wrapper layer holds."""
+    found: list[Any] = []
+    stack = [obj]
+    while stack:
+        item = stack.pop()
+        for attr in ("layer", "forward_layer", "backward_layer"):
+            inner = getattr(item, attr, None)
+            if isinstance(inner, Layer):
+                stack.append(inner)
+        cell = getattr(item, "cell", None)
+        if isinstance(cell, RNNCell):
+            stack.append(cell)
+        if isinstance(item, RNNCell):
+            found.append(item)
+            cells = getattr(item, "cells", None)
+            stack.extend(cells if isinstance(cells, list) else [])
+        elif isinstance(item, (Dense, Embedding)):
+            found.append(item)
+    return found
+
+
+def check_distinct_weights(layers: Sequence[Layer]) -> None:
+    """``ValueError`` naming ``layers`` when two of a model's layers hold the
+    same weights (a layer and a wrapper of it, or one cell in two ``RNN``
+    layers): their gradients would be applied to two copies. To share
+    weights, call the same layer twice."""
+    owner_of: dict[int, int] = {}
+    for i, layer in enumerate(layers):
+        for item in {id(o): o for o in _weight_owners(layer)}.values():
+            j = owner_of.setdefault(id(item), i)
+            if j != i:
+                what = f"cell {type(item).__name__}" if isinstance(item, RNNCell) else f"layer {item.name!r}"
+                first, second = layers[j], layer
+                raise ValueError(
+                    f"layers: expected each weight in one layer of the model, got the {what} in both "
+                    f"{type(first).__name__} {first.name!r} (layer {j}) and {type(second).__name__} {second.name!r} "
+                    f"(layer {i}) (to share weights, call the same layer twice)"
+                )
 
 
 def name_layers(members: Sequence[Layer]) -> None:
@@ -208,6 +252,7 @@ class Model(Trainer):
         for node in self._nodes:
             if not any(node.layer is other for other in layers):
                 layers.append(node.layer)
+        check_distinct_weights(layers)
         name_layers([t.node.layer for t in ins] + layers)
         self.layers = layers
         self.input_names = [t.node.layer.name for t in ins]
@@ -222,8 +267,11 @@ class Model(Trainer):
         for t in ins:
             limit = _ANY_ID
             for node in self._nodes:
-                if isinstance(node.layer, Embedding) and any(i is t for i in node.inputs):
-                    limit = min(limit, node.layer.input_dim)
+                inner = node.layer
+                while not isinstance(inner, Embedding) and isinstance(getattr(inner, "layer", None), Layer):
+                    inner = cast(Any, inner).layer  # TimeDistributed(Embedding), nested
+                if isinstance(inner, Embedding) and any(i is t for i in node.inputs):
+                    limit = min(limit, inner.input_dim)
             self._id_limits.append(limit)
         dtypes = {layer.dtype for layer in layers if layer.dtype is not None}
         dtypes |= {t.dtype for t in ins if t.dtype.kind == "f"}
@@ -292,6 +340,9 @@ class Model(Trainer):
             by_layer.setdefault(prefix, {})[rest] = value
         for prefix, part in by_layer.items():
             names[prefix].set_state(part)
+
+    def _kept_state_layers(self) -> list[Any]:
+        return _stateful_layers(self.layers)
 
     def count_params(self) -> int:
         """Number of scalar weights."""

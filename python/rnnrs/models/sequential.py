@@ -13,7 +13,15 @@ from ..layers import Embedding, Layer
 from ..layers.base import IDS, Spec
 from ..saving.registry import register
 from ..trainers.trainer import Arrays, Forward, Lengths
-from .model import Model, _layer_kind, _layer_params, _shape_text, default_name, name_layers
+from .model import (
+    Model,
+    _layer_kind,
+    _layer_params,
+    _shape_text,
+    check_distinct_weights,
+    default_name,
+    name_layers,
+)
 
 
 @register("model")
@@ -57,6 +65,7 @@ class Sequential(Model):
             )
         if any(layer is other for other in self.layers):
             raise ValueError(f"layer: expected a layer not already in the model, got {layer.name!r} twice")
+        check_distinct_weights([*self.layers, layer])
         name_layers([*self.layers, layer])
         self.layers.append(layer)
         self._specs = []

@@ -5,7 +5,9 @@ holding the configuration as JSON text (entry ``__rnnrs_model__``), the
 weights (``weights/<layer>/<weight>``) and the optimizer state
 (``optimizer/<slot>/<layer>/<weight>``, ``optimizer/iterations``) and what
 layers keep besides weights (``state/<layer>/<key>``: a ``Dropout``'s
-random generator, so that training continues identically). Every
+random generator, so that training continues identically; a stateful
+``RNN``'s kept state is not saved, as in Keras: a loaded model starts from
+zero states). Every
 model kind is saved this way: a :class:`~rnnrs.Sequential` (and the
 ready-made models) as its list of layers, a functional :class:`~rnnrs.Model`
 as its layers and graph (which layer each call used and which tensors it

@@ -163,7 +163,7 @@ def _chunks(
             [np.ascontiguousarray(x[:, cut]) for x in xs],
             [np.ascontiguousarray(y[:, cut]) for y in ys],
             [None if ls is None else np.clip(ls - t0, 0, t1 - t0) for ls in lengths],
-            [None if w is None or w.ndim == 1 else w[:, cut] for w in weights],
+            [None if w is None else w if w.ndim == 1 else w[:, cut] for w in weights],  # a [B] weight: every chunk
         )
 
 
@@ -211,6 +211,10 @@ class Trainer:
 
     def _push(self, params: Mapping[str, np.ndarray]) -> None:
         raise NotImplementedError
+
+    def _kept_state_layers(self) -> list[Any]:
+        """The layers (wrapped ones included) that keep a recurrent state between calls."""
+        return []
 
     # -- compile ----------------------------------------------------------------------
     @property
@@ -799,7 +803,16 @@ class Trainer:
             if val is not None:
                 for cb in cbs:
                     cb.on_test_begin(None)
-                val_logs = self._evaluate_arrays(*val, losses, 256, stateful=stateful)
+                # Validation runs its rows from zero states (stateful layers are reset before each of
+                # its batches), and training then continues from the states it had left.
+                kept = [(layer, layer._kept_state) for layer in self._kept_state_layers()]
+                try:
+                    val_logs = self._evaluate_arrays(
+                        *val, losses, 256, stateful=[layer for layer, _ in kept] or stateful
+                    )
+                finally:
+                    for layer, state in kept:
+                        layer._kept_state = state
                 for cb in cbs:
                     cb.on_test_end(dict(val_logs))
                 logs.update({f"val_{k}": v for k, v in val_logs.items()})
