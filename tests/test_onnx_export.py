@@ -394,6 +394,101 @@ def test_onnx_reference_evaluator_full_length(kind, dtype):
         np.testing.assert_allclose(value, want, rtol=TOL if dtype == np.float32 else 1e-12, atol=TOL)
 
 
+def _embedding_model(mask_zero):
+    model = rnnrs.Sequential(
+        [
+            Embedding(10, 4, mask_zero=mask_zero, seed=1),
+            Bidirectional(RNN(rnnrs.GRUCell(3, seed=2), return_sequences=True)),
+            TimeDistributed(Dense(5, seed=3)),
+            Dropout(0.3),
+        ]
+    )
+    model.compile("adam", "sparse_categorical_crossentropy")
+    model.build()
+    return model
+
+
+def _dropout_only():
+    model = rnnrs.Sequential([Dropout(0.1)])
+    model.build(3)
+    return model
+
+
+def _every_kind():
+    """(label, object, feeds, the rnnrs results in graph-output order) for
+    every kind of exported object."""
+    x, lengths = ragged(np.random.default_rng(7))
+    feeds = {"inputs": x, "sequence_length": lengths}
+    for kind in sorted(CELLS):
+        cell = CELLS[kind]()
+        size = input_size_for(cell)
+        cell.build(size)
+        xs = x if size == 3 else ragged(np.random.default_rng(7), size=size)[0]
+        outputs, state = rnnrs.dynamic_rnn(cell, xs, sequence_length=lengths)
+        yield kind, cell, {"inputs": xs, "sequence_length": lengths}, [outputs, *flatten_state(state)]
+    for kind in sorted(PAIRS):
+        fw, bw = PAIRS[kind]()
+        fw.build(3)
+        bw.build(3)
+        (out_fw, out_bw), (st_fw, st_bw) = rnnrs.bidirectional_dynamic_rnn(fw, bw, x, sequence_length=lengths)
+        yield kind, (fw, bw), feeds, [out_fw, out_bw, *flatten_state(st_fw), *flatten_state(st_bw)]
+    models = {**MODELS, "dropout_only": _dropout_only}
+    for kind in sorted(models):
+        model = models[kind]()
+        yield kind, model, feeds, [model.predict(x, sequence_length=lengths)]
+    ids = np.array([[1, 2, 3, 0, 0], [0, 0, 0, 0, 0], [4, 5, 6, 7, 8], [3, 0, 0, 0, 0]], dtype=np.int64)
+    given = np.array([5, 5, 4, 5], dtype=np.int64)
+    for mask_zero in (False, True):
+        model = _embedding_model(mask_zero)
+        want = model.predict(ids, sequence_length=given)
+        yield f"embedding_mask_zero_{mask_zero}", model, {"inputs": ids, "sequence_length": given}, [want]
+
+
+@pytest.mark.parametrize("opset", [15, 17, 18, "newest"])
+def test_every_kind_at_old_and_new_opsets(opset):
+    """Every exported kind passes onnx.checker (full check) at opsets 15, 17,
+    18 and the installed onnx's newest, and gives rnnrs's results on ONNX
+    Runtime where it supports that opset. Pins: from opset 18 on,
+    ``ReduceMax`` (an ``Embedding(mask_zero=True)``'s lengths) takes its axes
+    as an input (an ``axes`` attribute failed the checker); a model of only
+    ``Dropout`` layers exports as the identity (it raised UnboundLocalError)."""
+    opset = onnx.defs.onnx_opset_version() if opset == "newest" else opset
+    cases = []
+    for label, obj, feeds, wants in _every_kind():
+        model = to_onnx(obj, opset=opset)
+        assert model.opset_import[0].version == opset
+        onnx.checker.check_model(model, full_check=True)
+        cases.append((label, model, feeds, wants))
+    ort = _ort()
+    try:
+        ort.InferenceSession(cases[0][1].SerializeToString(), providers=["CPUExecutionProvider"])
+    except Exception as e:  # an ONNX Runtime older than the onnx package
+        if "opset" not in str(e).lower():
+            raise
+        pytest.skip(f"onnxruntime {ort.__version__} does not run opset {opset}: {e}")
+    for label, model, feeds, wants in cases:
+        got = run_ort(model, feeds)
+        names = [o.name for o in model.graph.output]
+        assert len(names) == len(wants), label
+        for name, want in zip(names, wants):
+            assert got[name].shape == want.shape, f"{label}: {name}"
+            assert_close(got[name], want, f"{label} at opset {opset}: {name}")
+
+
+def test_a_dropout_only_model_exports_the_identity():
+    """``predict`` of a model of Dropout layers returns its inputs (zero past
+    each row's length); the export gives the same (it raised UnboundLocalError)."""
+    _ort()
+    model = _dropout_only()
+    x, lengths = ragged(np.random.default_rng(8))
+    exported = to_onnx(model)
+    assert exported.graph.output[0].type.tensor_type.shape.dim[2].dim_value == 3
+    got = run_ort(exported, {"inputs": x, "sequence_length": lengths})["predictions"]
+    want = model.predict(x, sequence_length=lengths)
+    assert np.abs(want).max() > 0.01
+    assert_close(got, want, "predictions")
+
+
 def test_path_and_opset(tmp_path):
     """``path`` (str or PathLike) gets the same model; ``opset`` defaults to 17
     and accepts the range of the installed onnx."""

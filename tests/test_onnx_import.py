@@ -285,3 +285,165 @@ def test_without_onnx_the_error_says_how_to_install_it(monkeypatch):
     monkeypatch.setitem(sys.modules, "onnx", None)
     with pytest.raises(ImportError, match=r'pip install "rnnrs\[onnx\]"'):
         convert.from_onnx(fixture("gru")[0])
+
+
+# ---- malformed and unsupported graphs ---------------------------------------------
+
+
+def graph_model(nodes, consts=(), inputs=("x",), outputs=("y",)):
+    """A model of ``nodes`` with float inputs / outputs of unknown shape and
+    ``consts`` ((name, array) or TensorProto) as initializers."""
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n in inputs],
+        [helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n in outputs],
+        [c if isinstance(c, TensorProto) else numpy_helper.from_array(c[1], c[0]) for c in consts],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def refused_naming(model, *words, exc=ValueError):
+    """from_onnx refuses ``model``: ``exc`` starting with path_or_model, naming ``words``."""
+    with raises_naming(exc, "path_or_model") as info:
+        convert.from_onnx(model)
+    message = str(info.value)
+    assert message.startswith("path_or_model"), message
+    for word in words:
+        assert word in message, (word, message)
+
+
+def test_weights_inside_a_subgraph_are_refused():
+    """A Scan / Loop / If body's weights have no rnnrs layer: the node is
+    refused naming the weight (they were silently dropped, and rnnrs's own
+    export of an LSTMCell with num_proj, a Scan, imported as nothing or as
+    its output projection alone)."""
+    cell = rnnrs.LSTMCell(4, num_proj=2, seed=1)
+    cell.build(3)
+    refused_naming(convert.to_onnx(cell), "(Scan)", "subgraph", "Kx")
+    wrapped = rnnrs.OutputProjectionWrapper(rnnrs.LSTMCell(4, num_proj=2, seed=1), 3, seed=2)
+    wrapped.build(3)
+    refused_naming(convert.to_onnx(wrapped), "(Scan)", "subgraph")
+    # An If whose branches hold their own weight, and one whose branches read the outer graph's.
+    own = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "k_in"], ["z"])],
+        "then",
+        [],
+        [helper.make_tensor_value_info("z", TensorProto.FLOAT, None)],
+        [numpy_helper.from_array(np.ones((3, 2), np.float32), "k_in")],
+    )
+    outer = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "k_out"], ["z2"])],
+        "else",
+        [],
+        [helper.make_tensor_value_info("z2", TensorProto.FLOAT, None)],
+    )
+    branch = helper.make_node("If", ["cond"], ["y"], name="branch", then_branch=own, else_branch=own)
+    model = graph_model([branch], [("k_out", np.ones((3, 2), np.float32))], inputs=("x", "cond"))
+    refused_naming(model, "'branch' (If)", "k_in")
+    outer_only = helper.make_node("If", ["cond"], ["y"], name="branch", then_branch=outer, else_branch=outer)
+    model = graph_model([outer_only], [("k_out", np.ones((3, 2), np.float32))], inputs=("x", "cond"))
+    refused_naming(model, "'branch' (If)", "k_out")
+
+
+@pytest.mark.parametrize(
+    "nodes,consts",
+    [
+        ([helper.make_node("MatMul", ["x"], ["y"], name="bad")], []),
+        ([helper.make_node("Gemm", ["x"], ["y"], name="bad")], []),
+        ([helper.make_node("Gather", ["t"], ["y"], name="bad")], [("t", np.ones((3, 2), np.float32))]),
+        ([helper.make_node("Identity", [], ["y"], name="bad")], []),
+        (
+            [helper.make_node("MatMul", ["x", "k"], ["m"], name="bad"), helper.make_node("Add", ["m", "b"], ["y"])],
+            [("k", np.float32(2.0)), ("b", np.ones(2, np.float32))],
+        ),
+    ],
+    ids=["matmul_one_input", "gemm_one_input", "gather_one_input", "identity_no_input", "matmul_0d_weight"],
+)
+def test_malformed_nodes_are_refused_naming_the_node(nodes, consts):
+    """Too few inputs for the operator, or a 0-d MatMul weight: a ValueError
+    naming the node (each raised IndexError)."""
+    refused_naming(graph_model(nodes, consts), "'bad'")
+
+
+def test_unreadable_initializers_are_refused():
+    """Initializer data onnx cannot read (truncated raw data; external data
+    that a ModelProto or bytes cannot carry): a ValueError naming it (numpy's
+    unnamed ValueError, onnx's ValidationError before)."""
+    short = TensorProto(name="k", data_type=TensorProto.FLOAT, dims=[3, 2], raw_data=b"\x00" * 5)
+    refused_naming(graph_model([helper.make_node("MatMul", ["x", "k"], ["y"])], [short]), "'k'", "unreadable")
+    ext = TensorProto(name="k", data_type=TensorProto.FLOAT, dims=[3, 2], data_location=TensorProto.EXTERNAL)
+    entry = ext.external_data.add()
+    entry.key, entry.value = "location", "nowhere.bin"
+    model = graph_model([helper.make_node("MatMul", ["x", "k"], ["y"])], [ext])
+    for source in (model, model.SerializeToString()):
+        refused_naming(source, "'k'", "external data")
+
+
+def test_weights_without_units_or_of_text_are_refused():
+    """W [1, 0, 3] (no units) and object weights even with dtype=: refused
+    naming the node (errors named num_units or an internal state_dict before)."""
+    gru = helper.make_node("GRU", ["x", "W", "R"], ["y"], name="g0")
+    zeros = [("W", np.zeros((1, 0, 3), np.float32)), ("R", np.zeros((1, 0, 0), np.float32))]
+    refused_naming(graph_model([gru], zeros), "'g0'", "hidden_size >= 1")
+    no_input = [("W", np.zeros((1, 6, 0), np.float32)), ("R", np.zeros((1, 6, 2), np.float32))]
+    refused_naming(graph_model([gru], no_input), "'g0'", "input size >= 1")
+    rnn = helper.make_node("RNN", ["x", "W", "R"], ["y"], name="r0")
+    text = [("W", np.array([[["a"] * 3] * 2], dtype=object)), ("R", np.zeros((1, 2, 2), np.float32))]
+    with raises_naming(ValueError, "path_or_model.*'r0'.*numeric"):
+        convert.from_onnx(graph_model([rnn], text), dtype=np.float32)
+    dense = helper.make_node("MatMul", ["x", "k"], ["y"], name="d0")
+    with raises_naming(ValueError, "path_or_model.*'d0'.*numeric"):
+        convert.from_onnx(graph_model([dense], [("k", np.array([["a", "b"]] * 3, dtype=object))]), dtype=np.float32)
+
+
+def _rnn_with_initial_h(pre, consts, inputs=("x",)):
+    rng = np.random.default_rng(5)
+    node = helper.make_node("RNN", ["x", "W", "R", "", "", "h0"], ["y"], name="r0", hidden_size=2)
+    weights = [
+        ("W", rng.normal(size=(1, 2, 3)).astype(np.float32)),
+        ("R", rng.normal(size=(1, 2, 2)).astype(np.float32)),
+    ]
+    return graph_model([*pre, node], weights + list(consts), inputs=inputs)
+
+
+def test_an_initial_state_must_be_a_graph_input_or_zero():
+    """initial_h computed from constants (a non-zero Add of scalars expanded,
+    a Tile reshaped) is refused naming the node (both were accepted, and
+    rnnrs would start from zeros instead); a graph input through shape glue,
+    and zeros expanded to the shape, are accepted."""
+    shape = ("shape", np.array([1, 4, 2], np.int64))
+    one = np.ones((), np.float32)
+    add = [helper.make_node("Add", ["a", "b"], ["s"]), helper.make_node("Expand", ["s", "shape"], ["h0"])]
+    refused_naming(_rnn_with_initial_h(add, [("a", one), ("b", one), shape]), "'r0'", "initial_h", "Add")
+    tile = [helper.make_node("Tile", ["v", "rep"], ["t"]), helper.make_node("Reshape", ["t", "shape"], ["h0"])]
+    consts = [("v", np.full(2, 0.7, np.float32)), ("rep", np.array([4], np.int64)), shape]
+    refused_naming(_rnn_with_initial_h(tile, consts), "'r0'", "initial_h", "Tile")
+    zero = np.zeros((), np.float32)
+    accepted = [
+        _rnn_with_initial_h([helper.make_node("Expand", ["z", "shape"], ["h0"])], [("z", zero), shape]),
+        _rnn_with_initial_h(
+            [helper.make_node("Unsqueeze", ["h_in", "ax"], ["h0"])], [("ax", np.array([0]))], inputs=("x", "h_in")
+        ),
+        _rnn_with_initial_h(
+            [helper.make_node("Concat", ["h_a", "h_b"], ["h0"], axis=1)], [], inputs=("x", "h_a", "h_b")
+        ),
+    ]
+    for model in accepted:
+        (cell,) = convert.from_onnx(model)
+        assert isinstance(cell, rnnrs.BasicRNNCell)
+
+
+def test_an_add_of_a_table_that_is_not_a_bias_is_refused():
+    """MatMul then Add of a [5, 2] constant (say a position table) is no
+    Dense bias: refused naming the Add (it gave Dense(use_bias=False) and
+    dropped the table); a [2] or [1, 2] bias is the Dense layer's."""
+    nodes = [
+        helper.make_node("MatMul", ["x", "k"], ["m"]),
+        helper.make_node("Add", ["m", "pos"], ["y"], name="pos_add"),
+    ]
+    k = ("k", np.ones((3, 2), np.float32))
+    refused_naming(graph_model(nodes, [k, ("pos", np.full((5, 2), 3.0, np.float32))]), "'pos_add' (Add)", "'pos'")
+    for bias in (np.arange(2, dtype=np.float32), np.arange(2, dtype=np.float32)[None]):
+        (dense,) = convert.from_onnx(graph_model(nodes, [k, ("pos", bias)]))
+        np.testing.assert_array_equal(dense.get_weights()["bias"], [0.0, 1.0])

@@ -45,8 +45,11 @@ class _Graph:
     """Nodes and initializers of one graph (a Scan body is a child sharing the
     name counter, so that every name is unique across scopes)."""
 
-    def __init__(self, onnx: Any, dtype: np.dtype[Any], parent: Optional["_Graph"] = None) -> None:
+    def __init__(
+        self, onnx: Any, dtype: np.dtype[Any], parent: Optional["_Graph"] = None, opset: int = DEFAULT_OPSET
+    ) -> None:
         self.onnx = onnx
+        self.opset: int = parent.opset if parent is not None else opset
         self.helper = onnx.helper
         self.dtype = dtype
         self.elem = onnx.TensorProto.FLOAT if dtype == np.float32 else onnx.TensorProto.DOUBLE
@@ -86,6 +89,13 @@ class _Graph:
 
     def zero(self) -> str:
         return self.const(np.zeros((), dtype=self.dtype), "zero")
+
+    def reduce(self, op_type: str, x: str, axes: Sequence[int], keepdims: int) -> str:
+        """A ``Reduce*`` node over ``axes``: an attribute up to opset 17, an
+        input from 18 on (``ReduceSum`` took it as an input from 13)."""
+        if self.opset >= 18 or (op_type == "ReduceSum" and self.opset >= 13):
+            return str(self.op(op_type, [x, self.ints(axes)], keepdims=keepdims))
+        return str(self.op(op_type, [x], keepdims=keepdims, axes=list(axes)))
 
 
 class _Seq:
@@ -419,6 +429,7 @@ def _export_model(g: _Graph, model: Any) -> tuple[list[Any], list[Any]]:
         inputs = [ids_in, seq_in]
     else:
         x = "inputs"
+        features = model.input_size  # a model of Dropout layers only: the identity, as predict
         inputs = [_input_info(g, "inputs", g.elem, ["B", "T", model.input_size]), seq_in]
     ndim = 3
     for layer in layers:
@@ -510,9 +521,7 @@ def _mask_zero_lengths(g: _Graph, ids: str, given: str) -> str:
     nonzero = g.op(
         "Cast", [g.op("Not", [g.op("Equal", [ids, g.const(0, "i0", np.int64)])])], to=g.onnx.TensorProto.INT64
     )
-    found = g.op(
-        "ReduceMax", [g.op("Mul", [nonzero, g.op("Unsqueeze", [positions, g.ints([0])])])], keepdims=0, axes=[1]
-    )
+    found = g.reduce("ReduceMax", g.op("Mul", [nonzero, g.op("Unsqueeze", [positions, g.ints([0])])]), [1], 0)
     return str(g.op("Min", [found, given]))
 
 
@@ -580,7 +589,8 @@ def to_onnx(obj: Any, path: Any = None, opset: Optional[int] = None) -> Any:
     * a model: ``predictions``, what ``predict`` returns (softmax of the
       logits for a sparse / categorical cross-entropy on logits, sigmoid for
       the binary one, the raw outputs otherwise; zero past each row's length
-      for sequence outputs).
+      for sequence outputs); a model of ``Dropout`` layers only gives its
+      inputs (the identity, as ``predict``).
 
     How: ``BasicRNNCell`` → ONNX ``RNN``; ``BasicLSTMCell`` / ``LSTMCell``
     (peepholes allowed) → ``LSTM`` (gates reordered to ``iofc``, peepholes
@@ -607,7 +617,8 @@ def to_onnx(obj: Any, path: Any = None, opset: Optional[int] = None) -> Any:
             unbuilt ones and unsupported layers ``ValueError``.
         path: where to write the ``.onnx`` file, or None.
         opset: the ONNX opset (an int from 15 to the installed ``onnx``'s
-            newest; None: 17).
+            newest; None: 17). Each node is written in that opset's form
+            (``ReduceMax`` takes its axes as an input from 18 on).
     """
     onnx = _import_onnx()
     opset = _check_opset(onnx, opset)
@@ -615,15 +626,15 @@ def to_onnx(obj: Any, path: Any = None, opset: Optional[int] = None) -> Any:
     from ..models import Sequential
 
     if isinstance(obj, Sequential):
-        g = _Graph(onnx, obj.dtype)
+        g = _Graph(onnx, obj.dtype, opset=opset)
         inputs, outputs = _export_model(g, obj)
         name = obj.name
     elif isinstance(obj, tuple) and len(obj) == 2:
-        g = _Graph(onnx, _check_cell("obj[0]", obj[0]).dtype)
+        g = _Graph(onnx, _check_cell("obj[0]", obj[0]).dtype, opset=opset)
         inputs, outputs = _export_cells(g, obj)
         name = "bidirectional_rnn"
     elif isinstance(obj, RNNCell):
-        g = _Graph(onnx, obj.dtype)
+        g = _Graph(onnx, obj.dtype, opset=opset)
         inputs, outputs = _export_cells(g, obj)
         name = "rnn"
     else:

@@ -23,17 +23,28 @@ _TO_TORCH_ORDER = {"RNN": (0,), "LSTM": (0, 2, 3, 1), "GRU": (1, 0, 2)}
 _DEFAULT_ACTIVATIONS = {"RNN": ["Tanh"], "LSTM": ["Sigmoid", "Tanh", "Tanh"], "GRU": ["Sigmoid", "Tanh"]}
 _RNN_ACTIVATIONS = {"Tanh": "tanh", "Relu": "relu", "Sigmoid": "sigmoid"}
 _DENSE_ACTIVATIONS = {"Relu": "relu", "Tanh": "tanh", "Sigmoid": "sigmoid"}
-# Shape and layout glue through which a zero initial state is traced back to its ConstantOfShape.
-_GLUE = ("Identity", "Slice", "Reshape", "Expand", "Squeeze", "Unsqueeze", "Transpose", "Cast", "Gather")
+# Shape and layout glue through which an initial state is traced back to a graph input or a zero
+# constant (the data is the first input; every input of a Concat).
+_GLUE = ("Identity", "Slice", "Reshape", "Expand", "Squeeze", "Unsqueeze", "Transpose", "Cast", "Gather", "Concat")
+
+
+def _array(onnx: Any, tensor: Any, where: str) -> np.ndarray:
+    """A TensorProto's data; unreadable data (truncated, or external data not
+    loaded) is the caller's ValueError."""
+    try:
+        return np.asarray(onnx.numpy_helper.to_array(tensor))
+    except Exception as e:  # numpy's ValueError, onnx's ValidationError on missing external data
+        raise ValueError(
+            f"path_or_model: expected tensor data onnx can read (external data is read only when loading "
+            f"from a path), got unreadable {where} {tensor.name!r} ({e})"
+        ) from None
 
 
 class _Graph:
     """Constants (initializers and ``Constant`` nodes), producers and consumers of a graph."""
 
     def __init__(self, onnx: Any, graph: Any) -> None:
-        from onnx import numpy_helper
-
-        self.consts: dict[str, np.ndarray] = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+        self.consts: dict[str, np.ndarray] = {t.name: _array(onnx, t, "initializer") for t in graph.initializer}
         self.producer: dict[str, Any] = {}
         self.consumers: dict[str, list[Any]] = {}
         for node in graph.node:
@@ -41,15 +52,17 @@ class _Graph:
                 self.producer[out] = node
             for name in node.input:
                 self.consumers.setdefault(name, []).append(node)
-            if node.op_type == "Constant":
+            if node.op_type == "Constant" and node.output:
                 for a in node.attribute:
                     if a.name == "value":
-                        self.consts[node.output[0]] = numpy_helper.to_array(a.t)
+                        self.consts[node.output[0]] = _array(onnx, a.t, "Constant value")
                     elif a.name in ("value_float", "value_floats", "value_int", "value_ints"):
                         self.consts[node.output[0]] = np.asarray(onnx.helper.get_attribute_value(a))
-            elif node.op_type == "Identity" and node.input[0] in self.consts:
+            elif node.op_type == "Identity" and node.input and node.output and node.input[0] in self.consts:
                 self.consts[node.output[0]] = self.consts[node.input[0]]
         self.graph_outputs = {o.name for o in graph.output}
+        self.graph_inputs = {i.name for i in graph.input} - set(self.consts)
+        self.onnx = onnx
 
     def const(self, name: str) -> Optional[np.ndarray]:
         return self.consts.get(name) if name else None
@@ -58,28 +71,29 @@ class _Graph:
         users = self.consumers.get(name, [])
         return users[0] if len(users) == 1 and name not in self.graph_outputs else None
 
-    def nonzero_constant(self, name: str) -> bool:
-        """Whether ``name`` is known to hold a non-zero constant (a graph
-        input or a computed value is not: the caller supplies it at run time)."""
-        seen = 0
-        while name and seen < 32:
-            value = self.consts.get(name)
-            if value is not None:
-                return bool(np.any(value != 0))
-            node = self.producer.get(name)
-            if node is None:
-                return False
-            if node.op_type == "ConstantOfShape":
-                fill = [a for a in node.attribute if a.name == "value"]
-                if not fill:
-                    return False
-                from onnx import numpy_helper
-
-                return bool(np.any(numpy_helper.to_array(fill[0].t) != 0))
-            if node.op_type not in _GLUE:
-                return False
-            name, seen = node.input[0], seen + 1
-        return False
+    def not_runtime_or_zero(self, name: str, depth: int = 0) -> Optional[str]:
+        """None when ``name`` comes (through shape glue) from graph inputs or
+        zero constants only: what the caller passes as ``initial_state``, or
+        rnnrs's zero state. Otherwise what it is (a non-zero constant, a
+        value computed by another node)."""
+        value = self.consts.get(name)
+        if value is not None:
+            return "a non-zero constant" if np.any(value != 0) else None
+        if name in self.graph_inputs:
+            return None
+        node = self.producer.get(name)
+        if node is None:
+            return f"{name!r}, neither a graph input nor a node's output"
+        if node.op_type == "ConstantOfShape":
+            fill = [a for a in node.attribute if a.name == "value"]
+            return "a non-zero ConstantOfShape" if fill and np.any(_array(self.onnx, fill[0].t, "fill") != 0) else None
+        if node.op_type not in _GLUE or depth >= 32:
+            return f"a value computed by node {node.name or name!r} ({node.op_type})"
+        for data in node.input if node.op_type == "Concat" else node.input[:1]:
+            why = self.not_runtime_or_zero(data, depth + 1)
+            if why is not None:
+                return why
+        return None
 
 
 def _attrs(onnx: Any, node: Any) -> dict[str, Any]:
@@ -102,6 +116,12 @@ def _refuse(node: Any, index: int, expected: str, got: str) -> ValueError:
     return ValueError(f"path_or_model: {_label(node, index)}: expected {expected}, got {got}")
 
 
+def _numeric(node: Any, index: int, *weights: Optional[np.ndarray]) -> None:
+    for weight in weights:
+        if weight is not None and weight.dtype.kind not in "biuf":
+            raise _refuse(node, index, "numeric weights", f"a weight of dtype {weight.dtype}")
+
+
 def _weight_dtype(arr: np.ndarray, dtype: Optional[np.dtype[Any]], node: Any, index: int) -> np.dtype[Any]:
     if dtype is not None:
         return dtype
@@ -120,6 +140,8 @@ def _recurrent(onnx: Any, g: _Graph, node: Any, index: int, dtype: Optional[np.d
     if w.ndim != 3 or r.ndim != 3:
         raise _refuse(node, index, "W and R of rank 3", f"W {w.shape}, R {r.shape}")
     hidden = int(attrs["hidden_size"]) if "hidden_size" in attrs else int(r.shape[-1])
+    if hidden < 1 or w.shape[-1] < 1:
+        raise _refuse(node, index, "hidden_size >= 1 and input size >= 1", f"W {w.shape}, R {r.shape}")
     gates = len(_TO_TORCH_ORDER[op])
     directions = {"forward": 1, "bidirectional": 2}.get(attrs.get("direction", "forward"))
     if directions is None:
@@ -150,17 +172,19 @@ def _recurrent(onnx: Any, g: _Graph, node: Any, index: int, dtype: Optional[np.d
         if inputs[7] and (p is None or np.any(p != 0)):
             raise _refuse(node, index, "no peephole input P (or zeros)", f"P from {inputs[7]!r}")
     for k, what in ((5, "initial_h"), (6, "initial_c")):
-        if inputs[k] and g.nonzero_constant(inputs[k]):
+        why = g.not_runtime_or_zero(inputs[k]) if inputs[k] else None
+        if why is not None:
             raise _refuse(
                 node,
                 index,
-                f"a zero or run-time {what} (pass it as initial_state to the run function)",
-                "a non-zero constant",
+                f"a zero or run-time {what} (a graph input: pass it as initial_state to the run function)",
+                why,
             )
     defaults = _DEFAULT_ACTIVATIONS[op]
     acts = attrs.get("activations", defaults * directions)
     if len(acts) != len(defaults) * directions:
         raise _refuse(node, index, f"{len(defaults) * directions} activations", f"{acts}")
+    _numeric(node, index, w, r, b)
     dt = _weight_dtype(w, dtype, node, index)
     cells = []
     for d in range(directions):
@@ -228,6 +252,9 @@ def _dense(
     weight as a Dense layer; None when the weight is not a constant (the
     product of two activations is not a layer)."""
     kernel = g.const(node.input[1])
+    _numeric(node, index, kernel)
+    if kernel is not None and kernel.ndim != 2:
+        raise _refuse(node, index, "a weight [in, out]", f"weight {kernel.shape}")
     if kernel is None:
         if g.const(node.input[0]) is not None and node.op_type == "MatMul":
             raise _refuse(node, index, "the constant weight as MatMul's second input", "it as the first")
@@ -244,14 +271,16 @@ def _dense(
             c = g.const(node.input[2])
             if c is None:
                 raise _refuse(node, index, "a constant C (bias)", f"the computed input {node.input[2]!r}")
+            _numeric(node, index, c)
             bias = np.reshape(c, -1) * attrs.get("beta", 1.0)
     else:
         add = g.only_consumer(out)
-        if add is not None and add.op_type == "Add":
+        if add is not None and add.op_type == "Add" and len(add.input) == 2:
             other = add.input[1] if add.input[0] == out else add.input[0]
             c = g.const(other)
-            if c is not None and c.size == kernel.shape[-1]:
+            if c is not None and c.size == kernel.shape[-1] and c.dtype.kind in "biuf":
                 bias, out = np.reshape(c, -1), add.output[0]
+                used.add(id(add))
     if kernel.ndim != 2 or (bias is not None and bias.shape != (kernel.shape[1],)):
         raise _refuse(
             node,
@@ -281,6 +310,46 @@ def _embedding(onnx: Any, g: _Graph, node: Any, index: int, dtype: Optional[np.d
     layer = Embedding(int(table.shape[0]), int(table.shape[1]), dtype=dt)
     layer.set_weights({"embeddings": table})
     return layer
+
+
+def _check_arity(onnx: Any, model: Any) -> None:
+    """Every node of a known operator has at least the inputs and outputs its
+    schema (at the model's opset) requires."""
+    versions = {(o.domain or "ai.onnx"): o.version for o in model.opset_import}
+    for index, node in enumerate(model.graph.node):
+        domain = node.domain or "ai.onnx"
+        try:
+            schema = onnx.defs.get_schema(node.op_type, versions.get(domain, 1), node.domain)
+        except Exception:  # an operator onnx does not know (a custom domain): nothing to check
+            continue
+        for what, have, need in (
+            ("inputs", len(node.input), schema.min_input),
+            ("outputs", len(node.output), schema.min_output),
+        ):
+            if have < need:
+                raise _refuse(node, index, f"at least {need} {what} (the operator's schema)", f"{have}")
+
+
+def _subgraph_weight(onnx: Any, g: _Graph, node: Any) -> Optional[tuple[str, tuple[int, ...]]]:
+    """The first float constant of more than one value (a weight) that a
+    subgraph of ``node`` (a ``Scan``, ``Loop`` or ``If`` body, at any depth)
+    uses, from the outer graph or its own; None when there is none."""
+    for a in node.attribute:
+        bodies = [a.g] if a.type == onnx.AttributeProto.GRAPH else list(a.graphs)
+        for body in bodies:
+            inner = _Graph(onnx, body)
+            for name, value in inner.consts.items():
+                if value.size > 1 and np.issubdtype(value.dtype, np.floating):
+                    return name, value.shape
+            for child in body.node:
+                for name in child.input:
+                    outer = g.const(name) if name not in inner.consts else None
+                    if outer is not None and outer.size > 1 and np.issubdtype(outer.dtype, np.floating):
+                        return name, outer.shape
+                found = _subgraph_weight(onnx, g, child)
+                if found is not None:
+                    return found
+    return None
 
 
 def from_onnx(path_or_model: Any, dtype: Any = None) -> list[Any]:
@@ -314,10 +383,16 @@ def from_onnx(path_or_model: Any, dtype: Any = None) -> list[Any]:
 
     Refused with a ``ValueError`` naming the node: ``direction="reverse"``,
     ``clip``, ``input_forget=1``, non-zero peepholes ``P``, non-default
-    activations, a non-zero constant initial state, weights that are not
-    constants or have inconsistent shapes, a node holding a float weight
-    matrix that is none of the above (e.g. ``Conv``), and a model with no
-    layer at all.
+    activations, an initial state that is neither zero nor from graph
+    inputs (through shape glue only), weights that are not constants, not
+    numeric, have no units or inconsistent shapes, a node holding a float
+    weight matrix that is none of the above (e.g. ``Conv``, or an ``Add`` of
+    a table that is no Dense bias), a ``Scan`` / ``Loop`` / ``If`` whose
+    body uses a float weight (e.g. rnnrs's own export of an ``LSTMCell``
+    with ``num_proj`` or ``cell_clip``), and a node with fewer inputs or
+    outputs than its operator requires. Also a ``ValueError``: initializer
+    data onnx cannot read (external data is read only when loading from a
+    path), and a model with no layer at all.
 
     Args:
         path_or_model: a path to an ``.onnx`` file, its bytes, or an
@@ -357,11 +432,20 @@ def from_onnx(path_or_model: Any, dtype: Any = None) -> list[Any]:
         raise TypeError(
             f"path_or_model: expected a path, bytes or an onnx.ModelProto, got {type(path_or_model).__name__}"
         )
+    _check_arity(onnx, model)
     g = _Graph(onnx, model.graph)
     layers: list[Any] = []
     used: set[int] = set()
     for index, node in enumerate(model.graph.node):
         op = node.op_type
+        inner = _subgraph_weight(onnx, g, node)
+        if inner is not None:
+            raise _refuse(
+                node,
+                index,
+                "only layers rnnrs can map (RNN, LSTM, GRU, Gemm, MatMul, Gather), no weights inside a subgraph",
+                f"a {op} whose subgraph uses the weight {inner[0]!r} {inner[1]}",
+            )
         if op in _TO_TORCH_ORDER:
             layers.append(_recurrent(onnx, g, node, index, dt))
         elif op in ("Gemm", "MatMul"):
@@ -372,7 +456,7 @@ def from_onnx(path_or_model: Any, dtype: Any = None) -> list[Any]:
             emb = _embedding(onnx, g, node, index, dt)
             if emb is not None:
                 layers.append(emb)
-        elif op not in ("Constant", "Identity", "Add") and id(node) not in used:
+        elif op not in ("Constant", "Identity") and id(node) not in used:
             for name in node.input:
                 value = g.const(name)
                 if value is not None and value.ndim >= 2 and np.issubdtype(value.dtype, np.floating):
