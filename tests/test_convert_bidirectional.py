@@ -192,8 +192,10 @@ def test_stack_errors_name_their_argument():
         rnnrs.stack_bidirectional_dynamic_rnn([c(2)], ["cell"], x)
     with raises_naming(ValueError, r"cells_bw\[1\]"):
         rnnrs.stack_bidirectional_dynamic_rnn([c(2), c(2)], [c(2), c(2, dtype=F64)], x)
-    for bad in (np.float64, "no such dtype", object()):
-        with raises_naming(ValueError, "dtype"):
+    with raises_naming(ValueError, "dtype"):
+        rnnrs.stack_bidirectional_dynamic_rnn([c(2)], [c(2)], x, dtype=np.float64)
+    for bad in ("no such dtype", object()):  # unreadable: TypeError, as for dynamic_rnn
+        with raises_naming(TypeError, "dtype"):
             rnnrs.stack_bidirectional_dynamic_rnn([c(2)], [c(2)], x, dtype=bad)
     with raises_naming(ValueError, "initial_states_fw"):
         rnnrs.stack_bidirectional_dynamic_rnn([c(2)], [c(2)], x, initial_states_fw=[None, None])
@@ -454,3 +456,61 @@ def test_pytorch_bidirectional_two_layer_modules_run_identically(kind, dtype):
     fresh.load_state_dict({k: torch.from_numpy(v) for k, v in convert.to_torch((fws, bws)).items()})
     with torch.no_grad():
         np.testing.assert_allclose(fresh(torch.from_numpy(x))[0].numpy(), full_out, **tol)
+
+
+# ---- one cell object in two places ------------------------------------------------------
+
+
+def test_same_cell_twice_in_a_pair_is_refused():
+    """Pins: from_torch((c, c), sd) loaded both directions into one cell (the
+    backward one silently winning) and to_torch((c, c)) exported identical
+    directions; both raise ValueError naming cell."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(2, 3, 2)).astype(np.float32)
+    fw, bw = rnnrs.GRUCell(3, reset_after=True, seed=1), rnnrs.GRUCell(3, reset_after=True, seed=2)
+    rnnrs.bidirectional_dynamic_rnn(fw, bw, x)
+    sd = convert.to_torch((fw, bw))
+    c = rnnrs.GRUCell(3, reset_after=True)
+    with raises_naming(ValueError, "^cell: .*cell_fw and cell_bw"):
+        convert.from_torch((c, c), sd)
+    assert not c.built
+    with raises_naming(ValueError, "^cell: "):
+        convert.to_torch((fw, fw))
+    with raises_naming(ValueError, "^cell: "):  # through a wrapper too
+        convert.to_torch((fw, rnnrs.DropoutWrapper(fw)))
+
+
+def test_same_cell_in_two_layers_is_refused_before_anything_changes():
+    """Pins: one cell object in two layers of (cells_fw, cells_bw) got the
+    state dict's first layer, then failed on the second, leaving it (and
+    the other cells) changed; now ValueError naming cell, nothing changed."""
+    rng = np.random.default_rng(0)
+    src_f = [rnnrs.BasicRNNCell(3, seed=7), rnnrs.BasicRNNCell(3, seed=8)]
+    src_b = [rnnrs.BasicRNNCell(3, seed=9), rnnrs.BasicRNNCell(3, seed=10)]
+    rnnrs.stack_bidirectional_dynamic_rnn(src_f, src_b, rng.normal(size=(2, 4, 2)).astype(np.float32))
+    sd = convert.to_torch((src_f, src_b))
+    a, bw = rnnrs.BasicRNNCell(3), [rnnrs.BasicRNNCell(3), rnnrs.BasicRNNCell(3)]
+    with raises_naming(ValueError, r"^cell: .*cells_fw\[0\] and cells_fw\[1\]"):
+        convert.from_torch(([a, a], bw), sd)
+    assert not a.built and not bw[0].built and not bw[1].built
+    with raises_naming(ValueError, r"^cell: .*cells_fw\[1\] and cells_bw\[1\]"):
+        convert.from_torch(([rnnrs.BasicRNNCell(3), a], [rnnrs.BasicRNNCell(3), a]), sd)
+    with raises_naming(ValueError, "^cell: "):
+        convert.to_torch(([src_f[0], src_f[0]], src_b))
+
+
+def test_to_torch_of_an_unbuilt_cell_names_the_argument():
+    """Pins: to_torch of an unbuilt cell or pair said 'to_torch: expected a
+    built cell'; the message starts with the argument (cell, or the unbuilt
+    direction cell_fw / cells_bw[i])."""
+    with raises_naming(ValueError, "^cell: expected a built cell"):
+        convert.to_torch(rnnrs.BasicRNNCell(3))
+    with raises_naming(ValueError, "^cell_fw: expected a built cell"):
+        convert.to_torch((rnnrs.BasicRNNCell(3), rnnrs.BasicRNNCell(3)))
+    fw, bw = [rnnrs.BasicRNNCell(3), rnnrs.BasicRNNCell(3)], [rnnrs.BasicRNNCell(3), rnnrs.BasicRNNCell(3)]
+    fw[0].build(2)
+    bw[0].build(2)
+    with raises_naming(ValueError, r"^cells_fw\[1\]: expected a built cell"):
+        convert.to_torch((fw, bw))
+    with raises_naming(ValueError, "^cell: expected a built cell"):
+        convert.to_keras(rnnrs.BasicRNNCell(3))

@@ -525,3 +525,91 @@ def test_ambiguous_scope_is_refused_and_a_layer_can_be_picked(tmp_path):
     layer = rnnrs.BasicRNNCell(3)
     from_tf1_checkpoint(tmp_path, layer, scope="rnn/multi_rnn_cell/cell_1")
     np.testing.assert_array_equal(layer.get_weights()["kernel"], stack.get_weights()["cell_1/kernel"])
+
+
+# -- checkpoint state files, header entry, .meta paths -------------------------------------------
+
+
+def _one_cell_checkpoint(folder: Path, name: str) -> tuple[rnnrs.BasicRNNCell, str]:
+    cell = rnnrs.BasicRNNCell(3, seed=4)
+    cell.build(2)
+    folder.mkdir(parents=True, exist_ok=True)
+    return cell, to_tf1_checkpoint(cell, folder / name)
+
+
+@pytest.mark.parametrize(
+    "state",
+    [
+        'model_checkpoint_path: "{abs}"\nall_model_checkpoint_paths: "{abs}"\n',  # TensorFlow: raw UTF-8
+        'model_checkpoint_path: "{octal}"\n',  # protobuf's ASCII form: octal escapes
+    ],
+    ids=["utf8", "octal"],
+)
+def test_directory_with_a_non_latin1_checkpoint_name(tmp_path, state):
+    """Pins: the directory form read the 'checkpoint' file as Latin-1 and
+    mangled a name such as 模型 into '??' (checkpoint not found); the
+    text-proto escapes are undone on bytes, then UTF-8 decoded."""
+    cell, prefix = _one_cell_checkpoint(tmp_path, "模型.ckpt-2")
+    octal = "".join(f"\\{b:03o}" for b in prefix.encode("utf-8"))
+    (tmp_path / "checkpoint").write_bytes(state.format(abs=prefix, octal=octal).encode("utf-8"))
+    other = rnnrs.BasicRNNCell(3)
+    from_tf1_checkpoint(tmp_path, other)
+    np.testing.assert_array_equal(other.get_weights()["kernel"], cell.get_weights()["kernel"])
+
+
+@pytest.mark.parametrize("name", ["模型", 'a"b\\c', "it's", "tab\there"])
+def test_checkpoint_file_written_as_tensorflow_writes_it(tmp_path, name):
+    """Pins: to_tf1_checkpoint's 'checkpoint' file is TensorFlow's text-proto
+    form (raw UTF-8; \\\\, \", \\' and \\t escaped, as
+    tf.train.update_checkpoint_state writes it) and the directory form reads
+    it back, whatever the name."""
+    cell, prefix = _one_cell_checkpoint(tmp_path, name)
+    escaped = name.replace("\\", "\\\\").replace('"', '\\"').replace("'", "\\'").replace("\t", "\\t")
+    assert (tmp_path / "checkpoint").read_bytes().decode("utf-8").splitlines()[0] == (
+        f'model_checkpoint_path: "{escaped}"'
+    )
+    other = rnnrs.BasicRNNCell(3)
+    from_tf1_checkpoint(tmp_path, other)
+    np.testing.assert_array_equal(other.get_weights()["bias"], cell.get_weights()["bias"])
+
+
+def test_checkpoint_file_that_is_not_utf8_names_path(tmp_path):
+    _one_cell_checkpoint(tmp_path, "m")
+    (tmp_path / "checkpoint").write_bytes(b'model_checkpoint_path: "\\377m"\n')
+    with raises_naming(ValueError, "^path"):
+        from_tf1_checkpoint(tmp_path, rnnrs.BasicRNNCell(3))
+
+
+def test_index_without_header_entry_is_refused(tmp_path):
+    """Pins: an index whose first key is not the header's ('') was read as a
+    checkpoint; TensorFlow's BundleReader refuses it, and so does rnnrs."""
+    _, prefix = _one_cell_checkpoint(tmp_path, "m")
+    entries = tc._table(Path(prefix + ".index").read_bytes())
+    assert entries[0][0] == b""
+    Path(prefix + ".index").write_bytes(tc._table_bytes(entries[1:]))
+    with raises_naming(ValueError, "^path") as info:
+        list_tf1_checkpoint(prefix)
+    assert "header" in str(info.value)
+    with raises_naming(ValueError, "^path"):
+        from_tf1_checkpoint(prefix, rnnrs.BasicRNNCell(3))
+    Path(prefix + ".index").write_bytes(tc._table_bytes([]))  # no entry at all
+    with raises_naming(ValueError, "^path"):
+        list_tf1_checkpoint(prefix)
+
+
+def test_meta_path_reads_its_v2_checkpoint(tmp_path):
+    """Pins: '<prefix>.meta' (the graph Saver writes next to a V2
+    checkpoint) was refused as a V1 checkpoint; it names the checkpoint
+    <prefix>. A .meta without its .index is still refused."""
+    cell, prefix = _one_cell_checkpoint(tmp_path, "model.ckpt-7")
+    Path(prefix + ".meta").write_bytes(b"graph")
+    other = rnnrs.BasicRNNCell(3)
+    from_tf1_checkpoint(prefix + ".meta", other)
+    np.testing.assert_array_equal(other.get_weights()["kernel"], cell.get_weights()["kernel"])
+    assert [n for n, _, _ in list_tf1_checkpoint(Path(prefix + ".meta"))] == [
+        "rnn/basic_rnn_cell/bias",
+        "rnn/basic_rnn_cell/kernel",
+    ]
+    (tmp_path / "lone.meta").write_bytes(b"graph")
+    with raises_naming(ValueError, "^path"):
+        from_tf1_checkpoint(tmp_path / "lone.meta", rnnrs.BasicRNNCell(3))

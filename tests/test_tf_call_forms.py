@@ -39,6 +39,7 @@ import numpy as np
 import pytest
 
 import rnnrs
+from helpers import raises_naming
 from rnnrs.tfnames import tf_scoped_names
 
 B, T, I = 3, 4, 2
@@ -495,3 +496,88 @@ def test_tf_scoped_names_works_unbuilt_and_refuses_non_cells():
     }
     with pytest.raises(TypeError, match=r"^cell: expected an rnnrs cell"):
         tf_scoped_names("cell", "rnn")
+
+
+# -- one scope rule, dtype and graph options of stack_bidirectional_dynamic_rnn -----------------
+
+
+class _TFDtype:
+    """Stands in for tf.float32: only ``as_numpy_dtype``."""
+
+    as_numpy_dtype = np.float32
+
+
+@pytest.mark.parametrize("scope", ["a b", "_x", "a//", "//", "a//b"])
+def test_every_scope_argument_refuses_the_same_scopes(scope, tmp_path):
+    """Pins one scope rule (rnnrs.tfnames.check_scope) for every scope=: the
+    TF 1.x checkpoint converter used to strip every '/' and accept any
+    characters ('a b' gave names TensorFlow cannot make), and check_scope
+    accepted 'a//' (an empty part)."""
+    from rnnrs.convert import from_tf1_checkpoint, tf1_names, to_tf1_checkpoint
+
+    cell = rnnrs.BasicRNNCell(3)
+    cell.build(2)
+    x = np.zeros((2, 3, 2), np.float32)
+    prefix = to_tf1_checkpoint(cell, tmp_path / "ok")
+    calls = [
+        lambda: cell.get_weights(scope=scope),
+        lambda: cell.set_weights({}, scope=scope),
+        lambda: rnnrs.dynamic_rnn(cell, x, scope=scope),
+        lambda: rnnrs.stack_bidirectional_dynamic_rnn([rnnrs.BasicRNNCell(2)], [rnnrs.BasicRNNCell(2)], x, scope=scope),
+        lambda: tf1_names(cell, scope=scope),
+        lambda: to_tf1_checkpoint(cell, tmp_path / "bad", scope=scope),
+        lambda: from_tf1_checkpoint(prefix, rnnrs.BasicRNNCell(3), scope=scope),
+    ]
+    for call in calls:
+        with pytest.raises(ValueError, match=r"^scope: expected .*got"):
+            call()
+    assert not (tmp_path / "bad.index").exists()
+
+
+def test_every_scope_argument_drops_one_trailing_slash(tmp_path):
+    """'rnn/' is 'rnn' and '' (or '/') is no scope, in the converter as in get_weights."""
+    from rnnrs.convert import from_tf1_checkpoint, tf1_names, to_tf1_checkpoint
+
+    cell = rnnrs.BasicRNNCell(3, seed=1)
+    cell.build(2)
+    assert tf1_names(cell, scope="enc/") == {"kernel": "enc/basic_rnn_cell/kernel", "bias": "enc/basic_rnn_cell/bias"}
+    assert set(tf1_names(cell, scope="/").values()) == set(cell.get_weights(scope="/"))
+    assert set(tf1_names(cell, scope="").values()) == {"basic_rnn_cell/kernel", "basic_rnn_cell/bias"}
+    to_tf1_checkpoint(cell, tmp_path / "m", scope="enc/")
+    other = rnnrs.BasicRNNCell(3)
+    from_tf1_checkpoint(tmp_path / "m", other, scope="enc")
+    np.testing.assert_array_equal(other.get_weights()["kernel"], cell.get_weights()["kernel"])
+
+
+def test_stack_bidirectional_takes_dtype_and_options_like_dynamic_rnn():
+    """Pins: stack_bidirectional_dynamic_rnn reads dtype as dynamic_rnn does
+    (tf.float32-like objects with as_numpy_dtype were refused; unreadable
+    values raise TypeError) and validates parallel_iterations, swap_memory
+    and scope (they used to be dropped unread)."""
+    x = np.zeros((2, 3, 2), np.float32)
+
+    def stack(**kw):
+        return rnnrs.stack_bidirectional_dynamic_rnn([rnnrs.BasicRNNCell(2)], [rnnrs.BasicRNNCell(2)], x, **kw)
+
+    assert stack(dtype=_TFDtype)[0].shape == (2, 3, 4)
+    assert stack(dtype=_TFDtype(), parallel_iterations=8, swap_memory=True, scope="stack")[0].shape == (2, 3, 4)
+    with raises_naming(ValueError, "^dtype"):
+        stack(dtype=np.float64)
+    with raises_naming(TypeError, "^dtype"):
+        stack(dtype="no such dtype")
+    with raises_naming(ValueError, "^parallel_iterations"):
+        stack(parallel_iterations=0)
+    with raises_naming(TypeError, "^swap_memory"):
+        stack(swap_memory="yes")
+    with raises_naming(TypeError, "^scope"):
+        stack(scope=5)
+
+
+def test_non_native_byte_order_dtype_message_names_the_byte_order():
+    """Pins: dynamic_rnn(float32 cell, dtype='>f4' on a little-endian
+    machine) said 'expected float32 ..., got float32'; it names the byte order.
+    (Refused rather than accepted: cells refuse non-native dtypes too.)"""
+    other = ">f4" if np.little_endian else "<f4"
+    with raises_naming(ValueError, "^dtype") as info:
+        rnnrs.dynamic_rnn(rnnrs.BasicRNNCell(3), np.zeros((1, 2, 2), np.float32), dtype=other)
+    assert "byte order" in str(info.value) and repr(other) in str(info.value)

@@ -1653,3 +1653,55 @@ def test_residual_over_projected_lstm_needs_input_size_equal_to_num_proj(dtype):
     np.testing.assert_array_equal(outputs, cell_out + x)
     assert isinstance(state, rnnrs.LSTMStateTuple) and state.c.shape == (2, 5) and state.h.shape == (2, 3)
     np.testing.assert_array_equal(state.c, cell_state.c)
+
+
+# -- nested output projections -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda c: rnnrs.OutputProjectionWrapper(rnnrs.OutputProjectionWrapper(c, 4), 5),
+        lambda c: rnnrs.OutputProjectionWrapper(rnnrs.DropoutWrapper(rnnrs.OutputProjectionWrapper(c, 4)), 5),
+        lambda c: rnnrs.OutputProjectionWrapper(rnnrs.ResidualWrapper(rnnrs.OutputProjectionWrapper(c, 3)), 5),
+    ],
+    ids=["direct", "through_dropout", "through_residual"],
+)
+def test_output_projection_inside_output_projection_is_refused(make):
+    """Pins: an OutputProjectionWrapper holding another one (directly or
+    through DropoutWrapper/ResidualWrapper) raises ValueError naming cell.
+    Both owned the keys output_projection/kernel|bias, so get_weights,
+    set_weights, saving and checkpoints silently lost the inner pair."""
+    with raises_naming(ValueError, "^cell: .*output_projection/kernel"):
+        make(rnnrs.BasicRNNCell(3))
+
+
+def test_output_projection_inside_a_multi_rnn_cell_layer_is_kept():
+    """An OutputProjectionWrapper in a MultiRNNCell layer has its own keys
+    (cell_<i>/output_projection/...): the outer one is allowed and every
+    weight round-trips through get_weights/set_weights."""
+    make = lambda s: rnnrs.OutputProjectionWrapper(  # noqa: E731
+        rnnrs.MultiRNNCell([rnnrs.OutputProjectionWrapper(rnnrs.BasicRNNCell(3, seed=s), 4, seed=s + 1)]),
+        5,
+        seed=s + 2,
+    )
+    a, b = make(1), make(10)
+    x = np.random.default_rng(0).normal(size=(2, 3, 2)).astype(np.float32)
+    y = rnnrs.dynamic_rnn(a, x)[0]
+    assert {"cell_0/output_projection/kernel", "output_projection/kernel"} <= set(a.get_weights())
+    b.build(2)
+    b.set_weights(a.get_weights())
+    np.testing.assert_array_equal(rnnrs.dynamic_rnn(b, x)[0], y)
+
+
+def test_unbuilt_projection_error_lists_the_tensorflow_names_given():
+    """Pins: set_weights(partial, scope="rnn") on an unbuilt
+    OutputProjectionWrapper lists the TensorFlow names the caller used (it
+    listed rnnrs names, 'output_projection/kernel')."""
+    cell = rnnrs.OutputProjectionWrapper(rnnrs.GRUCell(3), 4)
+    with raises_naming(ValueError, "mapping") as info:
+        cell.set_weights({"rnn/output_projection_wrapper/gru_cell/gates/kernel": np.zeros((5, 6))}, scope="rnn")
+    message = str(info.value)
+    assert "'rnn/output_projection_wrapper/kernel'" in message
+    assert "'output_projection/kernel'" not in message
+    assert not cell.built

@@ -95,7 +95,9 @@ def _check_tf_options(
 ) -> None:
     """Validates TensorFlow 1.x's graph-building arguments of a run function:
     ``dtype`` None or ``cell``'s dtype (a NumPy dtype, its name, or an object
-    with ``as_numpy_dtype`` such as ``tf.float32``); ``parallel_iterations``
+    with ``as_numpy_dtype`` such as ``tf.float32``; native byte order:
+    ``">f4"`` on a little-endian machine is refused, the message naming its
+    byte order); ``parallel_iterations``
     None or an integer >= 1; ``swap_memory`` a bool; ``scope`` None or a
     scope name. Only ``dtype`` can change anything (by being refused)."""
     if dtype is not None:
@@ -104,9 +106,11 @@ def _check_tf_options(
         except Exception:  # NumPy raises TypeError, ValueError, even SyntaxError for odd strings
             raise TypeError(f"dtype: expected a float dtype such as numpy.float32 (or None), got {dtype!r}") from None
         if dt != cell.dtype:
+            # ">f4" is float32 in the other byte order: say so rather than "expected float32, got float32".
+            got = dt.name if dt.isnative else f"{dt.name} in non-native byte order ({dt.str!r})"
             raise ValueError(
                 f"dtype: expected {cell.dtype.name}, the dtype of {cell_name} (a cell's dtype is set when it is "
-                f"constructed, e.g. BasicRNNCell(n, dtype=np.float64)), got {dt.name}"
+                f"constructed, e.g. BasicRNNCell(n, dtype=np.float64)), got {got}"
             )
     if parallel_iterations is not None:
         bounded_int("parallel_iterations", parallel_iterations, 1)
@@ -482,11 +486,16 @@ def stack_bidirectional_dynamic_rnn(
         initial_states_fw, initial_states_bw: None (zeros) or a list of one
             state per layer (an element may be None: zeros).
         dtype: None or the cells' dtype (TensorFlow's dtype of the zero
-            states); any other dtype raises ``ValueError``.
+            states), as in :func:`dynamic_rnn`: a NumPy dtype, its name, or
+            an object with ``as_numpy_dtype`` such as ``tf.float32``; another
+            dtype raises ``ValueError``, an unreadable one ``TypeError``.
         sequence_length: optional ``[B]`` lengths, ``0 <= len <= T``,
             masking every layer as in :func:`dynamic_rnn`.
         parallel_iterations, scope, swap_memory: accepted for TensorFlow
-            compatibility; they have no effect.
+            compatibility and validated as in :func:`dynamic_rnn`
+            (``parallel_iterations`` None or an integer >= 1,
+            ``swap_memory`` a bool, ``scope`` None or a TensorFlow scope
+            name); they have no effect.
         time_major, training: as in :func:`dynamic_rnn`.
         return_backprop: also return a :class:`Backprop`. It takes
             ``d_outputs`` shaped like the outputs and ``d_state`` as a pair
@@ -501,7 +510,6 @@ def stack_bidirectional_dynamic_rnn(
         states are tuples of each layer's final state, plus the
         :class:`Backprop` when ``return_backprop``.
     """
-    del parallel_iterations, scope, swap_memory  # TensorFlow's graph options: nothing to do here
     fws = _cell_list("cells_fw", cells_fw)
     bws = _cell_list("cells_bw", cells_bw)
     if len(fws) != len(bws):
@@ -511,13 +519,7 @@ def stack_bidirectional_dynamic_rnn(
         for i, c in enumerate(cells):
             if c.dtype != fws[0].dtype:
                 raise ValueError(f"{name}[{i}]: expected dtype {fws[0].dtype} (cells_fw[0]'s), got {c.dtype}")
-    if dtype is not None:
-        try:
-            dt: Optional[np.dtype[Any]] = np.dtype(dtype)
-        except Exception:  # NumPy's parser raises TypeError, ValueError, even SyntaxError for odd strings
-            dt = None
-        if dt != fws[0].dtype:
-            raise ValueError(f"dtype: expected None or the cells' dtype {fws[0].dtype}, got {dtype!r}")
+    _check_tf_options(fws[0], dtype, parallel_iterations, swap_memory, scope, "cells_fw and cells_bw")
     states_fw = _per_layer("initial_states_fw", initial_states_fw, n)
     states_bw = _per_layer("initial_states_bw", initial_states_bw, n)
     time_major = flag("time_major", time_major)

@@ -40,12 +40,27 @@ _CUDNN_BY_KEY = {key: tf_name for tf_name, key in CUDNN_NAMES.items()}
 
 
 def check_scope(scope: Any) -> str:
-    """A variable scope prefix: a TensorFlow scope name (a trailing ``/``
-    dropped) or ``""`` for none."""
+    """A variable scope prefix, the one rule of every ``scope=`` argument:
+    a TensorFlow scope name (letters, digits and ``_.-/>``, not starting
+    with ``_``, ``-`` or ``/``; one trailing ``/`` dropped; no empty part,
+    so ``"a//"`` and ``"a//b"`` are refused) or ``""`` for none.
+    ``TypeError`` for a non-string, ``ValueError`` naming ``scope``
+    otherwise."""
     if not isinstance(scope, str):
         raise TypeError(f"scope: expected a string such as 'rnn' (or '' for none), got {type(scope).__name__}")
-    scope = scope[:-1] if scope.endswith("/") else scope
-    return "" if scope == "" else str(check_name(scope, "scope"))
+    name = scope[:-1] if scope.endswith("/") else scope
+    if name == "":
+        return ""
+    try:
+        check_name(name, "scope")
+        if name.endswith("/") or "//" in name:
+            raise ValueError("an empty part")
+    except ValueError:
+        raise ValueError(
+            "scope: expected a TensorFlow scope name (letters, digits and '_.-/>', not starting with '_', '-' or "
+            f"'/', no empty part as in 'a//b'; one trailing '/' is dropped) or '' for none, got {scope!r}"
+        ) from None
+    return name
 
 
 def tf_scoped_names(cell: RNNCell, scope: str = "rnn") -> dict[str, str]:
@@ -99,10 +114,10 @@ def from_tf_names(cell: RNNCell, mapping: Mapping[str, Any], scope: str) -> dict
 
 
 def tf_message(cell: RNNCell, scope: str, message: str) -> str:
-    """An error message about ``mapping['<rnnrs name>']`` rewritten to name
-    the TensorFlow name the caller gave (``mapping['rnn/gru_cell/gates/kernel']``)."""
+    """An error message about rnnrs weight names rewritten to name the
+    TensorFlow names the caller gave: every quoted rnnrs name
+    (``mapping['gates/kernel']``, ``['output_projection/bias', ...]``)
+    becomes its TensorFlow name under ``scope``
+    (``mapping['rnn/gru_cell/gates/kernel']``)."""
     names = tf_scoped_names(cell, scope)
-    match = re.match(r"mapping\['([^']*)'\]", message)
-    if match is None or match.group(1) not in names:
-        return message
-    return f"mapping[{names[match.group(1)]!r}]" + message[match.end() :]
+    return re.sub(r"'([^'\\]*)'", lambda m: repr(names[m.group(1)]) if m.group(1) in names else m.group(0), message)

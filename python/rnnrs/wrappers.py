@@ -462,6 +462,26 @@ class DropoutWrapper(_Wrapper):
         return (outputs if time_major else outputs.transpose(1, 0, 2)), final, backward
 
 
+def _refuse_nested_projection(cell: RNNCell) -> None:
+    """Refuses an ``OutputProjectionWrapper`` directly inside another (or
+    through ``DropoutWrapper`` / ``ResidualWrapper``): both would own the keys
+    ``output_projection/kernel`` and ``.../bias``, so one pair would be lost
+    from ``get_weights``, saving and checkpoints. Inside a ``MultiRNNCell``
+    layer it is fine (its keys are under ``cell_<i>/``)."""
+    inner = cell
+    path = "cell"
+    while isinstance(inner, _Wrapper):
+        if isinstance(inner, OutputProjectionWrapper):
+            raise ValueError(
+                f"cell: expected a cell without an OutputProjectionWrapper directly inside it (through "
+                f"DropoutWrapper and ResidualWrapper), got one at {path} (both projections would own the "
+                f"weights {OutputProjectionWrapper.KERNEL!r} and {OutputProjectionWrapper.BIAS!r}); use one "
+                "projection of the combined size, or put the inner one in a MultiRNNCell layer"
+            )
+        inner = inner.cell
+        path += ".cell"
+
+
 @register("cell")
 class OutputProjectionWrapper(_Wrapper):
     """A linear projection of the wrapped cell's output:
@@ -479,6 +499,13 @@ class OutputProjectionWrapper(_Wrapper):
         reuse: None, True or False; accepted and without effect.
         seed: seeds the Glorot-uniform ``output_projection/kernel``
             ``[cell.output_size, output_size]``; the bias starts at zeros.
+
+    ``cell`` may not hold another ``OutputProjectionWrapper`` directly or
+    through ``DropoutWrapper`` / ``ResidualWrapper``
+    (``OutputProjectionWrapper(DropoutWrapper(OutputProjectionWrapper(c, 4)), 5)``
+    raises ``ValueError`` naming ``cell``): both would own the weights
+    ``output_projection/kernel`` and ``.../bias``. One inside a
+    ``MultiRNNCell`` layer is fine (its weights are under ``cell_<i>/``).
 
     Weights: the cell's, plus ``output_projection/kernel`` and
     ``output_projection/bias`` (TensorFlow 1.x's
@@ -504,6 +531,7 @@ class OutputProjectionWrapper(_Wrapper):
         refuse_unless_none("activation", activation, "the projection is linear; apply an activation to its outputs")
         check_reuse(reuse)
         super().__init__(cell)
+        _refuse_nested_projection(self.cell)
         self._output_size = positive_int("output_size", output_size)
         self.seed = seed_value(seed)
         self._own: dict[str, np.ndarray] = {}

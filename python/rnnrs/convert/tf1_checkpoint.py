@@ -40,7 +40,7 @@ import numpy as np
 from .. import _rnnrs
 from ..cells import WEIGHTS_LOCK, RNNCell
 from ..saving.model_io import _path  # a str or os.PathLike of str, not empty
-from ..tfnames import tf_scoped_names
+from ..tfnames import check_scope, tf_scoped_names
 
 __all__ = ["from_tf1_checkpoint", "list_tf1_checkpoint", "tf1_names", "to_tf1_checkpoint"]
 
@@ -267,8 +267,13 @@ class _Checkpoint:
             raise _Damaged(f"cannot read {prefix + '.index'}: {e.strerror or e}") from None
         self.shards = 1
         self.entries: dict[str, _Entry] = {}
+        header = False
         for key, value in _table(data):
+            if not header and key != b"":
+                # TensorFlow's BundleReader refuses a bundle whose first key is not the header's.
+                raise _Damaged("the index has no header entry (the key '' that every TF 1.x bundle starts with)")
             if key == b"":
+                header = True
                 for number, wire, v in _fields(value):
                     if number == 1 and wire == 0:
                         self.shards = _int64(v)
@@ -285,6 +290,8 @@ class _Checkpoint:
             if entry.shard >= self.shards:
                 raise _Damaged(f"variable {name!r} is in shard {entry.shard} of {self.shards}")
             self.entries[name] = entry
+        if not header:
+            raise _Damaged("the index has no header entry (the key '' that every TF 1.x bundle starts with)")
 
     def data_file(self, shard: int) -> str:
         return f"{self.prefix}.data-{shard:05d}-of-{self.shards:05d}"
@@ -340,18 +347,57 @@ class _Checkpoint:
 _DATA_SUFFIX = re.compile(r"\.data-\d{5}-of-\d{5}$")
 
 
+# Text-proto string escapes (protobuf's CUnescape): a backslash and one of these, an octal \ddd or a hex \xHH.
+_ESCAPES = {b"n": b"\n", b"r": b"\r", b"t": b"\t", b"a": b"\a", b"b": b"\b", b"f": b"\f", b"v": b"\v"}
+_ESCAPE = re.compile(rb"\\(?:([0-7]{1,3})|x([0-9A-Fa-f]{1,2})|(.))", re.S)
+
+
+def _text_unescape(raw: bytes) -> bytes:
+    """The bytes a quoted text-proto string stands for (``\\"``, ``\\\\``,
+    ``\\n``, octal ``\\346``, hex ``\\xe6`` undone); the result is UTF-8 to decode."""
+
+    def one(m: "re.Match[bytes]") -> bytes:
+        if m.group(1) is not None:
+            return bytes([int(m.group(1), 8) & 0xFF])
+        if m.group(2) is not None:
+            return bytes([int(m.group(2), 16)])
+        return _ESCAPES.get(m.group(3), m.group(3))
+
+    return _ESCAPE.sub(one, raw)
+
+
+def _text_escape(text: str) -> str:
+    """``text`` quoted as TensorFlow writes a ``checkpoint`` file (protobuf's
+    text format with UTF-8 output): ``\\`` ``"`` ``'`` and the newline, return
+    and tab escaped, everything else (non-ASCII included) as is."""
+    table = {"\\": "\\\\", '"': '\\"', "'": "\\'", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+    return "".join(table.get(ch, ch) for ch in text)
+
+
+def _state_file_path(state: str) -> str:
+    """The ``model_checkpoint_path`` a ``checkpoint`` (CheckpointState text
+    proto) file names, escapes undone and decoded from UTF-8."""
+    with open(state, "rb") as f:
+        raw = f.read(1 << 20)
+    found = re.search(rb'^\s*model_checkpoint_path:\s*"((?:[^"\\\n]|\\.)*)"', raw, re.M)
+    if not found:
+        raise ValueError(f"path: expected a 'checkpoint' file naming model_checkpoint_path, got {state!r}")
+    try:
+        return _text_unescape(found.group(1)).decode("utf-8")
+    except UnicodeDecodeError:
+        raise ValueError(
+            f"path: expected a 'checkpoint' file whose model_checkpoint_path is UTF-8, got {state!r} "
+            f"naming {found.group(1)!r}"
+        ) from None
+
+
 def _prefix(path: str) -> str:
-    """The checkpoint prefix ``path`` names: a prefix, its ``.index`` or
-    ``.data-*`` file, or a directory holding one checkpoint."""
+    """The checkpoint prefix ``path`` names: a prefix, its ``.index``,
+    ``.data-*`` or ``.meta`` file, or a directory holding one checkpoint."""
     if os.path.isdir(path):
         state = os.path.join(path, "checkpoint")
         if os.path.isfile(state):
-            with open(state, "rb") as f:
-                text = f.read(1 << 20).decode("utf-8", "replace")
-            found = re.search(r'^model_checkpoint_path:\s*"((?:[^"\\]|\\.)*)"', text, re.M)
-            if not found:
-                raise ValueError(f"path: expected a 'checkpoint' file naming model_checkpoint_path, got {state!r}")
-            named = found.group(1).encode("latin-1", "replace").decode("unicode_escape", "replace")
+            named = _state_file_path(state)
             candidate = named if os.path.isabs(named) else os.path.join(path, named)
             if not os.path.isfile(candidate + ".index"):
                 # TensorFlow writes absolute paths by default: try the checkpoint next to the state file.
@@ -373,6 +419,8 @@ def _prefix(path: str) -> str:
         return path[: -len(".index")]
     if _DATA_SUFFIX.search(path) and os.path.isfile(path):
         return _DATA_SUFFIX.sub("", path)
+    if path.endswith(".meta") and os.path.isfile(path[: -len(".meta")] + ".index"):
+        return path[: -len(".meta")]  # the graph of a V2 checkpoint: read the checkpoint it was saved with
     if os.path.isfile(path + ".index"):
         return path
     if os.path.isfile(path + ".meta") or (os.path.isfile(path) and not path.endswith(".index")):
@@ -397,11 +445,13 @@ def list_tf1_checkpoint(path: PathLike) -> list[tuple[str, str, tuple[int, ...]]
     sorted by name (``dtype`` a NumPy dtype name such as ``"float32"``, or
     TensorFlow's name for types NumPy lacks: ``"string"``, ``"bfloat16"``).
 
-    ``path``: the checkpoint's prefix (``.../model.ckpt``), its ``.index``
-    file, or a directory holding one checkpoint (named by its ``checkpoint``
-    file, or its only ``.index`` file). Only the ``.index`` file is read (its
-    block checksums checked); a damaged one raises ``ValueError`` naming
-    ``path``."""
+    ``path``: the checkpoint's prefix (``.../model.ckpt``), its ``.index``,
+    ``.data-*`` or ``.meta`` file (the graph saved with it), or a directory
+    holding one checkpoint (named by its ``checkpoint`` file, whose text-proto
+    escapes are undone and whose name is UTF-8, or by its only ``.index``
+    file). Only the ``.index`` file is read (its block checksums checked); a
+    damaged one, or one without the header entry every TF bundle starts
+    with, raises ``ValueError`` naming ``path``."""
     ckpt = _open(path)
     return [(e.name, e.dtype_name, tuple(e.shape)) for e in sorted(ckpt.entries.values(), key=lambda e: e.name)]
 
@@ -486,13 +536,13 @@ def tf1_names(obj: Any, scope: Optional[str] = None) -> dict[str, str]:
 
 
 def _scope(scope: Optional[str], pair: bool) -> str:
-    """``scope`` as a name prefix ("" or ending in "/")."""
+    """``scope`` as a name prefix ("" or ending in "/"): None is the run
+    function's default, anything else follows :func:`rnnrs.tfnames.check_scope`
+    (the rule of every ``scope=`` argument of the package)."""
     if scope is None:
-        scope = "bidirectional_rnn" if pair else "rnn"
-    if not isinstance(scope, str):
-        raise TypeError(f"scope: expected a str or None, got {type(scope).__name__}")
-    scope = scope.strip("/")
-    return f"{scope}/" if scope else ""
+        return "bidirectional_rnn/" if pair else "rnn/"
+    checked = check_scope(scope)
+    return f"{checked}/" if checked else ""
 
 
 # -- reading onto rnnrs objects ------------------------------------------------------------
@@ -520,13 +570,16 @@ def from_tf1_checkpoint(path: PathLike, obj: Any, scope: Optional[str] = None) -
 
     ``obj``: a cell or wrapper, a ``(cell_fw, cell_bw)`` pair (as given to
     ``bidirectional_dynamic_rnn``) or an ``rnnrs.layers.RNN``; built or not
-    (an unbuilt one is built from the checkpoint's shapes). ``path``: the
-    checkpoint's prefix, its ``.index`` file, or a directory holding one
-    checkpoint. ``scope``: the scope the model ran under in TensorFlow
-    (``dynamic_rnn``'s default ``"rnn"``, ``bidirectional_dynamic_rnn``'s
-    ``"bidirectional_rnn"``, or the ``scope=`` it was given); None (default)
-    finds it: the one prefix under which every variable the object needs is
-    present. Names map by TensorFlow's scoping rules (:func:`tf1_names`).
+    (an unbuilt one is built from the checkpoint's shapes). ``path``: as
+    for :func:`list_tf1_checkpoint` (a prefix, its ``.index``, ``.data-*``
+    or ``.meta`` file, or a directory). ``scope``: the scope the model ran
+    under in TensorFlow (``dynamic_rnn``'s default ``"rnn"``,
+    ``bidirectional_dynamic_rnn``'s ``"bidirectional_rnn"``, or the
+    ``scope=`` it was given; one trailing ``/`` ignored, checked by
+    :func:`rnnrs.tfnames.check_scope` as every ``scope=`` of the package:
+    ``"a b"``, ``"_x"`` or ``"a//"`` raise ``ValueError`` naming
+    ``scope``); None (default) finds it: the one prefix under which every
+    variable the object needs is present. Names map by TensorFlow's scoping rules (:func:`tf1_names`).
 
     Variables the object does not need (optimizer slots such as
     ``.../kernel/Adam``, ``global_step``, other layers) are ignored. Nothing
@@ -679,11 +732,11 @@ def to_tf1_checkpoint(obj: Any, path: PathLike, scope: Optional[str] = None) -> 
     that ``tf.compat.v1.train.Saver().restore`` (and
     :func:`from_tf1_checkpoint`) reads: ``<path>.index``,
     ``<path>.data-00000-of-00001`` and, next to them, a ``checkpoint`` file
-    naming this checkpoint (by its relative name; as ``Saver.save`` does, it
-    replaces an existing one). Names by TensorFlow's scoping rules
+    naming this checkpoint (by its relative name, in UTF-8 with TensorFlow's
+    text-proto escapes; as ``Saver.save`` does, it replaces an existing one). Names by TensorFlow's scoping rules
     (:func:`tf1_names`) under ``scope``: default ``"rnn"`` (``dynamic_rnn``'s), or
     ``"bidirectional_rnn"`` for a pair (``bidirectional_dynamic_rnn``'s); ``""``
-    for none. Each file is written to a temporary name and then renamed.
+    for none (checked as by :func:`from_tf1_checkpoint`). Each file is written to a temporary name and then renamed.
     Returns the prefix written."""
     parts = _parts(obj)
     for _, cell in parts:
@@ -708,9 +761,9 @@ def to_tf1_checkpoint(obj: Any, path: PathLike, scope: Optional[str] = None) -> 
         data += raw
     _replace(prefix + ".data-00000-of-00001", bytes(data))
     _replace(prefix + ".index", _table_bytes(entries))
-    base = os.path.basename(prefix).replace("\\", "\\\\").replace('"', '\\"')
+    base = _text_escape(os.path.basename(prefix))
     _replace(
         os.path.join(folder, "checkpoint"),
-        f'model_checkpoint_path: "{base}"\nall_model_checkpoint_paths: "{base}"\n'.encode(),
+        f'model_checkpoint_path: "{base}"\nall_model_checkpoint_paths: "{base}"\n'.encode("utf-8"),
     )
     return prefix

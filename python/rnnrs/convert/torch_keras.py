@@ -11,7 +11,7 @@ from .._validate import numeric_array
 from ..cells import BasicRNNCell, RNNCell
 from ..gru import GRUCell
 from ..lstm import BasicLSTMCell, LSTMCell
-from ..wrappers import DropoutWrapper, MultiRNNCell
+from ..wrappers import DropoutWrapper, MultiRNNCell, _cell_objects
 
 __all__ = ["from_keras", "from_torch", "to_keras", "to_torch"]
 
@@ -104,6 +104,12 @@ def _layer_to_torch(cell: RNNCell, suffix: str) -> dict[str, np.ndarray]:
 Target = Any  # a cell, a (cell_fw, cell_bw) pair, or a (cells_fw, cells_bw) pair of lists
 
 
+def _direction_name(target: Any, side: str, i: int) -> str:
+    """How messages name layer ``i``'s ``side`` ("fw"/"bw") cell of a
+    bidirectional target: ``cell_fw`` of a pair, ``cells_fw[i]`` of lists."""
+    return f"cells_{side}[{i}]" if isinstance(target[0], (list, tuple)) else f"cell_{side}"
+
+
 def _pairs(target: Any) -> Optional[list[tuple[RNNCell, RNNCell]]]:
     """The layers of a bidirectional target as ``[(fw, bw), ...]``, or None
     when ``target`` is a single cell. A pair ``(cell_fw, cell_bw)`` is one
@@ -135,12 +141,21 @@ def _pairs(target: Any) -> Optional[list[tuple[RNNCell, RNNCell]]]:
             f"({type(fw).__name__}, {type(bw).__name__})"
         )
     out = []
+    seen: dict[int, str] = {}
     for i, (f, b) in enumerate(zip(fws, bws)):
         pair = []
         for side, c in (("fw", f), ("bw", b)):
-            name = f"cells_{side}[{i}]" if len(fws) > 1 or isinstance(target[0], (list, tuple)) else f"cell_{side}"
+            name = _direction_name(target, side, i)
             if not isinstance(c, RNNCell):
                 raise TypeError(f"{name}: expected an rnnrs cell, got {type(c).__name__}")
+            for part in _cell_objects(c):  # the cell and every cell inside its wrappers
+                first = seen.setdefault(id(part), name)
+                if first != name:
+                    raise ValueError(
+                        f"cell: expected a distinct cell object for each direction and layer, got the same "
+                        f"{type(part).__name__} object as {first} and {name} (the two would share one set of "
+                        "weights: both directions' or both layers' weights would go to, or come from, one cell)"
+                    )
             inner = _unwrap(c)
             if isinstance(inner, MultiRNNCell):
                 raise _refuse(
@@ -187,20 +202,23 @@ def to_torch(cell: Target) -> dict[str, np.ndarray]:
     entries (``weight_ih_l0_reverse``, ...). Both directions of a layer must
     be the same kind of cell with the same sizes and activation, and layer
     ``i > 0`` must read the two directions of layer ``i - 1`` (input size
-    ``out_fw + out_bw``), as in PyTorch."""
+    ``out_fw + out_bw``), as in PyTorch. Every direction and layer must be
+    a distinct cell object (``to_torch((c, c))`` raises ``ValueError``
+    naming ``cell``), and built (``ValueError`` naming ``cell``, or
+    ``cell_fw`` / ``cells_fw[i]`` ..., otherwise)."""
     pairs = _pairs(cell)
     out: dict[str, np.ndarray] = {}
     if pairs is None:
         cell = _unwrap(cell)
-        cell._require_built("to_torch")
+        cell._require_built("cell")
         layers = cell.cells if isinstance(cell, MultiRNNCell) else [cell]
         for i, layer in enumerate(layers):
             out.update(_layer_to_torch(_unwrap(layer), f"_l{i}"))
         return out
     for i, (fw, bw) in enumerate(pairs):
         _check_twins(fw, bw, i)
-        fw._require_built("to_torch")
-        bw._require_built("to_torch")
+        fw._require_built(_direction_name(cell, "fw", i))
+        bw._require_built(_direction_name(cell, "bw", i))
         want = fw.input_size if i == 0 else pairs[i - 1][0].output_size + pairs[i - 1][1].output_size
         for side, c in (("fw", fw), ("bw", bw)):
             if c.input_size != want:
@@ -399,8 +417,12 @@ def from_torch(cell: Target, state_dict: Mapping[str, Any]) -> None:
     or ``(cells_fw, cells_bw)`` (two lists, one cell per layer) for
     ``num_layers`` layers; the ``_reverse`` entries go to the backward cells.
     Run the result with :func:`rnnrs.bidirectional_dynamic_rnn` (one layer)
-    or :func:`rnnrs.stack_bidirectional_dynamic_rnn` (a stack). When any
-    layer fails its checks, no cell of the target has been changed."""
+    or :func:`rnnrs.stack_bidirectional_dynamic_rnn` (a stack). The same
+    cell object twice anywhere in the target (``(c, c)``, ``([a, a], [b,
+    d])``, or one cell inside two wrappers) raises ``ValueError`` naming
+    ``cell`` before anything changes: the two places would share one set of
+    weights. When any layer fails its checks, no cell of the target has
+    been changed."""
     if not isinstance(state_dict, Mapping):
         raise TypeError(f"state_dict: expected a mapping of name to array, got {type(state_dict).__name__}")
     pairs = _pairs(cell)
@@ -445,7 +467,7 @@ def to_keras(cell: RNNCell) -> list[np.ndarray]:
     cell = _unwrap(cell)
     if isinstance(cell, MultiRNNCell):
         raise _refuse("one Keras layer", "a MultiRNNCell (convert each of its cells)")
-    cell._require_built("to_keras")
+    cell._require_built("cell")
     w = cell.get_weights()
     size = cell.input_size
     assert size is not None
