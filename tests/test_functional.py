@@ -698,3 +698,13 @@ def test_training_and_return_backprop_on_symbolic_calls_are_refused():
         rnnrs.Dropout(0.5)(i, training=True)
     with raises_naming(ValueError, "return_backprop"):
         rnnrs.Dense(2)(i, return_backprop=True)
+
+
+def test_evaluate_on_no_rows_reports_every_key():
+    """Zero rows give every loss and metric key (0.0, as an all-padding batch does), not an empty dict."""
+    i = rnnrs.Input((None, 2))
+    h = rnnrs.RNN(rnnrs.GRUCell(3, seed=0))(i)
+    model = rnnrs.Model(i, [rnnrs.Dense(2, name="a", seed=1)(h), rnnrs.Dense(1, name="b", seed=2)(h)])
+    model.compile("adam", ["sparse_softmax_cross_entropy", "mse"], metrics=["accuracy"])
+    logs = model.evaluate(np.zeros((0, 4, 2), np.float32), [np.zeros(0, np.int64), np.zeros((0, 1))])
+    assert logs == {"loss": 0.0, "a_loss": 0.0, "b_loss": 0.0, "a_accuracy": 0.0}

@@ -447,3 +447,13 @@ def test_an_add_of_a_table_that_is_not_a_bias_is_refused():
     for bias in (np.arange(2, dtype=np.float32), np.arange(2, dtype=np.float32)[None]):
         (dense,) = convert.from_onnx(graph_model(nodes, [k, ("pos", bias)]))
         np.testing.assert_array_equal(dense.get_weights()["bias"], [0.0, 1.0])
+
+
+def test_weights_of_mixed_types_are_refused():
+    """ONNX's recurrent operators take W, R and B of one type T: a float64 R or an int64 B next to a
+    float32 W is refused naming the node (they were cast silently)."""
+    rnn = helper.make_node("RNN", ["x", "W", "R", "B"], ["y"], name="r0")
+    w, r, b = np.zeros((1, 2, 3), np.float32), np.zeros((1, 2, 2), np.float32), np.zeros((1, 4), np.float32)
+    assert len(convert.from_onnx(graph_model([rnn], [("W", w), ("R", r), ("B", b)]))) == 1
+    refused_naming(graph_model([rnn], [("W", w), ("R", r.astype(np.float64)), ("B", b)]), "'r0'", "one type")
+    refused_naming(graph_model([rnn], [("W", w), ("R", r), ("B", b.astype(np.int64))]), "'r0'", "one type")

@@ -185,6 +185,8 @@ def _recurrent(onnx: Any, g: _Graph, node: Any, index: int, dtype: Optional[np.d
     if len(acts) != len(defaults) * directions:
         raise _refuse(node, index, f"{len(defaults) * directions} activations", f"{acts}")
     _numeric(node, index, w, r, b)
+    if len({w.dtype, r.dtype, b.dtype}) > 1:  # ONNX's type constraint T: one type for W, R and B
+        raise _refuse(node, index, "W, R and B of one type (ONNX's T)", f"W {w.dtype}, R {r.dtype}, B {b.dtype}")
     dt = _weight_dtype(w, dtype, node, index)
     cells = []
     for d in range(directions):

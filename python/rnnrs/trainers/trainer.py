@@ -951,7 +951,11 @@ class Trainer:
         are reset before each batch, as in training."""
         for metric in self._metric_objects:
             metric.reset_state()
-        totals: dict[str, list[float]] = {}
+        # Every loss key is there even without rows (its value is then 0.0, as for all-padding batches).
+        names = self.output_names
+        totals: dict[str, list[float]] = (
+            {"loss": [0.0, 0.0]} if len(names) == 1 else {f"{name}_loss": [0.0, 0.0] for name in names}
+        )
         ws = list(weights) if weights is not None else [None] * len(ys)
         for start in range(0, xs[0].shape[0], batch_size):
             sl = slice(start, start + batch_size)
