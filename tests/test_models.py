@@ -46,7 +46,7 @@ def model_gradient_check(model, x, y, lengths):
     model.build(None if model._takes_ids() else x.shape[-1])
     xs, ls = model._data("x", x, lengths, "sequence_length")
     losses = model._losses_per_output
-    ys = model._targets("y", y, xs, ls, losses)
+    ys = model._targets("y", y, xs, model._output_shapes(xs, ls), losses)
     fwd = model._forward(xs, ls, False)
     _, d_out, _ = model._loss(losses, ys, fwd)
     grads = model._backward(fwd, d_out)

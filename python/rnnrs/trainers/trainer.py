@@ -6,7 +6,8 @@ A model provides its data handling and its passes; the trainer needs:
 - ``_data(name, x, sequence_length, length_name) -> (xs, lengths)``: the
   inputs validated (one array per model input) with their lengths (one
   int64 ``[B]`` array or None per input), building the model on first use;
-- ``_output_shapes(xs) -> [shape per output]`` for validating targets;
+- ``_output_shapes(xs, lengths) -> [shape per output]`` for validating
+  targets (computed once per call: for a graph it runs one row forward);
 - ``_forward(xs, lengths, training) -> Forward`` and
   ``_backward(forward, d_outputs) -> {weight name: gradient}``;
 - ``get_weights()``, ``_push(params)`` (weights back into the layers),
@@ -393,14 +394,13 @@ class Trainer:
             raise ValueError(f"{name}: expected a list of {n} target arrays (one per output), got {got}")
         return [(f"{name}[{i}]", v) for i, v in enumerate(y)]
 
-    def _targets(self, name: str, y: Any, xs: Arrays, lengths: Lengths, losses: list[Any]) -> Arrays:
+    def _targets(self, name: str, y: Any, xs: Arrays, shapes: list[tuple[int, ...]], losses: list[Any]) -> Arrays:
         """``y`` checked per output for its loss: class ids for a sparse
         cross-entropy, one-hot (or probability) rows of the outputs' shape
         for a categorical one, 0/1 (or probabilities in [0, 1]) of the
         outputs' shape for a binary one, floats of the outputs' shape for
         regression, any numeric array with one row per input row for a
         callable."""
-        shapes = self._output_shapes(xs, lengths)
         rows = xs[0].shape[0]
         checked = []
         for (part, value), out_shape, loss in zip(self._target_list(name, y), shapes, losses):
@@ -704,9 +704,10 @@ class Trainer:
         out = sys.stdout if stream is None else stream
         mode = progress_mode(verbose, out)
         xs, lengths = self._data("x", x, sequence_length, "sequence_length")
-        ys = self._targets("y", y, xs, lengths, losses)
-        ws = self._weights(sample_weight, class_weight, xs, ys, lengths, losses)
-        bptt, stateful = self._bptt_check(bptt_steps, xs, ys, lengths)
+        shapes = self._output_shapes(xs, lengths)  # once: for a graph it takes a forward pass of one row
+        ys = self._targets("y", y, xs, shapes, losses)
+        ws = self._weights(sample_weight, class_weight, ys, shapes, losses)
+        bptt, stateful = self._bptt_check(bptt_steps, xs, ys, shapes)
         val = self._validation(validation_data, losses)
         if val is not None:
             self._warn_validation_lengths(lengths, val[2])
@@ -807,9 +808,7 @@ class Trainer:
                 # its batches), and training then continues from the states it had left.
                 kept = [(layer, layer._kept_state) for layer in self._kept_state_layers()]
                 try:
-                    val_logs = self._evaluate_arrays(
-                        *val, losses, 256, stateful=[layer for layer, _ in kept] or stateful
-                    )
+                    val_logs = self._evaluate_arrays(*val, losses, 256, stateful=[layer for layer, _ in kept])
                 finally:
                     for layer, state in kept:
                         layer._kept_state = state
@@ -832,13 +831,12 @@ class Trainer:
         return history
 
     def _weights(
-        self, sample_weight: Any, class_weight: Any, xs: Arrays, ys: Arrays, lengths: Lengths, losses: list[Any]
+        self, sample_weight: Any, class_weight: Any, ys: Arrays, shapes: list[tuple[int, ...]], losses: list[Any]
     ) -> list[Optional[np.ndarray]]:
         """Per output: None or the rows' (steps') weights, ``sample_weight``
         times ``class_weight`` (see ``compile_utils.sample_weights``)."""
         if sample_weight is None and class_weight is None:
             return [None] * len(ys)
-        shapes = self._output_shapes(xs, lengths)
         ws = sample_weights("sample_weight", sample_weight, self.output_names, shapes, losses)
         by_class = class_weights(class_weight, ys, shapes, losses)
         if by_class is not None:
@@ -846,15 +844,12 @@ class Trainer:
         return ws
 
     def _stateful_layers(self) -> list[Any]:
-        """The model's stateful recurrent layers (``stateful`` True and a
-        ``reset_states`` method; a ``Bidirectional`` resets both directions)."""
-        return [
-            layer
-            for layer in getattr(self, "layers", [])
-            if getattr(layer, "stateful", False) is True and callable(getattr(layer, "reset_states", None))
-        ]
+        """The stateful recurrent layers, wrapped ones included (a ``Bidirectional``'s two directions)."""
+        return [layer for layer in self._kept_state_layers() if getattr(layer, "stateful", False) is True]
 
-    def _bptt_check(self, bptt_steps: Any, xs: Arrays, ys: Arrays, lengths: Lengths) -> tuple[Optional[int], list[Any]]:
+    def _bptt_check(
+        self, bptt_steps: Any, xs: Arrays, ys: Arrays, shapes: list[tuple[int, ...]]
+    ) -> tuple[Optional[int], list[Any]]:
         """``(k, stateful layers)`` for truncated BPTT (``(None, [])`` without):
         ``ValueError`` naming ``bptt_steps`` for a model without stateful
         layers, inputs that are not sequences of one length ``T``, outputs or
@@ -877,7 +872,6 @@ class Trainer:
                     f"chunks of time steps, got input {i} of shape {x.shape}"
                 )
             total = x.shape[1]
-        shapes = self._output_shapes(xs, lengths)
         for name, shape, y in zip(self.output_names, shapes, ys):
             if len(shape) != 3 or shape[1] != total or y.ndim < 2 or y.shape[1] != total:
                 raise ValueError(
@@ -915,7 +909,7 @@ class Trainer:
                 f"got {len(data)} items"
             )
         vx, vl = self._data("validation_data[0]", data[0], data[2] if len(data) == 3 else None, "validation_data[2]")
-        vy = self._targets("validation_data[1]", data[1], vx, vl, losses)
+        vy = self._targets("validation_data[1]", data[1], vx, self._output_shapes(vx, vl), losses)
         return vx, vy, vl
 
     def evaluate(
@@ -933,8 +927,9 @@ class Trainer:
         _, losses = self._require_compiled("evaluate")
         batch_size = positive_int("batch_size", batch_size)
         xs, lengths = self._data("x", x, sequence_length, "sequence_length")
-        ys = self._targets("y", y, xs, lengths, losses)
-        ws = self._weights(sample_weight, None, xs, ys, lengths, losses)
+        shapes = self._output_shapes(xs, lengths)
+        ys = self._targets("y", y, xs, shapes, losses)
+        ws = self._weights(sample_weight, None, ys, shapes, losses)
         return self._evaluate_arrays(xs, ys, lengths, losses, batch_size, ws)
 
     def _evaluate_arrays(
@@ -976,17 +971,15 @@ class Trainer:
             fwd = self._forward(_rows(xs, sl), _rows(lengths, sl), False)
             parts.append(fwd.outputs)
             part_lengths.append(fwd.lengths)
-        shapes = self._output_shapes(xs, lengths)
+        if not parts:  # no rows: the shapes come from the model
+            shapes = self._output_shapes(xs, lengths)
+            return [np.zeros(shape, dtype=self.dtype) for shape in shapes], [None] * len(shapes)
         outs: Arrays = []
         out_lengths: Lengths = []
-        for i, shape in enumerate(shapes):
-            if parts:
-                outs.append(np.concatenate([p[i] for p in parts]))
-                ls = [p[i] for p in part_lengths]
-                out_lengths.append(None if any(v is None for v in ls) else np.concatenate(ls))  # type: ignore[arg-type]
-            else:
-                outs.append(np.zeros(shape, dtype=self.dtype))
-                out_lengths.append(None)
+        for i in range(len(parts[0])):
+            outs.append(np.concatenate([p[i] for p in parts]))
+            ls = [p[i] for p in part_lengths]
+            out_lengths.append(None if any(v is None for v in ls) else np.concatenate(ls))  # type: ignore[arg-type]
         return outs, out_lengths
 
     def predict(self, x: Any, sequence_length: Any = None, batch_size: int = 256) -> Any:
