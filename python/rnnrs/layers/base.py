@@ -45,6 +45,7 @@ from typing import Any, Callable, ClassVar, Mapping, NamedTuple, Optional, Seque
 import numpy as np
 
 from .._validate import as_dtype, check_shape, flag, float_array, lengths_array
+from ..cells import check_mapping
 
 #: ``backward(d_outputs, need_d_inputs) -> (d_inputs or None, d_weights)`` of a one-input, one-output layer
 LayerBackward = Callable[[np.ndarray, bool], "tuple[Optional[np.ndarray], dict[str, np.ndarray]]"]
@@ -439,7 +440,43 @@ def symbolic_inputs(inputs: Any) -> Optional[list[SymbolicTensor]]:
     return None
 
 
-class InputLayer(Layer):
+class Weightless(Layer):
+    """Base of the layers without weights (``Dropout``, the merge layers, a model's inputs):
+    always built, no weights, the output size of the last inputs seen."""
+
+    def __init__(self, name: Optional[str] = None) -> None:
+        super().__init__(name)
+        self._size: Optional[int] = None
+
+    @property
+    def dtype(self) -> Optional[np.dtype[Any]]:
+        return None
+
+    @property
+    def built(self) -> bool:
+        return True
+
+    def build(self, input_size: int, dtype: Any = None) -> None:
+        pass
+
+    def output_size(self) -> int:
+        if self._size is None:
+            raise ValueError(f"output_size: expected a layer that has seen its inputs, got {self.name!r} unused")
+        return self._size
+
+    def get_weights(self) -> dict[str, np.ndarray]:
+        return {}
+
+    def set_weights(self, mapping: Mapping[str, Any]) -> None:
+        check_mapping(mapping)
+        if mapping:
+            raise ValueError(f"mapping: expected no weights ({type(self).__name__} has none), got {sorted(mapping)}")
+
+    def weight_shapes(self, inputs: Sequence[Spec]) -> dict[str, tuple[int, ...]]:
+        return {}
+
+
+class InputLayer(Weightless):
     """The source of a graph's input (made by :func:`rnnrs.Input`)."""
 
     default_name = "input"
@@ -470,26 +507,9 @@ class InputLayer(Layer):
     def dtype(self) -> np.dtype[Any]:
         return self._dtype
 
-    @property
-    def built(self) -> bool:
-        return True
-
-    def build(self, input_size: int = 0, dtype: Any = None) -> None:
-        pass
-
     def output_size(self) -> int:
         last = self.shape[-1]
         return 0 if last is None else int(last)
-
-    def get_weights(self) -> dict[str, np.ndarray]:
-        return {}
-
-    def set_weights(self, mapping: Mapping[str, Any]) -> None:
-        if mapping:
-            raise ValueError(f"mapping: expected no weights (an input has none), got {sorted(mapping)}")
-
-    def weight_shapes(self, inputs: Sequence[Spec]) -> dict[str, tuple[int, ...]]:
-        return {}
 
     def compute_output_spec(self, inputs: Sequence[Spec]) -> list[Spec]:
         return [self.spec]

@@ -27,7 +27,7 @@ from .._validate import (
 )
 from ..cells import check_mapping, glorot_uniform
 from ..saving.registry import register
-from .base import Applied, Layer, LayerOutput, Spec, float_spec, generator_state, restore_generator
+from .base import Applied, Layer, LayerOutput, Spec, Weightless, float_spec, generator_state, restore_generator
 
 DENSE_ACTIVATIONS = (None, "identity", "tanh", "relu", "sigmoid")
 
@@ -428,42 +428,6 @@ def _noise_shape(value: Any) -> Optional[tuple[Optional[int], ...]]:
         else:
             dims.append(int(d))
     return tuple(dims)
-
-
-class Weightless(Layer):
-    """Base of the layers without weights (``Dropout``, the merge layers):
-    always built, no weights, the output size of the last inputs seen."""
-
-    def __init__(self, name: Optional[str] = None) -> None:
-        super().__init__(name)
-        self._size: Optional[int] = None
-
-    @property
-    def dtype(self) -> Optional[np.dtype[Any]]:
-        return None
-
-    @property
-    def built(self) -> bool:
-        return True
-
-    def build(self, input_size: int, dtype: Any = None) -> None:
-        pass
-
-    def output_size(self) -> int:
-        if self._size is None:
-            raise ValueError(f"output_size: expected a layer that has seen its inputs, got {self.name!r} unused")
-        return self._size
-
-    def get_weights(self) -> dict[str, np.ndarray]:
-        return {}
-
-    def set_weights(self, mapping: Mapping[str, Any]) -> None:
-        check_mapping(mapping)
-        if mapping:
-            raise ValueError(f"mapping: expected no weights ({type(self).__name__} has none), got {sorted(mapping)}")
-
-    def weight_shapes(self, inputs: Sequence[Spec]) -> dict[str, tuple[int, ...]]:
-        return {}
 
 
 @register("layer")

@@ -15,8 +15,7 @@ import numpy as np
 
 from .._validate import float_array, numeric_array
 from ..saving.registry import register
-from .base import Applied, Spec
-from .core import Weightless
+from .base import Applied, Spec, Weightless
 
 
 def _describe(shape: Sequence[Optional[int]]) -> str:
