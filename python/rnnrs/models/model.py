@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any, Callable, Mapping, NamedTuple, Optional, Sequence, TextIO, Union, cast
+from typing import Any, Callable, Mapping, NamedTuple, Optional, Sequence, TextIO, Union
 
 import numpy as np
 
@@ -108,27 +108,37 @@ def _shape_text(shape: Sequence[Optional[int]]) -> str:
     return f"({dims}{',' if len(shape) == 1 else ''})"
 
 
-def _weight_owners(obj: Any) -> list[Any]:
+def _with_wrapped(layers: Sequence[Layer]) -> list[Layer]:
+    """``layers`` and every layer a wrapper among them holds (``TimeDistributed``'s, ``Bidirectional``'s two)."""
+    found: list[Layer] = []
+    stack = list(layers)
+    while stack:
+        layer = stack.pop()
+        found.append(layer)
+        stack.extend(
+            inner
+            for inner in (getattr(layer, attr, None) for attr in ("layer", "forward_layer", "backward_layer"))
+            if isinstance(inner, Layer)
+        )
+    return found
+
+
+def _weight_owners(obj: Layer) -> list[Any]:
     """The objects holding ``obj``'s weights: the layer itself (Dense,
     Embedding), the cells of a recurrent layer (nested cells included), and
     those of the layers a wrapper layer holds."""
     found: list[Any] = []
-    stack = [obj]
-    while stack:
-        item = stack.pop()
-        for attr in ("layer", "forward_layer", "backward_layer"):
-            inner = getattr(item, attr, None)
-            if isinstance(inner, Layer):
-                stack.append(inner)
-        cell = getattr(item, "cell", None)
-        if isinstance(cell, RNNCell):
-            stack.append(cell)
-        if isinstance(item, RNNCell):
+    for layer in _with_wrapped([obj]):
+        if isinstance(layer, (Dense, Embedding)):
+            found.append(layer)
+        cell = getattr(layer, "cell", None)
+        stack = [cell] if isinstance(cell, RNNCell) else []
+        while stack:  # the cell and the cells it wraps or stacks
+            item = stack.pop()
             found.append(item)
-            cells = getattr(item, "cells", None)
+            inner, cells = getattr(item, "cell", None), getattr(item, "cells", None)
+            stack.extend([inner] if isinstance(inner, RNNCell) else [])
             stack.extend(cells if isinstance(cells, list) else [])
-        elif isinstance(item, (Dense, Embedding)):
-            found.append(item)
     return found
 
 
@@ -267,11 +277,10 @@ class Model(Trainer):
         for t in ins:
             limit = _ANY_ID
             for node in self._nodes:
-                inner = node.layer
-                while not isinstance(inner, Embedding) and isinstance(getattr(inner, "layer", None), Layer):
-                    inner = cast(Any, inner).layer  # TimeDistributed(Embedding), nested
-                if isinstance(inner, Embedding) and any(i is t for i in node.inputs):
-                    limit = min(limit, inner.input_dim)
+                if any(i is t for i in node.inputs):
+                    for inner in _with_wrapped([node.layer]):  # an Embedding, or one inside TimeDistributed
+                        if isinstance(inner, Embedding):
+                            limit = min(limit, inner.input_dim)
             self._id_limits.append(limit)
         dtypes = {layer.dtype for layer in layers if layer.dtype is not None}
         dtypes |= {t.dtype for t in ins if t.dtype.kind == "f"}
@@ -683,17 +692,7 @@ class Model(Trainer):
 
 def _stateful_layers(layers: Sequence[Layer]) -> list[Any]:
     """The layers (wrapped ones included) that keep a recurrent state between calls."""
-    found: list[Any] = []
-    stack = list(layers)
-    while stack:
-        layer = stack.pop()
-        if hasattr(layer, "_kept_state"):
-            found.append(layer)
-        for attr in ("layer", "forward_layer", "backward_layer"):
-            inner = getattr(layer, attr, None)
-            if isinstance(inner, Layer):
-                stack.append(inner)
-    return found
+    return [layer for layer in _with_wrapped(layers) if hasattr(layer, "_kept_state")]
 
 
 def _creation_order(node: Node) -> int:
