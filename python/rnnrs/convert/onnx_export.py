@@ -6,7 +6,6 @@ The graph is built with ``onnx.helper``; ``onnx`` is imported only when
 
 from __future__ import annotations
 
-import os
 from typing import Any, Optional, Sequence
 
 import numpy as np
@@ -14,6 +13,7 @@ import numpy as np
 from ..cells import BasicRNNCell, RNNCell
 from ..gru import GRUCell
 from ..lstm import BasicLSTMCell, LSTMCell
+from ..saving.model_io import checked_path
 from ..wrappers import DropoutWrapper, MultiRNNCell, OutputProjectionWrapper, ResidualWrapper
 
 __all__ = ["to_onnx"]
@@ -550,17 +550,6 @@ def _check_opset(onnx: Any, opset: Any) -> int:
     return int(opset)
 
 
-def _check_path(path: Any) -> Optional[str]:
-    if path is None:
-        return None
-    if not isinstance(path, (str, os.PathLike)):
-        raise TypeError(f"path: expected a str or os.PathLike file path, or None, got {type(path).__name__}")
-    text = os.fspath(path)
-    if not isinstance(text, str) or not text:
-        raise ValueError(f"path: expected a non-empty file path, got {path!r}")
-    return text
-
-
 def to_onnx(obj: Any, path: Any = None, opset: Optional[int] = None) -> Any:
     """Exports ``obj`` as an ONNX graph and returns the ``onnx.ModelProto``
     (also written to ``path``, a str or PathLike, when given).
@@ -622,7 +611,7 @@ def to_onnx(obj: Any, path: Any = None, opset: Optional[int] = None) -> Any:
     """
     onnx = _import_onnx()
     opset = _check_opset(onnx, opset)
-    target = _check_path(path)
+    target = None if path is None else checked_path(path)
     from ..models import Sequential
 
     if isinstance(obj, Sequential):

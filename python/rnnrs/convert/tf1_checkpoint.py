@@ -31,7 +31,6 @@ from __future__ import annotations
 import os
 import re
 import struct
-import tempfile
 from pathlib import Path
 from typing import Any, Callable, Iterator, Optional, Sequence, Union
 
@@ -39,7 +38,7 @@ import numpy as np
 
 from .. import _rnnrs
 from ..cells import WEIGHTS_LOCK, RNNCell
-from ..saving.model_io import _path  # a str or os.PathLike of str, not empty
+from ..saving.model_io import checked_path, write_atomically
 from ..tfnames import check_scope, tf_scoped_names
 
 __all__ = ["from_tf1_checkpoint", "list_tf1_checkpoint", "tf1_names", "to_tf1_checkpoint"]
@@ -432,7 +431,7 @@ def _prefix(path: str) -> str:
 
 
 def _open(path: Any) -> _Checkpoint:
-    name = _path(path)
+    name = checked_path(path)
     prefix = _prefix(name)
     try:
         return _Checkpoint(prefix)
@@ -592,7 +591,7 @@ def from_tf1_checkpoint(path: PathLike, obj: Any, scope: Optional[str] = None) -
     if scope is not None:
         _scope(scope, len(parts) == 2)  # type check
     ckpt = _open(path)
-    shown = _path(path)
+    shown = checked_path(path)
     relative = list(names.values())
     if scope is None:
         found = _find_scope(ckpt, relative)
@@ -712,20 +711,6 @@ def _table_bytes(entries: list[tuple[bytes, bytes]]) -> bytes:
     return bytes(out)
 
 
-def _replace(path: str, data: bytes) -> None:
-    """Writes ``data`` to ``path`` through a temporary file in its directory."""
-    folder = os.path.dirname(path) or "."
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def to_tf1_checkpoint(obj: Any, path: PathLike, scope: Optional[str] = None) -> str:
     """Writes the weights of ``obj`` (a built cell or wrapper, a ``(cell_fw,
     cell_bw)`` pair or an ``rnnrs.layers.RNN``) as a TF 1.x V2 checkpoint
@@ -742,7 +727,7 @@ def to_tf1_checkpoint(obj: Any, path: PathLike, scope: Optional[str] = None) -> 
     for _, cell in parts:
         cell._require_built("obj")
     names = tf1_names(obj, scope)
-    prefix = _path(path)
+    prefix = checked_path(path)
     if prefix.endswith(".index"):
         prefix = prefix[: -len(".index")]
     folder = os.path.dirname(prefix) or "."
@@ -759,11 +744,11 @@ def to_tf1_checkpoint(obj: Any, path: PathLike, scope: Optional[str] = None) -> 
         raw = value.tobytes()
         entries.append((theirs.encode("utf-8"), _entry_proto(value, len(data), masked_crc32c(raw))))
         data += raw
-    _replace(prefix + ".data-00000-of-00001", bytes(data))
-    _replace(prefix + ".index", _table_bytes(entries))
+    index = _table_bytes(entries)
     base = _text_escape(os.path.basename(prefix))
-    _replace(
-        os.path.join(folder, "checkpoint"),
-        f'model_checkpoint_path: "{base}"\nall_model_checkpoint_paths: "{base}"\n'.encode("utf-8"),
-    )
+    state = f'model_checkpoint_path: "{base}"\nall_model_checkpoint_paths: "{base}"\n'.encode("utf-8")
+    # Each file through a temporary one renamed into place: a crash never leaves half a file.
+    write_atomically(prefix + ".data-00000-of-00001", lambda f: f.write(data))
+    write_atomically(prefix + ".index", lambda f: f.write(index))
+    write_atomically(os.path.join(folder, "checkpoint"), lambda f: f.write(state))
     return prefix

@@ -21,7 +21,7 @@ import json
 import os
 import re
 import tempfile
-from typing import Any, Mapping, Optional, Union
+from typing import IO, Any, Callable, Mapping, Optional, Union
 
 import numpy as np
 
@@ -52,7 +52,7 @@ CONFIG_KEY = "__rnnrs_model__"
 
 def save_model(model: Any, path: Union[str, "os.PathLike[str]"]) -> None:
     """Writes ``model`` to ``path``: see :meth:`rnnrs.Model.save`."""
-    target = _path(path)
+    target = checked_path(path)
     if os.path.isdir(target):
         raise ValueError(f"path: expected a file path to write the model to, got the directory {target!r}")
     folder = os.path.dirname(os.path.abspath(target))
@@ -71,11 +71,18 @@ def save_model(model: Any, path: Union[str, "os.PathLike[str]"]) -> None:
     broken = sorted(k for k, v in arrays.items() if v.dtype.kind == "f" and not np.isfinite(v).all())
     if broken:
         raise ValueError(f"save: expected finite weights and optimizer state, got NaN or inf in {broken}")
-    fd, tmp = tempfile.mkstemp(prefix=".rnnrs-", suffix=".npz.tmp", dir=folder)
+    write_atomically(target, lambda f: np.savez_compressed(f, **arrays))  # type: ignore[arg-type]
+
+
+def write_atomically(path: str, write: Callable[[IO[bytes]], Any]) -> None:
+    """Calls ``write`` on a temporary file in ``path``'s directory, then
+    renames it to ``path``: a crash never leaves half a file there."""
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".rnnrs-", suffix=".tmp", dir=folder)
     try:
         with os.fdopen(fd, "wb") as f:
-            np.savez_compressed(f, **arrays)  # type: ignore[arg-type]
-        os.replace(tmp, target)
+            write(f)
+        os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
@@ -97,8 +104,9 @@ BUDGET_PER_BYTE = 8
 _WHAT = "path: expected an rnnrs model file (an .npz written by Model.save)"
 
 
-def _path(path: Any) -> str:
-    """``path`` as a string path, ``TypeError`` naming it otherwise."""
+def checked_path(path: Any) -> str:
+    """``path`` (a str or ``os.PathLike`` of str, not empty) as a string
+    path; ``TypeError`` / ``ValueError`` naming ``path`` otherwise."""
     if isinstance(path, bytes) or not isinstance(path, (str, os.PathLike)):
         raise TypeError(f"path: expected a str or os.PathLike file path, got {type(path).__name__}")
     target = os.fspath(path)
@@ -161,7 +169,7 @@ def load_model(path: Union[str, "os.PathLike[str]"], *, max_bytes: Optional[int]
             wrong and how), or it exceeds the budget.
         TypeError: ``path`` or ``max_bytes`` of the wrong type.
     """
-    target = _path(path)
+    target = checked_path(path)
     if max_bytes is not None:
         max_bytes = positive_int("max_bytes", max_bytes)
     if os.path.isdir(target):
