@@ -220,10 +220,7 @@ class Model(Trainer):
     """
 
     def __init__(self, inputs: Any, outputs: Any, name: Optional[str] = None) -> None:
-        if name is not None and not isinstance(name, str):
-            raise TypeError(f"name: expected a string or None, got {type(name).__name__}")
-        self.name = name or default_name(type(self).__name__)
-        self._init_trainer()
+        self._init_model(name)
         ins = _tensors(inputs, "inputs")
         outs = _tensors(outputs, "outputs")
         for i, t in enumerate(ins):
@@ -234,6 +231,13 @@ class Model(Trainer):
         if len({id(t) for t in ins}) != len(ins):
             raise ValueError("inputs: expected each Input once, got one listed twice")
         self._set_graph(ins, outs)
+
+    def _init_model(self, name: Optional[str]) -> None:
+        """The name (validated; the class's in snake case by default) and the trainer's state."""
+        if name is not None and not isinstance(name, str):
+            raise TypeError(f"name: expected a string or None, got {type(name).__name__}")
+        self.name = name or default_name(type(self).__name__)
+        self._init_trainer()
 
     # -- the graph -------------------------------------------------------------------
     def _set_graph(self, ins: list[SymbolicTensor], outs: list[SymbolicTensor]) -> None:

@@ -19,7 +19,6 @@ from .model import (
     _layer_params,
     _shape_text,
     check_distinct_weights,
-    default_name,
     name_layers,
 )
 
@@ -40,10 +39,7 @@ class Sequential(Model):
     """
 
     def __init__(self, layers: Optional[Sequence[Layer]] = None, name: Optional[str] = None) -> None:
-        if name is not None and not isinstance(name, str):
-            raise TypeError(f"name: expected a string or None, got {type(name).__name__}")
-        self.name = name or default_name(type(self).__name__)
-        self._init_trainer()
+        self._init_model(name)
         self.layers: list[Layer] = []
         self.input_size: Optional[int] = None
         self._weight_keys: list[list[tuple[str, str]]] = []
