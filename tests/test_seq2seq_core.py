@@ -293,8 +293,9 @@ def test_maximum_iterations_zero_runs_no_step():
 def test_cap_warning_only_when_rows_are_cut():
     """maximum_iterations=None: capped at DEFAULT_MAXIMUM_ITERATIONS with a RuntimeWarning naming it."""
     assert seq2seq.DEFAULT_MAXIMUM_ITERATIONS == 1000
-    with pytest.warns(RuntimeWarning, match="^maximum_iterations: None decodes at most 1000 steps"):
+    with pytest.warns(RuntimeWarning, match="^maximum_iterations: None decodes at most 1000 steps") as record:
         _, _, lengths = seq2seq.dynamic_decode(chain_decoder([0], [1, 0, 2], eos=2))
+    assert record[0].filename == __file__  # points at the caller
     np.testing.assert_array_equal(lengths, [1000])
     with warnings.catch_warnings():
         warnings.simplefilter("error")
