@@ -579,3 +579,33 @@ def test_importable_as_subpackage():
     from rnnrs import seq2seq as s
 
     assert s.dynamic_decode is seq2seq.dynamic_decode and "BasicDecoder" in s.__all__
+
+
+def test_fast_dispatch_contract(monkeypatch):
+    """The greedy/sampled decode asks seq2seq._fast.greedy first (keyword arguments of the shared
+    interface, plus initial_state) and runs the Python loop when it returns None."""
+    import sys
+    import types
+
+    calls = []
+    fake = types.ModuleType("rnnrs.seq2seq._fast")
+    fake.greedy = lambda **kw: calls.append(kw)  # returns None: "cannot take the Rust path"
+    monkeypatch.setitem(sys.modules, "rnnrs.seq2seq._fast", fake)
+    dec = chain_decoder([0, 2, 3], [1, 2, 3, 0], eos=3)
+    _, _, lengths = seq2seq.dynamic_decode(dec, maximum_iterations=10, impute_finished=True)
+    np.testing.assert_array_equal(lengths, [3, 1, 4])
+    (kw,) = calls
+    assert set(kw) == {
+        "cell",
+        "embedding",
+        "output_layer",
+        "start_tokens",
+        "end_token",
+        "maximum_iterations",
+        "impute_finished",
+        "uniforms",
+        "temperature",
+        "initial_state",
+    }
+    assert kw["embedding"].matrix.shape == (4, 4) and kw["maximum_iterations"] == 10 and kw["impute_finished"]
+    assert kw["start_tokens"].dtype == np.int32 and kw["uniforms"] is None and kw["end_token"] == 3
