@@ -566,6 +566,14 @@ def test_bad_decoder_arguments():
         seq2seq.dynamic_decode(seq2seq.BasicDecoder(built, seq2seq.TrainingHelper(np.zeros((2, 3, 2)), [1, 1]), None))
 
 
+def test_scheduled_embedding_width_must_match_inputs():
+    helper = seq2seq.ScheduledEmbeddingTrainingHelper(np.zeros((2, 3, 2)), [3, 1], np.zeros((4, 5)), 0.5)
+    with pytest.raises(
+        ValueError, match=r"^embedding: expected vectors of width 2 \(the cell's input size\), got width 5"
+    ):
+        seq2seq.dynamic_decode(seq2seq.BasicDecoder(rnnrs.GRUCell(4), helper, None))
+
+
 def test_callable_embedding_tokens_checked_against_output_width():
     cell = rnnrs.GRUCell(3)
     helper = seq2seq.GreedyEmbeddingHelper(lambda ids: np.zeros((len(ids), 2)), [0, 1], 4)
