@@ -12,7 +12,6 @@ arrays, with the same results.
 from __future__ import annotations
 
 import numbers
-import warnings
 from typing import Any, Callable, NamedTuple, Optional
 
 import numpy as np
@@ -21,12 +20,14 @@ from .._state import map_state
 from .._validate import bounded_int, finite_number, flag, numeric_array
 from ..cells import RNNCell, build_for_inputs
 from ._common import (
+    DEFAULT_MAXIMUM_ITERATIONS,
     as_embedding,
     check_end_token,
     check_output_layer,
     check_start_tokens,
     maximum_iterations_arg,
     project,
+    warn_capped,
 )
 
 __all__ = [
@@ -274,9 +275,6 @@ def _beam_search_step(
 
 # -- the decoder ---------------------------------------------------------------
 
-#: The cap on the number of steps when ``maximum_iterations`` is None.
-DEFAULT_MAXIMUM_ITERATIONS = 1000
-
 
 def _tile(state: Any, multiplier: int) -> Any:
     """Each row of every array of ``state`` repeated ``multiplier`` times in
@@ -466,12 +464,7 @@ class BeamSearchDecoder:
             result = self._python_loop(max_iter, impute)
         step_ids, parent_ids, scores, cell_state, log_probs, finished, lengths = result
         if capped and not finished.all():
-            warnings.warn(
-                f"maximum_iterations: None decodes at most {DEFAULT_MAXIMUM_ITERATIONS} steps and some "
-                f"hypotheses were still unfinished there; pass maximum_iterations to choose the limit",
-                RuntimeWarning,
-                stacklevel=3,
-            )
+            warn_capped(int((~finished).any(axis=1).sum()), max_iter, stacklevel=4)
         # step arrays are [B, T, beam] here.
         max_lengths = lengths.max(axis=1) if lengths.size else np.zeros(lengths.shape[0], dtype=np.int32)
         predicted = gather_tree(
