@@ -227,7 +227,9 @@ class EncoderDecoder(Model):
         if not isinstance(decoder_cell, RNNCell):
             raise TypeError(f"decoder_cell: expected an rnnrs cell (e.g. GRUCell), got {type(decoder_cell).__name__}")
         if decoder_cell is encoder_cell:
-            raise ValueError("decoder_cell: expected a cell other than encoder_cell (two cells, two sets of weights)")
+            raise ValueError(
+                "decoder_cell: expected a cell other than encoder_cell (two cells, two sets of weights), got the same"
+            )
         source_vocab = positive_int("source_vocab", source_vocab)
         target_vocab = positive_int("target_vocab", target_vocab)
         embedding_size = positive_int("embedding_size", embedding_size)
@@ -516,6 +518,7 @@ class EncoderDecoder(Model):
         self, ids: np.ndarray, lengths: np.ndarray, beam_width: int, limit: int, penalty: float
     ) -> list[list[int]]:
         from .. import seq2seq
+        from ..seq2seq.beam_search import BeamSearchDecoder
 
         embedded = self._source_embedding._apply([ids], [lengths], False).outputs[0]
         state = self._encoder._apply([embedded], [lengths], False).state
@@ -528,7 +531,7 @@ class EncoderDecoder(Model):
             outputs, _, out_lengths = seq2seq.dynamic_decode(decoder, impute_finished=True, maximum_iterations=limit)
             best, ends = np.asarray(outputs.sample_id), np.asarray(out_lengths)
         else:
-            decoder = seq2seq.BeamSearchDecoder(
+            decoder = BeamSearchDecoder(
                 self.decoder_cell,
                 self._target_embedding,
                 starts,
@@ -538,7 +541,7 @@ class EncoderDecoder(Model):
                 output_layer=self._output,
                 length_penalty_weight=penalty,
             )
-            outputs, final_state, _ = seq2seq.dynamic_decode(decoder, impute_finished=True, maximum_iterations=limit)
+            outputs, final_state, _ = seq2seq.dynamic_decode(decoder, maximum_iterations=limit)
             best, ends = np.asarray(outputs.predicted_ids)[:, :, 0], np.asarray(final_state.lengths)[:, 0]
         return [cut(best[b], int(ends[b]), self.end_token) for b in range(batch)]
 
