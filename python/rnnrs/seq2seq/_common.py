@@ -199,14 +199,15 @@ def project(output_layer: Optional[Dense], h: np.ndarray) -> np.ndarray:
 DEFAULT_MAXIMUM_ITERATIONS = 1000
 
 
-def warn_capped(unfinished: int, maximum_iterations: int) -> None:
+def warn_capped(unfinished: int, maximum_iterations: int, stacklevel: int = 5) -> None:
     """The ``RuntimeWarning`` of a decode that ran with ``maximum_iterations=None``
     and stopped at :data:`DEFAULT_MAXIMUM_ITERATIONS` with ``unfinished`` rows
-    (> 0) that had not emitted the end token."""
+    (> 0) that had not emitted the end token. ``stacklevel`` 5 points at the
+    caller of ``dynamic_decode`` from a decoder's ``_decode`` → a method → here."""
     warnings.warn(
         f"maximum_iterations: None decodes at most {maximum_iterations} steps (DEFAULT_MAXIMUM_ITERATIONS); "
         f"{unfinished} row(s) had not emitted end_token by then and were cut there. Pass maximum_iterations "
         "to choose the limit.",
         RuntimeWarning,
-        stacklevel=4,
+        stacklevel=stacklevel,
     )
