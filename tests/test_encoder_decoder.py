@@ -219,6 +219,10 @@ def test_bad_tokens_and_sizes_name_the_argument():
     shared = cell(4)
     with raises_naming(ValueError, "decoder_cell"):
         rnnrs.EncoderDecoder(shared, shared, 5, 6, 3, start_token=1, end_token=2)
+    # The graph form (what load_model uses) refuses a graph that is not an encoder-decoder's.
+    ids = rnnrs.Input((None,), dtype="int64")
+    with raises_naming(ValueError, "outputs"):
+        rnnrs.EncoderDecoder(ids, rnnrs.Dense(3)(rnnrs.Embedding(5, 2)(ids)))
 
 
 def test_bad_sequences_name_the_argument():

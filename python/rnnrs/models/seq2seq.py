@@ -28,14 +28,14 @@ steps of each row, the EOS step included, and no padding. Decoding
 from __future__ import annotations
 
 import numbers
-from typing import Any, Optional, Sequence, TextIO, Union
+from typing import Any, Optional, Sequence, TextIO, TypeVar, Union
 
 import numpy as np
 
 from .._validate import bounded_int, finite_number, integer_ids, lengths_array, positive_int, seed_value
 from ..callbacks import Callback
 from ..cells import RNNCell
-from ..layers import IDS, RNN, Dense, Embedding, Input, Spec, SymbolicTensor
+from ..layers import IDS, RNN, Dense, Embedding, Input, Layer, Spec, SymbolicTensor
 from ..layers.base import Applied, Weightless
 from ..optimizers import Adam, Optimizer
 from ..saving.registry import register
@@ -147,15 +147,9 @@ class TeacherForcing(Weightless):
         return Applied([shifted], [lengths[0]], None, backward)
 
 
-#: The layers of an EncoderDecoder's graph, by name, with their classes.
-_LAYERS: dict[str, type] = {
-    "source_embedding": Embedding,
-    "encoder": RNN,
-    "teacher_forcing": TeacherForcing,
-    "target_embedding": Embedding,
-    "decoder": RNN,
-    "output": Dense,
-}
+#: The names of the layers of an EncoderDecoder's graph.
+_LAYERS = ("source_embedding", "encoder", "teacher_forcing", "target_embedding", "decoder", "output")
+_L = TypeVar("_L", bound=Layer)
 
 
 @register("model")
@@ -268,18 +262,22 @@ class EncoderDecoder(Model):
     def _find_layers(self) -> None:
         """The named layers of the graph (``ValueError`` naming ``outputs`` for another graph)."""
         by_name = {layer.name: layer for layer in self.layers}
-        wrong = [k for k, cls in _LAYERS.items() if not isinstance(by_name.get(k), cls)]
-        if wrong or len(self.inputs) != 2:
-            raise ValueError(
-                f"outputs: expected the graph of an EncoderDecoder (two inputs; layers {sorted(_LAYERS)}), "
-                f"got inputs {self.input_names} and layers {sorted(by_name)}"
-            )
-        self._source_embedding: Embedding = by_name["source_embedding"]
-        self._encoder: RNN = by_name["encoder"]
-        self._teacher: TeacherForcing = by_name["teacher_forcing"]
-        self._target_embedding: Embedding = by_name["target_embedding"]
-        self._decoder: RNN = by_name["decoder"]
-        self._output: Dense = by_name["output"]
+
+        def named(key: str, cls: type[_L]) -> _L:
+            layer = by_name.get(key)
+            if not isinstance(layer, cls) or len(self.inputs) != 2:
+                raise ValueError(
+                    f"outputs: expected the graph of an EncoderDecoder (two inputs; layers {sorted(_LAYERS)}), "
+                    f"got inputs {self.input_names} and layers {sorted(by_name)}"
+                )
+            return layer
+
+        self._source_embedding = named("source_embedding", Embedding)
+        self._encoder = named("encoder", RNN)
+        self._teacher = named("teacher_forcing", TeacherForcing)
+        self._target_embedding = named("target_embedding", Embedding)
+        self._decoder = named("decoder", RNN)
+        self._output = named("output", Dense)
         for which in ("start_token", "end_token"):
             token(which, getattr(self._teacher, which), self.target_vocab)
 

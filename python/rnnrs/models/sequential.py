@@ -383,7 +383,8 @@ class Sequential(Model):
                 with np.errstate(divide="ignore"):
                     scores = np.log(np.clip(scores, 0.0, None))
             if temp == 0:
-                return np.argmax(scores, axis=-1).astype(np.int64)
+                picked: np.ndarray = np.argmax(scores, axis=-1).astype(np.int64)
+                return picked
             z = scores / temp
             z = z - z.max(axis=-1, keepdims=True)
             cdf = np.cumsum(np.exp(z), axis=-1)
