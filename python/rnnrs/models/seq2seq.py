@@ -21,8 +21,8 @@ y_{L-1}]`` and learns to output ``[y_0, ..., y_{L-1}, end_token]``; the loss
 (sparse softmax cross-entropy) and the token accuracy count the ``L + 1``
 steps of each row, the EOS step included, and no padding. Decoding
 (:meth:`EncoderDecoder.translate`) runs the same weights in
-:mod:`rnnrs.seq2seq`: ``BasicDecoder`` with a ``GreedyEmbeddingHelper``, or a
-``BeamSearchDecoder``, with ``dynamic_decode(..., impute_finished=True)``.
+:mod:`rnnrs.seq2seq`: ``BasicDecoder`` with a ``GreedyEmbeddingHelper`` and
+``dynamic_decode(..., impute_finished=True)``, or a ``BeamSearchDecoder``.
 """
 
 from __future__ import annotations
@@ -455,12 +455,13 @@ class EncoderDecoder(Model):
         """Decodes each source into target ids.
 
         The encoder reads each source; the decoder starts from its final
-        state and ``start_token`` and feeds back its own choices
-        (``rnnrs.seq2seq.dynamic_decode(..., impute_finished=True)``):
-        greedily (``beam_width=1``: ``BasicDecoder`` with a
-        ``GreedyEmbeddingHelper``, the most likely id at every step) or with
-        a ``BeamSearchDecoder`` of ``beam_width`` beams (the best beam is
-        returned).
+        state and ``start_token`` and feeds back its own choices through
+        ``rnnrs.seq2seq.dynamic_decode``: greedily (``beam_width=1``:
+        ``BasicDecoder`` with a ``GreedyEmbeddingHelper``, the most likely id
+        at every step, ``impute_finished=True`` so finished rows leave the
+        computation) or with a ``BeamSearchDecoder`` of ``beam_width`` beams
+        (the best beam is returned; its ids and lengths do not depend on
+        ``impute_finished``, left at its default so the Rust loop runs).
 
         Args:
             sources: as in :meth:`fit`.
