@@ -57,7 +57,7 @@ from .layers import (
 )
 from .losses import mean_squared_error, sequence_loss, sequence_mask, sparse_softmax_cross_entropy
 from .lstm import BasicLSTMCell, LSTMCell
-from .models import History, Model, SequenceClassifier, SequenceRegressor, Sequential, load_model
+from .models import EncoderDecoder, History, Model, SequenceClassifier, SequenceRegressor, Sequential, load_model
 from .optimizers import SGD, Adagrad, Adam, AdamW, Momentum, Optimizer, RMSProp, clip_by_global_norm, global_norm
 from .progress import ProgressBar
 from .rnn import (
@@ -108,6 +108,7 @@ __all__ = [
     "Dense",
     "EarlyStopping",
     "Embedding",
+    "EncoderDecoder",
     "History",
     "Input",
     "Layer",

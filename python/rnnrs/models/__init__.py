@@ -31,9 +31,11 @@ from ..saving.model_io import load_model
 from ..trainers.trainer import History
 from .model import Model, ModelBackprop, ModelGradients
 from .ready import SequenceClassifier, SequenceRegressor
+from .seq2seq import EncoderDecoder
 from .sequential import Sequential
 
 __all__ = [
+    "EncoderDecoder",
     "History",
     "Model",
     "ModelBackprop",

@@ -4,13 +4,22 @@ lazily from the first data it sees)."""
 
 from __future__ import annotations
 
-from typing import Any, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 
-from .._validate import bounded_int, float_array, lengths_array, numeric_array, positive_int
+from .._validate import (
+    bounded_int,
+    finite_number,
+    float_array,
+    lengths_array,
+    numeric_array,
+    positive_int,
+    seed_value,
+)
 from ..layers import Embedding, Layer
 from ..layers.base import IDS, Spec
+from ..losses import Loss
 from ..saving.registry import register
 from ..trainers.trainer import Arrays, Forward, Lengths
 from .model import (
@@ -225,28 +234,104 @@ class Sequential(Model):
         ]
 
     # -- generation -----------------------------------------------------------
-    def generate(self, seed: Any, steps: int, window: Optional[int] = None) -> np.ndarray:
+    def generate(
+        self,
+        seed: Any,
+        steps: int,
+        window: Optional[int] = None,
+        temperature: Optional[float] = None,
+        sample_seed: Optional[int] = None,
+    ) -> np.ndarray:
         """Runs the model forward from a seed sequence, feeding each prediction
         back as the next input (the chapter's "creative RNN").
 
-        Needs a model whose outputs are sequences with as many features as
-        its inputs (e.g. a :class:`SequenceRegressor` trained to predict the
-        next step).
+        Two kinds of model:
+
+        - reading float features: its outputs must be sequences with as many
+          features as its inputs (e.g. a :class:`SequenceRegressor` trained to
+          predict the next step); each output step is the next input.
+        - starting with an ``Embedding`` (token ids in, e.g. a character-level
+          language model): its outputs must be sequences of one score per id
+          of the vocabulary (``[B, T, V]``, ``V`` the Embedding's
+          ``input_dim``): logits, or probabilities when the model is compiled
+          with a cross-entropy object with ``from_logits=False``. Each next id
+          is SAMPLED from ``softmax(logits / temperature)``: with ``u`` the
+          uniforms ``numpy.random.default_rng(sample_seed).random((steps,
+          B))``, row ``b`` at step ``k`` takes the smallest id whose
+          cumulative probability exceeds ``u[k, b]`` (computed in float64;
+          the rule of ``rnnrs.seq2seq.SampleEmbeddingHelper``), so a
+          ``sample_seed`` makes the text reproducible.
 
         Args:
-            seed: ``[T0, F]`` or ``[B, T0, F]`` (``T0 >= 1``).
+            seed: float models: ``[T0, F]`` or ``[B, T0, F]``; id models:
+                ``[T0]`` or ``[B, T0]`` ids in ``[0, V)`` (``T0 >= 1``).
             steps: how many new steps to generate (an integer >= 0).
             window: None (default): stateful — the seed is read once and every
                 new step continues from the recurrent state; an int: the
                 chapter's loop — each step re-reads the last ``window`` values
                 from a zero state (as the model saw during training).
+            temperature: id models only: a number >= 0 (default 1.0; 0 picks
+                the most likely id, the first on ties; below 1 sharper, above
+                1 flatter). Must be None for a float model.
+            sample_seed: id models only: None or an integer >= 0 seeding the
+                sampling (None: a fresh, unpredictable sequence).
 
         Returns:
-            The ``steps`` generated values, ``[steps, F]`` or ``[B, steps, F]``
-            (the seed is not repeated).
+            The ``steps`` generated values (the seed is not repeated): float
+            models ``[steps, F]`` or ``[B, steps, F]``; id models int64
+            ``[steps]`` or ``[B, steps]``.
+
+        Raises:
+            ValueError / TypeError: naming ``seed`` (shape, ids outside the
+                vocabulary), ``steps``, ``window``, ``temperature`` (negative,
+                not finite, or given to a float model), ``sample_seed``, or
+                ``generate`` when the model's outputs cannot be fed back.
         """
-        if self._takes_ids():
-            raise ValueError("generate: expected a model reading float features, got one starting with an Embedding")
+        ids = self._takes_ids()
+        steps = bounded_int("steps", steps, 0)
+        if window is not None:
+            window = positive_int("window", window)
+        if ids:
+            s, squeeze, pick = self._id_generation(seed, steps, temperature, sample_seed)
+        else:
+            if temperature is not None or sample_seed is not None:
+                which = "temperature" if temperature is not None else "sample_seed"
+                raise ValueError(
+                    f"{which}: expected None for a model reading float features (its outputs are fed back as "
+                    "they are; sampling is for models starting with an Embedding), got "
+                    f"{temperature if temperature is not None else sample_seed!r}"
+                )
+            s, squeeze = self._float_seed(seed)
+
+            def pick(last: np.ndarray, k: int) -> np.ndarray:
+                return last
+
+        batch, t0 = s.shape[:2]
+        try:
+            out = np.empty((batch, steps) + s.shape[2:], dtype=s.dtype)
+        except ValueError:  # more elements than an array can hold
+            raise ValueError(f"steps: expected a number of steps whose outputs fit in memory, got {steps}") from None
+        if steps == 0:
+            return out[0] if squeeze else out
+        if window is None:
+            fwd = self._forward([s], [None], False)
+            out[:, 0] = pick(fwd.outputs[0][:, -1], 0)
+            states = fwd.states
+            for k in range(1, int(steps)):
+                fwd = self._forward([out[:, k - 1 : k]], [None], False, states)
+                out[:, k] = pick(fwd.outputs[0][:, -1], k)
+                states = fwd.states
+        else:
+            buf = np.concatenate([s, out], axis=1)  # [B, T0 + steps, ...]
+            for k in range(int(steps)):
+                end = t0 + k
+                fwd = self._forward([buf[:, max(0, end - window) : end]], [None], False)
+                buf[:, end] = pick(fwd.outputs[0][:, -1], k)
+            out = buf[:, t0:]
+        return out[0] if squeeze else out
+
+    def _float_seed(self, seed: Any) -> tuple[np.ndarray, bool]:
+        """A float model's seed as ``[B, T0, F]`` and whether it was given without a batch axis."""
         raw = numeric_array("seed", seed, "[time, features] or [batch, time, features]")
         squeeze = raw.ndim == 2
         s = float_array(
@@ -254,9 +339,6 @@ class Sequential(Model):
         )
         if s.shape[1] < 1:
             raise ValueError(f"seed: expected at least one step, got shape {raw.shape}")
-        steps = bounded_int("steps", steps, 0)
-        if window is not None:
-            window = positive_int("window", window)
         (s,), _ = self._data("seed", s, None, "sequence_length")
         if self._output_ndim(3) != 3 or self.output_size() != s.shape[2]:
             raise ValueError(
@@ -264,29 +346,53 @@ class Sequential(Model):
                 "got outputs of "
                 f"{'size ' + str(self.output_size()) if self._output_ndim(3) == 3 else 'one vector per sequence'}"
             )
-        batch, t0, feats = s.shape
-        try:
-            out = np.empty((batch, steps, feats), dtype=self.dtype)
-        except ValueError:  # more elements than an array can hold
-            raise ValueError(f"steps: expected a number of steps whose outputs fit in memory, got {steps}") from None
-        if steps == 0:
-            return out[0] if squeeze else out
-        if window is None:
-            fwd = self._forward([s], [None], False)
-            out[:, 0] = fwd.outputs[0][:, -1]
-            states = fwd.states
-            for k in range(1, int(steps)):
-                fwd = self._forward([out[:, k - 1 : k]], [None], False, states)
-                out[:, k] = fwd.outputs[0][:, -1]
-                states = fwd.states
-        else:
-            buf = np.concatenate([s, out], axis=1)  # [B, T0 + steps, F]
-            for k in range(int(steps)):
-                end = t0 + k
-                fwd = self._forward([buf[:, max(0, end - window) : end]], [None], False)
-                buf[:, end] = fwd.outputs[0][:, -1]
-            out = buf[:, t0:]
-        return out[0] if squeeze else out
+        return s, squeeze
+
+    def _id_generation(
+        self, seed: Any, steps: int, temperature: Any, sample_seed: Any
+    ) -> tuple[np.ndarray, bool, Callable[[np.ndarray, int], np.ndarray]]:
+        """An id model's seed ``[B, T0]``, whether it had no batch axis, and
+        the sampler ``pick(last step's outputs [B, V], step) -> ids [B]``."""
+        first = self.layers[0]
+        assert isinstance(first, Embedding)
+        vocab = first.input_dim
+        raw = first.ids("seed", seed)
+        if raw.ndim not in (1, 2):
+            raise ValueError(f"seed: expected ids [time] or [batch, time], got shape {raw.shape}")
+        squeeze = raw.ndim == 1
+        s = raw[None] if squeeze else raw
+        if s.shape[1] < 1:
+            raise ValueError(f"seed: expected at least one step, got shape {raw.shape}")
+        temp = 1.0 if temperature is None else finite_number("temperature", temperature)
+        if temp < 0:
+            raise ValueError(f"temperature: expected a finite number >= 0, got {temperature}")
+        rng = np.random.default_rng(seed_value(sample_seed, "sample_seed"))
+        (s,), _ = self._data("seed", s, None, "sequence_length")
+        if self._output_ndim(2) != 3 or self.output_size() != vocab:
+            got = f"size {self.output_size()}" if self._output_ndim(2) == 3 else "one vector per sequence"
+            raise ValueError(
+                f"generate: expected a model whose outputs are sequences of {vocab} scores (one per id of the "
+                f"Embedding's vocabulary), got outputs of {got}"
+            )
+        uniforms = rng.random((steps, s.shape[0]))
+        probabilities_out = isinstance(self.loss, Loss) and not getattr(self.loss, "from_logits", True)
+
+        def pick(last: np.ndarray, k: int) -> np.ndarray:
+            scores = last.astype(np.float64)
+            if probabilities_out:
+                with np.errstate(divide="ignore"):
+                    scores = np.log(np.clip(scores, 0.0, None))
+            if temp == 0:
+                picked: np.ndarray = np.argmax(scores, axis=-1).astype(np.int64)
+                return picked
+            z = scores / temp
+            z = z - z.max(axis=-1, keepdims=True)
+            cdf = np.cumsum(np.exp(z), axis=-1)
+            u = uniforms[k] * cdf[:, -1]
+            chosen = np.array([np.searchsorted(c, v, side="right") for c, v in zip(cdf, u)], dtype=np.int64)
+            return np.minimum(chosen, vocab - 1)
+
+        return s, squeeze, pick
 
     # -- files ----------------------------------------------------------------
     def get_config(self) -> dict[str, Any]:
