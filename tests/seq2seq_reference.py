@@ -329,7 +329,8 @@ def beam_search_step_reference(
     dtype = logits.dtype
     # total_probs = log_probs + _mask_probs(log_softmax(logits), end_token, finished)
     step_log_probs = mask_probs(log_softmax(logits), end_token, finished)
-    total_probs = log_probs.astype(dtype)[:, :, None] + step_log_probs
+    with np.errstate(over="ignore"):  # a filler beam's lowest + lowest is -inf, as in TF
+        total_probs = log_probs.astype(dtype)[:, :, None] + step_log_probs
     # new_prediction_lengths: + 1 for every candidate but EOS, of beams not finished
     new_lengths = np.zeros((B, K, V), np.int64)
     for b in range(B):
@@ -410,9 +411,9 @@ def beam_search_reference(
     finished = np.ones((B, K), bool)
     finished[:, 0] = False
     lengths = np.zeros((B, K), np.int64)
-    if maximum_iterations <= 0:
-        finished[:] = True  # dynamic_decode: initial_finished |= 0 >= maximum_iterations
-    loop_finished = finished.copy()
+    # dynamic_decode: "0 >= maximum_iterations" goes into the loop's own
+    # finished flags, not the decoder state (which keeps initialize()'s).
+    loop_finished = finished | (0 >= maximum_iterations)
     cell_inputs = start_inputs
     scores_t, words_t, parents_t = [], [], []
     t = 0

@@ -403,6 +403,11 @@ class BeamSearchDecoder:
 
     # -- properties ---------------------------------------------------------
     @property
+    def cell(self) -> RNNCell:
+        """The decoder's cell."""
+        return self._cell
+
+    @property
     def batch_size(self) -> int:
         """``B``, the number of batch rows (``len(start_tokens)``)."""
         return int(self._start_tokens.shape[0])
