@@ -76,7 +76,7 @@ def _python_blocks(path: Path) -> list[str]:
     return re.findall(r"```python\n(.*?)```", path.read_text(encoding="utf-8"), flags=re.S)
 
 
-@pytest.mark.parametrize("page", ["semantics.md", "tensorflow.md"])
+@pytest.mark.parametrize("page", ["semantics.md", "tensorflow.md", "seq2seq.md"])
 def test_the_pages_code_runs_as_written(page):
     """Each ```python block of the page, executed in order in one namespace
     (the blocks assert what the prose says)."""
@@ -90,7 +90,7 @@ def test_the_pages_code_runs_as_written(page):
 def test_every_page_in_docs_is_checked_or_has_no_python():
     """A new page with Python examples gets them run too (api.md's blocks are
     signatures, architecture.md's are Rust)."""
-    checked = {"semantics.md", "tensorflow.md", "api.md", "architecture.md"}
+    checked = {"semantics.md", "tensorflow.md", "seq2seq.md", "api.md", "architecture.md"}
     for page in DOCS.glob("*.md"):
         assert page.name in checked or not _python_blocks(page), f"add docs/{page.name} to the runs above"
 
