@@ -598,3 +598,23 @@ fn the_interrupt_hook_stops_the_loops() {
     .unwrap_err();
     assert_eq!(e, Error::Interrupted);
 }
+
+/// Outputs too large for the machine are an error naming
+/// `maximum_iterations`, not an abort, and growth doubles.
+#[test]
+fn outputs_grow_by_doubling_within_the_budget() {
+    let mut s = Steps::<f64>::new(1 << 40, usize::MAX, "the outputs");
+    let e = s.push().unwrap_err();
+    assert!(matches!(e, Error::OutOfMemory { .. }));
+    assert!(
+        e.to_string()
+            .starts_with("maximum_iterations: the call needs"),
+        "{e}"
+    );
+    let mut s = Steps::<i32>::new(3, 100, "the ids");
+    for _ in 0..40 {
+        s.push().unwrap();
+    }
+    assert_eq!(s.steps(), 40);
+    assert_eq!(s.data.capacity(), 64 * 3);
+}
