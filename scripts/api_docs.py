@@ -4,7 +4,7 @@
     python scripts/api_docs.py --check    # exit 1 when docs/api.md is out of date
 
 It documents the public names of ``rnnrs`` (``rnnrs.__all__``) and of its
-modules ``rnnrs.convert``, ``rnnrs.losses`` and ``rnnrs.datasets``: each
+modules (``rnnrs.seq2seq``, ``rnnrs.convert``, ``rnnrs.losses``, ...): each
 function's and class's signature and docstring, and each class's public
 methods and properties. A member that a class inherits unchanged from a class
 documented above it is listed by name only. The ``rnnrs`` imported is the one
@@ -24,7 +24,7 @@ from typing import Any, Callable, Optional
 ROOT = Path(__file__).resolve().parents[1]
 OUTPUT = ROOT / "docs" / "api.md"
 COMMAND = "python scripts/api_docs.py"
-MODULES = ("convert", "losses", "metrics", "schedules", "callbacks", "datasets", "utils")
+MODULES = ("seq2seq", "convert", "losses", "metrics", "schedules", "callbacks", "datasets", "utils")
 
 HEADER = f"""# API reference
 
@@ -180,8 +180,10 @@ def _entry(page: Page, qualname: str, obj: Any) -> None:
         page.klass(qualname, obj)
     elif callable(obj):
         page.function(qualname, obj)
+    elif isinstance(obj, (bool, int, float, str)):
+        page.add(f"### `{qualname}`\n\nA constant: `{qualname.rsplit('.', 1)[-1]} = {obj!r}`.\n")
     else:
-        raise TypeError(f"{qualname}: not a function or a class")
+        raise TypeError(f"{qualname}: not a function, a class or a constant")
 
 
 def _module_names(module: types.ModuleType) -> list[str]:

@@ -65,7 +65,7 @@ def test_the_api_reference_covers_every_public_name():
     page = (DOCS / "api.md").read_text(encoding="utf-8")
     for name in rnnrs.__all__:
         assert f"### `rnnrs.{name}`" in page or f"## `rnnrs.{name}`" in page, name
-    for module in ("convert", "losses", "datasets"):
+    for module in ("seq2seq", "convert", "losses", "datasets"):
         for name in getattr(rnnrs, module).__dict__:
             obj = getattr(getattr(rnnrs, module), name)
             if not name.startswith("_") and getattr(obj, "__module__", None) == f"rnnrs.{module}":

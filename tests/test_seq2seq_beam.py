@@ -19,6 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import rnnrs
+from rnnrs import seq2seq
 from rnnrs._state import map_state
 from rnnrs.cells import RNNCell
 from rnnrs.seq2seq.beam_search import (
@@ -741,3 +742,42 @@ def test_return_backprop_is_refused():
     dec = BeamSearchDecoder(**_args())
     with pytest.raises(ValueError, match="^return_backprop: expected False"):
         dec._decode(3, False, False, False, True)
+
+
+def test_the_rust_loop_runs_from_untiled_and_tile_batch_states(monkeypatch):
+    """dynamic_decode takes the Rust beam loop (seq2seq._fast.beam, given the
+    state for the B batch rows) whether the initial state comes for B rows or
+    tiled by tile_batch; a tiled state whose beams differ runs the NumPy loop;
+    all three give the result of the NumPy loop."""
+    from rnnrs.seq2seq import _fast
+
+    cell = rnnrs.LSTMCell(5, seed=0)
+    emb = np.random.default_rng(0).normal(size=(6, 4)).astype(np.float32)
+    rows = rnnrs.LSTMStateTuple(*(np.random.default_rng(s).normal(size=(2, 5)).astype(np.float32) for s in (1, 2)))
+    real, calls = _fast.beam, []
+
+    def counting(*args, **kw):
+        result = real(*args, **kw)
+        if result is not None:  # the Rust loop ran
+            calls.append(args[5])
+        return result
+
+    monkeypatch.setattr(_fast, "beam", counting)
+
+    def run(state, embedding=emb):
+        d = seq2seq.BeamSearchDecoder(cell, embedding, [0, 0], 1, state, 3, output_layer=rnnrs.Dense(6, seed=1))
+        return seq2seq.dynamic_decode(d, maximum_iterations=5)
+
+    untiled = run(rows)
+    tiled = run(seq2seq.tile_batch(rows, 3))
+    assert len(calls) == 2 and all(c.c.shape == (2, 5) for c in calls)
+    python = run(rows, embedding=lambda ids: emb[ids])  # a callable embedding: the NumPy loop
+    assert len(calls) == 2
+    for other in (tiled, python):
+        np.testing.assert_array_equal(other[0].predicted_ids, untiled[0].predicted_ids)
+        np.testing.assert_allclose(other[1].log_probs, untiled[1].log_probs, rtol=1e-5, atol=1e-6)
+    mixed = seq2seq.tile_batch(rows, 3)
+    mixed = rnnrs.LSTMStateTuple(mixed.c.copy(), mixed.h)
+    mixed.c[1] += 1.0  # beam 1 of row 0 differs
+    run(mixed)
+    assert len(calls) == 2

@@ -20,7 +20,6 @@ How it runs:
 
 from __future__ import annotations
 
-import importlib
 from typing import Any, Callable, Optional
 
 import numpy as np
@@ -30,6 +29,7 @@ from .._validate import check_shape, float_array
 from ..cells import RNNCell, build_for_inputs
 from ..layers.core import Dense
 from ..rnn import _check_cell
+from . import _fast
 from ._common import (
     DEFAULT_MAXIMUM_ITERATIONS,
     EmbeddingFn,
@@ -253,20 +253,18 @@ class BasicDecoder:
             temperature = helper.softmax_temperature
         result = None
         if not scheduled:
-            fast = _fast_module()
-            if fast is not None:
-                result = fast.greedy(
-                    cell=self.cell,
-                    embedding=emb,
-                    output_layer=self.output_layer,
-                    start_tokens=start,
-                    end_token=end,
-                    maximum_iterations=limit,
-                    impute_finished=impute_finished,
-                    uniforms=uniforms,
-                    temperature=temperature,
-                    initial_state=self.initial_state,
-                )
+            result = _fast.greedy(
+                cell=self.cell,
+                embedding=emb,
+                output_layer=self.output_layer,
+                start_tokens=start,
+                end_token=end,
+                maximum_iterations=limit,
+                impute_finished=impute_finished,
+                uniforms=uniforms,
+                temperature=temperature,
+                initial_state=self.initial_state,
+            )
         fed: Optional[_Fed] = None
         if result is None:
             loop = _Loop(self, emb, limit, impute_finished, training, uniforms, temperature)
@@ -286,18 +284,6 @@ class BasicDecoder:
             assert forced_backward is not None
             backward = _fed_backward(forced_backward, fed, emb, helper)
         return logits, sample_id, final_state, lengths, False, backward
-
-
-def _fast_module() -> Any:
-    """The Rust loops' dispatch (``_fast``), or None while it is not there
-    (an import error inside it is not hidden)."""
-    name = f"{__package__}._fast"
-    try:
-        return importlib.import_module(name)
-    except ModuleNotFoundError as e:
-        if e.name != name:
-            raise
-        return None
 
 
 def _active(lengths: np.ndarray, time: int, time_major: bool) -> np.ndarray:

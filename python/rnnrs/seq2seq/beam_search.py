@@ -12,13 +12,14 @@ arrays, with the same results.
 from __future__ import annotations
 
 import numbers
-from typing import Any, Callable, NamedTuple, Optional
+from typing import Any, NamedTuple, Optional
 
 import numpy as np
 
 from .._state import map_state
 from .._validate import bounded_int, finite_number, flag, numeric_array
 from ..cells import RNNCell, build_for_inputs
+from . import _fast
 from ._common import (
     DEFAULT_MAXIMUM_ITERATIONS,
     as_embedding,
@@ -399,7 +400,7 @@ class BeamSearchDecoder:
             )
         self._coverage_penalty_weight = coverage
         self._reorder_tensor_arrays = flag("reorder_tensor_arrays", reorder_tensor_arrays)
-        self._initial_state = self._tiled_state(initial_state)
+        self._initial_rows, self._initial_state = self._states(initial_state)
 
     # -- properties ---------------------------------------------------------
     @property
@@ -423,23 +424,32 @@ class BeamSearchDecoder:
         ``dynamic_decode``) keeps track of which are finished."""
         return True
 
-    def _tiled_state(self, initial_state: Any) -> Any:
-        """The validated initial state with ``B * beam_width`` rows."""
+    def _states(self, initial_state: Any) -> tuple[Any, Any]:
+        """The validated initial state for the ``B`` batch rows (None when it
+        was given already tiled and its beams differ) and for the ``B *
+        beam_width`` hypotheses."""
         batch, beam = self.batch_size, self._beam_width
         if initial_state is None:
-            return self._cell.zero_state(batch * beam)
+            rows = self._cell.zero_state(batch)
+            return rows, _tile(rows, beam)
         try:
-            return _tile(self._cell._check_state("initial_state", initial_state, batch), beam)
+            rows = self._cell._check_state("initial_state", initial_state, batch)
+            return rows, _tile(rows, beam)
         except ValueError as e:
             if beam == 1:
                 raise
             try:
-                return self._cell._check_state("initial_state", initial_state, batch * beam)
+                tiled = self._cell._check_state("initial_state", initial_state, batch * beam)
             except ValueError:
-                pass
-            raise ValueError(
-                f"{e} (a state for the {batch} batch rows; one already tiled with tile_batch has {batch * beam})"
-            ) from None
+                raise ValueError(
+                    f"{e} (a state for the {batch} batch rows; one already tiled with tile_batch has {batch * beam})"
+                ) from None
+        # Tiled by tile_batch, every beam of a row holds the same state: the
+        # Rust loop then starts from one row per batch row.
+        firsts = map_state(lambda _is_c, a: a[::beam], tiled)
+        same: list[bool] = []
+        map_state(lambda _is_c, f, w: same.append(np.array_equal(np.repeat(f, beam, axis=0), w)), firsts, tiled)
+        return (firsts if all(same) else None), tiled
 
     # -- decoding -------------------------------------------------------------
     def _decode(
@@ -496,19 +506,16 @@ class BeamSearchDecoder:
 
     def _fast(self, max_iter: int) -> Optional[tuple[Any, ...]]:
         """The Rust loop's result (``seq2seq._fast.beam``), or None when it
-        does not apply (or the extension lacks it)."""
-        try:
-            from . import _fast  # type: ignore[attr-defined]
-        except ImportError:
+        does not apply (then the NumPy loop runs)."""
+        if self._initial_rows is None:
             return None
-        beam: Callable[..., Optional[tuple[Any, ...]]] = _fast.beam
-        return beam(
+        return _fast.beam(
             self._cell,
             self._embedding,
             self._output_layer,
             self._start_tokens,
             self._end_token,
-            self._initial_state,
+            self._initial_rows,
             self._beam_width,
             max_iter,
             self._length_penalty_weight,
