@@ -7,6 +7,7 @@ style of :mod:`rnnrs._validate`).
 from __future__ import annotations
 
 import numbers
+import warnings
 from typing import Any, Callable, Optional
 
 import numpy as np
@@ -191,3 +192,22 @@ def project(output_layer: Optional[Dense], h: np.ndarray) -> np.ndarray:
     if bias is not None:
         z += bias
     return _activate(output_layer.activation, z)
+
+
+#: The ``maximum_iterations`` a decode that feeds back its own outputs
+#: (embedding helpers, beam search) runs with when given None.
+DEFAULT_MAXIMUM_ITERATIONS = 1000
+
+
+def warn_capped(unfinished: int, maximum_iterations: int, stacklevel: int = 5) -> None:
+    """The ``RuntimeWarning`` of a decode that ran with ``maximum_iterations=None``
+    and stopped at :data:`DEFAULT_MAXIMUM_ITERATIONS` with ``unfinished`` rows
+    (> 0) that had not emitted the end token. ``stacklevel`` 5 points at the
+    caller of ``dynamic_decode`` from a decoder's ``_decode`` → a method → here."""
+    warnings.warn(
+        f"maximum_iterations: None decodes at most {maximum_iterations} steps (DEFAULT_MAXIMUM_ITERATIONS); "
+        f"{unfinished} row(s) had not emitted end_token by then and were cut there. Pass maximum_iterations "
+        "to choose the limit.",
+        RuntimeWarning,
+        stacklevel=stacklevel,
+    )
