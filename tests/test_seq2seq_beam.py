@@ -19,7 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import rnnrs
-from rnnrs._state import LSTMStateTuple, map_state
+from rnnrs._state import map_state
 from rnnrs.cells import RNNCell
 from rnnrs.seq2seq.beam_search import (
     BeamSearchDecoder,
@@ -119,7 +119,8 @@ def reference_beam(cell, emb, dense, start, end, state, beam, max_iter, lpw, imp
                         lp = dt(0) if v == end else np.finfo(cell.dtype).min
                     else:
                         lp = lsm[v]
-                    total = h["logp"] + lp
+                    with np.errstate(over="ignore"):
+                        total = h["logp"] + lp
                     length = h["length"] + (0 if h["finished"] or v == end else 1)
                     pen = dt(1) if lpw == 0 else ((dt(5) + dt(length)) / dt(6)) ** dt(lpw)
                     cands.append((total / pen, j * vocab + v, j, v, total, new_state))
@@ -166,7 +167,7 @@ def check_against_reference(decoder, cell, emb, dense, start, end, state, beam, 
     np.testing.assert_allclose(final.log_probs, [[h["logp"] for h in row] for row in hyps], **tol)
     for b, row in enumerate(hyps):
         for k, h in enumerate(row):
-            got = map_state(lambda _c, a: a[b, k], final.cell_state)
+            got = rows_of(final.cell_state, (b, k))
             want = map_state(lambda _c, a: a[0], h["state"])
             map_state(lambda _c, g, w: np.testing.assert_allclose(g, w, **tol), got, want)
             if np.isfinite(h["logp"]):  # real hypotheses (not the -inf fillers)
@@ -191,6 +192,11 @@ def lstm_setup(dtype=np.float32, batch=3, vocab=6, emb_size=4, units=5, beam=3, 
 
 
 PATHS = ["auto", "python"]
+
+
+def best_first(scores: np.ndarray) -> bool:
+    """Scores ``[B, T, beam]`` non-increasing along the beams (-inf allowed)."""
+    return bool((scores[..., :-1] >= scores[..., 1:]).all())
 
 
 # -- gather_tree: TF 1.15's kernel tests ------------------------------------------
@@ -412,3 +418,326 @@ def test_step_ties_keep_lower_flat_index_first():
     step = _beam_search_step(logits, np.zeros([1, 2]), np.zeros([1, 2], bool), np.zeros([1, 2], np.int32), 2, 0.0)
     np.testing.assert_array_equal(step.parent_ids, [[0, 0]])
     np.testing.assert_array_equal(step.word_ids, [[0, 1]])
+
+
+# -- the whole decode ---------------------------------------------------------------
+
+
+class ScriptCell(RNNCell):
+    """A Python cell whose output (the logits) is scripted by batch row and
+    step: state ``[N, 2]`` = (batch row, step); output ``script[row, step]``."""
+
+    def __init__(self, script: np.ndarray) -> None:
+        super().__init__(2, dtype=script.dtype)
+        self.script = script
+        self._input_size = script.shape[2]
+
+    @property
+    def output_size(self) -> int:
+        return int(self.script.shape[2])
+
+    def __call__(self, inputs: Any, state: Any) -> Any:
+        state = np.asarray(state)
+        row = state[:, 0].astype(int)
+        step = np.minimum(state[:, 1].astype(int), self.script.shape[1] - 1)
+        return self.script[row, step], state + np.array([0, 1], dtype=state.dtype)
+
+
+def script_decoder(eos_steps, vocab=5, beam=3, end=4, dtype=np.float64, **kw):
+    """Row b's best hypothesis ends at step eos_steps[b]: EOS is near
+    impossible before that step and near certain from it on."""
+    batch, steps = len(eos_steps), max(eos_steps) + 2
+    rng = np.random.default_rng(1)
+    script = rng.normal(size=(batch, steps, vocab)).astype(dtype)
+    for b, e in enumerate(eos_steps):
+        script[b, :, end] = -30.0
+        script[b, e:, end] = 30.0
+    cell = ScriptCell(script)
+    state = np.stack([np.arange(batch), np.zeros(batch)], axis=1).astype(dtype)
+    dec = BeamSearchDecoder(cell, np.eye(vocab, dtype=dtype), np.zeros(batch, int), end, state, beam, **kw)
+    return dec, cell, state
+
+
+def test_ragged_eos_lengths_include_the_eos_and_ids_after_are_end_token():
+    """Rows whose hypotheses end at steps 0, 2 and 4: at step e_b every live
+    beam takes EOS, so all have length e_b + 1 (the EOS counted), except in
+    row 0 where only beam 0 was live at step 0 and the other two slots took
+    another token there, then EOS: length 2. T = 5 (the steps run, until
+    every beam is finished); ids from a hypothesis' EOS on are EOS; the
+    third value equals final_state.lengths (tensorflow#13536)."""
+    dec, cell, state = script_decoder([0, 2, 4])
+    out, final, lengths = decode(dec, "python", maximum_iterations=10)
+    assert isinstance(out, FinalBeamSearchDecoderOutput)
+    assert isinstance(out.beam_search_decoder_output, BeamSearchDecoderOutput)
+    assert isinstance(final, BeamSearchDecoderState)
+    assert out.predicted_ids.shape == (3, 5, 3)
+    np.testing.assert_array_equal(final.lengths, [[1, 2, 2], [3, 3, 3], [5, 5, 5]])
+    np.testing.assert_array_equal(lengths, final.lengths)
+    assert final.finished.all()
+    for b, k in itertools.product(range(3), range(3)):
+        n = final.lengths[b, k]
+        assert (out.predicted_ids[b, n - 1 :, k] == 4).all()
+        assert (out.predicted_ids[b, : n - 1, k] != 4).all()
+    assert final.accumulated_attention_probs == ()
+    assert lengths.dtype == np.int32 and out.predicted_ids.dtype == np.int32
+
+
+def test_scores_non_increasing_and_beams_start_from_beam_0():
+    """At step 0 every kept hypothesis extends beam 0 (only beam 0 is live);
+    at every step the scores are best first."""
+    dec, cell, state = script_decoder([1, 3], beam=3, length_penalty_weight=0.7)
+    out, final, _ = decode(dec, "python", maximum_iterations=10)
+    raw = out.beam_search_decoder_output
+    np.testing.assert_array_equal(raw.parent_ids[:, 0, :], 0)
+    assert best_first(raw.scores)
+
+
+def test_time_major_and_maximum_iterations_zero():
+    """output_time_major transposes to [T, B, beam]; maximum_iterations=0
+    runs no step (T = 0) and the state is the initial one."""
+    dec, cell, state = script_decoder([2, 3])
+    out_b, _, _ = decode(dec, "python", maximum_iterations=10)
+    out_t, _, _ = decode(dec, "python", maximum_iterations=10, output_time_major=True)
+    np.testing.assert_array_equal(out_t.predicted_ids, out_b.predicted_ids.transpose(1, 0, 2))
+    np.testing.assert_array_equal(
+        out_t.beam_search_decoder_output.scores, out_b.beam_search_decoder_output.scores.transpose(1, 0, 2)
+    )
+    out0, final0, lengths0 = decode(dec, "python", maximum_iterations=0)
+    assert out0.predicted_ids.shape == (2, 0, 3)
+    assert out0.beam_search_decoder_output.scores.shape == (2, 0, 3)
+    np.testing.assert_array_equal(lengths0, 0)
+    np.testing.assert_array_equal(final0.finished, [[False, True, True]] * 2)
+    np.testing.assert_array_equal(final0.cell_state, np.repeat(state, 3, axis=0).reshape(2, 3, 2))
+
+
+def test_maximum_iterations_none_is_capped_with_a_warning():
+    """A decode that never emits EOS stops at DEFAULT_MAXIMUM_ITERATIONS
+    with a RuntimeWarning naming maximum_iterations (never hangs)."""
+    from rnnrs.seq2seq.beam_search import DEFAULT_MAXIMUM_ITERATIONS
+
+    script = np.zeros((1, 1, 3))
+    script[0, 0, 2] = -1e4
+    cell = ScriptCell(script)
+    dec = BeamSearchDecoder(cell, np.eye(3), [0], 2, np.zeros((1, 2)), 2)
+    with pytest.warns(RuntimeWarning, match="maximum_iterations"):
+        out, final, lengths = decode(dec, "python")
+    assert out.predicted_ids.shape == (1, DEFAULT_MAXIMUM_ITERATIONS, 2)
+    np.testing.assert_array_equal(lengths, DEFAULT_MAXIMUM_ITERATIONS)
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("cell_kind", ["lstm", "multi"])
+def test_matches_the_reference(path, dtype, cell_kind):
+    """LSTM and MultiRNNCell stacks, float32 and float64, with a length
+    penalty: step ids, parents, scores, lengths, log probs and final cell
+    states equal the per-hypothesis reference."""
+    cell, emb, dense, start, state = lstm_setup(dtype=dtype, cell_kind=cell_kind, beam=3)
+    dec = BeamSearchDecoder(cell, emb, start, 2, state, 3, output_layer=dense, length_penalty_weight=0.8)
+    check_against_reference(dec, cell, emb, dense, start, 2, state, 3, 6, 0.8, path)
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_tiled_initial_state_gives_the_same_decode(path):
+    """A state already tiled to B * beam rows (tile_batch's t0, t0, t1, t1)
+    is used as is: the same decode as the B-row state."""
+    cell, emb, dense, start, state = lstm_setup(dtype=np.float64)
+    tiled = map_state(lambda _c, a: np.repeat(a, 3, axis=0), state)
+    a = decode(BeamSearchDecoder(cell, emb, start, 1, state, 3, output_layer=dense), path, maximum_iterations=5)
+    b = decode(BeamSearchDecoder(cell, emb, start, 1, tiled, 3, output_layer=dense), path, maximum_iterations=5)
+    np.testing.assert_array_equal(a[0].predicted_ids, b[0].predicted_ids)
+    np.testing.assert_array_equal(a[1].log_probs, b[1].log_probs)
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_callable_embedding_equals_the_matrix(path):
+    """A callable embedding (always the NumPy loop) decodes like its matrix."""
+    cell, emb, dense, start, state = lstm_setup(dtype=np.float64)
+    a = decode(BeamSearchDecoder(cell, emb, start, 1, state, 3, output_layer=dense), path, maximum_iterations=5)
+    b = decode(
+        BeamSearchDecoder(cell, lambda ids: emb[ids], start, 1, state, 3, output_layer=dense),
+        path,
+        maximum_iterations=5,
+    )
+    np.testing.assert_array_equal(a[0].predicted_ids, b[0].predicted_ids)
+    np.testing.assert_allclose(a[1].log_probs, b[1].log_probs, rtol=1e-12)
+
+
+def greedy_reference(cell, emb, dense, start, end, state, max_iter):
+    """Greedy decoding (argmax feedback) in NumPy: ids [B, T], lengths."""
+    batch = len(start)
+    ids, finished = [], np.zeros(batch, bool)
+    lengths = np.zeros(batch, np.int32)
+    inputs = emb[start]
+    while len(ids) < max_iter and not finished.all():
+        out, state = cell(inputs, state)
+        logits = out @ dense._weights["kernel"] + dense._weights["bias"]
+        sample = logits.argmax(axis=1)
+        lengths = np.where(~finished, len(ids) + 1, lengths)
+        finished = finished | (sample == end)
+        ids.append(sample)
+        inputs = emb[sample]
+    return np.stack(ids, axis=1), lengths
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_beam_width_1_is_greedy_decoding(path, seed):
+    """beam_width=1 (no length penalty) decodes exactly as greedy argmax:
+    same ids up to each row's EOS, same lengths, same T."""
+    cell, emb, dense, start, state = lstm_setup(dtype=np.float64, batch=4, seed=seed)
+    dense.build(cell.output_size, np.float64)
+    dense._weights["bias"] = np.linspace(-1, 1.5, 6)  # makes EOS (id 5) likely at various steps
+    greedy_ids, greedy_lengths = greedy_reference(cell, emb, dense, start, 5, state, 8)
+    out, final, lengths = decode(
+        BeamSearchDecoder(cell, emb, start, 5, state, 1, output_layer=dense), path, maximum_iterations=8
+    )
+    assert out.predicted_ids.shape[1] == greedy_ids.shape[1]
+    np.testing.assert_array_equal(lengths[:, 0], greedy_lengths)
+    for b in range(4):
+        n = greedy_lengths[b]
+        np.testing.assert_array_equal(out.predicted_ids[b, :n, 0], greedy_ids[b, :n])
+        assert (out.predicted_ids[b, n:, 0] == 5).all()
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_impute_finished_keeps_ids_and_freezes_finished_states(path):
+    """impute_finished=True (which TF 1.15 cannot run with beam search):
+    the same ids, scores and lengths as False, and a finished hypothesis
+    keeps its cell state from its EOS step (checked against the reference
+    with frozen states)."""
+    cell, emb, dense, start, state = lstm_setup(dtype=np.float64, batch=3, seed=3)
+    dense.build(cell.output_size, np.float64)
+    dense._weights["bias"] = np.linspace(-1, 1.5, 6)
+    dec = BeamSearchDecoder(cell, emb, start, 5, state, 3, output_layer=dense)
+    a = check_against_reference(dec, cell, emb, dense, start, 5, state, 3, 7, 0.0, path, impute=True)
+    b = decode(dec, path, maximum_iterations=7)
+    np.testing.assert_array_equal(a[0].predicted_ids, b[0].predicted_ids)
+    np.testing.assert_array_equal(a[2], b[2])
+    assert a[1].finished.any()
+
+
+@settings(max_examples=max(5, settings.default.max_examples // 2))
+@given(
+    data=st.data(),
+    cell_kind=st.sampled_from(["basic", "gru", "lstm", "multi"]),
+    dtype=st.sampled_from([np.float32, np.float64]),
+    batch=st.integers(1, 3),
+    vocab=st.integers(2, 5),
+    beam=st.integers(1, 4),
+    max_iter=st.integers(0, 5),
+    lpw=st.sampled_from([0.0, 0.6, 1.3]),
+    path=st.sampled_from(PATHS),
+)
+def test_property_matches_the_reference(data, cell_kind, dtype, batch, vocab, beam, max_iter, lpw, path):
+    """Random cells, vocabularies, beams, EOS biases and lengths: the decode
+    equals the per-hypothesis reference; scores are best first at every step."""
+    seed = data.draw(st.integers(0, 2**16))
+    end = data.draw(st.integers(0, vocab - 1))
+    cell, emb, dense, start, state = lstm_setup(
+        dtype=dtype, batch=batch, vocab=vocab, beam=beam, seed=seed, cell_kind=cell_kind
+    )
+    dense.build(cell.output_size, dtype)
+    bias = np.zeros(vocab, dtype)
+    bias[end] = data.draw(st.sampled_from([-2.0, 0.0, 1.0, 3.0]))
+    dense._weights["bias"] = bias
+    dec = BeamSearchDecoder(cell, emb, start, end, state, beam, output_layer=dense, length_penalty_weight=lpw)
+    out, final, lengths = check_against_reference(dec, cell, emb, dense, start, end, state, beam, max_iter, lpw, path)
+    assert best_first(out.beam_search_decoder_output.scores)
+    steps = out.predicted_ids.shape[1]
+    real = np.isfinite(final.log_probs)
+    assert ((lengths == steps) | final.finished)[real].all()
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_wide_beam_finds_the_best_sequence_by_enumeration(path, seed):
+    """With beam_width >= V ** T nothing is pruned: beam 0 is the most
+    probable of all sequences (ended by EOS, or of length T), enumerated."""
+    vocab, max_iter, end = 3, 3, 1
+    cell, emb, dense, start, state = lstm_setup(dtype=np.float64, batch=1, vocab=vocab, seed=seed)
+    dense.build(cell.output_size, np.float64)
+    dense._weights["bias"] = np.array([0.0, 0.7, 0.0])
+    dec = BeamSearchDecoder(cell, emb, start, end, state, vocab**max_iter, output_layer=dense)
+    out, final, lengths = decode(dec, path, maximum_iterations=max_iter)
+    best, best_seq = -np.inf, None
+    for n in range(1, max_iter + 1):
+        for seq in itertools.product(range(vocab), repeat=n):
+            if end in seq[:-1] or (n < max_iter and seq[-1] != end):
+                continue
+            s, inp, total = state, int(start[0]), 0.0
+            for tok in seq:
+                o, s = cell(emb[[inp]], s)
+                total += _log_softmax(o @ dense._weights["kernel"] + dense._weights["bias"])[0, tok]
+                inp = tok
+            if total > best:
+                best, best_seq = total, seq
+    assert math.isclose(final.log_probs[0, 0], best, rel_tol=1e-9)
+    assert lengths[0, 0] == len(best_seq)
+    assert tuple(out.predicted_ids[0, : len(best_seq), 0]) == best_seq
+
+
+# -- argument checks ----------------------------------------------------------------
+
+
+def _args(**over):
+    cell, emb, dense, start, state = lstm_setup(dtype=np.float32, batch=2, vocab=6, emb_size=4)
+    args = dict(
+        cell=cell, embedding=emb, start_tokens=start, end_token=1, initial_state=state, beam_width=3, output_layer=dense
+    )
+    args.update(over)
+    return args
+
+
+@pytest.mark.parametrize(
+    "over, error, pattern",
+    [
+        (dict(beam_width=0), ValueError, "^beam_width: expected an integer >= 1"),
+        (dict(beam_width=2.0), TypeError, "^beam_width:"),
+        (dict(beam_width=True), TypeError, "^beam_width:"),
+        (dict(start_tokens=[0, 6]), ValueError, "^start_tokens:"),
+        (dict(start_tokens=[0, -1]), ValueError, "^start_tokens:"),
+        (dict(end_token=6), ValueError, "^end_token:"),
+        (dict(end_token=1.0), TypeError, "^end_token:"),
+        (dict(embedding=np.zeros((6, 5), np.float32)), ValueError, "^embedding: expected vectors of width 4"),
+        (dict(output_layer=rnnrs.layers.Dense(7)), ValueError, "^output_layer: expected at most 6 outputs"),
+        (dict(output_layer="dense"), TypeError, "^output_layer:"),
+        (dict(cell="lstm"), TypeError, "^cell:"),
+        (dict(coverage_penalty_weight=0.2), ValueError, "^coverage_penalty_weight: expected 0.0"),
+        (dict(length_penalty_weight=float("nan")), ValueError, "^length_penalty_weight:"),
+        (dict(reorder_tensor_arrays=1), TypeError, "^reorder_tensor_arrays:"),
+        (dict(initial_state=np.zeros((5, 5), np.float32)), TypeError, "^initial_state"),
+    ],
+)
+def test_refuses_bad_arguments(over, error, pattern):
+    with pytest.raises(error, match=pattern):
+        BeamSearchDecoder(**_args(**over))
+
+
+def test_refuses_a_state_of_the_wrong_row_count():
+    cell, *_ = lstm_setup()
+    state = cell.zero_state(5)
+    with pytest.raises(ValueError, match=r"^initial_state.*already tiled with tile_batch has 6"):
+        BeamSearchDecoder(**_args(initial_state=state))
+
+
+@pytest.mark.parametrize(
+    "kw, error, pattern",
+    [
+        (dict(maximum_iterations=-1), ValueError, "^maximum_iterations: expected an integer >= 0"),
+        (dict(maximum_iterations=2.5), TypeError, "^maximum_iterations:"),
+        (dict(maximum_iterations=3, impute_finished=1), TypeError, "^impute_finished:"),
+        (dict(maximum_iterations=3, output_time_major="no"), TypeError, "^output_time_major:"),
+    ],
+)
+def test_decode_refuses_bad_arguments(kw, error, pattern):
+    dec = BeamSearchDecoder(**_args())
+    with pytest.raises(error, match=pattern):
+        decode(dec, "auto", **kw)
+
+
+def test_return_backprop_is_refused():
+    """Beam search is for inference: return_backprop=True is a ValueError."""
+    dec = BeamSearchDecoder(**_args())
+    with pytest.raises(ValueError, match="^return_backprop: expected False"):
+        dec._decode(3, False, False, False, True)

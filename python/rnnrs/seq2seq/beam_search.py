@@ -247,12 +247,14 @@ def _beam_search_step(
     masked_row = np.full(vocab, np.finfo(dtype).min, dtype=dtype)
     masked_row[end_token] = 0
     step_log_probs = np.where(finished[:, :, None], masked_row, step_log_probs)
-    total = log_probs[:, :, None] + step_log_probs  # [B, beam, V]
-
     not_eos = np.ones(vocab, dtype=np.int64)
     not_eos[end_token] = 0
     candidate_lengths = lengths[:, :, None] + (~finished)[:, :, None] * not_eos
-    scores = total / _length_penalty(candidate_lengths, length_penalty_weight, dtype)
+    # A filler beam's log probability (the dtype's lowest value, or -inf) plus
+    # the lowest value again overflows to -inf, as in TF.
+    with np.errstate(over="ignore"):
+        total = log_probs[:, :, None] + step_log_probs  # [B, beam, V]
+        scores = total / _length_penalty(candidate_lengths, length_penalty_weight, dtype)
 
     flat_scores = scores.reshape(batch, beam * vocab)
     picked = _top_k(flat_scores, beam)  # [B, beam]
