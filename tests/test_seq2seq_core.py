@@ -566,6 +566,14 @@ def test_bad_decoder_arguments():
         seq2seq.dynamic_decode(seq2seq.BasicDecoder(built, seq2seq.TrainingHelper(np.zeros((2, 3, 2)), [1, 1]), None))
 
 
+def test_scheduled_embedding_width_must_match_inputs():
+    helper = seq2seq.ScheduledEmbeddingTrainingHelper(np.zeros((2, 3, 2)), [3, 1], np.zeros((4, 5)), 0.5)
+    with pytest.raises(
+        ValueError, match=r"^embedding: expected vectors of width 2 \(the cell's input size\), got width 5"
+    ):
+        seq2seq.dynamic_decode(seq2seq.BasicDecoder(rnnrs.GRUCell(4), helper, None))
+
+
 def test_callable_embedding_tokens_checked_against_output_width():
     cell = rnnrs.GRUCell(3)
     helper = seq2seq.GreedyEmbeddingHelper(lambda ids: np.zeros((len(ids), 2)), [0, 1], 4)
@@ -579,3 +587,33 @@ def test_importable_as_subpackage():
     from rnnrs import seq2seq as s
 
     assert s.dynamic_decode is seq2seq.dynamic_decode and "BasicDecoder" in s.__all__
+
+
+def test_fast_dispatch_contract(monkeypatch):
+    """The greedy/sampled decode asks seq2seq._fast.greedy first (keyword arguments of the shared
+    interface, plus initial_state) and runs the Python loop when it returns None."""
+    import sys
+    import types
+
+    calls = []
+    fake = types.ModuleType("rnnrs.seq2seq._fast")
+    fake.greedy = lambda **kw: calls.append(kw)  # returns None: "cannot take the Rust path"
+    monkeypatch.setitem(sys.modules, "rnnrs.seq2seq._fast", fake)
+    dec = chain_decoder([0, 2, 3], [1, 2, 3, 0], eos=3)
+    _, _, lengths = seq2seq.dynamic_decode(dec, maximum_iterations=10, impute_finished=True)
+    np.testing.assert_array_equal(lengths, [3, 1, 4])
+    (kw,) = calls
+    assert set(kw) == {
+        "cell",
+        "embedding",
+        "output_layer",
+        "start_tokens",
+        "end_token",
+        "maximum_iterations",
+        "impute_finished",
+        "uniforms",
+        "temperature",
+        "initial_state",
+    }
+    assert kw["embedding"].matrix.shape == (4, 4) and kw["maximum_iterations"] == 10 and kw["impute_finished"]
+    assert kw["start_tokens"].dtype == np.int32 and kw["uniforms"] is None and kw["end_token"] == 3

@@ -20,6 +20,7 @@ How it runs:
 
 from __future__ import annotations
 
+import importlib
 from typing import Any, Callable, Optional
 
 import numpy as np
@@ -288,12 +289,15 @@ class BasicDecoder:
 
 
 def _fast_module() -> Any:
-    """The Rust loops' dispatch (``_fast``), or None while it is not there."""
+    """The Rust loops' dispatch (``_fast``), or None while it is not there
+    (an import error inside it is not hidden)."""
+    name = f"{__package__}._fast"
     try:
-        from . import _fast  # type: ignore[attr-defined]
-    except ImportError:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as e:
+        if e.name != name:
+            raise
         return None
-    return _fast
 
 
 def _active(lengths: np.ndarray, time: int, time_major: bool) -> np.ndarray:
@@ -481,7 +485,7 @@ class _Loop:
             state = map_state(lambda _c, a: np.array(a, copy=True), state)
             x = np.array(x, copy=True)
         lengths = np.zeros(batch, dtype=np.int32)
-        buffers = _Buffers(min(self.limit, 32), batch, width, x.shape[1] if scheduled else None, dtype)
+        buffers = _Buffers(batch, width, x.shape[1] if scheduled else None, dtype)
         t = 0
         while not finished.all():
             rows = np.flatnonzero(~finished) if self.impute else None
@@ -503,7 +507,7 @@ class _Loop:
                 else:
                     ids = _argmax(logits)
                 done = ids == end
-            buffers.record(t, rows, logits, ids, xs)
+            buffers.record(rows, logits, ids, xs)
             if rows is None:
                 lengths[~finished] = t + 1
                 finished = finished | done
@@ -525,7 +529,7 @@ class _Loop:
                     x = np.array(base, copy=True)
                     if picked.any():
                         x[picked] = emb(ids[picked])
-                    buffers.mark_embedded(t, picked, ids)
+                    buffers.mark_embedded(picked, ids)
                 else:
                     x[rows] = base[rows]
                     if picked.any():
@@ -534,12 +538,12 @@ class _Loop:
                     mark[rows[picked]] = True
                     full_ids = np.zeros(batch, dtype=np.int32)
                     full_ids[rows[picked]] = ids[picked]
-                    buffers.mark_embedded(t, mark, full_ids)
+                    buffers.mark_embedded(mark, full_ids)
             elif rows is None:
                 x = emb(ids)
             else:
                 x[rows] = emb(ids)
-        logits_all, ids_all, fed = buffers.result(t)
+        logits_all, ids_all, fed = buffers.result()
         if fed is not None:
             self.fed = _Fed(*fed)
         return logits_all, ids_all, lengths, state
@@ -560,56 +564,61 @@ def _put_rows(state: Any, rows: np.ndarray, part: Any) -> None:
 
 
 class _Buffers:
-    """Per-step records of a Python decode, time-major, grown geometrically
-    (no per-step allocation beyond the step's own arrays)."""
+    """Per-step records of a Python decode: each step's arrays are appended
+    (a step's own outputs, no copy when every row stepped) and stacked
+    batch-major once at the end."""
 
-    def __init__(self, capacity: int, batch: int, width: int, input_width: Optional[int], dtype: np.dtype[Any]) -> None:
+    def __init__(self, batch: int, width: int, input_width: Optional[int], dtype: np.dtype[Any]) -> None:
         """``input_width``: record what each step read (scheduled sampling),
         None not to."""
-        capacity = max(capacity, 1)
-        self.logits = np.zeros((capacity, batch, width), dtype=dtype)
-        self.ids = np.zeros((capacity, batch), dtype=np.int32)
-        self.names = ["logits", "ids"]
-        if input_width is not None:
-            self.inputs = np.zeros((capacity, batch, input_width), dtype=dtype)
-            self.embedded = np.zeros((capacity, batch), dtype=bool)
-            self.fed_ids = np.zeros((capacity, batch), dtype=np.int32)
-            self.names += ["inputs", "embedded", "fed_ids"]
+        self.batch = batch
+        self.width = width
+        self.input_width = input_width
+        self.dtype = dtype
+        self.logits: list[np.ndarray] = []
+        self.ids: list[np.ndarray] = []
+        self.inputs: list[np.ndarray] = []
+        # Step 0 reads the given inputs, never an embedding.
+        self.embedded: list[np.ndarray] = [np.zeros(batch, dtype=bool)]
+        self.fed_ids: list[np.ndarray] = [np.zeros(batch, dtype=np.int32)]
 
-    def _grow(self, t: int) -> None:
-        capacity = self.ids.shape[0]
-        if t < capacity:
-            return
-        new = max(2 * capacity, t + 1)
-        for name in self.names:
-            old = getattr(self, name)
-            grown = np.zeros((new,) + old.shape[1:], dtype=old.dtype)
-            grown[:capacity] = old
-            setattr(self, name, grown)
+    def _full(self, rows: Optional[np.ndarray], part: np.ndarray) -> np.ndarray:
+        """``part`` (the stepping rows' values) as all ``B`` rows, zero elsewhere."""
+        if rows is None:
+            return part
+        full = np.zeros((self.batch,) + part.shape[1:], dtype=part.dtype)
+        full[rows] = part
+        return full
 
-    def record(
-        self,
-        t: int,
-        rows: Optional[np.ndarray],
-        logits: np.ndarray,
-        ids: np.ndarray,
-        inputs: np.ndarray,
-    ) -> None:
-        self._grow(t)
-        where = slice(None) if rows is None else rows
-        self.logits[t, where] = logits
-        self.ids[t, where] = ids
-        if "inputs" in self.names:
-            self.inputs[t, where] = inputs
+    def record(self, rows: Optional[np.ndarray], logits: np.ndarray, ids: np.ndarray, inputs: np.ndarray) -> None:
+        """One step's outputs, ids and inputs on the rows ``rows`` (None: all)."""
+        self.logits.append(self._full(rows, logits))
+        self.ids.append(self._full(rows, ids))
+        if self.input_width is not None:
+            self.inputs.append(self._full(rows, inputs))
 
-    def mark_embedded(self, t: int, mask: np.ndarray, ids: np.ndarray) -> None:
-        """Step ``t``'s input was the embedding of ``ids`` on the rows of ``mask``."""
-        self._grow(t)
-        self.embedded[t] = mask
-        self.fed_ids[t] = np.where(mask, ids, 0)
+    def mark_embedded(self, mask: np.ndarray, ids: np.ndarray) -> None:
+        """The next step's input is the embedding of ``ids`` on the rows of ``mask``."""
+        self.embedded.append(mask)
+        self.fed_ids.append(np.where(mask, ids, 0).astype(np.int32))
 
-    def result(self, time: int) -> tuple[np.ndarray, np.ndarray, Optional[tuple[np.ndarray, ...]]]:
-        """Batch-major ``(logits, ids, fed)`` of the first ``time`` steps,
-        ``fed`` = ``(inputs, embedded, fed_ids)`` when recorded."""
-        logits, ids, *fed = (np.ascontiguousarray(getattr(self, n)[:time].swapaxes(0, 1)) for n in self.names)
-        return logits, ids, (tuple(fed) if fed else None)
+    def result(self) -> tuple[np.ndarray, np.ndarray, Optional[tuple[np.ndarray, np.ndarray, np.ndarray]]]:
+        """Batch-major ``(logits [B, T, V], ids [B, T], fed)``, ``fed`` =
+        ``(inputs, embedded, fed_ids)`` when recorded."""
+
+        def stack(steps: list[np.ndarray], tail: tuple[int, ...], dtype: Any) -> np.ndarray:
+            if not steps:
+                return np.zeros((self.batch, 0) + tail, dtype=dtype)
+            return np.stack(steps, axis=1)
+
+        logits = stack(self.logits, (self.width,), self.dtype)
+        ids = stack(self.ids, (), np.int32)
+        if self.input_width is None:
+            return logits, ids, None
+        time = len(self.logits)
+        fed = (
+            stack(self.inputs, (self.input_width,), self.dtype),
+            stack(self.embedded[:time], (), bool),
+            stack(self.fed_ids[:time], (), np.int32),
+        )
+        return logits, ids, fed
