@@ -27,6 +27,8 @@
 //! * [`sequence`]: the driver — plan, forward time loop, backpropagation
 //!   through time — written once for every cell.
 //! * [`cell`]: the cells, one file each.
+//! * [`decode`]: the decoding loops (greedy, sampled, beam search) over a
+//!   stack of [`step::Prepared`] cells.
 //! * `py` (feature `python`): the PyO3 edge.
 //!
 //! ## Weight layout
@@ -53,6 +55,7 @@
 pub mod kernels;
 
 pub mod cell;
+pub mod decode;
 pub mod error;
 pub mod pool;
 pub mod sequence;

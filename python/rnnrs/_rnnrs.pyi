@@ -21,6 +21,8 @@ __all__ = [
     "backward",
     "cell_kinds",
     "crc32c",
+    "decode_beam",
+    "decode_greedy",
     "forward",
     "get_num_threads",
     "set_num_threads",
@@ -77,6 +79,53 @@ def backward(
     """
 
 def cell_kinds() -> list[str]: ...
+def decode_greedy(
+    cells: list[Cell],
+    initial_state: list[list[npt.NDArray[np.floating]]],
+    embedding: npt.NDArray[np.floating],
+    kernel: Optional[npt.NDArray[np.floating]],
+    bias: Optional[npt.NDArray[np.floating]],
+    start_tokens: npt.NDArray[np.int64],
+    end_token: int,
+    maximum_iterations: int,
+    impute_finished: bool,
+    uniforms: Optional[npt.NDArray[np.float64]],
+    temperature: float,
+) -> tuple[
+    npt.NDArray[np.floating], npt.NDArray[np.int32], npt.NDArray[np.int32], list[list[npt.NDArray[np.floating]]]
+]:
+    """Greedy (argmax) or sampled (``uniforms`` ``[maximum_iterations, B]``) decoding
+    with the stack ``cells`` (bottom first); states are lists (one per layer) of
+    lists of parts. Returns ``(rnn_output [B, T, V], sample_id [B, T], lengths [B],
+    final_state)``. ``ValueError`` naming the argument on bad input, ``MemoryError``
+    and Ctrl-C as for :func:`forward`.
+    """
+
+def decode_beam(
+    cells: list[Cell],
+    initial_state: list[list[npt.NDArray[np.floating]]],
+    embedding: npt.NDArray[np.floating],
+    kernel: Optional[npt.NDArray[np.floating]],
+    bias: Optional[npt.NDArray[np.floating]],
+    start_tokens: npt.NDArray[np.int64],
+    end_token: int,
+    maximum_iterations: int,
+    beam_width: int,
+    length_penalty_weight: float,
+) -> tuple[
+    npt.NDArray[np.int32],
+    npt.NDArray[np.int32],
+    npt.NDArray[np.floating],
+    list[list[npt.NDArray[np.floating]]],
+    npt.NDArray[np.floating],
+    npt.NDArray[np.bool_],
+    npt.NDArray[np.int32],
+]:
+    """Beam search (TensorFlow 1.15 semantics) from ``initial_state`` for ``B`` rows
+    (tiled to ``B * beam_width`` here, row ``b * beam_width + k``). Returns
+    ``(step_ids [B, T, K], parent_ids [B, T, K], scores [B, T, K], final_state
+    (B * K rows), log_probs [B, K], finished [B, K], lengths [B, K])``.
+    """
 
 MAX_THREADS: int
 """The most threads the pool may have (256)."""

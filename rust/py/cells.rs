@@ -152,6 +152,17 @@ fn build_typed<T: PyFloat>(
     Ok(Arc::new(Prepared::new(cell)))
 }
 
+impl PyCell {
+    /// The built cell, when its dtype is `T` (the decoding loops' stacks).
+    pub(super) fn prepared<T: PyFloat>(&self) -> Option<&Arc<Prepared<T>>> {
+        let any: &dyn std::any::Any = match &self.inner {
+            AnyCell::F32(p) => p,
+            AnyCell::F64(p) => p,
+        };
+        any.downcast_ref()
+    }
+}
+
 #[pymethods]
 impl PyCell {
     /// `Cell(kind, dtype, options, weights)`: builds a cell of `kind` (one of
@@ -190,7 +201,7 @@ impl PyCell {
 
     /// `"float32"` or `"float64"`.
     #[getter]
-    fn dtype(&self) -> &'static str {
+    pub(super) fn dtype(&self) -> &'static str {
         with_cell!(&self.inner, |_p, T| <T as Scalar>::NAME)
     }
 

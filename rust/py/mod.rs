@@ -11,6 +11,7 @@
 
 mod cells;
 mod checksum;
+mod decode;
 
 use crate::error::{Error, Interrupt, Result as CoreResult};
 use crate::pool::{self, MAX_THREADS};
@@ -211,5 +212,6 @@ fn _rnnrs(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(_num_threads_env, m)?)?;
     m.add("MAX_THREADS", MAX_THREADS)?;
     checksum::register(m)?;
+    decode::register(m)?;
     cells::register(m)
 }

@@ -34,7 +34,7 @@
 pub mod params;
 mod prepared;
 
-pub use prepared::{Prepared, StepOutput};
+pub use prepared::{Prepared, StepOutput, Stepper};
 
 use crate::error::{check_shape, Error, Result};
 use crate::kernels::scalar::Scalar;

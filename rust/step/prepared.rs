@@ -108,24 +108,49 @@ pub struct Stepper<'c, T: Scalar> {
     scratch: Array2<T>,
 }
 
-impl<T: Scalar> Stepper<'_, T> {
+impl<'c, T: Scalar> Stepper<'c, T> {
     /// One step on `inputs` `[B, I]`: the state moves on; returns the output
     /// (a view into the new state).
     pub fn step(&mut self, inputs: ArrayView2<T>) -> Result<ArrayView2<'_, T>> {
+        let batch = self.state.nrows();
+        self.step_rows(batch, inputs)
+    }
+
+    /// One step of the first `rows` rows only, on `inputs` `[rows, I]`:
+    /// their state moves on; the state of the rows from `rows` on is left
+    /// unspecified (a decoder moves the rows it still runs to the front
+    /// first, [`Stepper::move_row`]). Returns the output of the `rows` rows.
+    /// The row chunks depend on `rows` alone, so results stay bitwise
+    /// identical for any thread count, and each row's arithmetic does not
+    /// depend on `rows`.
+    pub fn step_rows(&mut self, rows: usize, inputs: ArrayView2<T>) -> Result<ArrayView2<'_, T>> {
         let cell = self.cell.cell();
         let layout = cell.layout();
         let batch = self.state.nrows();
-        check_shape("inputs", inputs.shape(), &[batch, layout.input])?;
+        if rows > batch {
+            return Err(crate::Error::invalid(
+                "rows",
+                format!("at most {batch} rows"),
+                rows.to_string(),
+            ));
+        }
+        check_shape("inputs", inputs.shape(), &[rows, layout.input])?;
         let packed = self.cell.packed_input();
-        let chunks = pool::row_chunks(batch);
-        let parallel = pool::worth_parallel(batch.saturating_mul(layout.work_per_token));
-        let len = chunk_len(batch, chunks);
-        let work: Vec<_> = chunk_rows(&mut self.gates, len)
+        let chunks = pool::row_chunks(rows);
+        let parallel = pool::worth_parallel(rows.saturating_mul(layout.work_per_token));
+        let len = chunk_len(rows, chunks);
+        let work: Vec<_> = chunk_rows(&mut self.gates, rows, len)
             .into_iter()
-            .zip(chunk_rows(&mut self.next, len))
-            .zip(chunk_rows(&mut self.aux, len))
-            .zip(chunk_rows(&mut self.scratch, len))
-            .zip(self.state.axis_chunks_iter(Axis(0), len))
+            .zip(chunk_rows(&mut self.next, rows, len))
+            .zip(chunk_rows(&mut self.aux, rows, len))
+            .zip(chunk_rows(&mut self.scratch, rows, len))
+            .zip(
+                self.state
+                    .axis_chunks_iter(Axis(0), len)
+                    .enumerate()
+                    .take(rows.div_ceil(len))
+                    .map(|(i, c)| c.slice_move(ndarray::s![..len.min(rows - i * len), ..])),
+            )
             .zip(inputs.axis_chunks_iter(Axis(0), len))
             .collect();
         pool::run(parallel, || {
@@ -146,7 +171,60 @@ impl<T: Scalar> Stepper<'_, T> {
             )
         });
         std::mem::swap(&mut self.state, &mut self.next);
-        Ok(self.state.slice(ndarray::s![.., layout.output_columns()]))
+        Ok(self.output(rows))
+    }
+
+    /// `[rows, output width]`: the output columns of the first `rows` rows
+    /// of the current state (after a step, that step's output).
+    pub fn output(&self, rows: usize) -> ArrayView2<'_, T> {
+        let columns = self.cell.cell().layout().output_columns();
+        self.state.slice(ndarray::s![..rows, columns])
+    }
+
+    /// Copies state row `from` over row `to` (a decoder packing the rows it
+    /// still runs to the front).
+    pub fn move_row(&mut self, from: usize, to: usize) {
+        if from != to {
+            let (src, mut dst) = self
+                .state
+                .multi_slice_mut((ndarray::s![from, ..], ndarray::s![to, ..]));
+            dst.assign(&src);
+        }
+    }
+
+    /// Reorders the state's rows: row `i` becomes the old row `index[i]`
+    /// (`index` has one entry per row, each below the batch size; a beam
+    /// search following each beam's parent). Goes through the stepper's own
+    /// second state buffer: nothing is allocated.
+    ///
+    /// # Panics
+    /// When `index` has the wrong length or an entry out of range (a bug of
+    /// the caller).
+    pub fn gather_rows(&mut self, index: &[usize]) {
+        assert_eq!(
+            index.len(),
+            self.state.nrows(),
+            "gather_rows: one entry per row"
+        );
+        for (mut dst, &src) in self.next.rows_mut().into_iter().zip(index) {
+            dst.assign(&self.state.row(src));
+        }
+        std::mem::swap(&mut self.state, &mut self.next);
+    }
+
+    /// The cell it steps.
+    pub fn cell(&self) -> &'c Prepared<T> {
+        self.cell
+    }
+
+    /// The number of rows.
+    pub fn rows(&self) -> usize {
+        self.state.nrows()
+    }
+
+    /// The state's row `i` (its parts side by side).
+    pub fn state_row(&self, i: usize) -> ndarray::ArrayView1<'_, T> {
+        self.state.row(i)
     }
 
     /// `[B, W]`: the current state, its parts side by side.
@@ -165,10 +243,17 @@ fn chunk_len(batch: usize, chunks: usize) -> usize {
     batch.div_ceil(chunks.max(1)).max(1)
 }
 
-/// `a`'s rows in consecutive chunks of `len` rows (the last may be
-/// shorter), each as its own mutable view.
-fn chunk_rows<T>(a: &mut Array2<T>, len: usize) -> Vec<ArrayViewMut2<'_, T>> {
-    a.axis_chunks_iter_mut(Axis(0), len).collect()
+/// `a`'s first `rows` rows in consecutive chunks of `len` rows (the last
+/// may be shorter), each as its own mutable view.
+fn chunk_rows<T>(a: &mut Array2<T>, rows: usize, len: usize) -> Vec<ArrayViewMut2<'_, T>> {
+    a.axis_chunks_iter_mut(Axis(0), len)
+        .enumerate()
+        .take(rows.div_ceil(len))
+        .map(|(i, c)| {
+            let end = len.min(rows - i * len);
+            c.slice_move(ndarray::s![..end, ..])
+        })
+        .collect()
 }
 
 /// A standard-layout view's elements.

@@ -1,0 +1,184 @@
+"""The decoding loops in Rust: greedy, sampled and beam-search decoding run
+their whole loop in the core (``_rnnrs.decode_greedy`` / ``decode_beam``).
+
+:func:`greedy` and :func:`beam` take the decoder's already validated
+arguments and return the decode computed in Rust, or None when the cell, the
+embedding or the output layer cannot take that path (the caller then runs its
+Python loop). The Rust path applies when the cell is a core cell
+(``cell._kind is not None``: ``BasicRNNCell``, ``GRUCell``, ``LSTMCell``, ...)
+or a ``MultiRNNCell`` of core cells (no other wrappers), the embedding is a
+matrix (an ``[V, E]`` array, or an object with a ``matrix`` attribute such as
+``_common.EmbeddingFn``), and the output layer is None or a ``Dense`` with no
+activation whose width is at most ``V``. Results equal the Python loop's:
+ids exactly, floats to rounding.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import numpy as np
+
+from .. import _rnnrs
+from ..cells import RNNCell, build_for_inputs
+from ..layers.core import Dense
+from ..wrappers import MultiRNNCell
+
+__all__ = ["greedy", "beam"]
+
+
+def _layers(cell: Any) -> Optional[list[RNNCell]]:
+    """The core cells of ``cell``, bottom first, or None when it is not a
+    core cell or a ``MultiRNNCell`` of core cells."""
+    if isinstance(cell, MultiRNNCell) and type(cell) is MultiRNNCell:
+        layers = list(cell.cells)
+    elif isinstance(cell, RNNCell):
+        layers = [cell]
+    else:
+        return None
+    if any(c._kind is None for c in layers):
+        return None
+    return layers
+
+
+def _matrix(embedding: Any, dtype: np.dtype[Any]) -> Optional[np.ndarray]:
+    """The ``[V, E]`` embedding matrix in ``dtype`` (one cast per call), or None."""
+    matrix = embedding if isinstance(embedding, np.ndarray) else getattr(embedding, "matrix", None)
+    if not isinstance(matrix, np.ndarray) or matrix.ndim != 2 or matrix.shape[0] == 0:
+        return None
+    return np.ascontiguousarray(matrix, dtype=dtype)
+
+
+def _projection(
+    output_layer: Any, cell: Any, dtype: np.dtype[Any]
+) -> Optional[tuple[Optional[np.ndarray], Optional[np.ndarray], int]]:
+    """``(kernel, bias, V)`` of the output layer in ``dtype`` (None, None and
+    the cell's output size without one), or None when it is not a linear
+    ``Dense``."""
+    if output_layer is None:
+        return None, None, int(cell.output_size)
+    if type(output_layer) is not Dense or output_layer.activation not in (None, "identity"):
+        return None
+    if not output_layer.built:
+        output_layer.build(cell.output_size, dtype)
+    weights = output_layer._weights
+    kernel = np.ascontiguousarray(weights["kernel"], dtype=dtype)
+    bias = weights.get("bias")
+    if bias is not None:
+        bias = np.ascontiguousarray(bias, dtype=dtype)
+    return kernel, bias, int(kernel.shape[1])
+
+
+def _prepare(
+    cell: Any, embedding: Any, output_layer: Any, start_tokens: Any, initial_state: Any
+) -> Optional[tuple[Any, ...]]:
+    """The core arguments shared by both loops, or None off the Rust path."""
+    layers = _layers(cell)
+    if layers is None:
+        return None
+    dtype = cell.dtype
+    matrix = _matrix(embedding, dtype)
+    if matrix is None:
+        return None
+    build_for_inputs(cell, matrix.shape[1])
+    projection = _projection(output_layer, cell, dtype)
+    if projection is None or projection[2] > matrix.shape[0]:
+        return None
+    kernel, bias, _ = projection
+    tokens = np.ascontiguousarray(start_tokens, dtype=np.int64).reshape(-1)
+    state = cell._check_state("initial_state", initial_state, tokens.shape[0])
+    states = state if len(layers) > 1 else (state,)
+    parts = [c._state_parts(s) for c, s in zip(layers, states)]
+    cores = [c._core(c._locked_snapshot()) for c in layers]
+    return layers, cores, parts, matrix, kernel, bias, tokens
+
+
+def _structure(cell: Any, layers: list[RNNCell], parts: list[list[np.ndarray]]) -> Any:
+    """Each layer's state parts back in the cell's state structure."""
+    states = tuple(c._state_from_parts(p) for c, p in zip(layers, parts))
+    return states if isinstance(cell, MultiRNNCell) else states[0]
+
+
+def greedy(
+    cell: Any,
+    embedding: Any,
+    output_layer: Any,
+    start_tokens: Any,
+    end_token: int,
+    maximum_iterations: int,
+    impute_finished: bool,
+    uniforms: Optional[np.ndarray] = None,
+    temperature: Optional[float] = 1.0,
+    *,
+    initial_state: Any,
+) -> Optional[tuple[np.ndarray, np.ndarray, np.ndarray, Any]]:
+    """Greedy (``uniforms`` None: argmax, first maximum) or sampled decoding
+    in Rust, from ``initial_state`` (the cell's state structure for ``B``
+    rows) and ``embedding[start_tokens]``.
+
+    ``uniforms``: float64 ``[maximum_iterations, B]`` (row ``b`` at step
+    ``t`` draws with ``uniforms[t, b]`` from ``softmax(logits /
+    temperature)``, see ``s2s`` sampling rule); ``temperature`` None means
+    1. Returns ``(rnn_output [B, T, V], sample_id [B, T] int32, lengths [B]
+    int32, final_state)`` batch-major, ``final_state`` in the cell's
+    structure; None when the Rust path does not apply.
+    """
+    prepared = _prepare(cell, embedding, output_layer, start_tokens, initial_state)
+    if prepared is None:
+        return None
+    layers, cores, parts, matrix, kernel, bias, tokens = prepared
+    if uniforms is not None:
+        uniforms = np.ascontiguousarray(uniforms, dtype=np.float64)
+    rnn_output, sample_id, lengths, final = _rnnrs.decode_greedy(
+        cores,
+        parts,
+        matrix,
+        kernel,
+        bias,
+        tokens,
+        int(end_token),
+        int(maximum_iterations),
+        bool(impute_finished),
+        uniforms,
+        1.0 if temperature is None else float(temperature),
+    )
+    return rnn_output, sample_id, lengths, _structure(cell, layers, final)
+
+
+def beam(
+    cell: Any,
+    embedding: Any,
+    output_layer: Any,
+    start_tokens: Any,
+    end_token: int,
+    initial_state: Any,
+    beam_width: int,
+    maximum_iterations: int,
+    length_penalty_weight: float,
+) -> Optional[tuple[np.ndarray, np.ndarray, np.ndarray, Any, np.ndarray, np.ndarray, np.ndarray]]:
+    """Beam search in Rust with TensorFlow 1.15's semantics, from
+    ``initial_state`` given for ``B`` rows (tiled to ``B * beam_width`` rows
+    in Rust, row ``b * beam_width + k``).
+
+    Returns ``(step_ids [B, T, beam] int32, parent_ids [B, T, beam] int32,
+    scores [B, T, beam], cell_state (the cell's structure, B * beam rows),
+    log_probs [B, beam], finished [B, beam] bool, lengths [B, beam] int32)``
+    (lengths count the EOS); None when the Rust path does not apply.
+    """
+    prepared = _prepare(cell, embedding, output_layer, start_tokens, initial_state)
+    if prepared is None:
+        return None
+    layers, cores, parts, matrix, kernel, bias, tokens = prepared
+    step_ids, parent_ids, scores, final, log_probs, finished, lengths = _rnnrs.decode_beam(
+        cores,
+        parts,
+        matrix,
+        kernel,
+        bias,
+        tokens,
+        int(end_token),
+        int(maximum_iterations),
+        int(beam_width),
+        float(length_penalty_weight),
+    )
+    return step_ids, parent_ids, scores, _structure(cell, layers, final), log_probs, finished, lengths
