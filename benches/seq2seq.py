@@ -300,12 +300,6 @@ def rnnrs_decode(
     rnnrs, _, dec, dense, _, _ = _rnnrs_parts(m)
     from rnnrs import seq2seq
 
-    # the class is exported by rnnrs.seq2seq; a tree where the package does not export it yet
-    # still has it in its module
-    beam_decoder = getattr(seq2seq, "BeamSearchDecoder", None)
-    if beam_decoder is None:
-        from rnnrs.seq2seq.beam_search import BeamSearchDecoder as beam_decoder
-
     rnnrs.set_num_threads(threads)
     state = rnnrs.LSTMStateTuple(m["init_c"], m["init_h"])
     start = np.full(m["init_c"].shape[0], GO, dtype=np.int32)
@@ -313,7 +307,7 @@ def rnnrs_decode(
 
     def run(steps: int) -> Any:
         if beam:
-            decoder = beam_decoder(
+            decoder = seq2seq.BeamSearchDecoder(
                 dec, embedding, start, EOS, state, beam, output_layer=dense, length_penalty_weight=penalty
             )
             return seq2seq.dynamic_decode(decoder, maximum_iterations=steps)
