@@ -101,16 +101,15 @@ def argmax_ids(logits: np.ndarray) -> np.ndarray:
 
 def sample_ids_reference(logits: np.ndarray, u: np.ndarray, temperature: Optional[float] = None) -> np.ndarray:
     """rnnrs's categorical draw (not TF's RNG), one uniform ``u[b]`` in
-    ``[0, 1)`` per row: ``z = logits / temperature`` in float64, ``e =
-    exp(z - max z)``, ``cdf`` = the running sum of ``e`` (left to right), and
+    ``[0, 1)`` per row: in float64, ``e = exp((logits - max logits) /
+    temperature)``, ``cdf`` = the running sum of ``e`` (left to right), and
     the id is the number of ``cdf`` entries ``<= u * cdf[-1]``, at most ``V - 1``."""
     z = np.asarray(logits, np.float64)
-    if temperature is not None:
-        z = z / float(temperature)
+    t = 1.0 if temperature is None else float(temperature)
     V = z.shape[1]
     ids = np.zeros(z.shape[0], np.int32)
     for b in range(z.shape[0]):
-        e = np.exp(z[b] - z[b].max())
+        e = np.exp((z[b] - z[b].max()) / t)
         cdf = np.zeros(V)
         running = 0.0
         for k in range(V):

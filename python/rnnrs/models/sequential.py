@@ -21,6 +21,7 @@ from ..layers import Embedding, Layer
 from ..layers.base import IDS, Spec
 from ..losses import Loss
 from ..saving.registry import register
+from ..seq2seq._common import Uniforms, sample_ids
 from ..trainers.trainer import Arrays, Forward, Lengths
 from .model import (
     Model,
@@ -309,7 +310,7 @@ class Sequential(Model):
         batch, t0 = s.shape[:2]
         try:
             out = np.empty((batch, steps) + s.shape[2:], dtype=s.dtype)
-        except ValueError:  # more elements than an array can hold
+        except (ValueError, MemoryError):  # more elements than an array can hold, or than memory
             raise ValueError(f"steps: expected a number of steps whose outputs fit in memory, got {steps}") from None
         if steps == 0:
             return out[0] if squeeze else out
@@ -366,7 +367,7 @@ class Sequential(Model):
         temp = 1.0 if temperature is None else finite_number("temperature", temperature)
         if temp < 0:
             raise ValueError(f"temperature: expected a finite number >= 0, got {temperature}")
-        rng = np.random.default_rng(seed_value(sample_seed, "sample_seed"))
+        sample_seed = seed_value(sample_seed, "sample_seed")
         (s,), _ = self._data("seed", s, None, "sequence_length")
         if self._output_ndim(2) != 3 or self.output_size() != vocab:
             got = f"size {self.output_size()}" if self._output_ndim(2) == 3 else "one vector per sequence"
@@ -374,7 +375,7 @@ class Sequential(Model):
                 f"generate: expected a model whose outputs are sequences of {vocab} scores (one per id of the "
                 f"Embedding's vocabulary), got outputs of {got}"
             )
-        uniforms = rng.random((steps, s.shape[0]))
+        uniforms = Uniforms(sample_seed, s.shape[0])
         probabilities_out = isinstance(self.loss, Loss) and not getattr(self.loss, "from_logits", True)
 
         def pick(last: np.ndarray, k: int) -> np.ndarray:
@@ -385,12 +386,8 @@ class Sequential(Model):
             if temp == 0:
                 picked: np.ndarray = np.argmax(scores, axis=-1).astype(np.int64)
                 return picked
-            z = scores / temp
-            z = z - z.max(axis=-1, keepdims=True)
-            cdf = np.cumsum(np.exp(z), axis=-1)
-            u = uniforms[k] * cdf[:, -1]
-            chosen = np.array([np.searchsorted(c, v, side="right") for c, v in zip(cdf, u)], dtype=np.int64)
-            return np.minimum(chosen, vocab - 1)
+            chosen: np.ndarray = sample_ids(scores, uniforms.step(k), temp).astype(np.int64)
+            return chosen
 
         return s, squeeze, pick
 

@@ -173,12 +173,69 @@ def check_output_layer(value: Any, cell: RNNCell) -> Optional[Dense]:
     return value
 
 
+#: Larger ``maximum_iterations`` are taken as this many steps (no decode
+#: gets there: the memory of its outputs runs out long before).
+MAXIMUM_ITERATIONS_CEILING = 2**62
+
+
 def maximum_iterations_arg(value: Any, default: int) -> int:
     """``maximum_iterations``: ``default`` for None, else an integer >= 0
-    (``TypeError`` for bools, floats and strings, ``ValueError`` below 0)."""
+    (``TypeError`` for bools, floats and strings, ``ValueError`` below 0);
+    values above ``2**62`` count as ``2**62``."""
     if value is None:
         return default
-    return bounded_int("maximum_iterations", value, 0)
+    return min(bounded_int("maximum_iterations", value, 0), MAXIMUM_ITERATIONS_CEILING)
+
+
+#: The most uniforms (steps x rows) a sampled decode draws before its first
+#: step, for the Rust loop (64 MiB of float64); beyond, they are drawn step
+#: by step.
+UNIFORMS_UP_FRONT = 2**23
+
+
+class Uniforms:
+    """The uniforms of a sampled decode: row ``b`` at step ``t`` uses
+    ``default_rng(seed).random((steps, B))[t, b]``, drawn in blocks as the
+    steps need them (the same numbers: the generator fills in C order)."""
+
+    def __init__(self, seed: Optional[int], batch: int) -> None:
+        self._rng = np.random.default_rng(seed)
+        self._batch = batch
+        self._drawn = np.zeros((0, batch))
+
+    def _draw_to(self, steps: int) -> None:
+        have = self._drawn.shape[0]
+        if steps > have:
+            more = max(steps - have, min(have, 4096), 16)
+            self._drawn = np.concatenate([self._drawn, self._rng.random((more, self._batch))])
+
+    def first(self, steps: int) -> np.ndarray:
+        """The uniforms of steps ``0 .. steps - 1``, ``[steps, B]`` float64."""
+        self._draw_to(steps)
+        return np.ascontiguousarray(self._drawn[:steps])
+
+    def step(self, t: int) -> np.ndarray:
+        """The uniforms of step ``t``, ``[B]``."""
+        self._draw_to(t + 1)
+        row: np.ndarray = self._drawn[t]
+        return row
+
+
+def sample_ids(logits: np.ndarray, u: np.ndarray, temperature: float) -> np.ndarray:
+    """Ids drawn from ``softmax(logits / temperature)`` (``temperature`` > 0)
+    with uniforms ``u`` (``[B]``): in float64, ``cdf`` the sequential
+    cumulative sum of ``exp((z - max z) / temperature)``, the id is ``#{k :
+    cdf[k] <= u * cdf[-1]}`` clipped to ``V - 1``. Dividing after the
+    subtraction keeps a tiny temperature exact (the draw becomes the first
+    maximum) instead of overflowing."""
+    z = logits.astype(np.float64)
+    z -= z.max(axis=1, keepdims=True)
+    z /= temperature
+    cdf = np.cumsum(np.exp(z), axis=1)
+    threshold = u * cdf[:, -1]
+    ids = np.count_nonzero(cdf <= threshold[:, None], axis=1)
+    clipped: np.ndarray = np.minimum(ids, logits.shape[1] - 1).astype(np.int32)
+    return clipped
 
 
 def project(output_layer: Optional[Dense], h: np.ndarray) -> np.ndarray:

@@ -87,7 +87,7 @@ def _prepare(
     kernel, bias, _ = projection
     tokens = np.ascontiguousarray(start_tokens, dtype=np.int64).reshape(-1)
     state = cell._check_state("initial_state", initial_state, tokens.shape[0])
-    states = state if len(layers) > 1 else (state,)
+    states = state if isinstance(cell, MultiRNNCell) else (state,)
     parts = [c._state_parts(s) for c, s in zip(layers, states)]
     cores = [c._core(c._locked_snapshot()) for c in layers]
     return layers, cores, parts, matrix, kernel, bias, tokens

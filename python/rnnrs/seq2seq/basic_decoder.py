@@ -32,11 +32,14 @@ from ..rnn import _check_cell
 from . import _fast
 from ._common import (
     DEFAULT_MAXIMUM_ITERATIONS,
+    UNIFORMS_UP_FRONT,
     EmbeddingFn,
+    Uniforms,
     check_end_token,
     check_output_layer,
     check_start_tokens,
     project,
+    sample_ids,
     warn_capped,
 )
 from .helpers import (
@@ -249,10 +252,13 @@ class BasicDecoder:
         uniforms = None
         temperature = 1.0
         if isinstance(helper, SampleEmbeddingHelper):
-            uniforms = np.random.default_rng(helper.seed).random((limit, batch))
+            uniforms = Uniforms(helper.seed, batch)
             temperature = helper.softmax_temperature
         result = None
-        if not scheduled:
+        # The Rust loop takes every step's uniforms up front: when they would
+        # be large (a huge maximum_iterations), the Python loop draws them
+        # step by step from the same stream instead.
+        if not scheduled and (uniforms is None or limit * batch <= UNIFORMS_UP_FRONT):
             result = _fast.greedy(
                 cell=self.cell,
                 embedding=emb,
@@ -261,7 +267,7 @@ class BasicDecoder:
                 end_token=end,
                 maximum_iterations=limit,
                 impute_finished=impute_finished,
-                uniforms=uniforms,
+                uniforms=None if uniforms is None else uniforms.first(limit),
                 temperature=temperature,
                 initial_state=self.initial_state,
             )
@@ -296,20 +302,6 @@ def _argmax(logits: np.ndarray) -> np.ndarray:
     """The first maximum of the last axis, int32."""
     ids: np.ndarray = np.argmax(logits, axis=-1).astype(np.int32)
     return ids
-
-
-def sample_ids(logits: np.ndarray, u: np.ndarray, temperature: float) -> np.ndarray:
-    """Ids drawn from ``softmax(logits / temperature)`` with uniforms ``u``
-    (``[B]``): in float64, ``cdf`` the sequential cumulative sum of
-    ``exp(z - max z)``, the id is ``#{k : cdf[k] <= u * cdf[-1]}`` clipped to
-    ``V - 1``."""
-    z = logits.astype(np.float64) / temperature
-    z -= z.max(axis=1, keepdims=True)
-    cdf = np.cumsum(np.exp(z), axis=1)
-    threshold = u * cdf[:, -1]
-    ids = np.count_nonzero(cdf <= threshold[:, None], axis=1)
-    clipped: np.ndarray = np.minimum(ids, logits.shape[1] - 1).astype(np.int32)
-    return clipped
 
 
 class _Fed:
@@ -410,7 +402,7 @@ class _Loop:
         limit: int,
         impute_finished: bool,
         training: bool,
-        uniforms: Optional[np.ndarray],
+        uniforms: Optional[Uniforms],
         temperature: float,
     ) -> None:
         self.decoder = decoder
@@ -488,7 +480,7 @@ class _Loop:
                 done = t + 1 >= (seq_lengths if rows is None else seq_lengths[rows])
             else:
                 if self.uniforms is not None:
-                    u = self.uniforms[t] if rows is None else self.uniforms[t][rows]
+                    u = self.uniforms.step(t) if rows is None else self.uniforms.step(t)[rows]
                     ids = sample_ids(logits, u, self.temperature)
                 else:
                     ids = _argmax(logits)

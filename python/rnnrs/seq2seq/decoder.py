@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from .._validate import bounded_int, flag
+from .._validate import flag
 from ..rnn import _check_tf_options
-from ._common import DEFAULT_MAXIMUM_ITERATIONS
+from ._common import DEFAULT_MAXIMUM_ITERATIONS, maximum_iterations_arg
 
 __all__ = ["dynamic_decode", "DEFAULT_MAXIMUM_ITERATIONS"]
 
@@ -75,7 +75,7 @@ def dynamic_decode(
     output_time_major = flag("output_time_major", output_time_major)
     impute_finished = flag("impute_finished", impute_finished)
     if maximum_iterations is not None:
-        maximum_iterations = bounded_int("maximum_iterations", maximum_iterations, 0)
+        maximum_iterations = maximum_iterations_arg(maximum_iterations, 0)
     _check_tf_options(decoder.cell, None, parallel_iterations, swap_memory, scope)
     training = flag("training", training)
     return_backprop = flag("return_backprop", return_backprop)
