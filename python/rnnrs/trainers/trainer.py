@@ -942,7 +942,7 @@ class Trainer:
         for cb in cbs:
             cb.on_train_begin(None)
         logs: dict[str, float] = {}
-        if shuffle and n:
+        if shuffle and n and initial_epoch < epochs:
             for _ in range(initial_epoch):  # the orders of the epochs before initial_epoch (a resumed run)
                 rng.permutation(n)
         runner = LocalShards(self, losses) if strategy is None else strategy._open(self, losses, xs, ys, lengths, ws)
