@@ -28,7 +28,7 @@ from rnnrs.distributed import RayStrategy, predict  # noqa: E402
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:ray")
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-ROWS, T, F = 330, 7, 3  # batches of 300 rows: 5 shards of 60; the last batch (30 rows) is one shard
+ROWS, T, F = 330, 60, 3  # batches of 300 rows x 60 steps: 4 shards of 75 rows; the last batch (30 rows) is one
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -2,7 +2,7 @@
 
 Pins: ``import rnnrs`` (and ``rnnrs.distributed``) never imports ray, and
 RayStrategy / predict raise ImportError naming the "rnnrs[ray]" extra when
-ray is missing; shard_bounds cuts a batch by its row count alone; a run
+ray is missing; shard_bounds cuts a batch by its shape alone (rows x steps); a run
 resumed from a checkpoint with the same seed (initial_epoch skips the
 earlier epochs' shuffles) reaches the uninterrupted run's weights.
 """
@@ -18,7 +18,7 @@ import pytest
 
 import rnnrs
 from rnnrs.callbacks import ModelCheckpoint
-from rnnrs.trainers.trainer import SHARD_ROWS, shard_bounds
+from rnnrs.trainers.trainer import SHARD_TOKENS, batch_steps, shard_bounds
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -52,13 +52,23 @@ def test_missing_ray_names_the_extra():
     assert done.returncode == 0, done.stderr
 
 
-@pytest.mark.parametrize("rows", [1, 63, 64, 65, 150, 256, 300, 1000])
-def test_shard_bounds_depend_on_rows_only(rows):
-    bounds = shard_bounds(rows)
+@pytest.mark.parametrize("rows", [1, 63, 64, 150, 256, 300, 1000])
+@pytest.mark.parametrize("steps", [1, 8, 60, 100])
+def test_shard_bounds_depend_on_shape_only(rows, steps):
+    bounds = shard_bounds(rows, steps)
     sizes = [b - a for a, b in bounds]
     assert bounds[0][0] == 0 and bounds[-1][1] == rows
     assert all(bounds[i][1] == bounds[i + 1][0] for i in range(len(bounds) - 1))
-    assert len(bounds) == max(1, -(-rows // SHARD_ROWS)) and max(sizes) - min(sizes) <= 1
+    assert len(bounds) == max(1, min(rows, rows * steps // SHARD_TOKENS)) and max(sizes) - min(sizes) <= 1
+
+
+def test_small_batches_are_one_shard_and_medium_ones_are_cut():
+    """The digits demo's batches (150 x 8) stay whole (no cost); 256 x 100 is cut in 6."""
+    assert shard_bounds(150, 8) == [(0, 150)]
+    assert len(shard_bounds(256, 100)) == 6
+    assert batch_steps([np.zeros((4, 7, 2), np.float32)]) == 7
+    assert batch_steps([np.zeros((4, 7), np.int64)]) == 7  # ids
+    assert batch_steps([np.zeros((4, 7), np.float32)]) == 1  # features, no time axis
 
 
 def test_resume_from_checkpoint_reaches_uninterrupted_weights(tmp_path):

@@ -25,7 +25,7 @@ import numpy as np
 
 from .. import metrics as _metrics
 from ..layers import Dropout
-from ..trainers.trainer import LocalShards, shard_bounds
+from ..trainers.trainer import LocalShards, batch_steps, shard_bounds
 from ..wrappers import DropoutWrapper
 from ._ray import ensure_started, require_ray
 
@@ -129,7 +129,7 @@ class RayStrategy:
 
     ``model.fit(x, y, ..., strategy=RayStrategy(num_workers=N))`` trains as
     ``fit`` does without a strategy, with each global batch's fixed row
-    shards (about 64 rows each, see ``fit``'s ``strategy``) split into ``N``
+    shards (at least 4096 row-steps each, see ``fit``'s ``strategy``) split into ``N``
     contiguous runs, one per replica. A replica is a Ray actor holding a copy
     of the model (weights refreshed every step from one ``ray.put``) and a
     reference to the training data (put in the object store once per
@@ -202,18 +202,19 @@ class RayStrategy:
         _check_model(model)
         ray = require_ray("RayStrategy")
         ensure_started(ray, self.address)
-        return _RayShards(self, ray, model, ray.put((xs, ys, lengths, ws)))
+        return _RayShards(self, ray, model, xs, ray.put((xs, ys, lengths, ws)))
 
 
 class _RayShards:
     """``fit``'s runner on Ray actors: the interface of ``LocalShards``."""
 
-    def __init__(self, strategy: RayStrategy, ray: Any, model: Any, data_ref: Any) -> None:
+    def __init__(self, strategy: RayStrategy, ray: Any, model: Any, xs: Any, data_ref: Any) -> None:
         self.strategy = strategy
         self.ray = ray
         self.model = model
         self.model_ref = ray.put(model)
         self.data_ref = data_ref
+        self.xs = xs
         threads = max(1, int(math.floor(strategy.cpus_per_worker)))
         self.actor_class = ray.remote(_Replica).options(num_cpus=strategy.cpus_per_worker, max_restarts=0)
         self.threads = threads
@@ -264,7 +265,7 @@ class _RayShards:
         return [(w, self.strategy.workers[w].forward.remote(self.weights_ref, *self.calls[w])) for w in ws]
 
     def forward(self, params: Mapping[str, np.ndarray], batch: Any, rows: np.ndarray) -> list[Any]:
-        bounds = shard_bounds(len(rows))
+        bounds = shard_bounds(len(rows), batch_steps(self.xs))
         runs = np.array_split(np.arange(len(bounds)), min(self.strategy.num_workers, len(bounds)))
         self.weights_ref = self.ray.put(dict(params))  # the one put of the step
         self.calls = []
