@@ -17,6 +17,11 @@ rnnrs_setup "$@"
 export CI="${CI:-}"
 echo "== building and installing rnnrs with its test tools (pip install '.[test]'; a release build, about three minutes the first time)"
 "$RNNRS_PYTHON" -m pip install --quiet --disable-pip-version-check ".[test]"
+# rnnrs.distributed's tests need Ray (the "ray" extra, and ray[tune] for the Tune example): installed here
+# when the platform has wheels for it; otherwise those tests are skipped and say why.
+echo "== installing Ray for the tests of rnnrs.distributed (pip install 'ray[data,tune]')"
+"$RNNRS_PYTHON" -m pip install --quiet --disable-pip-version-check "ray[data,tune]>=2.40" \
+    || echo "== Ray could not be installed: the tests of rnnrs.distributed will be skipped"
 
 echo "== ruff (lint and format) over python/ tests/ benches/ examples/"
 "$RNNRS_PYTHON" -m ruff check python tests benches examples
