@@ -24,7 +24,7 @@ from typing import Any, Callable, Optional
 ROOT = Path(__file__).resolve().parents[1]
 OUTPUT = ROOT / "docs" / "api.md"
 COMMAND = "python scripts/api_docs.py"
-MODULES = ("seq2seq", "convert", "losses", "metrics", "schedules", "callbacks", "datasets", "utils")
+MODULES = ("seq2seq", "distributed", "convert", "losses", "metrics", "schedules", "callbacks", "datasets", "utils")
 
 HEADER = f"""# API reference
 

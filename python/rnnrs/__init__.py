@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import warnings
 
-from . import callbacks, convert, datasets, losses, metrics, schedules, seq2seq, utils
+from . import callbacks, convert, datasets, distributed, losses, metrics, schedules, seq2seq, utils
 from ._rnnrs import MAX_THREADS as _MAX_THREADS
 from ._rnnrs import _num_threads_env
 from ._rnnrs import get_num_threads as _get_num_threads
@@ -92,6 +92,7 @@ __all__ = [
     "bidirectional_dynamic_rnn",
     "convert",
     "seq2seq",
+    "distributed",
     "dynamic_rnn",
     "get_num_threads",
     "set_num_threads",
