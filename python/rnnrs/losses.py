@@ -105,7 +105,7 @@ def sparse_softmax_cross_entropy(labels: Any, logits: Any, weights: Any = None) 
     and gradient row.
 
     Computed in one fused pass per row by the Rust core
-    (:func:`softmax_cross_entropy_rows`): the exponentials in the logits'
+    (``_rnnrs.softmax_cross_entropy``): the exponentials in the logits'
     dtype summed in float64, rows on the thread pool (results do not depend
     on the thread count), the GIL released.
     """
@@ -116,17 +116,17 @@ def sparse_softmax_cross_entropy(labels: Any, logits: Any, weights: Any = None) 
     w = _weights(weights, ids.shape, z.dtype)
     if w is None:
         n = max(ids.size, 1)
-        ce, d = softmax_cross_entropy_rows(z, ids, np.full(ids.shape, 1.0 / n), "labels")
+        ce, d = _softmax_cross_entropy_rows(z, ids, np.full(ids.shape, 1.0 / n), "labels")
         return float(ce.sum(dtype=np.float64) / n), d
     norm = float(w.sum(dtype=np.float64))
     if norm == 0.0:
         return 0.0, np.zeros_like(z)
     w64 = w.astype(np.float64)
-    ce, d = softmax_cross_entropy_rows(z, ids, w64 / norm, "labels")
+    ce, d = _softmax_cross_entropy_rows(z, ids, w64 / norm, "labels")
     return float((w64 * ce).sum() / norm), d
 
 
-def softmax_cross_entropy_rows(
+def _softmax_cross_entropy_rows(
     z: np.ndarray, ids: np.ndarray, scale: Optional[np.ndarray] = None, name: str = "labels"
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per-entry ``-log softmax(z)[id]`` (float64, ``ids``' shape) and the

@@ -9,7 +9,7 @@ import numpy as np
 
 from .._validate import check_shape, flag
 from ..cells import check_name, refuse_unless_none
-from ..losses import _float_input, class_ids, softmax_cross_entropy_rows
+from ..losses import _float_input, _softmax_cross_entropy_rows, class_ids
 
 __all__ = ["sequence_loss"]
 
@@ -109,4 +109,4 @@ def _cross_entropy(z: np.ndarray, ids: np.ndarray, scale: np.ndarray) -> tuple[n
     ``scale * (softmax(z) - onehot(id))`` (``z``'s dtype), stable for any
     finite logits (the gap to the maximum is taken before ``exp``, the loss
     summed in float64), fused in one pass per row by the Rust core."""
-    return softmax_cross_entropy_rows(z, ids, scale, "targets")
+    return _softmax_cross_entropy_rows(z, ids, scale, "targets")
