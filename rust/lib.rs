@@ -29,6 +29,8 @@
 //! * [`cell`]: the cells, one file each.
 //! * [`decode`]: the decoding loops (greedy, sampled, beam search) over a
 //!   stack of [`step::Prepared`] cells.
+//! * [`loss`]: the fused softmax cross-entropy of class ids (per-row loss
+//!   and the logits' gradient in one pass).
 //! * `py` (feature `python`): the PyO3 edge.
 //!
 //! ## Weight layout
@@ -57,6 +59,7 @@ pub mod kernels;
 pub mod cell;
 pub mod decode;
 pub mod error;
+pub mod loss;
 pub mod pool;
 pub mod sequence;
 pub mod step;

@@ -127,6 +127,21 @@ def decode_beam(
     (B * K rows), log_probs [B, K], finished [B, K], lengths [B, K])``.
     """
 
+def softmax_cross_entropy(
+    logits: npt.NDArray[np.floating],
+    ids: npt.NDArray[np.int64],
+    scale: Optional[npt.NDArray[np.float64]] = None,
+    name: str = "labels",
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.floating]]:
+    """Per row of the float32/float64 ``logits [N, C]`` and its int64 class id
+    ``ids [N]``: ``(loss [N] float64, grad [N, C])`` with ``loss = -log
+    softmax(z)[id]`` and ``grad = scale * (softmax(z) - onehot(id))`` in the
+    logits' dtype (``scale`` float64 ``[N]``, 1 when None). One fused pass
+    per row, rows on the thread pool (bitwise identical for any thread
+    count), the GIL released. ``ValueError`` naming ``name`` for ids out of
+    range, ``TypeError`` naming ``logits`` for other dtypes.
+    """
+
 MAX_THREADS: int
 """The most threads the pool may have (256)."""
 

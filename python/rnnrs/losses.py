@@ -20,6 +20,7 @@ from typing import Any, Optional
 
 import numpy as np
 
+from . import _rnnrs
 from ._validate import FLOAT_DTYPES, bounded_int, check_shape, integer_ids, numeric_array
 
 
@@ -100,33 +101,51 @@ def sparse_softmax_cross_entropy(labels: Any, logits: Any, weights: Any = None) 
     ``[[3e38, -3e38]]`` with label 1 gives 6e38); for float64 logits it is
     inf only when the loss itself exceeds the float64 range. A gap beyond
     the float range only underflows ``exp`` to 0, so the gradient stays exact.
+    A row with a NaN, or whose maximum is ``inf`` or ``-inf``, has a NaN loss
+    and gradient row.
+
+    Computed in one fused pass per row by the Rust core
+    (``_rnnrs.softmax_cross_entropy``): the exponentials in the logits'
+    dtype summed in float64, rows on the thread pool (results do not depend
+    on the thread count), the GIL released.
     """
     z = _float_input("logits", logits)
     if z.ndim < 1 or z.shape[-1] < 1:
         raise ValueError(f"logits: expected an array [..., num_classes] with num_classes >= 1, got shape {z.shape}")
     ids = class_ids("labels", labels, z.shape[-1], z.shape[:-1])
-    top = z.max(axis=-1, keepdims=True)
-    with np.errstate(over="ignore"):  # a gap beyond the float range is -inf: exp gives its 0
-        shifted = z - top  # <= 0
-    e = np.exp(shifted)
-    total = e.sum(axis=-1, keepdims=True)
-    # max - z_label in float64: exact for float32 logits, where z - max may
-    # have overflowed to -inf (a gap beyond the float32 range).
-    z_label = np.take_along_axis(z, ids[..., None], axis=-1)[..., 0].astype(np.float64)
-    with np.errstate(over="ignore"):  # float64: only a loss beyond the float64 range
-        ce = np.log(total[..., 0]).astype(np.float64) + (top[..., 0].astype(np.float64) - z_label)  # [...]
-    d = e / total  # softmax
-    np.put_along_axis(d, ids[..., None], np.take_along_axis(d, ids[..., None], axis=-1) - 1, axis=-1)
     w = _weights(weights, ids.shape, z.dtype)
     if w is None:
         n = max(ids.size, 1)
-        d /= z.dtype.type(n)
+        ce, d = _softmax_cross_entropy_rows(z, ids, np.full(ids.shape, 1.0 / n), "labels")
         return float(ce.sum(dtype=np.float64) / n), d
     norm = float(w.sum(dtype=np.float64))
     if norm == 0.0:
         return 0.0, np.zeros_like(z)
-    d *= (w / z.dtype.type(norm))[..., None]
-    return float((w.astype(np.float64) * ce).sum() / norm), d
+    w64 = w.astype(np.float64)
+    ce, d = _softmax_cross_entropy_rows(z, ids, w64 / norm, "labels")
+    return float((w64 * ce).sum() / norm), d
+
+
+def _softmax_cross_entropy_rows(
+    z: np.ndarray, ids: np.ndarray, scale: Optional[np.ndarray] = None, name: str = "labels"
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-entry ``-log softmax(z)[id]`` (float64, ``ids``' shape) and the
+    gradient ``scale[..., None] * (softmax(z) - onehot(id))`` (``z``'s dtype
+    and shape), for float32/float64 logits ``z [..., C]`` and validated int
+    ``ids [...]`` (``scale`` broadcastable to ``ids``' shape; None: 1).
+
+    One fused pass per row in Rust (``_rnnrs.softmax_cross_entropy``): the
+    row's maximum, ``exp(z - max)`` in ``z``'s dtype summed in float64, the
+    loss ``log(sum) + (max - z_id)`` in float64 and the gradient written once.
+    Ids out of range raise ``ValueError`` naming ``name``.
+    """
+    classes = z.shape[-1]
+    flat_ids = np.ascontiguousarray(ids, dtype=np.int64).reshape(-1)
+    row_scale = None
+    if scale is not None:
+        row_scale = np.ascontiguousarray(np.broadcast_to(scale, ids.shape), dtype=np.float64).reshape(-1)
+    ce, d = _rnnrs.softmax_cross_entropy(z.reshape(-1, classes), flat_ids, row_scale, name)
+    return ce.reshape(ids.shape), d.reshape(z.shape)
 
 
 def sequence_loss(logits: Any, targets: Any, weights: Any = None) -> tuple[float, np.ndarray]:

@@ -13,6 +13,8 @@ mod cells;
 mod checksum;
 mod decode;
 
+mod loss;
+
 use crate::error::{Error, Interrupt, Result as CoreResult};
 use crate::pool::{self, MAX_THREADS};
 use numpy::{Element, PyUntypedArray, PyUntypedArrayMethods};
@@ -213,5 +215,7 @@ fn _rnnrs(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("MAX_THREADS", MAX_THREADS)?;
     checksum::register(m)?;
     decode::register(m)?;
+
+    loss::register(m)?;
     cells::register(m)
 }

@@ -9,7 +9,7 @@ import numpy as np
 
 from .._validate import check_shape, flag
 from ..cells import check_name, refuse_unless_none
-from ..losses import _float_input, class_ids
+from ..losses import _float_input, _softmax_cross_entropy_rows, class_ids
 
 __all__ = ["sequence_loss"]
 
@@ -89,33 +89,24 @@ def sequence_loss(
     else:
         w = _float_input("weights", weights).astype(np.float64)
         check_shape("weights", w, z.shape[:2])
-    ce, grad = _cross_entropy(z, ids)  # float64 [B, T], z.dtype [B, T, V]
     axes: tuple[int, ...] = tuple(axis for axis, on in ((0, average_b or sum_b), (1, average_t or sum_t)) if on)
-    weighted = w * ce
     if not axes:
-        return weighted.astype(z.dtype), grad * w[..., None].astype(z.dtype)
+        ce, grad = _cross_entropy(z, ids, w)  # float64 [B, T], z.dtype [B, T, V]
+        return (w * ce).astype(z.dtype), grad
     divisor = w.sum(axis=axes) if (average_t or average_b) else np.count_nonzero(w, axis=axes).astype(np.float64)
     safe = np.where(divisor == 0, 1.0, divisor)
-    value = np.where(divisor == 0, 0.0, weighted.sum(axis=axes) / safe)
     scale = np.where(divisor == 0, 0.0, 1.0 / safe)  # d value / d (w * ce), per reduced entry
     scale_bt = np.expand_dims(scale, axes) if np.ndim(scale) else scale
-    d_logits = grad * (w * scale_bt)[..., None].astype(z.dtype)
+    ce, d_logits = _cross_entropy(z, ids, w * scale_bt)
+    value = np.where(divisor == 0, 0.0, (w * ce).sum(axis=axes) / safe)
     if len(axes) == 2:
         return float(value), d_logits
     return value.astype(z.dtype), d_logits
 
 
-def _cross_entropy(z: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _cross_entropy(z: np.ndarray, ids: np.ndarray, scale: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per-entry ``-log softmax(z)[id]`` (float64 ``[B, T]``) and its gradient
-    ``softmax(z) - onehot(id)`` (``z``'s dtype), stable for any finite
-    logits (the gap to the maximum is taken in float64)."""
-    top = z.max(axis=-1, keepdims=True)
-    with np.errstate(over="ignore"):
-        e = np.exp(z - top)
-    total = e.sum(axis=-1, keepdims=True)
-    z_label = np.take_along_axis(z, ids[..., None], axis=-1)[..., 0].astype(np.float64)
-    with np.errstate(over="ignore"):
-        ce = np.log(total[..., 0]).astype(np.float64) + (top[..., 0].astype(np.float64) - z_label)
-    d = e / total
-    np.put_along_axis(d, ids[..., None], np.take_along_axis(d, ids[..., None], axis=-1) - 1, axis=-1)
-    return ce, d
+    ``scale * (softmax(z) - onehot(id))`` (``z``'s dtype), stable for any
+    finite logits (the gap to the maximum is taken before ``exp``, the loss
+    summed in float64), fused in one pass per row by the Rust core."""
+    return _softmax_cross_entropy_rows(z, ids, scale, "targets")
