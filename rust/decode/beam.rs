@@ -26,9 +26,10 @@ use super::{check_common, embed, Projection, Stack, Steps};
 use crate::error::{Error, Interrupt, Result};
 use crate::kernels::rows::{assemble, try_zeros};
 use crate::kernels::scalar::Scalar;
-use crate::pool::Watch;
+use crate::kernels::softmax;
+use crate::pool::{self, Watch};
 use crate::step::Prepared;
-use ndarray::{Array2, Array3, ArrayView2, Axis};
+use ndarray::{Array2, Array3, ArrayView2};
 
 /// The options of [`beam()`].
 #[derive(Debug, Clone, Copy)]
@@ -161,7 +162,10 @@ pub fn beam<T: Scalar>(
         (log_probs.clone(), finished.clone(), lengths.clone());
     let mut parent_rows = vec![0usize; rows];
     let mut words: Vec<usize> = (0..rows).map(|r| start_tokens[r / k] as usize).collect();
-    let mut top: Vec<(T, usize)> = Vec::with_capacity(k);
+    // each batch row's top K (score, flat index), best first, and each
+    // beam's log-softmax constants (its max logit and log-sum-exp)
+    let mut top: Vec<(T, usize)> = vec![(T::zero(), 0); rows];
+    let (mut shift, mut log_sum) = (vec![T::zero(); rows], vec![T::zero(); rows]);
     embed(embedding, &words, &mut x);
 
     let watch = Watch::new(interrupt);
@@ -174,46 +178,51 @@ pub fn beam<T: Scalar>(
         ticker.tick(rows.saturating_mul(work_per_row))?;
         let h = stack.step(rows, x.view())?;
         projection.apply(h, logits.view_mut());
-        // total log-probabilities, in place of the logits
-        for (r, mut row) in logits.axis_iter_mut(Axis(0)).enumerate() {
-            if finished[r] {
-                for (v, l) in row.iter_mut().enumerate() {
-                    *l = log_probs[r] + if v == end { T::zero() } else { lowest };
-                }
-            } else {
-                log_softmax(row.view_mut().into_slice().expect("standard layout"));
-                for l in row.iter_mut() {
-                    *l = log_probs[r] + *l;
-                }
-            }
-        }
+        let view = Beams {
+            logits: logits.view(),
+            log_probs: &log_probs,
+            finished: &finished,
+            lengths: &lengths,
+            k,
+            end,
+            w,
+            lowest,
+        };
+        // per batch row (independent, cut by shapes alone): each beam's
+        // log-softmax constants and the row's top K
+        let per = batch.div_ceil(pool::row_chunks(batch)).max(1);
+        let work: Vec<_> = top
+            .chunks_mut(per * k)
+            .zip(shift.chunks_mut(per * k))
+            .zip(log_sum.chunks_mut(per * k))
+            .enumerate()
+            .collect();
+        let parallel = pool::worth_parallel(rows.saturating_mul(vocab).saturating_mul(16));
+        pool::run(parallel, || {
+            pool::for_each(work, |(c, ((top, shift), log_sum))| {
+                softmax::vectorized(Select {
+                    beams: &view,
+                    b0: c * per,
+                    top,
+                    shift,
+                    log_sum,
+                })
+            })
+        });
         let ids = step_ids.push()?;
         let par = parents.push()?;
         let sc = scores_out.push()?;
-        for b in 0..batch {
-            top.clear();
-            for j in 0..k {
-                let r = b * k + j;
-                let base = lengths[r];
-                for (v, &total) in logits.row(r).iter().enumerate() {
-                    let grows = !finished[r] && v != end;
-                    let score = penalized(total, base + grows as i32, w);
-                    // (a coverage penalty would be added to `score` here)
-                    offer(&mut top, k, score, j * vocab + v);
-                }
-            }
-            for (i, &(score, flat)) in top.iter().enumerate() {
-                let (j, v) = (flat / vocab, flat % vocab);
-                let (r, parent) = (b * k + i, b * k + j);
-                next_lp[r] = logits[[parent, v]];
-                next_fin[r] = finished[parent] || v == end;
-                next_len[r] = lengths[parent] + !finished[parent] as i32;
-                parent_rows[r] = parent;
-                words[r] = v;
-                ids[r] = v as i32;
-                par[r] = j as i32;
-                sc[r] = score;
-            }
+        for (r, &(score, flat)) in top.iter().enumerate() {
+            let (j, v) = (flat / vocab, flat % vocab);
+            let parent = r - r % k + j;
+            next_lp[r] = view.total(parent, v, shift[parent], log_sum[parent]);
+            next_fin[r] = finished[parent] || v == end;
+            next_len[r] = lengths[parent] + !finished[parent] as i32;
+            parent_rows[r] = parent;
+            words[r] = v;
+            ids[r] = v as i32;
+            par[r] = j as i32;
+            sc[r] = score;
         }
         std::mem::swap(&mut log_probs, &mut next_lp);
         std::mem::swap(&mut finished, &mut next_fin);
@@ -249,46 +258,172 @@ fn lowest<T: Scalar>() -> T {
     }
 }
 
-/// `total / ((5 + len) / 6) ** w`, the penalty as TensorFlow computes it
-/// (`(5 + len) ** w / 6 ** w`); `w = 0` leaves `total` as it is.
-fn penalized<T: Scalar>(total: T, len: i32, w: f64) -> T {
+/// `((5 + len) / 6) ** w` as TensorFlow computes it (`(5 + len) ** w /
+/// 6 ** w`), rounded to `T`; 1 when `w = 0` (dividing by it changes
+/// nothing).
+fn penalty<T: Scalar>(len: i32, w: f64) -> T {
     if w == 0.0 {
-        return total;
+        return T::one();
     }
-    let penalty = (5.0 + len as f64).powf(w) / 6.0f64.powf(w);
-    total / T::from_f64(penalty)
+    T::from_f64((5.0 + len as f64).powf(w) / 6.0f64.powf(w))
 }
 
-/// Adds candidate `(score, flat)` to `top` (at most `k`, best first: higher
-/// score first, equal scores in the order offered, i.e. lower flat index
-/// first — TensorFlow's `top_k`). A NaN score ranks below every number.
-fn offer<T: Scalar>(top: &mut Vec<(T, usize)>, k: usize, score: T, flat: usize) {
-    let better = |a: T, b: T| a > b || (b.partial_cmp(&b).is_none() && a.partial_cmp(&a).is_some());
-    if top.len() == k {
-        match top.last() {
-            Some(&(worst, _)) if better(score, worst) => {
-                top.pop();
+/// One step's candidates: `B * K` beams' logits and state.
+struct Beams<'a, T> {
+    logits: ArrayView2<'a, T>,
+    log_probs: &'a [T],
+    finished: &'a [bool],
+    lengths: &'a [i32],
+    k: usize,
+    end: usize,
+    w: f64,
+    lowest: T,
+}
+
+impl<T: Scalar> Beams<'_, T> {
+    /// The total log-probability of word `v` after beam `r`
+    /// (`log_probs[r] + log_softmax(logits[r])[v]`, the log-softmax being
+    /// `(z - shift) - log_sum`; a finished beam's only free word is EOS).
+    #[inline(always)]
+    fn total(&self, r: usize, v: usize, shift: T, log_sum: T) -> T {
+        let lp = self.log_probs[r];
+        if self.finished[r] {
+            lp + if v == self.end {
+                T::zero()
+            } else {
+                self.lowest
             }
-            _ => return,
+        } else {
+            lp + ((self.logits[[r, v]] - shift) - log_sum)
         }
     }
-    let at = top
-        .iter()
-        .position(|&(s, _)| better(score, s))
-        .unwrap_or(top.len());
-    top.insert(at, (score, flat));
+
+    /// Batch rows `b0..` (as many as `top` holds `K`-blocks): each beam's
+    /// log-softmax constants into `shift` and `log_sum`, and the row's best
+    /// `K` candidates `(score, j * V + v)` into its block of `top`, in one
+    /// pass over the `K * V` candidates without sorting.
+    #[inline(always)]
+    fn select(&self, b0: usize, top: &mut [(T, usize)], shift: &mut [T], log_sum: &mut [T]) {
+        let k = self.k;
+        for (i, best) in top.chunks_mut(k).enumerate() {
+            let mut best = TopK {
+                items: best,
+                len: 0,
+            };
+            for j in 0..k {
+                let r = (b0 + i) * k + j;
+                let row = self.logits.row(r);
+                let row = row.as_slice().expect("standard layout");
+                let (lp, len) = (self.log_probs[r], self.lengths[r]);
+                let at = j * row.len();
+                if self.finished[r] {
+                    let p = penalty::<T>(len, self.w);
+                    let (free, masked) = ((lp + T::zero()) / p, (lp + self.lowest) / p);
+                    // (a coverage penalty would be added to the scores here)
+                    best.scan(row.len(), at, |v| if v == self.end { free } else { masked });
+                } else {
+                    let m = softmax::max(row);
+                    let ls = T::from_f64(to_f64(softmax::sum_exp(row, m)).ln());
+                    shift[i * k + j] = m;
+                    log_sum[i * k + j] = ls;
+                    let (grow, stay) = (penalty::<T>(len + 1, self.w), penalty::<T>(len, self.w));
+                    let end = self.end;
+                    best.scan(row.len(), at, |v| {
+                        (lp + ((row[v] - m) - ls)) / if v == end { stay } else { grow }
+                    });
+                }
+            }
+        }
+    }
 }
 
-/// `row ← log_softmax(row)`, computed in `f64`: `z - max z - ln Σ exp(z -
-/// max z)`.
-fn log_softmax<T: Scalar>(row: &mut [T]) {
-    let top = row
-        .iter()
-        .map(|&z| to_f64(z))
-        .fold(f64::NEG_INFINITY, f64::max);
-    let sum: f64 = row.iter().map(|&z| (to_f64(z) - top).exp()).sum();
-    let log_sum = sum.ln();
-    for z in row.iter_mut() {
-        *z = T::from_f64(to_f64(*z) - top - log_sum);
+/// [`Beams::select`] on the CPU's widest vectors.
+struct Select<'a, 'b, T> {
+    beams: &'a Beams<'b, T>,
+    b0: usize,
+    top: &'a mut [(T, usize)],
+    shift: &'a mut [T],
+    log_sum: &'a mut [T],
+}
+
+impl<T: Scalar> softmax::Vectorized for Select<'_, '_, T> {
+    type Output = ();
+    #[inline(always)]
+    fn run(self) {
+        self.beams
+            .select(self.b0, self.top, self.shift, self.log_sum)
+    }
+}
+
+/// The best candidates offered so far (at most `items.len()`), best first:
+/// higher score first, equal scores in the order offered, i.e. lower flat
+/// index first (TensorFlow's `top_k`); a NaN score ranks below every number.
+struct TopK<'a, T> {
+    items: &'a mut [(T, usize)],
+    len: usize,
+}
+
+impl<T: Scalar> TopK<'_, T> {
+    /// Whether any score can enter without beating the worst kept one
+    /// numerically (not full yet, or the worst is NaN).
+    #[inline(always)]
+    fn open(&self) -> bool {
+        self.len < self.items.len() || {
+            let worst = self.items[self.len - 1].0;
+            worst.partial_cmp(&worst).is_none()
+        }
+    }
+
+    /// Offers `score(v)` for `v` in `0..n` as flat index `at + v`, in
+    /// order; blocks of [`softmax::LANES`] candidates none of which beats
+    /// the worst kept are skipped at once.
+    #[inline(always)]
+    fn scan(&mut self, n: usize, at: usize, score: impl Fn(usize) -> T) {
+        const W: usize = softmax::LANES;
+        let mut v = 0;
+        while v + W <= n {
+            let mut s = [T::zero(); W];
+            for (l, s) in s.iter_mut().enumerate() {
+                *s = score(v + l);
+            }
+            let mut open = self.open();
+            if !open {
+                let worst = self.items[self.len - 1].0;
+                for &s in &s {
+                    open |= s > worst;
+                }
+            }
+            if open {
+                for (l, &s) in s.iter().enumerate() {
+                    self.offer(s, at + v + l);
+                }
+            }
+            v += W;
+        }
+        while v < n {
+            self.offer(score(v), at + v);
+            v += 1;
+        }
+    }
+
+    /// Adds candidate `(score, flat)` if it is among the best.
+    #[inline(always)]
+    fn offer(&mut self, score: T, flat: usize) {
+        let better =
+            |a: T, b: T| a > b || (b.partial_cmp(&b).is_none() && a.partial_cmp(&a).is_some());
+        let k = self.items.len();
+        if self.len == k {
+            if !better(score, self.items[k - 1].0) {
+                return;
+            }
+            self.len -= 1;
+        }
+        let at = self.items[..self.len]
+            .iter()
+            .position(|&(s, _)| better(score, s))
+            .unwrap_or(self.len);
+        self.items.copy_within(at..self.len, at + 1);
+        self.items[at] = (score, flat);
+        self.len += 1;
     }
 }

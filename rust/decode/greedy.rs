@@ -2,10 +2,11 @@
 //! `GreedyEmbeddingHelper` or `SampleEmbeddingHelper` under
 //! `dynamic_decode`).
 
-use super::{check_common, embed, Projection, Stack, Steps};
+use super::{check_common, embed, BatchSteps, Projection, Stack, Steps};
 use crate::error::{Error, Interrupt, Result};
 use crate::kernels::rows::try_zeros;
 use crate::kernels::scalar::Scalar;
+use crate::kernels::softmax;
 use crate::pool::Watch;
 use crate::step::Prepared;
 use ndarray::{Array2, Array3, ArrayView1, ArrayView2, Axis};
@@ -104,7 +105,7 @@ pub fn greedy<T: Scalar>(
     let mut x = try_zeros::<T>(batch, input, "start_tokens", "the step inputs")?;
     let mut logits = try_zeros::<T>(batch, vocab, "output_layer", "the step logits")?;
     let mut cdf = vec![0.0f64; if options.sampling.is_some() { vocab } else { 0 }];
-    let mut outputs = Steps::<T>::new(batch * vocab, max_iters, "the outputs");
+    let mut outputs = BatchSteps::<T>::new(batch, vocab, max_iters, "the outputs")?;
     let mut ids_out = Steps::<i32>::new(batch, max_iters, "the sample ids");
     // positions → rows: the rows still running sit at the front of the
     // stepper's buffers (with `impute_finished`; else every row runs)
@@ -132,7 +133,7 @@ pub fn greedy<T: Scalar>(
         let h = stack.step(n, x.slice(ndarray::s![..n, ..]))?;
         let mut step_logits = logits.slice_mut(ndarray::s![..n, ..]);
         projection.apply(h, step_logits.view_mut());
-        let out = outputs.push()?;
+        outputs.push()?;
         let id_row = ids_out.push()?;
         let last = t + 1 >= max_iters;
         for (p, row) in step_logits.axis_iter(Axis(0)).enumerate() {
@@ -142,10 +143,9 @@ pub fn greedy<T: Scalar>(
                 Some(s) => sample(row, s.uniforms[[t, b]], s.temperature, &mut cdf),
             };
             ids[p] = id;
-            out[b * vocab..(b + 1) * vocab]
-                .iter_mut()
-                .zip(row)
-                .for_each(|(o, &v)| *o = v);
+            outputs
+                .row_mut(b)
+                .copy_from_slice(row.as_slice().expect("standard layout"));
             id_row[b] = id as i32;
             if !finished[b] {
                 lengths[b] = (t + 1) as i32;
@@ -181,7 +181,7 @@ pub fn greedy<T: Scalar>(
         stack.state_parts()
     };
     Ok(GreedyOutput {
-        rnn_output: outputs.batch_major(batch, vocab)?,
+        rnn_output: outputs.into_array(),
         sample_id: ids_out
             .batch_major(batch, 1)?
             .into_shape_with_order((batch, t))
@@ -193,16 +193,10 @@ pub fn greedy<T: Scalar>(
 
 /// The index of the first maximum (NumPy's `argmax`: a NaN wins at once).
 pub fn argmax<T: Scalar>(row: ArrayView1<T>) -> usize {
-    let mut best = 0;
-    for (i, &v) in row.iter().enumerate() {
-        if v.partial_cmp(&v).is_none() {
-            return i;
-        }
-        if v > row[best] {
-            best = i;
-        }
+    match row.as_slice() {
+        Some(row) => softmax::argmax(row),
+        None => softmax::argmax(&row.to_vec()),
     }
-    best
 }
 
 /// The id drawn with uniform `u` (see [`Sampling`]); `cdf` is scratch of

@@ -7,7 +7,8 @@
 //! [`Stepper`] per layer of a `MultiRNNCell`, kept for the whole loop), the
 //! output projection ([`Projection`]: the kernel packed once per call), the
 //! embedding lookup of the next step's inputs ([`embed`]) and the outputs
-//! growing by whole steps ([`Steps`]). Nothing is allocated inside a loop
+//! growing by whole steps ([`Steps`] time-major, [`BatchSteps`] the greedy
+//! logits batch-major in a zeroed buffer). Nothing is allocated inside a loop
 //! but the geometric growth of the outputs; work is cut by shapes alone, so
 //! results are bitwise identical for any thread count.
 
@@ -19,6 +20,7 @@ pub use greedy::{greedy, GreedyOptions, GreedyOutput, Sampling};
 
 use crate::error::{check_shape, Budget, Error, Result};
 use crate::kernels::packed::PackedB;
+use crate::kernels::rows::try_zeros;
 use crate::kernels::scalar::Scalar;
 use crate::pool;
 use crate::step::{Prepared, Stepper};
@@ -369,6 +371,115 @@ impl<E: Copy + Default> Steps<E> {
             }
         }
         Ok(Array3::from_shape_vec((batch, t, inner), out).expect("B * T * inner elements"))
+    }
+}
+
+/// Outputs `[B, T, inner]` written batch-major as the steps come, in a
+/// buffer zeroed by the allocator: a row a step never writes stays zero at
+/// no cost (fresh pages are not even touched). The first capacity is
+/// `max_steps` steps when the memory budget allows it at once (untouched
+/// capacity costs address space only), else 16; past it the capacity
+/// doubles (at most `max_steps`), each row's steps copied over and each
+/// growth checked against the budget ([`Error::OutOfMemory`] naming
+/// `maximum_iterations`).
+#[derive(Debug)]
+pub struct BatchSteps<T> {
+    /// `[B, cap * inner]`.
+    data: Array2<T>,
+    batch: usize,
+    inner: usize,
+    cap: usize,
+    steps: usize,
+    max_steps: usize,
+    what: &'static str,
+}
+
+impl<T: Scalar> BatchSteps<T> {
+    /// Empty, for at most `max_steps` steps of `[batch, inner]`.
+    pub fn new(batch: usize, inner: usize, max_steps: usize, what: &'static str) -> Result<Self> {
+        let mut out = BatchSteps {
+            data: Array2::zeros((batch, 0)),
+            batch,
+            inner,
+            cap: 0,
+            steps: 0,
+            max_steps,
+            what,
+        };
+        let mut budget = Budget::new("maximum_iterations");
+        budget.add(what, &[batch, max_steps, inner], std::mem::size_of::<T>());
+        if budget.check().is_ok() {
+            if let Ok(data) = Self::alloc(batch, max_steps, inner, what) {
+                out.data = data;
+                out.cap = max_steps;
+            }
+        }
+        Ok(out)
+    }
+
+    fn alloc(batch: usize, cap: usize, inner: usize, what: &'static str) -> Result<Array2<T>> {
+        let cols = cap
+            .checked_mul(inner)
+            .ok_or_else(|| Error::out_of_memory("maximum_iterations", what, None))?;
+        try_zeros::<T>(batch, cols, "maximum_iterations", what)
+    }
+
+    /// The steps stored.
+    pub fn steps(&self) -> usize {
+        self.steps
+    }
+
+    /// Appends a step of zeros (see [`BatchSteps::row_mut`]).
+    pub fn push(&mut self) -> Result<()> {
+        if self.steps == self.cap {
+            let cap = self
+                .cap
+                .saturating_mul(2)
+                .max(16)
+                .min(self.max_steps)
+                .max(self.cap + 1);
+            let mut budget = Budget::new("maximum_iterations");
+            budget.add(
+                self.what,
+                &[self.batch, cap, self.inner],
+                std::mem::size_of::<T>(),
+            );
+            budget.check()?;
+            let mut data = Self::alloc(self.batch, cap, self.inner, self.what)?;
+            let used = self.steps * self.inner;
+            for (mut new, old) in data.rows_mut().into_iter().zip(self.data.rows()) {
+                new.slice_mut(ndarray::s![..used])
+                    .assign(&old.slice(ndarray::s![..used]));
+            }
+            self.data = data;
+            self.cap = cap;
+        }
+        self.steps += 1;
+        Ok(())
+    }
+
+    /// Row `b` of the last step pushed.
+    pub fn row_mut(&mut self, b: usize) -> &mut [T] {
+        let at = (self.steps - 1) * self.inner;
+        let row = self.data.row_mut(b).into_slice().expect("standard layout");
+        &mut row[at..at + self.inner]
+    }
+
+    /// The steps as `[B, T, inner]` (moved down in place when fewer than
+    /// the capacity).
+    pub fn into_array(self) -> Array3<T> {
+        let (batch, inner, steps) = (self.batch, self.inner, self.steps);
+        let width = self.cap * inner;
+        let (mut data, _) = self.data.into_raw_vec_and_offset();
+        let used = steps * inner;
+        if used < width {
+            for b in 1..batch {
+                data.copy_within(b * width..b * width + used, b * used);
+            }
+            data.truncate(batch * used);
+            data.shrink_to_fit();
+        }
+        Array3::from_shape_vec((batch, steps, inner), data).expect("B * T * inner elements")
     }
 }
 

@@ -618,3 +618,37 @@ fn outputs_grow_by_doubling_within_the_budget() {
     assert_eq!(s.steps(), 40);
     assert_eq!(s.data.capacity(), 64 * 3);
 }
+
+/// The batch-major outputs: written row by row per step, rows never written
+/// stay zero, and the result is `[B, T, inner]` both when the whole capacity
+/// was taken at once (moved down in place) and when it grew step by step
+/// (a `max_steps` far beyond the budget).
+#[test]
+fn batch_steps_fill_rows_and_compact() {
+    for max_steps in [40usize, usize::MAX / 8] {
+        let mut out = super::BatchSteps::<f32>::new(3, 2, max_steps, "the outputs").unwrap();
+        for t in 0..37 {
+            out.push().unwrap();
+            for b in 0..3 {
+                if b != 1 || t < 5 {
+                    out.row_mut(b)
+                        .copy_from_slice(&[(100 * b + t) as f32, -((100 * b + t) as f32)]);
+                }
+            }
+        }
+        assert_eq!(out.steps(), 37);
+        let a = out.into_array();
+        assert_eq!(a.shape(), &[3, 37, 2]);
+        for b in 0..3 {
+            for t in 0..37 {
+                let want = if b == 1 && t >= 5 {
+                    0.0
+                } else {
+                    (100 * b + t) as f32
+                };
+                assert_eq!(a[[b, t, 0]], want, "max_steps {max_steps} b {b} t {t}");
+                assert_eq!(a[[b, t, 1]], -want);
+            }
+        }
+    }
+}

@@ -12,9 +12,12 @@
 //! * [`packed`]: the time loop's product over a right-hand side packed once
 //!   ([`PackedB`](packed::PackedB)), with AVX-512 and AVX2 micro-kernels.
 //! * [`rows`]: arrays assembled row by row, each element written once.
+//! * [`softmax`]: a vectorised `exp`, the max, sum of exponentials and
+//!   argmax of a row, and [`vectorized`](softmax::vectorized).
 
 pub mod activation;
 pub mod gemm;
 pub mod packed;
 pub mod rows;
 pub mod scalar;
+pub mod softmax;
