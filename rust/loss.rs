@@ -35,6 +35,7 @@
 use crate::error::{Error, Result};
 use crate::kernels::rows::try_zeros;
 use crate::kernels::scalar::exp_f64;
+use crate::kernels::softmax::exp_f32;
 use crate::pool;
 use crate::Scalar;
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2};
@@ -167,49 +168,6 @@ impl LossFloat for f64 {
     }
 }
 
-/// `exp(x)` for `f32`, after Cephes' `expf`: `x = n·ln2 + r`, a degree-6
-/// polynomial for `exp(r)`, `2^n` put into the exponent bits. Relative
-/// error below 3e-7; `+inf` above 88.72, `0` below -86 (where the true
-/// value is below 5e-38); NaN passes through. Branch-free so that loops over
-/// it vectorise.
-// Coefficients as published; comparisons written so NaN passes (not clamp).
-#[allow(clippy::excessive_precision, clippy::manual_clamp)]
-#[inline(always)]
-pub fn exp_f32(x: f32) -> f32 {
-    const LOG2E: f32 = std::f32::consts::LOG2_E;
-    const C1: f32 = 0.693_359_375;
-    const C2: f32 = -2.121_944_4e-4;
-    // Adding 1.5·2^23 rounds to an integer held in the low mantissa bits.
-    const ROUND: f32 = 12_582_912.0;
-    let xc = if x > 88.72 {
-        88.72
-    } else if x < -86.0 {
-        -86.0
-    } else {
-        x
-    };
-    let t = xc * LOG2E + ROUND;
-    let n = t - ROUND;
-    let r = xc - n * C1 - n * C2;
-    let mut p = 1.987_569_15e-4_f32;
-    p = p * r + 1.398_199_950_7e-3;
-    p = p * r + 8.333_451_907_3e-3;
-    p = p * r + 4.166_579_589_4e-2;
-    p = p * r + 1.666_666_545_9e-1;
-    p = p * r + 5.000_000_120_1e-1;
-    let e = p * (r * r) + r + 1.0;
-    // 2^(n-1) (n reaches 128, one above the largest exponent); then × 2.
-    let scale = f32::from_bits((t.to_bits().wrapping_sub(ROUND.to_bits()).wrapping_add(126)) << 23);
-    let y = e * scale * 2.0;
-    if x > 88.72 {
-        f32::INFINITY
-    } else if x < -86.0 {
-        0.0
-    } else {
-        y
-    }
-}
-
 /// One row: writes `grad` and returns the loss.
 #[inline]
 fn row<T: LossFloat>(z: &[T], label: usize, scale: f64, grad: &mut [T]) -> f64 {
@@ -335,25 +293,6 @@ mod tests {
                 assert!((*g as f64 - w).abs() <= 1e-7, "{g} vs {w}");
             }
         }
-    }
-
-    #[test]
-    fn exp_f32_is_accurate() {
-        let n = 400_000;
-        let mut worst = 0.0f64;
-        for i in 0..=n {
-            let x = -86.0 + 174.0 * i as f64 / n as f64;
-            let got = exp_f32(x as f32) as f64;
-            let want = (x as f32 as f64).exp();
-            worst = worst.max(((got - want) / want).abs());
-        }
-        assert!(worst < 3e-7, "max relative error {worst}");
-        assert_eq!(exp_f32(0.0), 1.0);
-        assert_eq!(exp_f32(f32::NEG_INFINITY), 0.0);
-        assert_eq!(exp_f32(-200.0), 0.0);
-        assert_eq!(exp_f32(100.0), f32::INFINITY);
-        assert_eq!(exp_f32(f32::INFINITY), f32::INFINITY);
-        assert!(exp_f32(f32::NAN).is_nan());
     }
 
     #[test]

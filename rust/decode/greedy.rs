@@ -13,7 +13,7 @@ use ndarray::{Array2, Array3, ArrayView1, ArrayView2, Axis};
 
 /// Sampling instead of argmax (`SampleEmbeddingHelper`): row `b` at step `t`
 /// draws with the uniform `uniforms[t, b]` from `softmax(logits /
-/// temperature)`, computed in `f64`: `e = exp(z - max z)`, `cdf` its
+/// temperature)`, computed in `f64`: `e = exp((z - max z) / temperature)`, `cdf` its
 /// sequential cumulative sum, `id = min(#{k : cdf[k] <= u * cdf[V-1]}, V - 1)`
 /// (NumPy's `searchsorted(cdf, u * cdf[-1], side="right")`, clipped).
 #[derive(Debug, Clone, Copy)]
@@ -203,11 +203,15 @@ pub fn argmax<T: Scalar>(row: ArrayView1<T>) -> usize {
 /// `V` entries.
 pub fn sample<T: Scalar>(row: ArrayView1<T>, u: f64, temperature: f64, cdf: &mut [f64]) -> usize {
     let v = row.len();
-    let z = |x: T| to_f64(x) / temperature;
-    let top = row.iter().map(|&x| z(x)).fold(f64::NEG_INFINITY, f64::max);
+    // Dividing after the subtraction keeps a tiny temperature exact (the
+    // first maximum) instead of overflowing to inf - inf.
+    let top = row
+        .iter()
+        .map(|&x| to_f64(x))
+        .fold(f64::NEG_INFINITY, f64::max);
     let mut sum = 0.0;
     for (c, &x) in cdf.iter_mut().zip(row) {
-        sum += (z(x) - top).exp();
+        sum += ((to_f64(x) - top) / temperature).exp();
         *c = sum;
     }
     let threshold = u * sum;
