@@ -26,6 +26,7 @@ __all__ = [
     "forward",
     "get_num_threads",
     "set_num_threads",
+    "softmax_cross_entropy",
 ]
 
 @final
