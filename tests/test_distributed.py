@@ -137,10 +137,7 @@ def test_strategy_refuses_what_replicas_cannot_reproduce():
 
 
 def test_tune_example_quick():
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join([os.path.join(ROOT, "python"), os.environ.get("PYTHONPATH", "")]),
-    }
+    env = dict(os.environ)  # the rnnrs this test imports (installed, or on PYTHONPATH in a work tree)
     done = subprocess.run(
         [sys.executable, os.path.join(ROOT, "examples", "tune_digits.py"), "--quick"],
         capture_output=True,
