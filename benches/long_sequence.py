@@ -57,11 +57,9 @@ import argparse
 import gc
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
-import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
@@ -80,7 +78,7 @@ _THREADS = pin_threads(sys.argv[1:])
 
 import numpy as np  # noqa: E402
 
-from report import fmt_time, fmt_value, render_table  # noqa: E402
+from report import fmt_time, fmt_value, render_table, timed_calls  # noqa: E402
 
 MIB = 1024.0 * 1024.0
 WARMUP_TIME = 10  # steps of the warm-up call, before the baseline
@@ -135,12 +133,6 @@ def cache_estimate_mib(kind: CellKind, size: Size, dtype: Any) -> float:
 # --------------------------------------------------------------------------------------
 # The child: one library, one cell kind, one size
 # --------------------------------------------------------------------------------------
-
-
-def _maxrss_bytes() -> int:
-    """The process's resident-set high-water mark (Linux reports KiB, macOS bytes)."""
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return int(rss if sys.platform == "darwin" else rss * 1024)
 
 
 def _current_rss_bytes() -> Optional[int]:
@@ -207,19 +199,8 @@ def measure(
     step(np.ascontiguousarray(x[:, :w]), np.ascontiguousarray(dy[:, :w]))
 
     gc.collect()
-    baseline = _maxrss_bytes()
     current = _current_rss_bytes()
-    times: List[float] = []
-    peaks: List[int] = []
-    gc.disable()
-    try:
-        for _ in range(repeat):
-            t0 = time.perf_counter()
-            step(x, dy)
-            times.append(time.perf_counter() - t0)
-            peaks.append(_maxrss_bytes())
-    finally:
-        gc.enable()
+    baseline, times, peaks = timed_calls(lambda: step(x, dy), repeat)
     return {
         "status": "",
         "version": _library_version(library),

@@ -7,8 +7,12 @@ this module without the import-time thread setup and library imports of ``compar
 from __future__ import annotations
 
 import argparse
+import gc
 import os
-from typing import List, Optional, Sequence
+import resource
+import sys
+import time
+from typing import Callable, List, Optional, Sequence, Tuple
 
 
 def fmt_time(seconds: Optional[float]) -> str:
@@ -123,3 +127,29 @@ def csv_choice(value: str, allowed: Sequence[str], what: str) -> List[str]:
     if bad or not items:
         raise SystemExit(f"unknown {what}: {', '.join(bad) or '(none)'} (choose from {', '.join(allowed)})")
     return items
+
+
+def maxrss_bytes() -> int:
+    """The process's resident-set high-water mark (Linux reports KiB, macOS bytes)."""
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(rss if sys.platform == "darwin" else rss * 1024)
+
+
+def timed_calls(call: Callable[[], object], repeat: int) -> Tuple[int, List[float], List[int]]:
+    """``repeat`` timed calls of ``call`` with the garbage collector paused, after
+    a collection: the RSS high-water mark before them (the baseline), each
+    call's seconds, and the high-water mark after each call."""
+    gc.collect()
+    baseline = maxrss_bytes()
+    times: List[float] = []
+    peaks: List[int] = []
+    gc.disable()
+    try:
+        for _ in range(repeat):
+            t0 = time.perf_counter()
+            call()
+            times.append(time.perf_counter() - t0)
+            peaks.append(maxrss_bytes())
+    finally:
+        gc.enable()
+    return baseline, times, peaks

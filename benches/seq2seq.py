@@ -91,10 +91,8 @@ gradients, scratch).  ``x/rnnrs`` above 1 means rnnrs is faster.
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -108,7 +106,16 @@ if BENCHES_DIR not in sys.path:  # report.py, next to this file
     sys.path.insert(0, BENCHES_DIR)
 import numpy as np  # noqa: E402
 
-from report import THREAD_VARIABLES, csv_choice, fmt_time, fmt_times, fmt_value, ratio, render_table  # noqa: E402
+from report import (  # noqa: E402
+    THREAD_VARIABLES,
+    csv_choice,
+    fmt_time,
+    fmt_times,
+    fmt_value,
+    ratio,
+    render_table,
+    timed_calls,
+)
 
 MIB = 1024.0 * 1024.0
 GO, EOS = 0, 1
@@ -557,12 +564,6 @@ def make_calls(
 # --------------------------------------------------------------------------------------
 
 
-def _maxrss_bytes() -> int:
-    """The process's resident-set high-water mark (Linux reports KiB, macOS bytes)."""
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return int(rss if sys.platform == "darwin" else rss * 1024)
-
-
 def measure(case: str, contender: str, args: argparse.Namespace) -> Dict[str, Any]:
     """Runs in the child: baseline after imports, model and warm-up; ``repeat`` timed calls;
     then one untimed call whose arrays go to ``--check-out``."""
@@ -573,19 +574,7 @@ def measure(case: str, contender: str, args: argparse.Namespace) -> Dict[str, An
     except ImportError as exc:
         return {"status": "not installed", "error": f"{type(exc).__name__}: {exc}"}
     warm()
-    gc.collect()
-    baseline = _maxrss_bytes()
-    times: List[float] = []
-    peaks: List[int] = []
-    gc.disable()
-    try:
-        for _ in range(args.repeat):
-            t0 = time.perf_counter()
-            timed()
-            times.append(time.perf_counter() - t0)
-            peaks.append(_maxrss_bytes())
-    finally:
-        gc.enable()
+    baseline, times, peaks = timed_calls(timed, args.repeat)
     np.savez(args.check_out, **check())
     library = "torch" if contender.startswith("torch") else "rnnrs"
     version = str(getattr(sys.modules.get(library), "__version__", "?"))
