@@ -91,22 +91,15 @@ def sequence_loss(
         check_shape("weights", w, z.shape[:2])
     axes: tuple[int, ...] = tuple(axis for axis, on in ((0, average_b or sum_b), (1, average_t or sum_t)) if on)
     if not axes:
-        ce, grad = _cross_entropy(z, ids, w)  # float64 [B, T], z.dtype [B, T, V]
+        # the fused kernel: -log softmax(z)[id] (float64 [B, T]) and w * (softmax - onehot) (z.dtype)
+        ce, grad = _softmax_cross_entropy_rows(z, ids, w, "targets")
         return (w * ce).astype(z.dtype), grad
     divisor = w.sum(axis=axes) if (average_t or average_b) else np.count_nonzero(w, axis=axes).astype(np.float64)
     safe = np.where(divisor == 0, 1.0, divisor)
     scale = np.where(divisor == 0, 0.0, 1.0 / safe)  # d value / d (w * ce), per reduced entry
     scale_bt = np.expand_dims(scale, axes) if np.ndim(scale) else scale
-    ce, d_logits = _cross_entropy(z, ids, w * scale_bt)
+    ce, d_logits = _softmax_cross_entropy_rows(z, ids, w * scale_bt, "targets")
     value = np.where(divisor == 0, 0.0, (w * ce).sum(axis=axes) / safe)
     if len(axes) == 2:
         return float(value), d_logits
     return value.astype(z.dtype), d_logits
-
-
-def _cross_entropy(z: np.ndarray, ids: np.ndarray, scale: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-entry ``-log softmax(z)[id]`` (float64 ``[B, T]``) and its gradient
-    ``scale * (softmax(z) - onehot(id))`` (``z``'s dtype), stable for any
-    finite logits (the gap to the maximum is taken before ``exp``, the loss
-    summed in float64), fused in one pass per row by the Rust core."""
-    return _softmax_cross_entropy_rows(z, ids, scale, "targets")
