@@ -122,12 +122,67 @@ def test_distributed_predict_equals_local(reference):
     np.testing.assert_allclose(on_ds, reference.predict(x[:, :4], batch_size=64), rtol=1e-6, atol=1e-7)
 
 
+def _dropout_model(on=True):
+    """A Dropout layer and a DropoutWrapper (input, state and output masks) in one model (``on=False``: never drop)."""
+    keep = (0.8, 0.7, 0.9) if on else (1.0, 1.0, 1.0)
+    cell = rnnrs.DropoutWrapper(rnnrs.GRUCell(6, seed=1), *keep, seed=5)
+    m = rnnrs.Sequential(
+        [rnnrs.RNN(cell, return_sequences=True), rnnrs.Dropout(0.3 if on else 0.0, seed=6), rnnrs.Dense(4, seed=2)]
+    )
+    m.compile(rnnrs.Adam(0.01, clip_norm=0.5), metrics=["accuracy"])
+    return m
+
+
+@pytest.mark.parametrize("workers", [2, 3])
+def test_dropout_trains_bitwise_equal_to_one_process(workers):
+    """Each shard draws its masks from (the step's key, its index): replicas reproduce them."""
+    reference = _fit(model=_dropout_model(), epochs=3)
+    m = _fit(RayStrategy(workers, cpus_per_worker=2 / workers), model=_dropout_model(), epochs=3)
+    assert _same(m, reference)
+    assert m.history.history == reference.history.history
+    assert not _same(reference, _fit(model=_dropout_model(on=False), epochs=3))  # the masks did something
+
+
+def _dataset(x, y, lengths, blocks=3):
+    rows = [{"x": x[i], "y": y[i], "sequence_length": int(lengths[i])} for i in range(len(x))]
+    return ray.data.from_items(rows).repartition(blocks)
+
+
+def test_dataset_trains_as_its_arrays_on_replicas(reference):
+    """fit(dataset) reads the rows once, in order: bitwise the run on the same arrays."""
+    x, y, lengths = _data()
+    m = _model()
+    m.fit(_dataset(x, y, lengths), batch_size=300, epochs=10, seed=3, verbose=0, strategy=RayStrategy(2))
+    assert _same(m, reference)
+    assert m.history.history == reference.history.history
+    val = (x[:40], y[:40], lengths[:40])
+    on_arrays = _model().fit(
+        x, y, batch_size=300, epochs=1, seed=3, sequence_length=lengths, validation_data=val, verbose=0
+    )
+    on_ds = _model().fit(
+        _dataset(x, y, lengths), batch_size=300, epochs=1, seed=3, validation_data=_dataset(*val, blocks=2), verbose=0
+    )
+    assert on_ds.history == on_arrays.history
+
+
+def test_dataset_arguments_are_checked():
+    x, y, lengths = _data()
+    ds = _dataset(x[:8], y[:8], lengths[:8])
+    with pytest.raises(ValueError, match="^y: expected None with a ray.data.Dataset x"):
+        _model().fit(ds, y[:8], verbose=0)
+    with pytest.raises(ValueError, match="^x: expected a Dataset with columns 'x' and 'y'"):
+        _model().fit(ds.drop_columns(["y"]), verbose=0)
+    with pytest.raises(ValueError, match="^x: expected a Dataset with columns 'x' and 'y'.*'label'"):
+        _model().fit(ds.rename_columns({"y": "label"}), verbose=0)
+    ragged = ray.data.from_items([{"x": np.zeros((n, F), np.float32), "y": np.zeros(n, np.int64)} for n in (2, 3)])
+    with pytest.raises(ValueError, match="^x: expected column 'x' to hold rows of one shape"):
+        _model().fit(ragged, verbose=0)
+    with pytest.raises(TypeError, match="^y: expected the targets"):
+        _model().fit(x, verbose=0)
+
+
 def test_strategy_refuses_what_replicas_cannot_reproduce():
     x, y, lengths = _data()
-    m = rnnrs.Sequential([rnnrs.RNN(rnnrs.GRUCell(4, seed=1)), rnnrs.Dropout(0.5), rnnrs.Dense(4)])
-    m.compile("adam")
-    with pytest.raises(ValueError, match="^strategy: expected a model without dropout"):
-        m.fit(x, y[:, 0], epochs=1, verbose=0, strategy=RayStrategy(1))
     with pytest.raises(TypeError, match="^strategy: expected None or a rnnrs.distributed strategy"):
         _model().fit(x, y, epochs=1, verbose=0, strategy="ray")
     with pytest.raises(ValueError, match="^num_workers: expected an integer >= 1, got 0"):

@@ -4,12 +4,15 @@ Pins: ``import rnnrs`` (and ``rnnrs.distributed``) never imports ray, and
 RayStrategy / predict raise ImportError naming the "rnnrs[ray]" extra when
 ray is missing; shard_bounds cuts a batch by its shape alone (rows x steps); a run
 resumed from a checkpoint with the same seed (initial_epoch skips the
-earlier epochs' shuffles) reaches the uninterrupted run's weights.
+earlier epochs' shuffles) reaches the uninterrupted run's weights, with
+dropout too; dropout's mask sources are found in a fixed order (a copy's
+too) and draw one key per step.
 """
 
 from __future__ import annotations
 
 import os
+import pickle
 import subprocess
 import sys
 
@@ -18,6 +21,7 @@ import pytest
 
 import rnnrs
 from rnnrs.callbacks import ModelCheckpoint
+from rnnrs.trainers.shard_rng import draw_keys, mask_sources, shard_generator, shard_generators
 from rnnrs.trainers.trainer import SHARD_TOKENS, batch_steps, shard_bounds
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -88,5 +92,45 @@ def test_resume_from_checkpoint_reaches_uninterrupted_weights(tmp_path):
     )
     resumed = rnnrs.load_model(str(tmp_path / "ckpt-2.npz"))
     resumed.fit(x, y, batch_size=100, epochs=5, seed=7, sequence_length=lengths, verbose=0, initial_epoch=2)
+    for k, v in whole.get_weights().items():
+        assert np.array_equal(resumed.get_weights()[k], v), k
+
+
+def _dropout_model():
+    cell = rnnrs.DropoutWrapper(rnnrs.GRUCell(4, seed=1), 0.8, 0.7, 0.9, seed=5)
+    m = rnnrs.Sequential([rnnrs.RNN(cell), rnnrs.Dropout(0.3, seed=6), rnnrs.Dense(3, seed=2)])
+    m.compile(rnnrs.Adam(0.01), metrics=["accuracy"])
+    return m
+
+
+def test_mask_sources_are_found_in_a_fixed_order_and_draw_one_key_per_step():
+    m = _dropout_model()
+    m.predict(np.zeros((1, 5, 3), np.float32))  # builds it
+    sources = mask_sources(m)
+    assert [type(s).__name__ for s in sources] == ["DropoutWrapper", "Dropout"]
+    copy = pickle.loads(pickle.dumps(m))
+    assert [type(s).__name__ for s in mask_sources(copy)] == ["DropoutWrapper", "Dropout"]
+    before = [s._rng.bit_generator.state for s in sources]
+    keys = draw_keys(sources)
+    assert keys == draw_keys(mask_sources(copy))  # a copy draws the same keys
+    assert [s._rng.bit_generator.state for s in sources] != before
+    with shard_generators(sources, keys, 3):
+        inside = [s._rng for s in sources]
+        assert all(np.array_equal(g.random(4), shard_generator(k, 3).random(4)) for g, k in zip(inside, keys))
+    assert all(s._rng is not g for s, g in zip(sources, inside))  # their own generators are back
+
+
+def test_dropout_resume_from_checkpoint_reaches_uninterrupted_weights(tmp_path):
+    """The generators' positions are saved with the model: a resumed run draws the same masks."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(150, 5, 3)).astype(np.float32)
+    y = rng.integers(0, 3, size=150)
+    whole = _dropout_model()
+    whole.fit(x, y, batch_size=100, epochs=4, seed=7, verbose=0)
+    first = _dropout_model()
+    path = str(tmp_path / "ckpt-{epoch}.npz")
+    first.fit(x, y, batch_size=100, epochs=2, seed=7, verbose=0, callbacks=[ModelCheckpoint(path)])
+    resumed = rnnrs.load_model(str(tmp_path / "ckpt-2.npz"))
+    resumed.fit(x, y, batch_size=100, epochs=4, seed=7, verbose=0, initial_epoch=2)
     for k, v in whole.get_weights().items():
         assert np.array_equal(resumed.get_weights()[k], v), k

@@ -626,3 +626,21 @@ def test_bidirectional_stateful_and_state_argument():
     np.testing.assert_array_equal(b(x)[0], y1[0])
     applied = b._apply([x], [None], False, (y1[1], y1[2]))
     np.testing.assert_array_equal(applied.outputs[0], b(x, initial_state=[y1[1], y1[2]])[0])
+
+
+def test_dropout_wrapper_generators_are_the_layers_state():
+    """An RNN layer saves its DropoutWrappers' generator positions (training resumes with the same masks)."""
+    cell = rnnrs.DropoutWrapper(rnnrs.GRUCell(3, seed=1), input_keep_prob=0.5, seed=4)
+    layer = rnnrs.Bidirectional(rnnrs.RNN(cell))
+    x = np.ones((2, 4, 2), np.float32)
+    layer(x)
+    state = layer.get_state()
+    assert sorted(state) == ["backward/dropout_0/generator", "forward/dropout_0/generator"]
+    first = layer(x, training=True)
+    layer.set_state(state)
+    np.testing.assert_array_equal(layer(x, training=True), first)  # the same masks again
+    assert rnnrs.RNN(rnnrs.GRUCell(3)).get_state() == {}
+    with pytest.raises(ValueError, match=r"^mapping: expected names among \['dropout_0/generator'\]"):
+        rnnrs.RNN(cell).set_state({"dropout_1/generator": state["forward/dropout_0/generator"]})
+    with pytest.raises(ValueError, match="^mapping: expected names 'forward/<name>' or 'backward/<name>'"):
+        layer.set_state({"sideways/x": 0})

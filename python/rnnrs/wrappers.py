@@ -337,6 +337,7 @@ class DropoutWrapper(_Wrapper):
     reaches the outputs, the state or a gradient, as without dropout.
     """
 
+    _DRAWS_MASKS = True  # its masks come from self._rng (see rnnrs.trainers.shard_rng)
     _CONFIG = ("cell", "input_keep_prob", "output_keep_prob", "state_keep_prob", "variational_recurrent", "seed")
 
     def __init__(

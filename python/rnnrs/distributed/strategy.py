@@ -18,15 +18,13 @@ from __future__ import annotations
 import copy
 import math
 import numbers
-import pickle
 from typing import Any, Iterable, Mapping, Optional, Sequence
 
 import numpy as np
 
 from .. import metrics as _metrics
-from ..layers import Dropout
+from ..trainers.shard_rng import shard_generators
 from ..trainers.trainer import LocalShards, batch_steps, shard_bounds
-from ..wrappers import DropoutWrapper
 from ._ray import ensure_started, require_ray
 
 
@@ -63,22 +61,30 @@ class _Replica:
         self.shards = LocalShards(model, model._losses_per_output)
 
     def forward(
-        self, params: Mapping[str, np.ndarray], rows: np.ndarray, bounds: Sequence[tuple[int, int]]
+        self,
+        params: Mapping[str, np.ndarray],
+        rows: np.ndarray,
+        bounds: Sequence[tuple[int, int]],
+        first: int,
+        keys: Sequence[int],
     ) -> list[tuple[dict[str, tuple[float, float]], list[dict[str, Any]]]]:
-        """Phase one on ``rows`` cut at ``bounds``: per shard its sums and metric updates."""
+        """Phase one on ``rows`` cut at ``bounds`` (the batch's shards
+        ``first, first + 1, ...``; ``keys`` the step's dropout keys): per
+        shard its sums and metric updates."""
         self.model._push(params)
         xs, ys, lengths, ws = self.data
         out = []
         self.shards.kept = []
-        for a, b in bounds:
+        for i, (a, b) in enumerate(bounds):
             index = rows[a:b]
             fresh = []
             for metric in self.model._metric_objects:
                 metric.reset_state()
                 fresh.append(copy.deepcopy(vars(metric)))
-            part = self.model._shard_loss(
-                self.shards.losses, _rows(xs, index), _rows(ys, index), _rows(lengths, index), _rows(ws, index)
-            )
+            with shard_generators(self.shards.sources, keys, first + i):
+                part = self.model._shard_loss(
+                    self.shards.losses, _rows(xs, index), _rows(ys, index), _rows(lengths, index), _rows(ws, index)
+                )
             self.shards.kept.append(part)
             deltas = [_metric_delta(m, f) for m, f in zip(self.model._metric_objects, fresh)]
             out.append((part.sums, deltas))
@@ -96,27 +102,6 @@ class _Replica:
 
 def _check_model(model: Any) -> None:
     """``ValueError`` naming ``strategy`` for what replicas cannot reproduce bit for bit."""
-    found: list[str] = []
-
-    class _Walk(pickle.Pickler):
-        def persistent_id(self, obj: Any) -> None:
-            if isinstance(obj, Dropout) and obj.rate > 0:
-                found.append(f"Dropout {obj.name!r}")
-            elif (
-                isinstance(obj, DropoutWrapper)
-                and min(obj.input_keep_prob, obj.output_keep_prob, obj.state_keep_prob) < 1
-            ):
-                found.append("DropoutWrapper")
-            return None
-
-    import io
-
-    _Walk(io.BytesIO(), protocol=pickle.HIGHEST_PROTOCOL).dump(model)
-    if found:
-        raise ValueError(
-            "strategy: expected a model without dropout (its masks come from one generator in this process, "
-            f"which replicas cannot share), got {sorted(set(found))}; train it with strategy=None"
-        )
     foreign = [type(m).__name__ for m in model._metric_objects if type(m).__module__ != _metrics.__name__]
     if foreign:
         raise ValueError(
@@ -162,8 +147,8 @@ class RayStrategy:
     Raises:
         ImportError: ``ray`` is not installed (install ``rnnrs[ray]``), when
             the strategy is created.
-        ValueError: (at ``fit``) a model with dropout, truncated BPTT or
-            stateful layers, or custom metric objects.
+        ValueError: (at ``fit``) truncated BPTT or stateful layers, or
+            custom metric objects.
     """
 
     def __init__(
@@ -219,7 +204,9 @@ class _RayShards:
         self.actor_class = ray.remote(_Replica).options(num_cpus=strategy.cpus_per_worker, max_restarts=0)
         self.threads = threads
         strategy.workers = [self._new_actor() for _ in range(strategy.num_workers)]
-        self.calls: list[tuple[np.ndarray, list[tuple[int, int]]]] = []  # per replica: rows, shard bounds
+        # per replica: rows, shard bounds (from its first row), index of its first shard
+        self.calls: list[tuple[np.ndarray, list[tuple[int, int]], int]] = []
+        self.keys: list[int] = []
         self.weights_ref: Any = None
 
     def _new_actor(self) -> Any:
@@ -262,17 +249,18 @@ class _RayShards:
         return out
 
     def _forward_refs(self, ws: Iterable[int]) -> list[tuple[int, Any]]:
-        return [(w, self.strategy.workers[w].forward.remote(self.weights_ref, *self.calls[w])) for w in ws]
+        return [(w, self.strategy.workers[w].forward.remote(self.weights_ref, *self.calls[w], self.keys)) for w in ws]
 
-    def forward(self, params: Mapping[str, np.ndarray], batch: Any, rows: np.ndarray) -> list[Any]:
+    def forward(self, params: Mapping[str, np.ndarray], batch: Any, rows: np.ndarray, keys: Sequence[int]) -> list[Any]:
         bounds = shard_bounds(len(rows), batch_steps(self.xs))
         runs = np.array_split(np.arange(len(bounds)), min(self.strategy.num_workers, len(bounds)))
         self.weights_ref = self.ray.put(dict(params))  # the one put of the step
         self.calls = []
+        self.keys = list(keys)
         for shards in runs:  # contiguous runs of shards, in worker order
             first, last = bounds[shards[0]][0], bounds[shards[-1]][1]
             local = [(a - first, b - first) for a, b in (bounds[i] for i in shards)]
-            self.calls.append((rows[first:last], local))
+            self.calls.append((rows[first:last], local, int(shards[0])))
 
         def run() -> list[Any]:
             return self._get(self._forward_refs(range(len(self.calls))))

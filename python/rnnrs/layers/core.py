@@ -453,6 +453,7 @@ class Dropout(Weightless):
     """
 
     default_name = "dropout"
+    _DRAWS_MASKS = True  # its masks come from self._rng (see rnnrs.trainers.shard_rng)
 
     def __init__(
         self,

@@ -29,7 +29,17 @@ from .._validate import flag, float_array
 from ..cells import WEIGHTS_LOCK, RNNCell, build_for_inputs, check_mapping
 from ..rnn import Backprop, dynamic_rnn, reverse_within_lengths
 from ..saving.registry import register
-from .base import Applied, Layer, LayerOutput, Spec, SymbolicTensor, float_spec, symbolic_inputs
+from .base import (
+    Applied,
+    Layer,
+    LayerOutput,
+    Spec,
+    SymbolicTensor,
+    float_spec,
+    generator_state,
+    restore_generator,
+    symbolic_inputs,
+)
 
 MERGE_MODES = ("concat", "sum", "mul", "ave", None)
 
@@ -227,6 +237,29 @@ class RNN(StateInputs):
 
     def set_weights(self, mapping: Mapping[str, Any]) -> None:
         self.cell.set_weights(mapping)
+
+    def _mask_sources(self) -> list[Any]:
+        from ..trainers.shard_rng import mask_sources
+
+        return mask_sources(self.cell)
+
+    def get_state(self) -> dict[str, np.ndarray]:
+        """The positions of the mask generators of the cell's
+        ``DropoutWrapper`` cells (``{"dropout_<i>/generator": 6 uint64}``, in
+        the cell's order), saved with a model so that training resumes with
+        the same masks; ``{}`` for a cell without one."""
+        return {f"dropout_{i}/generator": generator_state(src._rng) for i, src in enumerate(self._mask_sources())}
+
+    def set_state(self, mapping: Mapping[str, Any]) -> None:
+        check_mapping(mapping)
+        sources = self._mask_sources()
+        names = [f"dropout_{i}/generator" for i in range(len(sources))]
+        unknown = sorted(set(mapping) - set(names))
+        if unknown:
+            raise ValueError(f"mapping: expected names among {names}, got unknown {unknown}")
+        for name, src in zip(names, sources):
+            if name in mapping:
+                restore_generator(f"state[{name!r}]", src._rng, mapping[name])
 
     def get_config(self) -> dict[str, Any]:
         from ..saving.serialize import cell_to_config
@@ -583,6 +616,24 @@ class Bidirectional(StateInputs):
         with WEIGHTS_LOCK:
             for commit in commits:
                 commit()
+
+    def get_state(self) -> dict[str, np.ndarray]:
+        """Both directions' :meth:`RNN.get_state`, named ``forward/...`` and ``backward/...``."""
+        return {
+            **{f"forward/{k}": v for k, v in self.forward_layer.get_state().items()},
+            **{f"backward/{k}": v for k, v in self.backward_layer.get_state().items()},
+        }
+
+    def set_state(self, mapping: Mapping[str, Any]) -> None:
+        check_mapping(mapping)
+        parts: dict[str, dict[str, Any]] = {"forward": {}, "backward": {}}
+        for key, value in mapping.items():
+            head, _, rest = key.partition("/")
+            if head not in parts or not rest:
+                raise ValueError(f"mapping: expected names 'forward/<name>' or 'backward/<name>', got unknown {key!r}")
+            parts[head][rest] = value
+        self.forward_layer.set_state(parts["forward"])
+        self.backward_layer.set_state(parts["backward"])
 
     def get_config(self) -> dict[str, Any]:
         config: dict[str, Any] = {

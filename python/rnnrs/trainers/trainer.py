@@ -52,6 +52,7 @@ from .compile_utils import (
     probabilities,
     sample_weights,
 )
+from .shard_rng import draw_keys, mask_sources, shard_generators
 
 Arrays = list[np.ndarray]
 Lengths = list[Optional[np.ndarray]]
@@ -238,6 +239,33 @@ def add_in_order(total: Optional[dict[str, np.ndarray]], grads: Mapping[str, np.
     return total
 
 
+def is_dataset(obj: Any) -> bool:
+    """Whether ``obj`` is a ``ray.data.Dataset`` (``ray`` is not imported)."""
+    return any(c.__name__ == "Dataset" and c.__module__.startswith("ray.data") for c in type(obj).__mro__)
+
+
+def _dataset_columns(dataset: Any, where: str) -> dict[str, Optional[np.ndarray]]:
+    from ..distributed.dataset import columns
+
+    return columns(dataset, where)
+
+
+def _dataset_arguments(x: Any, y: Any, sequence_length: Any, sample_weight: Any) -> tuple[Any, Any, Any, Any]:
+    """``fit``'s ``x, y, sequence_length, sample_weight`` from a Dataset ``x``'s columns."""
+    given = [
+        name
+        for name, v in (("y", y), ("sequence_length", sequence_length), ("sample_weight", sample_weight))
+        if v is not None
+    ]
+    if given:
+        raise ValueError(
+            f"{given[0]}: expected None with a ray.data.Dataset x (give it as the Dataset's column "
+            f"{given[0]!r}), got a value"
+        )
+    cols = _dataset_columns(x, "x")
+    return cols["x"], cols["y"], cols["sequence_length"], cols["sample_weight"]
+
+
 class LocalShards:
     """Runs a step's shards in this process, one after another (what ``fit``
     does without a strategy; ``RayStrategy`` runs the same two phases on its
@@ -245,8 +273,10 @@ class LocalShards:
     loss and returns their ``sums``; phase two (``backward``) scales each
     shard's output gradients by ``its count / the batch's count`` and
     returns the shards' weight gradients, in shard order. ``forward`` takes
-    the weights (already in the model here), the batch's arrays and their
-    row indices in the data given to ``fit`` (what workers read).
+    the weights (already in the model here), the batch's arrays, their
+    row indices in the data given to ``fit`` (what workers read) and the
+    step's dropout keys (:mod:`rnnrs.trainers.shard_rng`: shard ``i`` draws
+    its masks from generators made of the keys and ``i``).
 
     The metric objects are updated with each shard, in shard order."""
 
@@ -254,15 +284,23 @@ class LocalShards:
         self.model = model
         self.losses = losses
         self.kept: list[ShardLoss] = []
+        self.sources = mask_sources(model)
 
     def forward(
-        self, params: Mapping[str, np.ndarray], batch: tuple[Arrays, Arrays, Lengths, list[Any]], rows: np.ndarray
+        self,
+        params: Mapping[str, np.ndarray],
+        batch: tuple[Arrays, Arrays, Lengths, list[Any]],
+        rows: np.ndarray,
+        keys: Sequence[int],
     ) -> list[dict[str, tuple[float, float]]]:
         xs, ys, lengths, ws = batch
         self.kept = []
-        for a, b in shard_bounds(xs[0].shape[0], batch_steps(xs)):
+        for i, (a, b) in enumerate(shard_bounds(xs[0].shape[0], batch_steps(xs))):
             sl = slice(a, b)
-            part = self.model._shard_loss(self.losses, _rows(xs, sl), _rows(ys, sl), _rows(lengths, sl), _rows(ws, sl))
+            with shard_generators(self.sources, keys, i):
+                part = self.model._shard_loss(
+                    self.losses, _rows(xs, sl), _rows(ys, sl), _rows(lengths, sl), _rows(ws, sl)
+                )
             self.kept.append(part)
         return [part.sums for part in self.kept]
 
@@ -739,7 +777,7 @@ class Trainer:
     def fit(
         self,
         x: Any,
-        y: Any,
+        y: Any = None,
         batch_size: int = 32,
         epochs: int = 1,
         validation_data: Optional[Sequence[Any]] = None,
@@ -761,19 +799,26 @@ class Trainer:
         Args:
             x: inputs ``[B, T, F]`` (integer ids ``[B, T]`` after an
                 ``Embedding``); for a model with several inputs a list (one
-                array per input) or a dict by input name.
+                array per input) or a dict by input name. Or a
+                ``ray.data.Dataset`` (needs ``rnnrs[ray]``) with columns
+                ``"x"``, ``"y"`` and optionally ``"sequence_length"`` and
+                ``"sample_weight"``, one example per row: its rows are read
+                once, in order, and train as those arrays would
+                (:mod:`rnnrs.distributed.dataset`); ``y``,
+                ``sequence_length`` and ``sample_weight`` are then None.
             y: targets: class ids ``[B]`` (or ``[B, T]`` per step) for a
                 classifier, values shaped like the outputs for a regressor;
                 for a model with several outputs a list (one per output) or
-                a dict by output name.
+                a dict by output name. None only with a Dataset ``x``.
             batch_size: rows per step, an integer >= 1 (the last batch may
                 be smaller).
             epochs: the index at which training stops, an integer >= 0: the
                 epochs run are ``initial_epoch, ..., epochs - 1`` (as Keras;
                 none when ``epochs <= initial_epoch``).
             validation_data: ``(x_val, y_val)`` or ``(x_val, y_val,
-                lengths_val)``, evaluated after every epoch (``val_*`` metrics;
-                unweighted). When training uses ``sequence_length`` and
+                lengths_val)``, or a ``ray.data.Dataset`` with columns ``"x"``,
+                ``"y"`` (and ``"sequence_length"``), evaluated after every
+                epoch (``val_*`` metrics; unweighted). When training uses ``sequence_length`` and
                 ``validation_data`` gives no lengths for those inputs, a
                 ``UserWarning`` says so (their padded steps would be read as
                 data).
@@ -872,9 +917,12 @@ class Trainer:
                 useful work: use batches of at least ``4096 * num_workers``
                 row-steps). Truncated BPTT (``bptt_steps``) and stateful layers
                 train batch by batch, unsharded, and refuse a strategy
-                (``ValueError``); so do dropout layers (their masks come from
-                one generator in this process) and metric objects that are
-                not rnnrs's own.
+                (``ValueError``); so do metric objects that are not rnnrs's
+                own. Dropout trains sharded too: each step, every dropout
+                layer or wrapper draws one key from its generator and shard
+                ``i`` draws its masks from a generator made of that key and
+                ``i`` (:mod:`rnnrs.trainers.shard_rng`), so the masks do not
+                depend on where, or after which shards, a shard runs.
 
         Returns:
             ``model.history``, the model's :class:`History`: this call's
@@ -900,6 +948,15 @@ class Trainer:
                 the batch is not applied and ``fit`` returns normally instead.
         """
         optimizer, losses = self._require_compiled("fit")
+        if is_dataset(x):
+            x, y, sequence_length, sample_weight = _dataset_arguments(x, y, sequence_length, sample_weight)
+        elif y is None:
+            raise TypeError("y: expected the targets (arrays), got None (only a ray.data.Dataset x carries its own)")
+        if is_dataset(validation_data):
+            cols = _dataset_columns(validation_data, "validation_data")
+            if cols["sample_weight"] is not None:
+                raise ValueError("validation_data: expected no 'sample_weight' column (validation is unweighted)")
+            validation_data = (cols["x"], cols["y"], cols["sequence_length"])
         batch_size = positive_int("batch_size", batch_size)
         epochs = bounded_int("epochs", epochs, 0)
         initial_epoch = bounded_int("initial_epoch", initial_epoch, 0)
@@ -958,6 +1015,7 @@ class Trainer:
             for _ in range(initial_epoch):  # the orders of the epochs before initial_epoch (a resumed run)
                 rng.permutation(n)
         runner = LocalShards(self, losses) if strategy is None else strategy._open(self, losses, xs, ys, lengths, ws)
+        sources = mask_sources(self)  # the dropout layers and wrappers, whose generators give each step's keys
         try:
             for epoch in range(initial_epoch, epochs):
                 for cb in cbs:
@@ -987,7 +1045,8 @@ class Trainer:
                             if sharded:
                                 rows = order[sl] if shuffle and n else np.arange(sl.start, sl.stop)
                                 batch = (_rows(ex, sl), _rows(ey, sl), _rows(el, sl), _rows(ew, sl))
-                                shard_sums = runner.forward(params, batch, rows)
+                                keys = draw_keys(sources)  # this step's dropout streams, one per shard
+                                shard_sums = runner.forward(params, batch, rows, keys)
                                 for sums in shard_sums:
                                     _accumulate(totals, sums)
                                 counts = global_counts(shard_sums)
