@@ -71,15 +71,18 @@ from rnnrs.trainers.trainer import SHARD_TOKENS, shard_bounds
 
 FEATURES = 32
 
-# (units, global batch rows, time steps, timed steps per fit): per-worker work ~5 ms to ~500 ms.
+# (units, global batch rows, time steps, timed steps per fit): per-worker work ~2 ms to ~350 ms.
+# At least 8 steps per fit: a process's first few steps are slower (its allocator
+# is still growing its heap), and the median must fall among the settled ones.
 SWEEP = [
     (32, 128, 64, 20),
     (64, 128, 64, 12),
-    (128, 128, 64, 8),
-    (128, 256, 64, 6),
-    (256, 128, 64, 5),
-    (256, 256, 100, 4),
-    (256, 256, 128, 4),
+    (128, 128, 64, 10),
+    (128, 256, 64, 10),
+    (256, 128, 64, 10),
+    (256, 256, 100, 8),
+    (256, 256, 128, 8),
+    (256, 256, 200, 6),
 ]
 QUICK_SWEEP = [(16, 128, 64, 3), (32, 128, 64, 3)]
 
@@ -190,6 +193,27 @@ def overhead(quick: bool, repeats: int) -> None:
     print("- Ray overhead/step = Ray 1 worker - 1 process at 1 thread; 2-worker efficiency = t1 / (2 x t(2 workers)).")
 
 
+def _bare(args: tuple[int, int, int, int, Any]) -> float:
+    """One of two plain processes: ms/step of a 1-thread fit of half the global batch, started together."""
+    units, half, steps_t, n, barrier = args
+    _, x, y, make = case("bare", half * (n + 1), steps_t, FEATURES, units, True)
+    barrier.wait()
+    return per_step(make, x, y, half, 1, None, threads=1)
+
+
+def bare_pair(units: int, batch: int, steps_t: int, n: int) -> float:
+    """ms/step of two plain processes (no Ray, no communication) each running
+    half the batch on one core at the same time: the slower one's median. What
+    two cores of this machine give to any data-parallel scheme."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Manager() as manager:
+        barrier = manager.Barrier(2)
+        with ctx.Pool(2) as pool:
+            return max(pool.map(_bare, [(units, batch // 2, steps_t, n, barrier)] * 2))
+
+
 class SweepRow(NamedTuple):
     units: int
     batch: int
@@ -198,6 +222,7 @@ class SweepRow(NamedTuple):
     t1: float
     t2: float
     tr: float
+    tb: float
     load: str
 
     @property
@@ -208,6 +233,11 @@ class SweepRow(NamedTuple):
     @property
     def eff(self) -> float:
         return efficiency(self.t1, self.tr)
+
+    @property
+    def ceiling(self) -> float:
+        """The efficiency of two plain processes: the most the machine's two cores give."""
+        return efficiency(self.t1, self.tb)
 
 
 def smallest_reaching(rows: Sequence[SweepRow], target: float = 0.9) -> Optional[SweepRow]:
@@ -235,20 +265,27 @@ def sweep(quick: bool, repeats: int) -> None:
     for units, batch, steps_t, n in configs:
         name, x, y, make = case(f"LSTM {units}", batch * (n + 1), steps_t, FEATURES, units, True)
         t = timings(make, x, y, batch, 1, {"t1": 1, "t2": None, "tr": -2}, repeats)
-        rows.append(SweepRow(units, batch, steps_t, shards(batch, steps_t), t["t1"], t["t2"], t["tr"], load()))
+        tb = float(np.median([bare_pair(units, batch, steps_t, n) for _ in range(repeats)]))
+        rows.append(SweepRow(units, batch, steps_t, shards(batch, steps_t), t["t1"], t["t2"], t["tr"], tb, load()))
         print(f"... LSTM H={units} B={batch} T={steps_t} done, load average {load()}", flush=True)
     print()
     print(
         table(
             ["LSTM units:", "global batch B x T", "shards:", "per-worker work (ms):", "1 process, 1 thread (ms):",
              "1 process, 2 threads (ms):", "Ray 2 workers (ms):", "efficiency t1/(2 tR):", "t2 / tR:",
-             "fixed cost tR - t1/2 (ms):", "load avg 1/5/15 min:"],
+             "fixed cost tR - t1/2 (ms):", "2 plain processes (ms):", "their efficiency t1/(2 tB):",
+             "load avg 1/5/15 min:"],
             [[r.units, f"{r.batch} x {r.steps_t}", r.shards, f"{r.work:.1f}", f"{r.t1:.1f}", f"{r.t2:.1f}",
-              f"{r.tr:.1f}", f"{r.eff * 100:.0f} %", f"{r.t2 / r.tr:.2f}", f"{r.tr - r.work:.1f}", r.load]
+              f"{r.tr:.1f}", f"{r.eff * 100:.0f} %", f"{r.t2 / r.tr:.2f}", f"{r.tr - r.work:.1f}", f"{r.tb:.1f}",
+              f"{r.ceiling * 100:.0f} %", r.load]
              for r in sorted(rows, key=lambda r: r.work)],
         )
     )  # fmt: skip
     best = smallest_reaching(rows)
+    print(
+        "- 2 plain processes: each runs half the batch on one core at the same time, with no Ray and no "
+        "communication; their efficiency is the most any data-parallel scheme gets from this machine's two cores."
+    )
     if best is None:
         print("- No configuration reached 90 % efficiency from there on.")
     else:

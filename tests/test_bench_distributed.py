@@ -47,7 +47,7 @@ def test_the_digits_batch_is_one_shard_so_the_overhead_table_says_the_second_wor
 
 
 def _row(work_ms: float, eff: float) -> bench.SweepRow:
-    return bench.SweepRow(8, 128, 64, 2, t1=2 * work_ms, t2=work_ms, tr=work_ms / eff, load="0/0/0")
+    return bench.SweepRow(8, 128, 64, 2, t1=2 * work_ms, t2=work_ms, tr=work_ms / eff, tb=work_ms, load="0/0/0")
 
 
 def test_smallest_reaching_is_the_first_of_the_rows_that_all_reach_the_target():
