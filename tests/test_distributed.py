@@ -143,6 +143,23 @@ def test_dropout_trains_bitwise_equal_to_one_process(workers):
     assert not _same(reference, _fit(model=_dropout_model(on=False), epochs=3))  # the masks did something
 
 
+def test_encoder_decoder_with_dropout_trains_bitwise_equal_to_one_process():
+    """Every model kind: an EncoderDecoder (a functional Model of two inputs) with a DropoutWrapper encoder."""
+    rng = np.random.default_rng(1)
+    sources = [rng.integers(3, 9, size=int(rng.integers(1, 6))) for _ in range(2400)]
+    targets = [s[::-1].copy() for s in sources]
+
+    def make():
+        encoder = rnnrs.DropoutWrapper(rnnrs.GRUCell(8, seed=0), output_keep_prob=0.8, seed=3)
+        return rnnrs.EncoderDecoder(encoder, rnnrs.GRUCell(8, seed=1), 9, 9, 4, start_token=1, end_token=2, seed=0)
+
+    fit = dict(batch_size=2000, epochs=2, seed=0, verbose=0)  # 2000 rows x 5 source steps: 2 shards per batch
+    local, ray_model = make(), make()
+    local.fit(sources, targets, **fit)
+    ray_model.fit(sources, targets, strategy=RayStrategy(2, cpus_per_worker=1), **fit)
+    assert _same(ray_model, local)
+
+
 def _dataset(x, y, lengths, blocks=3):
     rows = [{"x": x[i], "y": y[i], "sequence_length": int(lengths[i])} for i in range(len(x))]
     return ray.data.from_items(rows).repartition(blocks)

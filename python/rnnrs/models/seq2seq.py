@@ -360,6 +360,7 @@ class EncoderDecoder(Model):
         callbacks: Optional[Sequence[Callback]] = None,
         validation_split: float = 0.0,
         initial_epoch: int = 0,
+        strategy: Any = None,
     ) -> History:
         """Trains the model with teacher forcing on ``(sources, targets)`` pairs.
 
@@ -375,7 +376,9 @@ class EncoderDecoder(Model):
                 targets, source_length, target_length)``, evaluated after
                 every epoch (``val_loss``, ``val_accuracy``; no decoding).
             batch_size, epochs, shuffle, seed, verbose, stream, callbacks,
-            validation_split, initial_epoch: as :meth:`rnnrs.Model.fit`.
+            validation_split, initial_epoch, strategy: as
+                :meth:`rnnrs.Model.fit` (``strategy``: e.g.
+                :class:`rnnrs.distributed.RayStrategy`).
 
         The loss is the mean sparse softmax cross-entropy over every target
         step up to and including the EOS; ``accuracy`` is the fraction of
@@ -417,6 +420,7 @@ class EncoderDecoder(Model):
             callbacks=callbacks,
             validation_split=validation_split,
             initial_epoch=initial_epoch,
+            strategy=strategy,
         )
 
     def evaluate(  # type: ignore[override]
