@@ -87,10 +87,27 @@ def test_the_pages_code_runs_as_written(page):
         exec(compile(block, f"docs/{page}", "exec"), namespace)  # noqa: S102
 
 
+@pytest.mark.filterwarnings("ignore::DeprecationWarning:ray")  # Ray's own notices, raised inside ray.data
+def test_the_distributed_page_runs_as_written():
+    """docs/distributed.md's blocks, in order, on the local Ray instance they start (needs the ray extra)."""
+    ray = pytest.importorskip(
+        "ray", reason="ray is not installed (pip install 'rnnrs[ray]'); scripts/test.sh installs it"
+    )
+    if ray.is_initialized():
+        ray.shutdown()  # the page starts its own
+    namespace: dict[str, object] = {}
+    try:
+        for block in _python_blocks(DOCS / "distributed.md"):
+            exec(compile(block, "docs/distributed.md", "exec"), namespace)  # noqa: S102
+    finally:
+        if ray.is_initialized():
+            ray.shutdown()
+
+
 def test_every_page_in_docs_is_checked_or_has_no_python():
     """A new page with Python examples gets them run too (api.md's blocks are
     signatures, architecture.md's are Rust)."""
-    checked = {"semantics.md", "tensorflow.md", "seq2seq.md", "api.md", "architecture.md"}
+    checked = {"semantics.md", "tensorflow.md", "seq2seq.md", "api.md", "architecture.md", "distributed.md"}
     for page in DOCS.glob("*.md"):
         assert page.name in checked or not _python_blocks(page), f"add docs/{page.name} to the runs above"
 
