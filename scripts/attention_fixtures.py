@@ -43,6 +43,12 @@ state (every field but the empty alignment history). Each file stores:
 - ``grad/<name>``: the loss's gradients w.r.t. every weight (rnnrs names and
   layouts), ``grad/x``, ``grad/memory`` and ``grad/init/<field>``.
 
+``beam_luong.npz``: ``BeamSearchDecoder`` over an ``AttentionWrapper``
+(Luong, scaled, attention layer) on ``tile_batch``'d memory: ids, parents,
+scores and final state (see the README). The mechanism's keys are computed
+when the memory is set up, so it is set up again after the weights are
+assigned.
+
 What TensorFlow does that DESIGN.md does not spell out (also in
 ``tests/fixtures/attention/README.md``):
 
@@ -340,6 +346,109 @@ def make_case(
     return data
 
 
+# -- beam search over an AttentionWrapper -----------------------------------------------------------
+def beam_case(seed: int, K: int, V: int, max_iter: int) -> dict[str, np.ndarray]:
+    """``BeamSearchDecoder(AttentionWrapper(LSTMCell, LuongAttention(scale=True)),
+    beam_width=K)`` with ``tile_batch``'d memory, memory lengths and initial
+    state (``B`` rows stored, as rnnrs takes them)."""
+    rng = np.random.default_rng(seed)
+    E = 3
+    memory = rng.standard_normal((B, TM, DM)).astype(F32)
+    mem_len = np.asarray([5, 2, 3], np.int32)
+    mech = tfa.seq2seq.LuongAttention(
+        H,
+        memory=tfa.seq2seq.tile_batch(memory, K),
+        memory_sequence_length=tfa.seq2seq.tile_batch(mem_len, K),
+        scale=True,
+    )
+    cell = tf.keras.layers.LSTMCell(H)
+    wrapper = tfa.seq2seq.AttentionWrapper(cell, mech, attention_layer_size=ATTENTION_LAYER_SIZE)
+    wrapper(tf.zeros((B * K, E)), wrapper.get_initial_state(batch_size=B * K, dtype=tf.float32))  # build
+    arrays = [(rng.standard_normal(v.shape) * (0.8 if v.shape.rank == 2 else 0.3)).astype(F32) for v in cell.weights]
+    cell.set_weights(arrays)
+    data = {f"weight/{k}": v for k, v in lstm_layout(*arrays, shift=True).items()}
+    data["forget_bias"] = np.asarray(FORGET_BIAS, F32)
+    for k, var in (
+        ("memory_layer/kernel", mech.memory_layer.kernel),
+        ("attention_g", mech.scale_weight),
+        ("attention_layer/kernel", wrapper._attention_layers[0].kernel),
+    ):
+        value = (
+            np.asarray(rng.uniform(0.8, 1.6), F32) if k == "attention_g" else rng.standard_normal(var.shape).astype(F32)
+        )
+        var.assign(value)
+        data[f"weight/{k}"] = value
+    # the keys were computed with the memory layer's initial kernel: again with the new one
+    mech.setup_memory(tfa.seq2seq.tile_batch(memory, K), memory_sequence_length=tfa.seq2seq.tile_batch(mem_len, K))
+    dense = tf.keras.layers.Dense(V)
+    dense.build((None, ATTENTION_LAYER_SIZE))
+    dense_kernel = (rng.standard_normal((ATTENTION_LAYER_SIZE, V)) * 1.5).astype(F32)
+    dense_bias = (rng.standard_normal(V) * 0.3).astype(F32)
+    end_token = 1
+    dense_bias[end_token] += F32(0.7)  # EOS a little likelier: beams end at different steps
+    dense.set_weights([dense_kernel, dense_bias])
+    embedding = rng.standard_normal((V, E)).astype(F32)
+    init = {
+        "cell_state/c": (rng.standard_normal((B, H)) * 0.5).astype(F32),
+        "cell_state/h": (rng.standard_normal((B, H)) * 0.5).astype(F32),
+        "attention": (rng.standard_normal((B, ATTENTION_LAYER_SIZE)) * 0.5).astype(F32),
+    }
+    zero = wrapper.get_initial_state(batch_size=B * K, dtype=tf.float32)
+    initial_state = zero.clone(
+        cell_state=[tfa.seq2seq.tile_batch(init["cell_state/h"], K), tfa.seq2seq.tile_batch(init["cell_state/c"], K)],
+        attention=tfa.seq2seq.tile_batch(init["attention"], K),
+    )
+    decoder = tfa.seq2seq.BeamSearchDecoder(wrapper, K, output_layer=dense, maximum_iterations=max_iter)
+    start = np.arange(B, dtype=np.int32) % V
+    outputs, state, lengths = decoder(embedding, start_tokens=start, end_token=end_token, initial_state=initial_state)
+    bs = outputs.beam_search_decoder_output
+    data.update({f"init/{k}": v for k, v in init.items()})
+    data.update(
+        {
+            "seed": np.asarray(seed),
+            "memory": memory,
+            "memory_sequence_length": mem_len,
+            "embedding": embedding,
+            "dense_kernel": dense_kernel,
+            "dense_bias": dense_bias,
+            "start_tokens": start,
+            "end_token": np.asarray(end_token, np.int32),
+            "beam_width": np.asarray(K, np.int32),
+            "maximum_iterations": np.asarray(max_iter, np.int32),
+            "predicted_ids": outputs.predicted_ids.numpy(),
+            "step_ids": bs.predicted_ids.numpy(),
+            "parent_ids": bs.parent_ids.numpy(),
+            "scores": bs.scores.numpy(),
+            "log_probs": state.log_probs.numpy(),
+            "finished": state.finished.numpy(),
+            "lengths": state.lengths.numpy().astype(np.int32),
+            "decode_lengths": lengths.numpy().astype(np.int32),
+        }
+    )
+    final = state.cell_state  # [B, K, ...], stored as rows b*K + k
+
+    def rows(a: Any) -> np.ndarray:
+        a = np.asarray(a)
+        return a.reshape((B * K,) + a.shape[2:])
+
+    data["out/cell_state/h"], data["out/cell_state/c"] = (rows(a) for a in final.cell_state)
+    data["out/attention"] = rows(final.attention)
+    data["out/alignments"] = rows(final.alignments)
+    return data
+
+
+def make_beam() -> None:
+    K, V, max_iter = 3, 6, 6
+    for seed in range(500):
+        data = beam_case(seed, K, V, max_iter)
+        lens = data["lengths"]
+        # some beam ended early, some hit the cap, and the lengths vary
+        if lens.min() < max_iter - 1 and not data["finished"].all() and len(set(lens.ravel().tolist())) >= 3:
+            save("beam_luong", data)
+            return
+    raise RuntimeError("no beam seed found")
+
+
 def save(name: str, data: dict[str, np.ndarray]) -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(OUT / f"{name}.npz", **data)
@@ -396,6 +505,7 @@ def main() -> None:
         seed += 1
         kwargs = {"output_attention": True, "alignment_history": True, **kwargs}
         save(name, make_case(name, seed, **kwargs))  # type: ignore[arg-type]
+    make_beam()
 
 
 if __name__ == "__main__":

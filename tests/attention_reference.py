@@ -306,7 +306,7 @@ class LuongAttention(_Mechanism):
 # AttentionWrapper, run by dynamic_rnn
 # --------------------------------------------------------------------------
 
-_ARRAY_FIELDS = ("attention", "alignments", "attention_state")  # copied through for finished rows
+ARRAY_FIELDS = ("attention", "alignments", "attention_state")  # copied through for finished rows
 
 
 class AttentionWrapper:
@@ -421,7 +421,7 @@ class AttentionWrapper:
         return (
             outputs,
             final,
-            {"caches": caches, "x_shape": x.shape, "initial_state": state, "h0": initial_history_steps},
+            {"caches": caches, "x_shape": x.shape, "initial_state": state, "history_steps0": initial_history_steps},
         )
 
     def backward(self, cache, d_outputs=None, d_state=None):
@@ -445,11 +445,11 @@ class AttentionWrapper:
             "cell_state": wr.zeros_like_state(init.cell_state)
             if d_state is None or d_state.cell_state is None
             else d_state.cell_state,
-            **{name: field(name, getattr(init, name)) for name in _ARRAY_FIELDS},
+            **{name: field(name, getattr(init, name)) for name in ARRAY_FIELDS},
         }
         d_history = None
         if self.alignment_history:
-            h0 = cache["h0"]
+            h0 = cache["history_steps0"]
             shape = (h0 + len(cache["caches"]), B, mech.memory_time)
             given = None if d_state is None else d_state.alignment_history
             d_history = np.zeros(shape) if given is None or len(given) == 0 else _f64(given).reshape(shape)
@@ -468,9 +468,9 @@ class AttentionWrapper:
             d_attention = np.where(active, ds["attention"], 0.0)
             d_alignments = np.where(active, ds["alignments"] + ds["attention_state"], 0.0)
             if d_history is not None:
-                d_alignments = d_alignments + d_history[cache["h0"] + t]  # written for every row
+                d_alignments = d_alignments + d_history[cache["history_steps0"] + t]  # written for every row
             # ... and what passes to the previous state for finished rows
-            passed = {name: np.where(active, 0.0, ds[name]) for name in _ARRAY_FIELDS}
+            passed = {name: np.where(active, 0.0, ds[name]) for name in ARRAY_FIELDS}
             passed_cell = wr.map_state(lambda _c, d, a=active: np.where(a, 0.0, d), ds["cell_state"])
 
             if self.output_attention:
@@ -520,7 +520,7 @@ class AttentionWrapper:
             attention=ds["attention"],
             time=None,
             alignments=ds["alignments"],
-            alignment_history=d_history[: cache["h0"]] if d_history is not None else (),
+            alignment_history=d_history[: cache["history_steps0"]] if d_history is not None else (),
             attention_state=ds["attention_state"],
         )
         return d_x, d_initial, d_weights
@@ -539,7 +539,7 @@ def linear_loss(outputs, state, d_outputs=None, d_state=None):
         return loss
     if d_state.cell_state is not None:
         loss += wr.state_dot(d_state.cell_state, state.cell_state)
-    for name in (*_ARRAY_FIELDS, "alignment_history"):
+    for name in (*ARRAY_FIELDS, "alignment_history"):
         d = getattr(d_state, name)
         if d is not None and len(d):
             loss += float(np.sum(_f64(d) * _f64(getattr(state, name))))

@@ -3,8 +3,9 @@ backward pass equals float64 central finite differences of its forward pass
 for every gradient (each weight, the memory, the inputs, every field of the
 initial state), it reproduces real TensorFlow's results
 (``fixtures/attention/``, written by ``scripts/attention_fixtures.py`` with
-``tfa.seq2seq`` under TF 1.x's ``dynamic_rnn``), and it rejects what TF 1.15
-would turn into NaN.
+``tfa.seq2seq`` under TF 1.x's ``dynamic_rnn``, and a ``BeamSearchDecoder``
+over the wrapper, run here through ``seq2seq_reference``), and it rejects
+what TF 1.15 would turn into NaN.
 
 NumPy only; no rnnrs, no TensorFlow.
 """
@@ -20,6 +21,7 @@ import attention_reference as ar
 import reference as ref
 import reference_gru as rg
 import reference_wrappers as wr
+import seq2seq_reference as s2s
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "attention"
 
@@ -135,7 +137,7 @@ def fd_check(layer, x, state, lengths, d_outputs, d_state):
         (f"initial cell_state leaf {i}", a, d)
         for i, (a, d) in enumerate(zip(wr.state_leaves(state.cell_state), wr.state_leaves(d_init.cell_state)))
     ]
-    pairs += [(f"initial {name}", getattr(state, name), getattr(d_init, name)) for name in ar._ARRAY_FIELDS]
+    pairs += [(f"initial {name}", getattr(state, name), getattr(d_init, name)) for name in ar.ARRAY_FIELDS]
     pairs += [(name, weights[name], d_w[name]) for name in weights]  # the layer reads these very arrays
     for what, array, analytic in pairs:
         assert analytic.shape == array.shape, what
@@ -188,7 +190,7 @@ def test_backward_when_every_row_stops_early(mechanism):
     d_x, d_init, _ = fd_check(layer, x, state, lengths, rng.normal(size=outputs.shape), d_state)
     assert np.all(d_x[np.arange(4)[None, :] >= lengths[:, None]] == 0)
     # row 1 never runs: its final state is its initial state
-    for name in ar._ARRAY_FIELDS:
+    for name in ar.ARRAY_FIELDS:
         np.testing.assert_array_equal(getattr(final, name)[1], getattr(state, name)[1])
         np.testing.assert_array_equal(getattr(d_init, name)[1], getattr(d_state, name)[1])
 
@@ -288,7 +290,8 @@ def test_bad_shapes_are_value_errors():
 
 # -- real TensorFlow ---------------------------------------------------------------------
 
-FIXTURE_NAMES = sorted(p.stem for p in FIXTURES.glob("*.npz"))
+FIXTURE_NAMES = sorted(p.stem for p in FIXTURES.glob("*.npz") if not p.stem.startswith("beam"))
+TM_BEAM = 5  # the beam fixture's memory time
 
 
 def load(name):
@@ -298,7 +301,7 @@ def load(name):
 
 def test_fixtures_are_there_and_small():
     assert len(FIXTURE_NAMES) == 13
-    assert sum((FIXTURES / f"{n}.npz").stat().st_size for n in FIXTURE_NAMES) < 300_000
+    assert sum(p.stat().st_size for p in FIXTURES.glob("*.npz")) < 300_000
 
 
 def fixture_cell(f, kind, prefix=""):
@@ -385,7 +388,7 @@ def test_matches_tensorflow(name):
     assert len(wr.state_leaves(final.cell_state)) == len(wr.state_leaves(want.cell_state))
     for i, (got_leaf, want_leaf) in enumerate(zip(wr.state_leaves(final.cell_state), wr.state_leaves(want.cell_state))):
         close(got_leaf, want_leaf, f"cell_state leaf {i}")
-    for field in ar._ARRAY_FIELDS:
+    for field in ar.ARRAY_FIELDS:
         close(getattr(final, field), getattr(want, field), field)
     if layer.alignment_history:
         assert final.alignment_history.shape == want.alignment_history.shape
@@ -403,5 +406,63 @@ def test_matches_tensorflow(name):
     want_init = fixture_state(f, "grad/init/", kind)
     for i, (g, w) in enumerate(zip(wr.state_leaves(d_init.cell_state), wr.state_leaves(want_init.cell_state))):
         close(g, w, f"d initial cell_state leaf {i}")
-    for field in ar._ARRAY_FIELDS:
+    for field in ar.ARRAY_FIELDS:
         close(getattr(d_init, field), getattr(want_init, field), f"d initial {field}")
+
+
+def test_beam_search_over_attention_matches_tensorflow():
+    """``BeamSearchDecoder`` over an ``AttentionWrapper`` (Luong, scaled, with an
+    attention layer) on ``tile_batch``'d memory: seq2seq_reference's beam search
+    stepping the attention reference one step at a time reproduces TF's ids,
+    parents, scores and final state."""
+    f = load("beam_luong")
+    K = int(f["beam_width"])
+    w = {k[len("weight/") :]: v for k, v in f.items() if k.startswith("weight/")}
+    cell = wr.LSTM({"kernel": w["kernel"], "bias": w["bias"]}, forget_bias=float(f["forget_bias"]))
+    mech = ar.LuongAttention(
+        w["memory_layer/kernel"],
+        s2s.tile_batch_reference(f["memory"], K),
+        s2s.tile_batch_reference(f["memory_sequence_length"], K),
+        scale=True,
+        attention_g=w["attention_g"],
+    )
+    layer = ar.AttentionWrapper(cell, mech, w["attention_layer/kernel"])
+    rows = B * K
+
+    def step(x, state):
+        """One decoder step; the beam search's state is (cell_state, attention, alignments, attention_state)."""
+        cell_state, attention, alignments, attention_state = state
+        full = ar.AttentionWrapperState(cell_state, attention, 0, alignments, (), attention_state)
+        out, final, _ = layer.forward(x[:, None, :], full, None)
+        return out[:, 0], (final.cell_state, final.attention, final.alignments, final.attention_state)
+
+    initial = (
+        wr.LSTMState(f["init/cell_state/c"], f["init/cell_state/h"]),
+        f["init/attention"],
+        np.zeros((B, TM_BEAM)),
+        np.zeros((B, TM_BEAM)),
+    )
+    r = s2s.beam_search_reference(
+        step,
+        f["embedding"],
+        f["start_tokens"],
+        int(f["end_token"]),
+        initial,
+        K,
+        output_layer=(f["dense_kernel"], f["dense_bias"]),
+        maximum_iterations=int(f["maximum_iterations"]),
+    )
+    np.testing.assert_array_equal(r.step_ids, f["step_ids"])
+    np.testing.assert_array_equal(r.parent_ids, f["parent_ids"])
+    np.testing.assert_array_equal(r.predicted_ids, f["predicted_ids"])
+    np.testing.assert_array_equal(r.finished, f["finished"])
+    np.testing.assert_array_equal(r.lengths, f["lengths"])
+    np.testing.assert_array_equal(r.lengths, f["decode_lengths"])
+    close(r.scores, f["scores"], "scores")
+    close(r.log_probs, f["log_probs"], "log_probs")
+    cell_state, attention, alignments, _ = r.cell_state
+    assert attention.shape[0] == rows
+    close(cell_state.c, f["out/cell_state/c"], "final c")
+    close(cell_state.h, f["out/cell_state/h"], "final h")
+    close(attention, f["out/attention"], "final attention")
+    close(alignments, f["out/alignments"], "final alignments")
