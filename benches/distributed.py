@@ -28,24 +28,17 @@ alike) of each run's median step, the first step (replica start-up) left
 out; the load average is printed beside. Needs the ray extra
 (pip install "rnnrs[ray]").
 
-Closing note (two runs of each mode, 3 runs per variant, on a 2-core machine
-shared with other jobs: load average 6-11 throughout, so the second core was
-mostly taken; full tables in benches/README.md, "distributed.py").
-Overhead: digits model (one shard per batch: the second worker idles) 3.2-5.1
-ms/step in one process at 1 thread, 12.1-13.7 ms with Ray's 1 worker: a fixed
-cost of ~9 ms per step (one ray.put of the weights, two actor round trips:
-forward and backward). Medium LSTM (6 shards): 711-832 ms at 1 thread,
-592-930 ms at 2 threads, Ray 1 worker 683-1001 ms, 2 workers 678-777 ms; the
-fixed cost is lost in the load's noise (-27 to +169 ms between runs).
-Sweep (per-worker work 5-570 ms): no size reached 90 % here; t1 / (2 tR)
-stayed at 17-66 % because the 2-thread process itself gained nothing over 1
-thread (t1 / t2 = 0.95-1.1 for H=256): the load, not Ray, set the ceiling.
-Beside the 2-thread process, Ray's 2 workers gave t2 / tR = 0.94-1.2 at
-400-570 ms of per-worker work, 0.66-1.06 at 37-140 ms and 0.34-0.59 at
-5-22 ms. With the
-fixed cost c ~ 9-13 ms, two free cores give E = w / (w + c), so 90 % needs
-w >= 9c: ~80-120 ms of work per worker per step (an LSTM 128, B x T =
-256 x 64 or more), not measured on this machine.
+Results (full tables in benches/README.md, "distributed.py"). Overhead: the
+digits model (one shard per batch: the second worker idles) takes 2.1-5.1
+ms/step in one process at 1 thread and 11.4-13.7 ms on one Ray worker: a
+fixed cost of ~9 ms per step (one ray.put of the weights, two actor round
+trips: forward and backward). For the medium LSTM (6 shards) the fixed cost
+is lost in a loaded machine's noise. Sweep (per-worker work 2-321 ms): Ray's
+2 workers never reached 90 %: at most 82-88 % at 206-321 ms of per-worker
+work, 70-73 % at 44-158 ms. Two plain processes (no Ray, no communication)
+reached 89-104 % from ~16 ms on the same machine, so the gap is Ray's fixed
+cost (9-20 ms, two phase barriers per step) and replicas computing their
+shards 10-40 % slower than one process does.
 Multi-node: per step the weights go out once (medium LSTM: 298,506 float32 =
 1.2 MB, ~1 ms per node at 10 Gb/s) and every shard's gradients come back
 (1.2 MB per shard of 4096 row-steps, which is ~120 ms of one core's work:
