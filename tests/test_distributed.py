@@ -135,7 +135,9 @@ def _dropout_model(on=True):
 
 @pytest.mark.parametrize("workers", [2, 3])
 def test_dropout_trains_bitwise_equal_to_one_process(workers):
-    """Each shard draws its masks from (the step's key, its index): replicas reproduce them."""
+    """Each shard draws its masks from (the step's key, its index), and the one-shard last batch of every
+    epoch from the generators themselves (the replica gets and returns their positions): replicas reproduce
+    both."""
     reference = _fit(model=_dropout_model(), epochs=3)
     m = _fit(RayStrategy(workers, cpus_per_worker=2 / workers), model=_dropout_model(), epochs=3)
     assert _same(m, reference)

@@ -103,7 +103,7 @@ def _dropout_model():
     return m
 
 
-def test_mask_sources_are_found_in_a_fixed_order_and_draw_one_key_per_step():
+def test_mask_sources_are_found_in_a_fixed_order_and_draw_one_key_per_step_of_several_shards():
     m = _dropout_model()
     m.predict(np.zeros((1, 5, 3), np.float32))  # builds it
     sources = mask_sources(m)
@@ -111,8 +111,10 @@ def test_mask_sources_are_found_in_a_fixed_order_and_draw_one_key_per_step():
     copy = pickle.loads(pickle.dumps(m))
     assert [type(s).__name__ for s in mask_sources(copy)] == ["DropoutWrapper", "Dropout"]
     before = [s._rng.bit_generator.state for s in sources]
-    keys = draw_keys(sources)
-    assert keys == draw_keys(mask_sources(copy))  # a copy draws the same keys
+    assert draw_keys(sources, 1) is None  # one shard: it draws from the generators themselves
+    assert [s._rng.bit_generator.state for s in sources] == before
+    keys = draw_keys(sources, 2)
+    assert keys == draw_keys(mask_sources(copy), 2)  # a copy draws the same keys
     assert [s._rng.bit_generator.state for s in sources] != before
     with shard_generators(sources, keys, 3):
         inside = [s._rng for s in sources]

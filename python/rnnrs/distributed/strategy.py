@@ -23,7 +23,7 @@ from typing import Any, Iterable, Mapping, Optional, Sequence
 import numpy as np
 
 from .. import metrics as _metrics
-from ..trainers.shard_rng import shard_generators
+from ..trainers.shard_rng import mask_sources, positions, restore, shard_generators
 from ..trainers.trainer import LocalShards, batch_steps, shard_bounds
 from ._ray import ensure_started, require_ray
 
@@ -66,12 +66,17 @@ class _Replica:
         rows: np.ndarray,
         bounds: Sequence[tuple[int, int]],
         first: int,
-        keys: Sequence[int],
-    ) -> list[tuple[dict[str, tuple[float, float]], list[dict[str, Any]]]]:
+        keys: Optional[Sequence[int]],
+        live: Optional[Sequence[np.ndarray]],
+    ) -> tuple[list[tuple[dict[str, tuple[float, float]], list[dict[str, Any]]]], Optional[list[np.ndarray]]]:
         """Phase one on ``rows`` cut at ``bounds`` (the batch's shards
-        ``first, first + 1, ...``; ``keys`` the step's dropout keys): per
-        shard its sums and metric updates."""
+        ``first, first + 1, ...``; ``keys`` the step's dropout keys, or None
+        and ``live`` the dropout generators' positions for a batch of one
+        shard): per shard its sums and metric updates, and the generators'
+        new positions (None with keys)."""
         self.model._push(params)
+        if live is not None:
+            restore(self.shards.sources, live)
         xs, ys, lengths, ws = self.data
         out = []
         self.shards.kept = []
@@ -88,7 +93,7 @@ class _Replica:
             self.shards.kept.append(part)
             deltas = [_metric_delta(m, f) for m, f in zip(self.model._metric_objects, fresh)]
             out.append((part.sums, deltas))
-        return out
+        return out, (None if live is None else positions(self.shards.sources))
 
     def backward(self, counts: Mapping[str, float]) -> list[dict[str, np.ndarray]]:
         """Phase two: each kept shard's gradients, in order."""
@@ -206,7 +211,8 @@ class _RayShards:
         strategy.workers = [self._new_actor() for _ in range(strategy.num_workers)]
         # per replica: rows, shard bounds (from its first row), index of its first shard
         self.calls: list[tuple[np.ndarray, list[tuple[int, int]], int]] = []
-        self.keys: list[int] = []
+        self.keys: Optional[list[int]] = None
+        self.sources = mask_sources(model)  # the driver's dropout generators
         self.weights_ref: Any = None
 
     def _new_actor(self) -> Any:
@@ -249,14 +255,19 @@ class _RayShards:
         return out
 
     def _forward_refs(self, ws: Iterable[int]) -> list[tuple[int, Any]]:
-        return [(w, self.strategy.workers[w].forward.remote(self.weights_ref, *self.calls[w], self.keys)) for w in ws]
+        live = None if self.keys is not None else positions(self.sources)
+        return [
+            (w, self.strategy.workers[w].forward.remote(self.weights_ref, *self.calls[w], self.keys, live)) for w in ws
+        ]
 
-    def forward(self, params: Mapping[str, np.ndarray], batch: Any, rows: np.ndarray, keys: Sequence[int]) -> list[Any]:
+    def forward(
+        self, params: Mapping[str, np.ndarray], batch: Any, rows: np.ndarray, keys: Optional[Sequence[int]]
+    ) -> list[Any]:
         bounds = shard_bounds(len(rows), batch_steps(self.xs))
         runs = np.array_split(np.arange(len(bounds)), min(self.strategy.num_workers, len(bounds)))
         self.weights_ref = self.ray.put(dict(params))  # the one put of the step
         self.calls = []
-        self.keys = list(keys)
+        self.keys = None if keys is None else list(keys)
         for shards in runs:  # contiguous runs of shards, in worker order
             first, last = bounds[shards[0]][0], bounds[shards[-1]][1]
             local = [(a - first, b - first) for a, b in (bounds[i] for i in shards)]
@@ -267,7 +278,9 @@ class _RayShards:
 
         results = self._retrying(run)
         sums = []
-        for per_worker in results:
+        for per_worker, moved in results:
+            if moved is not None:  # one shard: its replica drew from the generators
+                restore(self.sources, moved)
             for shard_sums, deltas in per_worker:
                 for metric, delta in zip(self.model._metric_objects, deltas):
                     _merge_metric(metric, delta)

@@ -2,15 +2,17 @@
 
 A ``Dropout`` layer or a ``DropoutWrapper`` draws its masks from its own
 ``numpy.random.Generator`` (``_rng``). When ``fit`` cuts a batch into
-shards (:func:`rnnrs.trainers.trainer.shard_bounds`), the shards may run in
-this process one after another or on several Ray replicas at once; for the
-masks to be the same either way, a shard must not depend on how many draws
-the shards before it took. So, once per training step, every mask source
-draws one 63-bit key from its own generator (in this process: the driver),
-and shard ``i`` of the step draws its masks from
-``Generator(PCG64(SeedSequence([key, i])))``: independent streams, the
-same wherever the shard runs. The sources' own generators advance by one
-draw per step, so a seeded layer still repeats its masks, and a model saved
+several shards (:func:`rnnrs.trainers.trainer.shard_bounds`), the shards may
+run in this process one after another or on several Ray replicas at once;
+for the masks to be the same either way, a shard must not depend on how many
+draws the shards before it took. So, for a batch of two shards or more,
+every mask source draws one 63-bit key from its own generator (in the
+trainer's process), and shard ``i`` of the step draws its masks from
+``Generator(PCG64(SeedSequence([key, i])))``: independent streams, the same
+wherever the shard runs. A batch of one shard (every batch under 8192
+row-steps) draws from the sources' own generators, as training always did;
+a replica running it is handed the generators' positions and hands back the
+new ones. Either way a seeded layer repeats its masks, and a model saved
 mid-training (its layers' generator positions included) resumes with the
 same masks.
 
@@ -22,7 +24,7 @@ to a replica) walks to its sources in the same order.
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterator, Optional, Sequence
 
 import numpy as np
 
@@ -60,9 +62,27 @@ def mask_sources(model: Any) -> list[Any]:
     return found
 
 
-def draw_keys(sources: Sequence[Any]) -> list[int]:
-    """One key per source for this step, drawn from each source's generator."""
+def draw_keys(sources: Sequence[Any], shards: int) -> Optional[list[int]]:
+    """One key per source for a step of ``shards`` shards, drawn from each
+    source's generator; None for one shard (it draws from the generators)."""
+    if shards <= 1:
+        return None
     return [int(src._rng.integers(KEY_BOUND)) for src in sources]
+
+
+def positions(sources: Sequence[Any]) -> list[np.ndarray]:
+    """The sources' generator positions (6 uint64 words each)."""
+    from ..layers.base import generator_state
+
+    return [generator_state(src._rng) for src in sources]
+
+
+def restore(sources: Sequence[Any], words: Sequence[np.ndarray]) -> None:
+    """Puts the sources' generators at ``words`` (from :func:`positions`)."""
+    from ..layers.base import restore_generator
+
+    for src, w in zip(sources, words):
+        restore_generator("generator", src._rng, w)
 
 
 def shard_generator(key: int, shard: int) -> np.random.Generator:
@@ -71,9 +91,13 @@ def shard_generator(key: int, shard: int) -> np.random.Generator:
 
 
 @contextmanager
-def shard_generators(sources: Sequence[Any], keys: Sequence[int], shard: int) -> Iterator[None]:
-    """Within the block each source draws from its shard generator; its own
-    generator is put back after (also on an error)."""
+def shard_generators(sources: Sequence[Any], keys: Optional[Sequence[int]], shard: int) -> Iterator[None]:
+    """Within the block each source draws from its shard generator (its own
+    when ``keys`` is None); its own generator is put back after (also on an
+    error)."""
+    if keys is None:
+        yield
+        return
     kept = [src._rng for src in sources]
     try:
         for src, key in zip(sources, keys):

@@ -276,7 +276,8 @@ class LocalShards:
     the weights (already in the model here), the batch's arrays, their
     row indices in the data given to ``fit`` (what workers read) and the
     step's dropout keys (:mod:`rnnrs.trainers.shard_rng`: shard ``i`` draws
-    its masks from generators made of the keys and ``i``).
+    its masks from generators made of the keys and ``i``; None for a batch
+    of one shard, which draws from the layers' own generators).
 
     The metric objects are updated with each shard, in shard order."""
 
@@ -291,7 +292,7 @@ class LocalShards:
         params: Mapping[str, np.ndarray],
         batch: tuple[Arrays, Arrays, Lengths, list[Any]],
         rows: np.ndarray,
-        keys: Sequence[int],
+        keys: Optional[Sequence[int]],
     ) -> list[dict[str, tuple[float, float]]]:
         xs, ys, lengths, ws = batch
         self.kept = []
@@ -918,11 +919,13 @@ class Trainer:
                 row-steps). Truncated BPTT (``bptt_steps``) and stateful layers
                 train batch by batch, unsharded, and refuse a strategy
                 (``ValueError``); so do metric objects that are not rnnrs's
-                own. Dropout trains sharded too: each step, every dropout
-                layer or wrapper draws one key from its generator and shard
-                ``i`` draws its masks from a generator made of that key and
-                ``i`` (:mod:`rnnrs.trainers.shard_rng`), so the masks do not
-                depend on where, or after which shards, a shard runs.
+                own. Dropout trains sharded too: for a batch of several
+                shards, every dropout layer or wrapper draws one key from its
+                generator and shard ``i`` draws its masks from a generator
+                made of that key and ``i`` (:mod:`rnnrs.trainers.shard_rng`),
+                so the masks do not depend on where, or after which shards,
+                a shard runs; a batch of one shard draws from the layers'
+                generators, as before.
 
         Returns:
             ``model.history``, the model's :class:`History`: this call's
@@ -1045,7 +1048,8 @@ class Trainer:
                             if sharded:
                                 rows = order[sl] if shuffle and n else np.arange(sl.start, sl.stop)
                                 batch = (_rows(ex, sl), _rows(ey, sl), _rows(el, sl), _rows(ew, sl))
-                                keys = draw_keys(sources)  # this step's dropout streams, one per shard
+                                # this step's dropout streams: one per shard (None: one shard, the generators')
+                                keys = draw_keys(sources, len(shard_bounds(len(rows), batch_steps(batch[0]))))
                                 shard_sums = runner.forward(params, batch, rows, keys)
                                 for sums in shard_sums:
                                     _accumulate(totals, sums)
