@@ -20,6 +20,9 @@ def map_state(fn: Callable[..., Any], *states: Any, _is_c: bool = False) -> Any:
     structure; ``is_lstm_c`` is True for the ``c`` part of an
     ``LSTMStateTuple`` (which TensorFlow's ``DropoutWrapper`` leaves alone)."""
     first = states[0]
+    rows = getattr(first, "_map_rows", None)  # a structure with fields that are not [batch, ...] arrays
+    if rows is not None:
+        return rows(map_state, fn, *states)
     if isinstance(first, LSTMStateTuple):
         return LSTMStateTuple(
             map_state(fn, *(s[0] for s in states), _is_c=True),

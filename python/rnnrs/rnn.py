@@ -37,11 +37,15 @@ class Gradients(NamedTuple):
         weights: ``dLoss/d weight`` for exactly the keys of ``cell.get_weights()``
             (for the bidirectional functions, a ``(forward, backward)`` pair
             of such dicts).
+        memory: for a ``seq2seq.AttentionWrapper``, ``dLoss/d memory``,
+            shaped like its mechanism's memory (the encoder's outputs); else
+            None.
     """
 
     inputs: Any
     initial_state: Any
     weights: Any
+    memory: Any = None
 
 
 class Backprop:
@@ -79,7 +83,8 @@ def _checked_backward(
                 check_shape("d_outputs" + part, dy, outputs_shape)
         ds = None if d_state is None else cell._check_state("d_state" + part, d_state, batch)
         d_x, d_h0, d_w = backward(dy, ds)
-        return Gradients(list(d_x) if is_list else d_x, d_h0, d_w)
+        d_memory = d_w.pop("memory", None) if getattr(cell, "attention_mechanism", None) is not None else None
+        return Gradients(list(d_x) if is_list else d_x, d_h0, d_w, d_memory)
 
     return run
 

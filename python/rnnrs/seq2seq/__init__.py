@@ -1,6 +1,7 @@
 """Sequence to sequence (TensorFlow 1.x ``tf.contrib.seq2seq``) on NumPy arrays.
 
-Helpers (what a decoder feeds its cell), ``BasicDecoder``,
+Attention (``BahdanauAttention``, ``LuongAttention``, ``AttentionWrapper``),
+helpers (what a decoder feeds its cell), ``BasicDecoder``,
 ``dynamic_decode``, ``BeamSearchDecoder`` and ``gather_tree``, ``sequence_loss`` with TensorFlow 1.15's reductions and
 ``tile_batch``. See each one's docstring for its contract.
 """
@@ -8,6 +9,7 @@ Helpers (what a decoder feeds its cell), ``BasicDecoder``,
 from __future__ import annotations
 
 from ._common import DEFAULT_MAXIMUM_ITERATIONS
+from .attention import AttentionWrapper, AttentionWrapperState, BahdanauAttention, LuongAttention
 from .basic_decoder import BasicDecoder
 from .beam_search import (
     BeamSearchDecoder,
@@ -30,6 +32,10 @@ from .utils import tile_batch
 
 __all__ = [
     "DEFAULT_MAXIMUM_ITERATIONS",
+    "AttentionWrapper",
+    "AttentionWrapperState",
+    "BahdanauAttention",
+    "LuongAttention",
     "BasicDecoder",
     "BasicDecoderOutput",
     "BeamSearchDecoder",

@@ -493,7 +493,7 @@ class _Loop:
             else:
                 lengths[rows] = t + 1
                 finished[rows] |= done
-                _put_rows(state, rows, new_state)
+                state = _put_rows(state, rows, new_state)
             if t + 1 >= self.limit:
                 finished[:] = True
             t += 1
@@ -532,13 +532,16 @@ def _take_rows(state: Any, rows: np.ndarray) -> Any:
     return map_state(lambda _c, a: a[rows], state)
 
 
-def _put_rows(state: Any, rows: np.ndarray, part: Any) -> None:
-    """Writes ``part`` (a state of ``len(rows)`` rows) into the rows ``rows`` of ``state``."""
+def _put_rows(state: Any, rows: np.ndarray, part: Any) -> Any:
+    """``state`` with ``part`` (a state of ``len(rows)`` rows) in its rows
+    ``rows`` (in place where the shapes allow: the arrays are this decode's
+    own copies)."""
 
-    def put(_c: bool, full: np.ndarray, new: np.ndarray) -> None:
+    def put(_c: bool, full: np.ndarray, new: np.ndarray) -> np.ndarray:
         full[rows] = new
+        return full
 
-    map_state(put, state, part)
+    return map_state(put, state, part)
 
 
 class _Buffers:

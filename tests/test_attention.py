@@ -1,0 +1,312 @@
+"""rnnrs.seq2seq's attention (BahdanauAttention, LuongAttention, AttentionWrapper)
+against the NumPy reference (``attention_reference.py``, itself pinned by
+finite differences and real TensorFlow fixtures).
+
+Pins: outputs, every final-state field and every gradient (each weight of the
+wrapped cell and of the attention, the memory through ``Gradients.memory``,
+the inputs, every field of the initial state) equal the reference for every
+mechanism variant, attention layer on/off, ``output_attention`` on/off, each
+cell kind (BasicRNN, LSTM with peepholes and projection, GRU, a 2-layer
+MultiRNNCell), ragged lengths with a 0 and ragged memory lengths, float64
+(to ~1e-10) and float32; a one-step call is a one-step run; a batch that is a
+multiple of the memory's repeats each memory row (beams) and sums the
+memory's gradient back; bad arguments raise errors naming them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import attention_reference as ar
+import reference_wrappers as wr
+import rnnrs
+from rnnrs import seq2seq
+
+ROOT = Path(__file__).resolve().parent.parent
+B, T, I, TM, DM = 3, 4, 2, 5, 3
+MECHANISMS = ("bahdanau", "bahdanau_normalize", "luong", "luong_scale")
+CELLS = ("BasicRNN", "LSTM", "GRU", "Multi")
+FLAGS = ((False, True), (True, True), (False, False), (True, False))  # (attention layer, output_attention)
+
+
+def make_cell(kind, dtype, units=4):
+    """An rnnrs cell whose output is ``units`` wide."""
+    if kind == "BasicRNN":
+        return rnnrs.BasicRNNCell(units, dtype=dtype, seed=1)
+    if kind == "LSTM":
+        return rnnrs.LSTMCell(units + 1, use_peepholes=True, num_proj=units, forget_bias=0.5, dtype=dtype, seed=1)
+    if kind == "GRU":
+        return rnnrs.GRUCell(units, dtype=dtype, seed=1)
+    return rnnrs.MultiRNNCell([rnnrs.GRUCell(3, dtype=dtype, seed=1), rnnrs.LSTMCell(units, dtype=dtype, seed=2)])
+
+
+def reference_cell(cell):
+    """The reference layer with the weights of rnnrs ``cell``."""
+    w = cell.get_weights()
+    if isinstance(cell, rnnrs.MultiRNNCell):
+        return wr.Multi([reference_cell(inner) for inner in cell.cells])
+    if isinstance(cell, rnnrs.BasicRNNCell):
+        return wr.BasicRNN(w["kernel"], w["bias"])
+    if isinstance(cell, rnnrs.LSTMCell):
+        return wr.LSTM(w, forget_bias=cell.forget_bias)
+    return wr.GRU(w)
+
+
+def make(mechanism, cell_kind, attention_layer, output_attention, dtype, rng, history=False, memory_lengths=(5, 1, 3)):
+    memory = rng.normal(size=(B, TM, DM)).astype(dtype)
+    units = 4
+    if mechanism.startswith("bahdanau"):
+        mech = seq2seq.BahdanauAttention(
+            6, memory, np.array(memory_lengths), normalize=mechanism.endswith("normalize"), seed=2
+        )
+    else:
+        mech = seq2seq.LuongAttention(
+            units, memory, np.array(memory_lengths), scale=mechanism.endswith("scale"), seed=2
+        )
+    cell = seq2seq.AttentionWrapper(
+        make_cell(cell_kind, dtype, units),
+        mech,
+        attention_layer_size=3 if attention_layer else None,
+        alignment_history=history,
+        output_attention=output_attention,
+        seed=3,
+    )
+    cell.build(I)
+    # Random, not initial, attention weights (attention_g != 1, attention_b != 0).
+    cell.set_weights({k: rng.normal(scale=0.5, size=v.shape).astype(dtype) for k, v in cell.get_weights().items()})
+    return cell
+
+
+def reference_of(cell):
+    mech = cell.attention_mechanism
+    w = cell.get_weights()
+    memory = mech.memory.astype(np.float64)
+    lengths = mech.memory_sequence_length
+    if isinstance(mech, seq2seq.BahdanauAttention):
+        ref_mech = ar.BahdanauAttention(
+            w["memory_layer/kernel"],
+            w["query_layer/kernel"],
+            w["attention_v"],
+            memory,
+            lengths,
+            normalize=mech.normalize,
+            attention_g=w.get("attention_g"),
+            attention_b=w.get("attention_b"),
+        )
+    else:
+        ref_mech = ar.LuongAttention(
+            w["memory_layer/kernel"], memory, lengths, scale=mech.scale, attention_g=w.get("attention_g")
+        )
+    return ar.AttentionWrapper(
+        reference_cell(cell.cell),
+        ref_mech,
+        w.get("attention_layer/kernel"),
+        alignment_history=cell.alignment_history,
+        output_attention=cell.output_attention,
+    )
+
+
+def leaves(state):
+    return [np.asarray(a) for a in wr.state_leaves(state)]
+
+
+def random_state(cell, rng, dtype):
+    zero = cell.zero_state(B)
+    return zero.clone(
+        cell_state=_map(zero.cell_state, lambda a: rng.normal(scale=0.5, size=a.shape).astype(dtype)),
+        attention=rng.normal(scale=0.5, size=zero.attention.shape).astype(dtype),
+        alignments=rng.dirichlet(np.ones(TM), size=B).astype(dtype),
+        attention_state=rng.dirichlet(np.ones(TM), size=B).astype(dtype),
+    )
+
+
+def _map(state, fn):
+    if isinstance(state, rnnrs.LSTMStateTuple):
+        return rnnrs.LSTMStateTuple(fn(state.c), fn(state.h))
+    if isinstance(state, tuple):
+        return tuple(_map(s, fn) for s in state)
+    return fn(state)
+
+
+def to_reference_state(state):
+    def conv(s):
+        if isinstance(s, rnnrs.LSTMStateTuple):
+            return wr.LSTMState(np.asarray(s.c, np.float64), np.asarray(s.h, np.float64))
+        if isinstance(s, tuple):
+            return tuple(conv(p) for p in s)
+        return np.asarray(s, np.float64)
+
+    return ar.AttentionWrapperState(
+        cell_state=conv(state.cell_state),
+        attention=np.asarray(state.attention, np.float64),
+        time=state.time,
+        alignments=np.asarray(state.alignments, np.float64),
+        alignment_history=np.zeros((0, B, TM))
+        if len(state.alignment_history) == 0 and not isinstance(state.alignment_history, tuple)
+        else state.alignment_history,
+        attention_state=np.asarray(state.attention_state, np.float64),
+    )
+
+
+def close(got, want, dtype, what):
+    tol = dict(rtol=1e-9, atol=1e-10) if dtype == np.float64 else dict(rtol=2e-4, atol=2e-5)
+    np.testing.assert_allclose(np.asarray(got, np.float64), want, err_msg=what, **tol)
+
+
+CASES = [(m, c, *f) for m in MECHANISMS for c in CELLS for f in FLAGS]
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize(("mechanism", "cell_kind", "attention_layer", "output_attention"), CASES)
+def test_matches_the_reference_forward_and_backward(mechanism, cell_kind, attention_layer, output_attention, dtype):
+    seed = CASES.index((mechanism, cell_kind, attention_layer, output_attention))
+    rng = np.random.default_rng(seed)
+    history = seed % 2 == 0
+    cell = make(mechanism, cell_kind, attention_layer, output_attention, dtype, rng, history)
+    ref = reference_of(cell)
+    x = rng.normal(size=(B, T, I)).astype(dtype)
+    lengths = np.array([4, 0, 2])
+    state = random_state(cell, rng, dtype)
+    outputs, final, backprop = rnnrs.dynamic_rnn(cell, x, lengths, initial_state=state, return_backprop=True)
+    ref_out, ref_final, cache = ref.forward(x.astype(np.float64), to_reference_state(state), lengths)
+    assert outputs.dtype == dtype
+    close(outputs, ref_out, dtype, "outputs")
+    for got, want in zip(leaves(final.cell_state), leaves(ref_final.cell_state)):
+        close(got, want, dtype, "final cell_state")
+    for name in ("attention", "alignments", "attention_state"):
+        close(getattr(final, name), getattr(ref_final, name), dtype, f"final {name}")
+    assert final.time == ref_final.time == T
+    if history:
+        active = np.arange(T)[:, None] < lengths[None, :]  # entries of finished rows are unspecified
+        close(final.alignment_history[active], ref_final.alignment_history[active], dtype, "alignment_history")
+
+    d_out = rng.normal(size=outputs.shape).astype(dtype)
+    d_state = final.clone(
+        cell_state=_map(final.cell_state, lambda a: rng.normal(size=a.shape).astype(dtype)),
+        attention=rng.normal(size=final.attention.shape).astype(dtype),
+        alignments=rng.normal(size=final.alignments.shape).astype(dtype),
+        attention_state=rng.normal(size=final.attention_state.shape).astype(dtype),
+        alignment_history=(),
+    )
+    grads = backprop(d_out, d_state)
+    ref_d_state = to_reference_state(d_state)._replace(alignment_history=None, time=None)
+    ref_dx, ref_d0, ref_dw = ref.backward(cache, d_out.astype(np.float64), ref_d_state)
+    close(grads.inputs, ref_dx, dtype, "d inputs")
+    for got, want in zip(leaves(grads.initial_state.cell_state), leaves(ref_d0.cell_state)):
+        close(got, want, dtype, "d initial cell_state")
+    for name in ("attention", "alignments", "attention_state"):
+        close(getattr(grads.initial_state, name), getattr(ref_d0, name), dtype, f"d initial {name}")
+    assert set(grads.weights) == set(cell.get_weights())
+    for name, value in grads.weights.items():
+        assert value.dtype == dtype, name
+        close(value, ref_dw[name], dtype, f"d {name}")
+    assert grads.memory.shape == cell.attention_mechanism.memory.shape
+    close(grads.memory, ref_dw["memory"], dtype, "d memory")
+
+
+def test_one_step_call_is_a_one_step_run():
+    rng = np.random.default_rng(7)
+    cell = make("bahdanau", "LSTM", True, True, np.float64, rng)
+    state = random_state(cell, rng, np.float64)
+    x = rng.normal(size=(B, I))
+    out, new_state = cell(x, state)
+    outputs, final = rnnrs.dynamic_rnn(cell, x[:, None, :], initial_state=state)
+    np.testing.assert_array_equal(out, outputs[:, 0])
+    np.testing.assert_array_equal(new_state.attention, final.attention)
+    assert new_state.time == state.time + 1
+
+
+def test_a_batch_of_beams_repeats_each_memory_row():
+    """B * k rows over a memory of B rows: as if the memory had been tile_batch'ed, gradient summed back."""
+    rng = np.random.default_rng(8)
+    k = 3
+    cell = make("luong_scale", "GRU", True, False, np.float64, rng)
+    mech = cell.attention_mechanism
+    memory, lengths = mech.memory.copy(), mech.memory_sequence_length.copy()
+    x = rng.normal(size=(B * k, T, I))
+    outputs, final, backprop = rnnrs.dynamic_rnn(cell, x, return_backprop=True)
+    d_out = rng.normal(size=outputs.shape)
+    grads = backprop(d_out)
+    mech.setup_memory(seq2seq.tile_batch(memory, k), seq2seq.tile_batch(lengths, k))
+    tiled_out, tiled_final, tiled_backprop = rnnrs.dynamic_rnn(cell, x, return_backprop=True)
+    tiled = tiled_backprop(d_out)
+    np.testing.assert_allclose(outputs, tiled_out, rtol=1e-12, atol=1e-13)
+    np.testing.assert_allclose(grads.memory, tiled.memory.reshape(B, k, TM, DM).sum(axis=1), rtol=1e-10, atol=1e-12)
+    for name in grads.weights:
+        np.testing.assert_allclose(grads.weights[name], tiled.weights[name], rtol=1e-10, atol=1e-12, err_msg=name)
+
+
+def test_zero_state_uses_initial_cell_state_and_a_run_without_state_starts_from_it():
+    rng = np.random.default_rng(9)
+    memory = rng.normal(size=(2, 4, 3))
+    start = rng.normal(size=(2, 5))
+    mech = seq2seq.LuongAttention(5, memory, dtype=np.float64)
+    cell = seq2seq.AttentionWrapper(rnnrs.GRUCell(5, dtype=np.float64, seed=0), mech, initial_cell_state=start)
+    np.testing.assert_array_equal(cell.zero_state(2).cell_state, start)
+    x = rng.normal(size=(2, 3, 1))
+    a = rnnrs.dynamic_rnn(cell, x)[0]
+    b = rnnrs.dynamic_rnn(cell, x, initial_state=cell.zero_state(2))[0]
+    np.testing.assert_array_equal(a, b)
+
+
+def test_bad_arguments_name_what_is_wrong():
+    memory = np.zeros((2, 4, 3), np.float32)
+    with pytest.raises(ValueError, match=r"^memory_sequence_length: expected lengths in \[1, 4\].*got 0"):
+        seq2seq.BahdanauAttention(5, memory, [4, 0])
+    with pytest.raises(ValueError, match=r"^memory_sequence_length: expected shape \[2\]"):
+        seq2seq.BahdanauAttention(5, memory, [4, 1, 1])
+    with pytest.raises(ValueError, match="^memory: expected"):
+        seq2seq.BahdanauAttention(5, np.zeros((2, 4)))
+    mech = seq2seq.LuongAttention(6, memory)
+    cell = seq2seq.AttentionWrapper(rnnrs.GRUCell(5), mech)
+    with pytest.raises(ValueError, match="^cell: expected an output size equal to LuongAttention's num_units 6"):
+        rnnrs.dynamic_rnn(cell, np.zeros((2, 3, 1), np.float32))
+    with pytest.raises(ValueError, match="^attention_mechanism: expected one mechanism"):
+        seq2seq.AttentionWrapper(rnnrs.GRUCell(5), [mech, mech])
+    with pytest.raises(TypeError, match="^attention_mechanism: expected a BahdanauAttention or LuongAttention"):
+        seq2seq.AttentionWrapper(rnnrs.GRUCell(5), "luong")
+    with pytest.raises(ValueError, match="^cell_input_fn: expected None"):
+        seq2seq.AttentionWrapper(rnnrs.GRUCell(5), mech, cell_input_fn=lambda a, b: a)
+    good = seq2seq.AttentionWrapper(rnnrs.GRUCell(6), mech)
+    with pytest.raises(ValueError, match="^inputs: expected a batch equal to the memory's 2 rows or a multiple"):
+        rnnrs.dynamic_rnn(good, np.zeros((3, 2, 1), np.float32))
+    with pytest.raises(ValueError, match="^memory: expected a memory"):
+        seq2seq.AttentionWrapper(rnnrs.GRUCell(6), seq2seq.LuongAttention(6)).zero_state(2)
+
+
+def _fixture(name):
+    with np.load(ROOT / "tests" / "fixtures" / "attention" / f"{name}.npz") as data:
+        return {key: data[key] for key in data.files}
+
+
+def test_beam_search_over_attention_matches_tensorflow():
+    """TF's BeamSearchDecoder over an AttentionWrapper (Luong, scaled, attention layer) on tile_batch'd memory
+    and state; here the memory and the initial state are given for the batch rows and nothing is tiled by hand."""
+    f = _fixture("beam_luong")
+    K = int(f["beam_width"])
+    w = {k[len("weight/") :]: v for k, v in f.items() if k.startswith("weight/")}
+    lstm = rnnrs.LSTMCell(w["kernel"].shape[1] // 4, forget_bias=float(f["forget_bias"]))
+    lstm.set_weights({"kernel": w["kernel"], "bias": w["bias"]})
+    mech = seq2seq.LuongAttention(lstm.output_size, f["memory"], f["memory_sequence_length"], scale=True)
+    cell = seq2seq.AttentionWrapper(lstm, mech, attention_layer_size=w["attention_layer/kernel"].shape[1])
+    cell.build(f["embedding"].shape[1])
+    cell.set_weights({k: w[k] for k in ("memory_layer/kernel", "attention_g", "attention_layer/kernel")})
+    dense = rnnrs.Dense(f["dense_kernel"].shape[1])
+    dense.build(f["dense_kernel"].shape[0])
+    dense.set_weights({"kernel": f["dense_kernel"], "bias": f["dense_bias"]})
+    state = cell.zero_state(B).clone(
+        cell_state=rnnrs.LSTMStateTuple(f["init/cell_state/c"], f["init/cell_state/h"]), attention=f["init/attention"]
+    )
+    decoder = seq2seq.BeamSearchDecoder(
+        cell, f["embedding"], f["start_tokens"], int(f["end_token"]), state, K, output_layer=dense
+    )
+    out, final, lengths = seq2seq.dynamic_decode(decoder, maximum_iterations=int(f["maximum_iterations"]))
+    np.testing.assert_array_equal(out.beam_search_decoder_output.predicted_ids, f["step_ids"])
+    np.testing.assert_array_equal(out.beam_search_decoder_output.parent_ids, f["parent_ids"])
+    np.testing.assert_array_equal(out.predicted_ids, f["predicted_ids"])
+    np.testing.assert_allclose(out.beam_search_decoder_output.scores, f["scores"], rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(final.lengths, f["lengths"])
+    np.testing.assert_allclose(final.cell_state.attention.reshape(-1, 3), f["out/attention"], rtol=1e-4, atol=1e-5)
