@@ -28,7 +28,7 @@ steps of each row, the EOS step included, and no padding. Decoding
 from __future__ import annotations
 
 import numbers
-from typing import Any, Optional, Sequence, TextIO, TypeVar, Union
+from typing import Any, Mapping, Optional, Sequence, TextIO, TypeVar, Union
 
 import numpy as np
 
@@ -37,7 +37,9 @@ from ..callbacks import Callback
 from ..cells import RNNCell
 from ..layers import IDS, RNN, Dense, Embedding, Input, Layer, Spec, SymbolicTensor
 from ..layers.base import Applied, Weightless
+from ..layers.recurrent import _state_template, flatten_state, unflatten_state
 from ..optimizers import Adam, Optimizer
+from ..rnn import dynamic_rnn
 from ..saving.registry import register
 from ..trainers.compile_utils import CLASSIFICATION
 from ..trainers.trainer import Arrays, History, Lengths
@@ -147,6 +149,148 @@ class TeacherForcing(Weightless):
         return Applied([shifted], [lengths[0]], None, backward)
 
 
+#: The mechanisms ``EncoderDecoder(attention=...)`` takes.
+ATTENTION_KINDS = ("bahdanau", "luong")
+
+
+@register("layer")
+class AttentionDecoder(Layer):
+    """An :class:`EncoderDecoder`'s decoder with attention: its cell in a
+    :class:`rnnrs.seq2seq.AttentionWrapper` over the encoder's outputs,
+    teacher-forced (``rnnrs.dynamic_rnn``).
+
+    Args:
+        cell: the decoder's cell.
+        attention: ``"bahdanau"`` (:class:`~rnnrs.seq2seq.BahdanauAttention`)
+            or ``"luong"`` (:class:`~rnnrs.seq2seq.LuongAttention`), of
+            ``cell.output_size`` units.
+        seed: seeds the attention's weights.
+        name: the layer's name (default ``"decoder"``).
+
+    Inputs ``[embedded targets [B, T, E], encoder outputs [B, Tm, H] (their
+    lengths: the sources'), *the encoder's final state (flat)]``; output
+    ``[B, T, units]``: the attention, ``[cell output, context] @
+    attention_layer/kernel`` with an attention layer as wide as the cell's
+    output (TF's NMT recipe: ``attention_layer_size = num_units``,
+    ``output_attention=True``). Gradients reach the encoder's outputs (the
+    memory) and its final state. Weights: the cell's and the attention's
+    (``memory_layer/kernel``, ``query_layer/kernel``, ``attention_v`` for
+    Bahdanau, ``attention_layer/kernel``).
+    """
+
+    default_name = "decoder"
+
+    def __init__(self, cell: RNNCell, attention: str, seed: Optional[int] = None, name: Optional[str] = None) -> None:
+        from ..seq2seq import AttentionWrapper, BahdanauAttention, LuongAttention
+
+        super().__init__(name)
+        if not isinstance(cell, RNNCell):
+            raise TypeError(f"cell: expected an rnnrs cell, got {type(cell).__name__}")
+        if attention not in ATTENTION_KINDS:
+            raise ValueError(f"attention: expected one of {list(ATTENTION_KINDS)}, got {attention!r}")
+        self.attention = attention
+        self.seed = seed_value(seed)
+        units = int(cell.output_size)
+        kind = BahdanauAttention if attention == "bahdanau" else LuongAttention
+        mech = kind(units, dtype=cell.dtype, seed=self.seed)
+        self.wrapper = AttentionWrapper(
+            cell, mech, attention_layer_size=units, seed=None if self.seed is None else self.seed + 1
+        )
+
+    @property
+    def cell(self) -> RNNCell:
+        """The decoder's own cell (inside the wrapper)."""
+        return self.wrapper.cell
+
+    @property
+    def dtype(self) -> Optional[np.dtype[Any]]:
+        return self.cell.dtype
+
+    @property
+    def built(self) -> bool:
+        return self.wrapper.built
+
+    def output_size(self) -> int:
+        return int(self.wrapper.output_size)
+
+    def get_weights(self) -> dict[str, np.ndarray]:
+        return self.wrapper.get_weights()
+
+    def set_weights(self, mapping: Mapping[str, Any]) -> None:
+        self.wrapper.set_weights(mapping)
+
+    def get_config(self) -> dict[str, Any]:
+        from ..saving.serialize import cell_to_config
+
+        return {"cell": cell_to_config(self.cell), "attention": self.attention, "seed": self.seed, "name": self.name}
+
+    def _build_for(self, input_size: int, memory_depth: int) -> None:
+        mech = self.wrapper.attention_mechanism
+        if mech._depth is None:
+            mech._depth = int(memory_depth)
+        elif mech._depth != memory_depth:
+            raise ValueError(f"inputs[1]: expected the encoder's outputs of width {mech._depth}, got {memory_depth}")
+        if not self.wrapper.built:
+            self.wrapper.build(int(input_size))
+
+    def weight_shapes(self, inputs: Sequence[Spec]) -> dict[str, tuple[int, ...]]:
+        self._build_for(int(inputs[0].shape[-1] or 0), int(inputs[1].shape[-1] or 0))
+        return {k: v.shape for k, v in self.wrapper.get_weights().items()}
+
+    def compute_output_spec(self, inputs: Sequence[Spec]) -> list[Spec]:
+        n = len(flatten_state(_state_template(self.cell)))
+        if len(inputs) != 2 + n:
+            raise ValueError(
+                f"inputs: expected the embedded targets, the encoder's outputs and the {n} arrays of the initial "
+                f"state, got {len(inputs)} inputs"
+            )
+        x, memory = inputs[0], inputs[1]
+        dtype = self.cell.dtype
+        for i, spec in enumerate((x, memory)):
+            if spec.dtype != dtype or len(spec.shape) != 3 or spec.shape[-1] is None:
+                raise ValueError(f"inputs[{i}]: expected (None, T, width) {dtype.name}, got {spec.describe()}")
+        self._build_for(int(x.shape[-1]), int(memory.shape[-1]))  # type: ignore[arg-type]
+        return [Spec((None, x.shape[1], self.output_size()), dtype)]
+
+    def _prepare_inputs(self, inputs: Any) -> list[np.ndarray]:
+        raise TypeError(
+            f"inputs: expected symbolic tensors (layer {self.name!r} runs inside an EncoderDecoder), "
+            f"got {type(inputs).__name__}"
+        )
+
+    def _with_memory(self, memory: np.ndarray, lengths: Optional[np.ndarray]) -> Any:
+        """The wrapper, its mechanism holding ``memory`` (rows of length 0 have nothing to attend to)."""
+        if lengths is not None and memory.shape[0] and int(lengths.min()) < 1:
+            raise ValueError(
+                "sources: expected every source to hold at least one token (the attention reads the encoder's "
+                "outputs over the source), got an empty one"
+            )
+        self.wrapper.attention_mechanism.setup_memory(memory, lengths)
+        return self.wrapper
+
+    def _apply(
+        self, inputs: Sequence[np.ndarray], lengths: Sequence[Optional[np.ndarray]], training: bool, state: Any = None
+    ) -> Applied:
+        x, memory, flat = inputs[0], inputs[1], list(inputs[2:])
+        wrapper = self._with_memory(memory, lengths[1])
+        template = _state_template(self.cell)
+        cell_state = unflatten_state(template, flat)
+        initial = wrapper.zero_state(x.shape[0]).clone(cell_state=cell_state)
+        outputs, _, backprop = dynamic_rnn(
+            wrapper, x, sequence_length=lengths[0], initial_state=initial, training=training, return_backprop=True
+        )
+
+        def backward(
+            d_outputs: list[Optional[np.ndarray]], need: list[bool]
+        ) -> tuple[list[Optional[np.ndarray]], dict[str, np.ndarray]]:
+            g = backprop(d_outputs=d_outputs[0])
+            d_flat = flatten_state(g.initial_state.cell_state)
+            d_inputs = [g.inputs, g.memory, *d_flat]
+            return [d if wanted else None for d, wanted in zip(d_inputs, need)], g.weights
+
+        return Applied([outputs], [lengths[0]], None, backward)
+
+
 #: The names of the layers of an EncoderDecoder's graph.
 _LAYERS = ("source_embedding", "encoder", "teacher_forcing", "target_embedding", "decoder", "output")
 _L = TypeVar("_L", bound=Layer)
@@ -175,6 +319,12 @@ class EncoderDecoder(Model):
             layer (the cells have their own ``seed``).
         optimizer: replaces the default ``Adam(0.001)``.
         name: the model's name.
+        attention: None (the decoder reads only the encoder's final
+            state), ``"bahdanau"`` or ``"luong"``: the decoder attends to
+            the encoder's outputs at every step (:class:`AttentionDecoder`:
+            an :class:`rnnrs.seq2seq.AttentionWrapper` of the decoder cell's
+            width; Luong needs no extra weights but ``memory_layer/kernel``).
+            Every source must then hold at least one token.
 
     The model is compiled with sparse softmax cross-entropy and ``accuracy``
     (per target token, the EOS step included); ``compile`` may change them.
@@ -210,6 +360,7 @@ class EncoderDecoder(Model):
         seed: Optional[int] = None,
         optimizer: Optional[Optimizer] = None,
         name: Optional[str] = None,
+        attention: Optional[str] = None,
     ) -> None:
         if not isinstance(encoder_cell, RNNCell) and _symbolic(encoder_cell):
             # The form load_model uses: the graph of a saved EncoderDecoder.
@@ -234,8 +385,10 @@ class EncoderDecoder(Model):
             raise ValueError(
                 f"decoder_cell: expected the encoder's dtype {encoder_cell.dtype.name}, got {decoder_cell.dtype.name}"
             )
+        if attention is not None and attention not in ATTENTION_KINDS:
+            raise ValueError(f"attention: expected None or one of {list(ATTENTION_KINDS)}, got {attention!r}")
         dtype = encoder_cell.dtype
-        encoder = RNN(encoder_cell, return_state=True, name="encoder")
+        encoder = RNN(encoder_cell, return_sequences=attention is not None, return_state=True, name="encoder")
         decoder = RNN(decoder_cell, return_sequences=True, name="decoder")
         if encoder.state_widths() != decoder.state_widths():
             raise ValueError(
@@ -250,10 +403,13 @@ class EncoderDecoder(Model):
         sources = Input((None,), dtype="int64", name="sources")
         targets = Input((None,), dtype="int64", name="targets")
         embedded = Embedding(source_vocab, embedding_size, dtype=dtype, seed=sub(0), name="source_embedding")(sources)
-        _, *state = encoder(embedded)
+        encoded, *state = encoder(embedded)
         fed = TeacherForcing(start, end, name="teacher_forcing")(targets)
         read = Embedding(target_vocab, embedding_size, dtype=dtype, seed=sub(1), name="target_embedding")(fed)
-        decoded = decoder(read, initial_state=state)
+        if attention is None:
+            decoded = decoder(read, initial_state=state)
+        else:
+            decoded = AttentionDecoder(decoder_cell, attention, seed=sub(3), name="decoder")([read, encoded, *state])
         logits = Dense(target_vocab, dtype=dtype, seed=sub(2), name="output")(decoded)
         super().__init__([sources, targets], logits, name=name)
         self._find_layers()
@@ -276,7 +432,9 @@ class EncoderDecoder(Model):
         self._encoder = named("encoder", RNN)
         self._teacher = named("teacher_forcing", TeacherForcing)
         self._target_embedding = named("target_embedding", Embedding)
-        self._decoder = named("decoder", RNN)
+        self._decoder: Any = by_name.get("decoder")
+        if not isinstance(self._decoder, AttentionDecoder):
+            self._decoder = named("decoder", RNN)
         self._output = named("output", Dense)
         for which in ("start_token", "end_token"):
             token(which, getattr(self._teacher, which), self.target_vocab)
@@ -290,7 +448,13 @@ class EncoderDecoder(Model):
     @property
     def decoder_cell(self) -> RNNCell:
         """The decoder's cell."""
-        return self._decoder.cell
+        cell: RNNCell = self._decoder.cell
+        return cell
+
+    @property
+    def attention(self) -> Optional[str]:
+        """``"bahdanau"``, ``"luong"`` or None."""
+        return self._decoder.attention if isinstance(self._decoder, AttentionDecoder) else None
 
     @property
     def source_vocab(self) -> int:
@@ -524,18 +688,23 @@ class EncoderDecoder(Model):
         from ..seq2seq.beam_search import BeamSearchDecoder
 
         embedded = self._source_embedding._apply([ids], [lengths], False).outputs[0]
-        state = self._encoder._apply([embedded], [lengths], False).state
+        encoded = self._encoder._apply([embedded], [lengths], False)
+        state = encoded.state
         batch = ids.shape[0]
         starts = np.full(batch, self.start_token, dtype=np.int32)
+        cell: Any = self.decoder_cell
+        if isinstance(self._decoder, AttentionDecoder):
+            cell = self._decoder._with_memory(encoded.outputs[0], lengths)
+            state = cell.zero_state(batch).clone(cell_state=state)
         decoder: Any
         if beam_width == 1:
             helper = seq2seq.GreedyEmbeddingHelper(self._target_embedding, starts, self.end_token)
-            decoder = seq2seq.BasicDecoder(self.decoder_cell, helper, state, output_layer=self._output)
+            decoder = seq2seq.BasicDecoder(cell, helper, state, output_layer=self._output)
             outputs, _, out_lengths = seq2seq.dynamic_decode(decoder, impute_finished=True, maximum_iterations=limit)
             best, ends = np.asarray(outputs.sample_id), np.asarray(out_lengths)
         else:
             decoder = BeamSearchDecoder(
-                self.decoder_cell,
+                cell,
                 self._target_embedding,
                 starts,
                 self.end_token,
@@ -563,4 +732,4 @@ def _symbolic(value: Any) -> bool:
     return bool(items) and all(isinstance(t, SymbolicTensor) for t in items)
 
 
-__all__ = ["EncoderDecoder", "TeacherForcing", "cut", "id_sequences", "token"]
+__all__ = ["AttentionDecoder", "EncoderDecoder", "TeacherForcing", "cut", "id_sequences", "token"]

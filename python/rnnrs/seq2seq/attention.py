@@ -157,6 +157,7 @@ class _Mechanism:
         self._weights: dict[str, np.ndarray] = {}
         self._memory: Optional[np.ndarray] = None
         self._lengths: Optional[np.ndarray] = None
+        self._depth: Optional[int] = None  # Dm declared before a memory (a graph layer builds from specs)
         if memory is not None:
             self.setup_memory(memory, memory_sequence_length)
         elif memory_sequence_length is not None:
@@ -175,6 +176,8 @@ class _Mechanism:
         batch, time, depth = m.shape
         if time == 0 or depth == 0:
             raise ValueError(f"memory: expected at least one position and one feature, got shape {m.shape}")
+        if self._depth is not None and depth != self._depth:
+            raise ValueError(f"memory: expected depth {self._depth}, got {depth}")
         if MEMORY_KERNEL in self._weights and self._weights[MEMORY_KERNEL].shape[0] != depth:
             raise ValueError(
                 f"memory: expected depth {self._weights[MEMORY_KERNEL].shape[0]} (the memory_layer/kernel's), "
@@ -213,6 +216,9 @@ class _Mechanism:
 
     @property
     def memory_depth(self) -> int:
+        """``Dm``: the memory's depth (or the one declared before any memory, by a layer building from specs)."""
+        if self._memory is None and self._depth is not None:
+            return self._depth
         return int(self.memory.shape[2])
 
     def initial_alignments(self, batch_size: int) -> np.ndarray:
@@ -623,15 +629,33 @@ class AttentionWrapper(RNNCell):
         return {**self.cell._named(inner), **mech, **own}
 
     def _prepare_weights(self, mapping: Mapping[str, Any], prefix: str) -> Callable[[], None]:
+        """Validates ``mapping`` (any subset of the weights once built; all of
+        them build an unbuilt wrapper, its input size and, without a memory
+        yet, the memory's depth read off ``memory_layer/kernel``)."""
         check_mapping(mapping)
-        if not self.built:
-            raise ValueError(
-                "mapping: expected a built AttentionWrapper (run it once or call build(input_size)), got an unbuilt one"
-            )
         mech = self.attention_mechanism
-        query = self.cell.output_size
-        mech_shapes, own_shapes = mech._shapes(query), self._own_shapes()
-        mech_part = mech._prepare({k: v for k, v in mapping.items() if k in mech_shapes}, query, prefix)
+        built = self.built
+        depth = mech._depth
+        if not built and mech._memory is None and mech._depth is None:
+            kernel = mapping.get(MEMORY_KERNEL)
+            if kernel is None or np.ndim(kernel) != 2:
+                raise ValueError(
+                    f"mapping: expected every weight of the unbuilt AttentionWrapper ({prefix + MEMORY_KERNEL!r} "
+                    "among them: it gives the memory's depth), or a built one"
+                )
+            depth = int(np.shape(kernel)[0])
+        kept = mech._depth
+        mech._depth = depth
+        try:
+            query = self.cell.output_size
+            mech_shapes, own_shapes = mech._shapes(query), self._own_shapes()
+            if not built:
+                missing = sorted(prefix + k for k in (*mech_shapes, *own_shapes) if k not in mapping)
+                if missing:
+                    raise ValueError(f"mapping: expected every weight to build the AttentionWrapper, missing {missing}")
+            mech_part = mech._prepare({k: v for k, v in mapping.items() if k in mech_shapes}, query, prefix)
+        finally:
+            mech._depth = kept
         own_part = {}
         for key in (k for k in mapping if k in own_shapes):
             where = f"mapping[{prefix + key!r}]"
@@ -639,13 +663,18 @@ class AttentionWrapper(RNNCell):
             check_shape(where, arr, own_shapes[key])
             own_part[key] = np.array(arr, dtype=self.dtype, order="C", copy=True)
         rest = {k: v for k, v in mapping.items() if k not in mech_shapes and k not in own_shapes}
-        inner_commit = self.cell._prepare_weights(rest, prefix) if rest else None
+        inner_commit = self.cell._prepare_weights(rest, prefix) if rest or not built else None
 
         def commit() -> None:
             if inner_commit is not None:
                 inner_commit()
+            mech._depth = depth
             mech._weights = {**mech._weights, **mech_part}
             self._own = {**self._own, **own_part}
+            if not built:
+                input_size = self.cell.input_size
+                assert input_size is not None
+                self._input_size = int(input_size) - self.attention_size
 
         return commit
 
@@ -712,22 +741,39 @@ class AttentionWrapper(RNNCell):
         )
 
     # -- running ------------------------------------------------------------------------------
-    def _memory(self, batch: int, weights: Mapping[str, np.ndarray]) -> _Memory:
+    def _memory(self, batch: int, weights: Mapping[str, np.ndarray], rows: Optional[np.ndarray] = None) -> _Memory:
+        """The call's memory for ``batch`` rows: the memory's own rows, each
+        repeated ``batch / memory rows`` times (beams), or the memory rows
+        ``rows`` (a decoder stepping only its unfinished rows). Values, keys
+        and mask are computed once per memory and ``memory_layer/kernel``
+        (kept until either is replaced)."""
         mech = self.attention_mechanism
-        memory, lengths = mech.memory, mech.memory_sequence_length
-        rows = memory.shape[0]
-        if rows == 0 or batch % rows:
+        memory, lengths, kernel = mech.memory, mech.memory_sequence_length, weights[MEMORY_KERNEL]
+        cached = self.__dict__.get("_memory_cache")
+        if cached is None or cached[0] is not memory or cached[1] is not lengths or cached[2] is not kernel:
+            Tm = memory.shape[1]
+            mask = np.ones((memory.shape[0], Tm), dtype=bool) if lengths is None else np.arange(Tm) < lengths[:, None]
+            values = np.where(mask[:, :, None], memory, 0).astype(self.dtype, copy=False)
+            cached = (memory, lengths, kernel, _Memory(values, values @ kernel, mask, 1))
+            self.__dict__["_memory_cache"] = cached
+        base: _Memory = cached[3]
+        if rows is not None:
+            return _Memory(base.values[rows], base.keys[rows], base.mask[rows], 1)
+        count = memory.shape[0]
+        if count == 0 or batch % count:
             raise ValueError(
-                f"inputs: expected a batch equal to the memory's {rows} rows or a multiple of it (beams), got {batch}"
+                f"inputs: expected a batch equal to the memory's {count} rows or a multiple of it (beams), got {batch}"
             )
-        multiple = batch // rows
-        Tm = memory.shape[1]
-        mask = np.ones((rows, Tm), dtype=bool) if lengths is None else np.arange(Tm)[None, :] < lengths[:, None]
-        values = np.where(mask[:, :, None], memory, 0).astype(self.dtype, copy=False)
-        if multiple > 1:
-            values, mask = np.repeat(values, multiple, axis=0), np.repeat(mask, multiple, axis=0)
-        keys = values @ weights[MEMORY_KERNEL]
+        multiple = batch // count
+        if multiple == 1:
+            return base
+        values, keys, mask = (np.repeat(a, multiple, axis=0) for a in (base.values, base.keys, base.mask))
         return _Memory(values, keys, mask, multiple)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = super().__getstate__()
+        state.pop("_memory_cache", None)
+        return state
 
     def _attend(
         self, w: Mapping[str, np.ndarray], own: Mapping[str, np.ndarray], mem: _Memory, query: np.ndarray
@@ -777,12 +823,21 @@ class AttentionWrapper(RNNCell):
         return result
 
     def _run(
-        self, inputs: np.ndarray, state: Any, lengths: Lengths, time_major: bool, training: bool, weights: Any
+        self,
+        inputs: np.ndarray,
+        state: Any,
+        lengths: Lengths,
+        time_major: bool,
+        training: bool,
+        weights: Any,
+        memory_rows: Optional[np.ndarray] = None,
     ) -> tuple[np.ndarray, Any, Backward]:
+        """:meth:`RNNCell._run`; ``memory_rows`` (a decoder stepping a subset
+        of its rows) picks the memory rows of the batch's rows."""
         inner_w, mech_w, own = weights
         x = np.swapaxes(inputs, 0, 1) if time_major else inputs  # [B, T, I]
         B, T, I = x.shape  # noqa: E741 (the shape letters of the docs)
-        mem = self._memory(B, mech_w)
+        mem = self._memory(B, mech_w, memory_rows)
         steps = 0 if T == 0 else (T if lengths is None else min(T, max(1, int(lengths.max()) if B else 1)))
         outputs = np.zeros((B, T, self.output_size), dtype=self.dtype)
         s = state

@@ -53,8 +53,8 @@ from .types import BasicDecoderOutput, DecoderBackprop, DecoderGradients
 
 __all__ = ["BasicDecoder"]
 
-#: ``step(x [B, I], state) -> (output [B, H], state)``
-Step = Callable[[np.ndarray, Any], "tuple[np.ndarray, Any]"]
+#: ``step(x [B, I], state, rows) -> (output [B, H], state)`` (``rows``: which of the batch's rows step, or None)
+Step = Callable[[np.ndarray, Any, Optional[np.ndarray]], "tuple[np.ndarray, Any]"]
 
 #: ``backward(d_logits, d_state) -> (d_inputs, d_initial_state, d_cell_weights, d_output_layer)``
 ForcedBackward = Callable[[Optional[np.ndarray], Any], "tuple[np.ndarray, Any, Any, Any]"]
@@ -421,13 +421,22 @@ class _Loop:
         if cell._kind is not None:
             core = cell._core(weights)
 
-            def core_step(x: np.ndarray, state: Any) -> tuple[np.ndarray, Any]:
+            def core_step(x: np.ndarray, state: Any, rows: Optional[np.ndarray] = None) -> tuple[np.ndarray, Any]:
                 output, parts = core.step(x, cell._state_parts(state))
                 return output, cell._state_from_parts(parts)
 
             return core_step
 
-        def wrapper_step(x: np.ndarray, state: Any) -> tuple[np.ndarray, Any]:
+        if getattr(cell, "attention_mechanism", None) is not None:
+
+            def attention_step(x: np.ndarray, state: Any, rows: Optional[np.ndarray] = None) -> tuple[np.ndarray, Any]:
+                run: Any = cell._run  # AttentionWrapper._run: it takes the memory rows of the rows stepping
+                outputs, new_state, _ = run(x[:, None, :], state, None, False, training, weights, rows)
+                return outputs[:, 0, :], new_state
+
+            return attention_step
+
+        def wrapper_step(x: np.ndarray, state: Any, rows: Optional[np.ndarray] = None) -> tuple[np.ndarray, Any]:
             outputs, new_state, _ = cell._run(x[:, None, :], state, None, False, training, weights)
             return outputs[:, 0, :], new_state
 
@@ -469,7 +478,7 @@ class _Loop:
             rows = np.flatnonzero(~finished) if self.impute else None
             xs = x if rows is None else x[rows]
             ss = state if rows is None else _take_rows(state, rows)
-            out, new_state = step(xs, ss)
+            out, new_state = step(xs, ss, rows)
             logits = project(decoder.output_layer, out)
             if scheduled:
                 draws = rng.random((2, batch))
