@@ -16,8 +16,14 @@ It prints the exact match (the whole date right) of the greedy and beam
 decodes on the test set, and the training time. Géron's Keras model reaches
 100 % per-character validation accuracy after about 19 epochs.
 
-    python examples/date_translation.py            # 10k train / 2k test dates (the full run)
-    python examples/date_translation.py --quick    # reduced run (what the tests run)
+With ``--attention luong`` (or ``bahdanau``) the decoder attends to the
+encoder's outputs at every step (``EncoderDecoder(..., attention="luong")``,
+chapter 16's attention mechanisms), and ``--plot out/alignments.png`` draws
+what it attends to while writing one date (needs matplotlib).
+
+    python examples/date_translation.py                      # 10k train / 2k test dates (the full run)
+    python examples/date_translation.py --attention luong --epochs 6 --plot out/alignments.png
+    python examples/date_translation.py --quick              # reduced run (what the tests run)
 """
 
 from __future__ import annotations
@@ -82,6 +88,10 @@ def main() -> None:
     p.add_argument("--train", type=int, default=None, help="training dates (default 10000, --quick 3000)")
     p.add_argument("--test", type=int, default=None, help="test dates (default 2000, --quick 500)")
     p.add_argument("--beam-width", type=int, default=5, help="beam width of the beam decode (default 5)")
+    p.add_argument(
+        "--attention", choices=["none", "bahdanau", "luong"], default="none", help="decoder attention (default none)"
+    )
+    p.add_argument("--plot", default=None, help="write the alignments of one test date to this PNG (matplotlib)")
     args = p.parse_args()
     epochs = args.epochs or (12 if args.quick else 20)
     n_train = args.train or (3000 if args.quick else 10_000)
@@ -102,8 +112,12 @@ def main() -> None:
         end_token=EOS,
         seed=args.seed,
         optimizer=rnnrs.Adam(0.005, clip_norm=5.0),
+        attention=None if args.attention == "none" else args.attention,
     )
-    print(f"{n_train} training dates ({len(FORMATS)} formats), {n_test} test dates; {args.cell} cells of {args.units}")
+    print(
+        f"{n_train} training dates ({len(FORMATS)} formats), {n_test} test dates; {args.cell} cells of {args.units}; "
+        f"attention: {args.attention}"
+    )
     start = time.perf_counter()
     history = model.fit(
         sources[:n_train],
@@ -132,6 +146,36 @@ def main() -> None:
     print(f"test exact match, beam {args.beam_width}: {beam_match:.4f} ({beam_seconds:.2f} s)")
     for text, ids in zip(test_text[:5], model.translate(test_sources[:5])):
         print(f"  {text!r:>22} -> {decode(ids)}")
+    if args.plot:
+        plot_alignments(model, test_text[0], test_sources[0], args.plot)
+
+
+def plot_alignments(model: rnnrs.EncoderDecoder, text: str, source: np.ndarray, path: str) -> None:
+    """The attention over the source's characters (columns) while writing each output character (rows)."""
+    if model.attention is None:
+        print("--plot: the alignments need a model with attention (--attention luong or bahdanau)")
+        return
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print('--plot: matplotlib is not installed (pip install matplotlib, or "rnnrs[examples]")')
+        return
+    (ids,), (weights,) = model.translate([source], return_alignments=True)
+    written = list(decode(ids)) + ["EOS"]
+    fig, ax = plt.subplots(figsize=(0.32 * len(text) + 1.5, 0.32 * len(written) + 1.2))
+    ax.imshow(weights, cmap="Greys", vmin=0.0, vmax=1.0)
+    ax.set_xticks(range(len(text)), [c if c != " " else "␣" for c in text])
+    ax.set_yticks(range(len(written)), written)
+    ax.set_xlabel("source characters")
+    ax.set_ylabel("written characters")
+    ax.set_title(f"{model.attention} attention")
+    fig.tight_layout()
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    fig.savefig(path, dpi=120)
+    print(f"alignments of {text!r} -> {decode(ids)} written to {path}")
 
 
 if __name__ == "__main__":

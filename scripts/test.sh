@@ -15,8 +15,8 @@ source scripts/env.sh
 rnnrs_setup "$@"
 
 export CI="${CI:-}"
-echo "== building and installing rnnrs with its test tools (pip install '.[test]'; a release build, about three minutes the first time)"
-"$RNNRS_PYTHON" -m pip install --quiet --disable-pip-version-check ".[test]"
+echo "== building and installing rnnrs with its test tools (pip install '.[test,examples]': matplotlib for the examples' plots; a release build, about three minutes the first time)"
+"$RNNRS_PYTHON" -m pip install --quiet --disable-pip-version-check ".[test,examples]"
 # rnnrs.distributed's tests need Ray (the "ray" extra, and ray[tune] for the Tune example): installed here
 # when the platform has wheels for it; otherwise those tests are skipped and say why.
 echo "== installing Ray for the tests of rnnrs.distributed (pip install 'ray[data,tune]')"

@@ -111,3 +111,17 @@ def test_bad_arguments():
     model = make("luong")
     with pytest.raises(ValueError, match="^sources: expected every source to hold at least one token"):
         model.fit([[3], []], [[4], [5]], epochs=1, verbose=0)
+
+
+def test_translate_returns_the_alignments_of_each_row(trained):
+    model = trained["luong"]
+    sources, targets = reversal(6, 3)
+    ids, alignments = model.translate(sources, return_alignments=True)
+    assert ids == model.translate(sources)
+    for row, source, weights in zip(ids, sources, alignments):
+        assert weights.shape == (len(row) + 1, len(source))  # the EOS step included; the source's tokens only
+        np.testing.assert_allclose(weights.sum(axis=1), 1.0, rtol=1e-5)
+    with pytest.raises(ValueError, match="^return_alignments: expected False for a model without attention"):
+        trained[None].translate(sources, return_alignments=True)
+    with pytest.raises(ValueError, match="^return_alignments: expected False .* beam_width=2"):
+        model.translate(sources, beam_width=2, return_alignments=True)

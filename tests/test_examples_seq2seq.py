@@ -9,6 +9,7 @@ Each run takes well under a minute of CPU on two cores; the full runs
 
 from __future__ import annotations
 
+import importlib.util
 import re
 
 from test_examples import figure, run
@@ -23,6 +24,20 @@ def test_date_translation_quick():
     assert figure(out, r"test token accuracy \(teacher forced\)") >= 0.97, out
     assert re.search(r"training: 12 epochs in [0-9.]+ s", out), out
     assert re.search(r"'[^']+' -> \d{4}-\d\d-\d\d\n", out), out
+
+
+def test_date_translation_with_attention_quick(tmp_path):
+    """Luong attention: 6 epochs reach what 12 do without it, and the alignments of one date are drawn."""
+    plot = tmp_path / "alignments.png"
+    out = run("date_translation.py", "--quick", "--attention", "luong", "--epochs", "6", "--plot", str(plot)).stdout
+    assert "attention: luong" in out, out
+    assert figure(out, "test exact match, greedy") >= 0.95, out
+    assert figure(out, "test exact match, beam 5") >= 0.95, out
+    if importlib.util.find_spec("matplotlib") is None:
+        assert "matplotlib is not installed" in out, out
+    else:
+        assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", out
+        assert f"written to {plot}" in out, out
 
 
 def test_addition_quick():

@@ -27,12 +27,13 @@ steps of each row, the EOS step included, and no padding. Decoding
 
 from __future__ import annotations
 
+import copy
 import numbers
 from typing import Any, Mapping, Optional, Sequence, TextIO, TypeVar, Union
 
 import numpy as np
 
-from .._validate import bounded_int, finite_number, integer_ids, lengths_array, positive_int, seed_value
+from .._validate import bounded_int, finite_number, flag, integer_ids, lengths_array, positive_int, seed_value
 from ..callbacks import Callback
 from ..cells import RNNCell
 from ..layers import IDS, RNN, Dense, Embedding, Input, Layer, Spec, SymbolicTensor
@@ -619,7 +620,8 @@ class EncoderDecoder(Model):
         maximum_iterations: Optional[int] = None,
         batch_size: int = 256,
         length_penalty_weight: float = 0.0,
-    ) -> list[list[int]]:
+        return_alignments: bool = False,
+    ) -> Any:
         """Decodes each source into target ids.
 
         The encoder reads each source; the decoder starts from its final
@@ -643,11 +645,17 @@ class EncoderDecoder(Model):
             batch_size: rows decoded together (an integer >= 1).
             length_penalty_weight: the beam search's GNMT length penalty
                 (``>= 0``; unused when ``beam_width == 1``).
+            return_alignments: also return, for a model with attention and
+                a greedy decode, each row's alignments: a float array
+                ``[steps, source length]`` whose row ``t`` is the attention
+                over the source's tokens when writing output ``t`` (the
+                EOS step included). ``ValueError`` otherwise.
 
         Returns:
             One list of target ids per source: the decoded ids up to the
             first ``end_token``, which is NOT included; a row that never
-            emits it has ``maximum_iterations`` ids.
+            emits it has ``maximum_iterations`` ids. With
+            ``return_alignments``, ``(ids, alignments)``.
 
         Raises:
             ValueError / TypeError: ids outside ``[0, source_vocab)``,
@@ -655,6 +663,15 @@ class EncoderDecoder(Model):
                 (naming the argument).
         """
         ids, lengths = self._sources(sources, source_length)
+        if flag("return_alignments", return_alignments):
+            if self.attention is None or beam_width != 1:
+                raise ValueError(
+                    "return_alignments: expected False for a model without attention or a beam search "
+                    f"(attention={self.attention!r}, beam_width={beam_width!r}), got True"
+                )
+            aligned: list[np.ndarray] = []
+            decoded = self._translate(ids, lengths, 1, maximum_iterations, batch_size, 0.0, aligned)
+            return decoded, aligned
         return self._translate(ids, lengths, beam_width, maximum_iterations, batch_size, length_penalty_weight)
 
     def _translate(
@@ -665,6 +682,7 @@ class EncoderDecoder(Model):
         maximum_iterations: Any,
         batch_size: Any,
         length_penalty_weight: Any,
+        alignments: Optional[list[np.ndarray]] = None,
     ) -> list[list[int]]:
         beam_width = positive_int("beam_width", beam_width)
         batch_size = positive_int("batch_size", batch_size)
@@ -678,11 +696,17 @@ class EncoderDecoder(Model):
         decoded: list[list[int]] = []
         for start in range(0, ids.shape[0], batch_size):
             rows = slice(start, start + batch_size)
-            decoded += self._decode_batch(ids[rows], lengths[rows], beam_width, limit, penalty)
+            decoded += self._decode_batch(ids[rows], lengths[rows], beam_width, limit, penalty, alignments)
         return decoded
 
     def _decode_batch(
-        self, ids: np.ndarray, lengths: np.ndarray, beam_width: int, limit: int, penalty: float
+        self,
+        ids: np.ndarray,
+        lengths: np.ndarray,
+        beam_width: int,
+        limit: int,
+        penalty: float,
+        alignments: Optional[list[np.ndarray]] = None,
     ) -> list[list[int]]:
         from .. import seq2seq
         from ..seq2seq.beam_search import BeamSearchDecoder
@@ -695,13 +719,21 @@ class EncoderDecoder(Model):
         cell: Any = self.decoder_cell
         if isinstance(self._decoder, AttentionDecoder):
             cell = self._decoder._with_memory(encoded.outputs[0], lengths)
+            if alignments is not None:  # the same wrapper (weights, memory), keeping its alignments
+                cell = copy.copy(cell)
+                cell.alignment_history = True
             state = cell.zero_state(batch).clone(cell_state=state)
         decoder: Any
         if beam_width == 1:
             helper = seq2seq.GreedyEmbeddingHelper(self._target_embedding, starts, self.end_token)
             decoder = seq2seq.BasicDecoder(cell, helper, state, output_layer=self._output)
-            outputs, _, out_lengths = seq2seq.dynamic_decode(decoder, impute_finished=True, maximum_iterations=limit)
+            outputs, final, out_lengths = seq2seq.dynamic_decode(
+                decoder, impute_finished=True, maximum_iterations=limit
+            )
             best, ends = np.asarray(outputs.sample_id), np.asarray(out_lengths)
+            if alignments is not None:
+                history = final.alignment_history  # [steps, B, Tm]
+                alignments += [history[: int(ends[b]), b, : int(lengths[b])].copy() for b in range(batch)]
         else:
             decoder = BeamSearchDecoder(
                 cell,
