@@ -310,3 +310,33 @@ def test_beam_search_over_attention_matches_tensorflow():
     np.testing.assert_allclose(out.beam_search_decoder_output.scores, f["scores"], rtol=1e-5, atol=1e-5)
     np.testing.assert_array_equal(final.lengths, f["lengths"])
     np.testing.assert_allclose(final.cell_state.attention.reshape(-1, 3), f["out/attention"], rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("helper_kind", ["training", "greedy"])
+def test_decoders_return_the_memory_gradient(helper_kind):
+    """dynamic_decode(return_backprop=True) over an AttentionWrapper: DecoderGradients.memory equals the
+    teacher-forced run's (greedy decodes are re-run teacher-forced on the ids they fed)."""
+    rng = np.random.default_rng(11)
+    cell = make("bahdanau_normalize", "GRU", True, True, np.float64, rng)
+    emb = rng.normal(size=(7, I))
+    dense = rnnrs.Dense(7, dtype=np.float64, seed=0)
+    start = cell.zero_state(B)
+    if helper_kind == "training":
+        x = rng.normal(size=(B, T, I))
+        lengths = np.array([4, 1, 3])
+        helper = seq2seq.TrainingHelper(x, lengths)
+    else:
+        helper = seq2seq.GreedyEmbeddingHelper(emb, np.zeros(B, np.int32), 1)
+    decoder = seq2seq.BasicDecoder(cell, helper, start, output_layer=dense)
+    out, _, _, backprop = seq2seq.dynamic_decode(decoder, maximum_iterations=T, return_backprop=True)
+    d_logits = rng.normal(size=out.rnn_output.shape)
+    grads = backprop(d_logits)
+    assert grads.memory.shape == cell.attention_mechanism.memory.shape
+    assert "memory" not in grads.weights and set(grads.weights) == set(cell.get_weights())
+    fed = x if helper_kind == "training" else emb[np.concatenate([np.zeros((B, 1), int), out.sample_id[:, :-1]], 1)]
+    # impute_finished=False: every row runs every step (TF), past its length too, and those logits count.
+    outputs, _, forced = rnnrs.dynamic_rnn(
+        cell, fed[:, : out.rnn_output.shape[1]], initial_state=start, return_backprop=True
+    )
+    d_cell = dense(outputs, return_backprop=True)[1](d_logits).inputs
+    np.testing.assert_allclose(grads.memory, forced(d_cell).memory, rtol=1e-9, atol=1e-12)

@@ -57,7 +57,7 @@ __all__ = ["BasicDecoder"]
 Step = Callable[[np.ndarray, Any, Optional[np.ndarray]], "tuple[np.ndarray, Any]"]
 
 #: ``backward(d_logits, d_state) -> (d_inputs, d_initial_state, d_cell_weights, d_output_layer)``
-ForcedBackward = Callable[[Optional[np.ndarray], Any], "tuple[np.ndarray, Any, Any, Any]"]
+ForcedBackward = Callable[[Optional[np.ndarray], Any], "tuple[np.ndarray, Any, Any, Any, Any]"]
 
 
 class BasicDecoder:
@@ -162,14 +162,15 @@ class BasicDecoder:
         if not need_backward:
             return logits, final_state, None
 
-        def backward(d_logits: Optional[np.ndarray], d_state: Any) -> tuple[np.ndarray, Any, Any, Any]:
+        def backward(d_logits: Optional[np.ndarray], d_state: Any) -> tuple[np.ndarray, Any, Any, Any, Any]:
             if d_logits is not None and active is not None:  # the imputed zeros have no gradient
                 d_logits = np.where(active[..., None], d_logits, d_logits.dtype.type(0))
             d_outputs, d_layer = d_logits, None
             if dense_backward is not None:
                 d_outputs, d_layer = dense_backward(np.zeros_like(logits) if d_logits is None else d_logits, True)
             d_x, d_initial, d_weights = cell_backward(d_outputs, d_state)
-            return d_x, d_initial, d_weights, d_layer
+            d_memory = d_weights.pop("memory", None) if getattr(cell, "attention_mechanism", None) else None
+            return d_x, d_initial, d_weights, d_layer, d_memory
 
         return logits, final_state, backward
 
@@ -197,13 +198,13 @@ class BasicDecoder:
 
             def backward(d_logits: Optional[np.ndarray], d_state: Any) -> DecoderGradients:
                 assert forced_backward is not None
-                d_x, d_initial, d_weights, d_layer = forced_backward(d_logits, d_state)
+                d_x, d_initial, d_weights, d_layer, d_memory = forced_backward(d_logits, d_state)
                 d_inputs = np.zeros(full_shape, dtype=d_x.dtype)
                 if time_major:
                     d_inputs[:time] = d_x
                 else:
                     d_inputs[:, :time] = d_x
-                return DecoderGradients(d_initial, d_inputs, d_weights, d_layer, None)
+                return DecoderGradients(d_initial, d_inputs, d_weights, d_layer, None, d_memory)
 
         return logits, sample_id, final_state, lengths.astype(np.int32), time_major, backward
 
@@ -345,7 +346,7 @@ def _fed_backward(
     scheduled = isinstance(helper, ScheduledEmbeddingTrainingHelper)
 
     def backward(d_logits: Optional[np.ndarray], d_state: Any) -> DecoderGradients:
-        d_x, d_initial, d_weights, d_layer = forced_backward(d_logits, d_state)
+        d_x, d_initial, d_weights, d_layer, d_memory = forced_backward(d_logits, d_state)
         d_matrix = None
         if emb.matrix is not None:
             d_matrix = np.zeros_like(emb.matrix)
@@ -359,7 +360,7 @@ def _fed_backward(
             time = d_x.shape[1]
             d_given[:, :time] = np.where(fed.embedded[..., None], d_x.dtype.type(0), d_x)
             d_inputs = d_given.transpose(1, 0, 2) if helper.time_major else d_given
-        return DecoderGradients(d_initial, d_inputs, d_weights, d_layer, d_matrix)
+        return DecoderGradients(d_initial, d_inputs, d_weights, d_layer, d_matrix, d_memory)
 
     return backward
 

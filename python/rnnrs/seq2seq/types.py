@@ -37,6 +37,8 @@ class DecoderGradients(NamedTuple):
         embedding: ``dLoss/d`` of the ``[V, E]`` embedding matrix (the
             input gradients of every step scatter-added at the ids fed);
             None for a callable embedding and for ``TrainingHelper``.
+        memory: for an ``AttentionWrapper`` cell, ``dLoss/d`` its
+            mechanism's memory (the encoder's outputs); else None.
     """
 
     initial_state: Any
@@ -44,6 +46,7 @@ class DecoderGradients(NamedTuple):
     weights: Any
     output_layer: Any
     embedding: Any
+    memory: Any = None
 
 
 class DecoderBackprop:
