@@ -111,6 +111,12 @@ def test_without_the_penalty_the_decode_differs_and_nothing_is_accumulated(f):
     assert not np.array_equal(out.beam_search_decoder_output.predicted_ids, f["step_ids"])
 
 
+def test_the_fixture_sums_count_the_live_steps(f):
+    """TF's sums: the initial alignments (1 per row) plus 1 per step a
+    hypothesis was live."""
+    np.testing.assert_allclose(f["accumulated_attention_probs"].sum(axis=2), f["lengths"] + 1, rtol=1e-5)
+
+
 def test_the_sums_start_from_the_initial_alignments(f):
     """TF starts the accumulated probabilities from the initial state's
     alignments: no step returns them (tiled to the beams); a zero state
@@ -120,6 +126,28 @@ def test_the_sums_start_from_the_initial_alignments(f):
     np.testing.assert_array_equal(final.accumulated_attention_probs, np.repeat(f["init/alignments"][:, None], K, 1))
     out, final, _ = decode(decoder(f, alignments=False), f)
     assert not np.allclose(final.accumulated_attention_probs, f["accumulated_attention_probs"])
+
+
+@pytest.mark.parametrize("beam_width", [1, 3])
+def test_each_live_step_adds_one_to_a_hypothesis_sums(beam_width):
+    """Alignments sum to 1 and a hypothesis adds them on each step it was live
+    (its length, the EOS step included): the accumulated probabilities of a
+    final hypothesis sum to its length plus the initial alignments' sum (0
+    from a zero state), here with Bahdanau attention; entries past each
+    row's memory length stay 0."""
+    rng = np.random.default_rng(0)
+    memory = rng.normal(size=(2, 5, 3)).astype(np.float32)
+    mech = seq2seq.BahdanauAttention(4, memory, [5, 2], seed=2)
+    cell = seq2seq.AttentionWrapper(rnnrs.GRUCell(4, seed=1), mech, attention_layer_size=3, seed=3)
+    embedding = rng.normal(size=(6, 2)).astype(np.float32)
+    dec = seq2seq.BeamSearchDecoder(
+        cell, embedding, [0, 2], 1, None, beam_width, output_layer=rnnrs.Dense(6, seed=4), coverage_penalty_weight=0.5
+    )
+    _, final, lengths = seq2seq.dynamic_decode(dec, maximum_iterations=5)
+    acc = final.accumulated_attention_probs
+    assert acc.shape == (2, beam_width, 5) and acc.dtype == np.float32
+    np.testing.assert_allclose(acc.sum(axis=2), lengths, rtol=1e-5)
+    assert (acc[1, :, 2:] == 0).all() and (acc[0] > 0).all()
 
 
 def test_impute_finished_and_time_major_give_the_same_decode(f):
