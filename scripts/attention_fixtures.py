@@ -14,10 +14,11 @@ graph branch is TF 1.x's; its eager branch runs all ``T`` steps) and a
 
     python3.11 -m venv /work/venv-tfa
     /work/venv-tfa/bin/pip install "tensorflow==2.15.1" "tensorflow-addons==0.23.*" "numpy<2"
-    /work/venv-tfa/bin/python scripts/attention_fixtures.py
+    /work/venv-tfa/bin/python scripts/attention_fixtures.py [NAME ...]
 
-Never imported by the tests. Every case is float32, ``B = 3`` rows, ``T = 4``
-steps of ``I = 2`` inputs, a memory ``[3, 5, 3]`` (its padding holds random
+(with names, e.g. ``beam_coverage``, only those files are written). Never
+imported by the tests. Every case is float32, ``B = 3`` rows, ``T = 4`` steps
+of ``I = 2`` inputs, a memory ``[3, 5, 3]`` (its padding holds random
 values, not zeros, so that the masking shows), an inner Keras cell of 4 units
 (``LSTMCell``, ``GRUCell(reset_after=False)``, ``SimpleRNNCell`` or a
 ``StackedRNNCells`` of an LSTM and a GRU), random weights and a random initial
@@ -45,9 +46,11 @@ state (every field but the empty alignment history). Each file stores:
 
 ``beam_luong.npz``: ``BeamSearchDecoder`` over an ``AttentionWrapper``
 (Luong, scaled, attention layer) on ``tile_batch``'d memory: ids, parents,
-scores and final state (see the README). The mechanism's keys are computed
-when the memory is set up, so it is set up again after the weights are
-assigned.
+scores and final state (see the README); ``beam_coverage.npz``: the same
+with a length penalty, a coverage penalty that changes the decode, initial
+alignments and the final accumulated attention probabilities. The
+mechanism's keys are computed when the memory is set up, so it is set up
+again after the weights are assigned.
 
 What TensorFlow does that DESIGN.md does not spell out (also in
 ``tests/fixtures/attention/README.md``):
@@ -76,6 +79,7 @@ What TensorFlow does that DESIGN.md does not spell out (also in
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -92,6 +96,7 @@ B, T, IN, TM, DM, H = 3, 4, 2, 5, 3, 4
 BAHDANAU_UNITS = 5  # Luong's num_units must equal the query depth H
 ATTENTION_LAYER_SIZE = 3
 FIELDS = ("attention", "alignments", "attention_state")
+ONLY = set(sys.argv[1:])  # the names of the files to write (none given: all)
 
 
 # -- the inner cells: Keras weights <-> rnnrs names and layouts ---------------------------------
@@ -347,10 +352,26 @@ def make_case(
 
 
 # -- beam search over an AttentionWrapper -----------------------------------------------------------
-def beam_case(seed: int, K: int, V: int, max_iter: int) -> dict[str, np.ndarray]:
+def beam_case(
+    seed: int,
+    K: int,
+    V: int,
+    max_iter: int,
+    *,
+    length_penalty: float = 0.0,
+    coverage_penalty: float = 0.0,
+    initial_alignments: bool = False,
+) -> dict[str, np.ndarray]:
     """``BeamSearchDecoder(AttentionWrapper(LSTMCell, LuongAttention(scale=True)),
     beam_width=K)`` with ``tile_batch``'d memory, memory lengths and initial
-    state (``B`` rows stored, as rnnrs takes them)."""
+    state (``B`` rows stored, as rnnrs takes them).
+
+    With a ``coverage_penalty`` the final ``accumulated_attention_probs`` are
+    stored too, and ``uncovered_step_ids``: the step ids of the same decode
+    without the penalty (for the seed search; not saved). With
+    ``initial_alignments`` the initial state's alignments are random
+    distributions over each row's memory positions (TF starts the
+    accumulated probabilities from them)."""
     rng = np.random.default_rng(seed)
     E = 3
     memory = rng.standard_normal((B, TM, DM)).astype(F32)
@@ -393,14 +414,32 @@ def beam_case(seed: int, K: int, V: int, max_iter: int) -> dict[str, np.ndarray]
         "cell_state/h": (rng.standard_normal((B, H)) * 0.5).astype(F32),
         "attention": (rng.standard_normal((B, ATTENTION_LAYER_SIZE)) * 0.5).astype(F32),
     }
+    if initial_alignments:
+        alignments = np.zeros((B, TM), F32)
+        for b, n in enumerate(mem_len):
+            alignments[b, :n] = rng.dirichlet(np.ones(n))
+        init["alignments"] = alignments
     zero = wrapper.get_initial_state(batch_size=B * K, dtype=tf.float32)
     initial_state = zero.clone(
         cell_state=[tfa.seq2seq.tile_batch(init["cell_state/h"], K), tfa.seq2seq.tile_batch(init["cell_state/c"], K)],
         attention=tfa.seq2seq.tile_batch(init["attention"], K),
     )
-    decoder = tfa.seq2seq.BeamSearchDecoder(wrapper, K, output_layer=dense, maximum_iterations=max_iter)
+    if initial_alignments:
+        initial_state = initial_state.clone(alignments=tfa.seq2seq.tile_batch(init["alignments"], K))
     start = np.arange(B, dtype=np.int32) % V
-    outputs, state, lengths = decoder(embedding, start_tokens=start, end_token=end_token, initial_state=initial_state)
+
+    def decode(coverage: float) -> Any:
+        decoder = tfa.seq2seq.BeamSearchDecoder(
+            wrapper,
+            K,
+            output_layer=dense,
+            maximum_iterations=max_iter,
+            length_penalty_weight=length_penalty,
+            coverage_penalty_weight=coverage,
+        )
+        return decoder(embedding, start_tokens=start, end_token=end_token, initial_state=initial_state)
+
+    outputs, state, lengths = decode(coverage_penalty)
     bs = outputs.beam_search_decoder_output
     data.update({f"init/{k}": v for k, v in init.items()})
     data.update(
@@ -434,6 +473,12 @@ def beam_case(seed: int, K: int, V: int, max_iter: int) -> dict[str, np.ndarray]
     data["out/cell_state/h"], data["out/cell_state/c"] = (rows(a) for a in final.cell_state)
     data["out/attention"] = rows(final.attention)
     data["out/alignments"] = rows(final.alignments)
+    if length_penalty or coverage_penalty:
+        data["length_penalty_weight"] = np.asarray(length_penalty, F32)
+        data["coverage_penalty_weight"] = np.asarray(coverage_penalty, F32)
+    if coverage_penalty:
+        data["accumulated_attention_probs"] = state.accumulated_attention_probs.numpy()
+        data["uncovered_step_ids"] = decode(0.0)[0].beam_search_decoder_output.predicted_ids.numpy()
     return data
 
 
@@ -449,7 +494,29 @@ def make_beam() -> None:
     raise RuntimeError("no beam seed found")
 
 
+def make_beam_coverage() -> None:
+    """``beam_coverage``: as ``beam_luong`` with a length penalty, a coverage
+    penalty that changes the decode and initial alignments."""
+    K, V, max_iter = 3, 6, 6
+    for seed in range(1000, 1500):
+        data = beam_case(seed, K, V, max_iter, length_penalty=0.6, coverage_penalty=0.8, initial_alignments=True)
+        lens = data["lengths"]
+        acc = data["accumulated_attention_probs"]
+        if (
+            not np.array_equal(data.pop("uncovered_step_ids"), data["step_ids"])
+            and lens.min() < max_iter - 1
+            and not data["finished"].all()
+            and len(set(lens.ravel().tolist())) >= 3
+            and (acc > 1).any()  # min(acc, 1) matters
+        ):
+            save("beam_coverage", data)
+            return
+    raise RuntimeError("no beam coverage seed found")
+
+
 def save(name: str, data: dict[str, np.ndarray]) -> None:
+    if ONLY and name not in ONLY:
+        return
     OUT.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(OUT / f"{name}.npz", **data)
     print(f"{name}.npz: {(OUT / f'{name}.npz').stat().st_size} bytes")
@@ -506,6 +573,7 @@ def main() -> None:
         kwargs = {"output_attention": True, "alignment_history": True, **kwargs}
         save(name, make_case(name, seed, **kwargs))  # type: ignore[arg-type]
     make_beam()
+    make_beam_coverage()
 
 
 if __name__ == "__main__":

@@ -4,9 +4,9 @@
 run by :func:`rnnrs.seq2seq.dynamic_decode`; ``gather_tree`` follows the
 parent pointers back from the last step (TF's ``GatherTree`` kernel). The
 whole loop runs in the Rust core when the cell, embedding and output layer
-allow it (``seq2seq._fast.beam``); otherwise (Python cells, a callable
-embedding, ``impute_finished=True``) it runs here, step by step, on NumPy
-arrays, with the same results.
+allow it (``seq2seq._fast.beam``); otherwise (Python cells, attention, a
+callable embedding, ``impute_finished=True``, a coverage penalty) it runs
+here, step by step, on NumPy arrays, with the same results.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from ._common import (
     project,
     warn_capped,
 )
+from .attention import AttentionWrapper
 
 __all__ = [
     "BeamSearchDecoder",
@@ -63,8 +64,10 @@ class BeamSearchDecoderState(NamedTuple):
     ``[B, beam_width, ...]`` (TF's split layout); ``log_probs`` ``[B,
     beam_width]``: each hypothesis' total log probability; ``finished``
     ``[B, beam_width]`` bool; ``lengths`` ``[B, beam_width]`` int32, the EOS
-    step included; ``accumulated_attention_probs``: ``()`` (it is used by the
-    coverage penalty, which needs attention)."""
+    step included; ``accumulated_attention_probs``: with a coverage penalty,
+    ``[B, beam_width, Tm]``, each hypothesis' sum of the attention
+    alignments (from the initial state's) over the steps it was live; ``()``
+    without one."""
 
     cell_state: Any
     log_probs: np.ndarray
@@ -215,6 +218,19 @@ def _top_k(scores: np.ndarray, k: int) -> np.ndarray:
     return order[:, :k]
 
 
+def _coverage_penalty(accumulated: np.ndarray, finished: np.ndarray, weight: float) -> np.ndarray:
+    """TF 1.15's weighted coverage penalty ``[B, beam, 1]`` of ``[B, beam,
+    Tm]`` accumulated attention probabilities: ``weight * sum_j log(min(a_j,
+    1))`` with entries equal to 0 (positions never attended, such as those
+    past a memory length) read as 1, and 0 for beams not ``finished``."""
+    dtype = accumulated.dtype
+    one = dtype.type(1.0)
+    probs = np.where(accumulated == 0, one, accumulated)
+    penalty: np.ndarray = np.log(np.minimum(probs, one)).sum(axis=2)
+    penalty = penalty * finished.astype(dtype) * dtype.type(weight)
+    return penalty[:, :, None]
+
+
 class _Step(NamedTuple):
     """One beam search step's outputs and next beam state (without the cell state)."""
 
@@ -224,6 +240,7 @@ class _Step(NamedTuple):
     log_probs: np.ndarray  # [B, beam]
     finished: np.ndarray  # [B, beam] bool
     lengths: np.ndarray  # [B, beam] int32
+    accumulated: Any = ()  # [B, beam, Tm] with a coverage penalty, else ()
 
 
 def _beam_search_step(
@@ -233,6 +250,9 @@ def _beam_search_step(
     lengths: np.ndarray,
     end_token: int,
     length_penalty_weight: float,
+    coverage_penalty_weight: float = 0.0,
+    accumulated: Any = (),
+    alignments: Any = None,
 ) -> _Step:
     """TF 1.15's ``_beam_search_step`` on ``[B, beam, V]`` logits and the
     ``[B, beam]`` state: log-softmax; a finished beam's only continuation is
@@ -242,7 +262,13 @@ def _beam_search_step(
     beam, + 0 otherwise; the best ``beam`` candidates of each row are kept
     (ties: lower beam, then lower token first); a kept hypothesis is finished
     when its parent was or it appended ``end_token``, and its length grows by
-    one unless its parent was finished (so it counts the EOS)."""
+    one unless its parent was finished (so it counts the EOS).
+
+    With a nonzero ``coverage_penalty_weight`` (TF's ``_get_scores``):
+    ``alignments`` ``[B, beam, Tm]``, the step's new alignments, zeroed for
+    the finished beams, are added to ``accumulated`` ``[B, beam, Tm]``; each
+    finished beam's candidates get :func:`_coverage_penalty` of the sum added
+    to their scores; the sums are gathered by parent into the next state."""
     batch, beam, vocab = logits.shape
     dtype = logits.dtype
     step_log_probs = _log_softmax(logits)
@@ -257,6 +283,10 @@ def _beam_search_step(
     with np.errstate(over="ignore"):
         total = log_probs[:, :, None] + step_log_probs  # [B, beam, V]
         scores = total / _length_penalty(candidate_lengths, length_penalty_weight, dtype)
+    if coverage_penalty_weight != 0.0:
+        accumulated = accumulated + alignments * (~finished).astype(dtype)[:, :, None]
+        with np.errstate(over="ignore"):
+            scores = scores + _coverage_penalty(accumulated, finished, coverage_penalty_weight)
 
     flat_scores = scores.reshape(batch, beam * vocab)
     picked = _top_k(flat_scores, beam)  # [B, beam]
@@ -271,6 +301,7 @@ def _beam_search_step(
         log_probs=total.reshape(batch, beam * vocab)[rows, picked],
         finished=parent_finished | (word_ids == end_token),
         lengths=(lengths[rows, parent_ids] + ~parent_finished).astype(np.int32),
+        accumulated=accumulated[rows, parent_ids] if coverage_penalty_weight != 0.0 else (),
     )
 
 
@@ -317,8 +348,8 @@ class BeamSearchDecoder:
             to give the logits (its output size must not exceed the
             embedding's vocabulary, since predicted ids are fed back).
         length_penalty_weight: GNMT's length penalty weight (0: none).
-        coverage_penalty_weight: must be 0.0 (the coverage penalty needs an
-            attention cell, which this version of rnnrs does not have yet).
+        coverage_penalty_weight: GNMT's coverage penalty weight (0: none); a
+            nonzero weight needs ``cell`` to be an ``AttentionWrapper``.
         reorder_tensor_arrays: True or False; no effect (rnnrs states hold
             no TensorArrays to reorder).
 
@@ -344,6 +375,17 @@ class BeamSearchDecoder:
     ``[B, beam_width]`` int32 (TF's third value could be wrong for beams,
     tensorflow#13536). ``output_time_major=True`` gives ``[T, B,
     beam_width]`` outputs.
+
+    Coverage penalty (TF 1.15's, with ``coverage_penalty_weight`` ``w !=
+    0``): the accumulated attention probabilities start from the initial
+    state's alignments (zeros in a zero state); each step adds the
+    wrapper's new alignments of the beams not finished before it, and the
+    candidates of every beam finished before the step get ``w * sum_j
+    log(min(acc_j, 1))`` added to their scores (entries ``acc_j == 0``, such
+    as memory positions past a row's length, count as 1); as in TF, live
+    beams' scores are not penalised. The sums are gathered by parent like the
+    cell state and returned in ``final_state.accumulated_attention_probs``.
+    Such a decode runs in the NumPy loop.
 
     ``impute_finished``: TF 1.15 cannot run a BeamSearchDecoder with
     ``impute_finished=True`` (its ``dynamic_decode`` fails building the
@@ -394,9 +436,10 @@ class BeamSearchDecoder:
             check_end_token("end_token", end_token, out_size, "the output size")
         self._length_penalty_weight = finite_number("length_penalty_weight", length_penalty_weight)
         coverage = finite_number("coverage_penalty_weight", coverage_penalty_weight)
-        if coverage != 0.0:
+        if coverage != 0.0 and not isinstance(cell, AttentionWrapper):
             raise ValueError(
-                f"coverage_penalty_weight: expected 0.0 (the coverage penalty needs an attention cell), got {coverage}"
+                "coverage_penalty_weight: expected 0.0 unless the cell is an AttentionWrapper (the coverage penalty "
+                f"accumulates its alignments), got {coverage} with a {type(cell).__name__}"
             )
         self._coverage_penalty_weight = coverage
         self._reorder_tensor_arrays = flag("reorder_tensor_arrays", reorder_tensor_arrays)
@@ -474,10 +517,11 @@ class BeamSearchDecoder:
             )
         if self._cell.input_size is None and self._embedding.width is not None:
             build_for_inputs(self._cell, self._embedding.width)
-        result = None if impute else self._fast(max_iter)
+        # The Rust loop has no coverage penalty (nor attention cells): a nonzero weight always runs the NumPy loop.
+        result = None if impute or self._coverage_penalty_weight != 0.0 else self._fast(max_iter)
         if result is None:
             result = self._python_loop(max_iter, impute)
-        step_ids, parent_ids, scores, cell_state, log_probs, finished, lengths = result
+        step_ids, parent_ids, scores, cell_state, log_probs, finished, lengths, accumulated = result
         if capped and not finished.all():
             warn_capped(int((~finished).any(axis=1).sum()), max_iter, stacklevel=4)
         # step arrays are [B, T, beam] here.
@@ -500,16 +544,21 @@ class BeamSearchDecoder:
             ),
         )
         state = BeamSearchDecoderState(
-            cell_state=split, log_probs=log_probs, finished=finished, lengths=lengths, accumulated_attention_probs=()
+            cell_state=split,
+            log_probs=log_probs,
+            finished=finished,
+            lengths=lengths,
+            accumulated_attention_probs=accumulated,
         )
         return outputs, state, lengths.copy()
 
     def _fast(self, max_iter: int) -> Optional[tuple[Any, ...]]:
-        """The Rust loop's result (``seq2seq._fast.beam``), or None when it
-        does not apply (then the NumPy loop runs)."""
+        """The Rust loop's result (``seq2seq._fast.beam``, with ``()`` for the
+        accumulated attention probabilities), or None when it does not apply
+        (then the NumPy loop runs)."""
         if self._initial_rows is None:
             return None
-        return _fast.beam(
+        result = _fast.beam(
             self._cell,
             self._embedding,
             self._output_layer,
@@ -520,12 +569,15 @@ class BeamSearchDecoder:
             max_iter,
             self._length_penalty_weight,
         )
+        return None if result is None else (*result, ())
 
     def _python_loop(self, max_iter: int, impute_finished: bool) -> tuple[Any, ...]:
         """The beam search step by step in NumPy (cell steps through
-        ``cell(x, state)``). Returns what ``_fast.beam`` returns: batch-major
+        ``cell(x, state)``). Returns what :meth:`_fast` returns: batch-major
         ``[B, T, beam]`` step ids, parent ids and scores, the final cell state
-        (``B * beam`` rows), log probs, finished and lengths ``[B, beam]``."""
+        (``B * beam`` rows), log probs, finished and lengths ``[B, beam]``,
+        and the accumulated attention probabilities ``[B, beam, Tm]`` (``()``
+        without a coverage penalty)."""
         cell, beam, end = self._cell, self._beam_width, self._end_token
         batch = self.batch_size
         dtype = cell.dtype
@@ -535,6 +587,9 @@ class BeamSearchDecoder:
         finished[:, 0] = False
         lengths = np.zeros((batch, beam), dtype=np.int32)
         state = self._initial_state
+        coverage = self._coverage_penalty_weight
+        # TF starts the sums from the initial state's alignments (zeros in a zero state).
+        accumulated: Any = state.alignments.reshape(batch, beam, -1).copy() if coverage != 0.0 else ()
         inputs = self._embedding(np.repeat(self._start_tokens, beam))
         self._embedding.check_width(cell.input_size)
         rows = np.arange(batch)[:, None] * beam
@@ -544,11 +599,22 @@ class BeamSearchDecoder:
             logits = project(self._output_layer, output).reshape(batch, beam, -1)
             if impute_finished:
                 new_state = _keep_rows(finished.reshape(-1, 1), state, new_state)
-            step = _beam_search_step(logits, log_probs, finished, lengths, end, self._length_penalty_weight)
+            alignments = new_state.alignments.reshape(batch, beam, -1) if coverage != 0.0 else None
+            step = _beam_search_step(
+                logits,
+                log_probs,
+                finished,
+                lengths,
+                end,
+                self._length_penalty_weight,
+                coverage,
+                accumulated,
+                alignments,
+            )
             outs.append(step)
             picked = (rows + step.parent_ids).reshape(-1)
             state = _take_rows(new_state, picked)
-            log_probs, finished, lengths = step.log_probs, step.finished, step.lengths
+            log_probs, finished, lengths, accumulated = step.log_probs, step.finished, step.lengths, step.accumulated
             if not finished.all():
                 inputs = self._embedding(step.word_ids.reshape(-1))
 
@@ -565,4 +631,5 @@ class BeamSearchDecoder:
             log_probs,
             finished,
             lengths,
+            accumulated,
         )
