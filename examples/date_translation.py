@@ -19,10 +19,15 @@ decodes on the test set, and the training time. Géron's Keras model reaches
 With ``--attention luong`` (or ``bahdanau``) the decoder attends to the
 encoder's outputs at every step (``EncoderDecoder(..., attention="luong")``,
 chapter 16's attention mechanisms), and ``--plot out/alignments.png`` draws
-what it attends to while writing one date (needs matplotlib).
+what it attends to while writing one date (needs matplotlib). Measured on the
+full run (10k training dates, 2000 test dates, greedy exact match): with
+Luong or Bahdanau attention 2 epochs reach 100 % (Luong after 1 epoch:
+87 %); without attention 2 epochs reach 60 %, 3 epochs 86 %, 4 epochs 92 %
+and 6 epochs 100 %. An attention epoch takes ~3x longer today: its time loop
+steps the cell from Python.
 
     python examples/date_translation.py                      # 10k train / 2k test dates (the full run)
-    python examples/date_translation.py --attention luong --epochs 6 --plot out/alignments.png
+    python examples/date_translation.py --attention luong --epochs 2 --plot out/alignments.png
     python examples/date_translation.py --quick              # reduced run (what the tests run)
 """
 
