@@ -297,12 +297,8 @@ pub fn forward<T: Scalar>(
         let mut att = try_zeros::<T>(plan.rows, attention, "inputs", "the attentions")?;
         let mut scratch = Vec::with_capacity(plan.groups.len());
         for g in &plan.groups {
-            scratch.push(try_zeros::<T>(
-                g.first_active(),
-                sw,
-                "inputs",
-                "the step scratch",
-            )?);
+            let cell = try_zeros::<T>(g.first_active(), sw, "inputs", "the step scratch")?;
+            scratch.push((cell, vec![T::zero(); q_w]));
         }
         watch.result()?;
         let (values_s, keys_s) = (
@@ -324,6 +320,7 @@ pub fn forward<T: Scalar>(
             .collect();
         pool::for_each(work, |item| {
             let (((((((((g, xs_g), z_g), s_g), aux_g), hc_g), q_g), al_g), att_g), scratch) = item;
+            let (scratch, e) = scratch;
             let scratch = scratch.as_slice_mut().expect("standard layout");
             gather_group_rows(g, s_g, &initial);
             let mut ticker = watch.ticker();
@@ -388,7 +385,7 @@ pub fn forward<T: Scalar>(
                     let s = &mut al[..m];
                     let (h, c) = row.split_at_mut(q);
                     if bahdanau {
-                        score::bahdanau(&qb[rank * q_w..(rank + 1) * q_w], keys, &v, s);
+                        score::bahdanau(&qb[rank * q_w..(rank + 1) * q_w], keys, &v, s, e);
                     } else {
                         score::luong(h, keys, g_scale, s);
                     }

@@ -2,12 +2,16 @@
 //! the masked softmax, the context, and their gradients. Slices hold the
 //! row's first `m = mlen[b]` memory positions only (the masked ones never
 //! enter: their alignments are exactly 0 and their gradients 0). Every
-//! reduction runs in a fixed order that depends on the sizes alone.
+//! reduction runs in a fixed order that depends on the sizes alone. The
+//! row functions are compiled for AVX-512 and AVX2 as well as the baseline
+//! and pick one at run time (the `multiversion` attributes, as the cells'
+//! element-wise passes do); no version fuses a multiply and an add the
+//! others do not, so they agree bitwise.
 
 use crate::kernels::scalar::Scalar;
 use crate::kernels::softmax;
 
-/// Accumulators of [`dot`] and [`dot_tanh`] (element `i` into `i % LANES`,
+/// Accumulators of [`dot`] (element `i` into `i % LANES`,
 /// combined in a fixed order), so that the loops vectorise.
 const LANES: usize = 8;
 
@@ -20,7 +24,7 @@ fn combine<T: Scalar>(acc: [T; LANES]) -> T {
 }
 
 /// `a · b`.
-#[inline]
+#[inline(always)]
 pub fn dot<T: Scalar>(a: &[T], b: &[T]) -> T {
     let mut acc = [T::zero(); LANES];
     let (ca, cb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
@@ -37,31 +41,8 @@ pub fn dot<T: Scalar>(a: &[T], b: &[T]) -> T {
     combine(acc) + tail
 }
 
-/// `Σ_u v_u tanh(k_u + q_u)`.
-#[inline]
-fn dot_tanh<T: Scalar>(v: &[T], k: &[T], q: &[T]) -> T {
-    let mut acc = [T::zero(); LANES];
-    let (cv, ck, cq) = (
-        v.chunks_exact(LANES),
-        k.chunks_exact(LANES),
-        q.chunks_exact(LANES),
-    );
-    let tail: T = cv
-        .remainder()
-        .iter()
-        .zip(ck.remainder())
-        .zip(cq.remainder())
-        .fold(T::zero(), |s, ((&v, &k), &q)| s + v * (k + q).tanh());
-    for ((v, k), q) in cv.zip(ck).zip(cq) {
-        for l in 0..LANES {
-            acc[l] += v[l] * (k[l] + q[l]).tanh();
-        }
-    }
-    combine(acc) + tail
-}
-
 /// `y += alpha * x`.
-#[inline]
+#[inline(always)]
 pub fn axpy<T: Scalar>(alpha: T, x: &[T], y: &mut [T]) {
     for (y, &x) in y.iter_mut().zip(x) {
         *y += alpha * x;
@@ -69,6 +50,7 @@ pub fn axpy<T: Scalar>(alpha: T, x: &[T], y: &mut [T]) {
 }
 
 /// Luong scores: `s[j] = g · (h · keys[j])`; `keys` is `[m, U]`, `h` `[U]`.
+#[multiversion::multiversion(targets("x86_64+avx512f+avx512vl+fma", "x86_64+avx2+fma"))]
 pub fn luong<T: Scalar>(h: &[T], keys: &[T], g: T, s: &mut [T]) {
     for (s, k) in s.iter_mut().zip(keys.chunks_exact(h.len())) {
         *s = g * dot(h, k);
@@ -77,10 +59,16 @@ pub fn luong<T: Scalar>(h: &[T], keys: &[T], g: T, s: &mut [T]) {
 
 /// Bahdanau scores: `s[j] = Σ_u v[u] tanh(keys[j, u] + q[u])`, `q` the
 /// processed query (with `attention_b` added when normalised), `v` the
-/// effective `v`.
-pub fn bahdanau<T: Scalar>(q: &[T], keys: &[T], v: &[T], s: &mut [T]) {
+/// effective `v`; `e` (`[U]`) is scratch. The `tanh` terms go through `e`
+/// so that their loop vectorises (with the reduction beside them it did
+/// not, and cost three times as much).
+#[multiversion::multiversion(targets("x86_64+avx512f+avx512vl+fma", "x86_64+avx2+fma"))]
+pub fn bahdanau<T: Scalar>(q: &[T], keys: &[T], v: &[T], s: &mut [T], e: &mut [T]) {
     for (s, k) in s.iter_mut().zip(keys.chunks_exact(q.len())) {
-        *s = dot_tanh(v, k, q);
+        for ((e, &k), &q) in e.iter_mut().zip(k).zip(q) {
+            *e = (k + q).tanh();
+        }
+        *s = dot(v, e);
     }
 }
 
@@ -94,6 +82,7 @@ pub fn softmax_in_place<T: Scalar>(s: &mut [T]) {
 }
 
 /// `c = Σ_j alpha[j] values[j]`; `values` is `[m, Dm]`, `c` `[Dm]`.
+#[multiversion::multiversion(targets("x86_64+avx512f+avx512vl+fma", "x86_64+avx2+fma"))]
 pub fn context<T: Scalar>(alpha: &[T], values: &[T], c: &mut [T]) {
     c.fill(T::zero());
     for (&a, v) in alpha.iter().zip(values.chunks_exact(c.len())) {
@@ -105,6 +94,7 @@ pub fn context<T: Scalar>(alpha: &[T], values: &[T], c: &mut [T]) {
 /// gradient arriving at the alignments themselves (`extra`, the final
 /// alignments' for a row's last step), adds `alpha[j] d_c` to
 /// `d_values[j]` and leaves the scores' gradient in `ds` (`[m]`).
+#[multiversion::multiversion(targets("x86_64+avx512f+avx512vl+fma", "x86_64+avx2+fma"))]
 pub fn through_softmax<T: Scalar>(
     alpha: &[T],
     values: &[T],
@@ -135,6 +125,7 @@ pub fn through_softmax<T: Scalar>(
 /// Luong backward: with `ds` the scores' gradient, adds to `d_h` (`[U]`),
 /// `d_keys` (`[m, U]`) and, when `d_g` is given (scale), to `attention_g`'s
 /// gradient.
+#[multiversion::multiversion(targets("x86_64+avx512f+avx512vl+fma", "x86_64+avx2+fma"))]
 pub fn luong_backward<T: Scalar>(
     h: &[T],
     keys: &[T],
@@ -162,6 +153,7 @@ pub fn luong_backward<T: Scalar>(
 /// Bahdanau backward: with `ds` the scores' gradient, adds to `d_keys`
 /// (`[m, U]`), `d_q` (`[U]`, the processed query's gradient) and `d_v` (the
 /// effective `v`'s gradient).
+#[multiversion::multiversion(targets("x86_64+avx512f+avx512vl+fma", "x86_64+avx2+fma"))]
 pub fn bahdanau_backward<T: Scalar>(
     q: &[T],
     keys: &[T],
