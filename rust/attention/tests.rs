@@ -932,3 +932,51 @@ fn empty_batches_and_zero_steps() {
     let g = backward(&cell, &out.tape, Incoming::default(), &Uninterrupted).unwrap();
     assert_eq!(g.inputs.dim(), (0, 4, 2));
 }
+
+/// The caller's hook is polled between steps: its error stops a long
+/// forward and a long backward pass.
+#[test]
+fn the_interrupt_hook_stops_forward_and_backward() {
+    let z = Sizes {
+        batch: 1,
+        time: 20_000,
+        input: 1,
+        units: 64,
+        memory_time: 4,
+        depth: 4,
+        attention_units: 32,
+        layer: None,
+    };
+    let case = Case::new(Kind::Basic, configs()[0], &z, vec![20_000], 6);
+    let cell = case.prepared();
+    let parts = case.state_parts();
+    let inputs = Inputs {
+        x: case.get("inputs").view().into_dimensionality().unwrap(),
+        lengths: None,
+        initial_state: &parts,
+        initial_attention: case
+            .get("initial_attention")
+            .view()
+            .into_dimensionality()
+            .unwrap(),
+        memory: case.get("memory").view().into_dimensionality().unwrap(),
+        memory_lengths: None,
+    };
+    let calls = std::sync::atomic::AtomicUsize::new(0);
+    let stop = || {
+        calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Err(crate::Error::Interrupted)
+    };
+    let w = case.attention_weights();
+    let e = forward(&cell, inputs, w.clone(), case.config, &stop).unwrap_err();
+    assert_eq!(e, crate::Error::Interrupted);
+    assert_eq!(calls.load(std::sync::atomic::Ordering::Relaxed), 1);
+    let f = forward(&cell, inputs, w, case.config, &Uninterrupted).unwrap();
+    let dy = f.outputs.clone();
+    let incoming = Incoming {
+        outputs: Some(dy.view()),
+        ..Incoming::default()
+    };
+    let e = backward(&cell, &f.tape, incoming, &stop).unwrap_err();
+    assert_eq!(e, crate::Error::Interrupted);
+}
