@@ -5,6 +5,8 @@ through the binding."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -237,3 +239,83 @@ def test_errors_name_the_argument():
         _rnnrs.attention_backward(tape, np.zeros((3, 4)), None, None, None)
     with pytest.raises(TypeError, match="tape: expected a rnnrs._rnnrs.AttentionTape, got int"):
         _rnnrs.attention_backward(1, None, None, None, None)
+
+
+FIXTURES = Path(__file__).parent / "fixtures" / "attention"
+ATTENTION_WEIGHTS = {
+    "memory_layer/kernel",
+    "query_layer/kernel",
+    "attention_v",
+    "attention_g",
+    "attention_b",
+    "attention_layer/kernel",
+}
+
+
+def single_cell_fixtures():
+    """The real-TensorFlow fixtures (``fixtures/attention/``, written by
+    ``scripts/attention_fixtures.py``) of one inner cell, when present."""
+    out = []
+    for path in sorted(FIXTURES.glob("*.npz")):
+        with np.load(path) as d:
+            if "cell" in d.files and str(d["cell"]) in ("lstm", "gru", "rnn"):
+                out.append(path)
+    return out or [None]
+
+
+@pytest.mark.parametrize("path", single_cell_fixtures(), ids=lambda p: p.stem if p else "none")
+def test_against_tensorflow_fixtures(path):
+    """Forward results (where specified) and, for the losses without the
+    alignment history, every gradient, against tfa.seq2seq (TF 1.15's port)."""
+    if path is None:
+        pytest.skip("no attention fixtures in tests/fixtures/attention")
+    d = dict(np.load(path))
+    f = {k: v.astype(np.float64) for k, v in d.items() if v.dtype == np.float32}
+    kind = {"lstm": "lstm", "gru": "gru", "rnn": "basic_rnn"}[str(d["cell"])]
+    weights = {k[len("weight/") :]: v for k, v in f.items() if k.startswith("weight/")}
+    options = {"forget_bias": float(weights.pop("forget_bias"))} if "forget_bias" in weights else {}
+    mechanism = {k: v for k, v in weights.items() if k in ATTENTION_WEIGHTS}
+    cell_weights = {k: v for k, v in weights.items() if k not in ATTENTION_WEIGHTS}
+    core = _rnnrs.Cell(kind, "float64", options, cell_weights)
+    names = ["c", "h"] if kind == "lstm" else ["h"]
+    lengths = d["sequence_length"].astype(np.int64)
+    mlen = d["memory_sequence_length"].astype(np.int64) if "memory_sequence_length" in d else None
+    outputs, state, attention, alignments, history, tape = _rnnrs.attention_forward(
+        core,
+        f["x"],
+        lengths,
+        [f[f"init/cell_state/{n}"] for n in names],
+        f["init/attention"],
+        f["memory"],
+        mlen,
+        mechanism,
+        str(d["mechanism"]),
+        bool(d["normalize"]),
+        bool(d["scale"]),
+        bool(d["output_attention"]),
+        True,
+    )
+    tol = {"rtol": 1e-5, "atol": 1e-6}
+    np.testing.assert_allclose(outputs, f["out/outputs"], **tol)
+    np.testing.assert_allclose(attention, f["out/attention"], **tol)
+    for n, p in zip(names, state):
+        np.testing.assert_allclose(p, f[f"out/cell_state/{n}"], **tol)
+    ran = lengths > 0  # rows of length 0 keep the caller's initial alignments
+    np.testing.assert_allclose(alignments[ran], f["out/alignments"][ran], **tol)
+    if "out/alignment_history" in f:
+        steps = f["out/alignment_history"].shape[0]
+        live = (np.arange(steps)[:, None] < lengths[None, :])[:, :, None]
+        want = np.where(live, f["out/alignment_history"], 0)
+        np.testing.assert_allclose(np.where(live, history[:steps], 0), want, **tol)
+    if bool(d["alignment_history"]):
+        return  # the fixture's loss reads the history, which backward does not take
+    d_alignments = f["d/alignments"] + f["d/attention_state"]
+    d_alignments[~ran] = 0
+    d_x, d_state, d_a0, d_memory, d_w = _rnnrs.attention_backward(
+        tape, f["d/outputs"], [f[f"d/cell_state/{n}"] for n in names], f["d/attention"], d_alignments
+    )
+    grads = {"x": d_x, "memory": d_memory, "init/attention": d_a0, **d_w}
+    grads.update({f"init/cell_state/{n}": p for n, p in zip(names, d_state)})
+    for name, g in grads.items():
+        want = f[f"grad/{name}"]
+        np.testing.assert_allclose(g, want, rtol=1e-5, atol=1e-6 * max(1.0, np.abs(want).max()), err_msg=name)
