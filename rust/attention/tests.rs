@@ -33,6 +33,8 @@ impl Rng {
 enum Kind {
     Basic,
     Lstm,
+    /// Peepholes and a projection (`P = units`, `H = units + 1`).
+    LstmFull,
     Gru,
     GruResetAfter,
 }
@@ -85,13 +87,25 @@ impl Case {
             ("initial_attention".into(), rng.array(&[b, a], 0.5)),
             ("memory".into(), rng.array(&[b, z.memory_time, dm], 1.0)),
         ];
-        let parts = if kind == Kind::Lstm { 2 } else { 1 };
-        for i in 0..parts {
-            arrays.push((format!("initial_state.{i}"), rng.array(&[b, h], 0.5)));
+        let parts: &[usize] = match kind {
+            Kind::Lstm => &[h, h],
+            Kind::LstmFull => &[h + 1, h],
+            _ => &[h],
+        };
+        for (i, &w) in parts.iter().enumerate() {
+            arrays.push((format!("initial_state.{i}"), rng.array(&[b, w], 0.5)));
         }
         let cell_weights: Vec<(&str, Vec<usize>)> = match kind {
             Kind::Basic => vec![("kernel", vec![ci + h, h]), ("bias", vec![h])],
             Kind::Lstm => vec![("kernel", vec![ci + h, 4 * h]), ("bias", vec![4 * h])],
+            Kind::LstmFull => vec![
+                ("kernel", vec![ci + h, 4 * (h + 1)]),
+                ("bias", vec![4 * (h + 1)]),
+                ("w_i_diag", vec![h + 1]),
+                ("w_f_diag", vec![h + 1]),
+                ("w_o_diag", vec![h + 1]),
+                ("projection/kernel", vec![h + 1, h]),
+            ],
             Kind::Gru => vec![
                 ("gates/kernel", vec![ci + h, 2 * h]),
                 ("gates/bias", vec![2 * h]),
@@ -156,7 +170,7 @@ impl Case {
         let weights = crate::step::params::Weights::new(views);
         let cell = match self.kind {
             Kind::Basic => cell::basic_rnn::build(Options::default(), weights),
-            Kind::Lstm => cell::lstm::build(Options::default(), weights),
+            Kind::Lstm | Kind::LstmFull => cell::lstm::build(Options::default(), weights),
             Kind::Gru => cell::gru::build(Options::default(), weights),
             Kind::GruResetAfter => cell::gru::build(
                 Options::default().with("reset_after", Value::Bool(true)),
@@ -379,7 +393,13 @@ fn configs() -> Vec<Config> {
     out
 }
 
-const KINDS: [Kind; 4] = [Kind::Basic, Kind::Lstm, Kind::Gru, Kind::GruResetAfter];
+const KINDS: [Kind; 5] = [
+    Kind::Basic,
+    Kind::Lstm,
+    Kind::LstmFull,
+    Kind::Gru,
+    Kind::GruResetAfter,
+];
 
 #[test]
 fn forward_matches_the_naive_reference() {
