@@ -957,17 +957,24 @@ fn empty_batches_and_zero_steps() {
 /// forward and a long backward pass.
 #[test]
 fn the_interrupt_hook_stops_forward_and_backward() {
+    // long enough for the hook's period (it is polled at most every 200 ms)
+    // in either profile: about a second
+    let (time, memory_time, attention_units) = if cfg!(debug_assertions) {
+        (20_000, 4, 32)
+    } else {
+        (40_000, 64, 256)
+    };
     let z = Sizes {
         batch: 1,
-        time: 20_000,
+        time,
         input: 1,
         units: 64,
-        memory_time: 4,
+        memory_time,
         depth: 4,
-        attention_units: 32,
+        attention_units,
         layer: None,
     };
-    let case = Case::new(Kind::Basic, configs()[0], &z, vec![20_000], 6);
+    let case = Case::new(Kind::Basic, configs()[0], &z, vec![time as i64], 6);
     let cell = case.prepared();
     let parts = case.state_parts();
     let inputs = Inputs {
