@@ -29,6 +29,9 @@
 //! * [`cell`]: the cells, one file each.
 //! * [`decode`]: the decoding loops (greedy, sampled, beam search) over a
 //!   stack of [`step::Prepared`] cells.
+//! * [`attention`]: the attention wrapper's teacher-forced time loop and its
+//!   backpropagation (Bahdanau and Luong) around one [`step::Prepared`]
+//!   cell.
 //! * [`loss`]: the fused softmax cross-entropy of class ids (per-row loss
 //!   and the logits' gradient in one pass).
 //! * `py` (feature `python`): the PyO3 edge.
@@ -56,6 +59,7 @@
 #[allow(unsafe_code)]
 pub mod kernels;
 
+pub mod attention;
 pub mod cell;
 pub mod decode;
 pub mod error;

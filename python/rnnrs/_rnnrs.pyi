@@ -14,10 +14,13 @@ import numpy.typing as npt
 
 __all__ = [
     "MAX_THREADS",
+    "AttentionTape",
     "Cell",
     "ForwardCache",
     "_num_threads_env",
     "_set_parallel_work",
+    "attention_backward",
+    "attention_forward",
     "backward",
     "cell_kinds",
     "crc32c",
@@ -53,6 +56,68 @@ class Cell:
 @final
 class ForwardCache:
     """What a forward pass cached for backpropagation (opaque)."""
+
+@final
+class AttentionTape:
+    """What :func:`attention_forward` kept for :func:`attention_backward` (opaque)."""
+
+def attention_forward(
+    core: Cell,
+    x: npt.NDArray[np.floating],
+    lengths: Optional[npt.NDArray[np.int64]],
+    state_parts: list[npt.NDArray[np.floating]],
+    initial_attention: npt.NDArray[np.floating],
+    memory: npt.NDArray[np.floating],
+    memory_lengths: Optional[npt.NDArray[np.int64]],
+    weights: dict[str, npt.NDArray[np.floating]],
+    kind: str,
+    normalize: bool,
+    scale: bool,
+    output_attention: bool,
+    alignment_history: bool,
+) -> tuple[
+    npt.NDArray[np.floating],
+    list[npt.NDArray[np.floating]],
+    npt.NDArray[np.floating],
+    npt.NDArray[np.floating],
+    Optional[npt.NDArray[np.floating]],
+    AttentionTape,
+]:
+    """Runs TF 1.15's ``AttentionWrapper`` around ``core`` (input size ``I + A``) over
+    ``x [B, T, I]`` (batch-major) under ``dynamic_rnn``'s masking.
+
+    ``kind`` is ``'bahdanau'`` or ``'luong'``; ``weights`` holds
+    ``memory_layer/kernel [Dm, U]``, for Bahdanau ``query_layer/kernel [Q, U]`` and
+    ``attention_v [U]``, ``attention_g`` (0-d; ``normalize`` or ``scale``),
+    ``attention_b [U]`` (``normalize``) and optionally ``attention_layer/kernel
+    [Q + Dm, A]``. ``memory_lengths`` are in ``[1, Tm]``. Returns ``(outputs [B, T, A or
+    Q], final state parts, final attention [B, A], final alignments [B, Tm] (zeros for
+    rows of length 0), alignment history [T, B, Tm] or None, tape)``. Errors name the
+    public arguments (``inputs``, ``sequence_length``, ``initial_state``,
+    ``initial_attention``, ``memory``, ``memory_sequence_length``, the weights by
+    name): ``ValueError`` for values and shapes, ``TypeError`` for types;
+    ``MemoryError`` and Ctrl-C as for :func:`forward`.
+    """
+
+def attention_backward(
+    tape: AttentionTape,
+    d_outputs: Optional[npt.NDArray[np.floating]],
+    d_state_parts: Optional[list[npt.NDArray[np.floating]]],
+    d_attention: Optional[npt.NDArray[np.floating]],
+    d_alignments: Optional[npt.NDArray[np.floating]],
+) -> tuple[
+    npt.NDArray[np.floating],
+    list[npt.NDArray[np.floating]],
+    npt.NDArray[np.floating],
+    npt.NDArray[np.floating],
+    dict[str, npt.NDArray[np.floating]],
+]:
+    """Backpropagates through the :func:`attention_forward` call that made ``tape``;
+    any gradient may be None (zeros). Returns ``(d_x [B, T, I], d initial state parts,
+    d_initial_attention [B, A], d_memory [B, Tm, Dm], d_weights)``; ``d_weights``
+    holds the cell's weights' gradients under its own names and the mechanism's
+    under theirs.
+    """
 
 def forward(
     cell: Cell,

@@ -9,6 +9,7 @@
 //! ([`cells`]): built once from a dict of options and a dict of weights keyed
 //! by their TensorFlow 1.x names; gradients come back as such a dict.
 
+mod attention;
 mod cells;
 mod checksum;
 mod decode;
@@ -214,6 +215,7 @@ fn _rnnrs(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(_num_threads_env, m)?)?;
     m.add("MAX_THREADS", MAX_THREADS)?;
     checksum::register(m)?;
+    attention::register(m)?;
     decode::register(m)?;
 
     loss::register(m)?;
