@@ -340,3 +340,45 @@ def test_decoders_return_the_memory_gradient(helper_kind):
     )
     d_cell = dense(outputs, return_backprop=True)[1](d_logits).inputs
     np.testing.assert_allclose(grads.memory, forced(d_cell).memory, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("cell_kind", ["BasicRNN", "LSTM", "GRU"])
+@pytest.mark.parametrize("time_major", [False, True])
+def test_the_rust_loop_equals_the_python_loop(cell_kind, time_major, monkeypatch):
+    """Whole sequences over a core cell run in rust/attention/; one-step calls (and decoders stepping a
+    subset of rows) in Python over the cached keys: both give the same outputs, states and gradients."""
+    rng = np.random.default_rng(12)
+    cell = make("bahdanau_normalize", cell_kind, True, False, np.float64, rng, history=True)
+    x = rng.normal(size=(B, T, I))
+    lengths = np.array([4, 0, 2])
+    state = random_state(cell, rng, np.float64)
+    calls = []
+    forward = rnnrs._rnnrs.attention_forward
+    monkeypatch.setattr(rnnrs._rnnrs, "attention_forward", lambda *a: calls.append(1) or forward(*a))
+    xs = np.swapaxes(x, 0, 1).copy() if time_major else x
+    weights = cell._locked_snapshot()
+    rust = cell._run(xs, state, lengths, time_major, False, weights)
+    python = cell._run(xs, state, lengths, time_major, False, weights, np.arange(B))  # memory rows: Python
+    assert calls == [1]
+    np.testing.assert_allclose(rust[0], python[0], rtol=1e-11, atol=1e-12)
+    for name in ("attention", "alignments", "attention_state"):
+        np.testing.assert_allclose(getattr(rust[1], name), getattr(python[1], name), rtol=1e-11, atol=1e-12)
+    assert rust[1].time == python[1].time == T
+    active = np.arange(T)[:, None] < lengths[None, :]
+    np.testing.assert_allclose(rust[1].alignment_history[active], python[1].alignment_history[active], rtol=1e-11)
+    d_out = rng.normal(size=rust[0].shape)
+    d_state = rust[1].clone(
+        cell_state=_map(rust[1].cell_state, lambda a: rng.normal(size=a.shape)),
+        attention=rng.normal(size=rust[1].attention.shape),
+        alignments=rng.normal(size=(B, TM)),
+        attention_state=rng.normal(size=(B, TM)),
+    )
+    g_rust, g_python = rust[2](d_out, d_state), python[2](d_out, d_state)
+    np.testing.assert_allclose(g_rust[0], g_python[0], rtol=1e-10, atol=1e-12)
+    for a, b in zip(leaves(g_rust[1].cell_state), leaves(g_python[1].cell_state)):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
+    for name in ("attention", "alignments", "attention_state"):
+        np.testing.assert_allclose(getattr(g_rust[1], name), getattr(g_python[1], name), rtol=1e-10, atol=1e-12)
+    assert set(g_rust[2]) == set(g_python[2])
+    for name in g_rust[2]:
+        np.testing.assert_allclose(g_rust[2][name], g_python[2][name], rtol=1e-10, atol=1e-12, err_msg=name)

@@ -33,6 +33,7 @@ from typing import Any, Callable, Mapping, NamedTuple, Optional
 
 import numpy as np
 
+from .. import _rnnrs
 from .._state import map_state
 from .._validate import check_shape, float_array, positive_int, seed_value
 from ..cells import Backward, Lengths, RNNCell, cell_dtype, check_mapping, glorot_uniform, refuse_unless_none
@@ -837,6 +838,9 @@ class AttentionWrapper(RNNCell):
         inner_w, mech_w, own = weights
         x = np.swapaxes(inputs, 0, 1) if time_major else inputs  # [B, T, I]
         B, T, I = x.shape  # noqa: E741 (the shape letters of the docs)
+        memory = self.attention_mechanism.memory
+        if self.cell._kind is not None and memory_rows is None and T > 1 and B == memory.shape[0]:
+            return self._run_core(x, state, lengths, time_major, weights)
         mem = self._memory(B, mech_w, memory_rows)
         steps = 0 if T == 0 else (T if lengths is None else min(T, max(1, int(lengths.max()) if B else 1)))
         outputs = np.zeros((B, T, self.output_size), dtype=self.dtype)
@@ -940,6 +944,71 @@ class AttentionWrapper(RNNCell):
             return d_inputs, d_initial, all_grads
 
         return outputs_view, final, backward
+
+    def _run_core(
+        self, x: np.ndarray, state: AttentionWrapperState, lengths: Lengths, time_major: bool, weights: Any
+    ) -> tuple[np.ndarray, Any, Backward]:
+        """:meth:`_run` of a whole sequence (``x`` batch-major) in the Rust
+        core: the wrapped core cell's steps, the attention and its backward
+        in one time loop (``rust/attention/``), the keys computed once."""
+        inner_w, mech_w, own = weights
+        cell, mech = self.cell, self.attention_mechanism
+        B, T, _ = x.shape
+        steps = T if lengths is None else min(T, max(1, int(lengths.max()) if B else 1))
+        core = cell._core(inner_w)
+        outputs, parts, attention, alignments, history, tape = _rnnrs.attention_forward(
+            core,
+            np.ascontiguousarray(x),
+            lengths,
+            cell._state_parts(state.cell_state),
+            state.attention,
+            mech.memory,
+            mech.memory_sequence_length,
+            {**mech_w, **own},
+            mech._kind,
+            bool(getattr(mech, "normalize", False)),
+            bool(getattr(mech, "scale", False)),
+            self.output_attention,
+            self.alignment_history,
+        )
+        # Rows of length 0 never step: they keep the alignments and attention state they came with.
+        idle = None if lengths is None else (lengths == 0)[:, None]
+        attention_state = alignments
+        if idle is not None and idle.any():
+            alignments = np.where(idle, state.alignments, alignments)
+            attention_state = np.where(idle, state.attention_state, attention_state)
+        hist: Any = ()
+        if self.alignment_history:
+            assert history is not None
+            hist = np.concatenate([state.alignment_history, history[:steps]]) if steps else state.alignment_history
+        final = AttentionWrapperState(
+            cell._state_from_parts(parts), attention, state.time + steps, alignments, hist, attention_state
+        )
+        dtype = self.dtype
+
+        def backward(d_outputs: Optional[np.ndarray], d_state: Any) -> tuple[np.ndarray, Any, dict[str, np.ndarray]]:
+            if d_outputs is not None and time_major:
+                d_outputs = np.ascontiguousarray(np.swapaxes(d_outputs, 0, 1))
+            d_parts = d_att = d_al = None
+            d_initial_al = d_initial_as = np.zeros_like(state.alignments)
+            if d_state is not None:
+                d_parts = None if d_state.cell_state is None else cell._state_parts(d_state.cell_state)
+                d_att = d_state.attention
+                d_al = d_state.alignments + d_state.attention_state
+                if idle is not None:
+                    d_initial_al = np.where(idle, d_state.alignments, 0).astype(dtype, copy=False)
+                    d_initial_as = np.where(idle, d_state.attention_state, 0).astype(dtype, copy=False)
+                    d_al = np.where(idle, 0, d_al).astype(dtype, copy=False)
+            d_x, d_initial_parts, d_initial_att, d_memory, d_weights = _rnnrs.attention_backward(
+                tape, d_outputs, d_parts, d_att, d_al
+            )
+            d_initial = AttentionWrapperState(
+                cell._state_from_parts(d_initial_parts), d_initial_att, 0, d_initial_al, (), d_initial_as
+            )
+            d_weights[MEMORY_GRAD] = d_memory
+            return (np.swapaxes(d_x, 0, 1) if time_major else d_x), d_initial, d_weights
+
+        return (np.swapaxes(outputs, 0, 1) if time_major else outputs), final, backward
 
     def __repr__(self) -> str:
         return f"AttentionWrapper({self.cell!r}, {self.attention_mechanism!r})"
