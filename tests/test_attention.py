@@ -382,3 +382,67 @@ def test_the_rust_loop_equals_the_python_loop(cell_kind, time_major, monkeypatch
     assert set(g_rust[2]) == set(g_python[2])
     for name in g_rust[2]:
         np.testing.assert_allclose(g_rust[2][name], g_python[2][name], rtol=1e-10, atol=1e-12, err_msg=name)
+
+
+def test_rebinding_the_same_buffer_after_changing_it_takes_the_new_values():
+    rng = np.random.default_rng(13)
+    buf = rng.normal(size=(2, 4, 3))
+    mech = seq2seq.BahdanauAttention(5, buf, seed=1)
+    w = seq2seq.AttentionWrapper(rnnrs.GRUCell(4, dtype=np.float64, seed=1), mech)
+    x = np.ones((2, 1, 2))
+    rnnrs.dynamic_rnn(w, x, initial_state=w.zero_state(2))  # caches the keys of buf
+    buf *= -3
+    mech.setup_memory(buf)
+    again = rnnrs.dynamic_rnn(w, x, initial_state=w.zero_state(2))[0]
+    mech.setup_memory(buf.copy())
+    np.testing.assert_array_equal(again, rnnrs.dynamic_rnn(w, x, initial_state=w.zero_state(2))[0])
+
+
+def test_impute_finished_over_beams_of_a_memory_and_zero_step_backprop():
+    rng = np.random.default_rng(14)
+    memory = rng.normal(size=(2, 4, 3))
+    w = seq2seq.AttentionWrapper(rnnrs.GRUCell(4, dtype=np.float64, seed=1), seq2seq.BahdanauAttention(5, memory))
+    w.build(3)
+    dense = rnnrs.Dense(6, dtype=np.float64, seed=2)
+
+    def decode(impute):
+        helper = seq2seq.GreedyEmbeddingHelper(rng.normal(size=(6, 3)) * 0 + np.eye(6, 3), np.zeros(4, np.int32), 1)
+        d = seq2seq.BasicDecoder(w, helper, w.zero_state(4), output_layer=dense)
+        return seq2seq.dynamic_decode(d, maximum_iterations=5, impute_finished=impute)
+
+    plain, imputed = decode(False), decode(True)
+    lengths = plain[2]
+    for b in range(4):
+        np.testing.assert_array_equal(imputed[0].sample_id[b, : lengths[b]], plain[0].sample_id[b, : lengths[b]])
+    # No step at all: the gradients are zeros, not an error.
+    _, final, backprop = rnnrs.dynamic_rnn(w, np.zeros((2, 0, 3)), initial_state=w.zero_state(2), return_backprop=True)
+    grads = backprop()
+    assert grads.inputs.shape == (2, 0, 3) and not grads.memory.any()
+    assert final.time == 0
+
+
+def test_memory_gradients_of_nested_wrappers_leave_the_weights():
+    rng = np.random.default_rng(15)
+    memory = rng.normal(size=(2, 4, 3))
+    w = seq2seq.AttentionWrapper(rnnrs.GRUCell(4, dtype=np.float64, seed=1), seq2seq.LuongAttention(4, memory))
+    x = rng.normal(size=(2, 3, 2))
+    for cell in (rnnrs.MultiRNNCell([w, rnnrs.GRUCell(4, dtype=np.float64, seed=2)]), rnnrs.DropoutWrapper(w)):
+        outputs, _, backprop = rnnrs.dynamic_rnn(cell, x, return_backprop=True)
+        grads = backprop(np.ones_like(outputs))
+        assert set(grads.weights) == set(cell.get_weights())
+        assert grads.memory.shape == memory.shape and grads.memory.any()
+
+
+def test_memory_dtype_follows_the_cell_and_loose_initial_states_are_completed():
+    memory = np.random.default_rng(16).normal(size=(2, 4, 3))  # float64
+    w = seq2seq.AttentionWrapper(
+        rnnrs.GRUCell(4, seed=1), seq2seq.LuongAttention(4, memory), alignment_history=True
+    )  # a float32 cell
+    assert w.attention_mechanism.memory.dtype == np.float32
+    with pytest.raises(ValueError, match="^attention_mechanism: expected the cell's dtype float32, got float64"):
+        seq2seq.AttentionWrapper(rnnrs.GRUCell(4), seq2seq.LuongAttention(4, memory, dtype=np.float64))
+    start = w.zero_state(2).clone(alignment_history=())  # e.g. cloned from a state without history
+    x = np.ones((2, 3, 2), np.float32)
+    long_run = rnnrs.dynamic_rnn(w, x, initial_state=start)[1]
+    assert long_run.alignment_history.shape == (3, 2, 4)
+    assert w(x[:, 0], start)[1].alignment_history.shape == (1, 2, 4)

@@ -125,3 +125,52 @@ def test_translate_returns_the_alignments_of_each_row(trained):
         trained[None].translate(sources, return_alignments=True)
     with pytest.raises(ValueError, match="^return_alignments: expected False .* beam_width=2"):
         model.translate(sources, beam_width=2, return_alignments=True)
+
+
+def test_calls_from_several_threads_see_their_own_memory():
+    """The decoder layer binds each call's memory to copies: concurrent translations stay exact."""
+    import threading
+
+    model = make("bahdanau", units=16)
+    a, _ = reversal(64, 4)
+    b, _ = reversal(37, 5)
+    want = {id(a): model.translate(a), id(b): model.translate(b)}
+    errors: list[BaseException] = []
+    wrong: list[int] = []
+
+    def loop(sources):
+        try:
+            for _ in range(10):
+                if model.translate(sources) != want[id(sources)]:
+                    wrong.append(1)
+        except BaseException as e:  # noqa: BLE001 (reported below)
+            errors.append(e)
+
+    threads = [threading.Thread(target=loop, args=(s,)) for s in (a, b)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors and not wrong, (errors[:1], len(wrong))
+
+
+def test_decoder_dropout_resumes_with_the_same_masks(tmp_path):
+    sources, targets = reversal(200, 6)
+
+    def model():
+        return rnnrs.EncoderDecoder(
+            rnnrs.GRUCell(8, seed=0),
+            rnnrs.DropoutWrapper(rnnrs.GRUCell(8, seed=1), output_keep_prob=0.7, seed=2),
+            9, 9, 4, start_token=SOS, end_token=EOS, seed=0, attention="luong",
+        )  # fmt: skip
+
+    whole = model()
+    whole.fit(sources, targets, epochs=2, batch_size=50, seed=1, verbose=0)
+    first = model()
+    first.fit(sources, targets, epochs=1, batch_size=50, seed=1, verbose=0)
+    first.save(str(tmp_path / "m.npz"))
+    resumed = rnnrs.load_model(str(tmp_path / "m.npz"))
+    assert resumed._decoder.get_state()  # the DropoutWrapper's generator is saved
+    resumed.fit(sources, targets, epochs=2, initial_epoch=1, batch_size=50, seed=1, verbose=0)
+    for k, v in whole.get_weights().items():
+        assert np.array_equal(resumed.get_weights()[k], v), k

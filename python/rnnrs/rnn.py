@@ -37,9 +37,10 @@ class Gradients(NamedTuple):
         weights: ``dLoss/d weight`` for exactly the keys of ``cell.get_weights()``
             (for the bidirectional functions, a ``(forward, backward)`` pair
             of such dicts).
-        memory: for a ``seq2seq.AttentionWrapper``, ``dLoss/d memory``,
-            shaped like its mechanism's memory (the encoder's outputs); else
-            None.
+        memory: for a ``seq2seq.AttentionWrapper`` (also inside wrappers or
+            a ``MultiRNNCell``), ``dLoss/d memory``, shaped like its
+            mechanism's memory (the encoder's outputs); a dict by weight
+            prefix (``"cell_0/memory"``) for several wrappers; else None.
     """
 
     inputs: Any
@@ -83,10 +84,33 @@ def _checked_backward(
                 check_shape("d_outputs" + part, dy, outputs_shape)
         ds = None if d_state is None else cell._check_state("d_state" + part, d_state, batch)
         d_x, d_h0, d_w = backward(dy, ds)
-        d_memory = d_w.pop("memory", None) if getattr(cell, "attention_mechanism", None) is not None else None
-        return Gradients(list(d_x) if is_list else d_x, d_h0, d_w, d_memory)
+        return Gradients(list(d_x) if is_list else d_x, d_h0, d_w, take_memory_gradients(cell, d_w))
 
     return run
+
+
+def _attention_wrappers(cell: Any) -> int:
+    r"""How many ``seq2seq.AttentionWrapper``\ s ``cell`` holds (itself, or
+    inside wrappers and ``MultiRNNCell`` layers)."""
+    count = 1 if getattr(cell, "attention_mechanism", None) is not None else 0
+    inner = getattr(cell, "cell", None)
+    if isinstance(inner, RNNCell):
+        count += _attention_wrappers(inner)
+    for part in getattr(cell, "cells", None) or ():
+        count += _attention_wrappers(part)
+    return count
+
+
+def take_memory_gradients(cell: Any, d_weights: dict[str, Any]) -> Any:
+    """Moves the memory's gradient out of a cell's weight gradients (an
+    ``AttentionWrapper`` returns it as ``"memory"``, under its prefix when
+    nested: ``"cell_0/memory"``): the one array, a dict by key for several
+    wrappers, or None without attention."""
+    if not _attention_wrappers(cell):
+        return None
+    keys = [k for k in d_weights if k == "memory" or k.endswith("/memory")]
+    found = {k: d_weights.pop(k) for k in keys}
+    return next(iter(found.values())) if len(found) == 1 else (found or None)
 
 
 def _check_cell(cell: Any, name: str = "cell") -> RNNCell:

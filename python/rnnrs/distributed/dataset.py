@@ -36,6 +36,8 @@ def _column(name: str, where: str, values: list[np.ndarray]) -> np.ndarray:
     parts = []
     shapes: set[tuple[int, ...]] = set()
     for v in values:
+        if len(v) == 0 and len(values) > 1:
+            continue  # an empty batch (after a filter) adds nothing, whatever its dtype
         if v.dtype == object:
             rows = {np.shape(r) for r in v}
             shapes |= rows

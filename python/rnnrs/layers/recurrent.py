@@ -76,6 +76,29 @@ def _numeric_leaf(value: Any) -> bool:
     return False
 
 
+def cell_generator_state(cell: RNNCell) -> dict[str, np.ndarray]:
+    r"""The positions of the mask generators of the ``DropoutWrapper``\ s in
+    ``cell`` (``{"dropout_<i>/generator": 6 uint64}``, in the cell's order)."""
+    from ..trainers.shard_rng import mask_sources
+
+    return {f"dropout_{i}/generator": generator_state(src._rng) for i, src in enumerate(mask_sources(cell))}
+
+
+def restore_cell_generators(cell: RNNCell, mapping: Mapping[str, Any]) -> None:
+    """Puts the generators of :func:`cell_generator_state` back (``ValueError`` for unknown names)."""
+    from ..trainers.shard_rng import mask_sources
+
+    check_mapping(mapping)
+    sources = mask_sources(cell)
+    names = [f"dropout_{i}/generator" for i in range(len(sources))]
+    unknown = sorted(set(mapping) - set(names))
+    if unknown:
+        raise ValueError(f"mapping: expected names among {names}, got unknown {unknown}")
+    for name, src in zip(names, sources):
+        if name in mapping:
+            restore_generator(f"state[{name!r}]", src._rng, mapping[name])
+
+
 def flatten_state(state: Any) -> list[Any]:
     """A state structure (or an already flat list) as a flat list of its
     arrays: ``c`` then ``h`` for an ``LSTMStateTuple``, layer by layer for a
@@ -238,28 +261,15 @@ class RNN(StateInputs):
     def set_weights(self, mapping: Mapping[str, Any]) -> None:
         self.cell.set_weights(mapping)
 
-    def _mask_sources(self) -> list[Any]:
-        from ..trainers.shard_rng import mask_sources
-
-        return mask_sources(self.cell)
-
     def get_state(self) -> dict[str, np.ndarray]:
         """The positions of the mask generators of the cell's
         ``DropoutWrapper`` cells (``{"dropout_<i>/generator": 6 uint64}``, in
         the cell's order), saved with a model so that training resumes with
         the same masks; ``{}`` for a cell without one."""
-        return {f"dropout_{i}/generator": generator_state(src._rng) for i, src in enumerate(self._mask_sources())}
+        return cell_generator_state(self.cell)
 
     def set_state(self, mapping: Mapping[str, Any]) -> None:
-        check_mapping(mapping)
-        sources = self._mask_sources()
-        names = [f"dropout_{i}/generator" for i in range(len(sources))]
-        unknown = sorted(set(mapping) - set(names))
-        if unknown:
-            raise ValueError(f"mapping: expected names among {names}, got unknown {unknown}")
-        for name, src in zip(names, sources):
-            if name in mapping:
-                restore_generator(f"state[{name!r}]", src._rng, mapping[name])
+        restore_cell_generators(self.cell, mapping)
 
     def get_config(self) -> dict[str, Any]:
         from ..saving.serialize import cell_to_config

@@ -38,7 +38,13 @@ from ..callbacks import Callback
 from ..cells import RNNCell
 from ..layers import IDS, RNN, Dense, Embedding, Input, Layer, Spec, SymbolicTensor
 from ..layers.base import Applied, Weightless
-from ..layers.recurrent import _state_template, flatten_state, unflatten_state
+from ..layers.recurrent import (
+    _state_template,
+    cell_generator_state,
+    flatten_state,
+    restore_cell_generators,
+    unflatten_state,
+)
 from ..optimizers import Adam, Optimizer
 from ..rnn import dynamic_rnn
 from ..saving.registry import register
@@ -225,6 +231,13 @@ class AttentionDecoder(Layer):
 
         return {"cell": cell_to_config(self.cell), "attention": self.attention, "seed": self.seed, "name": self.name}
 
+    def get_state(self) -> dict[str, np.ndarray]:
+        """The positions of the decoder cell's ``DropoutWrapper`` generators (as :meth:`rnnrs.RNN.get_state`)."""
+        return cell_generator_state(self.cell)
+
+    def set_state(self, mapping: Mapping[str, Any]) -> None:
+        restore_cell_generators(self.cell, mapping)
+
     def _build_for(self, input_size: int, memory_depth: int) -> None:
         mech = self.wrapper.attention_mechanism
         if mech._depth is None:
@@ -260,14 +273,22 @@ class AttentionDecoder(Layer):
         )
 
     def _with_memory(self, memory: np.ndarray, lengths: Optional[np.ndarray]) -> Any:
-        """The wrapper, its mechanism holding ``memory`` (rows of length 0 have nothing to attend to)."""
+        """A copy of the wrapper for one call, its mechanism's copy holding
+        ``memory`` (the layer's own objects never change per call, so calls
+        from several threads do not see each other's memories). The copies
+        share the weights and the cell. Rows of length 0 have nothing to
+        attend to (``ValueError`` naming ``sources``)."""
         if lengths is not None and memory.shape[0] and int(lengths.min()) < 1:
             raise ValueError(
                 "sources: expected every source to hold at least one token (the attention reads the encoder's "
                 "outputs over the source), got an empty one"
             )
-        self.wrapper.attention_mechanism.setup_memory(memory, lengths)
-        return self.wrapper
+        mechanism = copy.copy(self.wrapper.attention_mechanism)
+        mechanism.setup_memory(memory, lengths)
+        wrapper = copy.copy(self.wrapper)
+        wrapper.attention_mechanism = mechanism
+        wrapper.__dict__.pop("_memory_cache", None)
+        return wrapper
 
     def _apply(
         self, inputs: Sequence[np.ndarray], lengths: Sequence[Optional[np.ndarray]], training: bool, state: Any = None

@@ -153,6 +153,8 @@ class _Mechanism:
         refuse_unless_none("score_mask_value", score_mask_value, "masked positions get weight 0")
         self.num_units = positive_int("num_units", num_units)
         self._dtype: Optional[np.dtype[Any]] = None if dtype is None else cell_dtype(dtype)
+        self._dtype_given = dtype is not None
+        self._generation = 0  # counts setup_memory calls: what the wrappers' caches of keys are keyed on
         self.name = name
         self.seed = seed_value(seed)
         self._weights: dict[str, np.ndarray] = {}
@@ -168,7 +170,9 @@ class _Mechanism:
     def setup_memory(self, memory: Any, memory_sequence_length: Any = None) -> None:
         """Binds (or rebinds) the memory ``[B, Tm, Dm]`` and its lengths
         (``[B]`` integers in ``[1, Tm]``; None: every row ``Tm`` long). The
-        weights stay: one mechanism serves every batch of a training run."""
+        weights stay: one mechanism serves every batch of a training run.
+        The mechanism keeps a reference to ``memory`` (no copy): after
+        changing the array in place, call ``setup_memory`` again."""
         dtype = self._dtype
         if dtype is None:
             raw = np.asarray(memory)
@@ -190,6 +194,7 @@ class _Mechanism:
         self._dtype = np.dtype(dtype)
         self._memory = np.ascontiguousarray(m)
         self._lengths = lengths
+        self._generation += 1
 
     @property
     def memory(self) -> np.ndarray:
@@ -541,7 +546,7 @@ class AttentionWrapper(RNNCell):
     ) -> None:
         self.cell = _check_cell("cell", cell)
         self.attention_mechanism = _check_mechanism(attention_mechanism)
-        if attention_mechanism._dtype is not None and attention_mechanism.dtype != cell.dtype:
+        if attention_mechanism._dtype_given and attention_mechanism.dtype != cell.dtype:
             raise ValueError(
                 f"attention_mechanism: expected the cell's dtype {cell.dtype.name}, got "
                 f"{attention_mechanism.dtype.name}"
@@ -726,7 +731,9 @@ class AttentionWrapper(RNNCell):
         if time is not None and not isinstance(time, (numbers.Integral, np.ndarray)):
             raise TypeError(f"{name}.time: expected an integer, got {type(time).__name__}")
         history = st.alignment_history
-        if self.alignment_history and history is not None and not (isinstance(history, tuple) and not history):
+        if self.alignment_history and (history is None or (isinstance(history, tuple) and not history)):
+            history = np.zeros((0, batch, Tm), dtype=self.dtype)  # a state built without a history: none yet
+        elif self.alignment_history:
             history = float_array(f"{name}.alignment_history", history, self.dtype, 3, f"[steps, batch, {Tm}]")
             if history.shape[1:] != (batch, Tm):
                 raise ValueError(f"{name}.alignment_history: expected [steps, {batch}, {Tm}], got {history.shape}")
@@ -751,13 +758,14 @@ class AttentionWrapper(RNNCell):
         mech = self.attention_mechanism
         memory, lengths, kernel = mech.memory, mech.memory_sequence_length, weights[MEMORY_KERNEL]
         cached = self.__dict__.get("_memory_cache")
-        if cached is None or cached[0] is not memory or cached[1] is not lengths or cached[2] is not kernel:
+        key = (mech._generation, memory, lengths, kernel)
+        if cached is None or cached[0] != key[0] or any(a is not b for a, b in zip(cached[1:4], key[1:])):
             Tm = memory.shape[1]
             mask = np.ones((memory.shape[0], Tm), dtype=bool) if lengths is None else np.arange(Tm) < lengths[:, None]
             values = np.where(mask[:, :, None], memory, 0).astype(self.dtype, copy=False)
-            cached = (memory, lengths, kernel, _Memory(values, values @ kernel, mask, 1))
+            cached = (*key, _Memory(values, values @ kernel, mask, 1))
             self.__dict__["_memory_cache"] = cached
-        base: _Memory = cached[3]
+        base: _Memory = cached[4]
         if rows is not None:
             return _Memory(base.values[rows], base.keys[rows], base.mask[rows], 1)
         count = memory.shape[0]
@@ -929,7 +937,7 @@ class AttentionWrapper(RNNCell):
             if inner_grads is None:
                 inner_grads = {k: np.zeros_like(v) for k, v in cell._named(inner_w).items()}
             if d_cell is None:
-                d_cell = map_state(np.zeros_like, state.cell_state)
+                d_cell = map_state(lambda _c, a: np.zeros_like(a), state.cell_state)
             d_initial = AttentionWrapperState(
                 cell_state=d_cell,
                 attention=np.asarray(d_att, dtype=dtype),

@@ -28,7 +28,7 @@ from .._state import map_state
 from .._validate import check_shape, float_array
 from ..cells import RNNCell, build_for_inputs
 from ..layers.core import Dense
-from ..rnn import _check_cell
+from ..rnn import _check_cell, take_memory_gradients
 from . import _fast
 from ._common import (
     DEFAULT_MAXIMUM_ITERATIONS,
@@ -169,7 +169,7 @@ class BasicDecoder:
             if dense_backward is not None:
                 d_outputs, d_layer = dense_backward(np.zeros_like(logits) if d_logits is None else d_logits, True)
             d_x, d_initial, d_weights = cell_backward(d_outputs, d_state)
-            d_memory = d_weights.pop("memory", None) if getattr(cell, "attention_mechanism", None) else None
+            d_memory = take_memory_gradients(cell, d_weights)
             return d_x, d_initial, d_weights, d_layer, d_memory
 
         return logits, final_state, backward
@@ -428,11 +428,21 @@ class _Loop:
 
             return core_step
 
-        if getattr(cell, "attention_mechanism", None) is not None:
+        mechanism = getattr(cell, "attention_mechanism", None)
+        if mechanism is not None:
+            batch = self.decoder.helper.batch_size
+            count = mechanism.batch_size
+            if count == 0 or batch % count:
+                raise ValueError(
+                    f"initial_state: expected a batch equal to the memory's {count} rows or a multiple of it "
+                    f"(beams), got {batch}"
+                )
+            per_row = batch // count  # decoder rows per memory row
 
             def attention_step(x: np.ndarray, state: Any, rows: Optional[np.ndarray] = None) -> tuple[np.ndarray, Any]:
                 run: Any = cell._run  # AttentionWrapper._run: it takes the memory rows of the rows stepping
-                outputs, new_state, _ = run(x[:, None, :], state, None, False, training, weights, rows)
+                memory_rows = None if rows is None else rows // per_row
+                outputs, new_state, _ = run(x[:, None, :], state, None, False, training, weights, memory_rows)
                 return outputs[:, 0, :], new_state
 
             return attention_step

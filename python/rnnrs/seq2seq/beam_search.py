@@ -350,8 +350,10 @@ class BeamSearchDecoder:
         length_penalty_weight: GNMT's length penalty weight (0: none).
         coverage_penalty_weight: GNMT's coverage penalty weight (0: none); a
             nonzero weight needs ``cell`` to be an ``AttentionWrapper``.
-        reorder_tensor_arrays: True or False; no effect (rnnrs states hold
-            no TensorArrays to reorder).
+        reorder_tensor_arrays: True or False; no effect: an
+            ``AttentionWrapperState``'s ``alignment_history`` (TF's one
+            TensorArray in a beam state) is gathered by parent at every step
+            like the rest of the state, so it always comes out reordered.
 
     Semantics (TF 1.15's, by step): only beam 0 is live at the first step
     (the others start finished with log probability ``-inf``); logits are

@@ -37,8 +37,9 @@ class DecoderGradients(NamedTuple):
         embedding: ``dLoss/d`` of the ``[V, E]`` embedding matrix (the
             input gradients of every step scatter-added at the ids fed);
             None for a callable embedding and for ``TrainingHelper``.
-        memory: for an ``AttentionWrapper`` cell, ``dLoss/d`` its
-            mechanism's memory (the encoder's outputs); else None.
+        memory: for an ``AttentionWrapper`` cell (also inside wrappers or a
+            ``MultiRNNCell``), ``dLoss/d`` its mechanism's memory (the
+            encoder's outputs); a dict by weight prefix for several; else None.
     """
 
     initial_state: Any
