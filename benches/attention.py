@@ -236,7 +236,10 @@ def make_model(args: argparse.Namespace) -> Dict[str, np.ndarray]:
     m["tgt_in"] = np.concatenate([np.full((args.batch, 1), GO, np.int32), m["tgt"][:, :-1]], axis=1)
     m["out_bias"][EOS] = 0.0
     if args.eos_median > 0:
-        m["out_bias"][EOS] = np.float32(eos_bias_for_median(eos_margins(m, args.max_steps), args.eos_median))
+        beta = eos_bias_for_median(eos_margins(m, args.max_steps), args.eos_median)
+        # the search ends just above a margin: rounding to float32 must not fall below it
+        bias = np.float32(beta)
+        m["out_bias"][EOS] = np.nextafter(bias, np.float32(np.inf)) if float(bias) < beta else bias
     else:
         m["out_bias"][EOS] = np.float32(-1e4)
     return m
