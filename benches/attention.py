@@ -79,11 +79,14 @@ beam search >= 3x.
 
 Results
 -------
-Measured once (``--repeat 3 --rounds 1``) on the project's shared 2-core VM; see the
-"attention.py" section of ``benches/README.md`` for the table, the load and what it means.
-At this commit the attention loop runs in Python over the wrapped cell's one-step runs, and
-rnnrs is slower than torch on both cases (training about 0.5x, beam search about 0.4x;
-both targets FAIL).
+``python benches/attention.py --repeat 3 --rounds 2`` on the project's shared 2-core VM (load
+average 1.3 to 5.3 during the run), with the attention loop running in Python over the
+wrapped cell's one-step runs; the table and what it means are in the "attention.py" section
+of ``benches/README.md``.  Medians, rnnrs / torch: training 555 / 608 ms at 1 thread (1.10x),
+694 / 386 ms at 2 (0.56x); beam search 20.8 / 6.5 s at 1 thread (0.31x), 22.6 / 13.7 s at 2
+(0.61x).  Losses and gradients agree to 2.6e-6, the best beams in 256/256 rows.  All four
+targets FAIL; three quarters of rnnrs' beam search time is the Python beam step's full
+``argsort`` of the scores (the Rust beam loop declines an ``AttentionWrapper``).
 """
 
 from __future__ import annotations
