@@ -86,7 +86,9 @@ of ``benches/README.md``.  Medians, rnnrs / torch: training 555 / 608 ms at 1 th
 694 / 386 ms at 2 (0.56x); beam search 20.8 / 6.5 s at 1 thread (0.31x), 22.6 / 13.7 s at 2
 (0.61x).  Losses and gradients agree to 2.6e-6, the best beams in 256/256 rows.  All four
 targets FAIL; three quarters of rnnrs' beam search time is the Python beam step's full
-``argsort`` of the scores (the Rust beam loop declines an ``AttentionWrapper``).
+``argsort`` of the scores (the Rust beam loop declines an ``AttentionWrapper``).  Merged onto
+the Rust attention loop (i16's d8f9f0a, quieter machine): training 370 / 643 ms at 1 thread
+(1.74x), 340 / 433 ms at 2 (1.28x); beam search 21.2 / 5.1 s (0.24x) and 20.7 / 3.0 s (0.15x).
 """
 
 from __future__ import annotations
