@@ -182,7 +182,12 @@ def calibrate_eos(m: Dict[str, np.ndarray], max_steps: int, median: int) -> floa
     """The EOS bias giving greedy decodes a median length of about ``median`` (0: never)."""
     if median <= 0:
         return -1e4
-    margins = eos_margins(m, max_steps)
+    return eos_bias_for_median(eos_margins(m, max_steps), median)
+
+
+def eos_bias_for_median(margins: np.ndarray, median: int) -> float:
+    """The EOS bias for which the greedy decodes whose margins (``eos_margins``) are
+    ``margins`` have a median length of about ``median``."""
     lo, hi = float(margins.min()) - 1.0, float(margins.max()) + 1.0
     for _ in range(60):  # lengths shrink as the bias grows
         mid = 0.5 * (lo + hi)
@@ -470,9 +475,28 @@ def torch_beam_search(
 ) -> Any:
     """Batched beam search with TF 1.15's semantics (see the module docstring):
     ``(ids [B, T, beam] best first, lengths [B, beam])``."""
-    batch = h0.shape[0]
-    h = h0.repeat_interleave(beam, dim=0)  # row b * beam + k
-    c = c0.repeat_interleave(beam, dim=0)
+
+    def step(ids: Any, state: Any) -> Any:
+        h, c = cell(emb(ids), state)
+        return linear(h), (h, c)
+
+    state = (h0.repeat_interleave(beam, dim=0), c0.repeat_interleave(beam, dim=0))  # row b * beam + k
+    return torch_beam_search_steps(torch, step, state, h0.shape[0], beam, steps, penalty)
+
+
+def torch_beam_search_steps(
+    torch: Any,
+    step: Callable[[Any, Any], Any],
+    state: Tuple[Any, ...],
+    batch: int,
+    beam: int,
+    steps: int,
+    penalty: float,
+) -> Any:
+    """The beam search of ``torch_beam_search`` over any step: ``step(ids [B * beam],
+    state) -> (logits [B * beam, V], state)``, the state a tuple of tensors of ``B * beam``
+    rows (row ``b * beam + k``: beam ``k`` of batch entry ``b``) that the search gathers
+    by parent after every step."""
     log_probs = torch.full((batch, beam), float("-inf"))
     log_probs[:, 0] = 0.0  # only beam 0 is live at the first step
     finished = torch.zeros((batch, beam), dtype=torch.bool)
@@ -482,8 +506,8 @@ def torch_beam_search(
     step_ids: List[Any] = []
     parents: List[Any] = []
     for _ in range(steps):
-        h, c = cell(emb(ids), (h, c))
-        total = torch.log_softmax(linear(h), dim=1).view(batch, beam, -1)
+        logits, state = step(ids, state)
+        total = torch.log_softmax(logits, dim=1).view(batch, beam, -1)
         vocab = total.shape[2]
         # a finished beam extends only with EOS, at no cost
         eos_lp = torch.where(finished, torch.zeros_like(log_probs), total[:, :, EOS])
@@ -504,7 +528,7 @@ def torch_beam_search(
         finished = prev_finished | (word == EOS)
         lengths = lengths.gather(1, parent) + (~prev_finished).long()
         rows = (base + parent).view(-1)
-        h, c = h[rows], c[rows]
+        state = tuple(s[rows] for s in state)
         ids = word.view(-1)
         step_ids.append(word)
         parents.append(parent)
@@ -564,13 +588,19 @@ def make_calls(
 # --------------------------------------------------------------------------------------
 
 
-def measure(case: str, contender: str, args: argparse.Namespace) -> Dict[str, Any]:
+def measure(
+    case: str,
+    contender: str,
+    args: argparse.Namespace,
+    make: Callable[[str, str, Dict[str, np.ndarray], argparse.Namespace], Tuple[Call, Call, Call]] = make_calls,
+) -> Dict[str, Any]:
     """Runs in the child: baseline after imports, model and warm-up; ``repeat`` timed calls;
-    then one untimed call whose arrays go to ``--check-out``."""
+    then one untimed call whose arrays go to ``--check-out``.  ``make`` gives the
+    contender's calls (``make_calls``' signature)."""
     with np.load(args.model) as f:
         m = {k: f[k] for k in f.files}
     try:
-        warm, timed, check = make_calls(case, contender, m, args)
+        warm, timed, check = make(case, contender, m, args)
     except ImportError as exc:
         return {"status": "not installed", "error": f"{type(exc).__name__}: {exc}"}
     warm()
@@ -631,13 +661,20 @@ def child_command(case: str, contender: str, threads: int, check_out: str, args:
     return cmd + ["--repeat", str(args.repeat), "--check-out", check_out]
 
 
-def run_child(row: Row, args: argparse.Namespace, workdir: str, round_index: int) -> None:
-    """Runs one child and adds its calls to ``row`` (status set on failure)."""
+def run_child(
+    row: Row,
+    args: argparse.Namespace,
+    workdir: str,
+    round_index: int,
+    command: Callable[[str, str, int, str, argparse.Namespace], List[str]] = child_command,
+) -> None:
+    """Runs one child (its command line from ``command``, ``child_command``'s signature)
+    and adds its calls to ``row`` (status set on failure)."""
     check_out = os.path.join(workdir, f"{row.case}-{row.contender.replace(' ', '_')}-{row.threads}-{round_index}.npz")
     env = dict(os.environ)
     for var in THREAD_VARIABLES:  # read at import by NumPy's BLAS, torch and rnnrs
         env[var] = str(row.threads)
-    cmd = child_command(row.case, row.contender, row.threads, check_out, args)
+    cmd = command(row.case, row.contender, row.threads, check_out, args)
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=CHILD_TIMEOUT_S, env=env)
     except subprocess.TimeoutExpired:
@@ -723,7 +760,13 @@ def describe_size(case: str, args: argparse.Namespace) -> str:
 HEADER = ("case", "size", "threads", "contender", "median", "min", "calls", "peak extra MiB", "x/rnnrs", "check")
 
 
-def render(rows: Sequence[Row], args: argparse.Namespace, markdown: bool) -> str:
+def render(
+    rows: Sequence[Row],
+    args: argparse.Namespace,
+    markdown: bool,
+    describe: Callable[[str, argparse.Namespace], str] = describe_size,
+) -> str:
+    """The table of ``rows``; ``describe(case, args)`` fills the size column."""
     body = []
     for r in rows:
         ref = next((o for o in rows if (o.case, o.threads) == (r.case, r.threads) and o.contender == "rnnrs"), None)
@@ -734,7 +777,7 @@ def render(rows: Sequence[Row], args: argparse.Namespace, markdown: bool) -> str
         body.append(
             [
                 r.case,
-                describe_size(r.case, args),
+                describe(r.case, args),
                 str(r.threads),
                 r.contender,
                 fmt_time(r.median_s) if r.median_s is not None else (r.status or "-"),
@@ -748,9 +791,11 @@ def render(rows: Sequence[Row], args: argparse.Namespace, markdown: bool) -> str
     return render_table(HEADER, body, markdown, left=4)
 
 
-def target_lines(rows: Sequence[Row]) -> List[str]:
+def target_lines(rows: Sequence[Row], targets: Sequence[Tuple[str, str, str, float]] = TARGETS) -> List[str]:
+    """One PASS / FAIL / no data line per (target, thread count) of ``targets``
+    (``(case, slower contender, rnnrs contender, at least x faster)``)."""
     out = []
-    for case, slow, fast, want in TARGETS:
+    for case, slow, fast, want in targets:
         found = {(r.threads, r.contender): r for r in rows if r.case == case}
         for threads in sorted({t for t, _ in found}, reverse=True):
             a, b = found.get((threads, slow)), found.get((threads, fast))
@@ -825,30 +870,12 @@ def main(argv: Sequence[str] = ()) -> int:
         f"seq2seq, float32; threads {','.join(map(str, args.threads))}; {args.rounds} round(s) x {args.repeat} "
         f"call(s) per contender, one subprocess each; {os.cpu_count()} CPUs, load average {load}"
     )
-    rows: List[Row] = []
-    all_ok = True
     with tempfile.TemporaryDirectory(prefix="seq2seq-bench-") as workdir:
         args.model = os.path.join(workdir, "model.npz")
         t0 = time.perf_counter()
         np.savez(args.model, **make_model(args))
         print(f"model and EOS bias made in {time.perf_counter() - t0:.1f} s", flush=True)
-        for case in cases:
-            for threads in args.threads:
-                group = [Row(case, c, threads) for c in CASES[case] if c in wanted]
-                for i in range(args.rounds):
-                    shift = i % max(len(group), 1)
-                    for row in group[shift:] + group[:shift]:
-                        if not row.status:
-                            run_child(row, args, workdir, i)
-                all_ok &= check_rows(group)
-                for row in group:
-                    head = f"  {case} {threads}t {row.contender} {row.version}".rstrip()
-                    if row.status:
-                        print(f"{head}: {row.status} ({row.detail})", flush=True)
-                    else:
-                        runs = " ".join(fmt_time(t) for t in row.times_s)
-                        print(f"{head}: runs {runs}; peak extra {row.peak_extra_mib:.1f} MiB; {row.check}", flush=True)
-                rows += group
+        rows, all_ok = run_groups(cases, CASES, wanted, args, workdir)
     print()
     print(render(rows, args, args.markdown))
     print(
@@ -858,29 +885,67 @@ def main(argv: Sequence[str] = ()) -> int:
     print("\nTargets:")
     print("\n".join(target_lines(rows)))
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(
-                [
-                    {
-                        "case": r.case,
-                        "contender": r.contender,
-                        "threads": r.threads,
-                        "status": r.status,
-                        "detail": r.detail,
-                        "times_s": r.times_s,
-                        "median_s": r.median_s,
-                        "peak_extra_mib": r.peak_extra_mib,
-                        "check": r.check,
-                    }
-                    for r in rows
-                ],
-                f,
-                indent=1,
-            )
+        write_json(rows, args.json)
     if any(r.contender.startswith("rnnrs") and r.status == "not installed" for r in rows):
         print("rnnrs (or rnnrs.seq2seq) does not import: build it with `maturin develop --release`.", file=sys.stderr)
         return 2
     return 0 if all_ok and not any(r.status == "error" for r in rows) else 1
+
+
+def run_groups(
+    cases: Sequence[str],
+    contenders: Dict[str, Tuple[str, ...]],
+    wanted: Sequence[str],
+    args: argparse.Namespace,
+    workdir: str,
+    command: Callable[[str, str, int, str, argparse.Namespace], List[str]] = child_command,
+) -> Tuple[List[Row], bool]:
+    """Runs every (case, thread count) group of ``contenders[case]`` (those in ``wanted``),
+    ``args.rounds`` rounds in rotating order, checks each group against its first
+    contender and prints its calls: ``(rows, whether every check passed)``."""
+    rows: List[Row] = []
+    all_ok = True
+    for case in cases:
+        for threads in args.threads:
+            group = [Row(case, c, threads) for c in contenders[case] if c in wanted]
+            for i in range(args.rounds):
+                shift = i % max(len(group), 1)
+                for row in group[shift:] + group[:shift]:
+                    if not row.status:
+                        run_child(row, args, workdir, i, command)
+            all_ok &= check_rows(group)
+            for row in group:
+                head = f"  {case} {threads}t {row.contender} {row.version}".rstrip()
+                if row.status:
+                    print(f"{head}: {row.status} ({row.detail})", flush=True)
+                else:
+                    runs = " ".join(fmt_time(t) for t in row.times_s)
+                    print(f"{head}: runs {runs}; peak extra {row.peak_extra_mib:.1f} MiB; {row.check}", flush=True)
+            rows += group
+    return rows, all_ok
+
+
+def write_json(rows: Sequence[Row], path: str) -> None:
+    """The rows, with their times and checks, as a JSON list."""
+    with open(path, "w") as f:
+        json.dump(
+            [
+                {
+                    "case": r.case,
+                    "contender": r.contender,
+                    "threads": r.threads,
+                    "status": r.status,
+                    "detail": r.detail,
+                    "times_s": r.times_s,
+                    "median_s": r.median_s,
+                    "peak_extra_mib": r.peak_extra_mib,
+                    "check": r.check,
+                }
+                for r in rows
+            ],
+            f,
+            indent=1,
+        )
 
 
 if __name__ == "__main__":
