@@ -781,3 +781,22 @@ def test_the_rust_loop_runs_from_untiled_and_tile_batch_states(monkeypatch):
     mixed.c[1] += 1.0  # beam 1 of row 0 differs
     run(mixed)
     assert len(calls) == 2
+
+
+@given(
+    st.integers(0, 5),
+    st.integers(1, 40),
+    st.integers(1, 45),
+    st.integers(0, 2**32 - 1),
+)
+def test_top_k_is_a_stable_sort_of_the_best(rows, n, k, seed):
+    """The beam step's top-k (argpartition, then a sort of the k best) equals a full stable sort: best
+    first, ties in index order, -inf and NaN last, heavy ties included."""
+    from rnnrs.seq2seq.beam_search import _top_k
+
+    rng = np.random.default_rng(seed)
+    scores = rng.integers(-3, 3, size=(rows, n)).astype(np.float32)
+    scores[rng.random(scores.shape) < 0.2] = -np.inf
+    scores[rng.random(scores.shape) < 0.05] = np.nan
+    want = np.argsort(-scores, axis=1, kind="stable")[:, : min(k, n)]
+    np.testing.assert_array_equal(_top_k(scores, k), want)

@@ -214,8 +214,27 @@ def _length_penalty(lengths: np.ndarray, weight: float, dtype: np.dtype[Any]) ->
 def _top_k(scores: np.ndarray, k: int) -> np.ndarray:
     """The flat indices of the ``k`` largest entries of each row of ``[B, N]``
     ``scores``, best first; equal scores in index order (TF's ``top_k``)."""
-    order: np.ndarray = np.argsort(-scores, axis=1, kind="stable")
-    return order[:, :k]
+    neg = -scores
+    rows, n = neg.shape
+    if k >= n or rows == 0:
+        full: np.ndarray = np.argsort(neg, axis=1, kind="stable")
+        return full[:, :k]
+    # The k-th best value of each row (argpartition: linear time), then every entry at least as good, in
+    # index order: exactly k of them unless there are ties at the k-th value (or NaNs), which such rows
+    # settle with a full stable sort.
+    part = np.argpartition(neg, k - 1, axis=1)[:, :k]
+    threshold = np.take_along_axis(neg, part, axis=1).max(axis=1, keepdims=True)
+    chosen = neg <= threshold
+    counts = chosen.sum(axis=1)
+    simple = counts == k
+    out = np.empty((rows, k), dtype=np.intp)
+    if simple.any():
+        cols = np.nonzero(chosen[simple])[1].reshape(-1, k)  # each row's k indices, increasing
+        order = np.argsort(np.take_along_axis(neg[simple], cols, axis=1), axis=1, kind="stable")
+        out[simple] = np.take_along_axis(cols, order, axis=1)
+    if not simple.all():
+        out[~simple] = np.argsort(neg[~simple], axis=1, kind="stable")[:, :k]
+    return out
 
 
 def _coverage_penalty(accumulated: np.ndarray, finished: np.ndarray, weight: float) -> np.ndarray:
