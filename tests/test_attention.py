@@ -446,3 +446,13 @@ def test_memory_dtype_follows_the_cell_and_loose_initial_states_are_completed():
     long_run = rnnrs.dynamic_rnn(w, x, initial_state=start)[1]
     assert long_run.alignment_history.shape == (3, 2, 4)
     assert w(x[:, 0], start)[1].alignment_history.shape == (1, 2, 4)
+
+
+def test_tile_batch_tiles_an_attention_wrapper_state():
+    memory = np.zeros((2, 4, 3), np.float32)
+    w = seq2seq.AttentionWrapper(rnnrs.GRUCell(4), seq2seq.LuongAttention(4, memory), alignment_history=True)
+    state = w.zero_state(2).clone(attention=np.arange(6, dtype=np.float32).reshape(2, 3))
+    tiled = seq2seq.tile_batch(state, 3)
+    assert isinstance(tiled, seq2seq.AttentionWrapperState) and tiled.time == 0
+    np.testing.assert_array_equal(tiled.attention, np.repeat(state.attention, 3, axis=0))
+    assert tiled.alignment_history.shape == (0, 6, 4) and tiled.cell_state.shape == (6, 4)

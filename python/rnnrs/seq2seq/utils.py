@@ -21,7 +21,10 @@ def tile_batch(t: Any, multiplier: int, name: Optional[str] = None) -> Any:
     Args:
         t: an array ``[B, ...]`` (rank >= 1) or a nested structure of them:
             ``LSTMStateTuple`` and other named tuples, tuples, lists and dicts
-            keep their type; None entries pass through.
+            keep their type; None entries pass through. An
+            ``AttentionWrapperState`` is tiled field by field (its ``time``
+            kept, its ``alignment_history`` ``[steps, B, Tm]`` along the
+            batch), where TensorFlow 1.15 fails on its scalar ``time``.
         multiplier: an integer >= 1.
         name: None or a scope name; no effect.
 
@@ -37,6 +40,10 @@ def tile_batch(t: Any, multiplier: int, name: Optional[str] = None) -> Any:
 def _tile(t: Any, multiplier: int, where: str) -> Any:
     if t is None:
         return None
+    if callable(getattr(t, "_map_rows", None)):  # AttentionWrapperState: its time is not [batch, ...]
+        from .._state import map_state
+
+        return t._map_rows(map_state, lambda _c, a: _tile(a, multiplier, where), t)
     if isinstance(t, tuple) and hasattr(t, "_fields"):  # a named tuple: LSTMStateTuple, ...
         return type(t)(*(_tile(v, multiplier, f"{where}.{f}") for f, v in zip(t._fields, t)))
     if isinstance(t, (tuple, list)):
