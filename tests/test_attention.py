@@ -456,3 +456,35 @@ def test_tile_batch_tiles_an_attention_wrapper_state():
     assert isinstance(tiled, seq2seq.AttentionWrapperState) and tiled.time == 0
     np.testing.assert_array_equal(tiled.attention, np.repeat(state.attention, 3, axis=0))
     assert tiled.alignment_history.shape == (0, 6, 4) and tiled.cell_state.shape == (6, 4)
+
+
+def test_beam_search_wired_the_tensorflow_way_equals_no_wiring():
+    """TF 1.x users tile the memory, its lengths and the state by hand (zero_state(B * beam)); rnnrs
+    needs none of it, and both give the same beams."""
+    rng = np.random.default_rng(17)
+    K = 3
+    memory, lengths = rng.normal(size=(B, TM, DM)), np.array([5, 2, 3])
+    cell = rnnrs.LSTMCell(4, dtype=np.float64, seed=1)
+    emb = rng.normal(size=(6, I))
+    dense = rnnrs.Dense(6, dtype=np.float64, seed=2)
+    encoder_state = rnnrs.LSTMStateTuple(rng.normal(size=(B, 4)), rng.normal(size=(B, 4)))
+
+    def decode(tiled):
+        mech = seq2seq.BahdanauAttention(
+            5,
+            seq2seq.tile_batch(memory, K) if tiled else memory,
+            seq2seq.tile_batch(lengths, K) if tiled else lengths,
+            seed=3,
+        )
+        wrapper = seq2seq.AttentionWrapper(cell, mech, attention_layer_size=3, seed=4)
+        rows = B * K if tiled else B
+        state = wrapper.zero_state(rows).clone(
+            cell_state=seq2seq.tile_batch(encoder_state, K) if tiled else encoder_state
+        )
+        decoder = seq2seq.BeamSearchDecoder(wrapper, emb, np.zeros(B, np.int32), 1, state, K, output_layer=dense)
+        return seq2seq.dynamic_decode(decoder, maximum_iterations=6)
+
+    (a, sa, la), (b, sb, lb) = decode(False), decode(True)
+    np.testing.assert_array_equal(a.predicted_ids, b.predicted_ids)
+    np.testing.assert_allclose(a.beam_search_decoder_output.scores, b.beam_search_decoder_output.scores, rtol=1e-12)
+    np.testing.assert_array_equal(la, lb)
