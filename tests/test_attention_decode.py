@@ -33,6 +33,7 @@ def make(
     seed: int = 0,
     memory_rows: int = B,
     history: bool = False,
+    ragged: bool = True,
 ) -> tuple[Any, np.ndarray, Any, Any]:
     """An attention wrapper, an embedding, an output layer and an initial
     state (random cell state, attention and alignments) for ``B`` rows."""
@@ -44,7 +45,7 @@ def make(
         else rnnrs.GRUCell(units, dtype=dtype, seed=seed + 1)
     )
     memory = rng.normal(size=(memory_rows, TM, DM)).astype(dtype)
-    lengths = MEMORY_LENGTHS[:memory_rows]
+    lengths = MEMORY_LENGTHS[:memory_rows] if ragged else None
     if mech == "bahdanau":
         m = seq2seq.BahdanauAttention(units, memory, lengths, seed=seed + 2)
     elif mech == "bahdanau_norm":
@@ -230,6 +231,41 @@ def test_a_memory_of_fewer_rows_is_shared(monkeypatch, dtype):
     assert spy.calls == 1
     np.testing.assert_array_equal(got[0].predicted_ids, want[0].predicted_ids)
     same_state(got[1].cell_state, want[1].cell_state, dtype)
+
+
+@pytest.mark.parametrize("mech", ["bahdanau", "luong"])
+def test_a_memory_without_lengths(monkeypatch, mech):
+    wrapper, emb, dense, state = make("gru", mech, np.float64, ragged=False, seed=9)
+    assert wrapper.attention_mechanism.memory_sequence_length is None
+    for loop in ("greedy", "beam"):
+        spy = Spy(monkeypatch, loop)
+        spy.numpy_loop()
+        run = (
+            (lambda: greedy_decode(wrapper, emb, dense, state, "greedy", True, 8))
+            if loop == "greedy"
+            else (lambda: beam_decode(wrapper, emb, dense, state, 2, 0.3, 8, False))
+        )
+        want = run()
+        spy.rust_loop()
+        got = run()
+        assert spy.calls == 1
+        if loop == "greedy":
+            np.testing.assert_array_equal(got[0].sample_id, want[0].sample_id)
+            np.testing.assert_allclose(got[0].rnn_output, want[0].rnn_output, **tol(np.float64))
+            same_state(got[1], want[1], np.float64)
+        else:
+            np.testing.assert_array_equal(got[0].predicted_ids, want[0].predicted_ids)
+            same_state(got[1].cell_state, want[1].cell_state, np.float64)
+
+
+def test_a_memory_that_does_not_divide_the_batch_keeps_the_numpy_message():
+    wrapper, emb, dense, state = make("lstm", "luong", np.float64, memory_rows=3)
+    start = np.array([0, 1, 2, 3])
+    with pytest.raises(ValueError, match="memory's 3 rows or a multiple of it"):
+        seq2seq.dynamic_decode(
+            seq2seq.BasicDecoder(wrapper, seq2seq.GreedyEmbeddingHelper(emb, start, 2), state, output_layer=dense),
+            maximum_iterations=4,
+        )
 
 
 def test_results_do_not_depend_on_the_thread_count():

@@ -214,6 +214,8 @@ def greedy(
     )
     if attention is not None:
         extra, initial = attention
+        if tokens.shape[0] % extra[2].shape[0]:
+            return None  # the NumPy loop says why (the memory's rows must divide the batch)
         rnn_output, sample_id, lengths, final, att, al = _rnnrs.decode_greedy_attention(*args, *extra)
         state = _wrapper_state(layers, final, att, al, initial, int(sample_id.shape[1]))
         return rnn_output, sample_id, lengths, state
@@ -259,6 +261,8 @@ def beam(
     )
     if attention is not None:
         extra, initial = attention
+        if tokens.shape[0] * int(beam_width) % extra[2].shape[0]:
+            return None  # the NumPy loop says why (the memory's rows must divide the hypotheses)
         step_ids, parent_ids, scores, final, log_probs, finished, lengths, att, al = _rnnrs.decode_beam_attention(
             *args, *extra
         )
