@@ -28,7 +28,8 @@
 //!   through time — written once for every cell.
 //! * [`cell`]: the cells, one file each.
 //! * [`decode`]: the decoding loops (greedy, sampled, beam search) over a
-//!   stack of [`step::Prepared`] cells.
+//!   stack of [`step::Prepared`] cells, or an attention wrapper around one
+//!   (Bahdanau or Luong, the per-row code of [`attention`]).
 //! * [`attention`]: the attention wrapper's teacher-forced time loop and its
 //!   backpropagation (Bahdanau and Luong) around one [`step::Prepared`]
 //!   cell.

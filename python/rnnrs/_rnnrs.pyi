@@ -25,7 +25,9 @@ __all__ = [
     "cell_kinds",
     "crc32c",
     "decode_beam",
+    "decode_beam_attention",
     "decode_greedy",
+    "decode_greedy_attention",
     "forward",
     "get_num_threads",
     "set_num_threads",
@@ -191,6 +193,82 @@ def decode_beam(
     (tiled to ``B * beam_width`` here, row ``b * beam_width + k``). Returns
     ``(step_ids [B, T, K], parent_ids [B, T, K], scores [B, T, K], final_state
     (B * K rows), log_probs [B, K], finished [B, K], lengths [B, K])``.
+    """
+
+def decode_greedy_attention(
+    cells: list[Cell],
+    initial_state: list[list[npt.NDArray[np.floating]]],
+    embedding: npt.NDArray[np.floating],
+    kernel: Optional[npt.NDArray[np.floating]],
+    bias: Optional[npt.NDArray[np.floating]],
+    start_tokens: npt.NDArray[np.int64],
+    end_token: int,
+    maximum_iterations: int,
+    impute_finished: bool,
+    uniforms: Optional[npt.NDArray[np.float64]],
+    temperature: float,
+    initial_attention: npt.NDArray[np.floating],
+    initial_alignments: npt.NDArray[np.floating],
+    memory: npt.NDArray[np.floating],
+    memory_sequence_length: Optional[npt.NDArray[np.int64]],
+    weights: dict[str, npt.NDArray[np.floating]],
+    kind: str,
+    normalize: bool,
+    scale: bool,
+    output_attention: bool,
+) -> tuple[
+    npt.NDArray[np.floating],
+    npt.NDArray[np.int32],
+    npt.NDArray[np.int32],
+    list[list[npt.NDArray[np.floating]]],
+    npt.NDArray[np.floating],
+    npt.NDArray[np.floating],
+]:
+    """:func:`decode_greedy` with an attention wrapper (TF 1.15's ``AttentionWrapper``
+    with one ``kind`` ``"bahdanau"`` or ``"luong"`` mechanism) around ``cells``:
+    ``memory`` ``[M, Tm, Dm]`` (``M`` dividing ``B``; row ``b`` attends to memory row
+    ``b // (B // M)``), its lengths or None, the initial attention ``[B, A]`` and
+    alignments ``[B, Tm]``, the mechanism's and attention layer's weights by their TF
+    names. Returns :func:`decode_greedy`'s tuple and the final ``attention`` and
+    ``alignments``.
+    """
+
+def decode_beam_attention(
+    cells: list[Cell],
+    initial_state: list[list[npt.NDArray[np.floating]]],
+    embedding: npt.NDArray[np.floating],
+    kernel: Optional[npt.NDArray[np.floating]],
+    bias: Optional[npt.NDArray[np.floating]],
+    start_tokens: npt.NDArray[np.int64],
+    end_token: int,
+    maximum_iterations: int,
+    beam_width: int,
+    length_penalty_weight: float,
+    initial_attention: npt.NDArray[np.floating],
+    initial_alignments: npt.NDArray[np.floating],
+    memory: npt.NDArray[np.floating],
+    memory_sequence_length: Optional[npt.NDArray[np.int64]],
+    weights: dict[str, npt.NDArray[np.floating]],
+    kind: str,
+    normalize: bool,
+    scale: bool,
+    output_attention: bool,
+) -> tuple[
+    npt.NDArray[np.int32],
+    npt.NDArray[np.int32],
+    npt.NDArray[np.floating],
+    list[list[npt.NDArray[np.floating]]],
+    npt.NDArray[np.floating],
+    npt.NDArray[np.bool_],
+    npt.NDArray[np.int32],
+    npt.NDArray[np.floating],
+    npt.NDArray[np.floating],
+]:
+    """:func:`decode_beam` with an attention wrapper (see :func:`decode_greedy_attention`):
+    the initial state, attention and alignments for ``B`` rows (tiled to ``B * K``);
+    hypothesis row ``r`` attends to memory row ``r // (B * K // M)`` (no copy of the
+    memory per beam). Returns :func:`decode_beam`'s tuple and the final ``attention``
+    and ``alignments`` (``B * K`` rows).
     """
 
 def softmax_cross_entropy(

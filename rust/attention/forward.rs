@@ -87,7 +87,11 @@ pub struct Output<T> {
 }
 
 /// Each row's memory length, checked: in `[1, Tm]` (`None`: `Tm`).
-fn memory_lengths(batch: usize, tm: usize, lengths: Option<&[i64]>) -> Result<Vec<usize>> {
+pub(crate) fn memory_lengths(
+    batch: usize,
+    tm: usize,
+    lengths: Option<&[i64]>,
+) -> Result<Vec<usize>> {
     let arg = "memory_sequence_length";
     match lengths {
         None => Ok(vec![tm; batch]),

@@ -37,11 +37,12 @@
 
 mod backward;
 mod forward;
-mod score;
+pub(crate) mod score;
 #[cfg(test)]
 mod tests;
 
 pub use backward::{backward, Grads, Incoming};
+pub(crate) use forward::memory_lengths;
 pub use forward::{forward, Inputs, Output, Tape};
 
 use crate::error::{check_shape, Error, Result};
@@ -286,7 +287,7 @@ impl Dims {
 
 /// Checks `weights` against the memory's depth and the cell (output width
 /// `Q`, input width `I + A`), and returns `(U, A)`.
-fn check_weights<T: Scalar>(
+pub(crate) fn check_weights<T: Scalar>(
     score: Score,
     weights: &Weights<T>,
     depth: usize,
@@ -397,7 +398,7 @@ fn sqrt<T: Scalar>(x: T) -> T {
 
 /// The `v` the Bahdanau scores use: `attention_v`, or with `normalize`
 /// `attention_g · attention_v / ‖attention_v‖`; empty for Luong.
-fn effective_v<T: Scalar>(weights: &Weights<T>) -> Vec<T> {
+pub(crate) fn effective_v<T: Scalar>(weights: &Weights<T>) -> Vec<T> {
     let Some(v) = &weights.v else {
         return Vec::new();
     };

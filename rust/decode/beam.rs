@@ -22,7 +22,8 @@
 //! `scores` where marked below.)
 
 use super::greedy::to_f64;
-use super::{check_common, embed, Projection, Stack, Steps};
+use super::{check_common, embed, Attend, AttentionInputs, AttentionState, Decoding, Projection};
+use super::{Stack, Steps, Wrapper};
 use crate::error::{Error, Interrupt, Result};
 use crate::kernels::rows::{assemble, try_zeros};
 use crate::kernels::scalar::Scalar;
@@ -56,6 +57,9 @@ pub struct BeamOutput<T> {
     pub scores: Array3<T>,
     /// Each layer's final state parts, `[B * K, width]`, row `b * K + k`.
     pub state: Vec<Vec<Array2<T>>>,
+    /// The attention wrapper's final attention and alignments, `B * K`
+    /// rows ([`beam_attention()`]; `None` from [`beam()`]).
+    pub attention: Option<AttentionState<T>>,
     /// `[B, K]`.
     pub log_probs: Array2<T>,
     /// `[B, K]`.
@@ -79,6 +83,86 @@ pub fn beam<T: Scalar>(
     options: BeamOptions,
     interrupt: &dyn Interrupt,
 ) -> Result<BeamOutput<T>> {
+    let batch = start_tokens.len();
+    let tiled = tile(initial, batch, options)?;
+    let views = views(&tiled);
+    let stack = Stack::new(cells, &views)?;
+    run(
+        stack,
+        embedding,
+        projection,
+        start_tokens,
+        options,
+        interrupt,
+    )
+}
+
+/// [`beam()`] with an attention wrapper around the decoder `cells`
+/// (TensorFlow's `AttentionWrapper`; see [`Attend`]): the wrapper's
+/// initial attention and alignments are given for `B` rows too (tiled
+/// here); hypothesis row `r` attends to memory row `r / (B * K / M)` (`r /
+/// K` for a memory of `B` rows: no copy per beam); the output also has the
+/// wrapper's final attention and alignments (`B * K` rows).
+#[allow(clippy::too_many_arguments)]
+pub fn beam_attention<T: Scalar>(
+    cells: &[&Prepared<T>],
+    initial: &[Vec<ArrayView2<T>>],
+    wrapper: Wrapper<'_, T>,
+    embedding: ArrayView2<T>,
+    projection: &Projection<T>,
+    start_tokens: &[i64],
+    options: BeamOptions,
+    interrupt: &dyn Interrupt,
+) -> Result<BeamOutput<T>> {
+    let batch = start_tokens.len();
+    let tiled = tile(initial, batch, options)?;
+    let views = views(&tiled);
+    let extra = [
+        vec![wrapper.inputs.attention],
+        vec![wrapper.inputs.alignments],
+    ];
+    let names = ["initial_attention", "initial_alignments"];
+    for (parts, name) in extra.iter().zip(names) {
+        if parts[0].nrows() != batch {
+            return Err(Error::invalid(
+                name,
+                format!("{batch} rows (one per start token)"),
+                parts[0].nrows().to_string(),
+            ));
+        }
+    }
+    let extra = tile(&extra, batch, options)?;
+    let inputs = AttentionInputs {
+        attention: extra[0][0].view(),
+        alignments: extra[1][0].view(),
+        ..wrapper.inputs
+    };
+    let cell = Attend::new(cells, &views, Wrapper { inputs, ..wrapper })?;
+    run(
+        cell,
+        embedding,
+        projection,
+        start_tokens,
+        options,
+        interrupt,
+    )
+}
+
+/// Borrows tiled states.
+fn views<T: Scalar>(tiled: &[Vec<Array2<T>>]) -> Vec<Vec<ArrayView2<'_, T>>> {
+    tiled
+        .iter()
+        .map(|parts| parts.iter().map(|p| p.view()).collect())
+        .collect()
+}
+
+/// Checks `options` and `initial` (`batch` rows) and tiles the state: row
+/// `b * K + j` is row `b`.
+fn tile<T: Scalar>(
+    initial: &[Vec<ArrayView2<T>>],
+    batch: usize,
+    options: BeamOptions,
+) -> Result<Vec<Vec<Array2<T>>>> {
     let k = options.beam_width;
     if k == 0 {
         return Err(Error::invalid("beam_width", "an integer >= 1", "0"));
@@ -91,7 +175,6 @@ pub fn beam<T: Scalar>(
             w.to_string(),
         ));
     }
-    let batch = start_tokens.len();
     for (i, parts) in initial.iter().enumerate() {
         for p in parts {
             if p.nrows() != batch {
@@ -124,11 +207,22 @@ pub fn beam<T: Scalar>(
                 .collect::<Result<Vec<_>>>()
         })
         .collect::<Result<_>>()?;
-    let views: Vec<Vec<ArrayView2<T>>> = tiled
-        .iter()
-        .map(|parts| parts.iter().map(|p| p.view()).collect())
-        .collect();
-    let mut stack = Stack::new(cells, &views)?;
+    Ok(tiled)
+}
+
+/// The loop of [`beam()`] on any decoder cell of `B * K` rows.
+fn run<T: Scalar, D: Decoding<T>>(
+    mut stack: D,
+    embedding: ArrayView2<T>,
+    projection: &Projection<T>,
+    start_tokens: &[i64],
+    options: BeamOptions,
+    interrupt: &dyn Interrupt,
+) -> Result<BeamOutput<T>> {
+    let k = options.beam_width;
+    let w = options.length_penalty_weight;
+    let batch = start_tokens.len();
+    let rows = batch * k;
     check_common(
         &stack,
         embedding,
@@ -232,11 +326,13 @@ pub fn beam<T: Scalar>(
         t += 1;
     }
     watch.result()?;
+    let (state, attention) = stack.finish(stack.blocks());
     Ok(BeamOutput {
         step_ids: step_ids.batch_major(batch, k)?,
         parent_ids: parents.batch_major(batch, k)?,
         scores: scores_out.batch_major(batch, k)?,
-        state: stack.state_parts(),
+        state,
+        attention,
         log_probs: grid(batch, k, log_probs),
         finished: grid(batch, k, finished),
         lengths: grid(batch, k, lengths),

@@ -2,7 +2,8 @@
 //! `GreedyEmbeddingHelper` or `SampleEmbeddingHelper` under
 //! `dynamic_decode`).
 
-use super::{check_common, embed, BatchSteps, Projection, Stack, Steps};
+use super::{check_common, embed, Attend, AttentionState, BatchSteps, Decoding, Projection};
+use super::{Stack, Steps, Wrapper};
 use crate::error::{Error, Interrupt, Result};
 use crate::kernels::rows::try_zeros;
 use crate::kernels::scalar::Scalar;
@@ -51,6 +52,9 @@ pub struct GreedyOutput<T> {
     pub lengths: Vec<i32>,
     /// Each layer's final state, as its parts `[B, width]`.
     pub state: Vec<Vec<Array2<T>>>,
+    /// The attention wrapper's final attention and alignments
+    /// ([`greedy_attention()`]; `None` from [`greedy()`]).
+    pub attention: Option<AttentionState<T>>,
 }
 
 /// Runs the decoder `cells` (a stack, bottom first) from `initial` (each
@@ -70,8 +74,48 @@ pub fn greedy<T: Scalar>(
     options: GreedyOptions<'_>,
     interrupt: &dyn Interrupt,
 ) -> Result<GreedyOutput<T>> {
-    let mut stack = Stack::new(cells, initial)?;
-    let batch = start_tokens.len();
+    let stack = Stack::new(cells, initial)?;
+    check_batch(initial, start_tokens.len())?;
+    run(
+        stack,
+        embedding,
+        projection,
+        start_tokens,
+        options,
+        interrupt,
+    )
+}
+
+/// [`greedy()`] with an attention wrapper around the decoder `cells`
+/// (TensorFlow's `AttentionWrapper`; see [`Attend`]): row `b` attends to
+/// memory row `b / (B / M)`; the output also has the wrapper's final
+/// attention and alignments (with `impute_finished`, each row's as it
+/// finished).
+#[allow(clippy::too_many_arguments)]
+pub fn greedy_attention<T: Scalar>(
+    cells: &[&Prepared<T>],
+    initial: &[Vec<ArrayView2<T>>],
+    wrapper: Wrapper<'_, T>,
+    embedding: ArrayView2<T>,
+    projection: &Projection<T>,
+    start_tokens: &[i64],
+    options: GreedyOptions<'_>,
+    interrupt: &dyn Interrupt,
+) -> Result<GreedyOutput<T>> {
+    let cell = Attend::new(cells, initial, wrapper)?;
+    check_batch(initial, start_tokens.len())?;
+    run(
+        cell,
+        embedding,
+        projection,
+        start_tokens,
+        options,
+        interrupt,
+    )
+}
+
+/// Checks that the initial state has one row per start token.
+fn check_batch<T>(initial: &[Vec<ArrayView2<T>>], batch: usize) -> Result<()> {
     let rows0 = initial[0].first().map_or(0, |p| p.nrows());
     if rows0 != batch {
         return Err(Error::invalid(
@@ -80,6 +124,19 @@ pub fn greedy<T: Scalar>(
             format!("shape [{batch}]"),
         ));
     }
+    Ok(())
+}
+
+/// The loop of [`greedy()`] on any decoder cell.
+fn run<T: Scalar, D: Decoding<T>>(
+    mut stack: D,
+    embedding: ArrayView2<T>,
+    projection: &Projection<T>,
+    start_tokens: &[i64],
+    options: GreedyOptions<'_>,
+    interrupt: &dyn Interrupt,
+) -> Result<GreedyOutput<T>> {
+    let batch = start_tokens.len();
     check_common(
         &stack,
         embedding,
@@ -115,7 +172,7 @@ pub fn greedy<T: Scalar>(
     let mut lengths = vec![0i32; batch];
     // with `impute_finished`, each row's state as it finished
     let mut kept: Vec<Array2<T>> = if options.impute_finished {
-        stack.states().map(|s| s.to_owned()).collect()
+        stack.blocks()
     } else {
         Vec::new()
     };
@@ -158,9 +215,7 @@ pub fn greedy<T: Scalar>(
             for p in 0..n {
                 let b = active[p];
                 if finished[b] {
-                    for (kept, state) in kept.iter_mut().zip(stack.states()) {
-                        kept.row_mut(b).assign(&state.row(p));
-                    }
+                    stack.save_row(p, &mut kept, b);
                 } else {
                     stack.move_row(p, k);
                     active[k] = b;
@@ -175,11 +230,11 @@ pub fn greedy<T: Scalar>(
         t += 1;
     }
     watch.result()?;
-    let state = if options.impute_finished {
-        stack.split(&kept)
+    let (state, attention) = stack.finish(if options.impute_finished {
+        kept
     } else {
-        stack.state_parts()
-    };
+        stack.blocks()
+    });
     Ok(GreedyOutput {
         rnn_output: outputs.into_array(),
         sample_id: ids_out
@@ -188,6 +243,7 @@ pub fn greedy<T: Scalar>(
             .expect("[B, T, 1] is [B, T]"),
         lengths,
         state,
+        attention,
     })
 }
 

@@ -12,11 +12,13 @@
 //! but the geometric growth of the outputs; work is cut by shapes alone, so
 //! results are bitwise identical for any thread count.
 
+pub mod attend;
 pub mod beam;
 pub mod greedy;
 
-pub use beam::{beam, BeamOptions, BeamOutput};
-pub use greedy::{greedy, GreedyOptions, GreedyOutput, Sampling};
+pub use attend::{Attend, AttentionInputs, AttentionState, Wrapper};
+pub use beam::{beam, beam_attention, BeamOptions, BeamOutput};
+pub use greedy::{greedy, greedy_attention, GreedyOptions, GreedyOutput, Sampling};
 
 use crate::error::{check_shape, Budget, Error, Result};
 use crate::kernels::packed::PackedB;
@@ -25,6 +27,75 @@ use crate::kernels::scalar::Scalar;
 use crate::pool;
 use crate::step::{Prepared, Stepper};
 use ndarray::{Array2, Array3, ArrayView1, ArrayView2, ArrayViewMut2, Axis};
+
+/// What a decoding loop steps: a [`Stack`] of cells, or an attention
+/// wrapper around one ([`Attend`]). Its per-row state (the cells' and the
+/// wrapper's) moves with the rows the loops move or gather.
+pub trait Decoding<T: Scalar> {
+    /// The width of the inputs the loop feeds (the embedding's).
+    fn input_size(&self) -> usize;
+    /// The width of each step's output (what the projection reads).
+    fn output_size(&self) -> usize;
+    /// Multiply-adds of one row's step.
+    fn work_per_row(&self) -> usize;
+    /// One step of the first `rows` rows on `inputs` `[rows, I]`; returns
+    /// their outputs `[rows, output_size]`.
+    fn step(&mut self, rows: usize, inputs: ArrayView2<T>) -> Result<ArrayView2<'_, T>>;
+    /// Copies every per-row state of row `from` over row `to`.
+    fn move_row(&mut self, from: usize, to: usize);
+    /// Reorders the rows: row `i` becomes old row `index[i]` (one entry per
+    /// row).
+    fn gather_rows(&mut self, index: &[usize]);
+    /// Copies of every per-row state block (`[rows, width]` each).
+    fn blocks(&self) -> Vec<Array2<T>>;
+    /// Copies row `from` of every block into row `to` of `kept` (as
+    /// [`Decoding::blocks`] made them).
+    fn save_row(&self, from: usize, kept: &mut [Array2<T>], to: usize);
+    /// Blocks (as [`Decoding::blocks`] made them) as each layer's state
+    /// parts and the wrapper's state.
+    #[allow(clippy::type_complexity)]
+    fn finish(&self, blocks: Vec<Array2<T>>) -> (Vec<Vec<Array2<T>>>, Option<AttentionState<T>>);
+}
+
+impl<T: Scalar> Decoding<T> for Stack<'_, T> {
+    fn input_size(&self) -> usize {
+        Stack::input_size(self)
+    }
+
+    fn output_size(&self) -> usize {
+        Stack::output_size(self)
+    }
+
+    fn work_per_row(&self) -> usize {
+        Stack::work_per_row(self)
+    }
+
+    fn step(&mut self, rows: usize, inputs: ArrayView2<T>) -> Result<ArrayView2<'_, T>> {
+        Stack::step(self, rows, inputs)
+    }
+
+    fn move_row(&mut self, from: usize, to: usize) {
+        Stack::move_row(self, from, to)
+    }
+
+    fn gather_rows(&mut self, index: &[usize]) {
+        Stack::gather_rows(self, index)
+    }
+
+    fn blocks(&self) -> Vec<Array2<T>> {
+        self.states().map(|s| s.to_owned()).collect()
+    }
+
+    fn save_row(&self, from: usize, kept: &mut [Array2<T>], to: usize) {
+        for (kept, state) in kept.iter_mut().zip(self.states()) {
+            kept.row_mut(to).assign(&state.row(from));
+        }
+    }
+
+    fn finish(&self, blocks: Vec<Array2<T>>) -> (Vec<Vec<Array2<T>>>, Option<AttentionState<T>>) {
+        (self.split(&blocks), None)
+    }
+}
 
 /// A stack of cells run as one (TensorFlow's `MultiRNNCell`): layer `i`
 /// reads layer `i - 1`'s output; one [`Stepper`] per layer for the whole
@@ -256,8 +327,8 @@ pub fn embed<T: Scalar>(embedding: ArrayView2<T>, ids: &[usize], x: &mut Array2<
 /// against the stack, the start tokens and the end token against the
 /// vocabularies, and that every id the projection can emit has an
 /// embedding row.
-fn check_common<T: Scalar>(
-    stack: &Stack<'_, T>,
+fn check_common<T: Scalar, D: Decoding<T>>(
+    stack: &D,
     embedding: ArrayView2<T>,
     projection: &Projection<T>,
     start_tokens: &[i64],
@@ -265,6 +336,16 @@ fn check_common<T: Scalar>(
 ) -> Result<()> {
     let (v_e, width) = embedding.dim();
     let input = stack.input_size();
+    if projection.hidden != stack.output_size() {
+        return Err(Error::invalid(
+            "output_layer.kernel",
+            format!(
+                "shape [{}, V] (the cell's output width first)",
+                stack.output_size()
+            ),
+            format!("{} rows", projection.hidden),
+        ));
+    }
     if width != input {
         return Err(Error::invalid(
             "embedding",

@@ -63,8 +63,30 @@ impl Case {
     fn projection(&self) -> Projection<f64> {
         Projection::new(4, Some(self.kernel.view()), Some(self.bias.view())).unwrap()
     }
+}
+
+/// A decoder the naive loops run row by row: its embedding, its vocabulary,
+/// the initial state of batch row `b` (as a list of blocks) and one row's
+/// step (`b` its batch row) to the logits.
+trait Model {
+    fn embedding(&self) -> &Array2<f64>;
+    fn vocab(&self) -> usize;
+    fn initial_row(&self, b: usize) -> Vec<Vec<f64>>;
+    fn step_row(&self, x: &[f64], state: &mut [Vec<f64>], b: usize) -> Vec<f64>;
+}
+
+impl Model for Case {
+    fn embedding(&self) -> &Array2<f64> {
+        &self.embedding
+    }
+    fn vocab(&self) -> usize {
+        self.kernel.ncols()
+    }
+    fn initial_row(&self, b: usize) -> Vec<Vec<f64>> {
+        self.h0.iter().map(|h| h.row(b).to_vec()).collect()
+    }
     /// One row's step through the stack and the projection, naively.
-    fn step_row(&self, x: &[f64], state: &mut [Vec<f64>]) -> Vec<f64> {
+    fn step_row(&self, x: &[f64], state: &mut [Vec<f64>], _b: usize) -> Vec<f64> {
         let mut input = x.to_vec();
         for (cell, st) in self.cells.iter().zip(state.iter_mut()) {
             let xi = Array2::from_shape_vec((1, input.len()), input.clone()).unwrap();
@@ -88,7 +110,7 @@ impl Case {
 /// The naive greedy loop (TF's `dynamic_decode` bookkeeping, row by row).
 #[allow(clippy::type_complexity)]
 fn naive_greedy(
-    c: &Case,
+    c: &impl Model,
     start: &[i64],
     end: usize,
     max_iters: usize,
@@ -101,10 +123,8 @@ fn naive_greedy(
     Vec<Vec<Vec<f64>>>,
 ) {
     let b = start.len();
-    let v = c.kernel.ncols();
-    let mut state: Vec<Vec<Vec<f64>>> = (0..b)
-        .map(|r| c.h0.iter().map(|h| h.row(r).to_vec()).collect())
-        .collect();
+    let v = c.vocab();
+    let mut state: Vec<Vec<Vec<f64>>> = (0..b).map(|r| c.initial_row(r)).collect();
     let mut ids: Vec<usize> = start.iter().map(|&s| s as usize).collect();
     let mut finished = vec![max_iters == 0; b];
     let mut lengths = vec![0; b];
@@ -118,8 +138,8 @@ fn naive_greedy(
                 sids[r].push(0);
                 continue;
             }
-            let x = c.embedding.row(ids[r]).to_vec();
-            let logits = c.step_row(&x, &mut state[r]);
+            let x = c.embedding().row(ids[r]).to_vec();
+            let logits = c.step_row(&x, &mut state[r], r);
             let id = match uniforms {
                 None => {
                     let mut best = 0;
@@ -260,7 +280,7 @@ fn impute_finished_freezes_rows_and_zeros_their_outputs() {
 /// candidates, row by row.
 #[allow(clippy::type_complexity)]
 fn naive_beam(
-    c: &Case,
+    c: &impl Model,
     start: &[i64],
     end: usize,
     k: usize,
@@ -275,11 +295,9 @@ fn naive_beam(
     Vec<Vec<Vec<f64>>>,
 ) {
     let b = start.len();
-    let v = c.kernel.ncols();
+    let v = c.vocab();
     let rows = b * k;
-    let mut state: Vec<Vec<Vec<f64>>> = (0..rows)
-        .map(|r| c.h0.iter().map(|h| h.row(r / k).to_vec()).collect())
-        .collect();
+    let mut state: Vec<Vec<Vec<f64>>> = (0..rows).map(|r| c.initial_row(r / k)).collect();
     let mut lp: Vec<f64> = (0..rows)
         .map(|r| if r % k == 0 { 0.0 } else { f64::NEG_INFINITY })
         .collect();
@@ -292,8 +310,8 @@ fn naive_beam(
     while t < max_iters && fin.iter().any(|f| !f) {
         let mut total = vec![vec![0.0; v]; rows];
         for r in 0..rows {
-            let x = c.embedding.row(words[r]).to_vec();
-            let logits = c.step_row(&x, &mut state[r]);
+            let x = c.embedding().row(words[r]).to_vec();
+            let logits = c.step_row(&x, &mut state[r], r / k);
             let m = logits.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
             let lse = logits.iter().map(|l| (l - m).exp()).sum::<f64>().ln();
             for j in 0..v {
@@ -651,4 +669,468 @@ fn batch_steps_fill_rows_and_compact() {
             }
         }
     }
+}
+
+// ---- the attention wrapper inside the loops ----------------------------------
+
+use crate::attention::{Config, Score, Weights};
+use ndarray::Array3;
+
+/// An attention wrapper (a BasicRNN of `Q = 4` units reading `[x (E = 3),
+/// a (A)]`) over a memory `[M, Tm = 5, Dm = 3]` of ragged lengths; row `b`
+/// attends to memory row `b / (B / M)`.
+struct AttCase {
+    cell: Prepared<f64>,
+    embedding: Array2<f64>,
+    kernel: Array2<f64>,
+    bias: Array1<f64>,
+    h0: Array2<f64>,
+    a0: Array2<f64>,
+    al0: Array2<f64>,
+    memory: Array3<f64>,
+    mlen: Vec<i64>,
+    weights: Weights<f64>,
+    config: Config,
+    per_row: usize,
+}
+
+const Q: usize = 4;
+const TM: usize = 5;
+const DM: usize = 3;
+
+fn att_case(
+    batch: usize,
+    m: usize,
+    vocab: usize,
+    score: Score,
+    layer: bool,
+    output_attention: bool,
+    seed: u64,
+) -> AttCase {
+    let units = if matches!(score, Score::Luong { .. }) {
+        Q
+    } else {
+        6
+    };
+    let width = if layer { 2 } else { DM };
+    let out = if output_attention { width } else { Q };
+    let bahdanau = matches!(score, Score::Bahdanau { .. });
+    let has_g = matches!(
+        score,
+        Score::Bahdanau { normalize: true } | Score::Luong { scale: true }
+    );
+    let memory = Array3::from_shape_vec(
+        (m, TM, DM),
+        rand(m * TM, DM, seed + 1, 1.0).into_raw_vec_and_offset().0,
+    )
+    .unwrap();
+    AttCase {
+        cell: rnn(3 + width, Q, seed),
+        embedding: rand(vocab, 3, seed + 2, 1.0),
+        kernel: rand(out, vocab, seed + 3, 2.0),
+        bias: rand(1, vocab, seed + 4, 0.5).row(0).to_owned(),
+        h0: rand(batch, Q, seed + 5, 0.5),
+        a0: rand(batch, width, seed + 6, 0.5),
+        al0: rand(batch, TM, seed + 7, 0.5),
+        memory,
+        mlen: (0..m).map(|i| [5, 2, 1, 4][i % 4]).collect(),
+        weights: Weights {
+            memory_kernel: rand(DM, units, seed + 8, 0.8),
+            query_kernel: bahdanau.then(|| rand(Q, units, seed + 9, 0.8)),
+            v: bahdanau.then(|| rand(1, units, seed + 10, 1.0).row(0).to_owned()),
+            g: has_g.then_some(1.3),
+            b: matches!(score, Score::Bahdanau { normalize: true })
+                .then(|| rand(1, units, seed + 11, 0.3).row(0).to_owned()),
+            attention_kernel: layer.then(|| rand(Q + DM, width, seed + 12, 0.8)),
+        },
+        config: Config {
+            score,
+            output_attention,
+            alignment_history: false,
+        },
+        per_row: batch / m,
+    }
+}
+
+impl AttCase {
+    fn wrapper(&self) -> Wrapper<'_, f64> {
+        Wrapper {
+            inputs: AttentionInputs {
+                memory: self.memory.view(),
+                memory_lengths: Some(&self.mlen),
+                attention: self.a0.view(),
+                alignments: self.al0.view(),
+            },
+            weights: &self.weights,
+            config: self.config,
+        }
+    }
+    fn projection(&self) -> Projection<f64> {
+        Projection::new(
+            self.kernel.nrows(),
+            Some(self.kernel.view()),
+            Some(self.bias.view()),
+        )
+        .unwrap()
+    }
+}
+
+impl Model for AttCase {
+    fn embedding(&self) -> &Array2<f64> {
+        &self.embedding
+    }
+    fn vocab(&self) -> usize {
+        self.kernel.ncols()
+    }
+    fn initial_row(&self, b: usize) -> Vec<Vec<f64>> {
+        vec![
+            self.h0.row(b).to_vec(),
+            self.a0.row(b).to_vec(),
+            self.al0.row(b).to_vec(),
+        ]
+    }
+    /// The wrapper's step as the formulas read, then the projection.
+    fn step_row(&self, x: &[f64], state: &mut [Vec<f64>], b: usize) -> Vec<f64> {
+        let w = &self.weights;
+        let m = b / self.per_row;
+        let len = self.mlen[m] as usize;
+        let mut input = x.to_vec();
+        input.extend_from_slice(&state[1]);
+        let xi = Array2::from_shape_vec((1, input.len()), input).unwrap();
+        let si = Array2::from_shape_vec((1, Q), state[0].clone()).unwrap();
+        let h = self
+            .cell
+            .step(xi.view(), &[si.view()])
+            .unwrap()
+            .output
+            .row(0)
+            .to_vec();
+        let units = w.memory_kernel.ncols();
+        let values: Vec<Vec<f64>> = (0..TM)
+            .map(|j| {
+                (0..DM)
+                    .map(|d| if j < len { self.memory[[m, j, d]] } else { 0.0 })
+                    .collect()
+            })
+            .collect();
+        let keys: Vec<Vec<f64>> = values
+            .iter()
+            .map(|v| {
+                (0..units)
+                    .map(|u| (0..DM).map(|d| v[d] * w.memory_kernel[[d, u]]).sum())
+                    .collect()
+            })
+            .collect();
+        let scores: Vec<f64> = match self.config.score {
+            Score::Luong { .. } => keys
+                .iter()
+                .map(|k| w.g.unwrap_or(1.0) * (0..Q).map(|u| h[u] * k[u]).sum::<f64>())
+                .collect(),
+            Score::Bahdanau { normalize } => {
+                let wq = w.query_kernel.as_ref().unwrap();
+                let v = w.v.as_ref().unwrap();
+                let norm = v.iter().map(|x| x * x).sum::<f64>().sqrt();
+                let veff: Vec<f64> = v
+                    .iter()
+                    .map(|&x| {
+                        if normalize {
+                            w.g.unwrap() * x / norm
+                        } else {
+                            x
+                        }
+                    })
+                    .collect();
+                let pq: Vec<f64> = (0..units)
+                    .map(|u| {
+                        (0..Q).map(|i| h[i] * wq[[i, u]]).sum::<f64>()
+                            + w.b.as_ref().map_or(0.0, |b| b[u])
+                    })
+                    .collect();
+                keys.iter()
+                    .map(|k| (0..units).map(|u| veff[u] * (k[u] + pq[u]).tanh()).sum())
+                    .collect()
+            }
+        };
+        let top = scores[..len]
+            .iter()
+            .cloned()
+            .fold(f64::NEG_INFINITY, f64::max);
+        let sum: f64 = scores[..len].iter().map(|s| (s - top).exp()).sum();
+        let alpha: Vec<f64> = (0..TM)
+            .map(|j| {
+                if j < len {
+                    (scores[j] - top).exp() / sum
+                } else {
+                    0.0
+                }
+            })
+            .collect();
+        let c: Vec<f64> = (0..DM)
+            .map(|d| (0..TM).map(|j| alpha[j] * values[j][d]).sum())
+            .collect();
+        let mut hc = h.clone();
+        hc.extend_from_slice(&c);
+        let a: Vec<f64> = match &w.attention_kernel {
+            Some(k) => (0..k.ncols())
+                .map(|o| (0..hc.len()).map(|i| hc[i] * k[[i, o]]).sum())
+                .collect(),
+            None => c,
+        };
+        let out = if self.config.output_attention {
+            a.clone()
+        } else {
+            h.clone()
+        };
+        state[0] = h;
+        state[1] = a;
+        state[2] = alpha;
+        (0..self.vocab())
+            .map(|j| {
+                (0..out.len())
+                    .map(|i| out[i] * self.kernel[[i, j]])
+                    .sum::<f64>()
+                    + self.bias[j]
+            })
+            .collect()
+    }
+}
+
+fn close_rows(got: ArrayView2<f64>, want: &[Vec<Vec<f64>>], block: usize, what: &str) {
+    for (r, row) in want.iter().enumerate() {
+        for (a, b) in got.row(r).iter().zip(&row[block]) {
+            assert!((a - b).abs() < 1e-12, "{what} row {r}: {a} vs {b}");
+        }
+    }
+}
+
+fn att_scores() -> Vec<Score> {
+    vec![
+        Score::Bahdanau { normalize: false },
+        Score::Bahdanau { normalize: true },
+        Score::Luong { scale: false },
+        Score::Luong { scale: true },
+    ]
+}
+
+#[test]
+fn greedy_with_attention_matches_the_naive_loop() {
+    let mut ragged = 0;
+    for (i, score) in att_scores().into_iter().enumerate() {
+        for (layer, output_attention) in [(true, true), (false, true), (true, false)] {
+            for m in [4, 2] {
+                let c = att_case(4, m, 7, score, layer, output_attention, 700 + i as u64 * 10);
+                let start = [0, 3, 5, 6];
+                let u = rand(12, 4, 7, 0.5).mapv(|x| x + 0.5);
+                for (impute, uniforms) in [
+                    (false, None),
+                    (true, None),
+                    (false, Some(&u)),
+                    (true, Some(&u)),
+                ] {
+                    for max_iters in [0, 1, 12] {
+                        let got = greedy_attention(
+                            &[&c.cell],
+                            &[vec![c.h0.view()]],
+                            c.wrapper(),
+                            c.embedding.view(),
+                            &c.projection(),
+                            &start,
+                            GreedyOptions {
+                                end_token: 2,
+                                max_iters,
+                                impute_finished: impute,
+                                sampling: uniforms.map(|u| Sampling {
+                                    uniforms: u.slice(s![..max_iters, ..]),
+                                    temperature: 1.0,
+                                }),
+                            },
+                            &Uninterrupted,
+                        )
+                        .unwrap();
+                        let (outs, sids, lengths, state) =
+                            naive_greedy(&c, &start, 2, max_iters, impute, uniforms);
+                        assert_eq!(got.lengths, lengths);
+                        ragged += (lengths.iter().min() != lengths.iter().max()) as usize;
+                        for r in 0..4 {
+                            assert_eq!(got.sample_id.row(r).to_vec(), sids[r], "row {r}");
+                            for (step, want) in outs[r].iter().enumerate() {
+                                for (a, b) in got.rnn_output.slice(s![r, step, ..]).iter().zip(want)
+                                {
+                                    assert!(
+                                        (a - b).abs() < 1e-12,
+                                        "row {r} step {step}: {a} vs {b}"
+                                    );
+                                }
+                            }
+                        }
+                        let att = got.attention.unwrap();
+                        close_rows(got.state[0][0].view(), &state, 0, "cell state");
+                        close_rows(att.attention.view(), &state, 1, "attention");
+                        close_rows(att.alignments.view(), &state, 2, "alignments");
+                    }
+                }
+            }
+        }
+    }
+    assert!(
+        ragged > 10,
+        "too few cases with rows of different lengths: {ragged}"
+    );
+}
+
+#[test]
+fn beam_search_with_attention_matches_the_naive_search() {
+    let mut ended = 0;
+    for (i, score) in att_scores().into_iter().enumerate() {
+        for (layer, output_attention) in [(true, true), (false, false)] {
+            for m in [3, 1] {
+                let c = att_case(3, m, 6, score, layer, output_attention, 800 + i as u64 * 10);
+                let start = [0, 2, 5];
+                for k in [1, 3] {
+                    for w in [0.0, 0.9] {
+                        for max_iters in [0, 1, 10] {
+                            let got = beam_attention(
+                                &[&c.cell],
+                                &[vec![c.h0.view()]],
+                                c.wrapper(),
+                                c.embedding.view(),
+                                &c.projection(),
+                                &start,
+                                BeamOptions {
+                                    end_token: 1,
+                                    max_iters,
+                                    beam_width: k,
+                                    length_penalty_weight: w,
+                                },
+                                &Uninterrupted,
+                            )
+                            .unwrap();
+                            let (steps, scores, lp, fin, len, state) =
+                                naive_beam(&c, &start, 1, k, max_iters, w);
+                            assert_eq!(got.step_ids.dim(), (3, steps.len(), k));
+                            for (step, ([ids, par], sc)) in steps.iter().zip(&scores).enumerate() {
+                                for r in 0..ids.len() {
+                                    let (bb, j) = (r / k, r % k);
+                                    assert_eq!(got.step_ids[[bb, step, j]], ids[r]);
+                                    assert_eq!(got.parent_ids[[bb, step, j]], par[r]);
+                                    assert!((got.scores[[bb, step, j]] - sc[r]).abs() < 1e-9);
+                                }
+                            }
+                            for r in 0..lp.len() {
+                                let (bb, j) = (r / k, r % k);
+                                let g = got.log_probs[[bb, j]];
+                                assert!(g == lp[r] || (g - lp[r]).abs() < 1e-9);
+                                assert_eq!(got.finished[[bb, j]], fin[r]);
+                                assert_eq!(got.lengths[[bb, j]], len[r]);
+                                ended += fin[r] as usize;
+                            }
+                            let att = got.attention.unwrap();
+                            close_rows(got.state[0][0].view(), &state, 0, "cell state");
+                            close_rows(att.attention.view(), &state, 1, "attention");
+                            close_rows(att.alignments.view(), &state, 2, "alignments");
+                        }
+                    }
+                }
+            }
+        }
+    }
+    assert!(ended > 20, "too few finished beams: {ended}");
+}
+
+#[test]
+fn attention_decoding_is_bitwise_identical_across_thread_counts() {
+    crate::pool::set_parallel_work(Some(0));
+    let c = att_case(
+        40,
+        20,
+        9,
+        Score::Bahdanau { normalize: true },
+        true,
+        true,
+        900,
+    );
+    let start: Vec<i64> = (0..40).map(|i| i % 9).collect();
+    let run = |threads: usize| {
+        crate::pool::set_num_threads(threads).unwrap();
+        let g = greedy_attention(
+            &[&c.cell],
+            &[vec![c.h0.view()]],
+            c.wrapper(),
+            c.embedding.view(),
+            &c.projection(),
+            &start,
+            GreedyOptions {
+                end_token: 3,
+                max_iters: 12,
+                impute_finished: true,
+                sampling: None,
+            },
+            &Uninterrupted,
+        )
+        .unwrap();
+        let b = beam_attention(
+            &[&c.cell],
+            &[vec![c.h0.view()]],
+            c.wrapper(),
+            c.embedding.view(),
+            &c.projection(),
+            &start,
+            BeamOptions {
+                end_token: 3,
+                max_iters: 12,
+                beam_width: 4,
+                length_penalty_weight: 0.7,
+            },
+            &Uninterrupted,
+        )
+        .unwrap();
+        let (ga, ba) = (g.attention.unwrap(), b.attention.unwrap());
+        (
+            g.rnn_output,
+            ga.alignments,
+            b.scores,
+            ba.attention,
+            b.state[0][0].clone(),
+        )
+    };
+    let one = run(1);
+    assert!(one == run(2), "results differ across thread counts");
+    crate::pool::set_parallel_work(None);
+}
+
+#[test]
+fn attention_errors_name_the_argument() {
+    let c = att_case(4, 2, 7, Score::Luong { scale: false }, true, true, 950);
+    let run = |wrapper: Wrapper<'_, f64>| {
+        greedy_attention(
+            &[&c.cell],
+            &[vec![c.h0.view()]],
+            wrapper,
+            c.embedding.view(),
+            &c.projection(),
+            &[0, 1, 2, 3],
+            GreedyOptions {
+                end_token: 2,
+                max_iters: 3,
+                impute_finished: false,
+                sampling: None,
+            },
+            &Uninterrupted,
+        )
+        .unwrap_err()
+        .to_string()
+    };
+    let mem3 = Array3::<f64>::zeros((3, TM, DM));
+    let mut w = c.wrapper();
+    w.inputs.memory = mem3.view();
+    assert!(run(w).starts_with("memory: expected"), "{}", run(w));
+    let mut w = c.wrapper();
+    w.inputs.memory_lengths = Some(&[0, 1]);
+    assert!(run(w).starts_with("memory_sequence_length"), "{}", run(w));
+    let mut w = c.wrapper();
+    w.inputs.alignments = c.al0.slice(s![.., ..2]);
+    assert!(run(w).starts_with("initial_alignments"), "{}", run(w));
+    let mut w = c.wrapper();
+    w.config.alignment_history = true;
+    assert!(run(w).starts_with("alignment_history"), "{}", run(w));
 }

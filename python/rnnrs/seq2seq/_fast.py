@@ -11,6 +11,16 @@ matrix (an ``[V, E]`` array, or an object with a ``matrix`` attribute such as
 ``_common.EmbeddingFn``), and the output layer is None or a ``Dense`` with no
 activation whose width is at most ``V``. Results equal the Python loop's:
 ids exactly, floats to rounding.
+
+An ``AttentionWrapper`` (exactly that class) runs in Rust too
+(``_rnnrs.decode_greedy_attention`` / ``decode_beam_attention``) when its
+inner cell is a core cell (not a stack), its mechanism a
+``BahdanauAttention`` or ``LuongAttention`` and ``alignment_history`` is
+off: the keys are computed once per call and beams share the memory's rows
+(hypothesis ``r`` attends to memory row ``r // (rows / memory rows)``). The
+final state is an ``AttentionWrapperState`` (cell state, attention,
+alignments, ``attention_state`` equal to the alignments once a step ran,
+``time`` advanced by the steps run). Other wrappers decline.
 """
 
 from __future__ import annotations
@@ -23,8 +33,23 @@ from .. import _rnnrs
 from ..cells import RNNCell, build_for_inputs
 from ..layers.core import Dense
 from ..wrappers import MultiRNNCell
+from .attention import AttentionWrapper, AttentionWrapperState, BahdanauAttention, LuongAttention
 
 __all__ = ["greedy", "beam"]
+
+
+def _attention(cell: Any) -> Optional[AttentionWrapper]:
+    """``cell`` when it is an ``AttentionWrapper`` the Rust loops can run
+    (a core inner cell, one Bahdanau or Luong mechanism, no alignment
+    history), else None."""
+    if type(cell) is not AttentionWrapper or cell.alignment_history:
+        return None
+    if type(cell.attention_mechanism) not in (BahdanauAttention, LuongAttention):
+        return None
+    inner = cell.cell
+    if not isinstance(inner, RNNCell) or isinstance(inner, MultiRNNCell) or inner._kind is None:
+        return None
+    return cell
 
 
 def _layers(cell: Any) -> Optional[list[RNNCell]]:
@@ -72,8 +97,14 @@ def _projection(
 def _prepare(
     cell: Any, embedding: Any, output_layer: Any, start_tokens: Any, initial_state: Any
 ) -> Optional[tuple[Any, ...]]:
-    """The core arguments shared by both loops, or None off the Rust path."""
-    layers = _layers(cell)
+    """The core arguments shared by both loops, or None off the Rust path:
+    ``(layers, cores, parts, matrix, kernel, bias, tokens, wrapper)``, the
+    last the attention arguments (after the shared ones, in the order
+    ``decode_*_attention`` takes them) or None for a plain cell."""
+    wrapper = _attention(cell)
+    if wrapper is None and isinstance(cell, AttentionWrapper):
+        return None
+    layers = [wrapper.cell] if wrapper is not None else _layers(cell)
     if layers is None:
         return None
     dtype = cell.dtype
@@ -87,16 +118,55 @@ def _prepare(
     kernel, bias, _ = projection
     tokens = np.ascontiguousarray(start_tokens, dtype=np.int64).reshape(-1)
     state = cell._check_state("initial_state", initial_state, tokens.shape[0])
+    extra = None
+    if wrapper is not None:
+        inner_w, mech_w, own = wrapper._locked_snapshot()
+        mech = wrapper.attention_mechanism
+        lengths = mech.memory_sequence_length
+        extra = (
+            np.ascontiguousarray(state.attention, dtype=dtype),
+            np.ascontiguousarray(state.alignments, dtype=dtype),
+            np.ascontiguousarray(mech.memory, dtype=dtype),
+            None if lengths is None else np.ascontiguousarray(lengths, dtype=np.int64),
+            {k: np.asarray(v, dtype=dtype) for k, v in {**mech_w, **own}.items()},
+            mech._kind,
+            bool(getattr(mech, "normalize", False)),
+            bool(getattr(mech, "scale", False)),
+            bool(wrapper.output_attention),
+        )
+        parts = [layers[0]._state_parts(state.cell_state)]
+        cores = [layers[0]._core(inner_w)]
+        return layers, cores, parts, matrix, kernel, bias, tokens, (extra, state)
     states = state if isinstance(cell, MultiRNNCell) else (state,)
     parts = [c._state_parts(s) for c, s in zip(layers, states)]
     cores = [c._core(c._locked_snapshot()) for c in layers]
-    return layers, cores, parts, matrix, kernel, bias, tokens
+    return layers, cores, parts, matrix, kernel, bias, tokens, None
 
 
 def _structure(cell: Any, layers: list[RNNCell], parts: list[list[np.ndarray]]) -> Any:
     """Each layer's state parts back in the cell's state structure."""
     states = tuple(c._state_from_parts(p) for c, p in zip(layers, parts))
     return states if isinstance(cell, MultiRNNCell) else states[0]
+
+
+def _wrapper_state(
+    layers: list[RNNCell],
+    parts: list[list[np.ndarray]],
+    attention: np.ndarray,
+    alignments: np.ndarray,
+    initial: AttentionWrapperState,
+    steps: int,
+) -> AttentionWrapperState:
+    """The ``AttentionWrapperState`` after ``steps`` steps from ``initial``
+    (whose ``attention_state`` stays when no step ran)."""
+    return AttentionWrapperState(
+        cell_state=layers[0]._state_from_parts(parts[0]),
+        attention=attention,
+        time=int(initial.time) + steps,
+        alignments=alignments,
+        alignment_history=(),
+        attention_state=alignments if steps else initial.attention_state,
+    )
 
 
 def greedy(
@@ -126,10 +196,10 @@ def greedy(
     prepared = _prepare(cell, embedding, output_layer, start_tokens, initial_state)
     if prepared is None:
         return None
-    layers, cores, parts, matrix, kernel, bias, tokens = prepared
+    layers, cores, parts, matrix, kernel, bias, tokens, attention = prepared
     if uniforms is not None:
         uniforms = np.ascontiguousarray(uniforms, dtype=np.float64)
-    rnn_output, sample_id, lengths, final = _rnnrs.decode_greedy(
+    args = (
         cores,
         parts,
         matrix,
@@ -142,6 +212,14 @@ def greedy(
         uniforms,
         1.0 if temperature is None else float(temperature),
     )
+    if attention is not None:
+        extra, initial = attention
+        if tokens.shape[0] % extra[2].shape[0]:
+            return None  # the NumPy loop says why (the memory's rows must divide the batch)
+        rnn_output, sample_id, lengths, final, att, al = _rnnrs.decode_greedy_attention(*args, *extra)
+        state = _wrapper_state(layers, final, att, al, initial, int(sample_id.shape[1]))
+        return rnn_output, sample_id, lengths, state
+    rnn_output, sample_id, lengths, final = _rnnrs.decode_greedy(*args)
     return rnn_output, sample_id, lengths, _structure(cell, layers, final)
 
 
@@ -168,8 +246,8 @@ def beam(
     prepared = _prepare(cell, embedding, output_layer, start_tokens, initial_state)
     if prepared is None:
         return None
-    layers, cores, parts, matrix, kernel, bias, tokens = prepared
-    step_ids, parent_ids, scores, final, log_probs, finished, lengths = _rnnrs.decode_beam(
+    layers, cores, parts, matrix, kernel, bias, tokens, attention = prepared
+    args = (
         cores,
         parts,
         matrix,
@@ -181,4 +259,15 @@ def beam(
         int(beam_width),
         float(length_penalty_weight),
     )
+    if attention is not None:
+        extra, initial = attention
+        if tokens.shape[0] * int(beam_width) % extra[2].shape[0]:
+            return None  # the NumPy loop says why (the memory's rows must divide the hypotheses)
+        step_ids, parent_ids, scores, final, log_probs, finished, lengths, att, al = _rnnrs.decode_beam_attention(
+            *args, *extra
+        )
+        tiled = initial.attention_state if step_ids.shape[1] else np.repeat(initial.attention_state, beam_width, 0)
+        state = _wrapper_state(layers, final, att, al, initial._replace(attention_state=tiled), int(step_ids.shape[1]))
+        return step_ids, parent_ids, scores, state, log_probs, finished, lengths
+    step_ids, parent_ids, scores, final, log_probs, finished, lengths = _rnnrs.decode_beam(*args)
     return step_ids, parent_ids, scores, _structure(cell, layers, final), log_probs, finished, lengths
