@@ -488,3 +488,5 @@ def test_beam_search_wired_the_tensorflow_way_equals_no_wiring():
     np.testing.assert_array_equal(a.predicted_ids, b.predicted_ids)
     np.testing.assert_allclose(a.beam_search_decoder_output.scores, b.beam_search_decoder_output.scores, rtol=1e-12)
     np.testing.assert_array_equal(la, lb)
+    np.testing.assert_array_equal(sa.lengths, sb.lengths)
+    np.testing.assert_allclose(sa.log_probs, sb.log_probs, rtol=1e-12)

@@ -170,8 +170,8 @@ def test_float64_gives_tensorflows_decode(f):
 
 
 def test_a_nonzero_weight_never_reaches_the_rust_loop(f, monkeypatch):
-    """The Rust beam loop declines an AttentionWrapper (returns None: the
-    NumPy loop runs); with a coverage penalty it is not even asked."""
+    """The Rust beam loop runs an AttentionWrapper without a coverage penalty;
+    with one it is not even asked (the NumPy loop runs)."""
     real, answers = _fast.beam, []
 
     def spy(*args, **kwargs):
@@ -180,9 +180,9 @@ def test_a_nonzero_weight_never_reaches_the_rust_loop(f, monkeypatch):
 
     monkeypatch.setattr(_fast, "beam", spy)
     decode(decoder(f, coverage=0.0), f)
-    assert answers == [None]
+    assert len(answers) == 1 and answers[0] is not None
     decode(decoder(f), f)
-    assert answers == [None]
+    assert len(answers) == 1
 
 
 def test_a_nonzero_weight_needs_an_attention_cell():

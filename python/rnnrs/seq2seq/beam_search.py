@@ -4,9 +4,11 @@
 run by :func:`rnnrs.seq2seq.dynamic_decode`; ``gather_tree`` follows the
 parent pointers back from the last step (TF's ``GatherTree`` kernel). The
 whole loop runs in the Rust core when the cell, embedding and output layer
-allow it (``seq2seq._fast.beam``); otherwise (Python cells, attention, a
-callable embedding, ``impute_finished=True``, a coverage penalty) it runs
-here, step by step, on NumPy arrays, with the same results.
+allow it (``seq2seq._fast.beam``: core cells, ``MultiRNNCell`` stacks of
+them, and an ``AttentionWrapper`` of a core cell without alignment history);
+otherwise (other Python cells, a callable embedding,
+``impute_finished=True``, a coverage penalty) it runs here, step by step,
+on NumPy arrays, with the same results.
 """
 
 from __future__ import annotations
@@ -538,7 +540,7 @@ class BeamSearchDecoder:
             )
         if self._cell.input_size is None and self._embedding.width is not None:
             build_for_inputs(self._cell, self._embedding.width)
-        # The Rust loop has no coverage penalty (nor attention cells): a nonzero weight always runs the NumPy loop.
+        # The Rust loop has no coverage penalty: a nonzero weight always runs the NumPy loop.
         result = None if impute or self._coverage_penalty_weight != 0.0 else self._fast(max_iter)
         if result is None:
             result = self._python_loop(max_iter, impute)
