@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import attention_reference as ar
 import reference_wrappers as wr
@@ -490,3 +492,56 @@ def test_beam_search_wired_the_tensorflow_way_equals_no_wiring():
     np.testing.assert_array_equal(la, lb)
     np.testing.assert_array_equal(sa.lengths, sb.lengths)
     np.testing.assert_allclose(sa.log_probs, sb.log_probs, rtol=1e-12)
+
+
+@given(
+    mechanism=st.sampled_from(MECHANISMS),
+    cell_kind=st.sampled_from(CELLS),
+    attention_layer=st.booleans(),
+    output_attention=st.booleans(),
+    batch=st.integers(1, 4),
+    time=st.integers(0, 5),
+    input_size=st.integers(1, 3),
+    memory_time=st.integers(1, 5),
+    depth=st.integers(1, 4),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_random_shapes_match_the_reference(
+    mechanism, cell_kind, attention_layer, output_attention, batch, time, input_size, memory_time, depth, seed
+):
+    """Property: for random shapes, lengths (0 included) and memory lengths, dynamic_rnn over the wrapper
+    (the Rust loop for core cells when time > 1, the NumPy loop otherwise) equals the float64 reference:
+    outputs, final attention and alignments, the inputs' and memory's gradients and every weight's."""
+    rng = np.random.default_rng(seed)
+    units = 3
+    memory = rng.normal(size=(batch, memory_time, depth))
+    memory_lengths = rng.integers(1, memory_time + 1, size=batch)
+    if mechanism.startswith("bahdanau"):
+        mech = seq2seq.BahdanauAttention(4, memory, memory_lengths, normalize=mechanism.endswith("normalize"))
+    else:
+        mech = seq2seq.LuongAttention(units, memory, memory_lengths, scale=mechanism.endswith("scale"))
+    cell = seq2seq.AttentionWrapper(
+        make_cell(cell_kind, np.float64, units),
+        mech,
+        attention_layer_size=2 if attention_layer else None,
+        output_attention=output_attention,
+    )
+    cell.build(input_size)
+    cell.set_weights({k: rng.normal(scale=0.5, size=v.shape) for k, v in cell.get_weights().items()})
+    ref = reference_of(cell)
+    x = rng.normal(size=(batch, time, input_size))
+    lengths = rng.integers(0, time + 1, size=batch)
+    outputs, final, backprop = rnnrs.dynamic_rnn(cell, x, lengths, return_backprop=True)
+    zero = ref.zero_state(batch)
+    ref_out, ref_final, cache = ref.forward(x, zero, lengths)
+    np.testing.assert_allclose(outputs, ref_out, rtol=1e-9, atol=1e-10)
+    if time:  # TF runs no step for T = 0; the reference's final state then equals its start
+        np.testing.assert_allclose(final.attention, ref_final.attention, rtol=1e-9, atol=1e-10)
+        np.testing.assert_allclose(final.alignments, ref_final.alignments, rtol=1e-9, atol=1e-10)
+    d_out = rng.normal(size=outputs.shape)
+    grads = backprop(d_out)
+    ref_dx, _, ref_dw = ref.backward(cache, d_out, None)
+    np.testing.assert_allclose(grads.inputs, ref_dx, rtol=1e-9, atol=1e-10)
+    np.testing.assert_allclose(grads.memory, ref_dw["memory"], rtol=1e-9, atol=1e-10)
+    for name, value in grads.weights.items():
+        np.testing.assert_allclose(value, ref_dw[name], rtol=1e-9, atol=1e-10, err_msg=name)
