@@ -6,7 +6,7 @@
 //! `initial_state`, `initial_attention`, `memory`,
 //! `memory_sequence_length`, the weights by name).
 
-use super::cells::PyCell;
+use super::cells::{self, borrow_parts, PyCell};
 use super::{borrow, describe, PyFloat, Signals};
 use crate::attention::{self, Config, Incoming, Inputs, Score, Tape, Weights};
 use crate::step::Prepared;
@@ -29,8 +29,8 @@ enum AnyTape {
     F64(Arc<Prepared<f64>>, Tape<f64>),
 }
 
-/// `kind`, `normalize` and `scale` as a score function.
-fn score(kind: &str, normalize: bool, scale: bool) -> PyResult<Score> {
+/// `kind`, `normalize` and `scale` as a score function (also the decode bindings').
+pub(crate) fn score(kind: &str, normalize: bool, scale: bool) -> PyResult<Score> {
     match kind {
         "bahdanau" if scale => Err(PyValueError::new_err(
             "scale: expected False for Bahdanau attention (LuongAttention's option), got True",
@@ -44,23 +44,6 @@ fn score(kind: &str, normalize: bool, scale: bool) -> PyResult<Score> {
             "kind: expected 'bahdanau' or 'luong', got {other:?}"
         ))),
     }
-}
-
-/// Borrows a list of `[B, width]` arrays of `T`, named `arg`.
-fn borrow_parts<'py, T: PyFloat>(
-    arg: &str,
-    parts: &Bound<'py, PyAny>,
-) -> PyResult<Vec<PyReadonlyArray2<'py, T>>> {
-    let list = parts.cast::<PyList>().map_err(|_| {
-        PyTypeError::new_err(format!(
-            "{arg}: expected a list of state parts, got {}",
-            describe(parts, true)
-        ))
-    })?;
-    list.iter()
-        .enumerate()
-        .map(|(i, a)| borrow(&a, &format!("{arg}[{i}]"), T::NAME, 2))
-        .collect()
 }
 
 /// Borrows optional int64 lengths named `arg`.
@@ -90,8 +73,8 @@ fn lengths_slice<'a>(
         .transpose()
 }
 
-/// The weights dict, borrowed (no copy) as arrays of `T`.
-fn borrowed_weights<'py, T: PyFloat>(
+/// The weights dict, borrowed (no copy) as arrays of `T` (also the decode bindings').
+pub(crate) fn borrowed_weights<'py, T: PyFloat>(
     weights: &Bound<'py, PyAny>,
 ) -> PyResult<Vec<(String, PyReadonlyArrayDyn<'py, T>)>> {
     let dict = weights.cast::<PyDict>().map_err(|_| {
@@ -100,21 +83,7 @@ fn borrowed_weights<'py, T: PyFloat>(
             describe(weights, false)
         ))
     })?;
-    let mut out = Vec::with_capacity(dict.len());
-    for (k, v) in dict.iter() {
-        let name: String = k
-            .extract()
-            .map_err(|_| PyTypeError::new_err("weights: expected names (str) as keys"))?;
-        let array: PyReadonlyArrayDyn<'py, T> = v.extract().map_err(|_| {
-            let got = describe(&v, false);
-            PyTypeError::new_err(format!(
-                "{name}: expected a numpy.{} array, got {got}",
-                T::NAME
-            ))
-        })?;
-        out.push((name, array));
-    }
-    Ok(out)
+    cells::borrowed_weights(dict)
 }
 
 /// The arrays of a forward call, unconverted.

@@ -113,8 +113,8 @@ fn options(dict: &Bound<'_, PyDict>) -> PyResult<Options> {
     Ok(Options::new(items))
 }
 
-/// The weights dict, borrowed (no copy) as arrays of `T`.
-fn borrowed_weights<'py, T: PyFloat>(
+/// The weights dict, borrowed (no copy) as arrays of `T` (also the attention bindings').
+pub(crate) fn borrowed_weights<'py, T: PyFloat>(
     dict: &Bound<'py, PyDict>,
 ) -> PyResult<Vec<(String, PyReadonlyArrayDyn<'py, T>)>> {
     let mut out = Vec::with_capacity(dict.len());
@@ -245,14 +245,18 @@ impl PyCell {
     }
 }
 
-/// Borrows a list of state parts (`[B, width]` arrays of `T`), named `arg`.
-fn borrow_parts<'py, T: PyFloat>(
+/// Borrows a list of state parts (`[B, width]` arrays of `T`), named `arg`
+/// (also the attention bindings').
+pub(crate) fn borrow_parts<'py, T: PyFloat>(
     arg: &str,
     parts: &Bound<'py, PyAny>,
 ) -> PyResult<Vec<PyReadonlyArray2<'py, T>>> {
-    let list = parts
-        .cast::<PyList>()
-        .map_err(|_| PyTypeError::new_err(format!("{arg}: expected a list of state parts")))?;
+    let list = parts.cast::<PyList>().map_err(|_| {
+        PyTypeError::new_err(format!(
+            "{arg}: expected a list of state parts, got {}",
+            describe(parts, true)
+        ))
+    })?;
     list.iter()
         .enumerate()
         .map(|(i, a)| borrow(&a, &format!("{arg}[{i}]"), T::NAME, 2))

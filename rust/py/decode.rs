@@ -3,9 +3,10 @@
 //! a list of its parts, the embedding matrix and the output layer's kernel
 //! and bias, borrowed (no copy); the loop runs with the GIL released.
 
-use super::cells::PyCell;
+use super::attention::{borrowed_weights, score};
+use super::cells::{borrow_parts, PyCell};
 use super::{borrow, describe, PyFloat, Signals};
-use crate::attention::{Config, Score, Weights};
+use crate::attention::{Config, Weights};
 use crate::decode::{
     self, AttentionInputs, AttentionState, BeamOptions, GreedyOptions, Projection, Sampling,
     Wrapper,
@@ -13,12 +14,10 @@ use crate::decode::{
 use crate::error::{Interrupt, Result as CoreResult};
 use crate::step::Prepared;
 use ndarray::ArrayView2;
-use numpy::{
-    IntoPyArray, PyReadonlyArray1, PyReadonlyArray2, PyReadonlyArray3, PyReadonlyArrayDyn,
-};
+use numpy::{IntoPyArray, PyReadonlyArray1, PyReadonlyArray2, PyReadonlyArray3};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList, PyTuple};
+use pyo3::types::{PyList, PyTuple};
 use std::sync::Arc;
 
 /// The cells of `cells` (a list of `Cell`), all of dtype `T`.
@@ -55,18 +54,7 @@ fn borrow_states<'py, T: PyFloat>(
     layers
         .iter()
         .enumerate()
-        .map(|(i, parts)| {
-            let parts = parts.cast::<PyList>().map_err(|_| {
-                PyTypeError::new_err(format!(
-                    "initial_state[{i}]: expected a list of state parts"
-                ))
-            })?;
-            parts
-                .iter()
-                .enumerate()
-                .map(|(j, a)| borrow(&a, &format!("initial_state[{i}][{j}]"), T::NAME, 2))
-                .collect()
-        })
+        .map(|(i, parts)| borrow_parts(&format!("initial_state[{i}]"), &parts))
         .collect()
 }
 
@@ -111,6 +99,26 @@ impl<'py, T: PyFloat> Common<'py, T> {
                 .transpose()?,
             hidden: None,
         })
+    }
+
+    /// [`Common::new`] with an attention wrapper around the top cell
+    /// (borrowed from `args`): the output layer reads the wrapper's output.
+    fn with_attention(
+        cells: &Bound<'py, PyList>,
+        initial_state: &Bound<'py, PyAny>,
+        embedding: &Bound<'py, PyAny>,
+        kernel: Option<&Bound<'py, PyAny>>,
+        bias: Option<&Bound<'py, PyAny>>,
+        args: AttentionArgs<'_, 'py>,
+    ) -> PyResult<(Self, Attention<'py, T>)> {
+        let mut common = Self::new(cells, initial_state, embedding, kernel, bias)?;
+        let attention = Attention::new(args)?;
+        let query = common
+            .cells
+            .last()
+            .map_or(0, |p| p.cell().layout().output_width());
+        common.hidden = Some(attention.output_width(query));
+        Ok((common, attention))
     }
 
     /// Runs `decoder` on the borrowed arrays with the GIL released and
@@ -298,23 +306,6 @@ fn decode_beam<'py>(
     })
 }
 
-/// `kind`, `normalize` and `scale` as a score function.
-fn score(kind: &str, normalize: bool, scale: bool) -> PyResult<Score> {
-    match kind {
-        "bahdanau" if scale => Err(PyValueError::new_err(
-            "scale: expected False for Bahdanau attention (LuongAttention's option), got True",
-        )),
-        "bahdanau" => Ok(Score::Bahdanau { normalize }),
-        "luong" if normalize => Err(PyValueError::new_err(
-            "normalize: expected False for Luong attention (BahdanauAttention's option), got True",
-        )),
-        "luong" => Ok(Score::Luong { scale }),
-        other => Err(PyValueError::new_err(format!(
-            "kind: expected 'bahdanau' or 'luong', got {other:?}"
-        ))),
-    }
-}
-
 /// An attention wrapper's arguments, borrowed (the weights copied: they
 /// are small).
 struct Attention<'py, T: PyFloat> {
@@ -342,26 +333,7 @@ struct AttentionArgs<'a, 'py> {
 impl<'py, T: PyFloat> Attention<'py, T> {
     fn new(a: AttentionArgs<'_, 'py>) -> PyResult<Self> {
         let score = score(a.kind, a.normalize, a.scale)?;
-        let dict = a.weights.cast::<PyDict>().map_err(|_| {
-            PyTypeError::new_err(format!(
-                "weights: expected a dict of arrays keyed by name, got {}",
-                describe(a.weights, false)
-            ))
-        })?;
-        let mut arrays: Vec<(String, PyReadonlyArrayDyn<'py, T>)> = Vec::with_capacity(dict.len());
-        for (k, v) in dict.iter() {
-            let name: String = k
-                .extract()
-                .map_err(|_| PyTypeError::new_err("weights: expected names (str) as keys"))?;
-            let array = v.extract().map_err(|_| {
-                PyTypeError::new_err(format!(
-                    "{name}: expected a numpy.{} array, got {}",
-                    T::NAME,
-                    describe(&v, false)
-                ))
-            })?;
-            arrays.push((name, array));
-        }
+        let arrays = borrowed_weights::<T>(a.weights)?;
         let items: Vec<(&str, _)> = arrays
             .iter()
             .map(|(n, a)| (n.as_str(), a.as_array()))
@@ -486,13 +458,8 @@ fn decode_greedy_attention<'py>(
         output_attention,
     };
     by_dtype!(cells, |T| {
-        let mut c = Common::<T>::new(cells, initial_state, embedding, kernel, bias)?;
-        let attention = Attention::<T>::new(args)?;
-        let query = c
-            .cells
-            .last()
-            .map_or(0, |p| p.cell().layout().output_width());
-        c.hidden = Some(attention.output_width(query));
+        let (c, attention) =
+            Common::<T>::with_attention(cells, initial_state, embedding, kernel, bias, args)?;
         let wrapper = attention.wrapper()?;
         let options = GreedyOptions {
             end_token,
@@ -576,13 +543,8 @@ fn decode_beam_attention<'py>(
         output_attention,
     };
     by_dtype!(cells, |T| {
-        let mut c = Common::<T>::new(cells, initial_state, embedding, kernel, bias)?;
-        let attention = Attention::<T>::new(args)?;
-        let query = c
-            .cells
-            .last()
-            .map_or(0, |p| p.cell().layout().output_width());
-        c.hidden = Some(attention.output_width(query));
+        let (c, attention) =
+            Common::<T>::with_attention(cells, initial_state, embedding, kernel, bias, args)?;
         let wrapper = attention.wrapper()?;
         let options = BeamOptions {
             end_token,
