@@ -114,6 +114,7 @@ from seq2seq import (  # noqa: E402
     Call,
     _grads,
     _torch_setup,
+    check_args,
     eos_bias_for_median,
     from_torch_lstm_grads,
     lstm_step_np,
@@ -590,37 +591,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         for name, value in QUICK.items():
             if "--" + name.replace("_", "-") not in given:
                 setattr(args, name, value)
-    for name in (
-        "batch",
-        "source_time",
-        "target_time",
-        "embed",
-        "units",
-        "attention_units",
-        "attention_size",
-        "decode_batch",
-        "beam",
-        "repeat",
-        "rounds",
-    ):
-        if getattr(args, name) < 1:
-            p.error(f"--{name.replace('_', '-')} must be at least 1")
-    if args.vocab < 3:
-        p.error("--vocab must be at least 3 (GO, EOS and one word)")
-    if args.max_steps < 2:
-        p.error("--max-steps must be at least 2")
-    if args.eos_median < 0:
-        p.error("--eos-median must be at least 0")
-    if args.child is None:
-        try:
-            args.threads = [int(t) for t in args.threads.split(",") if t.strip()]
-        except ValueError:
-            p.error(f"--threads: expected a comma list of integers, got {args.threads!r}")
-        if not args.threads or min(args.threads) < 1:
-            p.error("--threads: expected thread counts >= 1")
-    else:
-        args.threads = int(args.threads)
-    return args
+    sizes = ("batch", "source_time", "target_time", "embed", "units", "attention_units", "attention_size")
+    return check_args(p, args, (*sizes, "decode_batch", "beam", "repeat", "rounds"))
 
 
 def main(argv: Sequence[str] = ()) -> int:

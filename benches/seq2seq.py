@@ -834,7 +834,16 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p.add_argument("--model", help=argparse.SUPPRESS)  # internal: the shared weights (.npz)
     p.add_argument("--check-out", help=argparse.SUPPRESS)  # internal: where the child writes its arrays
     args = p.parse_args(argv)
-    for name in ("batch", "source_time", "target_time", "embed", "units", "decode_batch", "beam", "repeat", "rounds"):
+    return check_args(
+        p, args, ("batch", "source_time", "target_time", "embed", "units", "decode_batch", "beam", "repeat", "rounds")
+    )
+
+
+def check_args(p: argparse.ArgumentParser, args: argparse.Namespace, sizes: Sequence[str]) -> argparse.Namespace:
+    """The checks shared with ``attention.py``: ``sizes`` at least 1, the
+    vocabulary, steps and EOS median, and ``--threads`` (a comma list in the
+    parent, one count in a child)."""
+    for name in sizes:
         if getattr(args, name) < 1:
             p.error(f"--{name.replace('_', '-')} must be at least 1")
     if args.vocab < 3:
