@@ -279,7 +279,9 @@ class LocalShards:
     its masks from generators made of the keys and ``i``; None for a batch
     of one shard, which draws from the layers' own generators).
 
-    The metric objects are updated with each shard, in shard order."""
+    The metric objects are updated with each shard, in shard order.
+    ``sources`` are the model's dropout mask sources (found once per ``fit``;
+    ``fit`` draws each step's keys from them)."""
 
     def __init__(self, model: "Trainer", losses: list[Any]) -> None:
         self.model = model
@@ -1018,7 +1020,7 @@ class Trainer:
             for _ in range(initial_epoch):  # the orders of the epochs before initial_epoch (a resumed run)
                 rng.permutation(n)
         runner = LocalShards(self, losses) if strategy is None else strategy._open(self, losses, xs, ys, lengths, ws)
-        sources = mask_sources(self)  # the dropout layers and wrappers, whose generators give each step's keys
+        sources = runner.sources  # the dropout layers and wrappers (found once), whose generators give the keys
         try:
             for epoch in range(initial_epoch, epochs):
                 for cb in cbs:
