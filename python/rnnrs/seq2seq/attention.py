@@ -37,6 +37,7 @@ from .. import _rnnrs
 from .._state import map_state
 from .._validate import check_shape, float_array, positive_int, seed_value
 from ..cells import Backward, Lengths, RNNCell, cell_dtype, check_mapping, glorot_uniform, refuse_unless_none
+from ..losses import softmax
 from ..wrappers import _check_cell
 
 #: The key of the memory's gradient in a wrapper's weight gradients (taken out
@@ -789,10 +790,7 @@ class AttentionWrapper(RNNCell):
     ) -> tuple[np.ndarray, np.ndarray, Any]:
         """One step's attention and alignments for every row, and what backward needs."""
         score, score_cache = self.attention_mechanism._score(w, query, mem.keys)
-        score = np.where(mem.mask, score, -np.inf)
-        score = score - score.max(axis=1, keepdims=True)
-        e = np.exp(score)
-        alignments = (e / e.sum(axis=1, keepdims=True)).astype(self.dtype, copy=False)
+        alignments = softmax(np.where(mem.mask, score, -np.inf)).astype(self.dtype, copy=False)
         context = np.einsum("bt,btd->bd", alignments, mem.values)
         if ATTENTION_KERNEL in own:
             attention = np.concatenate([query, context], axis=1) @ own[ATTENTION_KERNEL]
