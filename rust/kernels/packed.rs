@@ -174,24 +174,32 @@ impl<T: Scalar> PackedB<T> {
         }
         let lda = a.strides()[0] as usize;
         let ldc = c.strides()[0] as usize;
-        let args = Args {
-            m,
-            k,
-            n: self.n,
-            a: a.as_ptr(),
-            lda,
-            b: self.data.as_ptr(),
-            c: c.as_mut_ptr(),
-            ldc,
-            accumulate,
-        };
-        // SAFETY: the pointers come from live views of the checked shapes
-        // (rows of `a` and `c` are `lda`/`ldc` apart with unit column
-        // stride; `c` is borrowed mutably, so it aliases neither operand),
-        // `data` holds ceil(N/nr) panels of K×nr, and `self.isa` was
-        // detected on this CPU (Generic, which has no kernels, is handled
-        // above).
-        unsafe { dispatch(self.isa, &args) }
+        // Blocks of at most `ROW_BLOCK` rows, one after the other (see there).
+        let mut i0 = 0;
+        while i0 < m {
+            let rows = ROW_BLOCK.min(m - i0);
+            let args = Args {
+                m: rows,
+                k,
+                n: self.n,
+                // SAFETY: row `i0 < m` of the live views `a` and `c`.
+                a: unsafe { a.as_ptr().add(i0 * lda) },
+                lda,
+                b: self.data.as_ptr(),
+                // SAFETY: as for `a`.
+                c: unsafe { c.as_mut_ptr().add(i0 * ldc) },
+                ldc,
+                accumulate,
+            };
+            // SAFETY: the pointers come from live views of the checked
+            // shapes (rows `i0..i0 + rows` of `a` and `c`, `lda`/`ldc` apart
+            // with unit column stride; `c` is borrowed mutably, so it
+            // aliases neither operand), `data` holds ceil(N/nr) panels of
+            // K×nr, and `self.isa` was detected on this CPU (Generic, which
+            // has no kernels, is handled above).
+            unsafe { dispatch(self.isa, &args) };
+            i0 += rows;
+        }
     }
 
     /// The general path for a packed matrix: unpacks the panels into a
@@ -406,6 +414,15 @@ unsafe fn micro<S: Simd, const MR: usize>(
 /// Bytes of `A` (and of a panel) one pass over `K` may touch: together they
 /// stay well inside a 32–48 KiB L1.
 const L1_SHARE: usize = 16 * 1024;
+
+/// The most rows of `A` one [`driver`] call takes; [`PackedB::gemm`] runs
+/// taller products as blocks of this many rows, one after the other. The
+/// driver cuts `K` into chunks of `L1_SHARE / (rows · size)`, so without the
+/// blocks a tall `A` (a decoder's batch × beams) made the chunks tiny (25 at
+/// 160 rows of `f32`) and every output tile went to memory and back once per
+/// chunk. Each element is still one FMA chain over `k` in order: results are
+/// the same bits as without the blocks.
+const ROW_BLOCK: usize = 72;
 
 /// The whole product on one instruction set. `K` is cut into chunks whose
 /// slice of `A` (`M × kc`) and of one panel (`kc × NR`) fit L1 together;
@@ -716,5 +733,30 @@ mod tests {
             packed.gemm(false, a.slice(s![..rows, ..]), part.view_mut());
             assert_eq!(part, all.slice(s![..rows, ..]));
         }
+    }
+
+    #[test]
+    fn tall_products_run_in_row_blocks_with_the_same_bits() {
+        // more rows than ROW_BLOCK (a decoder's batch × beams): every row as
+        // when it runs alone, f32 and f64, accumulating or not
+        fn tall<T: Scalar>() {
+            let m = 2 * ROW_BLOCK + 5;
+            let a = filled::<T>(m, 300, 8);
+            let b = filled::<T>(300, 90, 9);
+            for isa in isas().into_iter().filter(|&i| i != Isa::Generic) {
+                let packed = PackedB::with_isa(b.view(), isa);
+                for accumulate in [false, true] {
+                    let mut all = Array2::<T>::from_elem((m, 90), T::from_f64(0.25));
+                    packed.gemm(accumulate, a.view(), all.view_mut());
+                    for i in [0, ROW_BLOCK - 1, ROW_BLOCK, m - 1] {
+                        let mut one = Array2::<T>::from_elem((1, 90), T::from_f64(0.25));
+                        packed.gemm(accumulate, a.slice(s![i..i + 1, ..]), one.view_mut());
+                        assert_eq!(one.row(0), all.row(i), "{isa:?} row {i}");
+                    }
+                }
+            }
+        }
+        tall::<f32>();
+        tall::<f64>();
     }
 }
