@@ -19,6 +19,7 @@ __all__ = [
     "ForwardCache",
     "_num_threads_env",
     "_set_parallel_work",
+    "affine",
     "attention_backward",
     "attention_forward",
     "backward",
@@ -30,6 +31,7 @@ __all__ = [
     "decode_greedy_attention",
     "forward",
     "get_num_threads",
+    "scatter_add_rows",
     "set_num_threads",
     "softmax_cross_entropy",
 ]
@@ -305,3 +307,22 @@ def crc32c(data: bytes) -> int:
 
 def _num_threads_env() -> tuple[Optional[str], bool, int]: ...
 def _set_parallel_work(work: Optional[int] = None) -> None: ...
+def affine(
+    x: npt.NDArray[np.floating],
+    kernel: npt.NDArray[np.floating],
+    bias: Optional[npt.NDArray[np.floating]] = None,
+) -> npt.NDArray[np.floating]:
+    """``x @ kernel (+ bias)`` as a new ``[N, U]`` array: ``x`` ``[N, I]`` and
+    ``kernel`` ``[I, U]`` float32 or float64 arrays of one dtype with any
+    strides (a transposed view is read in place), ``bias`` ``[U]`` of that
+    dtype or None. The extension's GEMM on the thread pool with the GIL
+    released; the result does not depend on the thread count. ``TypeError``
+    / ``ValueError`` name the argument (``x``, ``kernel``, ``bias``).
+    """
+
+def scatter_add_rows(ids: npt.NDArray[np.int64], src: npt.NDArray[np.floating], rows: int) -> npt.NDArray[np.floating]:
+    """A zeroed ``[rows, D]`` array with ``out[ids[i]] += src[i]`` for every
+    ``i`` in order (``numpy.add.at``'s order, so the same bits): the gradient
+    of a row lookup. ``ids`` int64 ``[N]`` in ``[0, rows)`` (``ValueError``
+    naming ``ids`` otherwise), ``src`` float32 or float64 ``[N, D]``.
+    """

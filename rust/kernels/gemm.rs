@@ -20,7 +20,7 @@ use super::rows::try_uninit;
 use super::scalar::Scalar;
 use crate::error::Result;
 use crate::pool;
-use ndarray::{linalg::general_mat_mul, Array2, ArrayView2, ArrayViewMut2};
+use ndarray::{linalg::general_mat_mul, Array2, ArrayView1, ArrayView2, ArrayViewMut2};
 use std::mem::MaybeUninit;
 
 /// Products with at most this many multiply-adds use `matrixmultiply`.
@@ -163,6 +163,37 @@ pub fn try_par_product<T: Scalar>(
     Ok(product_into(a, b, c))
 }
 
+/// `a @ b + bias` (each row plus `bias` `[n]`, when given) as a new
+/// standard-layout array, on every thread of the current pool (like
+/// [`par_gemm`]): a dense layer's forward product. The rows start as `bias`
+/// and the product accumulates onto them, so the result is written in one
+/// pass after the bias rows; each element is `bias + Σ`, rounded as
+/// [`par_gemm`] rounds, whatever the thread count. Allocated fallibly
+/// ([`crate::Error::OutOfMemory`] naming `arg` and `what`).
+pub fn try_affine<T: Scalar>(
+    a: ArrayView2<T>,
+    b: ArrayView2<T>,
+    bias: Option<ArrayView1<T>>,
+    arg: &str,
+    what: &str,
+) -> Result<Array2<T>> {
+    let Some(bias) = bias else {
+        return try_par_product(a, b, arg, what);
+    };
+    let n = b.ncols();
+    assert_eq!(bias.len(), n, "gemm: bias length mismatch");
+    let mut c = try_uninit(a.nrows(), n, arg, what)?;
+    for mut row in c.rows_mut() {
+        row.iter_mut()
+            .zip(bias.iter())
+            .for_each(|(c, &v)| *c = MaybeUninit::new(v));
+    }
+    // SAFETY: every element was just written (each row is a copy of `bias`).
+    let mut c = unsafe { c.assume_init() };
+    par_gemm(true, a, b, c.view_mut());
+    Ok(c)
+}
+
 /// `a @ b` written into `c` (`[m, n]`, standard layout, uninitialised).
 fn product_into<T: Scalar>(
     a: ArrayView2<T>,
@@ -213,6 +244,23 @@ mod tests {
         Array2::from_shape_fn((m, n), |(i, j)| {
             (((i * 31 + j * 17 + seed) % 23) as f64 - 11.0) / 7.0
         })
+    }
+
+    #[test]
+    fn affine_adds_the_bias_to_the_product() {
+        for &(m, k, n) in &[(3, 4, 5), (300, 70, 90), (0, 3, 4), (5, 0, 2)] {
+            let a = filled(m, k, 1);
+            let b = filled(k, n, 2);
+            let bias = ndarray::Array1::from_shape_fn(n, |j| j as f64 - 1.5);
+            let want = naive(&a, &b) + &bias;
+            let got = try_affine(a.view(), b.view(), Some(bias.view()), "x", "z").expect("small");
+            assert!((&got - &want).iter().all(|d| d.abs() < 1e-9), "{m}x{k}x{n}");
+            let plain = try_affine(a.t().to_owned().t(), b.view(), None, "x", "z").expect("small");
+            assert!(
+                (&plain - &naive(&a, &b)).iter().all(|d| d.abs() < 1e-9),
+                "{m}x{k}x{n}"
+            );
+        }
     }
 
     #[test]

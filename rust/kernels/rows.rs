@@ -86,6 +86,46 @@ pub fn try_vec<T>(n: usize, arg: &str, what: &str) -> Result<Vec<T>> {
     Ok(v)
 }
 
+/// `out[ids[i]] += src[i]` for every `i` in order, into a zeroed
+/// `[rows, src.ncols()]` array: the gradient of a row lookup (an embedding
+/// matrix's). Each output row sums its sources in index order, as
+/// `numpy.add.at` does, so the two agree bit for bit. Ids outside
+/// `[0, rows)` fail naming `ids_arg`; the array is allocated fallibly
+/// (naming `arg` and `what`).
+pub fn try_scatter_add_rows<T: Scalar>(
+    ids: ArrayView1<i64>,
+    src: ArrayView2<T>,
+    rows: usize,
+    ids_arg: &str,
+    arg: &str,
+    what: &str,
+) -> Result<Array2<T>> {
+    if ids.len() != src.nrows() {
+        return Err(Error::invalid(
+            ids_arg,
+            format!("{} ids (one per row of the gradients)", src.nrows()),
+            format!("{}", ids.len()),
+        ));
+    }
+    if let Some((i, &id)) = ids
+        .iter()
+        .enumerate()
+        .find(|(_, &id)| id < 0 || id as u64 >= rows as u64)
+    {
+        return Err(Error::invalid(
+            ids_arg,
+            format!("ids in [0, {rows})"),
+            format!("{id} at index {i}"),
+        ));
+    }
+    let mut out = try_zeros::<T>(rows, src.ncols(), arg, what)?;
+    for (&id, row) in ids.iter().zip(src.rows()) {
+        let mut dst = out.row_mut(id as usize);
+        dst.iter_mut().zip(row.iter()).for_each(|(d, &v)| *d += v);
+    }
+    Ok(out)
+}
+
 /// A `[rows, cols]` view of a slice of whole rows.
 pub fn mat<T>(data: &[T], cols: usize) -> ArrayView2<'_, T> {
     ArrayView2::from_shape((data.len() / cols.max(1), cols), data).expect("whole rows")
@@ -243,5 +283,38 @@ mod tests {
         assert!(e.to_string().contains("8.00 EiB for gates"), "{e}");
         let e = assemble::<f32, _>(1 << 60, 2, 0, N, |_| None).unwrap_err();
         assert!(matches!(e, Error::OutOfMemory { .. }));
+    }
+
+    #[test]
+    fn scatter_add_rows_sums_in_index_order_and_checks_ids() {
+        let src = array![[1.0f32, 2.0], [3.0, 4.0], [1e8, -1e8], [5.0, 6.0]];
+        let out = try_scatter_add_rows(
+            array![2i64, 0, 2, 2].view(),
+            src.view(),
+            3,
+            "ids",
+            "src",
+            "g",
+        )
+        .expect("valid ids");
+        // row 2: ((0 + 1) + 1e8) + 5 in f32, as numpy.add.at sums it
+        let r2 = ((0.0f32 + 1.0) + 1e8) + 5.0;
+        assert_eq!(
+            out,
+            array![
+                [3.0f32, 4.0],
+                [0.0, 0.0],
+                [r2, ((0.0f32 + 2.0) - 1e8) + 6.0]
+            ]
+        );
+        for (ids, want) in [
+            (array![0i64, 3, 0, 0], "ids in [0, 3)"),
+            (array![0i64, 0, -1, 0], "-1 at index 2"),
+            (array![0i64, 0, 0], "4 ids"),
+        ] {
+            let err = try_scatter_add_rows(ids.view(), src.view(), 3, "ids", "src", "g")
+                .expect_err("bad ids");
+            assert!(err.to_string().contains(want), "{err}");
+        }
     }
 }

@@ -13,7 +13,7 @@ mod attention;
 mod cells;
 mod checksum;
 mod decode;
-
+mod dense;
 mod loss;
 
 use crate::error::{Error, Interrupt, Result as CoreResult};
@@ -217,7 +217,7 @@ fn _rnnrs(m: &Bound<'_, PyModule>) -> PyResult<()> {
     checksum::register(m)?;
     attention::register(m)?;
     decode::register(m)?;
-
+    dense::register(m)?;
     loss::register(m)?;
     cells::register(m)
 }

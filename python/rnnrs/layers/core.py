@@ -15,6 +15,7 @@ from typing import Any, Mapping, Optional, Sequence
 
 import numpy as np
 
+from .. import _rnnrs
 from .._validate import (
     as_dtype,
     check_shape,
@@ -217,18 +218,20 @@ class Dense(Layer):
         bias = self._weights.get("bias")
         lead = x.shape[:-1]
         x2 = x.reshape(-1, x.shape[-1])  # [N, I], the reshape trick
-        z = x2 @ kernel
-        if bias is not None:
-            z += bias
+        # The products run in the extension (its AVX-512 GEMM, the GIL released):
+        # for a large vocabulary's projection they are most of a training step.
+        z = _rnnrs.affine(x2, kernel, bias)
         y = _activate(self.activation, z)
         activation = self.activation
 
         def backward(d_outputs: np.ndarray, need_d_inputs: bool) -> tuple[Optional[np.ndarray], dict[str, np.ndarray]]:
             dz = _d_activation(activation, y, d_outputs.reshape(-1, kernel.shape[1]))
-            grads = {"kernel": x2.T @ dz}
+            if dz.dtype != kernel.dtype:
+                dz = dz.astype(kernel.dtype)
+            grads = {"kernel": _rnnrs.affine(x2.T, dz)}
             if bias is not None:
                 grads["bias"] = dz.sum(axis=0)
-            d_x = (dz @ kernel.T).reshape(x.shape) if need_d_inputs else None
+            d_x = _rnnrs.affine(dz, kernel.T).reshape(x.shape) if need_d_inputs else None
             return d_x, grads
 
         return LayerOutput(y.reshape(lead + (kernel.shape[1],)), None, backward)
@@ -379,8 +382,8 @@ class Embedding(Layer):
         num, dim = table.shape
 
         def backward(d_outputs: np.ndarray, need_d_inputs: bool) -> tuple[Optional[np.ndarray], dict[str, np.ndarray]]:
-            d_table = np.zeros((num, dim), dtype=table.dtype)
-            np.add.at(d_table, flat, d_outputs.reshape(-1, dim))
+            d_rows = np.asarray(d_outputs, dtype=table.dtype).reshape(-1, dim)
+            d_table = _rnnrs.scatter_add_rows(np.asarray(flat, dtype=np.int64), d_rows, num)
             return None, {"embeddings": d_table}
 
         return LayerOutput(y, None, backward)

@@ -12,6 +12,7 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
+from .. import _rnnrs
 from .._validate import bounded_int, float_array, integer_ids, numeric_array
 from ..cells import RNNCell
 from ..layers.core import Dense, Embedding, _activate
@@ -244,10 +245,11 @@ def project(output_layer: Optional[Dense], h: np.ndarray) -> np.ndarray:
     if output_layer is None:
         return h
     weights = output_layer._weights
-    z: np.ndarray = h @ weights["kernel"]
-    bias = weights.get("bias")
-    if bias is not None:
-        z += bias
+    kernel, bias = weights["kernel"], weights.get("bias")
+    if kernel.dtype != h.dtype:
+        kernel = kernel.astype(h.dtype)
+        bias = None if bias is None else bias.astype(h.dtype)
+    z = _rnnrs.affine(h.reshape(-1, h.shape[-1]), kernel, bias).reshape(h.shape[:-1] + (kernel.shape[1],))
     return _activate(output_layer.activation, z)
 
 

@@ -24,6 +24,7 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
+from .. import _rnnrs
 from .._state import map_state
 from .._validate import check_shape, float_array
 from ..cells import RNNCell, build_for_inputs
@@ -349,9 +350,10 @@ def _fed_backward(
         d_x, d_initial, d_weights, d_layer, d_memory = forced_backward(d_logits, d_state)
         d_matrix = None
         if emb.matrix is not None:
-            d_matrix = np.zeros_like(emb.matrix)
             rows = fed.embedded
-            np.add.at(d_matrix, fed.ids[rows], d_x[rows])
+            num, dim = emb.matrix.shape
+            d_rows = np.asarray(d_x[rows], dtype=emb.matrix.dtype).reshape(-1, dim)
+            d_matrix = _rnnrs.scatter_add_rows(np.asarray(fed.ids[rows], dtype=np.int64).reshape(-1), d_rows, num)
         d_inputs = None
         if scheduled:
             assert isinstance(helper, ScheduledEmbeddingTrainingHelper)
