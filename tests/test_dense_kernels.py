@@ -160,3 +160,29 @@ def test_dense_and_embedding_gradients_match_numpy(dtype: type) -> None:
     want = np.zeros((6, 4), dtype)
     np.add.at(want, ids.reshape(-1), d_out.reshape(-1, 4))
     assert np.array_equal(bp_emb(d_out).weights["embeddings"], want)
+
+
+@pytest.mark.parametrize("activation", [None, "tanh", "relu", "sigmoid"])
+def test_outputs_handed_out_may_be_modified(activation: str | None) -> None:
+    """With ``return_backprop`` the caller may write into the outputs it gets:
+    a layer whose backward reads them (an activation's derivative) hands out a
+    copy; Dense without activation and Embedding hand out the array itself,
+    which their backward never reads."""
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((5, 3)).astype(np.float32)
+    dy = rng.standard_normal((5, 4)).astype(np.float32)
+    dense = rnnrs.Dense(4, activation=activation, seed=1)
+    _, bp_clean = dense(x, return_backprop=True)
+    want = bp_clean(dy)
+    y, bp = dense(x, return_backprop=True)
+    y[...] = 7.0
+    got = bp(dy)
+    assert np.array_equal(got.inputs, want.inputs)
+    assert all(np.array_equal(got.weights[k], want.weights[k]) for k in want.weights)
+
+    emb = rnnrs.Embedding(5, 2, seed=0)
+    ids = np.array([[1, 2, 1]])
+    out, bp_emb = emb(ids, return_backprop=True)
+    out[...] = -1.0
+    d = np.ones((1, 3, 2), np.float32)
+    assert np.array_equal(bp_emb(d).weights["embeddings"][1], [2.0, 2.0])

@@ -125,6 +125,9 @@ class LayerOutput(NamedTuple):
     outputs: np.ndarray
     state: Any
     backward: LayerBackward
+    #: Whether ``backward`` reads ``outputs`` (an activation's derivative):
+    #: an eager call with ``return_backprop`` then hands out a copy.
+    keeps_outputs: bool = True
 
 
 class Applied(NamedTuple):
@@ -134,6 +137,8 @@ class Applied(NamedTuple):
     lengths: list[Optional[np.ndarray]]
     state: Any
     backward: ApplyBackward
+    #: As :attr:`LayerOutput.keeps_outputs`, for every output.
+    keeps_outputs: bool = True
 
 
 def checked_d_outputs(
@@ -287,7 +292,7 @@ class Layer:
             d_x, d_w = single(d, need[0])
             return [d_x], d_w
 
-        return Applied([y], [carried], out.state, backward)
+        return Applied([y], [carried], out.state, backward, out.keeps_outputs)
 
     def _forward(self, x: np.ndarray, lengths: Optional[np.ndarray], training: bool, state: Any = None) -> LayerOutput:
         """Forward of a one-input, one-output layer on validated input (float
@@ -352,9 +357,9 @@ class Layer:
         outputs: Any = out.outputs[0] if len(out.outputs) == 1 else list(out.outputs)
         if not backprop:
             return outputs
-        # Copies: the backward pass keeps the outputs it computed (activation
-        # derivatives), so the caller may modify what it receives.
-        copies = [o.copy() for o in out.outputs]
+        # Copies when the backward pass reads the outputs it computed
+        # (activation derivatives), so the caller may modify what it receives.
+        copies = [o.copy() for o in out.outputs] if out.keeps_outputs else list(out.outputs)
         result: Any = copies[0] if len(copies) == 1 else copies
         return result, LayerBackprop(out.backward, out.outputs, len(xs))
 

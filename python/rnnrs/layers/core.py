@@ -234,7 +234,8 @@ class Dense(Layer):
             d_x = _rnnrs.affine(dz, kernel.T).reshape(x.shape) if need_d_inputs else None
             return d_x, grads
 
-        return LayerOutput(y.reshape(lead + (kernel.shape[1],)), None, backward)
+        keeps = activation not in (None, "identity")  # the derivatives of the others read y
+        return LayerOutput(y.reshape(lead + (kernel.shape[1],)), None, backward, keeps)
 
 
 @register("layer")
@@ -386,7 +387,7 @@ class Embedding(Layer):
             d_table = _rnnrs.scatter_add_rows(np.asarray(flat, dtype=np.int64), d_rows, num)
             return None, {"embeddings": d_table}
 
-        return LayerOutput(y, None, backward)
+        return LayerOutput(y, None, backward, keeps_outputs=False)
 
 
 def mask_zero_lengths(ids: np.ndarray, given: Optional[np.ndarray]) -> np.ndarray:
