@@ -5,7 +5,7 @@ decline): ids exactly, floats to rounding, final ``AttentionWrapperState``
 included; greedy, sampled, greedy with ``impute_finished``, beam search with
 and without a length penalty; Bahdanau (plain and normalised) and Luong
 (plain and scaled), with and without an attention layer, either output;
-LSTM and GRU inner cells; float32 and float64; ragged memory lengths; a
+LSTM, GRU and stacked (``MultiRNNCell``) inner cells; float32 and float64; ragged memory lengths; a
 memory of fewer rows than the batch. Also: the Rust path is taken, thread
 counts do not change a bit, and what it cannot run still declines."""
 
@@ -39,11 +39,15 @@ def make(
     state (random cell state, attention and alignments) for ``B`` rows."""
     rng = np.random.default_rng(seed)
     units = 4
-    cell = (
-        rnnrs.LSTMCell(units, dtype=dtype, seed=seed + 1)
-        if inner == "lstm"
-        else rnnrs.GRUCell(units, dtype=dtype, seed=seed + 1)
-    )
+    cell: Any
+    if inner == "lstm":
+        cell = rnnrs.LSTMCell(units, dtype=dtype, seed=seed + 1)
+    elif inner == "gru":
+        cell = rnnrs.GRUCell(units, dtype=dtype, seed=seed + 1)
+    else:  # a stack: the top layer's output is the query
+        cell = rnnrs.MultiRNNCell(
+            [rnnrs.LSTMCell(3, dtype=dtype, seed=seed + 1), rnnrs.GRUCell(units, dtype=dtype, seed=seed + 5)]
+        )
     memory = rng.normal(size=(memory_rows, TM, DM)).astype(dtype)
     lengths = MEMORY_LENGTHS[:memory_rows] if ragged else None
     if mech == "bahdanau":
@@ -73,8 +77,14 @@ def make(
     dense.set_weights({"kernel": rng.normal(scale=2.0, size=(wrapper.output_size, V)), "bias": rng.normal(size=V)})
     zero = wrapper.zero_state(B)
     rand = lambda a: rng.normal(scale=0.5, size=a.shape).astype(dtype)  # noqa: E731
-    cell_state = zero.cell_state
-    cell_state = type(cell_state)(*map(rand, cell_state)) if isinstance(cell_state, tuple) else rand(cell_state)
+
+    def randomized(st: Any) -> Any:
+        if isinstance(st, np.ndarray):
+            return rand(st)
+        parts = [randomized(x) for x in st]
+        return type(st)(*parts) if hasattr(st, "_fields") else tuple(parts)
+
+    cell_state = randomized(zero.cell_state)
     state = zero.clone(cell_state=cell_state, attention=rand(zero.attention), alignments=rand(zero.alignments))
     return wrapper, emb, dense, state
 
@@ -144,6 +154,8 @@ CASES = [
     ("gru", "bahdanau_norm", False, True),
     ("lstm", "luong_scale", True, False),
     ("gru", "luong", False, False),
+    ("stack", "bahdanau_norm", True, True),
+    ("stack", "luong", False, False),
 ]
 
 
@@ -292,14 +304,16 @@ def test_results_do_not_depend_on_the_thread_count():
 
 
 def test_what_the_rust_loops_cannot_run_declines():
-    """Alignment history, a stacked inner cell and a subclass go to the
-    NumPy loop (``_fast`` returns None)."""
+    """Alignment history, a wrapped inner cell (here in a stack) and a
+    subclass go to the NumPy loop (``_fast`` returns None)."""
     start = np.array([0, 1, 2, 3])
     wrapper, emb, dense, state = make("lstm", "luong", np.float64, history=True)
     assert _fast.greedy(wrapper, emb, dense, start, 2, 5, False, initial_state=state) is None
     assert _fast.beam(wrapper, emb, dense, start, 2, state, 2, 5, 0.0) is None
     memory = np.zeros((B, TM, DM))
-    multi = rnnrs.MultiRNNCell([rnnrs.GRUCell(4, dtype=np.float64), rnnrs.GRUCell(4, dtype=np.float64)])
+    multi = rnnrs.MultiRNNCell(
+        [rnnrs.GRUCell(4, dtype=np.float64), rnnrs.DropoutWrapper(rnnrs.GRUCell(4, dtype=np.float64))]
+    )
     stacked = seq2seq.AttentionWrapper(multi, seq2seq.LuongAttention(4, memory))
     stacked.build(E)
     assert _fast.greedy(stacked, emb, None, start, 2, 5, False, initial_state=stacked.zero_state(B)) is None

@@ -14,7 +14,7 @@ ids exactly, floats to rounding.
 
 An ``AttentionWrapper`` (exactly that class) runs in Rust too
 (``_rnnrs.decode_greedy_attention`` / ``decode_beam_attention``) when its
-inner cell is a core cell (not a stack), its mechanism a
+inner cell is a core cell or a ``MultiRNNCell`` of core cells, its mechanism a
 ``BahdanauAttention`` or ``LuongAttention`` and ``alignment_history`` is
 off: the keys are computed once per call and beams share the memory's rows
 (hypothesis ``r`` attends to memory row ``r // (rows / memory rows)``). The
@@ -46,8 +46,7 @@ def _attention(cell: Any) -> Optional[AttentionWrapper]:
         return None
     if type(cell.attention_mechanism) not in (BahdanauAttention, LuongAttention):
         return None
-    inner = cell.cell
-    if not isinstance(inner, RNNCell) or isinstance(inner, MultiRNNCell) or inner._kind is None:
+    if _layers(cell.cell) is None:
         return None
     return cell
 
@@ -104,7 +103,7 @@ def _prepare(
     wrapper = _attention(cell)
     if wrapper is None and isinstance(cell, AttentionWrapper):
         return None
-    layers = [wrapper.cell] if wrapper is not None else _layers(cell)
+    layers = _layers(wrapper.cell if wrapper is not None else cell)
     if layers is None:
         return None
     dtype = cell.dtype
@@ -134,8 +133,11 @@ def _prepare(
             bool(getattr(mech, "scale", False)),
             bool(wrapper.output_attention),
         )
-        parts = [layers[0]._state_parts(state.cell_state)]
-        cores = [layers[0]._core(inner_w)]
+        stacked = isinstance(wrapper.cell, MultiRNNCell)
+        snapshots = inner_w if stacked else (inner_w,)
+        cell_states = state.cell_state if stacked else (state.cell_state,)
+        parts = [c._state_parts(s) for c, s in zip(layers, cell_states)]
+        cores = [c._core(w) for c, w in zip(layers, snapshots)]
         return layers, cores, parts, matrix, kernel, bias, tokens, (extra, state)
     states = state if isinstance(cell, MultiRNNCell) else (state,)
     parts = [c._state_parts(s) for c, s in zip(layers, states)]
@@ -150,6 +152,7 @@ def _structure(cell: Any, layers: list[RNNCell], parts: list[list[np.ndarray]]) 
 
 
 def _wrapper_state(
+    inner: RNNCell,
     layers: list[RNNCell],
     parts: list[list[np.ndarray]],
     attention: np.ndarray,
@@ -160,7 +163,7 @@ def _wrapper_state(
     """The ``AttentionWrapperState`` after ``steps`` steps from ``initial``
     (whose ``attention_state`` stays when no step ran)."""
     return AttentionWrapperState(
-        cell_state=layers[0]._state_from_parts(parts[0]),
+        cell_state=_structure(inner, layers, parts),
         attention=attention,
         time=int(initial.time) + steps,
         alignments=alignments,
@@ -217,7 +220,7 @@ def greedy(
         if tokens.shape[0] % extra[2].shape[0]:
             return None  # the NumPy loop says why (the memory's rows must divide the batch)
         rnn_output, sample_id, lengths, final, att, al = _rnnrs.decode_greedy_attention(*args, *extra)
-        state = _wrapper_state(layers, final, att, al, initial, int(sample_id.shape[1]))
+        state = _wrapper_state(cell.cell, layers, final, att, al, initial, int(sample_id.shape[1]))
         return rnn_output, sample_id, lengths, state
     rnn_output, sample_id, lengths, final = _rnnrs.decode_greedy(*args)
     return rnn_output, sample_id, lengths, _structure(cell, layers, final)
@@ -267,7 +270,9 @@ def beam(
             *args, *extra
         )
         tiled = initial.attention_state if step_ids.shape[1] else np.repeat(initial.attention_state, beam_width, 0)
-        state = _wrapper_state(layers, final, att, al, initial._replace(attention_state=tiled), int(step_ids.shape[1]))
+        state = _wrapper_state(
+            cell.cell, layers, final, att, al, initial._replace(attention_state=tiled), int(step_ids.shape[1])
+        )
         return step_ids, parent_ids, scores, state, log_probs, finished, lengths
     step_ids, parent_ids, scores, final, log_probs, finished, lengths = _rnnrs.decode_beam(*args)
     return step_ids, parent_ids, scores, _structure(cell, layers, final), log_probs, finished, lengths
