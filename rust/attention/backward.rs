@@ -401,6 +401,8 @@ pub fn backward<T: Scalar>(
             d_gates: d_gates.view(),
             d_aux: d_aux.view(),
             d_params: d_params.view(),
+            // the attention columns' gradient came out of the step loop
+            input_columns: input,
         });
         let mut named = grads.weights;
         named.push((

@@ -183,7 +183,7 @@ impl<T: Scalar> Cell<T> for BasicRnn<T> {
                     d.d_params.slice(s![..h]).to_owned().into_dyn(),
                 ),
             ],
-            inputs: par_product(d.d_gates, self.w_x.t()),
+            inputs: par_product(d.d_gates, self.w_x.slice(s![..d.input_columns, ..]).t()),
         }
     }
 }

@@ -367,7 +367,7 @@ impl<T: Scalar> Cell<T> for ResetBefore<T> {
                     d.d_params.slice(s![2 * h..]).to_owned().into_dyn(),
                 ),
             ],
-            inputs: par_product(d.d_gates, self.w_x.t()),
+            inputs: par_product(d.d_gates, self.w_x.slice(s![..d.input_columns, ..]).t()),
         }
     }
 }
@@ -508,7 +508,10 @@ impl<T: Scalar> Cell<T> for ResetAfter<T> {
                 ),
             ],
             // dX = [dz_c | dz_r | dz_u] @ [input_kernel | W_gates_x]ᵀ
-            inputs: par_product(d.d_gates.slice(s![.., ..3 * h]), self.w_x_back.t()),
+            inputs: par_product(
+                d.d_gates.slice(s![.., ..3 * h]),
+                self.w_x_back.slice(s![..d.input_columns, ..]).t(),
+            ),
         }
     }
 }

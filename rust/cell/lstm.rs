@@ -798,7 +798,7 @@ impl<T: Scalar> Cell<T> for Lstm<T> {
         }
         WeightGrads {
             weights,
-            inputs: par_product(d.d_gates, self.w_x.t()),
+            inputs: par_product(d.d_gates, self.w_x.slice(s![..d.input_columns, ..]).t()),
         }
     }
 }

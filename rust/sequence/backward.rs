@@ -179,6 +179,7 @@ pub fn backward_interruptible<T: Scalar, C: Cell<T> + ?Sized>(
             d_gates: d_gates.view(),
             d_aux: d_aux.view(),
             d_params: d_params.view(),
+            input_columns: layout.input,
         });
         debug_assert_eq!(grads.inputs.dim(), (plan.rows, layout.input));
         Ok(Grads {

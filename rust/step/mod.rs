@@ -223,6 +223,10 @@ pub struct Deferred<'a, T> {
     pub d_aux: ArrayView2<'a, T>,
     /// `[P]`: the small-parameter gradients, summed over every step.
     pub d_params: ArrayView1<'a, T>,
+    /// How many leading input columns [`WeightGrads::inputs`] covers
+    /// (`x.ncols()` for all of them; the attention loop has the gradient of
+    /// its attention columns already, from its step loop).
+    pub input_columns: usize,
 }
 
 /// What [`Cell::deferred`] returns.
@@ -230,7 +234,8 @@ pub struct Deferred<'a, T> {
 pub struct WeightGrads<T> {
     /// The gradient of every weight, under the names the cell was built with.
     pub weights: Named<T>,
-    /// `[R, I]`: the gradient of the inputs, in the slot layout.
+    /// `[R, input_columns]`: the gradient of the inputs' leading columns,
+    /// in the slot layout.
     pub inputs: Array2<T>,
 }
 
