@@ -36,8 +36,11 @@ while timing.  Peers (PyTorch, ONNX Runtime, the NumPy reference) are optional; 
 missing one is reported as "not installed".
 
 Before the cases the script measures the GEMM ceiling: the best GFLOP/s (median of
-``--gemm-reps`` calls) of a large square product through ``numpy.matmul`` and, when
-installed, ``torch.matmul``, with the run's dtype and thread count.  It is printed with
+``--gemm-reps`` calls) of a large square product through ``numpy.matmul``, rnnrs' own
+GEMM (``rnnrs._rnnrs.affine``, the kernels its hoisted and deferred products run on) and,
+when installed, ``torch.matmul``, with the run's dtype and thread count.  (NumPy's
+OpenBLAS may run AVX2 kernels on an AVX-512 machine: the best of the three is the
+ceiling.)  It is printed with
 the machine and stored in the JSON (``"ceiling"``).
 
 Derived columns (rnnrs only; also in the JSON rows):
@@ -956,6 +959,8 @@ def _gemm_backends() -> Dict[str, Callable[[np.ndarray, np.ndarray], Callable[[]
     backends: Dict[str, Callable[[np.ndarray, np.ndarray], Callable[[], Any]]] = {
         "numpy.matmul": lambda a, b: lambda: np.matmul(a, b)
     }
+    if rnnrs is not None:  # the GEMM the extension runs its big products on (the gemm crate's kernels)
+        backends["rnnrs.affine"] = lambda a, b: lambda: rnnrs._rnnrs.affine(a, b)
     if torch is not None:
 
         def torch_matmul(a: np.ndarray, b: np.ndarray) -> Callable[[], Any]:
