@@ -216,13 +216,16 @@ pub fn backward_interruptible<T: Scalar, C: Cell<T> + ?Sized>(
                 };
                 for (c0, c1) in chunks(t0, t1, chunk).rev() {
                     let rows = g.rows_from(c0, c0, c1).len();
-                    d_gates[..rows * d_w].fill(T::zero());
-                    d_aux[..rows * da_w].fill(T::zero());
                     for t in (c0..c1).rev() {
                         let a = g.active[t];
                         if ticker.tick(a.saturating_mul(work_per_token)).is_err() {
                             return; // the watch keeps the error
                         }
+                        // The step writes its `a` rows; the block's padding
+                        // rows (rows that ended before t) must read zero.
+                        let cap = g.cap(t);
+                        d_gates[rel_block(g, c0, t, cap, d_w)][a * d_w..].fill(T::zero());
+                        d_aux[rel_block(g, c0, t, cap, da_w)][a * da_w..].fill(T::zero());
                         let d_run = &mut d_run[..a * width];
                         seed_finished_rows(g, t, d_run, width, d_final.as_ref());
                         add_step_outputs(g, t, d_run, width, &out_cols, d_outputs.as_ref());

@@ -257,3 +257,44 @@ fn short_calls_keep_everything() {
         }
     }
 }
+
+/// The driver zeroes only the padding rows of its one-chunk gate-gradient
+/// buffers (the running rows' come from the last chunk): every cell's
+/// backward step must write every element of its rows of `d_gates` and
+/// `d_aux`.
+#[test]
+fn backward_steps_write_all_of_their_gate_gradients() {
+    use crate::sequence::slots::global_block;
+    use crate::step::Backward;
+    for (name, cell) in all_cells::<f64>() {
+        let c = case(cell.as_ref(), 2, 1, false, 3);
+        let h0: Vec<_> = c.h0.iter().map(|a| a.view()).collect();
+        let out = sequence::forward(cell.as_ref(), c.x.view(), &h0, None, true).unwrap();
+        let (cache, layout) = (&out.cache, cell.layout());
+        let g = &cache.plan.groups[0];
+        let width = layout.state_width();
+        let mut d_state: Vec<f64> = rand(&[2 * width], 5).into_raw_vec_and_offset().0;
+        let mut d_gates = vec![f64::NAN; 2 * layout.d_gates];
+        let mut d_aux = vec![f64::NAN; 2 * layout.d_aux];
+        let mut scratch = vec![0.0; 2 * layout.scratch];
+        let mut d_params = vec![0.0; layout.d_params];
+        cell.backward_step(Backward {
+            rows: 2,
+            gates: if layout.keep_gates {
+                global_block(&cache.gates, g, 0, 2)
+            } else {
+                &[]
+            },
+            prev: global_block(&cache.states, g, 0, 2),
+            next: global_block(&cache.states, g, 1, 2),
+            aux: global_block(&cache.aux, g, 0, 2),
+            d_state: &mut d_state,
+            d_gates: &mut d_gates,
+            d_aux: &mut d_aux,
+            scratch: &mut scratch,
+            d_params: &mut d_params,
+        });
+        assert!(d_gates.iter().all(|v| !v.is_nan()), "{name}: d_gates");
+        assert!(d_aux.iter().all(|v| !v.is_nan()), "{name}: d_aux");
+    }
+}
