@@ -621,5 +621,21 @@ mod tests {
             "{:?}",
             started.elapsed()
         );
+
+        // Checkpointed: the forward loop and the backward pass's
+        // recomputation stop too.
+        let every = Some(Checkpoint::Every(512));
+        let call = (x.view(), &[h0.view()][..], None, true);
+        let started = Instant::now();
+        let e = run(&c, None, call, every, &stop).unwrap_err();
+        assert_eq!(e, Error::Interrupted);
+        assert!(started.elapsed() < INTERRUPT_PERIOD * 4);
+        let f = run(&c, None, call, every, &go_on).unwrap();
+        assert!(f.cache.checkpoints.is_some());
+        let started = Instant::now();
+        let e =
+            backward_interruptible(&c, &f.cache, Some(f.outputs.view()), None, &stop).unwrap_err();
+        assert_eq!(e, Error::Interrupted);
+        assert!(started.elapsed() < INTERRUPT_PERIOD * 4);
     }
 }
