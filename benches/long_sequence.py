@@ -115,10 +115,11 @@ STATE_WIDTH = {"lstm": 2, "gru": 1, "rnn": 1}  # state floats per unit (lstm: c 
 def chunk_steps(batch: int) -> int:
     """Steps per chunk of rnnrs' backward products (``Plan::chunk_steps`` in
     ``rust/sequence/plan.rs``): the smallest power of two that gives a row group 512
-    slot rows; groups of at least 16 rows, a power of two of them, at most 8."""
+    slot rows (2048 when the batch is one group); groups of at least 16 rows, a power
+    of two of them, at most 8."""
     groups = 1 << max(1, min(batch // 16, 8)).bit_length() - 1
     per_group = -(-batch // groups)
-    need = -(-512 // per_group)
+    need = -(-(512 if groups > 1 else 2048) // per_group)
     return 1 << (need - 1).bit_length()
 
 

@@ -27,7 +27,7 @@ def test_tiny_run_prints_rnnrs_row():
 
 
 def test_checkpoint_every_adds_a_row_per_value():
-    args = ["--time", "80", "--batch", "16", "--inputs", "3", "--units", "5", "--cells", "gru", "--libraries", "rnnrs"]
+    args = ["--time", "80", "--batch", "32", "--inputs", "3", "--units", "5", "--cells", "gru", "--libraries", "rnnrs"]
     proc = subprocess.run(
         [sys.executable, SCRIPT, *args, "--checkpoint-every", "none,32,auto"],
         capture_output=True,
@@ -36,7 +36,7 @@ def test_checkpoint_every_adds_a_row_per_value():
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     for label in ("rnnrs", r"rnnrs k=32", r"rnnrs k=auto"):
-        row = rf"^gru\s+B16 T80 I3 H5\s+{label}\s+[\d.]+ (µs|ms|s)\s+-?[\d.]+\s+[\d.]+\s*$"
+        row = rf"^gru\s+B32 T80 I3 H5\s+{label}\s+[\d.]+ (µs|ms|s)\s+-?[\d.]+\s+[\d.]+\s*$"
         assert re.search(row, proc.stdout, re.MULTILINE), proc.stdout
     assert "K rounded up to whole chunks of 32 steps (segments of 32, 32 steps)" in proc.stdout, proc.stdout
 

@@ -263,7 +263,7 @@ def dynamic_rnn(
             like ``T / k + k`` per row instead of ``T``, for about one more
             forward pass of time. ``k`` is rounded up to whole chunks of the
             backward pass's weight-gradient products (32 steps for batches
-            of 16 to 127 rows, 512 for one row), and a call of at most one
+            of 32 to 255 rows, 2048 for one row), and a call of at most one
             chunk keeps everything.
             Outputs, state and every gradient are bitwise the same as
             without it. It applies to the core cells (also inside wrappers

@@ -624,7 +624,7 @@ mod tests {
 
         // Checkpointed: the forward loop and the backward pass's
         // recomputation stop too.
-        let every = Some(Checkpoint::Every(512));
+        let every = Some(Checkpoint::Every(2048));
         let call = (x.view(), &[h0.view()][..], None, true);
         let started = Instant::now();
         let e = run(&c, None, call, every, &stop).unwrap_err();

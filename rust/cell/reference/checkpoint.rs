@@ -136,8 +136,9 @@ fn assert_same<T: Scalar>(what: &str, a: &(Output<T>, Grads<T>), b: &(Output<T>,
 }
 
 fn checkpointed_equals_plain<T: Scalar>() {
-    // 1 and 5 rows: one group, long chunks; 40 and 70 rows: two and four
-    // groups of chunks of 32 steps, so several chunks and segments
+    // 1 and 5 rows: one group, chunks of 2048 and 512 steps; 40 and 70
+    // rows: two and four groups, chunks of 32 steps, so several chunks and
+    // segments
     let checkpoints = [
         Checkpoint::Every(1),
         Checkpoint::Every(33),
@@ -146,7 +147,7 @@ fn checkpointed_equals_plain<T: Scalar>() {
     ];
     let mut seed = 100;
     for (name, cell) in all_cells::<T>() {
-        for (batch, time) in [(1, 7), (5, 0), (5, 300), (40, 70), (70, 100), (70, 1)] {
+        for (batch, time) in [(1, 7), (5, 0), (5, 1100), (40, 70), (70, 100), (70, 1)] {
             for ragged in [false, true] {
                 seed += 1;
                 let c = case(cell.as_ref(), batch, time, ragged, seed);
@@ -211,23 +212,25 @@ fn segments_are_whole_chunks() {
     assert_eq!(g.segments(32).count(), 32);
     assert_eq!(g.segments(32).last(), Some((992, 1000)));
     assert_eq!(g.checkpoint_rows(32), 32 * 16);
-    // one row: chunks of 512 steps
+    // one group: chunks of 2048 rows (2048 steps for one row, 128 for 16)
+    let chunk = |b| sequence::plan::Plan::new(b, 5, None).unwrap().chunk_steps();
+    assert_eq!([1, 16, 31, 32, 300].map(chunk), [2048, 128, 128, 32, 16]);
     assert_eq!(
         sequence::plan::Plan::new(1, 5, None).unwrap().chunk_steps(),
-        512
+        2048
     );
 }
 
 #[test]
 fn short_calls_keep_everything() {
-    // 3 rows: chunks of 256 steps. At most one chunk (or at most 64 token
+    // 3 rows: chunks of 1024 steps. At most one chunk (or at most 64 token
     // rows, projected with the packed kernel): no checkpoints; longer calls
     // checkpoint and equal the plain call.
     for (name, cell) in cells::<f32>() {
-        let c = case(cell.as_ref(), 3, 300, false, 9);
+        let c = case(cell.as_ref(), 3, 1100, false, 9);
         let prepared = Prepared::new(cell);
         let h0: Vec<_> = c.h0.iter().map(|a| a.view()).collect();
-        for (time, kept) in [(20, false), (256, false), (257, true), (300, true)] {
+        for (time, kept) in [(20, false), (1024, false), (1025, true), (1100, true)] {
             let x = c.x.slice(ndarray::s![..time, .., ..]);
             let run = |k| {
                 sequence::forward_prepared(
