@@ -98,9 +98,11 @@ def problems(draw):
     kind = draw(st.sampled_from(KINDS))
     dtype = draw(st.sampled_from((np.float32, np.float64)))
     batch = draw(st.sampled_from((1, 3, 16, 32, 40, 70)))
-    # chunks: 2048 steps for 1 row, 1024 for 3, 128 for 16, 32 from 32 rows on
-    longest = {1: 2200, 3: 1100, 16: 300}.get(batch, 120)
-    time = draw(st.integers(1, longest))
+    # chunks: 2048 steps for 1 row, 1024 for 3, 128 for 16, 32 from 32 rows on;
+    # half the draws run more than one chunk (so checkpoint, when not ragged)
+    chunk = {1: 2048, 3: 1024, 16: 128}.get(batch, 32)
+    longest = chunk + {1: 150, 3: 80}.get(batch, 3 * chunk)
+    time = draw(st.integers(1, longest) | st.integers(chunk + 1, longest))
     inputs = draw(st.integers(0, 5))
     units = draw(st.integers(1, 6))
     ragged = draw(st.booleans())
