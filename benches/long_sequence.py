@@ -4,6 +4,7 @@
     python benches/long_sequence.py                      # lstm, B64 T1000 I128 H256, f32, 2 threads
     python benches/long_sequence.py --cells lstm,gru,rnn --time 200
     python benches/long_sequence.py --dtype f64 --markdown
+    python benches/long_sequence.py --cells lstm,gru,rnn --checkpoint-every none,32,auto
 
 What is measured
 ----------------
@@ -22,6 +23,12 @@ training step on a ``[B, T, I]`` batch (every sequence T steps long):
 
 The weights are not shared and the results are not compared: ``compare.py`` checks that
 both libraries compute the same thing.  Here only the cost of the computation matters.
+
+``--checkpoint-every`` (a comma list of ``none``, positive integers and ``auto``; default
+``none``) runs rnnrs once per value, with ``dynamic_rnn(..., checkpoint_every=k)``
+(gradient checkpointing: the forward pass keeps the state every ``k`` steps and backprop
+recomputes the rest; the gradients are bitwise the same).  Its rows are labelled
+``rnnrs k=32``, ``rnnrs k=auto``.
 
 Each (library, cell kind) runs in a fresh subprocess, so one measurement's allocations
 (or its allocator's retained pages) cannot leak into another's.  The child imports its
@@ -48,7 +55,10 @@ analytic size of its cache (``rust/cell/*.rs``: ``LstmCache``, ``GruCache``, ``R
 * rnn: H state + I inputs.
 
 It leaves out the outputs ``[B, T, H]``, the input gradient ``[B, T, I]`` and the
-backward's scratch space, which the measured peak includes.
+backward's scratch space, which the measured peak includes.  With ``checkpoint_every=k``
+the forward keeps, per token, the I inputs and the state (lstm 2H, gru and rnn H) once
+every ``k`` steps, ``k`` rounded up to whole chunks of steps as rnnrs does
+(:func:`chunk_steps`); the backward's buffers of one segment are not in the estimate.
 """
 
 from __future__ import annotations
@@ -99,6 +109,28 @@ class CellKind:
     cache_floats: Callable[[int, int], int]  # (inputs, units) -> floats rnnrs caches per token
 
 
+STATE_WIDTH = {"lstm": 2, "gru": 1, "rnn": 1}  # state floats per unit (lstm: c and h)
+
+
+def chunk_steps(batch: int) -> int:
+    """Steps per chunk of rnnrs' backward products (``Plan::chunk_steps`` in
+    ``rust/sequence/plan.rs``): the smallest power of two that gives a row group 512
+    slot rows (2048 when the batch is one group); groups of at least 16 rows, a power
+    of two of them, at most 8."""
+    groups = 1 << max(1, min(batch // 16, 8)).bit_length() - 1
+    per_group = -(-batch // groups)
+    need = -(-(512 if groups > 1 else 2048) // per_group)
+    return 1 << (need - 1).bit_length()
+
+
+def segment_steps(every: Any, batch: int, time: int) -> int:
+    """``checkpoint_every`` as rnnrs applies it (``Plan::segment_steps``): ``"auto"`` is
+    ``ceil(sqrt(T))``; rounded up to whole chunks."""
+    k = int(np.ceil(np.sqrt(time))) if every == "auto" else int(every)
+    chunk = chunk_steps(batch)
+    return -(-max(1, min(k, time)) // chunk) * chunk
+
+
 CELL_KINDS: Dict[str, CellKind] = {
     k.key: k
     for k in (
@@ -124,10 +156,32 @@ class Size:
         return f"B{self.batch} T{self.time} I{self.inputs} H{self.units}"
 
 
-def cache_estimate_mib(kind: CellKind, size: Size, dtype: Any) -> float:
-    """The analytic size of rnnrs's forward cache for a full batch (see the docstring)."""
-    floats = kind.cache_floats(size.inputs, size.units) * size.batch * size.time
+def cache_estimate_mib(kind: CellKind, size: Size, dtype: Any, every: Any = None) -> float:
+    """The analytic size of rnnrs's forward cache for a full batch (see the docstring);
+    with ``checkpoint_every``, the inputs and one state per segment."""
+    if every is not None and size.time > chunk_steps(size.batch):
+        k = segment_steps(every, size.batch, size.time)
+        segments = -(-size.time // k)
+        floats = size.inputs * size.batch * size.time + STATE_WIDTH[kind.key] * size.units * size.batch * segments
+    else:
+        floats = kind.cache_floats(size.inputs, size.units) * size.batch * size.time
     return floats * np.dtype(dtype).itemsize / MIB
+
+
+def parse_every(text: str) -> Any:
+    """One ``--checkpoint-every`` value: None, ``"auto"`` or an int >= 1."""
+    if text == "none":
+        return None
+    if text == "auto":
+        return text
+    value = int(text)  # ValueError for anything else
+    if value < 1:
+        raise ValueError(text)
+    return value
+
+
+def every_label(every: Any) -> str:
+    return "none" if every is None else str(every)
 
 
 # --------------------------------------------------------------------------------------
@@ -144,20 +198,25 @@ def _current_rss_bytes() -> Optional[int]:
         return None
 
 
-def _rnnrs_step(kind: CellKind, size: Size, dtype: Any, threads: int) -> Callable[[np.ndarray, np.ndarray], None]:
+def _rnnrs_step(
+    kind: CellKind, size: Size, dtype: Any, threads: int, every: Any = None
+) -> Callable[[np.ndarray, np.ndarray], None]:
     import rnnrs
 
     rnnrs.set_num_threads(threads)
     cell = kind.make_rnnrs_cell(rnnrs, size.units, dtype)
+    options = {} if every is None else {"checkpoint_every": every}
 
     def step(x: np.ndarray, dy: np.ndarray) -> None:
-        _, _, backprop = rnnrs.dynamic_rnn(cell, x, return_backprop=True)
+        _, _, backprop = rnnrs.dynamic_rnn(cell, x, return_backprop=True, **options)
         backprop(d_outputs=dy)  # outputs, cache and gradients are all dropped on return
 
     return step
 
 
-def _torch_step(kind: CellKind, size: Size, dtype: Any, threads: int) -> Callable[[np.ndarray, np.ndarray], None]:
+def _torch_step(
+    kind: CellKind, size: Size, dtype: Any, threads: int, every: Any = None
+) -> Callable[[np.ndarray, np.ndarray], None]:
     import torch
 
     torch.set_num_threads(threads)
@@ -184,12 +243,12 @@ def _library_version(library: str) -> str:
 
 
 def measure(
-    library: str, kind: CellKind, size: Size, dtype: Any, threads: int, repeat: int, seed: int
+    library: str, kind: CellKind, size: Size, dtype: Any, threads: int, repeat: int, seed: int, every: Any = None
 ) -> Dict[str, Any]:
     """Runs in the child: baseline after imports, inputs and warm-up; then ``repeat`` timed steps."""
     make_step = {"rnnrs": _rnnrs_step, "torch": _torch_step}[library]
     try:
-        step = make_step(kind, size, dtype, threads)
+        step = make_step(kind, size, dtype, threads, every)
     except ImportError as exc:
         return {"status": "not installed", "error": f"{type(exc).__name__}: {exc}"}
     rng = np.random.default_rng(seed)
@@ -221,6 +280,7 @@ class Row:
     kind: CellKind
     size: Size
     library: str
+    every: Any = None  # rnnrs' checkpoint_every
     status: str = ""  # "", "not installed", "error"
     version: str = ""
     times_s: List[float] = field(default_factory=list)
@@ -237,8 +297,12 @@ class Row:
     def peak_extra_mib(self) -> Optional[float]:
         return (max(self.peaks_bytes) - self.baseline_bytes) / MIB if self.peaks_bytes else None
 
+    @property
+    def label(self) -> str:
+        return self.library if self.every is None else f"{self.library} k={self.every}"
+
     def describe(self) -> str:
-        head = f"{self.kind.key} {self.size.describe()} {self.library}"
+        head = f"{self.kind.key} {self.size.describe()} {self.label}"
         if self.status:
             return f"{head}: {self.status}" + (f" ({self.detail})" if self.detail else "")
         runs = " ".join(fmt_time(t) for t in self.times_s)
@@ -252,7 +316,7 @@ class Row:
         )
 
 
-def _child_command(library: str, kind: CellKind, args: argparse.Namespace) -> List[str]:
+def _child_command(library: str, kind: CellKind, args: argparse.Namespace, every: Any = None) -> List[str]:
     return [
         sys.executable,
         os.path.abspath(__file__),
@@ -276,14 +340,16 @@ def _child_command(library: str, kind: CellKind, args: argparse.Namespace) -> Li
         str(args.repeat),
         "--seed",
         str(args.seed),
+        "--checkpoint-every",
+        every_label(every),
     ]
 
 
-def run_child(library: str, kind: CellKind, size: Size, args: argparse.Namespace) -> Row:
-    row = Row(kind, size, library)
+def run_child(library: str, kind: CellKind, size: Size, args: argparse.Namespace, every: Any = None) -> Row:
+    row = Row(kind, size, library, every)
     try:
         proc = subprocess.run(
-            _child_command(library, kind, args), capture_output=True, text=True, timeout=CHILD_TIMEOUT_S
+            _child_command(library, kind, args, every), capture_output=True, text=True, timeout=CHILD_TIMEOUT_S
         )
     except subprocess.TimeoutExpired:
         row.status, row.detail = "error", f"timed out after {CHILD_TIMEOUT_S} s"
@@ -315,13 +381,13 @@ def render(rows: Sequence[Row], dtype: Any, markdown: bool) -> str:
     )
     body = []
     for r in rows:
-        estimate = cache_estimate_mib(r.kind, r.size, dtype) if r.library == "rnnrs" else None
+        estimate = cache_estimate_mib(r.kind, r.size, dtype, r.every) if r.library == "rnnrs" else None
         time_text = fmt_time(r.median_s) if r.median_s is not None else (r.status or "-")
         body.append(
             [
                 r.kind.key,
                 r.size.describe(),
-                r.library,
+                r.label,
                 time_text,
                 fmt_value(r.peak_extra_mib, ".1f"),
                 fmt_value(estimate, ".1f"),
@@ -348,6 +414,12 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=2, help="threads for every library (default 2)")
     p.add_argument("--repeat", type=int, default=3, help="timed training steps per case (default 3)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--checkpoint-every",
+        default="none",
+        help="comma list of rnnrs checkpoint_every values: none, integers >= 1, auto (default none); "
+        "one rnnrs row per value",
+    )
     p.add_argument("--markdown", action="store_true", help="print the table as markdown")
     p.add_argument("--child", choices=LIBRARIES, help=argparse.SUPPRESS)  # internal: one measurement
     args = p.parse_args(argv)
@@ -355,6 +427,12 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     for name in ("batch", "time", "inputs", "units", "repeat"):
         if getattr(args, name) < 1:
             p.error(f"--{name} must be at least 1")
+    try:
+        args.every = [parse_every(v.strip()) for v in args.checkpoint_every.split(",")]
+    except ValueError:
+        p.error(
+            f"--checkpoint-every: expected a comma list of none, integers >= 1 and auto, got {args.checkpoint_every!r}"
+        )
     return args
 
 
@@ -364,7 +442,7 @@ def main(argv: Sequence[str] = ()) -> int:
     size = Size(args.batch, args.time, args.inputs, args.units)
     kinds = [CELL_KINDS[k] for k in csv_choice(args.cells, list(CELL_KINDS), "cell kind")]
     if args.child:
-        result = measure(args.child, kinds[0], size, dtype, args.threads, args.repeat, args.seed)
+        result = measure(args.child, kinds[0], size, dtype, args.threads, args.repeat, args.seed, args.every[0])
         print(RESULT_MARK + json.dumps(result), flush=True)
         return 0
 
@@ -377,9 +455,10 @@ def main(argv: Sequence[str] = ()) -> int:
     rows: List[Row] = []
     for kind in kinds:
         for library in libraries:
-            row = run_child(library, kind, size, args)
-            print("  " + row.describe(), flush=True)
-            rows.append(row)
+            for every in args.every if library == "rnnrs" else [None]:
+                row = run_child(library, kind, size, args, every)
+                print("  " + row.describe(), flush=True)
+                rows.append(row)
     print()
     print(render(rows, dtype, args.markdown))
     print(
@@ -390,10 +469,13 @@ def main(argv: Sequence[str] = ()) -> int:
         "  cached-activation estimate: the analytic size of what rnnrs's forward keeps for backprop "
         "(outputs, d inputs and scratch not included)"
     )
-    if any(r.library == "rnnrs" and r.status == "not installed" for r in rows):
-        print("rnnrs does not import; build it with `maturin develop --release` first.", file=sys.stderr)
-        return 2
-    return 1 if any(r.status == "error" for r in rows) else 0
+    kept = [e for e in args.every if e is not None]
+    if kept:
+        segments = ", ".join(str(segment_steps(e, size.batch, size.time)) for e in kept)
+        print(
+            "  rnnrs k=K: dynamic_rnn(..., checkpoint_every=K), K rounded up to whole chunks of "
+            f"{chunk_steps(size.batch)} steps (segments of {segments} steps)"
+        )
 
 
 if __name__ == "__main__":

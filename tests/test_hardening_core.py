@@ -89,14 +89,15 @@ finally:
 def test_backward_under_a_tight_limit_raises_memory_error() -> None:
     """Pins item 1 for the backward pass: when its buffers cannot be allocated, ``MemoryError``
     naming ``inputs``, never an abort. After the forward pass the child cuts its address space to
-    what it holds plus 16 MiB; the backward pass needs about 200 MiB more. (mimalloc's arena
-    reservation is turned off so that the limit binds at once.)"""
+    what it holds plus 16 MiB; the backward pass needs about 100 MiB more (the input gradients,
+    gathered and in the caller's layout; its gate gradients are one chunk of steps'). (mimalloc's
+    arena reservation is turned off so that the limit binds at once.)"""
     code = """
 import resource, sys
 import numpy as np
 import rnnrs
 cell = rnnrs.BasicLSTMCell(64)
-out, state, bp = rnnrs.dynamic_rnn(cell, np.zeros((1, 200_000, 0), np.float32), return_backprop=True)
+out, state, bp = rnnrs.dynamic_rnn(cell, np.zeros((1, 200_000, 64), np.float32), return_backprop=True)
 dy = np.ones_like(out)
 size = int(open("/proc/self/status").read().split("VmSize:")[1].split()[0]) * 1024
 resource.setrlimit(resource.RLIMIT_AS, (size + (16 << 20), resource.getrlimit(resource.RLIMIT_AS)[1]))
@@ -107,7 +108,7 @@ bp(d_outputs=dy)
     child = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env)
     assert "limited" in child.stderr, child.stderr[-2000:]
     assert_raised(child, "MemoryError", "inputs")
-    assert "the gate gradients" in child.stderr
+    assert "the gathered input gradients" in child.stderr
 
 
 # ---------------------------------------------------------------------------------------------

@@ -24,3 +24,25 @@ def test_tiny_run_prints_rnnrs_row():
         assert re.search(ROW.format(library="torch"), proc.stdout, re.MULTILINE), proc.stdout
     else:
         assert re.search(r"^lstm\s+B4 T20 I3 H5\s+torch\s+not installed", proc.stdout, re.MULTILINE), proc.stdout
+
+
+def test_checkpoint_every_adds_a_row_per_value():
+    args = ["--time", "80", "--batch", "32", "--inputs", "3", "--units", "5", "--cells", "gru", "--libraries", "rnnrs"]
+    proc = subprocess.run(
+        [sys.executable, SCRIPT, *args, "--checkpoint-every", "none,32,auto"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    for label in ("rnnrs", r"rnnrs k=32", r"rnnrs k=auto"):
+        row = rf"^gru\s+B32 T80 I3 H5\s+{label}\s+[\d.]+ (µs|ms|s)\s+-?[\d.]+\s+[\d.]+\s*$"
+        assert re.search(row, proc.stdout, re.MULTILINE), proc.stdout
+    assert "K rounded up to whole chunks of 32 steps (segments of 32, 32 steps)" in proc.stdout, proc.stdout
+
+
+def test_bad_checkpoint_every_is_refused():
+    proc = subprocess.run(
+        [sys.executable, SCRIPT, *ARGS, "--checkpoint-every", "0"], capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 2 and "--checkpoint-every" in proc.stderr, proc.stderr

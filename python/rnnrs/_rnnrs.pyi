@@ -129,8 +129,15 @@ def forward(
     initial_state: list[npt.NDArray[np.floating]],
     sequence_length: Optional[npt.NDArray[np.int64]],
     time_major: bool,
+    checkpoint_every: Optional[int | str] = None,
 ) -> tuple[npt.NDArray[np.floating], list[npt.NDArray[np.floating]], ForwardCache]:
     """Runs ``cell`` over ``inputs``.
+
+    With ``checkpoint_every`` (an int >= 1 or ``"auto"``) the cache keeps only the
+    state every that many steps (rounded up to whole chunks of the backward pass's
+    products), and :func:`backward` recomputes the steps in between; outputs, state
+    and gradients are bitwise the same. ``TypeError`` / ``ValueError`` naming
+    ``checkpoint_every`` for anything else.
 
     Raises ``MemoryError`` naming ``inputs`` before allocating anything when the call's
     buffers would not fit in memory (or the allocator refuses them), and the exception

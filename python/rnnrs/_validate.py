@@ -45,6 +45,23 @@ def bounded_int(name: str, value: Any, minimum: int) -> int:
     return int(value)
 
 
+def checkpoint_every(value: Any, name: str = "checkpoint_every") -> Optional[int | str]:
+    """A run function's ``checkpoint_every``: None, ``"auto"`` or an integer
+    >= 1 (NumPy integers too). Bools, floats and other types are a
+    ``TypeError``; other strings and integers below 1 a ``ValueError``."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        if value == "auto":
+            return value
+        raise ValueError(f'{name}: expected a positive integer, "auto" or None, got {value!r}')
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f'{name}: expected a positive integer, "auto" or None, got {type(value).__name__} {value!r}')
+    if value < 1:
+        raise ValueError(f'{name}: expected a positive integer, "auto" or None, got {value}')
+    return int(value)
+
+
 def flag(name: str, value: Any) -> bool:
     """A yes/no argument: ``True`` or ``False`` (or a NumPy bool); anything
     else, e.g. 0, 1, an array or a string, is a ``TypeError`` rather than

@@ -9,10 +9,12 @@ Shape letters: ``B`` batch, ``T`` time, ``I`` input size, ``H`` units.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import inspect
 import re
 import threading
-from typing import Any, Callable, Mapping, Optional
+from typing import Any, Callable, Iterator, Mapping, Optional
 
 import numpy as np
 
@@ -36,6 +38,27 @@ Lengths = Optional[np.ndarray]
 
 #: ``backward(d_outputs, d_state) -> (d_inputs, d_initial_state, d_weights)``
 Backward = Callable[[Optional[np.ndarray], Any], "tuple[np.ndarray, Any, dict[str, np.ndarray]]"]
+
+#: The ``checkpoint_every`` of the run function in progress (validated: None,
+#: ``"auto"`` or an int >= 1). A run function sets it for the duration of its
+#: forward pass, so that every core cell it reaches, also inside wrappers and
+#: ``MultiRNNCell`` layers, keeps only checkpoints; see :func:`checkpointing`.
+CHECKPOINT_EVERY: contextvars.ContextVar[Optional[int | str]] = contextvars.ContextVar(
+    "rnnrs_checkpoint_every", default=None
+)
+
+
+@contextlib.contextmanager
+def checkpointing(every: Optional[int | str]) -> Iterator[None]:
+    """Within the block, core cells' whole-sequence forward passes keep only
+    checkpoints every ``every`` steps (``"auto"``: about ``sqrt(T)``; None:
+    everything) for their backward pass, which recomputes the rest. Results
+    and gradients are bitwise the same either way."""
+    token = CHECKPOINT_EVERY.set(every)
+    try:
+        yield
+    finally:
+        CHECKPOINT_EVERY.reset(token)
 
 
 #: Held while a ``set_weights`` swaps in new weights and while a wrapper
@@ -436,10 +459,13 @@ class RNNCell:
         snapshot of the weights to run on (:meth:`_locked_snapshot`, taken
         once per call and handed down to the wrapped cells).
 
-        This one runs the core cell; wrappers override it.
+        This one runs the core cell (keeping only checkpoints for backward
+        inside :func:`checkpointing`); wrappers override it.
         """
         core = self._core(weights)
-        outputs, final_parts, cache = _rnnrs.forward(core, inputs, self._state_parts(state), lengths, time_major)
+        outputs, final_parts, cache = _rnnrs.forward(
+            core, inputs, self._state_parts(state), lengths, time_major, CHECKPOINT_EVERY.get()
+        )
 
         def backward(d_outputs: Optional[np.ndarray], d_state: Any) -> tuple[np.ndarray, Any, dict[str, np.ndarray]]:
             d_parts = None if d_state is None else self._state_parts(d_state)

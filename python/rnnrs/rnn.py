@@ -8,7 +8,9 @@ Masking (TF1)::
 
 Every run function takes TensorFlow 1.x's arguments in TensorFlow 1.x's
 positional order, then rnnrs's own keyword-only ``training`` and
-``return_backprop``. Of TensorFlow's graph-building arguments, ``dtype`` must
+``return_backprop`` (``dynamic_rnn`` and ``static_rnn`` also take
+``checkpoint_every``: gradient checkpointing, for long sequences in bounded
+memory). Of TensorFlow's graph-building arguments, ``dtype`` must
 be the cell's dtype (a cell's dtype is fixed when it is constructed), and
 ``parallel_iterations``, ``swap_memory`` and ``scope`` are validated and have
 no effect (``scope`` prefixes no names: ``cell.get_weights(scope=...)`` gives
@@ -23,7 +25,8 @@ import numpy as np
 
 from ._state import LSTMStateTuple as LSTMStateTuple
 from ._validate import bounded_int, check_shape, flag, float_array, lengths_array
-from .cells import Backward, RNNCell, build_for_inputs, numpy_dtype
+from ._validate import checkpoint_every as check_checkpoint_every
+from .cells import Backward, RNNCell, build_for_inputs, checkpointing, numpy_dtype
 from .tfnames import check_scope
 
 
@@ -195,9 +198,11 @@ def _run(
     training: bool,
     return_backprop: bool,
     is_list: bool,
+    every: Optional[int | str] = None,
 ) -> tuple[Any, ...]:
     return_backprop = flag("return_backprop", return_backprop)
-    outputs, final_state, backward, _ = _forward(cell, x, sequence_length, initial_state, time_major, training)
+    with checkpointing(every):
+        outputs, final_state, backward, _ = _forward(cell, x, sequence_length, initial_state, time_major, training)
     result: list[Any] = [list(outputs) if is_list else outputs, final_state]
     if return_backprop:
         batch = x.shape[1] if time_major else x.shape[0]
@@ -218,13 +223,15 @@ def dynamic_rnn(
     *,
     training: bool = False,
     return_backprop: bool = False,
+    checkpoint_every: Optional[int | str] = None,
 ) -> tuple[Any, ...]:
     """Runs ``cell`` over a batch of sequences (TensorFlow 1.x ``tf.nn.dynamic_rnn``).
 
     TensorFlow 1.x's signature and positional order (``dynamic_rnn(cell,
     inputs, sequence_length=None, initial_state=None, dtype=None,
     parallel_iterations=None, swap_memory=False, time_major=False,
-    scope=None)``), then rnnrs's keyword-only ``training`` and ``return_backprop``.
+    scope=None)``), then rnnrs's keyword-only ``training``, ``return_backprop``
+    and ``checkpoint_every``.
 
     Args:
         cell: an rnnrs cell; built on first use for ``inputs``' last axis.
@@ -247,15 +254,33 @@ def dynamic_rnn(
             ``cell.get_weights(scope=...)`` for TensorFlow's scoped names).
         training: enables dropout in the wrappers that have it (``DropoutWrapper``).
         return_backprop: also return a :class:`Backprop`.
+        checkpoint_every: None (the default: the forward pass keeps every
+            step's states and gates for ``backprop``), a positive integer
+            ``k`` or ``"auto"`` (``k`` about ``sqrt(T)``): gradient
+            checkpointing. The forward pass keeps the state only every ``k``
+            steps, and ``backprop`` recomputes each segment's steps from its
+            checkpoint before backpropagating through it, so memory grows
+            like ``T / k + k`` per row instead of ``T``, for about one more
+            forward pass of time. ``k`` is rounded up to whole chunks of the
+            backward pass's weight-gradient products (32 steps for batches
+            of 32 to 255 rows, 2048 for one row), and a call of at most one
+            chunk keeps everything.
+            Outputs, state and every gradient are bitwise the same as
+            without it. It applies to the core cells (also inside wrappers
+            and ``MultiRNNCell``; an ``AttentionWrapper``'s own loop keeps
+            everything). Without ``return_backprop`` it only lowers the
+            forward pass's memory. ``TypeError`` / ``ValueError`` naming
+            ``checkpoint_every`` for anything else.
 
     Returns:
         ``(outputs [B, T, H], state)``, or ``(outputs, state, backprop)``.
     """
     cell = _check_cell(cell)
     _check_tf_options(cell, dtype, parallel_iterations, swap_memory, scope)
+    every = check_checkpoint_every(checkpoint_every)
     time_major = flag("time_major", time_major)
     x = float_array("inputs", inputs, cell.dtype, 3, "[time, batch, input]" if time_major else "[batch, time, input]")
-    return _run(cell, x, sequence_length, initial_state, time_major, training, return_backprop, False)
+    return _run(cell, x, sequence_length, initial_state, time_major, training, return_backprop, False, every)
 
 
 def static_rnn(
@@ -269,6 +294,7 @@ def static_rnn(
     training: bool = False,
     return_backprop: bool = False,
     input_list: Optional[Sequence[Any]] = None,
+    checkpoint_every: Optional[int | str] = None,
 ) -> tuple[Any, ...]:
     """Runs ``cell`` over a list of per-step inputs (TensorFlow 1.x
     ``tf.nn.static_rnn``): ``inputs`` (also accepted as ``input_list=``) is a
@@ -280,8 +306,9 @@ def static_rnn(
     TensorFlow 1.x's signature and positional order (``static_rnn(cell,
     inputs, initial_state=None, dtype=None, sequence_length=None,
     scope=None)``: the third positional argument is the initial state), then
-    rnnrs's keyword-only ``training``, ``return_backprop`` and ``input_list``.
-    ``dtype`` and ``scope`` as in :func:`dynamic_rnn`."""
+    rnnrs's keyword-only ``training``, ``return_backprop``, ``input_list``
+    and ``checkpoint_every``. ``dtype``, ``scope`` and ``checkpoint_every`` as
+    in :func:`dynamic_rnn`."""
     cell = _check_cell(cell)
     if (input_list is None) == (inputs is None):
         raise TypeError(
@@ -289,8 +316,9 @@ def static_rnn(
             + ("both" if inputs is not None else "neither")
         )
     _check_tf_options(cell, dtype, None, False, scope)
+    every = check_checkpoint_every(checkpoint_every)
     x = _stack_steps("inputs", input_list if inputs is None else inputs, cell.dtype, None)
-    return _run(cell, x, sequence_length, initial_state, True, training, return_backprop, True)
+    return _run(cell, x, sequence_length, initial_state, True, training, return_backprop, True, every)
 
 
 def reverse_within_lengths(x: np.ndarray, lengths: Optional[np.ndarray], time_major: bool) -> np.ndarray:
@@ -330,6 +358,7 @@ def bidirectional_dynamic_rnn(
     *,
     training: bool = False,
     return_backprop: bool = False,
+    checkpoint_every: Optional[int | str] = None,
 ) -> tuple[Any, ...]:
     """Runs a forward and a backward cell over a batch of sequences
     (TensorFlow 1.x ``tf.nn.bidirectional_dynamic_rnn``).
@@ -338,8 +367,9 @@ def bidirectional_dynamic_rnn(
     (``bidirectional_dynamic_rnn(cell_fw, cell_bw, inputs,
     sequence_length=None, initial_state_fw=None, initial_state_bw=None,
     dtype=None, parallel_iterations=None, swap_memory=False,
-    time_major=False, scope=None)``), then rnnrs's keyword-only ``training``
-    and ``return_backprop``. ``dtype`` must be both cells' dtype;
+    time_major=False, scope=None)``), then rnnrs's keyword-only ``training``,
+    ``return_backprop`` and ``checkpoint_every`` (for both cells, as in
+    :func:`dynamic_rnn`). ``dtype`` must be both cells' dtype;
     ``parallel_iterations``, ``swap_memory`` and ``scope`` have no effect
     (TensorFlow's names: ``cell_fw.get_weights(scope="bidirectional_rnn/fw")``).
 
@@ -359,16 +389,18 @@ def bidirectional_dynamic_rnn(
     _check_tf_options(cell_fw, dtype, parallel_iterations, swap_memory, scope, "cell_fw and cell_bw")
     time_major = flag("time_major", time_major)
     return_backprop = flag("return_backprop", return_backprop)
+    every = check_checkpoint_every(checkpoint_every)
     x = float_array(
         "inputs", inputs, cell_fw.dtype, 3, "[time, batch, input]" if time_major else "[batch, time, input]"
     )
-    out_fw, state_fw, back_fw, lengths = _forward(
-        cell_fw, x, sequence_length, initial_state_fw, time_major, training, "initial_state_fw"
-    )
-    x_rev = reverse_within_lengths(x, lengths, time_major)
-    out_bw_rev, state_bw, back_bw, _ = _forward(
-        cell_bw, x_rev, lengths, initial_state_bw, time_major, training, "initial_state_bw"
-    )
+    with checkpointing(every):
+        out_fw, state_fw, back_fw, lengths = _forward(
+            cell_fw, x, sequence_length, initial_state_fw, time_major, training, "initial_state_fw"
+        )
+        x_rev = reverse_within_lengths(x, lengths, time_major)
+        out_bw_rev, state_bw, back_bw, _ = _forward(
+            cell_bw, x_rev, lengths, initial_state_bw, time_major, training, "initial_state_bw"
+        )
     out_bw = reverse_within_lengths(out_bw_rev, lengths, time_major)
     result: list[Any] = [(out_fw, out_bw), (state_fw, state_bw)]
     if return_backprop:

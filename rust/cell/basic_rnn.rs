@@ -7,13 +7,14 @@
 use super::{activation_option, units_from};
 use crate::error::{Error, Result};
 use crate::kernels::activation::{with_activation, Activation};
-use crate::kernels::gemm::{par_gemm, par_product};
+use crate::kernels::gemm::{gemm_on, par_gemm, par_product};
 use crate::kernels::packed::StepWeights;
 use crate::kernels::rows::{mat, mat_mut};
 use crate::kernels::scalar::Scalar;
+use crate::step::params::Named;
 use crate::step::params::{Options, Weights};
-use crate::step::{Backward, Cell, Deferred, Forward, Layout, StatePart, WeightGrads};
-use ndarray::{s, Array2, ArrayView1, ArrayView2, Axis};
+use crate::step::{Backward, Cell, Deferred, Forward, Layout, StatePart, Tokens, WeightGrads};
+use ndarray::{s, Array2, ArrayView1, ArrayView2, ArrayViewMut2, Axis};
 
 /// Forward element-wise pass of one step, for `rows` rows of `H` units:
 /// `h[r, j] = act(h[r, j] + xw[r, j] + bias[j])`, where `h` holds
@@ -185,6 +186,33 @@ impl<T: Scalar> Cell<T> for BasicRnn<T> {
             ],
             inputs: par_product(d.d_gates, self.w_x.slice(s![..d.input_columns, ..]).t()),
         }
+    }
+
+    fn deferred_sums(&self) -> Vec<Array2<T>> {
+        let (input, h) = (self.layout.input, self.units());
+        vec![Array2::zeros((input + h, h))]
+    }
+
+    fn deferred_chunk(
+        &self,
+        d: Tokens<'_, T>,
+        sums: &mut [Array2<T>],
+        d_inputs: ArrayViewMut2<'_, T>,
+        parallel: bool,
+    ) {
+        let (dk_x, dk_h) = sums[0].view_mut().split_at(Axis(0), self.layout.input);
+        gemm_on(parallel, true, d.x.t(), d.d_gates, dk_x);
+        gemm_on(parallel, true, d.states.t(), d.d_gates, dk_h);
+        gemm_on(parallel, false, d.d_gates, self.w_x.t(), d_inputs);
+    }
+
+    fn deferred_finish(&self, sums: Vec<Array2<T>>, d_params: ArrayView1<'_, T>) -> Named<T> {
+        let h = self.units();
+        let kernel = sums.into_iter().next().expect("the kernel's sum");
+        vec![
+            ("kernel".into(), kernel.into_dyn()),
+            ("bias".into(), d_params.slice(s![..h]).to_owned().into_dyn()),
+        ]
     }
 }
 

@@ -41,13 +41,13 @@
 use super::activation_option;
 use crate::error::{check_shape, Error, Result};
 use crate::kernels::activation::{with_activation, Activation};
-use crate::kernels::gemm::{par_gemm, par_product};
+use crate::kernels::gemm::{gemm_on, par_gemm, par_product};
 use crate::kernels::packed::StepWeights;
 use crate::kernels::rows::{mat, mat_mut};
 use crate::kernels::scalar::Scalar;
-use crate::step::params::{Options, Weights};
-use crate::step::{Backward, Cell, Deferred, Forward, Layout, StatePart, WeightGrads};
-use ndarray::{concatenate, s, Array2, ArrayView1, ArrayView2, Axis};
+use crate::step::params::{Named, Options, Weights};
+use crate::step::{Backward, Cell, Deferred, Forward, Layout, StatePart, Tokens, WeightGrads};
+use ndarray::{concatenate, s, Array2, ArrayView1, ArrayView2, ArrayViewMut2, Axis};
 
 /// The weights of a `GRUCell`, borrowed; the variant is the form.
 #[derive(Debug, Clone, Copy)]
@@ -370,6 +370,54 @@ impl<T: Scalar> Cell<T> for ResetBefore<T> {
             inputs: par_product(d.d_gates, self.w_x.slice(s![..d.input_columns, ..]).t()),
         }
     }
+
+    fn deferred_sums(&self) -> Vec<Array2<T>> {
+        let (input, h) = (self.layout.input, self.layout.state[0].width);
+        vec![
+            Array2::zeros((input, 3 * h)), // Xᵀ dZ
+            Array2::zeros((h, 2 * h)),     // d gates/kernel h-rows
+            Array2::zeros((h, h)),         // d candidate/kernel h-rows
+        ]
+    }
+
+    fn deferred_chunk(
+        &self,
+        d: Tokens<'_, T>,
+        sums: &mut [Array2<T>],
+        d_inputs: ArrayViewMut2<'_, T>,
+        parallel: bool,
+    ) {
+        let h = self.layout.state[0].width;
+        let [xtdz, gk_h, ck_h] = sums else {
+            unreachable!("three sums")
+        };
+        gemm_on(parallel, true, d.x.t(), d.d_gates, xtdz.view_mut());
+        let dz_gates = d.d_gates.slice(s![.., ..2 * h]);
+        gemm_on(parallel, true, d.states.t(), dz_gates, gk_h.view_mut());
+        // the candidate's h-rows multiply r*h, kept in aux
+        let dz_cand = d.d_gates.slice(s![.., 2 * h..]);
+        gemm_on(parallel, true, d.aux.t(), dz_cand, ck_h.view_mut());
+        gemm_on(parallel, false, d.d_gates, self.w_x.t(), d_inputs);
+    }
+
+    fn deferred_finish(&self, sums: Vec<Array2<T>>, d_params: ArrayView1<'_, T>) -> Named<T> {
+        let h = self.layout.state[0].width;
+        let [xtdz, gk_h, ck_h]: [Array2<T>; 3] = sums.try_into().expect("three sums");
+        let d_gk = concatenate![Axis(0), xtdz.slice(s![.., ..2 * h]), gk_h];
+        let d_ck = concatenate![Axis(0), xtdz.slice(s![.., 2 * h..]), ck_h];
+        vec![
+            ("gates/kernel".into(), d_gk.into_dyn()),
+            (
+                "gates/bias".into(),
+                d_params.slice(s![..2 * h]).to_owned().into_dyn(),
+            ),
+            ("candidate/kernel".into(), d_ck.into_dyn()),
+            (
+                "candidate/bias".into(),
+                d_params.slice(s![2 * h..]).to_owned().into_dyn(),
+            ),
+        ]
+    }
 }
 
 /// A built `GRUCell` of the cuDNN / PyTorch / Keras form (`reset_after=True`).
@@ -513,6 +561,63 @@ impl<T: Scalar> Cell<T> for ResetAfter<T> {
                 self.w_x_back.slice(s![..d.input_columns, ..]).t(),
             ),
         }
+    }
+
+    fn deferred_sums(&self) -> Vec<Array2<T>> {
+        let (input, h) = (self.layout.input, self.layout.state[0].width);
+        vec![Array2::zeros((input, 3 * h)), Array2::zeros((h, 3 * h))]
+    }
+
+    fn deferred_chunk(
+        &self,
+        d: Tokens<'_, T>,
+        sums: &mut [Array2<T>],
+        d_inputs: ArrayViewMut2<'_, T>,
+        parallel: bool,
+    ) {
+        let h = self.layout.state[0].width;
+        let [xtdz, stdz] = sums else {
+            unreachable!("two sums")
+        };
+        let dz_x = d.d_gates.slice(s![.., ..3 * h]);
+        gemm_on(parallel, true, d.x.t(), dz_x, xtdz.view_mut());
+        let dz_h = d.d_gates.slice(s![.., h..]);
+        gemm_on(parallel, true, d.states.t(), dz_h, stdz.view_mut());
+        gemm_on(parallel, false, dz_x, self.w_x_back.t(), d_inputs);
+    }
+
+    fn deferred_finish(&self, sums: Vec<Array2<T>>, d_params: ArrayView1<'_, T>) -> Named<T> {
+        let h = self.layout.state[0].width;
+        let [xtdz, stdz]: [Array2<T>; 2] = sums.try_into().expect("two sums");
+        let d_gk = concatenate![
+            Axis(0),
+            xtdz.slice(s![.., h..]),
+            stdz.slice(s![.., ..2 * h])
+        ];
+        let db = d_params;
+        vec![
+            ("gates/kernel".into(), d_gk.into_dyn()),
+            (
+                "gates/bias".into(),
+                db.slice(s![h..3 * h]).to_owned().into_dyn(),
+            ),
+            (
+                "candidate/input_kernel".into(),
+                xtdz.slice(s![.., ..h]).to_owned().into_dyn(),
+            ),
+            (
+                "candidate/hidden_kernel".into(),
+                stdz.slice(s![.., 2 * h..]).to_owned().into_dyn(),
+            ),
+            (
+                "candidate/input_bias".into(),
+                db.slice(s![..h]).to_owned().into_dyn(),
+            ),
+            (
+                "candidate/hidden_bias".into(),
+                db.slice(s![3 * h..]).to_owned().into_dyn(),
+            ),
+        ]
     }
 }
 

@@ -43,13 +43,13 @@
 use super::activation_option;
 use crate::error::{check_shape, Error, Result};
 use crate::kernels::activation::{with_activation, Activation};
-use crate::kernels::gemm::{par_gemm, par_product};
+use crate::kernels::gemm::{gemm_on, par_gemm, par_product};
 use crate::kernels::packed::StepWeights;
 use crate::kernels::rows::{mat, mat_mut};
 use crate::kernels::scalar::Scalar;
 use crate::step::params::{Named, Options, Weights};
-use crate::step::{Backward, Cell, Deferred, Forward, Layout, StatePart, WeightGrads};
-use ndarray::{s, Array2, ArrayView1, ArrayView2, Axis};
+use crate::step::{Backward, Cell, Deferred, Forward, Layout, StatePart, Tokens, WeightGrads};
+use ndarray::{s, Array2, ArrayView1, ArrayView2, ArrayViewMut2, Axis};
 
 /// Peephole weights, each `[H]`.
 #[derive(Debug, Clone, Copy)]
@@ -800,6 +800,61 @@ impl<T: Scalar> Cell<T> for Lstm<T> {
             weights,
             inputs: par_product(d.d_gates, self.w_x.slice(s![..d.input_columns, ..]).t()),
         }
+    }
+
+    fn deferred_sums(&self) -> Vec<Array2<T>> {
+        let (input, h, p) = (self.dims.input, self.dims.units, self.dims.output);
+        let mut sums = vec![Array2::zeros((input + p, 4 * h))];
+        if self.dims.projection {
+            sums.push(Array2::zeros((h, p)));
+        }
+        sums
+    }
+
+    fn deferred_chunk(
+        &self,
+        d: Tokens<'_, T>,
+        sums: &mut [Array2<T>],
+        d_inputs: ArrayViewMut2<'_, T>,
+        parallel: bool,
+    ) {
+        let (input, h) = (self.dims.input, self.dims.units);
+        let (kernel, projection) = sums.split_at_mut(1);
+        let (dk_x, dk_h) = kernel[0].view_mut().split_at(Axis(0), input);
+        gemm_on(parallel, true, d.x.t(), d.d_gates, dk_x);
+        let h_prev = d.states.slice_move(s![.., h..]);
+        gemm_on(parallel, true, h_prev.t(), d.d_gates, dk_h);
+        if let Some(proj) = projection.first_mut() {
+            // d proj += H_rawᵀ dH
+            let raw = d.aux.slice_move(s![.., ..h]);
+            gemm_on(parallel, true, raw.t(), d.d_aux, proj.view_mut());
+        }
+        gemm_on(parallel, false, d.d_gates, self.w_x.t(), d_inputs);
+    }
+
+    fn deferred_finish(&self, sums: Vec<Array2<T>>, d_params: ArrayView1<'_, T>) -> Named<T> {
+        let h = self.dims.units;
+        let mut sums = sums.into_iter();
+        let mut weights: Named<T> = vec![
+            (
+                "kernel".into(),
+                sums.next().expect("the kernel's sum").into_dyn(),
+            ),
+            (
+                "bias".into(),
+                d_params.slice(s![..4 * h]).to_owned().into_dyn(),
+            ),
+        ];
+        if self.dims.peepholes {
+            for (i, name) in ["w_i_diag", "w_f_diag", "w_o_diag"].into_iter().enumerate() {
+                let part = d_params.slice(s![(4 + i) * h..(5 + i) * h]);
+                weights.push((name.into(), part.to_owned().into_dyn()));
+            }
+        }
+        if let Some(proj) = sums.next() {
+            weights.push((PROJECTION.into(), proj.into_dyn()));
+        }
+        weights
     }
 }
 

@@ -133,6 +133,23 @@ pub fn par_gemm<T: Scalar>(
     gemm_with(accumulate, a, b, c, threads)
 }
 
+/// [`par_gemm`] when `parallel`, else [`gemm()`]: the same result either way
+/// (for callers that already run on a thread of their own, such as a group's
+/// time loop, while other groups use the other threads).
+pub fn gemm_on<T: Scalar>(
+    parallel: bool,
+    accumulate: bool,
+    a: ArrayView2<T>,
+    b: ArrayView2<T>,
+    c: ArrayViewMut2<T>,
+) {
+    if parallel {
+        par_gemm(accumulate, a, b, c)
+    } else {
+        gemm(accumulate, a, b, c)
+    }
+}
+
 /// Threads an `[m, k] @ [k, n]` product is split over: the current pool's,
 /// when called from it and the product is worth splitting, else one.
 fn split_threads(m: usize, n: usize, k: usize) -> usize {

@@ -11,7 +11,7 @@
 use super::{borrow, describe, PyFloat, Signals};
 use crate::cell;
 use crate::error::Result as CoreResult;
-use crate::sequence::{self, time_major_view, Cache};
+use crate::sequence::{self, time_major_view, Cache, Checkpoint};
 use crate::step::params::{Options, Value, Weights};
 use crate::step::{Cell, Prepared};
 use crate::Scalar;
@@ -302,12 +302,48 @@ enum AnyCache {
     F64(Arc<Prepared<f64>>, Cache<f64>),
 }
 
-/// `forward(cell, inputs, initial_state, sequence_length, time_major) ->
-/// (outputs, final_state, cache)`: runs `cell` over `inputs` (`[B, T, I]`,
-/// or `[T, B, I]` when `time_major`) from `initial_state` (a list of its
-/// parts, each `[B, width]`); `sequence_length` is int64 `[B]` or None.
+/// `checkpoint_every`: None, a positive int or `"auto"`.
+fn checkpoint_arg(value: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Checkpoint>> {
+    let Some(v) = value.filter(|v| !v.is_none()) else {
+        return Ok(None);
+    };
+    if let Ok(s) = v.cast::<PyString>() {
+        if s.to_cow()? == "auto" {
+            return Ok(Some(Checkpoint::Auto));
+        }
+        return Err(PyValueError::new_err(format!(
+            "checkpoint_every: expected a positive int, \"auto\" or None, got {}",
+            v.repr()?
+        )));
+    }
+    if v.is_instance_of::<PyBool>() || !v.is_instance_of::<PyInt>() {
+        return Err(PyTypeError::new_err(format!(
+            "checkpoint_every: expected a positive int, \"auto\" or None, got {}",
+            describe(v, false)
+        )));
+    }
+    match v.extract::<i64>() {
+        Ok(n) if n >= 1 => Ok(Some(Checkpoint::Every(
+            usize::try_from(n).unwrap_or(usize::MAX),
+        ))),
+        // past i64: as good as "never"
+        Err(_) if v.gt(0)? => Ok(Some(Checkpoint::Every(usize::MAX))),
+        _ => Err(PyValueError::new_err(format!(
+            "checkpoint_every: expected a positive int, \"auto\" or None, got {}",
+            v.repr()?
+        ))),
+    }
+}
+
+/// `forward(cell, inputs, initial_state, sequence_length, time_major,
+/// checkpoint_every=None) -> (outputs, final_state, cache)`: runs `cell`
+/// over `inputs` (`[B, T, I]`, or `[T, B, I]` when `time_major`) from
+/// `initial_state` (a list of its parts, each `[B, width]`);
+/// `sequence_length` is int64 `[B]` or None. With `checkpoint_every` (a
+/// positive int or `"auto"`) the cache keeps checkpoints only (see
+/// [`Checkpoint`]); results and gradients are the same.
 #[pyfunction]
-#[pyo3(signature = (cell, inputs, initial_state, sequence_length, time_major))]
+#[pyo3(signature = (cell, inputs, initial_state, sequence_length, time_major, checkpoint_every=None))]
 fn forward<'py>(
     py: Python<'py>,
     cell: &Bound<'py, PyCell>,
@@ -315,7 +351,9 @@ fn forward<'py>(
     initial_state: &Bound<'py, PyAny>,
     sequence_length: Option<PyReadonlyArray1<'py, i64>>,
     time_major: bool,
+    checkpoint_every: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, PyTuple>> {
+    let checkpoint = checkpoint_arg(checkpoint_every)?;
     let lengths = sequence_length.as_ref().map(|l| l.as_slice()).transpose()?;
     with_cell!(&cell.get().inner, |p, T, cached| {
         let x: PyReadonlyArray3<T> = borrow(inputs, "inputs", T::NAME, 3)?;
@@ -324,7 +362,7 @@ fn forward<'py>(
         let views: Vec<_> = parts.iter().map(|s| s.as_array()).collect();
         let signals = Signals::new(py);
         let out = signals.detach(py, |hook| {
-            sequence::forward_prepared(p, x, &views, lengths, time_major, hook)
+            sequence::forward_prepared(p, x, &views, lengths, time_major, checkpoint, hook)
         })?;
         let cache = ForwardCache(cached(Arc::clone(p), out.cache));
         PyTuple::new(

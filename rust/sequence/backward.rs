@@ -1,14 +1,15 @@
 //! Backpropagation through time, for every cell.
 
-use super::forward::Cache;
+use super::forward::{Cache, SegmentBuffers};
 use super::plan::{Group, Plan};
-use super::slots::{block, global_block, scatter, split_groups, worth_parallel, Slot};
+use super::segment::{chunks, forward_steps, rel_block, rows_view, rows_view_mut};
+use super::slots::{scatter, split_groups, worth_parallel, Slot};
 use crate::error::{check_shape, Budget, Error, Interrupt, Result, Uninterrupted};
 use crate::kernels::rows::try_zeros;
 use crate::kernels::scalar::Scalar;
 use crate::pool::{self, Watch};
 use crate::step::params::Named;
-use crate::step::{Backward, Cell, Deferred, Layout};
+use crate::step::{Backward, Cell, Layout, Tokens};
 use ndarray::{Array1, Array2, Array3, ArrayView2, ArrayView3, Axis};
 use std::ops::Range;
 
@@ -29,6 +30,8 @@ struct GroupGrads<T> {
     d_params: Array1<T>,
     /// The running state gradient `[first_active, W]`.
     d_state: Array2<T>,
+    /// The deferred products' sums ([`Cell::deferred_sums`]).
+    sums: Vec<Array2<T>>,
 }
 
 /// Backpropagates `d_outputs` (`[T, B, out]` view, see
@@ -39,13 +42,20 @@ struct GroupGrads<T> {
 ///
 /// ```text
 /// per group, on its own thread, d_state [active[0], W] zeroed once:
-///   for t = last..0:  rows ending at t start from d_state (or zeros)
-///                     d_state[:a, output columns] += dY_t
-///                     cell.backward_step(a rows: → d_gates block t, d_state ← state before t)
+///   for each segment, last first (one segment of all steps unless checkpointed):
+///     checkpointed: state block t0 ← its checkpoint; forward_steps(t0..t1)
+///     for each chunk of the segment, last first:
+///       for t = last..first: rows ending at t start from d_state (or zeros)
+///                            d_state[:a, output columns] += dY_t
+///                            cell.backward_step(a rows: → dZ chunk block t, d_state ← state before t)
+///       cell.deferred_chunk(X, S, gates, aux, dZ, d_aux of the chunk)   weight sums, dX rows
 /// d initial_state = what is left in d_state (d_state itself for rows of length 0)
-/// cell.deferred(X, S, gates, aux, d_gates, d_aux, Σ d_params)   the big products
+/// weights = cell.deferred_finish(Σ groups' sums, Σ d_params)   (in group order)
 /// d inputs = scatter(dX)
 /// ```
+///
+/// The chunks and their order are the same whether the forward pass kept
+/// every step or only checkpoints, so the gradients are bitwise the same.
 pub fn backward<T: Scalar, C: Cell<T> + ?Sized>(
     cell: &C,
     cache: &Cache<T>,
@@ -56,15 +66,17 @@ pub fn backward<T: Scalar, C: Cell<T> + ?Sized>(
 }
 
 /// Adds every buffer a backward pass allocates to `budget`.
-fn backward_budget(layout: &Layout, plan: &Plan, elem: usize) -> Budget {
+fn backward_budget(layout: &Layout, plan: &Plan, every: Option<usize>, elem: usize) -> Budget {
     let mut budget = Budget::new("inputs");
     let (b, t, w) = (plan.batch, plan.time, layout.state_width());
-    budget.add("the gate gradients", &[plan.rows, layout.d_gates], elem);
-    budget.add(
-        "the kept values' gradients",
-        &[plan.rows, layout.d_aux],
-        elem,
-    );
+    let chunk_rows = plan.chunk_steps().saturating_mul(b);
+    let per_chunk = layout.d_gates + layout.d_aux;
+    budget.add("the chunks' gradients", &[chunk_rows, per_chunk], elem);
+    if let Some(every) = every {
+        let per_token = layout.gates + w + layout.aux;
+        let seg_rows = every.saturating_add(1);
+        budget.add("a segment's buffers", &[seg_rows, b, per_token], elem);
+    }
     budget.add("the step scratch", &[b, layout.scratch], elem);
     budget.add("the state gradients", &[3, b, w], elem);
     budget.add(
@@ -90,7 +102,13 @@ pub fn backward_interruptible<T: Scalar, C: Cell<T> + ?Sized>(
 ) -> Result<Grads<T>> {
     let layout = cell.layout();
     let plan = &cache.plan;
-    if cache.x.ncols() != layout.input || cache.states.ncols() != layout.state_width() {
+    let width = layout.state_width();
+    let every = cache.checkpoints.as_ref().map(|c| c.every);
+    let kept_ok = match &cache.checkpoints {
+        Some(c) => c.states.ncols() == width,
+        None => cache.states.ncols() == width,
+    };
+    if cache.x.ncols() != layout.input || !kept_ok {
         return Err(Error::invalid(
             "cache",
             format!("the cache of a forward pass of this {}", cell.name()),
@@ -107,62 +125,147 @@ pub fn backward_interruptible<T: Scalar, C: Cell<T> + ?Sized>(
         }
         None => None,
     };
-    let width = layout.state_width();
-    let (d_w, da_w, s_w) = (layout.d_gates, layout.d_aux, layout.scratch);
+    let (d_w, da_w) = (layout.d_gates, layout.d_aux);
+    let (g_w, a_w, input) = (layout.gates, layout.aux, layout.input);
     let gates_kept = layout.keep_gates;
     let out_cols = layout.output_columns();
     let work_per_token = layout.work_per_token;
     let parallel = worth_parallel(plan, work_per_token);
-    backward_budget(layout, plan, std::mem::size_of::<T>()).check()?;
+    backward_budget(layout, plan, every, std::mem::size_of::<T>()).check()?;
     let watch = Watch::new(interrupt);
+    let (chunk, single) = (plan.chunk_steps(), plan.groups.len() == 1);
 
     pool::run_watched(parallel, &watch, || {
-        let mut d_gates = try_zeros::<T>(plan.rows, d_w, "inputs", "the gate gradients")?;
-        let mut d_aux = try_zeros::<T>(plan.rows, da_w, "inputs", "the kept values' gradients")?;
+        let mut d_x = try_zeros::<T>(plan.rows, input, "inputs", "the gathered input gradients")?;
         let mut per_group: Vec<GroupGrads<T>> = plan
             .groups
             .iter()
             .map(|g| GroupGrads {
                 d_params: Array1::zeros(layout.d_params),
                 d_state: Array2::zeros((g.first_active(), width)),
+                sums: cell.deferred_sums(),
             })
             .collect();
+        let kept: Vec<Option<&[T]>> = match &cache.checkpoints {
+            Some(c) => {
+                let all = c.states.as_slice().expect("standard layout");
+                let mut at = 0;
+                c.group_rows(plan)
+                    .into_iter()
+                    .map(|rows| {
+                        let part = &all[at..at + rows * width];
+                        at += rows * width;
+                        Some(part)
+                    })
+                    .collect()
+            }
+            None => vec![None; plan.groups.len()],
+        };
         let work: Vec<_> = plan
             .groups
             .iter()
-            .zip(split_groups(plan, &mut d_gates))
-            .zip(split_groups(plan, &mut d_aux))
+            .zip(split_groups(plan, &mut d_x))
             .zip(per_group.iter_mut())
+            .zip(kept)
             .collect();
-        pool::for_each(work, |(((g, d_gates_g), d_aux_g), gg)| {
+        pool::for_each(work, |(((g, d_x_g), gg), kept_g)| {
             let d_params = gg.d_params.as_slice_mut().expect("standard layout");
             let d_run = gg.d_state.as_slice_mut().expect("standard layout");
-            let mut scratch = vec![T::zero(); g.first_active() * s_w];
+            // the largest chunk is the first (rows only leave as steps go on)
+            let chunk_rows = g.rows_from(0, 0, chunk.min(g.steps())).len();
+            let mut d_gates = vec![T::zero(); chunk_rows * d_w];
+            let mut d_aux = vec![T::zero(); chunk_rows * da_w];
+            let mut scratch = vec![T::zero(); g.first_active() * layout.scratch];
+            let mut recompute =
+                kept_g.map(|k| (k, SegmentBuffers::new(layout, g, every.unwrap_or(1))));
             let mut ticker = watch.ticker();
-            for t in (0..g.steps()).rev() {
-                let a = g.active[t];
-                if ticker.tick(a.saturating_mul(work_per_token)).is_err() {
-                    return; // the watch keeps the error
+            let segments: Vec<(usize, usize)> = match every {
+                Some(every) => g.segments(every).collect(),
+                None => g.segments(g.steps()).collect(),
+            };
+            let mut at = kept_g.map_or(0, |k| k.len());
+            for &(t0, t1) in segments.iter().rev() {
+                // this segment's buffers, from block t0 on
+                let (gates, states, aux): (&[T], &[T], &[T]) = match &mut recompute {
+                    Some((kept_g, bufs)) => {
+                        let n = g.cap(t0) * width;
+                        at -= n;
+                        bufs.states[..n].copy_from_slice(&kept_g[at..at + n]);
+                        // The steps write the running rows only: the padding
+                        // rows the products read stay zero, as when kept.
+                        bufs.aux.fill(T::zero());
+                        let project = Some((&cache.x, single));
+                        if !forward_steps(
+                            cell,
+                            g,
+                            (t0, t1),
+                            chunk,
+                            project,
+                            bufs.steps(),
+                            &mut ticker,
+                        ) {
+                            return; // the watch keeps the error
+                        }
+                        (&bufs.gates, &bufs.states, &bufs.aux)
+                    }
+                    None => (
+                        group_rows(&cache.gates, g, gates_kept),
+                        group_rows(&cache.states, g, true),
+                        group_rows(&cache.aux, g, true),
+                    ),
+                };
+                for (c0, c1) in chunks(t0, t1, chunk).rev() {
+                    let rows = g.rows_from(c0, c0, c1).len();
+                    for t in (c0..c1).rev() {
+                        let a = g.active[t];
+                        if ticker.tick(a.saturating_mul(work_per_token)).is_err() {
+                            return; // the watch keeps the error
+                        }
+                        // The step writes its `a` rows; the block's padding
+                        // rows (rows that ended before t) must read zero.
+                        let cap = g.cap(t);
+                        d_gates[rel_block(g, c0, t, cap, d_w)][a * d_w..].fill(T::zero());
+                        d_aux[rel_block(g, c0, t, cap, da_w)][a * da_w..].fill(T::zero());
+                        let d_run = &mut d_run[..a * width];
+                        seed_finished_rows(g, t, d_run, width, d_final.as_ref());
+                        add_step_outputs(g, t, d_run, width, &out_cols, d_outputs.as_ref());
+                        cell.backward_step(Backward {
+                            rows: a,
+                            gates: if gates_kept {
+                                &gates[rel_block(g, t0, t, a, g_w)]
+                            } else {
+                                &[]
+                            },
+                            prev: &states[rel_block(g, t0, t, a, width)],
+                            next: &states[rel_block(g, t0, t + 1, a, width)],
+                            aux: &aux[rel_block(g, t0, t, a, a_w)],
+                            d_state: d_run,
+                            d_gates: &mut d_gates[rel_block(g, c0, t, a, d_w)],
+                            d_aux: &mut d_aux[rel_block(g, c0, t, a, da_w)],
+                            scratch: &mut scratch[..a * layout.scratch],
+                            d_params,
+                        });
+                    }
+                    let in_segment = g.rows_from(t0, c0, c1);
+                    let tokens = Tokens {
+                        x: rows_view(
+                            cache.x.as_slice().expect("standard layout"),
+                            g.start[c0]..g.start[c1],
+                            input,
+                        ),
+                        states: rows_view(states, in_segment.clone(), width),
+                        gates: if gates_kept {
+                            rows_view(gates, in_segment.clone(), g_w)
+                        } else {
+                            rows_view(&[], 0..0, 0)
+                        },
+                        aux: rows_view(aux, in_segment, a_w),
+                        d_gates: rows_view(&d_gates, 0..rows, d_w),
+                        d_aux: rows_view(&d_aux, 0..rows, da_w),
+                    };
+                    let d_x = rows_view_mut(d_x_g, g.rows_from(0, c0, c1), input);
+                    cell.deferred_chunk(tokens, &mut gg.sums, d_x, single);
                 }
-                let d_run = &mut d_run[..a * width];
-                seed_finished_rows(g, t, d_run, width, d_final.as_ref());
-                add_step_outputs(g, t, d_run, width, &out_cols, d_outputs.as_ref());
-                cell.backward_step(Backward {
-                    rows: a,
-                    gates: if gates_kept {
-                        global_block(&cache.gates, g, t, a)
-                    } else {
-                        &[]
-                    },
-                    prev: global_block(&cache.states, g, t, a),
-                    next: global_block(&cache.states, g, t + 1, a),
-                    aux: global_block(&cache.aux, g, t, a),
-                    d_state: d_run,
-                    d_gates: &mut d_gates_g[block(g, t, a, d_w)],
-                    d_aux: &mut d_aux_g[block(g, t, a, da_w)],
-                    scratch: &mut scratch[..a * s_w],
-                    d_params,
-                });
             }
         });
         watch.result()?;
@@ -170,30 +273,36 @@ pub fn backward_interruptible<T: Scalar, C: Cell<T> + ?Sized>(
         let d_params = per_group
             .iter()
             .fold(Array1::zeros(layout.d_params), |acc, gg| acc + &gg.d_params);
+        let mut sums = cell.deferred_sums();
+        for gg in &per_group {
+            for (sum, part) in sums.iter_mut().zip(&gg.sums) {
+                *sum += part;
+            }
+        }
         let d_initial = initial_state_grads(plan, &per_group, d_final.as_ref(), width);
-        let grads = cell.deferred(Deferred {
-            x: cache.x.view(),
-            states: cache.states.view(),
-            gates: cache.gates.view(),
-            aux: cache.aux.view(),
-            d_gates: d_gates.view(),
-            d_aux: d_aux.view(),
-            d_params: d_params.view(),
-            input_columns: layout.input,
-        });
-        debug_assert_eq!(grads.inputs.dim(), (plan.rows, layout.input));
+        let weights = cell.deferred_finish(sums, d_params.view());
         Ok(Grads {
             inputs: scatter(
                 plan,
-                &grads.inputs,
-                0..layout.input,
+                &d_x,
+                0..input,
                 cache.time_major,
                 (Slot::Token, "the input gradients"),
             )?,
             initial_state: layout.split_parts(d_initial.view()),
-            weights: grads.weights,
+            weights,
         })
     })
+}
+
+/// Group `g`'s rows of a whole-call slot buffer (empty unless `kept`).
+fn group_rows<'a, T>(buf: &'a Array2<T>, g: &Group, kept: bool) -> &'a [T] {
+    if !kept {
+        return &[];
+    }
+    let width = buf.ncols();
+    let rows = g.slots();
+    &buf.as_slice().expect("standard layout")[rows.start * width..rows.end * width]
 }
 
 /// Checks `d_outputs` (a `[T, B, width]` view) against the forward call.

@@ -1,16 +1,15 @@
 //! The forward time loop, for every cell.
 
-use super::plan::{Extent, Plan};
+use super::plan::{Checkpoint, Extent, Group, Plan};
+use super::segment::{forward_steps, rel_block, Steps};
 use super::slots::{
-    block, final_state, gather_group_rows, gather_inputs, scatter, split_groups, worth_parallel,
-    Slot,
+    final_state, gather_group_rows, gather_inputs, scatter, split_groups, worth_parallel, Slot,
 };
 use crate::error::{Budget, Error, Interrupt, Result, Uninterrupted};
-use crate::kernels::gemm::try_par_product;
 use crate::kernels::rows::try_zeros;
 use crate::kernels::scalar::Scalar;
 use crate::pool::{self, Watch};
-use crate::step::{Cell, Forward, Layout, Prepared};
+use crate::step::{Cell, Layout, Prepared};
 use ndarray::{Array2, Array3, ArrayView2, ArrayView3};
 
 /// What the forward pass keeps for backpropagation.
@@ -22,13 +21,38 @@ pub struct Cache<T> {
     pub time_major: bool,
     /// `[R, I]`: the gathered inputs.
     pub x: Array2<T>,
-    /// `[R, W]`: the states; block `k` is the state after step `k-1`.
+    /// `[R, W]`: the states; block `k` is the state after step `k-1`
+    /// (`[0, W]` when checkpointed).
     pub states: Array2<T>,
     /// `[R, G]`: the gate buffer as the steps left it (`[0, 0]` when the
-    /// cell's backward does not read it).
+    /// cell's backward does not read it, `[0, G]` when checkpointed).
     pub gates: Array2<T>,
-    /// `[R, A]`: what the steps kept in `aux`.
+    /// `[R, A]`: what the steps kept in `aux` (`[0, A]` when checkpointed).
     pub aux: Array2<T>,
+    /// The checkpoints, when the forward pass kept only those.
+    pub checkpoints: Option<Checkpoints<T>>,
+}
+
+/// The states a checkpointed forward pass keeps: each group's state block
+/// at the first step of each of its segments.
+#[derive(Debug, Clone)]
+pub struct Checkpoints<T> {
+    /// Steps per segment (a whole number of chunks,
+    /// [`Plan::segment_steps`]).
+    pub every: usize,
+    /// `[Σ rows, W]`: group after group, segment after segment, the state
+    /// block `t0` of segment `(t0, t1)` (all `cap[t0]` rows).
+    pub states: Array2<T>,
+}
+
+impl<T> Checkpoints<T> {
+    /// Each group's rows in [`Checkpoints::states`], in group order.
+    pub fn group_rows(&self, plan: &Plan) -> Vec<usize> {
+        plan.groups
+            .iter()
+            .map(|g| g.checkpoint_rows(self.every))
+            .collect()
+    }
 }
 
 /// What [`forward()`] returns.
@@ -60,10 +84,10 @@ pub struct Output<T> {
 /// ```text
 /// plan = Plan::new(B, T, lengths)                rows sorted, grouped
 /// X    = gather_inputs(plan, x)      [R, I]      slot layout
-/// Z    = X @ W_x          (par_gemm) [R, G]      one product for all steps
 /// per group, on its own thread:
 ///     state block 0 ← initial state
-///     for t: cell.forward_step(a rows: Z block t, state blocks t → t+1, aux block t)
+///     per chunk of steps: Z chunk = X chunk @ W_x     one product per chunk
+///         for t: cell.forward_step(a rows: Z block t, state blocks t → t+1, aux block t)
 /// outputs = scatter(S's output columns); state = final_state(...)
 /// ```
 pub fn forward<T: Scalar, C: Cell<T> + ?Sized>(
@@ -77,6 +101,30 @@ pub fn forward<T: Scalar, C: Cell<T> + ?Sized>(
         cell,
         None,
         (x, initial, lengths, time_major),
+        None,
+        &Uninterrupted,
+    )
+}
+
+/// [`forward()`] keeping only checkpoints for backpropagation (see
+/// [`Checkpoint`]): the backward pass recomputes each segment's steps from
+/// its checkpoint. Outputs, final state and every gradient are bitwise those
+/// of [`forward()`]. A call whose rows run at most one chunk of steps
+/// ([`Plan::chunk_steps`]) keeps everything: it would recompute all its
+/// steps to save nothing.
+pub fn forward_checkpointed<T: Scalar, C: Cell<T> + ?Sized>(
+    cell: &C,
+    x: ArrayView3<T>,
+    initial: &[ArrayView2<T>],
+    lengths: Option<&[i64]>,
+    time_major: bool,
+    checkpoint: Checkpoint,
+) -> Result<Output<T>> {
+    run(
+        cell,
+        None,
+        (x, initial, lengths, time_major),
+        Some(checkpoint),
         &Uninterrupted,
     )
 }
@@ -86,10 +134,13 @@ pub fn forward<T: Scalar, C: Cell<T> + ?Sized>(
 /// on every call, which dominates a call of a step or two (a quarter of an
 /// LSTM's one-step `dynamic_rnn` at B = 1, H = 256). The choice depends on
 /// the shapes only.
-const PACKED_INPUT_ROWS: usize = 64;
+pub const PACKED_INPUT_ROWS: usize = 64;
 
 /// [`forward()`] on a [`Prepared`] cell: short calls use its packed input
-/// kernel. `interrupt` is polled between time steps (see
+/// kernel. With `checkpoint`, as [`forward_checkpointed`] (a call of at
+/// most [`PACKED_INPUT_ROWS`] token rows keeps everything too: its packed
+/// input projection is not what a backward pass would recompute).
+/// `interrupt` is polled between time steps (see
 /// [`crate::error::Interrupt`]); when it fails, so does the call.
 pub fn forward_prepared<T: Scalar>(
     prepared: &Prepared<T>,
@@ -97,32 +148,50 @@ pub fn forward_prepared<T: Scalar>(
     initial: &[ArrayView2<T>],
     lengths: Option<&[i64]>,
     time_major: bool,
+    checkpoint: Option<Checkpoint>,
     interrupt: &dyn Interrupt,
 ) -> Result<Output<T>> {
     run(
         prepared.cell(),
         Some(prepared),
         (x, initial, lengths, time_major),
+        checkpoint,
         interrupt,
     )
 }
 
-/// Adds every buffer a forward pass allocates to `budget`.
-fn forward_budget(layout: &Layout, extent: &Extent, time_major: bool, elem: usize) -> Budget {
+/// Adds every buffer a forward pass allocates to `budget`; with segments of
+/// `every` steps, what a checkpointed one allocates (bounds).
+fn forward_budget(
+    layout: &Layout,
+    extent: &Extent,
+    time_major: bool,
+    every: Option<usize>,
+    elem: usize,
+) -> Budget {
     let mut budget = Budget::new("inputs");
     extent.add_plan(&mut budget);
     let rows = extent.rows().unwrap_or(usize::MAX);
-    let (b, t) = (extent.batch, extent.time);
+    let (b, t, w) = (extent.batch, extent.time, layout.state_width());
     budget.add("the gathered inputs", &[rows, layout.input], elem);
-    budget.add("the gate buffer", &[rows, layout.gates], elem);
-    budget.add("the states", &[rows, layout.state_width()], elem);
-    budget.add("the steps' kept values", &[rows, layout.aux], elem);
+    match every {
+        None => {
+            budget.add("the gate buffer", &[rows, layout.gates], elem);
+            budget.add("the states", &[rows, w], elem);
+            budget.add("the steps' kept values", &[rows, layout.aux], elem);
+        }
+        Some(every) => {
+            let out = layout.output_width();
+            budget.add("the outputs' slot rows", &[rows, out], elem);
+            let segments = extent.longest.div_ceil(every.max(1)).saturating_add(1);
+            budget.add("the checkpoints", &[segments, b, w], elem);
+            let seg_rows = every.saturating_add(1);
+            let per_token = layout.gates + w + layout.aux;
+            budget.add("a segment's buffers", &[seg_rows, b, per_token], elem);
+        }
+    }
     budget.add("the step scratch", &[b, layout.scratch], elem);
-    budget.add(
-        "the initial and final states",
-        &[2, b, layout.state_width()],
-        elem,
-    );
+    budget.add("the initial and final states", &[2, b, w], elem);
     let out = layout.output_width();
     let dims = if time_major { [t, b, out] } else { [b, t, out] };
     budget.add("the outputs", &dims, elem);
@@ -142,6 +211,7 @@ fn run<T: Scalar, C: Cell<T> + ?Sized>(
     cell: &C,
     prepared: Option<&Prepared<T>>,
     (x, initial, lengths, time_major): Call<'_, '_, T>,
+    checkpoint: Option<Checkpoint>,
     interrupt: &dyn Interrupt,
 ) -> Result<Output<T>> {
     let layout = cell.layout();
@@ -165,85 +235,285 @@ fn run<T: Scalar, C: Cell<T> + ?Sized>(
     }
     let extent = Extent::new(batch, time, lengths)?;
     layout.check_parts("initial_state", initial, batch)?;
+    // A short call on a prepared cell projects its inputs with the packed
+    // kernel, which a recomputation would not. A call of at most one chunk
+    // of steps would recompute it all to save nothing. Both keep everything.
+    let packed = prepared.is_some() && extent.rows().is_some_and(|r| r <= PACKED_INPUT_ROWS);
+    let chunk = super::plan::chunk_steps(batch);
+    let checkpoint = checkpoint.filter(|_| !packed && extent.longest > chunk);
+    // the plan's segment length, from the sizes alone
+    let every = checkpoint.map(|c| super::plan::segment_steps(c, batch, extent.longest));
     // Absurd sizes fail here, before anything is allocated.
-    forward_budget(layout, &extent, time_major, std::mem::size_of::<T>()).check()?;
+    forward_budget(layout, &extent, time_major, every, std::mem::size_of::<T>()).check()?;
     let plan = Plan::new(batch, time, lengths)?;
     let initial = layout.join_parts(initial, batch);
-    let width = layout.state_width();
-    let (g_w, a_w, s_w) = (layout.gates, layout.aux, layout.scratch);
-    let work_per_token = layout.work_per_token;
-    let parallel = worth_parallel(&plan, work_per_token);
+    let parallel = worth_parallel(&plan, layout.work_per_token);
     let watch = Watch::new(interrupt);
-
-    let (xs, states, gates, aux) = pool::run_watched(parallel, &watch, || -> Result<_> {
-        let xs = gather_inputs(&plan, x)?;
-        let mut gates = match prepared {
-            Some(p) if plan.rows <= PACKED_INPUT_ROWS => {
-                let mut gates = Array2::zeros((plan.rows, layout.gates));
-                p.packed_input().gemm(false, xs.view(), gates.view_mut());
+    let xs = pool::run(parallel, || gather_inputs(&plan, x))?;
+    match checkpoint {
+        None => {
+            let (states, gates, aux) = pool::run_watched(parallel, &watch, || {
+                keep_all(
+                    cell,
+                    prepared.filter(|_| packed),
+                    &plan,
+                    &xs,
+                    &initial,
+                    &watch,
+                )
+            })?;
+            let gates = if layout.keep_gates {
                 gates
-            }
-            _ => try_par_product(xs.view(), cell.input_kernel(), "inputs", "the gate buffer")?,
-        };
-        let mut states = try_zeros::<T>(plan.rows, width, "inputs", "the states")?;
-        let mut aux = try_zeros::<T>(plan.rows, a_w, "inputs", "the steps' kept values")?;
-        watch.result()?;
-        let work: Vec<_> = plan
-            .groups
-            .iter()
-            .zip(split_groups(&plan, &mut gates))
-            .zip(split_groups(&plan, &mut states))
-            .zip(split_groups(&plan, &mut aux))
-            .collect();
-        pool::for_each(work, |(((g, gates_g), states_g), aux_g)| {
-            gather_group_rows(g, states_g, &initial);
-            let mut scratch = vec![T::zero(); g.first_active() * s_w];
-            let mut ticker = watch.ticker();
-            for (t, &a) in g.active.iter().enumerate() {
-                if ticker.tick(a.saturating_mul(work_per_token)).is_err() {
-                    return; // the watch keeps the error
-                }
-                let (prev, next) = states_g.split_at_mut(block(g, t + 1, 0, width).start);
-                cell.forward_step(Forward {
-                    rows: a,
-                    gates: &mut gates_g[block(g, t, a, g_w)],
-                    prev: &prev[block(g, t, a, width)],
-                    next: &mut next[..a * width],
-                    aux: &mut aux_g[block(g, t, a, a_w)],
-                    scratch: &mut scratch[..a * s_w],
-                });
-            }
-        });
-        watch.result()?;
-        Ok((xs, states, gates, aux))
-    })?;
-    let gates = if layout.keep_gates {
-        gates
-    } else {
-        Array2::zeros((0, 0))
+            } else {
+                Array2::zeros((0, 0))
+            };
+            let outputs = pool::run(parallel, || {
+                scatter(
+                    &plan,
+                    &states,
+                    layout.output_columns(),
+                    time_major,
+                    (Slot::State, "the outputs"),
+                )
+            })?;
+            let state = layout.split_parts(final_state(&plan, &states, &initial).view());
+            Ok(Output {
+                outputs,
+                state,
+                cache: Cache {
+                    plan,
+                    time_major,
+                    x: xs,
+                    states,
+                    gates,
+                    aux,
+                    checkpoints: None,
+                },
+            })
+        }
+        Some(checkpoint) => {
+            let every = plan.segment_steps(checkpoint);
+            let (kept, slots, finals) = pool::run_watched(parallel, &watch, || {
+                keep_checkpoints(cell, &plan, &xs, &initial, every, &watch)
+            })?;
+            let outputs = pool::run(parallel, || {
+                scatter(
+                    &plan,
+                    &slots,
+                    0..layout.output_width(),
+                    time_major,
+                    (Slot::State, "the outputs"),
+                )
+            })?;
+            drop(slots);
+            let state = layout.split_parts(finals.view());
+            let width = layout.state_width();
+            Ok(Output {
+                outputs,
+                state,
+                cache: Cache {
+                    plan,
+                    time_major,
+                    x: xs,
+                    states: Array2::zeros((0, width)),
+                    gates: Array2::zeros((0, layout.gates)),
+                    aux: Array2::zeros((0, layout.aux)),
+                    checkpoints: Some(Checkpoints {
+                        every,
+                        states: kept,
+                    }),
+                },
+            })
+        }
+    }
+}
+
+/// The forward loop keeping every step: returns the states, the gate buffer
+/// and the kept values, each `[R, …]`. With `packed`, the input projection
+/// runs up front over its packed input kernel; else chunk by chunk in each
+/// group's loop ([`forward_steps`]).
+fn keep_all<T: Scalar, C: Cell<T> + ?Sized>(
+    cell: &C,
+    packed: Option<&Prepared<T>>,
+    plan: &Plan,
+    xs: &Array2<T>,
+    initial: &Array2<T>,
+    watch: &Watch<'_>,
+) -> Result<(Array2<T>, Array2<T>, Array2<T>)> {
+    let layout = cell.layout();
+    let (width, s_w) = (layout.state_width(), layout.scratch);
+    let mut gates = match packed {
+        Some(p) => {
+            let mut gates = Array2::zeros((plan.rows, layout.gates));
+            p.packed_input().gemm(false, xs.view(), gates.view_mut());
+            gates
+        }
+        None => try_zeros::<T>(plan.rows, layout.gates, "inputs", "the gate buffer")?,
     };
-    let outputs = pool::run(parallel, || {
-        scatter(
-            &plan,
-            &states,
-            layout.output_columns(),
-            time_major,
-            (Slot::State, "the outputs"),
-        )
-    })?;
-    let state = layout.split_parts(final_state(&plan, &states, &initial).view());
-    Ok(Output {
-        outputs,
-        state,
-        cache: Cache {
-            plan,
-            time_major,
-            x: xs,
-            states,
-            gates,
-            aux,
-        },
-    })
+    let mut states = try_zeros::<T>(plan.rows, width, "inputs", "the states")?;
+    let mut aux = try_zeros::<T>(plan.rows, layout.aux, "inputs", "the steps' kept values")?;
+    watch.result()?;
+    let (chunk, single) = (plan.chunk_steps(), plan.groups.len() == 1);
+    let project = packed.is_none().then_some((xs, single));
+    let work: Vec<_> = plan
+        .groups
+        .iter()
+        .zip(split_groups(plan, &mut gates))
+        .zip(split_groups(plan, &mut states))
+        .zip(split_groups(plan, &mut aux))
+        .collect();
+    pool::for_each(work, |(((g, gates_g), states_g), aux_g)| {
+        gather_group_rows(g, states_g, initial);
+        let mut scratch = vec![T::zero(); g.first_active() * s_w];
+        let bufs = Steps {
+            gates: gates_g,
+            states: states_g,
+            aux: aux_g,
+            scratch: &mut scratch,
+        };
+        let steps = (0, g.steps());
+        forward_steps(cell, g, steps, chunk, project, bufs, &mut watch.ticker());
+    });
+    watch.result()?;
+    Ok((states, gates, aux))
+}
+
+/// A group's buffers for one segment of `every` steps (its first segment
+/// is its largest: rows only leave as steps go on).
+pub(super) struct SegmentBuffers<T> {
+    pub gates: Vec<T>,
+    pub states: Vec<T>,
+    pub aux: Vec<T>,
+    pub scratch: Vec<T>,
+}
+
+impl<T: Scalar> SegmentBuffers<T> {
+    /// Sized for group `g`'s segments of `every` steps.
+    pub fn new(layout: &Layout, g: &Group, every: usize) -> Self {
+        let t1 = every.min(g.steps());
+        let tokens = g.rows_from(0, 0, t1).len();
+        let states = g.rows_from(0, 0, (t1 + 1).min(g.start.len() - 1)).len();
+        SegmentBuffers {
+            gates: vec![T::zero(); tokens * layout.gates],
+            states: vec![T::zero(); states * layout.state_width()],
+            aux: vec![T::zero(); tokens * layout.aux],
+            scratch: vec![T::zero(); g.first_active() * layout.scratch],
+        }
+    }
+
+    /// The buffers as [`forward_steps`] takes them.
+    pub fn steps(&mut self) -> Steps<'_, T> {
+        Steps {
+            gates: &mut self.gates,
+            states: &mut self.states,
+            aux: &mut self.aux,
+            scratch: &mut self.scratch,
+        }
+    }
+}
+
+/// The forward loop keeping checkpoints only, segments of `every` steps:
+/// returns the checkpoints ([`Checkpoints::states`]), the outputs in the
+/// slot layout (`[R, out]`, the output columns of the states) and the final
+/// state `[B, W]`.
+fn keep_checkpoints<T: Scalar, C: Cell<T> + ?Sized>(
+    cell: &C,
+    plan: &Plan,
+    xs: &Array2<T>,
+    initial: &Array2<T>,
+    every: usize,
+    watch: &Watch<'_>,
+) -> Result<(Array2<T>, Array2<T>, Array2<T>)> {
+    let layout = cell.layout();
+    let width = layout.state_width();
+    let (out_cols, out_w) = (layout.output_columns(), layout.output_width());
+    let per_group: Vec<usize> = plan
+        .groups
+        .iter()
+        .map(|g| g.checkpoint_rows(every))
+        .collect();
+    let total = per_group.iter().sum();
+    let mut kept = try_zeros::<T>(total, width, "inputs", "the checkpoints")?;
+    let mut slots = try_zeros::<T>(plan.rows, out_w, "inputs", "the outputs' slot rows")?;
+    let mut finals: Vec<Array2<T>> = plan
+        .groups
+        .iter()
+        .map(|g| Array2::zeros((g.first_active(), width)))
+        .collect();
+    watch.result()?;
+    let (chunk, single) = (plan.chunk_steps(), plan.groups.len() == 1);
+    let work: Vec<_> = plan
+        .groups
+        .iter()
+        .zip(split_rows(&mut kept, &per_group))
+        .zip(split_groups(plan, &mut slots))
+        .zip(finals.iter_mut())
+        .collect();
+    pool::for_each(work, |(((g, kept_g), slots_g), final_g)| {
+        let mut bufs = SegmentBuffers::new(layout, g, every);
+        gather_group_rows(g, &mut bufs.states, initial);
+        let mut ticker = watch.ticker();
+        let mut at = 0; // the next checkpoint's first element in kept_g
+        let mut last = 0; // the previous segment's first step
+        for (t0, t1) in g.segments(every) {
+            if t0 > 0 {
+                // block t0 ends the previous segment and starts this one
+                let from = rel_block(g, last, t0, g.cap(t0), width);
+                bufs.states.copy_within(from, 0);
+            }
+            let n = g.cap(t0) * width;
+            kept_g[at..at + n].copy_from_slice(&bufs.states[..n]);
+            at += n;
+            let project = Some((xs, single));
+            if !forward_steps(cell, g, (t0, t1), chunk, project, bufs.steps(), &mut ticker) {
+                return; // the watch keeps the error
+            }
+            for t in t0..t1 {
+                let a = g.active[t];
+                let next = &bufs.states[rel_block(g, t0, t + 1, a, width)];
+                let to = &mut slots_g[rel_block(g, 0, t + 1, a, out_w)];
+                for (o, s) in to
+                    .chunks_exact_mut(out_w.max(1))
+                    .zip(next.chunks_exact(width))
+                {
+                    o.copy_from_slice(&s[out_cols.clone()]);
+                }
+                // rows whose last step is t
+                let still = g.active.get(t + 1).copied().unwrap_or(0);
+                for rank in still..a {
+                    let row = &next[rank * width..(rank + 1) * width];
+                    final_g
+                        .row_mut(rank)
+                        .iter_mut()
+                        .zip(row)
+                        .for_each(|(d, &v)| *d = v);
+                }
+            }
+            last = t0;
+        }
+    });
+    watch.result()?;
+    let mut state = initial.clone();
+    for (g, final_g) in plan.groups.iter().zip(&finals) {
+        for (rank, &b) in g.rows[..g.first_active()].iter().enumerate() {
+            state.row_mut(b).assign(&final_g.row(rank));
+        }
+    }
+    Ok((kept, slots, state))
+}
+
+/// Splits the rows of a standard-layout `[R, C]` array into consecutive
+/// mutable slices of `rows[i]` rows each.
+pub(super) fn split_rows<'a, T>(a: &'a mut Array2<T>, rows: &[usize]) -> Vec<&'a mut [T]> {
+    let cols = a.ncols();
+    let mut rest = a.as_slice_mut().expect("standard layout");
+    let mut out = Vec::with_capacity(rows.len());
+    for &r in rows {
+        let (head, tail) = rest.split_at_mut(r * cols);
+        out.push(head);
+        rest = tail;
+    }
+    out
 }
 
 #[cfg(test)]
@@ -329,7 +599,7 @@ mod tests {
             Err(Error::Interrupted)
         };
         let started = Instant::now();
-        let e = run(&c, None, (x.view(), &[h0.view()], None, true), &stop).unwrap_err();
+        let e = run(&c, None, (x.view(), &[h0.view()], None, true), None, &stop).unwrap_err();
         assert_eq!(e, Error::Interrupted);
         assert!(
             started.elapsed() < INTERRUPT_PERIOD * 4,
@@ -339,7 +609,7 @@ mod tests {
         assert_eq!(calls.load(std::sync::atomic::Ordering::Relaxed), 1);
 
         let go_on = || Ok(());
-        let f = run(&c, None, (x.view(), &[h0.view()], None, true), &go_on).unwrap();
+        let f = run(&c, None, (x.view(), &[h0.view()], None, true), None, &go_on).unwrap();
         let plain = forward(&c, x.view(), &[h0.view()], None, true).unwrap();
         assert_eq!(f.outputs, plain.outputs, "a hook never changes results");
         let started = Instant::now();
@@ -351,5 +621,21 @@ mod tests {
             "{:?}",
             started.elapsed()
         );
+
+        // Checkpointed: the forward loop and the backward pass's
+        // recomputation stop too.
+        let every = Some(Checkpoint::Every(2048));
+        let call = (x.view(), &[h0.view()][..], None, true);
+        let started = Instant::now();
+        let e = run(&c, None, call, every, &stop).unwrap_err();
+        assert_eq!(e, Error::Interrupted);
+        assert!(started.elapsed() < INTERRUPT_PERIOD * 4);
+        let f = run(&c, None, call, every, &go_on).unwrap();
+        assert!(f.cache.checkpoints.is_some());
+        let started = Instant::now();
+        let e =
+            backward_interruptible(&c, &f.cache, Some(f.outputs.view()), None, &stop).unwrap_err();
+        assert_eq!(e, Error::Interrupted);
+        assert!(started.elapsed() < INTERRUPT_PERIOD * 4);
     }
 }

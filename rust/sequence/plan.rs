@@ -25,9 +25,10 @@
 //! ```
 //!
 //! Because `S` block `t` and `dZ` block `t` line up row by row, the deferred
-//! weight gradient `dW_h = Σ_t h_{t-1}ᵀ dZ_t` is one GEMM `Sᵀ @ dZ` over all
-//! rows, and `dW_x = Xᵀ @ dZ` likewise. The zero padding costs at most two
-//! rows per batch row in all.
+//! weight gradient `dW_h = Σ_t h_{t-1}ᵀ dZ_t` over a run of blocks is one
+//! GEMM `Sᵀ @ dZ` over their rows, and `dW_x = Xᵀ @ dZ` likewise; the
+//! backward pass makes them chunk by chunk of [`Plan::chunk_steps`] blocks.
+//! The zero padding costs at most two rows per batch row in all.
 //!
 //! Group boundaries depend only on the batch size, never on the thread count.
 //! The number of groups is a power of two (at least 16 rows each, at most 8
@@ -38,6 +39,31 @@
 use crate::error::{Budget, Error, Result};
 use crate::kernels::rows::try_vec;
 use crate::pool::row_chunks;
+use std::ops::Range;
+
+/// Slot rows one chunk of the deferred products aims at (see
+/// [`Plan::chunk_steps`]): enough for the weight-gradient products to run
+/// at full speed, few enough that a chunk's gate gradients stay small.
+pub const CHUNK_ROWS: usize = 512;
+
+/// [`CHUNK_ROWS`] for a batch of one group (fewer than 32 rows): its one
+/// time loop hands every chunk's products to the whole pool, and longer
+/// chunks make fewer hand-overs (a tenth of a small call's time at 512 rows).
+pub const SINGLE_GROUP_CHUNK_ROWS: usize = 4 * CHUNK_ROWS;
+
+/// How the forward pass keeps what backpropagation needs (see
+/// [`Plan::segment_steps`]). Without one it keeps every step's states,
+/// gates and kept values; with one it keeps the state at the start of each
+/// segment of steps only, and the backward pass recomputes each segment's
+/// forward steps from there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Checkpoint {
+    /// A segment every `n >= 1` steps (rounded up to whole chunks).
+    Every(usize),
+    /// About `√T` steps per segment (`T` the longest length), which about
+    /// minimises `T / n + n`.
+    Auto,
+}
 
 /// Rows that run their sequence together, in one thread.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,6 +89,32 @@ impl Group {
     /// The slot rows of the whole group.
     pub fn slots(&self) -> std::ops::Range<usize> {
         self.start[0]..*self.start.last().unwrap_or(&self.start[0])
+    }
+
+    /// Rows of block `k` (`cap[k]` in the module's slot layout).
+    pub fn cap(&self, k: usize) -> usize {
+        self.start[k + 1] - self.start[k]
+    }
+
+    /// Slot rows of blocks `k0..k1`, counted from the start of block `base`
+    /// (a group's buffers that begin at block `base`).
+    pub fn rows_from(&self, base: usize, k0: usize, k1: usize) -> Range<usize> {
+        self.start[k0] - self.start[base]..self.start[k1] - self.start[base]
+    }
+
+    /// The segments `(t0, t1)` of `every` steps (the last may be shorter)
+    /// that cover the group's steps, in order; none for a group of no steps.
+    pub fn segments(&self, every: usize) -> impl DoubleEndedIterator<Item = (usize, usize)> {
+        let steps = self.steps();
+        (0..steps)
+            .step_by(every.max(1))
+            .map(move |t0| (t0, (t0 + every.max(1)).min(steps)))
+    }
+
+    /// Rows a checkpoint buffer holds for this group with segments of
+    /// `every` steps: the state block at the start of each segment.
+    pub fn checkpoint_rows(&self, every: usize) -> usize {
+        self.segments(every).map(|(t0, _)| self.cap(t0)).sum()
     }
 }
 
@@ -259,6 +311,50 @@ impl Plan {
     pub fn tokens(&self) -> usize {
         self.lengths.iter().sum()
     }
+
+    /// Steps per chunk of the deferred products: the smallest power of two
+    /// that gives a group's rows [`CHUNK_ROWS`] slot rows (32 steps for 16
+    /// rows; [`SINGLE_GROUP_CHUNK_ROWS`] when the batch is one group). The
+    /// backward pass runs the weight-gradient products and
+    /// `d inputs` over chunks of this many steps, in the same order whether
+    /// the forward pass kept its states or recomputes them, so the sums are
+    /// formed in the same order either way (a product over all tokens at
+    /// once rounds differently from a sum of products over chunks). It
+    /// depends on the batch size only.
+    pub fn chunk_steps(&self) -> usize {
+        chunk_steps(self.batch)
+    }
+
+    /// Steps per segment under `checkpoint`: its steps rounded up to whole
+    /// chunks ([`Plan::chunk_steps`]), at least one chunk (and no more than
+    /// the chunks the longest row runs).
+    pub fn segment_steps(&self, checkpoint: Checkpoint) -> usize {
+        let longest = self.groups.iter().map(Group::steps).max().unwrap_or(0);
+        segment_steps(checkpoint, self.batch, longest)
+    }
+}
+
+/// [`Plan::chunk_steps`] for a batch of `batch` rows.
+pub fn chunk_steps(batch: usize) -> usize {
+    let groups = row_chunks(batch);
+    let per_group = batch.div_ceil(groups).max(1);
+    let rows = if groups == 1 {
+        SINGLE_GROUP_CHUNK_ROWS
+    } else {
+        CHUNK_ROWS
+    };
+    rows.div_ceil(per_group).next_power_of_two()
+}
+
+/// [`Plan::segment_steps`] for a batch of `batch` rows whose longest runs
+/// `longest` steps.
+pub fn segment_steps(checkpoint: Checkpoint, batch: usize, longest: usize) -> usize {
+    let every = match checkpoint {
+        Checkpoint::Every(n) => n,
+        Checkpoint::Auto => (longest as f64).sqrt().ceil() as usize,
+    };
+    let chunk = chunk_steps(batch);
+    every.clamp(1, longest.max(1)).div_ceil(chunk) * chunk
 }
 
 #[cfg(test)]

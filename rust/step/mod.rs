@@ -38,7 +38,7 @@ pub use prepared::{Prepared, StepOutput, Stepper};
 
 use crate::error::{check_shape, Error, Result};
 use crate::kernels::scalar::Scalar;
-use ndarray::{s, Array2, ArrayView1, ArrayView2};
+use ndarray::{s, Array1, Array2, ArrayView1, ArrayView2, ArrayViewMut2};
 use params::Named;
 use std::ops::Range;
 
@@ -191,7 +191,8 @@ pub struct Backward<'a, T> {
     /// output's gradient already added to the output's columns); the cell
     /// leaves the gradient of the state before the step.
     pub d_state: &'a mut [T],
-    /// `[rows, D]`: written by the cell, read by [`Cell::deferred`].
+    /// `[rows, D]`: written by the cell, read by the deferred products
+    /// ([`Cell::deferred_chunk`], [`Cell::deferred`]).
     pub d_gates: &'a mut [T],
     /// `[rows, DA]`: written by the cell (when it has a `d_aux` width).
     pub d_aux: &'a mut [T],
@@ -229,6 +230,27 @@ pub struct Deferred<'a, T> {
     pub input_columns: usize,
 }
 
+/// One chunk of the slot layout for [`Cell::deferred_chunk`]: consecutive
+/// slot rows of one group (whole blocks), aligned as in [`Deferred`] (row `r`
+/// of `states` is the state before the step whose token sits in row `r` of
+/// the others; padding rows are zero in `x`, `d_gates` and `d_aux`).
+#[derive(Debug, Clone, Copy)]
+pub struct Tokens<'a, T> {
+    /// `[r, I]`: the inputs.
+    pub x: ArrayView2<'a, T>,
+    /// `[r, W]`: the states before the steps.
+    pub states: ArrayView2<'a, T>,
+    /// `[r, G]`: the gate buffer as forward left it (`[0, 0]` unless
+    /// [`Layout::keep_gates`]).
+    pub gates: ArrayView2<'a, T>,
+    /// `[r, A]`.
+    pub aux: ArrayView2<'a, T>,
+    /// `[r, D]`.
+    pub d_gates: ArrayView2<'a, T>,
+    /// `[r, DA]`.
+    pub d_aux: ArrayView2<'a, T>,
+}
+
 /// What [`Cell::deferred`] returns.
 #[derive(Debug)]
 pub struct WeightGrads<T> {
@@ -253,7 +275,7 @@ pub trait Cell<T: Scalar>: Send + Sync + std::fmt::Debug {
     fn layout(&self) -> &Layout;
 
     /// `W_x` `[I, G]`: the input projection, hoisted out of the time loop
-    /// (one product for every token of a call).
+    /// (one product per chunk of steps, or for every token of a call).
     fn input_kernel(&self) -> ArrayView2<'_, T>;
 
     /// One step forward (see [`Forward`]).
@@ -265,4 +287,111 @@ pub trait Cell<T: Scalar>: Send + Sync + std::fmt::Debug {
     /// The products deferred until after the reverse loop: the weight
     /// gradients and the inputs' gradient, over all tokens at once.
     fn deferred(&self, d: Deferred<'_, T>) -> WeightGrads<T>;
+
+    /// The running sums of the deferred products, zeroed: one matrix per
+    /// product, in an order of the cell's choosing (read back by
+    /// [`Cell::deferred_finish`]). The sequence driver keeps one set per
+    /// group of rows and adds them in group order.
+    ///
+    /// The default (for a cell that only implements [`Cell::deferred`])
+    /// holds every weight gradient, flattened to one row.
+    fn deferred_sums(&self) -> Vec<Array2<T>> {
+        let empty = empty_deferred(self.layout());
+        let zeros = Array1::zeros(self.layout().d_params);
+        let grads = self.deferred(empty.with_params(zeros.view()));
+        grads
+            .weights
+            .iter()
+            .map(|(_, a)| Array2::zeros((1, a.len())))
+            .collect()
+    }
+
+    /// The deferred products of one chunk of tokens (see [`Tokens`]): adds
+    /// the weight products into `sums` (from [`Cell::deferred_sums`]) and
+    /// writes the chunk's input gradient into `d_inputs` (`[r, I]`).
+    /// `parallel`: whether the products may spread over the current pool
+    /// (results never depend on it).
+    ///
+    /// The driver runs it over fixed chunks of whole steps, in the same
+    /// order whether the forward states were kept or recomputed, so the
+    /// gradients are bitwise the same either way. The default calls
+    /// [`Cell::deferred`] on the chunk (it allocates; the built-in cells
+    /// override it with products accumulated in place).
+    fn deferred_chunk(
+        &self,
+        d: Tokens<'_, T>,
+        sums: &mut [Array2<T>],
+        mut d_inputs: ArrayViewMut2<'_, T>,
+        parallel: bool,
+    ) {
+        let _ = parallel;
+        let zeros = Array1::zeros(self.layout().d_params);
+        let grads = self.deferred(Deferred {
+            x: d.x,
+            states: d.states,
+            gates: d.gates,
+            aux: d.aux,
+            d_gates: d.d_gates,
+            d_aux: d.d_aux,
+            d_params: zeros.view(),
+            input_columns: d.x.ncols(),
+        });
+        for (sum, (_, g)) in sums.iter_mut().zip(&grads.weights) {
+            let g = g
+                .view()
+                .into_shape_with_order((1, g.len()))
+                .expect("contiguous");
+            *sum += &g;
+        }
+        d_inputs.assign(&grads.inputs);
+    }
+
+    /// The weight gradients, by name (as [`Cell::deferred`] returns them),
+    /// from the summed products and the small-parameter gradients `[P]`.
+    fn deferred_finish(&self, sums: Vec<Array2<T>>, d_params: ArrayView1<'_, T>) -> Named<T> {
+        let empty = empty_deferred(self.layout());
+        let mut grads = self.deferred(empty.with_params(d_params)).weights;
+        for ((_, g), sum) in grads.iter_mut().zip(sums) {
+            let sum = sum.into_shape_with_order(g.raw_dim()).expect("contiguous");
+            *g = sum + &*g;
+        }
+        grads
+    }
+}
+
+/// Zero-row buffers of `layout`'s widths, for the default deferred methods.
+struct EmptyDeferred<T> {
+    x: Array2<T>,
+    states: Array2<T>,
+    gates: Array2<T>,
+    aux: Array2<T>,
+    d_gates: Array2<T>,
+    d_aux: Array2<T>,
+}
+
+fn empty_deferred<T: Scalar>(layout: &Layout) -> EmptyDeferred<T> {
+    let gates = if layout.keep_gates { layout.gates } else { 0 };
+    EmptyDeferred {
+        x: Array2::zeros((0, layout.input)),
+        states: Array2::zeros((0, layout.state_width())),
+        gates: Array2::zeros((0, gates)),
+        aux: Array2::zeros((0, layout.aux)),
+        d_gates: Array2::zeros((0, layout.d_gates)),
+        d_aux: Array2::zeros((0, layout.d_aux)),
+    }
+}
+
+impl<T: Scalar> EmptyDeferred<T> {
+    fn with_params<'a>(&'a self, d_params: ArrayView1<'a, T>) -> Deferred<'a, T> {
+        Deferred {
+            x: self.x.view(),
+            states: self.states.view(),
+            gates: self.gates.view(),
+            aux: self.aux.view(),
+            d_gates: self.d_gates.view(),
+            d_aux: self.d_aux.view(),
+            d_params,
+            input_columns: self.x.ncols(),
+        }
+    }
 }

@@ -9,7 +9,7 @@ use crate::step::params::{Options, Value, Weights};
 use crate::step::{Cell, Prepared};
 use ndarray::{s, Array2, Array3, ArrayD, Axis};
 
-fn rand(shape: &[usize], seed: u64) -> ArrayD<f64> {
+pub(super) fn rand(shape: &[usize], seed: u64) -> ArrayD<f64> {
     let mut s = seed;
     ArrayD::from_shape_fn(shape, |_| {
         s = s
@@ -21,7 +21,7 @@ fn rand(shape: &[usize], seed: u64) -> ArrayD<f64> {
 
 /// Every kind of cell (and the LSTM with every option), built through the
 /// named protocol the Python edge uses; `I = 5`, `H = 6`, `P = 4`.
-fn cells<T: Scalar>() -> Vec<(&'static str, Box<dyn Cell<T>>)> {
+pub(super) fn cells<T: Scalar>() -> Vec<(&'static str, Box<dyn Cell<T>>)> {
     let (i, h, p) = (5, 6, 4);
     let cast = |a: ArrayD<f64>| a.mapv(T::from_f64);
     let mut out: Vec<(&'static str, Box<dyn Cell<T>>)> = Vec::new();
@@ -92,7 +92,7 @@ fn cells<T: Scalar>() -> Vec<(&'static str, Box<dyn Cell<T>>)> {
     out
 }
 
-fn initial<T: Scalar>(cell: &dyn Cell<T>, batch: usize) -> Vec<Array2<T>> {
+pub(super) fn initial<T: Scalar>(cell: &dyn Cell<T>, batch: usize) -> Vec<Array2<T>> {
     cell.layout()
         .state
         .iter()
@@ -142,6 +142,7 @@ fn steps_equal_a_whole_sequence() {
             &views,
             None,
             false,
+            None,
             &crate::error::Uninterrupted,
         )
         .unwrap();

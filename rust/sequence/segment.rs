@@ -1,0 +1,127 @@
+//! One group's forward steps over a range of steps, written once for the
+//! forward pass and for the backward pass's recomputation of a checkpointed
+//! segment, so that both run the same operations on the same values.
+//!
+//! The buffers handed in start at the range's first block `t0` (see the slot
+//! layout in [`super::plan`]): the states hold blocks `t0..=t1` (block `t0`
+//! filled on entry), the gates and kept values blocks `t0..t1`. The input
+//! projection `X @ W_x` runs chunk by chunk ([`super::plan::Plan::chunk_steps`];
+//! `t0` is a multiple of the chunk), so a chunk's product is the same call
+//! whichever pass makes it.
+
+use super::plan::Group;
+use crate::kernels::gemm::gemm_on;
+use crate::kernels::scalar::Scalar;
+use crate::pool::Ticker;
+use crate::step::{Cell, Forward};
+use ndarray::{Array2, ArrayView2, ArrayViewMut2};
+use std::ops::Range;
+
+/// Element range, in a `width`-wide group buffer that starts at block
+/// `base`, of the first `rows` rows of block `k`.
+pub fn rel_block(g: &Group, base: usize, k: usize, rows: usize, width: usize) -> Range<usize> {
+    let start = (g.start[k] - g.start[base]) * width;
+    start..start + rows * width
+}
+
+/// `[rows, width]` view of the slot rows `rows` of a `width`-wide buffer
+/// (also for width 0).
+pub fn rows_view<T>(data: &[T], rows: Range<usize>, width: usize) -> ArrayView2<'_, T> {
+    let n = rows.len();
+    ArrayView2::from_shape((n, width), &data[rows.start * width..rows.end * width])
+        .expect("whole rows")
+}
+
+/// Mutable [`rows_view`].
+pub fn rows_view_mut<T>(data: &mut [T], rows: Range<usize>, width: usize) -> ArrayViewMut2<'_, T> {
+    let n = rows.len();
+    ArrayViewMut2::from_shape((n, width), &mut data[rows.start * width..rows.end * width])
+        .expect("whole rows")
+}
+
+/// The chunks `(c0, c1)` of `chunk` steps that cover `t0..t1`, in order.
+pub fn chunks(
+    t0: usize,
+    t1: usize,
+    chunk: usize,
+) -> impl DoubleEndedIterator<Item = (usize, usize)> {
+    (t0..t1)
+        .step_by(chunk.max(1))
+        .map(move |c0| (c0, (c0 + chunk.max(1)).min(t1)))
+}
+
+/// A group's buffers from block `t0` on (see the module docs).
+pub struct Steps<'a, T> {
+    /// `[.., G]`: blocks `t0..t1`.
+    pub gates: &'a mut [T],
+    /// `[.., W]`: blocks `t0..=t1`, block `t0` filled.
+    pub states: &'a mut [T],
+    /// `[.., A]`: blocks `t0..t1`.
+    pub aux: &'a mut [T],
+    /// `[first_active, S]`.
+    pub scratch: &'a mut [T],
+}
+
+/// How the gate buffer gets its input projection: from the gathered inputs
+/// (`[R, I]`, the whole call's slot rows) chunk by chunk, `parallel` as in
+/// [`gemm_on`]; or `None` when the caller already wrote it.
+pub type Projection<'a, T> = Option<(&'a Array2<T>, bool)>;
+
+/// Runs the forward steps `t0..t1` of group `g` (see the module docs), the
+/// input projection chunk by chunk of `chunk` steps. Returns `false` when
+/// `ticker` says the call must stop.
+#[allow(clippy::too_many_arguments)]
+pub fn forward_steps<T: Scalar, C: Cell<T> + ?Sized>(
+    cell: &C,
+    g: &Group,
+    (t0, t1): (usize, usize),
+    chunk: usize,
+    project: Projection<'_, T>,
+    bufs: Steps<'_, T>,
+    ticker: &mut Ticker<'_>,
+) -> bool {
+    let layout = cell.layout();
+    let (width, g_w, a_w, s_w) = (
+        layout.state_width(),
+        layout.gates,
+        layout.aux,
+        layout.scratch,
+    );
+    let Steps {
+        gates,
+        states,
+        aux,
+        scratch,
+    } = bufs;
+    for (c0, c1) in chunks(t0, t1, chunk) {
+        if let Some((xs, parallel)) = project {
+            let input = xs.ncols();
+            let x = rows_view(
+                xs.as_slice().expect("standard layout"),
+                g.start[c0]..g.start[c1],
+                input,
+            );
+            let z = rows_view_mut(gates, g.rows_from(t0, c0, c1), g_w);
+            gemm_on(parallel, false, x, cell.input_kernel(), z);
+        }
+        for t in c0..c1 {
+            let a = g.active[t];
+            if ticker
+                .tick(a.saturating_mul(layout.work_per_token))
+                .is_err()
+            {
+                return false; // the watch keeps the error
+            }
+            let (prev, next) = states.split_at_mut(rel_block(g, t0, t + 1, 0, width).start);
+            cell.forward_step(Forward {
+                rows: a,
+                gates: &mut gates[rel_block(g, t0, t, a, g_w)],
+                prev: &prev[rel_block(g, t0, t, a, width)],
+                next: &mut next[..a * width],
+                aux: &mut aux[rel_block(g, t0, t, a, a_w)],
+                scratch: &mut scratch[..a * s_w],
+            });
+        }
+    }
+    true
+}
