@@ -520,41 +520,13 @@ impl<T: Scalar> Cell<T> for ResetAfter<T> {
     }
 
     fn deferred(&self, d: Deferred<'_, T>) -> WeightGrads<T> {
-        let (input, h) = (self.layout.input, self.layout.state[0].width);
+        let h = self.layout.state[0].width;
         // Xᵀ [dz_c | dz_r | dz_u] = [d input_kernel | d gates/kernel x-rows]
         let xtdz = par_product(d.x.t(), d.d_gates.slice(s![.., ..3 * h]));
         // Sᵀ [dz_r | dz_u | dz_hc] = [d gates/kernel h-rows | d hidden_kernel]
         let stdz = par_product(d.states.t(), d.d_gates.slice(s![.., h..]));
-        let mut d_gk = Array2::<T>::zeros((input + h, 2 * h));
-        d_gk.slice_mut(s![..input, ..])
-            .assign(&xtdz.slice(s![.., h..]));
-        d_gk.slice_mut(s![input.., ..])
-            .assign(&stdz.slice(s![.., ..2 * h]));
-        let db = d.d_params;
         WeightGrads {
-            weights: vec![
-                ("gates/kernel".into(), d_gk.into_dyn()),
-                (
-                    "gates/bias".into(),
-                    db.slice(s![h..3 * h]).to_owned().into_dyn(),
-                ),
-                (
-                    "candidate/input_kernel".into(),
-                    xtdz.slice(s![.., ..h]).to_owned().into_dyn(),
-                ),
-                (
-                    "candidate/hidden_kernel".into(),
-                    stdz.slice(s![.., 2 * h..]).to_owned().into_dyn(),
-                ),
-                (
-                    "candidate/input_bias".into(),
-                    db.slice(s![..h]).to_owned().into_dyn(),
-                ),
-                (
-                    "candidate/hidden_bias".into(),
-                    db.slice(s![3 * h..]).to_owned().into_dyn(),
-                ),
-            ],
+            weights: self.deferred_finish(vec![xtdz, stdz], d.d_params),
             // dX = [dz_c | dz_r | dz_u] @ [input_kernel | W_gates_x]ᵀ
             inputs: par_product(
                 d.d_gates.slice(s![.., ..3 * h]),
