@@ -27,9 +27,10 @@ def test_date_translation_quick():
 
 
 def test_date_translation_with_attention_quick(tmp_path):
-    """Luong attention: 6 epochs reach what 12 do without it, and the alignments of one date are drawn."""
+    """Luong attention: 8 epochs beat what 12 do without it (0.91-0.95 greedy over seeds 0-3; with
+    attention 0.97-1.0), and the alignments of one date are drawn."""
     plot = tmp_path / "alignments.png"
-    out = run("date_translation.py", "--quick", "--attention", "luong", "--epochs", "6", "--plot", str(plot)).stdout
+    out = run("date_translation.py", "--quick", "--attention", "luong", "--epochs", "8", "--plot", str(plot)).stdout
     assert "attention: luong" in out, out
     assert figure(out, "test exact match, greedy") >= 0.95, out
     assert figure(out, "test exact match, beam 5") >= 0.95, out
