@@ -7,13 +7,16 @@
 use super::{activation_option, units_from};
 use crate::error::{Error, Result};
 use crate::kernels::activation::{with_activation, Activation};
-use crate::kernels::gemm::{gemm_on, par_gemm, par_product};
+use crate::kernels::gemm::gemm_on;
 use crate::kernels::packed::StepWeights;
 use crate::kernels::rows::{mat, mat_mut};
 use crate::kernels::scalar::Scalar;
 use crate::step::params::Named;
 use crate::step::params::{Options, Weights};
-use crate::step::{Backward, Cell, Deferred, Forward, Layout, StatePart, Tokens, WeightGrads};
+use crate::step::{
+    deferred_in_one_chunk, Backward, Cell, Deferred, Forward, Layout, StatePart, Tokens,
+    WeightGrads,
+};
 use ndarray::{s, Array2, ArrayView1, ArrayView2, ArrayViewMut2, Axis};
 
 /// Forward element-wise pass of one step, for `rows` rows of `H` units:
@@ -169,23 +172,7 @@ impl<T: Scalar> Cell<T> for BasicRnn<T> {
     }
 
     fn deferred(&self, d: Deferred<'_, T>) -> WeightGrads<T> {
-        let (input, h) = (self.layout.input, self.units());
-        let mut d_kernel = Array2::<T>::zeros((input + h, h));
-        {
-            let (dk_x, dk_h) = d_kernel.view_mut().split_at(Axis(0), input);
-            par_gemm(false, d.x.t(), d.d_gates, dk_x);
-            par_gemm(false, d.states.t(), d.d_gates, dk_h);
-        }
-        WeightGrads {
-            weights: vec![
-                ("kernel".into(), d_kernel.into_dyn()),
-                (
-                    "bias".into(),
-                    d.d_params.slice(s![..h]).to_owned().into_dyn(),
-                ),
-            ],
-            inputs: par_product(d.d_gates, self.w_x.slice(s![..d.input_columns, ..]).t()),
-        }
+        deferred_in_one_chunk(self, d)
     }
 
     fn deferred_sums(&self) -> Vec<Array2<T>> {
@@ -203,7 +190,13 @@ impl<T: Scalar> Cell<T> for BasicRnn<T> {
         let (dk_x, dk_h) = sums[0].view_mut().split_at(Axis(0), self.layout.input);
         gemm_on(parallel, true, d.x.t(), d.d_gates, dk_x);
         gemm_on(parallel, true, d.states.t(), d.d_gates, dk_h);
-        gemm_on(parallel, false, d.d_gates, self.w_x.t(), d_inputs);
+        gemm_on(
+            parallel,
+            false,
+            d.d_gates,
+            self.w_x.slice(s![..d_inputs.ncols(), ..]).t(),
+            d_inputs,
+        );
     }
 
     fn deferred_finish(&self, sums: Vec<Array2<T>>, d_params: ArrayView1<'_, T>) -> Named<T> {

@@ -41,12 +41,15 @@
 use super::activation_option;
 use crate::error::{check_shape, Error, Result};
 use crate::kernels::activation::{with_activation, Activation};
-use crate::kernels::gemm::{gemm_on, par_gemm, par_product};
+use crate::kernels::gemm::gemm_on;
 use crate::kernels::packed::StepWeights;
 use crate::kernels::rows::{mat, mat_mut};
 use crate::kernels::scalar::Scalar;
 use crate::step::params::{Named, Options, Weights};
-use crate::step::{Backward, Cell, Deferred, Forward, Layout, StatePart, Tokens, WeightGrads};
+use crate::step::{
+    deferred_in_one_chunk, Backward, Cell, Deferred, Forward, Layout, StatePart, Tokens,
+    WeightGrads,
+};
 use ndarray::{concatenate, s, Array2, ArrayView1, ArrayView2, ArrayViewMut2, Axis};
 
 /// The weights of a `GRUCell`, borrowed; the variant is the form.
@@ -332,43 +335,7 @@ impl<T: Scalar> Cell<T> for ResetBefore<T> {
     }
 
     fn deferred(&self, d: Deferred<'_, T>) -> WeightGrads<T> {
-        let (input, h) = (self.layout.input, self.layout.state[0].width);
-        // Xᵀ dZ = [d gates/kernel x-rows | d candidate/kernel x-rows]
-        let xtdz = par_product(d.x.t(), d.d_gates);
-        let mut d_gk = Array2::<T>::zeros((input + h, 2 * h));
-        let mut d_ck = Array2::<T>::zeros((input + h, h));
-        d_gk.slice_mut(s![..input, ..])
-            .assign(&xtdz.slice(s![.., ..2 * h]));
-        d_ck.slice_mut(s![..input, ..])
-            .assign(&xtdz.slice(s![.., 2 * h..]));
-        par_gemm(
-            false,
-            d.states.t(),
-            d.d_gates.slice(s![.., ..2 * h]),
-            d_gk.slice_mut(s![input.., ..]),
-        );
-        // the candidate's h-rows multiply r*h, kept in aux
-        par_gemm(
-            false,
-            d.aux.t(),
-            d.d_gates.slice(s![.., 2 * h..]),
-            d_ck.slice_mut(s![input.., ..]),
-        );
-        WeightGrads {
-            weights: vec![
-                ("gates/kernel".into(), d_gk.into_dyn()),
-                (
-                    "gates/bias".into(),
-                    d.d_params.slice(s![..2 * h]).to_owned().into_dyn(),
-                ),
-                ("candidate/kernel".into(), d_ck.into_dyn()),
-                (
-                    "candidate/bias".into(),
-                    d.d_params.slice(s![2 * h..]).to_owned().into_dyn(),
-                ),
-            ],
-            inputs: par_product(d.d_gates, self.w_x.slice(s![..d.input_columns, ..]).t()),
-        }
+        deferred_in_one_chunk(self, d)
     }
 
     fn deferred_sums(&self) -> Vec<Array2<T>> {
@@ -397,7 +364,13 @@ impl<T: Scalar> Cell<T> for ResetBefore<T> {
         // the candidate's h-rows multiply r*h, kept in aux
         let dz_cand = d.d_gates.slice(s![.., 2 * h..]);
         gemm_on(parallel, true, d.aux.t(), dz_cand, ck_h.view_mut());
-        gemm_on(parallel, false, d.d_gates, self.w_x.t(), d_inputs);
+        gemm_on(
+            parallel,
+            false,
+            d.d_gates,
+            self.w_x.slice(s![..d_inputs.ncols(), ..]).t(),
+            d_inputs,
+        );
     }
 
     fn deferred_finish(&self, sums: Vec<Array2<T>>, d_params: ArrayView1<'_, T>) -> Named<T> {
@@ -520,19 +493,7 @@ impl<T: Scalar> Cell<T> for ResetAfter<T> {
     }
 
     fn deferred(&self, d: Deferred<'_, T>) -> WeightGrads<T> {
-        let h = self.layout.state[0].width;
-        // Xᵀ [dz_c | dz_r | dz_u] = [d input_kernel | d gates/kernel x-rows]
-        let xtdz = par_product(d.x.t(), d.d_gates.slice(s![.., ..3 * h]));
-        // Sᵀ [dz_r | dz_u | dz_hc] = [d gates/kernel h-rows | d hidden_kernel]
-        let stdz = par_product(d.states.t(), d.d_gates.slice(s![.., h..]));
-        WeightGrads {
-            weights: self.deferred_finish(vec![xtdz, stdz], d.d_params),
-            // dX = [dz_c | dz_r | dz_u] @ [input_kernel | W_gates_x]ᵀ
-            inputs: par_product(
-                d.d_gates.slice(s![.., ..3 * h]),
-                self.w_x_back.slice(s![..d.input_columns, ..]).t(),
-            ),
-        }
+        deferred_in_one_chunk(self, d)
     }
 
     fn deferred_sums(&self) -> Vec<Array2<T>> {
@@ -555,7 +516,13 @@ impl<T: Scalar> Cell<T> for ResetAfter<T> {
         gemm_on(parallel, true, d.x.t(), dz_x, xtdz.view_mut());
         let dz_h = d.d_gates.slice(s![.., h..]);
         gemm_on(parallel, true, d.states.t(), dz_h, stdz.view_mut());
-        gemm_on(parallel, false, dz_x, self.w_x_back.t(), d_inputs);
+        gemm_on(
+            parallel,
+            false,
+            dz_x,
+            self.w_x_back.slice(s![..d_inputs.ncols(), ..]).t(),
+            d_inputs,
+        );
     }
 
     fn deferred_finish(&self, sums: Vec<Array2<T>>, d_params: ArrayView1<'_, T>) -> Named<T> {

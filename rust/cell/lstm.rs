@@ -43,12 +43,15 @@
 use super::activation_option;
 use crate::error::{check_shape, Error, Result};
 use crate::kernels::activation::{with_activation, Activation};
-use crate::kernels::gemm::{gemm_on, par_gemm, par_product};
+use crate::kernels::gemm::gemm_on;
 use crate::kernels::packed::StepWeights;
 use crate::kernels::rows::{mat, mat_mut};
 use crate::kernels::scalar::Scalar;
 use crate::step::params::{Named, Options, Weights};
-use crate::step::{Backward, Cell, Deferred, Forward, Layout, StatePart, Tokens, WeightGrads};
+use crate::step::{
+    deferred_in_one_chunk, Backward, Cell, Deferred, Forward, Layout, StatePart, Tokens,
+    WeightGrads,
+};
 use ndarray::{s, Array2, ArrayView1, ArrayView2, ArrayViewMut2, Axis};
 
 /// Peephole weights, each `[H]`.
@@ -771,35 +774,7 @@ impl<T: Scalar> Cell<T> for Lstm<T> {
     }
 
     fn deferred(&self, d: Deferred<'_, T>) -> WeightGrads<T> {
-        let (input, h, p) = (self.dims.input, self.dims.units, self.dims.output);
-        let mut d_kernel = Array2::<T>::zeros((input + p, 4 * h));
-        {
-            let (dk_x, dk_h) = d_kernel.view_mut().split_at(Axis(0), input);
-            par_gemm(false, d.x.t(), d.d_gates, dk_x);
-            par_gemm(false, d.states.slice(s![.., h..]).t(), d.d_gates, dk_h);
-        }
-        let mut weights: Named<T> = vec![
-            ("kernel".into(), d_kernel.into_dyn()),
-            (
-                "bias".into(),
-                d.d_params.slice(s![..4 * h]).to_owned().into_dyn(),
-            ),
-        ];
-        if self.dims.peepholes {
-            for (i, name) in ["w_i_diag", "w_f_diag", "w_o_diag"].into_iter().enumerate() {
-                let part = d.d_params.slice(s![(4 + i) * h..(5 + i) * h]);
-                weights.push((name.into(), part.to_owned().into_dyn()));
-            }
-        }
-        if self.dims.projection {
-            // d proj = H_rawᵀ dH
-            let raw = d.aux.slice(s![.., ..h]);
-            weights.push((PROJECTION.into(), par_product(raw.t(), d.d_aux).into_dyn()));
-        }
-        WeightGrads {
-            weights,
-            inputs: par_product(d.d_gates, self.w_x.slice(s![..d.input_columns, ..]).t()),
-        }
+        deferred_in_one_chunk(self, d)
     }
 
     fn deferred_sums(&self) -> Vec<Array2<T>> {
@@ -829,7 +804,13 @@ impl<T: Scalar> Cell<T> for Lstm<T> {
             let raw = d.aux.slice_move(s![.., ..h]);
             gemm_on(parallel, true, raw.t(), d.d_aux, proj.view_mut());
         }
-        gemm_on(parallel, false, d.d_gates, self.w_x.t(), d_inputs);
+        gemm_on(
+            parallel,
+            false,
+            d.d_gates,
+            self.w_x.slice(s![..d_inputs.ncols(), ..]).t(),
+            d_inputs,
+        );
     }
 
     fn deferred_finish(&self, sums: Vec<Array2<T>>, d_params: ArrayView1<'_, T>) -> Named<T> {

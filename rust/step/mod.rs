@@ -38,6 +38,7 @@ pub use prepared::{Prepared, StepOutput, Stepper};
 
 use crate::error::{check_shape, Error, Result};
 use crate::kernels::scalar::Scalar;
+use crate::pool;
 use ndarray::{s, Array1, Array2, ArrayView1, ArrayView2, ArrayViewMut2};
 use params::Named;
 use std::ops::Range;
@@ -308,7 +309,8 @@ pub trait Cell<T: Scalar>: Send + Sync + std::fmt::Debug {
 
     /// The deferred products of one chunk of tokens (see [`Tokens`]): adds
     /// the weight products into `sums` (from [`Cell::deferred_sums`]) and
-    /// writes the chunk's input gradient into `d_inputs` (`[r, I]`).
+    /// writes the gradient of the chunk's leading `c` input columns into
+    /// `d_inputs` (`[r, c]`, `c <= I`: `I` for the driver).
     /// `parallel`: whether the products may spread over the current pool
     /// (results never depend on it).
     ///
@@ -334,7 +336,7 @@ pub trait Cell<T: Scalar>: Send + Sync + std::fmt::Debug {
             d_gates: d.d_gates,
             d_aux: d.d_aux,
             d_params: zeros.view(),
-            input_columns: d.x.ncols(),
+            input_columns: d_inputs.ncols(),
         });
         for (sum, (_, g)) in sums.iter_mut().zip(&grads.weights) {
             let g = g
@@ -356,6 +358,32 @@ pub trait Cell<T: Scalar>: Send + Sync + std::fmt::Debug {
             *g = sum + &*g;
         }
         grads
+    }
+}
+
+/// [`Cell::deferred`] of a cell that implements [`Cell::deferred_sums`],
+/// [`Cell::deferred_chunk`] and [`Cell::deferred_finish`]: all the tokens as
+/// one chunk, the products spread over the current pool when called from
+/// it. The built-in cells' `deferred` is this, so each names its weight
+/// gradients in one place (`deferred_finish`).
+pub fn deferred_in_one_chunk<T: Scalar, C: Cell<T> + ?Sized>(
+    cell: &C,
+    d: Deferred<'_, T>,
+) -> WeightGrads<T> {
+    let mut sums = cell.deferred_sums();
+    let mut inputs = Array2::zeros((d.x.nrows(), d.input_columns));
+    let tokens = Tokens {
+        x: d.x,
+        states: d.states,
+        gates: d.gates,
+        aux: d.aux,
+        d_gates: d.d_gates,
+        d_aux: d.d_aux,
+    };
+    cell.deferred_chunk(tokens, &mut sums, inputs.view_mut(), pool::in_pool());
+    WeightGrads {
+        weights: cell.deferred_finish(sums, d.d_params),
+        inputs,
     }
 }
 
