@@ -5,31 +5,13 @@
 //! with the GIL released on the thread pool, bitwise identical for any
 //! thread count.
 
-use super::{borrow, describe, PyFloat};
+use super::{borrow, float_dtype, PyFloat};
 use crate::kernels::gemm::try_affine;
 use crate::kernels::rows::try_scatter_add_rows;
 use crate::pool;
-use numpy::{
-    IntoPyArray, PyArray2, PyReadonlyArray1, PyReadonlyArray2, PyUntypedArray,
-    PyUntypedArrayMethods,
-};
-use pyo3::exceptions::{PyTypeError, PyValueError};
+use numpy::{IntoPyArray, PyArray2, PyReadonlyArray1, PyReadonlyArray2};
+use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-
-/// The element type of `obj` when it is a float32 or float64 array.
-fn float_dtype(obj: &Bound<'_, PyAny>, arg: &str, rank: usize) -> PyResult<String> {
-    let dtype = obj
-        .cast::<PyUntypedArray>()
-        .map(|a| a.dtype().to_string())
-        .unwrap_or_default();
-    match dtype.as_str() {
-        "float32" | "float64" => Ok(dtype),
-        _ => Err(PyTypeError::new_err(format!(
-            "{arg}: expected a {rank}-d numpy.float32 or numpy.float64 array, got {}",
-            describe(obj, true)
-        ))),
-    }
-}
 
 fn run_affine<'py, T: PyFloat>(
     py: Python<'py>,

@@ -2,12 +2,9 @@
 //! scale=None, name="labels") -> (loss [N] float64, grad [N, C])`, the
 //! logits borrowed (no copy), computed with the GIL released.
 
-use super::{borrow, describe, PyFloat};
+use super::{borrow, float_dtype, PyFloat};
 use crate::loss::{self, LossFloat};
-use numpy::{
-    IntoPyArray, PyReadonlyArray1, PyReadonlyArray2, PyUntypedArray, PyUntypedArrayMethods,
-};
-use pyo3::exceptions::PyTypeError;
+use numpy::{IntoPyArray, PyReadonlyArray1, PyReadonlyArray2};
 use pyo3::prelude::*;
 use pyo3::types::PyTuple;
 
@@ -47,17 +44,9 @@ fn softmax_cross_entropy<'py>(
     scale: Option<PyReadonlyArray1<'py, f64>>,
     name: &str,
 ) -> PyResult<Bound<'py, PyTuple>> {
-    let dtype = logits
-        .cast::<PyUntypedArray>()
-        .map(|a| a.dtype().to_string())
-        .unwrap_or_default();
-    match dtype.as_str() {
+    match float_dtype(logits, "logits", 2)?.as_str() {
         "float32" => run::<f32>(py, logits, &ids, scale.as_ref(), name),
-        "float64" => run::<f64>(py, logits, &ids, scale.as_ref(), name),
-        _ => Err(PyTypeError::new_err(format!(
-            "logits: expected a 2-d numpy.float32 or numpy.float64 array, got {}",
-            describe(logits, true)
-        ))),
+        _ => run::<f64>(py, logits, &ids, scale.as_ref(), name),
     }
 }
 

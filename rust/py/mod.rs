@@ -152,6 +152,21 @@ pub(crate) fn describe(obj: &Bound<'_, PyAny>, with_ndim: bool) -> String {
     }
 }
 
+/// The element type of `obj` when it is a float32 or float64 array.
+pub(crate) fn float_dtype(obj: &Bound<'_, PyAny>, arg: &str, rank: usize) -> PyResult<String> {
+    let dtype = obj
+        .cast::<PyUntypedArray>()
+        .map(|a| a.dtype().to_string())
+        .unwrap_or_default();
+    match dtype.as_str() {
+        "float32" | "float64" => Ok(dtype),
+        _ => Err(PyTypeError::new_err(format!(
+            "{arg}: expected a {rank}-d numpy.float32 or numpy.float64 array, got {}",
+            describe(obj, true)
+        ))),
+    }
+}
+
 /// Sizes the thread pool: `n` threads, an integer in `[1, MAX_THREADS]`
 /// (256). Other integers (of any size) raise `ValueError` naming
 /// `num_threads` before any thread starts; when the OS refuses the threads,
