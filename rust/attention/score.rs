@@ -73,6 +73,7 @@ pub fn bahdanau<T: Scalar>(q: &[T], keys: &[T], v: &[T], s: &mut [T], e: &mut [T
 }
 
 /// `s ← softmax(s)` in place: `exp(s - max) / Σ exp(s - max)`.
+#[multiversion::multiversion(targets("x86_64+avx512f+avx512vl+fma", "x86_64+avx2+fma"))]
 pub fn softmax_in_place<T: Scalar>(s: &mut [T]) {
     let shift = softmax::max(s);
     let sum = softmax::sum_exp(s, shift);

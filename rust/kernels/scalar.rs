@@ -48,7 +48,8 @@ impl Scalar for f32 {
     }
     #[inline(always)]
     fn sigmoid(self) -> Self {
-        0.5 * tanh_f32(0.5 * self) + 0.5
+        // 0.5·t is exact, so the fused form rounds as the unfused one.
+        tanh_f32(0.5 * self).mul_add(0.5, 0.5)
     }
 }
 
@@ -71,6 +72,12 @@ impl Scalar for f64 {
 /// Rational (13/6) minimax approximation of tanh on [-c, c], as in Eigen's
 /// `generic_fast_tanh_float`; saturates to ±1 outside. Branch-free so that
 /// loops over it vectorise; comparisons are written so NaN passes through.
+///
+/// The polynomials are evaluated with `mul_add` (as are those of
+/// [`exp_f64`], [`tanh_f64`] and `softmax::exp_f32`): call them from a
+/// multiversioned kernel or [`super::softmax::vectorized`], where each is one
+/// FMA instruction. Compiled for the baseline x86-64 target, each `mul_add`
+/// is a call to a software FMA: the same value, many times slower.
 // Not `clamp`: `f32::clamp` would turn NaN into a bound; these comparisons
 // let it through. The coefficients are kept as published.
 #[allow(clippy::manual_clamp, clippy::excessive_precision)]
@@ -85,18 +92,21 @@ pub fn tanh_f32(x: f32) -> f32 {
         x
     };
     let x2 = xc * xc;
+    // Horner steps as fused multiply-adds: one instruction each in the
+    // kernels compiled for FMA (all the multiversioned ones), and bitwise the
+    // same result elsewhere (`mul_add` rounds once by definition).
     let mut p = -2.760_768_5e-16_f32;
-    p = p * x2 + 2.000_187_9e-13;
-    p = p * x2 + -8.604_671_5e-11;
-    p = p * x2 + 5.122_297e-8;
-    p = p * x2 + 1.485_722_4e-5;
-    p = p * x2 + 6.372_619_3e-4;
-    p = p * x2 + 4.893_524_6e-3;
+    p = p.mul_add(x2, 2.000_187_9e-13);
+    p = p.mul_add(x2, -8.604_671_5e-11);
+    p = p.mul_add(x2, 5.122_297e-8);
+    p = p.mul_add(x2, 1.485_722_4e-5);
+    p = p.mul_add(x2, 6.372_619_3e-4);
+    p = p.mul_add(x2, 4.893_524_6e-3);
     p *= xc;
     let mut q = 1.198_258_4e-6_f32;
-    q = q * x2 + 1.185_347e-4;
-    q = q * x2 + 2.268_434_6e-3;
-    q = q * x2 + 4.893_525e-3;
+    q = q.mul_add(x2, 1.185_347e-4);
+    q = q.mul_add(x2, 2.268_434_6e-3);
+    q = q.mul_add(x2, 4.893_525e-3);
     let y = p / q;
     // Below 4e-4 tanh(x) == x to f32 precision, and from 9 on it rounds to
     // ±1: return those exactly.
@@ -131,17 +141,18 @@ pub fn exp_f64(x: f64) -> f64 {
     } else {
         x
     };
-    let t = xc * LOG2E + ROUND;
+    // Fused multiply-adds throughout, as in `tanh_f32`.
+    let t = xc.mul_add(LOG2E, ROUND);
     let n = t - ROUND;
-    let r = xc - n * C1 - n * C2;
+    let r = (-n).mul_add(C2, (-n).mul_add(C1, xc));
     let rr = r * r;
-    let px = r
-        * ((1.261_771_930_748_105_908_78e-4 * rr + 3.029_944_077_074_419_613e-2) * rr
-            + 9.999_999_999_999_999_999_1e-1);
-    let q = ((3.001_985_051_386_644_550_42e-6 * rr + 2.524_483_403_496_841_041_92e-3) * rr
-        + 2.272_655_482_081_550_287_66e-1)
-        * rr
-        + 2.000_000_000_000_000_000_09;
+    let px = r * 1.261_771_930_748_105_908_78e-4_f64
+        .mul_add(rr, 3.029_944_077_074_419_613e-2)
+        .mul_add(rr, 9.999_999_999_999_999_999_1e-1);
+    let q = 3.001_985_051_386_644_550_42e-6_f64
+        .mul_add(rr, 2.524_483_403_496_841_041_92e-3)
+        .mul_add(rr, 2.272_655_482_081_550_287_66e-1)
+        .mul_add(rr, 2.000_000_000_000_000_000_09);
     let e = 1.0 + 2.0 * (px / (q - px));
     // 2^(n-1): n = the low bits of t (two's complement), n - 1 + 1023 in the
     // exponent (n reaches 1024, one above the largest exponent); then × 2.
@@ -165,11 +176,13 @@ pub fn exp_f64(x: f64) -> f64 {
 pub fn tanh_f64(x: f64) -> f64 {
     let ax = x.abs();
     let z = x * x;
-    let p = (-9.643_991_794_250_522_386_28e-1 * z + -9.928_772_310_019_185_865_64e1) * z
-        + -1.614_687_684_417_084_479_52e3;
-    let q = ((z + 1.128_116_784_916_329_314_02e2) * z + 2.235_488_390_601_004_485_83e3) * z
-        + 4.844_063_053_251_254_860_48e3;
-    let small = x + x * z * (p / q);
+    let p = (-9.643_991_794_250_522_386_28e-1_f64)
+        .mul_add(z, -9.928_772_310_019_185_865_64e1)
+        .mul_add(z, -1.614_687_684_417_084_479_52e3);
+    let q = (z + 1.128_116_784_916_329_314_02e2)
+        .mul_add(z, 2.235_488_390_601_004_485_83e3)
+        .mul_add(z, 4.844_063_053_251_254_860_48e3);
+    let small = (x * z).mul_add(p / q, x);
     let large = (1.0 - 2.0 / (exp_f64(2.0 * ax) + 1.0)).copysign(x);
     if ax <= 0.625 {
         small

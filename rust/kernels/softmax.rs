@@ -37,15 +37,17 @@ pub fn exp_f32(x: f32) -> f32 {
     } else {
         x
     };
-    let t = xc * LOG2E + ROUND;
+    // Fused multiply-adds throughout (see `tanh_f32`).
+    let t = xc.mul_add(LOG2E, ROUND);
     let n = t - ROUND;
-    let r = xc - n * C1 - n * C2;
-    let p = ((((1.987_569_15e-4 * r + 1.398_199_95e-3) * r + 8.333_451_9e-3) * r + 4.166_579_6e-2)
-        * r
-        + 1.666_666_55e-1)
-        * r
-        + 5.000_000_1e-1;
-    let e = p * (r * r) + r + 1.0;
+    let r = (-n).mul_add(C2, (-n).mul_add(C1, xc));
+    let p = 1.987_569_15e-4_f32
+        .mul_add(r, 1.398_199_95e-3)
+        .mul_add(r, 8.333_451_9e-3)
+        .mul_add(r, 4.166_579_6e-2)
+        .mul_add(r, 1.666_666_55e-1)
+        .mul_add(r, 5.000_000_1e-1);
+    let e = p.mul_add(r * r, r) + 1.0;
     // 2^(n-1) (n in [-125, 128]: the biased exponent n + 126 is in [1, 254]),
     // then × 2.
     let scale = f32::from_bits((t.to_bits().wrapping_sub(ROUND.to_bits()).wrapping_add(126)) << 23);
