@@ -515,7 +515,7 @@ def memory_section(payload: Payload, quick: bool) -> List[str]:
     size = memory_size(rows[0]) if rows else "-"
     lines = [
         "",
-        f"## One training step at T={MEMORY_TIME}",
+        f"## One training step at T={rows[0]['time'] if rows else MEMORY_TIME}",  # T=100 with --quick
         "",
         f"LSTM {size}, {args.get('dtype', 'f32')}, {args.get('threads', '?')} thread(s) "
         f"(`benches/long_sequence.py`, one subprocess per variant): median time of "

@@ -353,6 +353,7 @@ def test_render_without_step_and_memory_and_quick_memory():
     assert "- **no data** one step at B=1, H=256: rnnrs step >= 2x torch cell (lstm, gru)" in text
     assert f"- **no data** {suite.MEMORY_TARGET}" in text
     quick = suite.render(_payloads(), [], quick=True, memory=_memory_payload(time=100, batch=8))
+    assert "## One training step at T=100" in quick.splitlines()
     assert "(--quick: a reduced problem, B8 T100 I128 H256, instead of B64 T1000 I128 H256)" in quick
     assert "LSTM B8 T100 I128 H256" in quick
 
