@@ -5,6 +5,7 @@
     python benches/long_sequence.py --cells lstm,gru,rnn --time 200
     python benches/long_sequence.py --dtype f64 --markdown
     python benches/long_sequence.py --cells lstm,gru,rnn --checkpoint-every none,32,auto
+    python benches/long_sequence.py --checkpoint-every none,32,auto --json memory.json
 
 What is measured
 ----------------
@@ -59,6 +60,15 @@ backward's scratch space, which the measured peak includes.  With ``checkpoint_e
 the forward keeps, per token, the I inputs and the state (lstm 2H, gru and rnn H) once
 every ``k`` steps, ``k`` rounded up to whole chunks of steps as rnnrs does
 (:func:`chunk_steps`); the backward's buffers of one segment are not in the estimate.
+
+``--json PATH`` also writes the results to ``PATH``: ``machine`` (the host lines printed
+under the title), ``args`` (the parsed options) and one entry per row with its case
+(``cell``, ``batch``, ``time``, ``inputs``, ``units``, ``dtype``, ``threads``), ``library``,
+``checkpoint_every`` (null, an integer or ``"auto"``) and ``segment_steps``, ``label``,
+``status`` and ``detail``, ``version``, every run's time (``times_s``) and ``median_s``, the
+memory figures in bytes (``baseline_bytes``, ``current_bytes``, ``peaks_bytes``) and in MiB
+(``peak_extra_mib``, ``estimate_mib``).  The exit status is 1 when a case failed (a row
+with status ``error``).
 """
 
 from __future__ import annotations
@@ -67,6 +77,7 @@ import argparse
 import gc
 import json
 import os
+import platform
 import statistics
 import subprocess
 import sys
@@ -396,6 +407,47 @@ def render(rows: Sequence[Row], dtype: Any, markdown: bool) -> str:
     return render_table(header, body, markdown, left=3)
 
 
+def machine_lines(args: argparse.Namespace) -> List[str]:
+    """The host and the run's settings, printed under the title and written to ``--json``."""
+    load = f", load average {os.getloadavg()[0]:.2f} at start" if hasattr(os, "getloadavg") else ""
+    return [
+        f"CPU      : {platform.processor() or platform.machine()}, {os.cpu_count()} logical CPUs{load}",
+        f"python   : {platform.python_version()}; numpy {np.__version__}",
+        f"threads  : {args.threads} for every library (import-time variables {_THREADS})",
+        f"timing   : {args.dtype}; median of {args.repeat} training steps per case, one subprocess per case",
+    ]
+
+
+def row_json(r: Row, args: argparse.Namespace) -> Dict[str, Any]:
+    """One row of ``--json``."""
+    dtype = np.float64 if args.dtype == "f64" else np.float32
+    rnnrs = r.library == "rnnrs"
+    checkpointed = rnnrs and r.every is not None
+    return {
+        "cell": r.kind.key,
+        "batch": r.size.batch,
+        "time": r.size.time,
+        "inputs": r.size.inputs,
+        "units": r.size.units,
+        "dtype": args.dtype,
+        "threads": args.threads,
+        "library": r.library,
+        "checkpoint_every": r.every,
+        "segment_steps": segment_steps(r.every, r.size.batch, r.size.time) if checkpointed else None,
+        "label": r.label,
+        "status": r.status,
+        "detail": r.detail,
+        "version": r.version,
+        "times_s": r.times_s,
+        "median_s": r.median_s,
+        "baseline_bytes": r.baseline_bytes if r.peaks_bytes else None,
+        "current_bytes": r.current_bytes,
+        "peaks_bytes": r.peaks_bytes,
+        "peak_extra_mib": r.peak_extra_mib,
+        "estimate_mib": cache_estimate_mib(r.kind, r.size, dtype, r.every) if rnnrs else None,
+    }
+
+
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
@@ -421,6 +473,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         "one rnnrs row per value",
     )
     p.add_argument("--markdown", action="store_true", help="print the table as markdown")
+    p.add_argument("--json", metavar="PATH", help="also write the rows to PATH as JSON")
     p.add_argument("--child", choices=LIBRARIES, help=argparse.SUPPRESS)  # internal: one measurement
     args = p.parse_args(argv)
     args.threads = max(1, args.threads)
@@ -447,11 +500,10 @@ def main(argv: Sequence[str] = ()) -> int:
         return 0
 
     libraries = csv_choice(args.libraries, LIBRARIES, "library")
-    load = " ".join(f"{v:.2f}" for v in os.getloadavg()) if hasattr(os, "getloadavg") else "?"
-    print(
-        f"One training step (forward + backprop of sum(out * dY)), {args.dtype}, {args.threads} thread(s), "
-        f"median of {args.repeat}; one subprocess per case; {os.cpu_count()} CPUs, load average {load}"
-    )
+    machine = machine_lines(args)
+    print(f"One training step (forward + backprop of sum(out * dY)), {size.describe()}")
+    for line in machine:
+        print("  " + line)
     rows: List[Row] = []
     for kind in kinds:
         for library in libraries:
@@ -476,6 +528,12 @@ def main(argv: Sequence[str] = ()) -> int:
             "  rnnrs k=K: dynamic_rnn(..., checkpoint_every=K), K rounded up to whole chunks of "
             f"{chunk_steps(size.batch)} steps (segments of {segments} steps)"
         )
+    if args.json:
+        payload = {"machine": machine, "args": vars(args), "rows": [row_json(r, args) for r in rows]}
+        with open(args.json, "w") as f:
+            json.dump(payload, f, indent=2)
+        print(f"results written to {args.json}")
+    return 1 if any(r.status == "error" for r in rows) else 0
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ One run of the script (one child process per library), a few seconds in all."""
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import re
 import subprocess
@@ -46,3 +47,34 @@ def test_bad_checkpoint_every_is_refused():
         [sys.executable, SCRIPT, *ARGS, "--checkpoint-every", "0"], capture_output=True, text=True, timeout=60
     )
     assert proc.returncode == 2 and "--checkpoint-every" in proc.stderr, proc.stderr
+
+
+def test_json_holds_machine_args_and_rows(tmp_path):
+    path = tmp_path / "memory.json"
+    args = ["--time", "80", "--batch", "32", "--inputs", "3", "--units", "5", "--cells", "lstm", "--threads", "1"]
+    proc = subprocess.run(
+        [sys.executable, SCRIPT, *args, "--checkpoint-every", "none,32", "--json", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    payload = json.loads(path.read_text())
+    assert payload["machine"] and all(isinstance(line, str) for line in payload["machine"])
+    assert payload["args"]["time"] == 80 and payload["args"]["every"] == [None, 32] and payload["args"]["threads"] == 1
+    rows = {r["label"]: r for r in payload["rows"]}
+    assert list(rows) == ["rnnrs", "rnnrs k=32", "torch"]
+    for label in ("rnnrs", "rnnrs k=32"):
+        row = rows[label]
+        assert (row["cell"], row["batch"], row["time"], row["inputs"], row["units"]) == ("lstm", 32, 80, 3, 5)
+        assert (row["dtype"], row["threads"], row["library"], row["status"]) == ("f32", 1, "rnnrs", "")
+        assert len(row["times_s"]) == 3 and row["median_s"] == sorted(row["times_s"])[1]
+        assert len(row["peaks_bytes"]) == 3 and row["peak_extra_mib"] is not None and row["estimate_mib"] > 0
+    assert rows["rnnrs"]["checkpoint_every"] is None and rows["rnnrs"]["segment_steps"] is None
+    assert rows["rnnrs k=32"]["checkpoint_every"] == 32 and rows["rnnrs k=32"]["segment_steps"] == 32
+    assert rows["rnnrs k=32"]["estimate_mib"] < rows["rnnrs"]["estimate_mib"]
+    torch_row = rows["torch"]
+    if importlib.util.find_spec("torch") is not None:
+        assert torch_row["status"] == "" and torch_row["median_s"] is not None and torch_row["estimate_mib"] is None
+    else:
+        assert torch_row["status"] == "not installed" and torch_row["median_s"] is None
