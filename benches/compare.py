@@ -63,7 +63,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import json
 import math
 import os
 import platform
@@ -89,7 +88,7 @@ import numpy as np  # noqa: E402
 
 REPO = os.path.dirname(BENCHES_DIR)
 TESTS_DIR = os.path.join(REPO, "tests")
-from report import METRIC_HEADER, fmt_time, fmt_times, fmt_value, metric_cells, ratio, time_cell  # noqa: E402
+from report import METRIC_HEADER, fmt_time, fmt_times, fmt_value, metric_cells, ratio, time_cell, write_json  # noqa: E402
 from report import render_table as _render  # noqa: E402
 
 # --------------------------------------------------------------------------------------
@@ -1515,9 +1514,7 @@ def main(argv: Sequence[str] = ()) -> int:
                 for r in rows
             ],
         }
-        with open(args.json, "w") as f:
-            json.dump(payload, f, indent=2)
-        print(f"results written to {args.json}")
+        write_json(args.json, payload)
     return 1 if mismatches else 0
 
 

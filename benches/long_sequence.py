@@ -99,7 +99,7 @@ _THREADS = pin_threads(sys.argv[1:])
 
 import numpy as np  # noqa: E402
 
-from report import fmt_time, fmt_value, render_table, timed_calls  # noqa: E402
+from report import cpu_line, fmt_time, fmt_value, render_table, timed_calls, write_json  # noqa: E402
 
 MIB = 1024.0 * 1024.0
 WARMUP_TIME = 10  # steps of the warm-up call, before the baseline
@@ -409,9 +409,8 @@ def render(rows: Sequence[Row], dtype: Any, markdown: bool) -> str:
 
 def machine_lines(args: argparse.Namespace) -> List[str]:
     """The host and the run's settings, printed under the title and written to ``--json``."""
-    load = f", load average {os.getloadavg()[0]:.2f} at start" if hasattr(os, "getloadavg") else ""
     return [
-        f"CPU      : {platform.processor() or platform.machine()}, {os.cpu_count()} logical CPUs{load}",
+        cpu_line(),
         f"python   : {platform.python_version()}; numpy {np.__version__}",
         f"threads  : {args.threads} for every library (import-time variables {_THREADS})",
         f"timing   : {args.dtype}; median of {args.repeat} training steps per case, one subprocess per case",
@@ -530,9 +529,7 @@ def main(argv: Sequence[str] = ()) -> int:
         )
     if args.json:
         payload = {"machine": machine, "args": vars(args), "rows": [row_json(r, args) for r in rows]}
-        with open(args.json, "w") as f:
-            json.dump(payload, f, indent=2)
-        print(f"results written to {args.json}")
+        write_json(args.json, payload)
     return 1 if any(r.status == "error" for r in rows) else 0
 
 

@@ -1,4 +1,5 @@
-"""Text formatting shared by ``compare.py`` and ``suite.py``.
+"""Text formatting and helpers shared by the scripts in ``benches/`` (``compare.py``, ``suite.py``,
+``step_latency.py``, ``long_sequence.py``).
 
 No NumPy, no peers: ``suite.py`` (and the tests of its merge and target checks) import
 this module without the import-time thread setup and library imports of ``compare.py``.
@@ -8,11 +9,13 @@ from __future__ import annotations
 
 import argparse
 import gc
+import json
 import os
+import platform
 import resource
 import sys
 import time
-from typing import Callable, List, Optional, Sequence, Tuple
+from typing import Any, Callable, List, Optional, Sequence, Tuple
 
 
 def fmt_time(seconds: Optional[float]) -> str:
@@ -153,3 +156,17 @@ def timed_calls(call: Callable[[], object], repeat: int) -> Tuple[int, List[floa
     finally:
         gc.enable()
     return baseline, times, peaks
+
+
+def cpu_line() -> str:
+    """The ``CPU      :`` line the scripts print under their titles: processor, logical
+    CPUs and the load average at start."""
+    load = f", load average {os.getloadavg()[0]:.2f} at start" if hasattr(os, "getloadavg") else ""
+    return f"CPU      : {platform.processor() or platform.machine()}, {os.cpu_count()} logical CPUs{load}"
+
+
+def write_json(path: str, payload: Any) -> None:
+    """Writes a script's ``--json`` results to ``path`` and says so."""
+    with open(path, "w") as f:
+        json.dump(payload, f, indent=2)
+    print(f"results written to {path}")

@@ -52,7 +52,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import json
 import math
 import os
 import platform
@@ -103,7 +102,7 @@ _MAX_THREADS = pin_threads(["--threads", str(_most_threads(sys.argv[1:]))])
 
 import numpy as np  # noqa: E402
 
-from report import fmt_time, fmt_times, ratio, render_table, time_cell  # noqa: E402
+from report import cpu_line, fmt_time, fmt_times, ratio, render_table, time_cell, write_json  # noqa: E402
 
 try:
     import rnnrs
@@ -559,8 +558,7 @@ def _version(module: Any) -> str:
 def machine_lines(args: argparse.Namespace) -> List[str]:
     load = os.getloadavg() if hasattr(os, "getloadavg") else None
     lines = [
-        f"CPU      : {platform.processor() or platform.machine()}, {os.cpu_count()} logical CPUs"
-        + (f", load average {load[0]:.2f} at start" if load else ""),
+        cpu_line(),
         f"python   : {platform.python_version()}; numpy {np.__version__}; rnnrs {_version(rnnrs)}; "
         f"torch {_version(torch)}" + (f" ({TORCH_ERR})" if torch is None else ""),
         (
@@ -676,9 +674,7 @@ def main(argv: Sequence[str] = ()) -> int:
                 for r in rows
             ],
         }
-        with open(args.json, "w") as f:
-            json.dump(payload, f, indent=2)
-        print(f"results written to {args.json}")
+        write_json(args.json, payload)
     return 1 if mismatches else 0
 
 
