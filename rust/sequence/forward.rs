@@ -249,33 +249,35 @@ fn run<T: Scalar, C: Cell<T> + ?Sized>(
     let initial = layout.join_parts(initial, batch);
     let parallel = worth_parallel(&plan, layout.work_per_token);
     let watch = Watch::new(interrupt);
-    let xs = pool::run(parallel, || gather_inputs(&plan, x))?;
+    // One entry into the pool per call: every hand-off to the pool's
+    // workers costs a wake-up, which on a small problem is a sizeable part
+    // of the call (`benches/README.md`).
     match checkpoint {
         None => {
-            let (states, gates, aux) = pool::run_watched(parallel, &watch, || {
-                keep_all(
+            let (xs, states, gates, aux, outputs) = pool::run_watched(parallel, &watch, || {
+                let xs = gather_inputs(&plan, x)?;
+                let (states, gates, aux) = keep_all(
                     cell,
                     prepared.filter(|_| packed),
                     &plan,
                     &xs,
                     &initial,
                     &watch,
-                )
+                )?;
+                let outputs = scatter(
+                    &plan,
+                    &states,
+                    layout.output_columns(),
+                    time_major,
+                    (Slot::State, "the outputs"),
+                )?;
+                Ok::<_, Error>((xs, states, gates, aux, outputs))
             })?;
             let gates = if layout.keep_gates {
                 gates
             } else {
                 Array2::zeros((0, 0))
             };
-            let outputs = pool::run(parallel, || {
-                scatter(
-                    &plan,
-                    &states,
-                    layout.output_columns(),
-                    time_major,
-                    (Slot::State, "the outputs"),
-                )
-            })?;
             let state = layout.split_parts(final_state(&plan, &states, &initial).view());
             Ok(Output {
                 outputs,
@@ -293,19 +295,19 @@ fn run<T: Scalar, C: Cell<T> + ?Sized>(
         }
         Some(checkpoint) => {
             let every = plan.segment_steps(checkpoint);
-            let (kept, slots, finals) = pool::run_watched(parallel, &watch, || {
-                keep_checkpoints(cell, &plan, &xs, &initial, every, &watch)
-            })?;
-            let outputs = pool::run(parallel, || {
-                scatter(
+            let (xs, kept, outputs, finals) = pool::run_watched(parallel, &watch, || {
+                let xs = gather_inputs(&plan, x)?;
+                let (kept, slots, finals) =
+                    keep_checkpoints(cell, &plan, &xs, &initial, every, &watch)?;
+                let outputs = scatter(
                     &plan,
                     &slots,
                     0..layout.output_width(),
                     time_major,
                     (Slot::State, "the outputs"),
-                )
+                )?;
+                Ok::<_, Error>((xs, kept, outputs, finals))
             })?;
-            drop(slots);
             let state = layout.split_parts(finals.view());
             let width = layout.state_width();
             Ok(Output {
