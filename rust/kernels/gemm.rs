@@ -211,6 +211,48 @@ pub fn try_affine<T: Scalar>(
     Ok(c)
 }
 
+/// `a @ b` written into `c` (`[a.nrows(), b.ncols()]` in standard layout,
+/// uninitialised), bitwise as [`gemm_on`]`(parallel, false, …)` writes it
+/// into an initialised buffer; returns `c`, initialised.
+pub fn product_into_uninit<'c, T: Scalar>(
+    parallel: bool,
+    a: ArrayView2<T>,
+    b: ArrayView2<T>,
+    c: &'c mut [MaybeUninit<T>],
+) -> &'c mut [T] {
+    let (m, k) = a.dim();
+    let n = b.ncols();
+    assert_eq!(k, b.nrows(), "gemm: shape mismatch");
+    assert_eq!(c.len(), m * n, "gemm: output length mismatch");
+    let small = m.saturating_mul(n).saturating_mul(k) <= TINY_FLOPS || k == 0;
+    if small {
+        c.fill(MaybeUninit::new(T::zero()));
+    } else {
+        let threads = if parallel { split_threads(m, n, k) } else { 1 };
+        // SAFETY: `c` holds `m * n` elements (checked above), addressed as
+        // `[m, n]` with row stride `n`; it is a unique borrow, so it aliases
+        // neither operand; `k > 0`. With `accumulate` false the gemm crate
+        // writes every element without reading any.
+        unsafe {
+            gemm_raw(
+                false,
+                a,
+                b,
+                c.as_mut_ptr().cast::<T>(),
+                [n as isize, 1],
+                threads,
+            );
+        }
+    }
+    // SAFETY: every element was written above (zeros, or the product).
+    let c = unsafe { std::slice::from_raw_parts_mut(c.as_mut_ptr().cast::<T>(), m * n) };
+    if small {
+        let view = ArrayViewMut2::from_shape((m, n), &mut *c).expect("m * n elements");
+        gemm_on(parallel, false, a, b, view);
+    }
+    c
+}
+
 /// `a @ b` written into `c` (`[m, n]`, standard layout, uninitialised).
 fn product_into<T: Scalar>(
     a: ArrayView2<T>,

@@ -12,10 +12,13 @@
 //! * [`packed`]: the time loop's product over a right-hand side packed once
 //!   ([`PackedB`](packed::PackedB)), with AVX-512 and AVX2 micro-kernels.
 //! * [`rows`]: arrays assembled row by row, each element written once.
+//! * [`filling`]: buffers the time loop fills front to back, never zeroed
+//!   first ([`Unfilled`](filling::Unfilled), [`Filling`](filling::Filling)).
 //! * [`softmax`]: a vectorised `exp`, the max, sum of exponentials and
 //!   argmax of a row, and [`vectorized`](softmax::vectorized).
 
 pub mod activation;
+pub mod filling;
 pub mod gemm;
 pub mod packed;
 pub mod rows;

@@ -6,6 +6,7 @@ use super::slots::{
     final_state, gather_group_rows, gather_inputs, scatter, split_groups, worth_parallel, Slot,
 };
 use crate::error::{Budget, Error, Interrupt, Result, Uninterrupted};
+use crate::kernels::filling::{Filling, Unfilled};
 use crate::kernels::rows::try_zeros;
 use crate::kernels::scalar::Scalar;
 use crate::pool::{self, Watch};
@@ -344,28 +345,41 @@ fn keep_all<T: Scalar, C: Cell<T> + ?Sized>(
 ) -> Result<(Array2<T>, Array2<T>, Array2<T>)> {
     let layout = cell.layout();
     let (width, s_w) = (layout.state_width(), layout.scratch);
-    let mut gates = match packed {
-        Some(p) => {
-            let mut gates = Array2::zeros((plan.rows, layout.gates));
-            p.packed_input().gemm(false, xs.view(), gates.view_mut());
-            gates
+    // Never zeroed first: the steps fill them front to back (see `Steps`).
+    let mut gates = Unfilled::new(plan.rows, layout.gates, "inputs", "the gate buffer")?;
+    let mut states = Unfilled::new(plan.rows, width, "inputs", "the states")?;
+    let mut aux = Unfilled::new(plan.rows, layout.aux, "inputs", "the steps' kept values")?;
+    let group_rows = || plan.groups.iter().map(|g| g.slots().len());
+    let mut gate_parts = gates.parts(group_rows());
+    if let Some(p) = packed {
+        // One product over all the rows (a short call: at most
+        // `PACKED_INPUT_ROWS` of them), after the groups' zeroed parts.
+        for part in gate_parts.iter_mut() {
+            part.zero_to(part.len());
         }
-        None => try_zeros::<T>(plan.rows, layout.gates, "inputs", "the gate buffer")?,
-    };
-    let mut states = try_zeros::<T>(plan.rows, width, "inputs", "the states")?;
-    let mut aux = try_zeros::<T>(plan.rows, layout.aux, "inputs", "the steps' kept values")?;
+        let mut whole = Array2::zeros((plan.rows, layout.gates));
+        p.packed_input().gemm(false, xs.view(), whole.view_mut());
+        let mut at = 0;
+        for part in gate_parts.iter_mut() {
+            let n = part.len();
+            part.init_mut()
+                .copy_from_slice(&whole.as_slice().expect("standard layout")[at..at + n]);
+            at += n;
+        }
+    }
     watch.result()?;
     let (chunk, single) = (plan.chunk_steps(), plan.groups.len() == 1);
     let project = packed.is_none().then_some((xs, single));
     let work: Vec<_> = plan
         .groups
         .iter()
-        .zip(split_groups(plan, &mut gates))
-        .zip(split_groups(plan, &mut states))
-        .zip(split_groups(plan, &mut aux))
+        .zip(gate_parts)
+        .zip(states.parts(group_rows()))
+        .zip(aux.parts(group_rows()))
         .collect();
-    pool::for_each(work, |(((g, gates_g), states_g), aux_g)| {
-        gather_group_rows(g, states_g, initial);
+    pool::for_each(work, |(((g, gates_g), mut states_g), aux_g)| {
+        states_g.zero_to(g.first_active() * width);
+        gather_group_rows(g, states_g.init_mut(), initial);
         let mut scratch = vec![T::zero(); g.first_active() * s_w];
         let bufs = Steps {
             gates: gates_g,
@@ -377,7 +391,7 @@ fn keep_all<T: Scalar, C: Cell<T> + ?Sized>(
         forward_steps(cell, g, steps, chunk, project, bufs, &mut watch.ticker());
     });
     watch.result()?;
-    Ok((states, gates, aux))
+    Ok((states.into_init(), gates.into_init(), aux.into_init()))
 }
 
 /// A group's buffers for one segment of `every` steps (its first segment
@@ -406,9 +420,9 @@ impl<T: Scalar> SegmentBuffers<T> {
     /// The buffers as [`forward_steps`] takes them.
     pub fn steps(&mut self) -> Steps<'_, T> {
         Steps {
-            gates: &mut self.gates,
-            states: &mut self.states,
-            aux: &mut self.aux,
+            gates: Filling::init(&mut self.gates),
+            states: Filling::init(&mut self.states),
+            aux: Filling::init(&mut self.aux),
             scratch: &mut self.scratch,
         }
     }

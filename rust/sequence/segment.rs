@@ -10,7 +10,7 @@
 //! whichever pass makes it.
 
 use super::plan::Group;
-use crate::kernels::gemm::gemm_on;
+use crate::kernels::filling::Filling;
 use crate::kernels::scalar::Scalar;
 use crate::pool::Ticker;
 use crate::step::{Cell, Forward};
@@ -50,21 +50,26 @@ pub fn chunks(
         .map(move |c0| (c0, (c0 + chunk.max(1)).min(t1)))
 }
 
-/// A group's buffers from block `t0` on (see the module docs).
-pub struct Steps<'a, T> {
-    /// `[.., G]`: blocks `t0..t1`.
-    pub gates: &'a mut [T],
-    /// `[.., W]`: blocks `t0..=t1`, block `t0` filled.
-    pub states: &'a mut [T],
+/// A group's buffers from block `t0` on (see the module docs). The steps
+/// fill them front to back: the input projection writes each chunk's gate
+/// rows, and each step's state and kept-value blocks are zeroed just
+/// before it (the padding rows stay zero); on buffers already initialised
+/// ([`Filling::init`]) the zeroing does nothing.
+pub struct Steps<'a, T: Scalar> {
+    /// `[.., G]`: blocks `t0..t1` (initialised already when the caller
+    /// wrote the projection).
+    pub gates: Filling<'a, T>,
+    /// `[.., W]`: blocks `t0..=t1`, block `t0` initialised.
+    pub states: Filling<'a, T>,
     /// `[.., A]`: blocks `t0..t1`.
-    pub aux: &'a mut [T],
+    pub aux: Filling<'a, T>,
     /// `[first_active, S]`.
     pub scratch: &'a mut [T],
 }
 
 /// How the gate buffer gets its input projection: from the gathered inputs
 /// (`[R, I]`, the whole call's slot rows) chunk by chunk, `parallel` as in
-/// [`gemm_on`]; or `None` when the caller already wrote it.
+/// [`crate::kernels::gemm::gemm_on`]; or `None` when the caller already wrote it.
 pub type Projection<'a, T> = Option<(&'a Array2<T>, bool)>;
 
 /// Runs the forward steps `t0..t1` of group `g` (see the module docs), the
@@ -88,9 +93,9 @@ pub fn forward_steps<T: Scalar, C: Cell<T> + ?Sized>(
         layout.scratch,
     );
     let Steps {
-        gates,
-        states,
-        aux,
+        mut gates,
+        mut states,
+        mut aux,
         scratch,
     } = bufs;
     for (c0, c1) in chunks(t0, t1, chunk) {
@@ -101,8 +106,9 @@ pub fn forward_steps<T: Scalar, C: Cell<T> + ?Sized>(
                 g.start[c0]..g.start[c1],
                 input,
             );
-            let z = rows_view_mut(gates, g.rows_from(t0, c0, c1), g_w);
-            gemm_on(parallel, false, x, cell.input_kernel(), z);
+            let rows = g.rows_from(t0, c0, c1);
+            let z = rows.start * g_w..rows.end * g_w;
+            gates.product(z, parallel, x, cell.input_kernel());
         }
         for t in c0..c1 {
             let a = g.active[t];
@@ -112,13 +118,18 @@ pub fn forward_steps<T: Scalar, C: Cell<T> + ?Sized>(
             {
                 return false; // the watch keeps the error
             }
+            // block t + 1 of the states (its `a` rows), all of block t of
+            // the kept values (the rows past `a` are padding and stay zero)
+            states.zero_to(rel_block(g, t0, t + 1, a, width).end);
+            aux.zero_to(rel_block(g, t0, t, g.cap(t), a_w).end);
+            let states = states.init_mut();
             let (prev, next) = states.split_at_mut(rel_block(g, t0, t + 1, 0, width).start);
             cell.forward_step(Forward {
                 rows: a,
-                gates: &mut gates[rel_block(g, t0, t, a, g_w)],
+                gates: &mut gates.init_mut()[rel_block(g, t0, t, a, g_w)],
                 prev: &prev[rel_block(g, t0, t, a, width)],
                 next: &mut next[..a * width],
-                aux: &mut aux[rel_block(g, t0, t, a, a_w)],
+                aux: &mut aux.init_mut()[rel_block(g, t0, t, a, a_w)],
                 scratch: &mut scratch[..a * s_w],
             });
         }
