@@ -124,16 +124,6 @@ impl<'a, T: Scalar> Filling<'a, T> {
         self.filled
     }
 
-    /// All the elements.
-    pub fn len(&self) -> usize {
-        self.buf.len()
-    }
-
-    /// Whether the slice has no elements.
-    pub fn is_empty(&self) -> bool {
-        self.buf.is_empty()
-    }
-
     /// The initialised prefix.
     pub fn init_mut(&mut self) -> &mut [T] {
         // SAFETY: the first `filled` elements are initialised (every method

@@ -259,34 +259,15 @@ fn product_into<T: Scalar>(
     b: ArrayView2<T>,
     mut c: Array2<MaybeUninit<T>>,
 ) -> Array2<T> {
-    let (m, k) = a.dim();
-    let n = b.ncols();
-    assert_eq!(k, b.nrows(), "gemm: shape mismatch");
-    assert_eq!(c.dim(), (m, n), "gemm: output shape mismatch");
-    assert!(c.is_standard_layout(), "gemm: output not standard layout");
-    if m.saturating_mul(n).saturating_mul(k) <= TINY_FLOPS || k == 0 {
-        c.fill(MaybeUninit::new(T::zero()));
-        // SAFETY: every element was just written.
-        let mut c = unsafe { c.assume_init() };
-        par_gemm(false, a, b, c.view_mut());
-        return c;
-    }
-    let threads = split_threads(m, n, k);
-    // SAFETY: `c` is a standard-layout `[m, n]` buffer (row stride n,
-    // checked above); with `accumulate` false the gemm crate writes every
-    // element of it without reading any, so all of it is initialised
-    // afterwards.
-    unsafe {
-        gemm_raw(
-            false,
-            a,
-            b,
-            c.as_mut_ptr().cast::<T>(),
-            [n as isize, 1],
-            threads,
-        );
-        c.assume_init()
-    }
+    assert_eq!(
+        c.dim(),
+        (a.nrows(), b.ncols()),
+        "gemm: output shape mismatch"
+    );
+    let data = c.as_slice_mut().expect("gemm: output not standard layout");
+    product_into_uninit(true, a, b, data);
+    // SAFETY: `product_into_uninit` wrote every element of `c`'s data.
+    unsafe { c.assume_init() }
 }
 
 #[cfg(test)]

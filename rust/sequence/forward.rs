@@ -346,27 +346,32 @@ fn keep_all<T: Scalar, C: Cell<T> + ?Sized>(
     let layout = cell.layout();
     let (width, s_w) = (layout.state_width(), layout.scratch);
     // Never zeroed first: the steps fill them front to back (see `Steps`).
-    let mut gates = Unfilled::new(plan.rows, layout.gates, "inputs", "the gate buffer")?;
+    // A short call on a prepared cell (at most `PACKED_INPUT_ROWS` rows)
+    // writes its whole gate buffer with one product up front instead.
+    let mut projected = packed.map(|p| {
+        let mut gates = Array2::zeros((plan.rows, layout.gates));
+        p.packed_input().gemm(false, xs.view(), gates.view_mut());
+        gates
+    });
+    let mut fresh = match projected {
+        Some(_) => None,
+        None => Some(Unfilled::new(
+            plan.rows,
+            layout.gates,
+            "inputs",
+            "the gate buffer",
+        )?),
+    };
     let mut states = Unfilled::new(plan.rows, width, "inputs", "the states")?;
     let mut aux = Unfilled::new(plan.rows, layout.aux, "inputs", "the steps' kept values")?;
     let group_rows = || plan.groups.iter().map(|g| g.slots().len());
-    let mut gate_parts = gates.parts(group_rows());
-    if let Some(p) = packed {
-        // One product over all the rows (a short call: at most
-        // `PACKED_INPUT_ROWS` of them), after the groups' zeroed parts.
-        for part in gate_parts.iter_mut() {
-            part.zero_to(part.len());
-        }
-        let mut whole = Array2::zeros((plan.rows, layout.gates));
-        p.packed_input().gemm(false, xs.view(), whole.view_mut());
-        let mut at = 0;
-        for part in gate_parts.iter_mut() {
-            let n = part.len();
-            part.init_mut()
-                .copy_from_slice(&whole.as_slice().expect("standard layout")[at..at + n]);
-            at += n;
-        }
-    }
+    let gate_parts: Vec<Filling<'_, T>> = match (&mut projected, &mut fresh) {
+        (Some(gates), _) => split_groups(plan, gates)
+            .into_iter()
+            .map(Filling::init)
+            .collect(),
+        (None, fresh) => fresh.as_mut().expect("unprojected").parts(group_rows()),
+    };
     watch.result()?;
     let (chunk, single) = (plan.chunk_steps(), plan.groups.len() == 1);
     let project = packed.is_none().then_some((xs, single));
@@ -391,7 +396,11 @@ fn keep_all<T: Scalar, C: Cell<T> + ?Sized>(
         forward_steps(cell, g, steps, chunk, project, bufs, &mut watch.ticker());
     });
     watch.result()?;
-    Ok((states.into_init(), gates.into_init(), aux.into_init()))
+    let gates = match (projected, fresh) {
+        (Some(gates), _) => gates,
+        (None, fresh) => fresh.expect("unprojected").into_init(),
+    };
+    Ok((states.into_init(), gates, aux.into_init()))
 }
 
 /// A group's buffers for one segment of `every` steps (its first segment
