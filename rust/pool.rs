@@ -366,6 +366,15 @@ pub fn in_pool() -> bool {
     rayon::current_thread_index().is_some()
 }
 
+/// Threads of the pool the calling thread works in (1 off the pool).
+pub fn threads_here() -> usize {
+    if in_pool() {
+        rayon::current_num_threads()
+    } else {
+        1
+    }
+}
+
 /// `for_each` over `items`, on the pool's workers when called from one.
 pub fn for_each<I, F>(items: I, f: F)
 where

@@ -138,3 +138,68 @@ def test_concurrent_python_threads(dtype, problem):
         assert got is not None
         for a, b in zip(expected, got):
             assert np.array_equal(a, b)
+
+
+# A batch of one group of rows (fewer than 32) runs its steps split by hidden
+# units over the pool, the threads meeting once per step (twice for the
+# reset-before GRU). The sizes make every cell take that path at 2 and 3
+# threads: H = 128 is a whole number of the packed kernels' panels for float32
+# and float64, and each step's product is large enough to be split.
+SMALL_B, SMALL_T, SMALL_I, SMALL_H = 5, 40, 16, 128
+
+
+def run_small_batch(dtype):
+    """Forward and backprop of every cell on a small ragged batch (lengths 0..T)."""
+    cells = [
+        rnnrs.LSTMCell(SMALL_H, use_peepholes=True, cell_clip=0.8, dtype=dtype, seed=1),
+        rnnrs.BasicLSTMCell(SMALL_H, dtype=dtype, seed=2),
+        rnnrs.GRUCell(SMALL_H, dtype=dtype, seed=3),
+        rnnrs.GRUCell(SMALL_H, reset_after=True, dtype=dtype, seed=4),
+        rnnrs.BasicRNNCell(SMALL_H, dtype=dtype, seed=5),
+    ]
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((SMALL_B, SMALL_T, SMALL_I)).astype(dtype)
+    lengths = np.array([0, SMALL_T, 1, 17, SMALL_T])
+    results = []
+    for cell in cells:
+        outputs, state, backprop = rnnrs.dynamic_rnn(cell, x, sequence_length=lengths, return_backprop=True)
+        g = backprop(d_outputs=np.cos(outputs))
+        parts = list(state) if isinstance(state, tuple) else [state]
+        results += [outputs, *parts, g.inputs, *g.weights.values()]
+    return results
+
+
+def test_small_batches_split_by_units_bitwise_identical(dtype, parallel_everything):
+    per_count = {}
+    for n in THREAD_COUNTS:
+        rnnrs.set_num_threads(n)
+        per_count[n] = run_small_batch(dtype)
+    baseline = per_count[1]
+    assert all(np.all(np.isfinite(a)) for a in baseline)
+    # padded steps stay zero: row 0 has length 0, row 2 length 1
+    assert not baseline[0][0].any() and not baseline[0][2, 1:].any()
+    for n in THREAD_COUNTS[1:]:
+        for i, (a, b) in enumerate(zip(baseline, per_count[n])):
+            assert np.array_equal(a, b), f"result #{i} differs between 1 and {n} threads"
+
+
+def test_small_batches_from_concurrent_python_threads(parallel_everything):
+    """Split steps never wait for a helper thread that the busy pool does not
+    start: calls from several Python threads at once finish, bitwise right."""
+    rnnrs.set_num_threads(2)
+    expected = run_small_batch(np.float32)
+    results = [None] * 4
+
+    def work(i):
+        results[i] = run_small_batch(np.float32)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(results))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not any(t.is_alive() for t in threads), "a call hung"
+    for got in results:
+        assert got is not None
+        for a, b in zip(expected, got):
+            assert np.array_equal(a, b)

@@ -14,8 +14,8 @@ use crate::kernels::scalar::Scalar;
 use crate::step::params::Named;
 use crate::step::params::{Options, Weights};
 use crate::step::{
-    deferred_in_one_chunk, Backward, Cell, Deferred, Forward, Layout, StatePart, Tokens,
-    WeightGrads,
+    deferred_in_one_chunk, Backward, Cell, Deferred, Forward, Layout, StatePart, Tokens, UnitSplit,
+    UnitStep, WeightGrads,
 };
 use ndarray::{s, Array2, ArrayView1, ArrayView2, ArrayViewMut2, Axis};
 
@@ -29,6 +29,22 @@ pub fn step_forward<T: Scalar>(act: Activation, h: &mut [T], xw: &[T], bias: &[T
     with_activation!(act, |act| {
         for (h_row, xw_row) in h.chunks_exact_mut(units).zip(xw.chunks_exact(units)) {
             for ((h, &xw), &b) in h_row.iter_mut().zip(xw_row).zip(bias) {
+                *h = act.apply(*h + xw + b);
+            }
+        }
+    })
+}
+
+/// [`step_forward`] for one slice of units of a step split by units
+/// ([`crate::kernels::split`]): the same operations on the same values.
+#[multiversion::multiversion(targets("x86_64+avx512f+avx512vl+fma", "x86_64+avx2+fma"))]
+pub fn step_forward_units<'s, T: Scalar>(act: Activation, step: &mut UnitStep<'s, T>, bias: &[T]) {
+    let bias = &bias[step.units.clone()];
+    with_activation!(act, |act| {
+        for r in 0..step.rows {
+            let [h] = step.next.row::<1>(r);
+            let [xw] = step.gates.row::<1>(r);
+            for ((h, &xw), &b) in h.iter_mut().zip(&*xw).zip(bias) {
                 *h = act.apply(*h + xw + b);
             }
         }
@@ -155,6 +171,25 @@ impl<T: Scalar> Cell<T> for BasicRnn<T> {
             .packed()
             .gemm(false, mat(step.prev, h), mat_mut(step.next, h));
         step_forward(self.activation, step.next, step.gates, &self.bias);
+    }
+
+    fn unit_split(&self) -> Option<UnitSplit> {
+        let (h, align) = (self.units(), self.w_h.packed().panel_width());
+        (align > 0 && h.is_multiple_of(align)).then_some(UnitSplit {
+            units: h,
+            parts: [1, 1, 0, 0],
+            align,
+            phases: 1,
+        })
+    }
+
+    fn forward_units(&self, mut step: UnitStep<'_, T>) {
+        let h = self.units();
+        let first = step.units.start;
+        self.w_h
+            .packed()
+            .gemm_cols(false, mat(step.prev, h), step.next.segment(0), first);
+        step_forward_units(self.activation, &mut step, &self.bias);
     }
 
     fn backward_step(&self, step: Backward<'_, T>) {

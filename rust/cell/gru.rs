@@ -47,8 +47,8 @@ use crate::kernels::rows::{mat, mat_mut};
 use crate::kernels::scalar::Scalar;
 use crate::step::params::{Named, Options, Weights};
 use crate::step::{
-    deferred_in_one_chunk, Backward, Cell, Deferred, Forward, Layout, StatePart, Tokens,
-    WeightGrads,
+    deferred_in_one_chunk, Backward, Cell, Deferred, Forward, Layout, StatePart, Tokens, UnitSplit,
+    UnitStep, WeightGrads,
 };
 use ndarray::{concatenate, s, Array2, ArrayView1, ArrayView2, ArrayViewMut2, Axis};
 
@@ -307,6 +307,41 @@ impl<T: Scalar> Cell<T> for ResetBefore<T> {
         reset_before_candidate(self.activation, z, h_prev, step.next, &self.bias[2 * h..]);
     }
 
+    fn unit_split(&self) -> Option<UnitSplit> {
+        let h = self.layout.state[0].width;
+        let align = self.gates_h.packed().panel_width();
+        let aligned =
+            align > 0 && h.is_multiple_of(align) && self.cand_h.packed().panel_width() == align;
+        // phase 0: r, u and r*h; phase 1: the candidate, which reads r*h of
+        // every unit
+        aligned.then_some(UnitSplit {
+            units: h,
+            parts: [3, 1, 1, 0],
+            align,
+            phases: 2,
+        })
+    }
+
+    fn forward_units(&self, mut step: UnitStep<'_, T>) {
+        let h = self.layout.state[0].width;
+        let first = step.units.start;
+        if step.phase == 0 {
+            for part in 0..2 {
+                self.gates_h.packed().gemm_cols(
+                    true,
+                    mat(step.prev, h),
+                    step.gates.segment(part),
+                    part * h + first,
+                );
+            }
+        } else {
+            self.cand_h
+                .packed()
+                .gemm_cols(true, mat(step.kept, h), step.gates.segment(2), first);
+        }
+        reset_before_units(self.activation, &mut step, &self.bias);
+    }
+
     fn backward_step(&self, step: Backward<'_, T>) {
         let h = self.layout.state[0].width;
         let w3 = 3 * h;
@@ -474,6 +509,30 @@ impl<T: Scalar> Cell<T> for ResetAfter<T> {
         );
     }
 
+    fn unit_split(&self) -> Option<UnitSplit> {
+        let (h, align) = (self.layout.state[0].width, self.w_h.packed().panel_width());
+        (align > 0 && h.is_multiple_of(align)).then_some(UnitSplit {
+            units: h,
+            parts: [3, 1, 1, 3],
+            align,
+            phases: 1,
+        })
+    }
+
+    fn forward_units(&self, mut step: UnitStep<'_, T>) {
+        let h = self.layout.state[0].width;
+        // acc = h @ [W_gates_h | hidden_kernel], the slice's columns of each
+        for part in 0..3 {
+            self.w_h.packed().gemm_cols(
+                false,
+                mat(step.prev, h),
+                step.scratch.segment(part),
+                part * h + step.units.start,
+            );
+        }
+        reset_after_units(self.activation, &mut step, &self.bias, &self.hidden_bias);
+    }
+
     fn backward_step(&self, step: Backward<'_, T>) {
         let h = self.layout.state[0].width;
         let (dz, dh) = (step.d_gates, step.d_state);
@@ -619,6 +678,74 @@ pub fn reset_before_candidate<T: Scalar>(
             update(hn_row, h_row, &ru[units..], c);
         }
     })
+}
+
+/// The reset-before step's element-wise passes for one slice of units of a
+/// step split by units ([`crate::kernels::split`]): phase 0 is
+/// [`reset_before_gates`], phase 1 [`reset_before_candidate`], each with
+/// the same operations on the same values in those units.
+#[multiversion::multiversion(targets("x86_64+avx512f+avx512vl+fma", "x86_64+avx2+fma"))]
+pub fn reset_before_units<'s, T: Scalar>(act: Activation, step: &mut UnitStep<'s, T>, bias: &[T]) {
+    let (n, u) = (bias.len() / 3, step.units.clone());
+    let b = |k: usize| &bias[k * n + u.start..k * n + u.end];
+    let (b_r, b_u, b_c) = (b(0), b(1), b(2));
+    for r in 0..step.rows {
+        let h = &step.prev[r * n + u.start..r * n + u.end];
+        let [zr, zu, zc] = step.gates.row::<3>(r);
+        if step.phase == 0 {
+            let [rh] = step.aux.row::<1>(r);
+            for (zv, &b) in zr.iter_mut().zip(b_r) {
+                *zv = (*zv + b).sigmoid();
+            }
+            for (zv, &b) in zu.iter_mut().zip(b_u) {
+                *zv = (*zv + b).sigmoid();
+            }
+            for ((rh, &r), &h) in rh.iter_mut().zip(&*zr).zip(h) {
+                *rh = r * h;
+            }
+        } else {
+            let [hn] = step.next.row::<1>(r);
+            with_activation!(act, |act| {
+                for (c, &b) in zc.iter_mut().zip(b_c) {
+                    *c = act.apply(*c + b);
+                }
+            });
+            update(hn, h, zu, zc);
+        }
+    }
+}
+
+/// [`reset_after_step`] for one slice of units of a step split by units
+/// ([`crate::kernels::split`]), `acc` being the slice's scratch: the same
+/// operations on the same values in those units.
+#[multiversion::multiversion(targets("x86_64+avx512f+avx512vl+fma", "x86_64+avx2+fma"))]
+pub fn reset_after_units<'s, T: Scalar>(
+    act: Activation,
+    step: &mut UnitStep<'s, T>,
+    bias: &[T],
+    hidden_bias: &[T],
+) {
+    let (n, u) = (hidden_bias.len(), step.units.clone());
+    let b = |k: usize| &bias[k * n + u.start..k * n + u.end];
+    let (b_r, b_u, b_c, b_h) = (b(0), b(1), b(2), &hidden_bias[u.clone()]);
+    for r in 0..step.rows {
+        let h = &step.prev[r * n + u.start..r * n + u.end];
+        let [zr, zu, zc] = step.gates.row::<3>(r);
+        let [acc_r, acc_u, acc_c] = step.scratch.row::<3>(r);
+        let [hc] = step.aux.row::<1>(r);
+        let [hn] = step.next.row::<1>(r);
+        for ((zv, &a), &b) in zr.iter_mut().zip(&*acc_r).zip(b_r) {
+            *zv = (*zv + a + b).sigmoid();
+        }
+        for ((zv, &a), &b) in zu.iter_mut().zip(&*acc_u).zip(b_u) {
+            *zv = (*zv + a + b).sigmoid();
+        }
+        for ((hc, &a), &b) in hc.iter_mut().zip(&*acc_c).zip(b_h) {
+            *hc = a + b;
+        }
+        reset_after_candidate(act, zc, zr, hc, b_c);
+        update(hn, h, zu, zc);
+    }
 }
 
 /// `h_next = u*h + (1-u)*c`.

@@ -49,8 +49,8 @@ use crate::kernels::rows::{mat, mat_mut};
 use crate::kernels::scalar::Scalar;
 use crate::step::params::{Named, Options, Weights};
 use crate::step::{
-    deferred_in_one_chunk, Backward, Cell, Deferred, Forward, Layout, StatePart, Tokens,
-    WeightGrads,
+    deferred_in_one_chunk, Backward, Cell, Deferred, Forward, Layout, StatePart, Tokens, UnitSplit,
+    UnitStep, WeightGrads,
 };
 use ndarray::{s, Array2, ArrayView1, ArrayView2, ArrayViewMut2, Axis};
 
@@ -286,6 +286,54 @@ fn step_forward_impl<T: Scalar, const PEEP: bool, const CLIP: bool>(
                 limit,
                 [b_i, b_j, b_f, b_o],
                 [w_i, w_f, w_o],
+                gi,
+                gj,
+                gf,
+                go,
+                cp,
+                c,
+                h,
+            );
+        }
+    })
+}
+
+/// [`step_forward`] for one slice of units (a step split by units,
+/// [`crate::kernels::split`]): the same operations on the same values in
+/// those units. Without a projection only: the state rows are `[c | h]`, two
+/// segments of `H`.
+#[multiversion::multiversion(targets("x86_64+avx512f+avx512vl+fma", "x86_64+avx2+fma"))]
+pub fn step_forward_units<'s, T: Scalar>(p: &StepParams<'_, T>, step: &mut UnitStep<'s, T>) {
+    with_flags!(p, step_forward_units_impl(p, step))
+}
+
+#[inline(always)]
+fn step_forward_units_impl<T: Scalar, const PEEP: bool, const CLIP: bool>(
+    p: &StepParams<'_, T>,
+    step: &mut UnitStep<'_, T>,
+) {
+    let n = p.units();
+    let u = step.units.clone();
+    let seg = |k: usize| &p.bias[k * n + u.start..k * n + u.end];
+    let bias = [seg(0), seg(1), seg(2), seg(3)];
+    let [b_i, b_j, b_f, _] = bias;
+    let peep = p
+        .peepholes
+        .map(|w| w.map(|w| &w[u.clone()]))
+        .unwrap_or([b_i, b_j, b_f]);
+    let limit = p.cell_clip.unwrap_or(T::zero());
+    let width = 2 * n;
+    with_activation!(p.activation, |act| {
+        for r in 0..step.rows {
+            let [gi, gj, gf, go] = step.gates.row::<4>(r);
+            let [c, h] = step.next.row::<2>(r);
+            let cp = &step.prev[r * width + u.start..r * width + u.end];
+            row_forward::<T, PEEP, CLIP>(
+                act,
+                p.forget_bias,
+                limit,
+                bias,
+                peep,
                 gi,
                 gj,
                 gf,
@@ -714,6 +762,31 @@ impl<T: Scalar> Cell<T> for Lstm<T> {
                 }
             }
         }
+    }
+
+    fn unit_split(&self) -> Option<UnitSplit> {
+        let (h, align) = (self.dims.units, self.w_h.packed().panel_width());
+        (self.projection.is_none() && align > 0 && h.is_multiple_of(align)).then_some(UnitSplit {
+            units: h,
+            parts: [4, 2, 0, 0],
+            align,
+            phases: 1,
+        })
+    }
+
+    fn forward_units(&self, mut step: UnitStep<'_, T>) {
+        let h = self.dims.units;
+        // gates[:, units of each of i, j, f, o] += h_prev @ W_h[:, those]
+        let prev_h = mat(step.prev, 2 * h).slice_move(s![.., h..]);
+        for part in 0..4 {
+            self.w_h.packed().gemm_cols(
+                true,
+                prev_h,
+                step.gates.segment(part),
+                part * h + step.units.start,
+            );
+        }
+        step_forward_units(&self.params(), &mut step);
     }
 
     fn backward_step(&self, step: Backward<'_, T>) {

@@ -14,6 +14,8 @@
 //! * [`rows`]: arrays assembled row by row, each element written once.
 //! * [`filling`]: buffers the time loop fills front to back, never zeroed
 //!   first ([`Unfilled`](filling::Unfilled), [`Filling`](filling::Filling)).
+//! * [`split`]: a group's time steps split by hidden units over threads,
+//!   meeting once per step ([`run`](split::run)).
 //! * [`softmax`]: a vectorised `exp`, the max, sum of exponentials and
 //!   argmax of a row, and [`vectorized`](softmax::vectorized).
 
@@ -24,3 +26,4 @@ pub mod packed;
 pub mod rows;
 pub mod scalar;
 pub mod softmax;
+pub mod split;

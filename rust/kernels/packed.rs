@@ -151,18 +151,13 @@ impl<T: Scalar> PackedB<T> {
     /// # Panics
     /// When the shapes do not fit together (a bug of the caller, never
     /// reachable from user input: the crate checks shapes first).
-    pub fn gemm(&self, accumulate: bool, a: ArrayView2<T>, mut c: ArrayViewMut2<T>) {
+    pub fn gemm(&self, accumulate: bool, a: ArrayView2<T>, c: ArrayViewMut2<T>) {
         let (m, k) = a.dim();
         assert!(
             k == self.k && c.dim() == (m, self.n),
             "packed gemm: shape mismatch"
         );
-        let rows_of_unit_stride = |s: &[isize], cols: usize| s[0] >= 0 && (s[1] == 1 || cols <= 1);
-        if self.nr == 0
-            || m == 0
-            || !rows_of_unit_stride(a.strides(), k)
-            || !rows_of_unit_stride(c.strides(), self.n)
-        {
+        if self.nr == 0 || m == 0 || !unit_rows(a.strides(), k) || !unit_rows(c.strides(), self.n) {
             let plain = if self.nr == 0 {
                 self.plain.view()
             } else {
@@ -172,20 +167,41 @@ impl<T: Scalar> PackedB<T> {
             gemm(accumulate, a, plain, c);
             return;
         }
+        self.packed_rows(accumulate, a, c, 0);
+    }
+
+    /// The packed product into `c` (`[M, w]`), columns `first..first + w`
+    /// of the matrix, in blocks of at most `ROW_BLOCK` rows one after the
+    /// other (see there). The callers checked the shapes, the range (`first`
+    /// on a panel boundary; `w` whole panels, or up to `N`) and the layouts
+    /// (unit column strides, non-negative row strides), and that the matrix
+    /// is packed.
+    fn packed_rows(
+        &self,
+        accumulate: bool,
+        a: ArrayView2<T>,
+        mut c: ArrayViewMut2<T>,
+        first: usize,
+    ) {
+        let ((m, k), w) = (a.dim(), c.ncols());
+        if m == 0 || w == 0 {
+            return;
+        }
         let lda = a.strides()[0] as usize;
         let ldc = c.strides()[0] as usize;
-        // Blocks of at most `ROW_BLOCK` rows, one after the other (see there).
         let mut i0 = 0;
         while i0 < m {
             let rows = ROW_BLOCK.min(m - i0);
             let args = Args {
                 m: rows,
                 k,
-                n: self.n,
+                n: w,
                 // SAFETY: row `i0 < m` of the live views `a` and `c`.
                 a: unsafe { a.as_ptr().add(i0 * lda) },
                 lda,
-                b: self.data.as_ptr(),
+                // SAFETY: panel `first / nr` starts inside `data` (`first <
+                // N`, as `w > 0`).
+                b: unsafe { self.data.as_ptr().add(first / self.nr * self.k * self.nr) },
                 // SAFETY: as for `a`.
                 c: unsafe { c.as_mut_ptr().add(i0 * ldc) },
                 ldc,
@@ -194,12 +210,47 @@ impl<T: Scalar> PackedB<T> {
             // SAFETY: the pointers come from live views of the checked
             // shapes (rows `i0..i0 + rows` of `a` and `c`, `lda`/`ldc` apart
             // with unit column stride; `c` is borrowed mutably, so it
-            // aliases neither operand), `data` holds ceil(N/nr) panels of
-            // K×nr, and `self.isa` was detected on this CPU (Generic, which
-            // has no kernels, is handled above).
+            // aliases neither operand); from panel `first / nr` on, `data`
+            // holds `ceil(w / nr)` panels of K×nr (the last one partial only
+            // when the range ends at `N`, as the kernels expect); and
+            // `self.isa` was detected on this CPU (the matrix is packed, so
+            // it is not Generic).
             unsafe { dispatch(self.isa, &args) };
             i0 += rows;
         }
+    }
+
+    /// Panel width in columns: a product over a column range must start at
+    /// a multiple of it ([`PackedB::gemm_cols`]); 0 when the matrix is not
+    /// packed (no such products).
+    pub fn panel_width(&self) -> usize {
+        self.nr
+    }
+
+    /// [`PackedB::gemm`] for columns `first..first + w` of the packed matrix
+    /// only (`c` is `[M, w]`): the same bits in those columns as the whole
+    /// product, each element being the same FMA chain. The split steps
+    /// ([`super::split`]) give each thread its own columns this way.
+    ///
+    /// # Panics
+    /// When the matrix is not packed, `first` is not a multiple of
+    /// [`PackedB::panel_width`], the range ends neither on a panel boundary
+    /// nor at `N`, or the shapes and layouts do not fit (unit column
+    /// strides, non-negative row strides): bugs of the caller.
+    pub fn gemm_cols(&self, accumulate: bool, a: ArrayView2<T>, c: ArrayViewMut2<T>, first: usize) {
+        let ((m, k), w) = (a.dim(), c.ncols());
+        assert!(
+            self.nr > 0
+                && first.is_multiple_of(self.nr)
+                && first + w <= self.n
+                && (w.is_multiple_of(self.nr) || first + w == self.n)
+                && k == self.k
+                && c.nrows() == m
+                && unit_rows(a.strides(), k)
+                && unit_rows(c.strides(), w),
+            "packed gemm_cols: shape, range or layout mismatch"
+        );
+        self.packed_rows(accumulate, a, c, first);
     }
 
     /// The general path for a packed matrix: unpacks the panels into a
@@ -247,6 +298,13 @@ impl<T: Scalar> StepWeights<T> {
     pub fn plain(&self) -> ArrayView2<'_, T> {
         self.plain.view()
     }
+}
+
+/// Whether a view of these strides and `cols` columns has the layout the
+/// kernels take: unit column stride (or a single column) and a non-negative
+/// row stride.
+fn unit_rows(strides: &[isize], cols: usize) -> bool {
+    strides[0] >= 0 && (strides[1] == 1 || cols <= 1)
 }
 
 /// Whether the packed kernels exist for `T` (`f32` and `f64` on x86-64).
@@ -682,6 +740,47 @@ mod tests {
     #[test]
     fn packed_products_match_ndarray_f32() {
         check::<f32>(1e-3);
+    }
+
+    fn column_ranges_are_bitwise_the_whole<T: Scalar>() {
+        for isa in isas().into_iter().filter(|&i| i != Isa::Generic) {
+            for &(m, k, n) in &[(1, 7, 96), (5, 33, 100), (16, 256, 256), (80, 40, 64)] {
+                let a = filled::<T>(m, k, 3);
+                let packed = PackedB::with_isa(filled::<T>(k, n, 4).view(), isa);
+                let nr = packed.panel_width();
+                for accumulate in [false, true] {
+                    let mut whole = filled::<T>(m, n, 5);
+                    packed.gemm(accumulate, a.view(), whole.view_mut());
+                    // ranges of one and two panels, and the partial last one
+                    let mut parts = filled::<T>(m, n, 5);
+                    let mut first = 0;
+                    for (i, w) in std::iter::repeat([nr, 2 * nr]).flatten().enumerate() {
+                        let w = w.min(n - first);
+                        let c = parts.slice_mut(s![.., first..first + w]);
+                        packed.gemm_cols(accumulate, a.view(), c, first);
+                        first += w;
+                        if first == n || i > 64 {
+                            break;
+                        }
+                    }
+                    assert_eq!(parts, whole, "{isa:?} {m}x{k}x{n} {accumulate}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn column_ranges_are_bitwise_the_whole_product() {
+        column_ranges_are_bitwise_the_whole::<f32>();
+        column_ranges_are_bitwise_the_whole::<f64>();
+    }
+
+    #[test]
+    #[should_panic(expected = "gemm_cols")]
+    fn column_ranges_start_on_a_panel() {
+        let packed = PackedB::<f64>::new(filled::<f64>(4, 64, 1).view());
+        let mut c = Array2::zeros((2, 3));
+        packed.gemm_cols(false, filled::<f64>(2, 4, 2).view(), c.view_mut(), 1);
     }
 
     #[test]

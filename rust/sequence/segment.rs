@@ -12,7 +12,8 @@
 use super::plan::Group;
 use crate::kernels::filling::Filling;
 use crate::kernels::scalar::Scalar;
-use crate::pool::Ticker;
+use crate::kernels::split::{self, Buffer};
+use crate::pool::{self, Ticker};
 use crate::step::{Cell, Forward};
 use ndarray::{Array2, ArrayView2, ArrayViewMut2};
 use std::ops::Range;
@@ -70,7 +71,108 @@ pub struct Steps<'a, T: Scalar> {
 /// How the gate buffer gets its input projection: from the gathered inputs
 /// (`[R, I]`, the whole call's slot rows) chunk by chunk, `parallel` as in
 /// [`crate::kernels::gemm::gemm_on`]; or `None` when the caller already wrote it.
+/// `parallel` (the group has the pool to itself: a batch of one group) also
+/// lets the steps split by units over the pool ([`split_units`]).
 pub type Projection<'a, T> = Option<(&'a Array2<T>, bool)>;
+
+/// Multiply-adds of a step's recurrent product from which the step splits
+/// by units over the pool (a meeting of the threads per step costs about a
+/// microsecond; this much work takes a few on one core).
+pub const SPLIT_STEP_WORK: usize = 1 << 16;
+
+/// The unit slices of group `g`'s steps from `t`, when they split over the
+/// pool: one per thread of the current pool, each starting at a multiple of
+/// the cell's alignment. `None` when the cell does not split, the pool has
+/// one thread (or the call runs inline), or the step is too small.
+pub fn split_units<T: Scalar, C: Cell<T> + ?Sized>(
+    cell: &C,
+    g: &Group,
+    t: usize,
+) -> Option<Vec<Range<usize>>> {
+    let split = cell.unit_split()?;
+    let threads = pool::threads_here();
+    let rows = g.active.get(t).copied().unwrap_or(0);
+    let work = rows
+        .saturating_mul(split.units)
+        .saturating_mul(cell.layout().gates);
+    if threads < 2 || work < SPLIT_STEP_WORK || split.align == 0 {
+        return None;
+    }
+    let blocks = split.units / split.align;
+    let per = blocks.div_ceil(threads).max(1) * split.align;
+    let slices: Vec<_> = (0..split.units)
+        .step_by(per)
+        .map(|u| u..(u + per).min(split.units))
+        .collect();
+    (slices.len() > 1).then_some(slices)
+}
+
+/// Steps `c0..c1` of group `g` (its buffers from block `t0` on, the chunk's
+/// gate rows projected already) split by units into `slices`, one thread of
+/// the pool per slice ([`crate::kernels::split`]). Returns `false` when
+/// `ticker` says the call must stop.
+fn split_chunk<T: Scalar, C: Cell<T> + ?Sized>(
+    cell: &C,
+    g: &Group,
+    (t0, c0, c1): (usize, usize, usize),
+    slices: &[Range<usize>],
+    bufs: &mut Steps<'_, T>,
+    ticker: &mut Ticker<'_>,
+) -> bool {
+    let layout = cell.layout();
+    let Some(split) = cell.unit_split() else {
+        unreachable!("split_units checked the cell")
+    };
+    let (width, g_w, a_w) = (layout.state_width(), layout.gates, layout.aux);
+    let [p_g, p_s, p_a, p_x] = split.parts;
+    assert!(
+        [(p_g, g_w), (p_s, width), (p_a, a_w)]
+            .iter()
+            .all(|&(parts, w)| parts * split.units == w)
+            && (p_x == 0 || p_x * split.units == layout.scratch),
+        "{}: unit split does not cut the buffers",
+        cell.name()
+    );
+    // Every block the chunk writes, zeroed first (the slices write the
+    // running rows; the padding rows stay zero).
+    bufs.states
+        .zero_to(rel_block(g, t0, c1, g.active[c1 - 1], width).end);
+    bufs.aux
+        .zero_to(rel_block(g, t0, c1 - 1, g.cap(c1 - 1), a_w).end);
+    let starts: Vec<usize> = (c0..=c1 + 1).map(|k| g.start[k] - g.start[c0]).collect();
+    let from = |w| rel_block(g, t0, c0, 0, w).start;
+    let active = &g.active[c0..c1];
+    let per_slice = layout.work_per_token / (slices.len() * split.phases);
+    let scratch: &mut [T] = if p_x == 0 { &mut [] } else { bufs.scratch };
+    split::run(
+        split.units,
+        split.phases,
+        slices,
+        slices.len() - 1,
+        &starts,
+        active,
+        [
+            Buffer {
+                data: &mut bufs.gates.init_mut()[from(g_w)..],
+                parts: p_g,
+            },
+            Buffer {
+                data: &mut bufs.states.init_mut()[from(width)..],
+                parts: p_s,
+            },
+            Buffer {
+                data: &mut bufs.aux.init_mut()[from(a_w)..],
+                parts: p_a,
+            },
+            Buffer {
+                data: scratch,
+                parts: p_x,
+            },
+        ],
+        |t: usize| ticker.tick(active[t].saturating_mul(per_slice)).is_ok(),
+        |step| cell.forward_units(step),
+    )
+}
 
 /// Runs the forward steps `t0..t1` of group `g` (see the module docs), the
 /// input projection chunk by chunk of `chunk` steps. Returns `false` when
@@ -92,13 +194,14 @@ pub fn forward_steps<T: Scalar, C: Cell<T> + ?Sized>(
         layout.aux,
         layout.scratch,
     );
-    let Steps {
-        mut gates,
-        mut states,
-        mut aux,
-        scratch,
-    } = bufs;
+    let mut bufs = bufs;
     for (c0, c1) in chunks(t0, t1, chunk) {
+        let Steps {
+            gates,
+            states,
+            aux,
+            scratch,
+        } = &mut bufs;
         if let Some((xs, parallel)) = project {
             let input = xs.ncols();
             let x = rows_view(
@@ -109,6 +212,12 @@ pub fn forward_steps<T: Scalar, C: Cell<T> + ?Sized>(
             let rows = g.rows_from(t0, c0, c1);
             let z = rows.start * g_w..rows.end * g_w;
             gates.product(z, parallel, x, cell.input_kernel());
+            if let Some(slices) = split_units(cell, g, c0).filter(|_| parallel) {
+                if !split_chunk(cell, g, (t0, c0, c1), &slices, &mut bufs, ticker) {
+                    return false; // the watch keeps the error
+                }
+                continue;
+            }
         }
         for t in c0..c1 {
             let a = g.active[t];

@@ -38,6 +38,7 @@ pub use prepared::{Prepared, StepOutput, Stepper};
 
 use crate::error::{check_shape, Error, Result};
 use crate::kernels::scalar::Scalar;
+pub use crate::kernels::split::UnitStep;
 use crate::pool;
 use ndarray::{s, Array1, Array2, ArrayView1, ArrayView2, ArrayViewMut2};
 use params::Named;
@@ -153,6 +154,24 @@ impl Layout {
             .map(|i| state.slice(s![.., self.part(i)]).to_owned())
             .collect()
     }
+}
+
+/// How a cell's forward step splits by hidden units ([`Cell::unit_split`]):
+/// every buffer row is segments of `units` columns side by side (an LSTM's
+/// gate row `i, j, f, o`; its state row `c, h`), a slice's units must
+/// start at a multiple of `align` (the packed recurrent weights' panel
+/// width), and the threads meet after each of the step's `phases`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UnitSplit {
+    /// `H`.
+    pub units: usize,
+    /// Segments of a gate row, a state row, a kept-values row and a scratch
+    /// row (0: the step does not use its scratch).
+    pub parts: [usize; 4],
+    /// What a slice's first unit is a multiple of.
+    pub align: usize,
+    /// Phases of a step (see [`crate::kernels::split`]).
+    pub phases: usize,
 }
 
 /// One forward step of `rows` running rows.
@@ -281,6 +300,21 @@ pub trait Cell<T: Scalar>: Send + Sync + std::fmt::Debug {
 
     /// One step forward (see [`Forward`]).
     fn forward_step(&self, step: Forward<'_, T>);
+
+    /// Whether the forward step can run split by hidden units over threads
+    /// ([`crate::kernels::split`]), and how its buffers are cut: `None` (the
+    /// default) when it cannot.
+    fn unit_split(&self) -> Option<UnitSplit> {
+        None
+    }
+
+    /// One slice of a step split by units ([`Cell::unit_split`]): the same
+    /// values in the slice's units as [`Cell::forward_step`] writes there,
+    /// bit for bit. Only called when [`Cell::unit_split`] is `Some`.
+    fn forward_units(&self, step: UnitStep<'_, T>) {
+        let _ = step;
+        unreachable!("{} has no unit split", self.name())
+    }
 
     /// One step backward (see [`Backward`]).
     fn backward_step(&self, step: Backward<'_, T>);

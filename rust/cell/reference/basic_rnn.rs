@@ -256,6 +256,64 @@ mod tests {
     }
 
     #[test]
+    fn small_batches_split_by_units_bitwise_as_one_thread() {
+        // A batch of one group runs its steps split by units over the pool
+        // (`sequence::segment::split_units`); the split must change nothing.
+        crate::pool::set_parallel_work(Some(0));
+        for (batch, units, lengths) in [(5, 128, vec![0, 30, 1, 23, 30]), (1, 256, vec![29])] {
+            let c = case(batch, 30, 24, units, lengths.clone());
+            let dy = rand3((batch, 30, units), 9);
+            let run = |threads: usize| {
+                crate::pool::set_num_threads(threads).unwrap();
+                let f = fast_forward(
+                    time_major_view(c.x.view(), false),
+                    c.h0.view(),
+                    c.kernel.view(),
+                    c.bias.view(),
+                    Some(&lengths),
+                    Activation::Tanh,
+                    false,
+                )
+                .unwrap();
+                let f32 = fast_forward(
+                    time_major_view(c.x.mapv(|v| v as f32).view(), false),
+                    c.h0.mapv(|v| v as f32).view(),
+                    c.kernel.mapv(|v| v as f32).view(),
+                    c.bias.mapv(|v| v as f32).view(),
+                    Some(&lengths),
+                    Activation::Relu,
+                    false,
+                )
+                .unwrap();
+                let g = basic_rnn_backward(
+                    &f.cache,
+                    c.kernel.view(),
+                    Some(time_major_view(dy.view(), false)),
+                    None,
+                )
+                .unwrap();
+                (
+                    (f.outputs, f.state, f32.outputs, f32.state),
+                    (g.inputs, g.initial_state, g.kernel, g.bias),
+                )
+            };
+            let one = run(1);
+            for threads in [2, 3] {
+                assert!(one == run(threads), "{batch} {units} {threads}");
+            }
+        }
+        // the cases above do take the split path
+        crate::pool::set_num_threads(2).unwrap();
+        let c = case(1, 4, 3, 256, vec![]);
+        let cell = BasicRnn::new(Activation::Tanh, c.kernel.view(), c.bias.view()).unwrap();
+        let plan = crate::sequence::plan::Plan::new(1, 4, None).unwrap();
+        let slices = crate::pool::run(true, || {
+            crate::sequence::segment::split_units(&cell, &plan.groups[0], 0)
+        });
+        assert!(slices.is_some_and(|s| s.len() == 2));
+    }
+
+    #[test]
     fn bitwise_identical_across_thread_counts() {
         let lengths: Vec<i64> = (0..64).map(|i| 10 + (i * 7 % 31) as i64).collect();
         let c = case(64, 40, 24, 48, lengths.clone());

@@ -582,6 +582,75 @@ mod tests {
     }
 
     #[test]
+    fn small_batches_split_by_units_bitwise_as_one_thread() {
+        // A batch of one group runs its steps split by units over the pool
+        // (`sequence::segment::split_units`; two phases per step for the
+        // reset-before form); the split must change nothing.
+        crate::pool::set_parallel_work(Some(0));
+        for (batch, units, lengths) in [
+            (5, 96, vec![0, 30, 1, 23, 30]),
+            (1, 160, vec![29]),
+            (3, 64, vec![30, 0, 17]),
+        ] {
+            for reset_after in [false, true] {
+                let c = case(reset_after, batch, 30, 24, units, lengths.clone());
+                let dy = rand3((batch, 30, units), 9);
+                let run = |threads: usize| {
+                    crate::pool::set_num_threads(threads).unwrap();
+                    let f = forward(
+                        time_major_view(c.x.view(), false),
+                        c.h0.view(),
+                        c.w.view(),
+                        Some(&lengths),
+                        Activation::Tanh,
+                        false,
+                    )
+                    .unwrap();
+                    let w32 = c.w.to_f32();
+                    let f32 = forward(
+                        time_major_view(c.x.mapv(|v| v as f32).view(), false),
+                        c.h0.mapv(|v| v as f32).view(),
+                        w32.view(),
+                        Some(&lengths),
+                        Activation::Tanh,
+                        false,
+                    )
+                    .unwrap();
+                    let g = backward(
+                        &f.cache,
+                        c.w.view(),
+                        Some(time_major_view(dy.view(), false)),
+                        None,
+                    )
+                    .unwrap();
+                    let kept = (f.cache.1.gates.clone(), f.cache.1.aux.clone());
+                    ((f.outputs, f.state, kept), (f32.outputs, f32.state), g)
+                };
+                let one = run(1);
+                for threads in [2, 3] {
+                    let other = run(threads);
+                    assert!(one == other, "{batch} {units} {reset_after} {threads}");
+                }
+            }
+        }
+        // the cases above do take the split path
+        crate::pool::set_num_threads(2).unwrap();
+        let plan = crate::sequence::plan::Plan::new(1, 4, None).unwrap();
+        for reset_after in [false, true] {
+            let c = case(reset_after, 1, 4, 3, 160, vec![]);
+            let cell: Box<dyn Cell<f64>> = if reset_after {
+                Box::new(ResetAfter::new(Activation::Tanh, c.w.view()).unwrap())
+            } else {
+                Box::new(ResetBefore::new(Activation::Tanh, c.w.view()).unwrap())
+            };
+            let slices = crate::pool::run(true, || {
+                crate::sequence::segment::split_units(cell.as_ref(), &plan.groups[0], 0)
+            });
+            assert!(slices.is_some_and(|s| s.len() == 2), "{reset_after}");
+        }
+    }
+
+    #[test]
     fn empty_shapes() {
         for reset_after in [false, true] {
             let c = case(reset_after, 3, 0, 2, 4, vec![]);

@@ -762,6 +762,77 @@ fn bitwise_identical_across_thread_counts() {
 }
 
 #[test]
+fn small_batches_split_by_units_bitwise_as_one_thread() {
+    // A batch of one group runs its steps split by units over the pool
+    // (`sequence::segment::split_units`); the split must change nothing.
+    crate::pool::set_parallel_work(Some(0));
+    for (batch, units, lengths) in [
+        (5, 96, vec![0, 40, 1, 23, 40]),
+        (1, 128, vec![31]),
+        (3, 64, vec![40, 0, 17]),
+    ] {
+        for flags in [all_flags()[0], all_flags()[3]] {
+            let c = case(batch, 40, 24, units, units, flags, lengths.clone(), 5);
+            let dy = rand3((batch, 40, units), 6);
+            let run = |threads: usize| {
+                crate::pool::set_num_threads(threads).unwrap();
+                let f = forward(
+                    time_major_view(c.x.view(), false),
+                    c.c0.view(),
+                    c.m0.view(),
+                    &c.w.view(),
+                    Some(&lengths),
+                    c.options,
+                    false,
+                )
+                .unwrap();
+                let f32 = forward(
+                    time_major_view(c.x.mapv(|v| v as f32).view(), false),
+                    c.c0.mapv(|v| v as f32).view(),
+                    c.m0.mapv(|v| v as f32).view(),
+                    &c.w.cast32().view(),
+                    Some(&lengths),
+                    LstmOptions {
+                        forget_bias: c.options.forget_bias as f32,
+                        activation: c.options.activation,
+                        cell_clip: c.options.cell_clip.map(|v| v as f32),
+                        proj_clip: None,
+                    },
+                    false,
+                )
+                .unwrap();
+                let g = backward(
+                    &f.cache,
+                    &c.w.view(),
+                    Some(time_major_view(dy.view(), false)),
+                    None,
+                    None,
+                )
+                .unwrap();
+                (
+                    (f.outputs, f.c, f.m, f.cache.1.gates, f.cache.1.states),
+                    (f32.outputs, f32.c, f32.m),
+                    (g.inputs, g.kernel, g.bias, g.peepholes),
+                )
+            };
+            let one = run(1);
+            for threads in [2, 3] {
+                assert!(one == run(threads), "{batch} {units} {flags:?} {threads}");
+            }
+        }
+    }
+    // the cases above do take the split path
+    crate::pool::set_num_threads(2).unwrap();
+    let c = case(1, 4, 3, 128, 128, all_flags()[0], vec![4], 1);
+    let cell = Lstm::new(&c.w.view(), c.options).unwrap();
+    let plan = crate::sequence::plan::Plan::new(1, 4, None).unwrap();
+    let slices = crate::pool::run(true, || {
+        crate::sequence::segment::split_units(&cell, &plan.groups[0], 0)
+    });
+    assert!(slices.is_some_and(|s| s.len() == 2));
+}
+
+#[test]
 fn empty_shapes() {
     for flags in [all_flags()[0], all_flags()[15]] {
         let c = case(3, 0, 2, 4, 3, flags, vec![0, 0, 0], 1);
