@@ -151,6 +151,8 @@ SIZES: Dict[str, Size] = {
         Size("small", 32, 50, 32, 64),
         Size("medium", 64, 100, 128, 256),
         Size("large", 128, 200, 256, 512),  # not run by default
+        # a small batch of a wide cell (one group of rows: its steps split by units); not run by default
+        Size("narrow", 8, 200, 128, 512),
     )
 }
 DEFAULT_SIZES = ("tiny", "small", "medium")

@@ -32,6 +32,21 @@ pub fn worth_parallel(work: usize) -> bool {
     work >= PARALLEL_WORK_NOW.load(Ordering::Relaxed)
 }
 
+/// Whether a time step whose recurrent product is `work` multiply-adds is
+/// worth splitting by units over the pool ([`crate::kernels::split`]): more
+/// than [`SPLIT_STEP_WORK`], or than the parallel threshold when tests
+/// lowered it below that ([`set_parallel_work`]).
+pub fn worth_splitting(work: usize) -> bool {
+    work > SPLIT_STEP_WORK.min(PARALLEL_WORK_NOW.load(Ordering::Relaxed))
+}
+
+/// Multiply-adds of a step's recurrent product up to which the step runs
+/// whole: the threads meet once per step (a microsecond or two), and below
+/// this a split step was no faster in the benchmarks (an LSTM forward pass of
+/// 2 rows and 128 units, 131 072 multiply-adds a step, took about 1.07x the
+/// time split on two threads; one of 1 row and 192 units, 147 456, 0.83x).
+pub const SPLIT_STEP_WORK: usize = 1 << 17;
+
 /// Sets the work from which a call uses the thread pool (`None`: the
 /// default). For tests: results never depend on it, only speed does, so the
 /// thread-count determinism tests set it to 0 to run small problems on every

@@ -75,15 +75,11 @@ pub struct Steps<'a, T: Scalar> {
 /// lets the steps split by units over the pool ([`split_units`]).
 pub type Projection<'a, T> = Option<(&'a Array2<T>, bool)>;
 
-/// Multiply-adds of a step's recurrent product from which the step splits
-/// by units over the pool (a meeting of the threads per step costs about a
-/// microsecond; this much work takes a few on one core).
-pub const SPLIT_STEP_WORK: usize = 1 << 16;
-
 /// The unit slices of group `g`'s steps from `t`, when they split over the
 /// pool: one per thread of the current pool, each starting at a multiple of
 /// the cell's alignment. `None` when the cell does not split, the pool has
-/// one thread (or the call runs inline), or the step is too small.
+/// one thread (or the call runs inline), or the step is too small
+/// ([`pool::worth_splitting`]).
 pub fn split_units<T: Scalar, C: Cell<T> + ?Sized>(
     cell: &C,
     g: &Group,
@@ -95,7 +91,7 @@ pub fn split_units<T: Scalar, C: Cell<T> + ?Sized>(
     let work = rows
         .saturating_mul(split.units)
         .saturating_mul(cell.layout().gates);
-    if threads < 2 || work < SPLIT_STEP_WORK || split.align == 0 {
+    if threads < 2 || !pool::worth_splitting(work) || split.align == 0 {
         return None;
     }
     let blocks = split.units / split.align;

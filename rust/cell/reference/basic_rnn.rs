@@ -304,7 +304,7 @@ mod tests {
         }
         // the cases above do take the split path
         crate::pool::set_num_threads(2).unwrap();
-        let c = case(1, 4, 3, 256, vec![]);
+        let c = case(1, 4, 3, 512, vec![]);
         let cell = BasicRnn::new(Activation::Tanh, c.kernel.view(), c.bias.view()).unwrap();
         let plan = crate::sequence::plan::Plan::new(1, 4, None).unwrap();
         let slices = crate::pool::run(true, || {

@@ -637,7 +637,7 @@ mod tests {
         crate::pool::set_num_threads(2).unwrap();
         let plan = crate::sequence::plan::Plan::new(1, 4, None).unwrap();
         for reset_after in [false, true] {
-            let c = case(reset_after, 1, 4, 3, 160, vec![]);
+            let c = case(reset_after, 1, 4, 3, 256, vec![]);
             let cell: Box<dyn Cell<f64>> = if reset_after {
                 Box::new(ResetAfter::new(Activation::Tanh, c.w.view()).unwrap())
             } else {

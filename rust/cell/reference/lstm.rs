@@ -823,7 +823,7 @@ fn small_batches_split_by_units_bitwise_as_one_thread() {
     }
     // the cases above do take the split path
     crate::pool::set_num_threads(2).unwrap();
-    let c = case(1, 4, 3, 128, 128, all_flags()[0], vec![4], 1);
+    let c = case(1, 4, 3, 256, 256, all_flags()[0], vec![4], 1);
     let cell = Lstm::new(&c.w.view(), c.options).unwrap();
     let plan = crate::sequence::plan::Plan::new(1, 4, None).unwrap();
     let slices = crate::pool::run(true, || {
