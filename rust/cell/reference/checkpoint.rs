@@ -4,7 +4,7 @@
 //! default deferred methods), both dtypes, ragged lengths with zeros, time-
 //! major or not, several segment lengths and any thread count.
 
-use super::steps::{cells, initial, rand};
+use super::steps::{cells, cells_sized, initial, rand};
 use crate::kernels::scalar::Scalar;
 use crate::sequence::{self, time_major_view, Checkpoint, Grads, Output};
 use crate::step::params::{Options, Value, Weights};
@@ -193,6 +193,36 @@ fn checkpointed_is_bitwise_identical_across_thread_counts() {
         }
     }
     crate::pool::set_parallel_work(None);
+}
+
+#[test]
+fn small_batches_split_by_units_over_several_chunks() {
+    // Five rows: one group, chunks of 512 steps (two here), its steps split by units
+    // over the pool at 2 and 3 threads (`sequence::segment::split_units`),
+    // in the forward pass and in the backward pass's recomputation: every
+    // result bitwise that of one thread without checkpoints.
+    fn check<T: Scalar>() {
+        crate::pool::set_parallel_work(Some(0));
+        for (name, cell) in cells_sized::<T>(7, 96, 32) {
+            let c = case(cell.as_ref(), 5, 600, true, 3);
+            crate::pool::set_num_threads(1).unwrap();
+            let plain = run(cell.as_ref(), &c, false, None);
+            let finite = |a: &Array3<T>| a.iter().all(|v| v.partial_cmp(v).is_some()); // no NaN
+            assert!(
+                finite(&plain.0.outputs) && finite(&plain.1.inputs),
+                "{name}"
+            );
+            for threads in [2, 3] {
+                crate::pool::set_num_threads(threads).unwrap();
+                for k in [None, Some(Checkpoint::Every(512))] {
+                    let what = format!("{name} {threads} threads {k:?}");
+                    assert_same(&what, &plain, &run(cell.as_ref(), &c, false, k));
+                }
+            }
+        }
+    }
+    check::<f32>();
+    check::<f64>();
 }
 
 #[test]

@@ -634,7 +634,11 @@ mod tests {
             }
         }
         // the cases above do take the split path
-        crate::pool::set_num_threads(2).unwrap();
+        // (on a pool of its own: tests running beside this one resize the crate's)
+        let two_threads = rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .unwrap();
         let plan = crate::sequence::plan::Plan::new(1, 4, None).unwrap();
         for reset_after in [false, true] {
             let c = case(reset_after, 1, 4, 3, 256, vec![]);
@@ -643,7 +647,7 @@ mod tests {
             } else {
                 Box::new(ResetBefore::new(Activation::Tanh, c.w.view()).unwrap())
             };
-            let slices = crate::pool::run(true, || {
+            let slices = two_threads.install(|| {
                 crate::sequence::segment::split_units(cell.as_ref(), &plan.groups[0], 0)
             });
             assert!(slices.is_some_and(|s| s.len() == 2), "{reset_after}");

@@ -22,8 +22,19 @@ pub(super) fn rand(shape: &[usize], seed: u64) -> ArrayD<f64> {
 /// Every kind of cell (and the LSTM with every option), built through the
 /// named protocol the Python edge uses; `I = 5`, `H = 6`, `P = 4`.
 pub(super) fn cells<T: Scalar>() -> Vec<(&'static str, Box<dyn Cell<T>>)> {
-    let (i, h, p) = (5, 6, 4);
-    let cast = |a: ArrayD<f64>| a.mapv(T::from_f64);
+    cells_sized(5, 6, 4)
+}
+
+/// [`cells`] of input size `i`, `h` units and LSTM projection `p`.
+pub(super) fn cells_sized<T: Scalar>(
+    i: usize,
+    h: usize,
+    p: usize,
+) -> Vec<(&'static str, Box<dyn Cell<T>>)> {
+    // Weights of about the same effect at any width (exactly the H = 6 ones
+    // there), so that wide ReLU cells do not overflow.
+    let scale = (6.0 / h as f64).sqrt();
+    let cast = |a: ArrayD<f64>| a.mapv(|v| T::from_f64(v * scale));
     let mut out: Vec<(&'static str, Box<dyn Cell<T>>)> = Vec::new();
     let named = |items: Vec<(&'static str, ArrayD<T>)>| items;
 
