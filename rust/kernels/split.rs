@@ -154,8 +154,8 @@ impl<T> Shared<T> {
 // SAFETY: the pointer is only dereferenced through `UnitsMut` and the
 // `prev` slices `run` builds, under its ticket protocol (see there).
 unsafe impl<T: Send> Send for Shared<T> {}
-// SAFETY: as for `Send`.
-unsafe impl<T: Send> Sync for Shared<T> {}
+// SAFETY: as for `Send`; the threads also share `&[T]` views.
+unsafe impl<T: Send + Sync> Sync for Shared<T> {}
 
 /// Sets the stop flag when a slice panics, so the other threads leave.
 struct StopOnPanic<'a>(&'a AtomicBool);
@@ -188,11 +188,13 @@ fn wait_for(done: &AtomicUsize, need: usize, stop: &AtomicBool) -> bool {
 }
 
 /// Runs `active.len()` steps of `phases` phases, each cut into `slices`
-/// (disjoint unit ranges of `units`), on the calling thread and up to `helpers` threads of the
-/// current rayon pool (see the module docs). `tick(step)` runs on the
+/// (disjoint unit ranges of `units`), on the calling thread and up to
+/// `helpers` threads of the current rayon pool (the global one when called
+/// off the pools; see the module docs). `tick(step)` runs on the
 /// calling thread before each slice it takes and stops the loop when it
-/// returns false; `body` computes one slice of one phase of one step. Returns false when
-/// stopped (the buffers then hold the finished steps; the rest is as it was).
+/// returns false; `body` computes one slice of one phase of one step.
+/// Returns false when stopped (the buffers then hold the finished steps; the
+/// rest is as it was, but for slices of the step under way).
 ///
 /// # Panics
 /// When the geometry does not fit the buffers (a bug of the caller): the
@@ -270,6 +272,11 @@ where
     let participant = |tick: &mut dyn FnMut(usize) -> bool| {
         let _guard = StopOnPanic(&stop);
         loop {
+            // a stopped loop takes no more tickets (an interrupt or a panic
+            // elsewhere: the helpers would otherwise run on alone)
+            if stop.load(Ordering::Acquire) {
+                return;
+            }
             let k = next.fetch_add(1, Ordering::Relaxed);
             if k >= total {
                 return;
