@@ -152,8 +152,14 @@ print("finished after", time.perf_counter() - t0, flush=True)
 def interrupt_child(code: str) -> tuple[float, str]:
     """Starts ``code``, sends SIGINT 0.5 s after it prints ``start``, and returns the seconds from
     the signal to the child's exit and its output."""
+    # A child started from a background job of a non-interactive shell inherits SIGINT ignored, and
+    # Python then installs no KeyboardInterrupt handler: install it whatever the parent ignores.
+    handler = "import signal; signal.signal(signal.SIGINT, signal.default_int_handler)\n"
     proc = subprocess.Popen(
-        [sys.executable, "-c", textwrap.dedent(code)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        [sys.executable, "-c", handler + textwrap.dedent(code)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         assert proc.stdout is not None
