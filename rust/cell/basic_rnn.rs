@@ -174,13 +174,12 @@ impl<T: Scalar> Cell<T> for BasicRnn<T> {
     }
 
     fn unit_split(&self) -> Option<UnitSplit> {
-        let (h, align) = (self.units(), self.w_h.packed().panel_width());
-        (align > 0 && h.is_multiple_of(align)).then_some(UnitSplit {
-            units: h,
-            parts: [1, 1, 0, 0],
-            align,
-            phases: 1,
-        })
+        UnitSplit::aligned(
+            self.units(),
+            self.w_h.packed().panel_width(),
+            [1, 1, 0, 0],
+            1,
+        )
     }
 
     fn forward_units(&self, mut step: UnitStep<'_, T>) {

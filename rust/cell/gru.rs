@@ -310,16 +310,10 @@ impl<T: Scalar> Cell<T> for ResetBefore<T> {
     fn unit_split(&self) -> Option<UnitSplit> {
         let h = self.layout.state[0].width;
         let align = self.gates_h.packed().panel_width();
-        let aligned =
-            align > 0 && h.is_multiple_of(align) && self.cand_h.packed().panel_width() == align;
         // phase 0: r, u and r*h; phase 1: the candidate, which reads r*h of
         // every unit
-        aligned.then_some(UnitSplit {
-            units: h,
-            parts: [3, 1, 1, 0],
-            align,
-            phases: 2,
-        })
+        let split = UnitSplit::aligned(h, align, [3, 1, 1, 0], 2);
+        split.filter(|_| self.cand_h.packed().panel_width() == align)
     }
 
     fn forward_units(&self, mut step: UnitStep<'_, T>) {
@@ -510,13 +504,8 @@ impl<T: Scalar> Cell<T> for ResetAfter<T> {
     }
 
     fn unit_split(&self) -> Option<UnitSplit> {
-        let (h, align) = (self.layout.state[0].width, self.w_h.packed().panel_width());
-        (align > 0 && h.is_multiple_of(align)).then_some(UnitSplit {
-            units: h,
-            parts: [3, 1, 1, 3],
-            align,
-            phases: 1,
-        })
+        let h = self.layout.state[0].width;
+        UnitSplit::aligned(h, self.w_h.packed().panel_width(), [3, 1, 1, 3], 1)
     }
 
     fn forward_units(&self, mut step: UnitStep<'_, T>) {

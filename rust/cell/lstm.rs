@@ -765,13 +765,9 @@ impl<T: Scalar> Cell<T> for Lstm<T> {
     }
 
     fn unit_split(&self) -> Option<UnitSplit> {
-        let (h, align) = (self.dims.units, self.w_h.packed().panel_width());
-        (self.projection.is_none() && align > 0 && h.is_multiple_of(align)).then_some(UnitSplit {
-            units: h,
-            parts: [4, 2, 0, 0],
-            align,
-            phases: 1,
-        })
+        let align = self.w_h.packed().panel_width();
+        let split = UnitSplit::aligned(self.dims.units, align, [4, 2, 0, 0], 1);
+        split.filter(|_| self.projection.is_none())
     }
 
     fn forward_units(&self, mut step: UnitStep<'_, T>) {

@@ -14,7 +14,7 @@ use crate::kernels::filling::Filling;
 use crate::kernels::scalar::Scalar;
 use crate::kernels::split::{self, Buffer};
 use crate::pool::{self, Ticker};
-use crate::step::{Cell, Forward};
+use crate::step::{Cell, Forward, UnitSplit};
 use ndarray::{Array2, ArrayView2, ArrayViewMut2};
 use std::ops::Range;
 
@@ -75,16 +75,16 @@ pub struct Steps<'a, T: Scalar> {
 /// lets the steps split by units over the pool ([`split_units`]).
 pub type Projection<'a, T> = Option<(&'a Array2<T>, bool)>;
 
-/// The unit slices of group `g`'s steps from `t`, when they split over the
-/// pool: one per thread of the current pool, each starting at a multiple of
-/// the cell's alignment. `None` when the cell does not split, the pool has
-/// one thread (or the call runs inline), or the step is too small
-/// ([`pool::worth_splitting`]).
+/// How group `g`'s steps from `t` split over the pool, when they do: the
+/// cell's [`UnitSplit`] and the unit slices, one per thread of the current
+/// pool, each starting at a multiple of the cell's alignment. `None` when the
+/// cell does not split, the pool has one thread (or the call runs inline),
+/// or the step is too small ([`pool::worth_splitting`]).
 pub fn split_units<T: Scalar, C: Cell<T> + ?Sized>(
     cell: &C,
     g: &Group,
     t: usize,
-) -> Option<Vec<Range<usize>>> {
+) -> Option<(UnitSplit, Vec<Range<usize>>)> {
     let split = cell.unit_split()?;
     let threads = pool::threads_here();
     let rows = g.active.get(t).copied().unwrap_or(0);
@@ -100,25 +100,22 @@ pub fn split_units<T: Scalar, C: Cell<T> + ?Sized>(
         .step_by(per)
         .map(|u| u..(u + per).min(split.units))
         .collect();
-    (slices.len() > 1).then_some(slices)
+    (slices.len() > 1).then_some((split, slices))
 }
 
 /// Steps `c0..c1` of group `g` (its buffers from block `t0` on, the chunk's
-/// gate rows projected already) split by units into `slices`, one thread of
-/// the pool per slice ([`crate::kernels::split`]). Returns `false` when
-/// `ticker` says the call must stop.
+/// gate rows projected already) split by units as [`split_units`] said,
+/// one thread of the pool per slice ([`crate::kernels::split`]). Returns
+/// `false` when `ticker` says the call must stop.
 fn split_chunk<T: Scalar, C: Cell<T> + ?Sized>(
     cell: &C,
     g: &Group,
     (t0, c0, c1): (usize, usize, usize),
-    slices: &[Range<usize>],
+    (split, slices): &(UnitSplit, Vec<Range<usize>>),
     bufs: &mut Steps<'_, T>,
     ticker: &mut Ticker<'_>,
 ) -> bool {
     let layout = cell.layout();
-    let Some(split) = cell.unit_split() else {
-        unreachable!("split_units checked the cell")
-    };
     let (width, g_w, a_w) = (layout.state_width(), layout.gates, layout.aux);
     let [p_g, p_s, p_a, p_x] = split.parts;
     assert!(
@@ -208,8 +205,8 @@ pub fn forward_steps<T: Scalar, C: Cell<T> + ?Sized>(
             let rows = g.rows_from(t0, c0, c1);
             let z = rows.start * g_w..rows.end * g_w;
             gates.product(z, parallel, x, cell.input_kernel());
-            if let Some(slices) = split_units(cell, g, c0).filter(|_| parallel) {
-                if !split_chunk(cell, g, (t0, c0, c1), &slices, &mut bufs, ticker) {
+            if let Some(split) = split_units(cell, g, c0).filter(|_| parallel) {
+                if !split_chunk(cell, g, (t0, c0, c1), &split, &mut bufs, ticker) {
                     return false; // the watch keeps the error
                 }
                 continue;

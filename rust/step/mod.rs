@@ -174,6 +174,20 @@ pub struct UnitSplit {
     pub phases: usize,
 }
 
+impl UnitSplit {
+    /// The split of `units` units into slices aligned on `align` (the
+    /// packed weights' panel width, 0 when they are not packed), or `None`
+    /// when `units` is not a whole number of such panels.
+    pub fn aligned(units: usize, align: usize, parts: [usize; 4], phases: usize) -> Option<Self> {
+        (align > 0 && units.is_multiple_of(align)).then_some(UnitSplit {
+            units,
+            parts,
+            align,
+            phases,
+        })
+    }
+}
+
 /// One forward step of `rows` running rows.
 #[derive(Debug)]
 pub struct Forward<'a, T> {

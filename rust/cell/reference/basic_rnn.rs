@@ -303,17 +303,9 @@ mod tests {
             }
         }
         // the cases above do take the split path
-        // (on a pool of its own: tests running beside this one resize the crate's)
-        let two_threads = rayon::ThreadPoolBuilder::new()
-            .num_threads(2)
-            .build()
-            .unwrap();
         let c = case(1, 4, 3, 512, vec![]);
         let cell = BasicRnn::new(Activation::Tanh, c.kernel.view(), c.bias.view()).unwrap();
-        let plan = crate::sequence::plan::Plan::new(1, 4, None).unwrap();
-        let slices = two_threads
-            .install(|| crate::sequence::segment::split_units(&cell, &plan.groups[0], 0));
-        assert!(slices.is_some_and(|s| s.len() == 2));
+        assert!(crate::cell::reference::steps::splits_in_two(&cell));
     }
 
     #[test]

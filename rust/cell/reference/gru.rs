@@ -634,12 +634,6 @@ mod tests {
             }
         }
         // the cases above do take the split path
-        // (on a pool of its own: tests running beside this one resize the crate's)
-        let two_threads = rayon::ThreadPoolBuilder::new()
-            .num_threads(2)
-            .build()
-            .unwrap();
-        let plan = crate::sequence::plan::Plan::new(1, 4, None).unwrap();
         for reset_after in [false, true] {
             let c = case(reset_after, 1, 4, 3, 256, vec![]);
             let cell: Box<dyn Cell<f64>> = if reset_after {
@@ -647,10 +641,8 @@ mod tests {
             } else {
                 Box::new(ResetBefore::new(Activation::Tanh, c.w.view()).unwrap())
             };
-            let slices = two_threads.install(|| {
-                crate::sequence::segment::split_units(cell.as_ref(), &plan.groups[0], 0)
-            });
-            assert!(slices.is_some_and(|s| s.len() == 2), "{reset_after}");
+            let splits = crate::cell::reference::steps::splits_in_two(cell.as_ref());
+            assert!(splits, "{reset_after}");
         }
     }
 
