@@ -134,6 +134,7 @@ print("finished", flush=True)
 LONG_BACKWARD = """
 import numpy as np, sys, time
 import rnnrs
+rnnrs.set_num_threads({threads})
 cell = rnnrs.BasicLSTMCell(1024, seed=0)
 x = np.zeros((1, 10000, 1), np.float32)  # forward ~5 s, backward ~7 s
 out, state, bp = rnnrs.dynamic_rnn(cell, x, return_backprop=True)
@@ -188,10 +189,12 @@ def test_ctrl_c_stops_a_long_forward_pass(threads: int) -> None:
 
 
 @needs_linux
-def test_ctrl_c_stops_a_long_backward_pass() -> None:
+@pytest.mark.parametrize("threads", [1, 2])
+def test_ctrl_c_stops_a_long_backward_pass(threads: int) -> None:
     """Pins item 2 of issue 15 for backpropagation through time: SIGINT during a long backward
-    pass raises ``KeyboardInterrupt`` within about a second."""
-    took, out = interrupt_child(LONG_BACKWARD)
+    pass raises ``KeyboardInterrupt`` within about a second, its steps run whole (1 thread) or
+    split by units over the pool (2 threads: one row, 1024 units)."""
+    took, out = interrupt_child(LONG_BACKWARD.format(threads=threads))
     assert "interrupted after" in out, out
     assert took < 2.0, (took, out)
 

@@ -14,8 +14,8 @@ use crate::kernels::scalar::Scalar;
 use crate::step::params::Named;
 use crate::step::params::{Options, Weights};
 use crate::step::{
-    deferred_in_one_chunk, Backward, Cell, Deferred, Forward, Layout, StatePart, Tokens, UnitSplit,
-    UnitStep, WeightGrads,
+    deferred_in_one_chunk, Backward, Cell, Deferred, Forward, Layout, StatePart, Tokens, UnitBack,
+    UnitSplit, UnitStep, WeightGrads,
 };
 use ndarray::{s, Array2, ArrayView1, ArrayView2, ArrayViewMut2, Axis};
 
@@ -75,6 +75,26 @@ pub fn step_backward<T: Scalar>(
                 .zip(h_row)
                 .zip(d_bias.iter_mut())
             {
+                *dz = dh * act.grad_from_output(h);
+                *db += *dz;
+            }
+        }
+    })
+}
+
+/// [`step_backward`] for one slice of units of a backward step split by
+/// units ([`crate::kernels::split::run_back`], phase 0): the same operations
+/// on the same values in those units.
+#[multiversion::multiversion(targets("x86_64+avx512f+avx512vl+fma", "x86_64+avx2+fma"))]
+pub fn step_backward_units<'s, T: Scalar>(act: Activation, step: &mut UnitBack<'s, T>) {
+    let (n, u) = (step.d_state.units(), step.units.clone());
+    let [d_bias] = step.d_params.row::<1>(0);
+    with_activation!(act, |act| {
+        for r in 0..step.rows {
+            let [dz] = step.d_gates.row::<1>(r);
+            let [dh] = step.d_state.row::<1>(r);
+            let h = &step.next[r * n + u.start..r * n + u.end];
+            for (((dz, &dh), &h), db) in dz.iter_mut().zip(&*dh).zip(h).zip(d_bias.iter_mut()) {
                 *dz = dh * act.grad_from_output(h);
                 *db += *dz;
             }
@@ -189,6 +209,28 @@ impl<T: Scalar> Cell<T> for BasicRnn<T> {
             .packed()
             .gemm_cols(false, mat(step.prev, h), step.next.segment(0), first);
         step_forward_units(self.activation, &mut step, &self.bias);
+    }
+
+    fn backward_split(&self) -> Option<UnitSplit> {
+        let align = self.w_h.packed().panel_width();
+        // phase 0: dZ; phase 1: dh_prev = dZ @ W_hᵀ, which reads dZ of
+        // every unit
+        let split = UnitSplit::aligned(self.units(), align, [1, 1, 1, 0], 2);
+        split.filter(|_| self.w_h.transposed().panel_width() == align)
+    }
+
+    fn backward_units(&self, mut step: UnitBack<'_, T>) {
+        if step.phase == 0 {
+            step_backward_units(self.activation, &mut step);
+        } else {
+            let first = step.units.start;
+            self.w_h.transposed().gemm_cols(
+                false,
+                mat(step.d_kept, self.units()),
+                step.d_state.segment(0),
+                first,
+            );
+        }
     }
 
     fn backward_step(&self, step: Backward<'_, T>) {

@@ -47,8 +47,8 @@ use crate::kernels::rows::{mat, mat_mut};
 use crate::kernels::scalar::Scalar;
 use crate::step::params::{Named, Options, Weights};
 use crate::step::{
-    deferred_in_one_chunk, Backward, Cell, Deferred, Forward, Layout, StatePart, Tokens, UnitSplit,
-    UnitStep, WeightGrads,
+    deferred_in_one_chunk, Backward, Cell, Deferred, Forward, Layout, StatePart, Tokens, UnitBack,
+    UnitSplit, UnitStep, WeightGrads,
 };
 use ndarray::{concatenate, s, Array2, ArrayView1, ArrayView2, ArrayViewMut2, Axis};
 
@@ -522,6 +522,31 @@ impl<T: Scalar> Cell<T> for ResetAfter<T> {
         reset_after_units(self.activation, &mut step, &self.bias, &self.hidden_bias);
     }
 
+    fn backward_split(&self) -> Option<UnitSplit> {
+        let h = self.layout.state[0].width;
+        let align = self.w_h.packed().panel_width();
+        // phase 0: the element-wise step; phase 1: dh += dZ @ W_hᵀ, which
+        // reads dZ of every unit
+        let split = UnitSplit::aligned(h, align, [4, 1, 4, 0], 2);
+        split.filter(|_| self.w_h.transposed().panel_width() == align)
+    }
+
+    fn backward_units(&self, mut step: UnitBack<'_, T>) {
+        let h = self.layout.state[0].width;
+        if step.phase == 0 {
+            reset_after_back_units(self.activation, &mut step);
+        } else {
+            // dh[:, the slice's units] += [dz_r | dz_u | dz_hc] @ W_hᵀ[:, those]
+            let first = step.units.start;
+            self.w_h.transposed().gemm_cols(
+                true,
+                mat(step.d_kept, 4 * h).slice_move(s![.., h..]),
+                step.d_state.segment(0),
+                first,
+            );
+        }
+    }
+
     fn backward_step(&self, step: Backward<'_, T>) {
         let h = self.layout.state[0].width;
         let (dz, dh) = (step.d_gates, step.d_state);
@@ -926,6 +951,29 @@ pub fn reset_after_back<T: Scalar>(
         reset_after_reset_back(dz_r, dz_hc, dz_c, &g_row[..units], hc_row);
         for (db, &v) in d_bias.iter_mut().zip(dz_row.iter()) {
             *db += v;
+        }
+    }
+}
+
+/// [`reset_after_back`] for one slice of units of a backward step split by
+/// units ([`crate::kernels::split::run_back`], phase 0): the same operations
+/// on the same values in those units.
+#[multiversion::multiversion(targets("x86_64+avx512f+avx512vl+fma", "x86_64+avx2+fma"))]
+pub fn reset_after_back_units<'s, T: Scalar>(act: Activation, step: &mut UnitBack<'s, T>) {
+    let (n, u) = (step.d_state.units(), step.units.clone());
+    let mut d_bias = step.d_params.row::<4>(0);
+    for r in 0..step.rows {
+        let g = |k: usize| &step.gates[r * 3 * n + k * n + u.start..r * 3 * n + k * n + u.end];
+        let hc = &step.aux[r * n + u.start..r * n + u.end];
+        let h = &step.prev[r * n + u.start..r * n + u.end];
+        let [dz_c, dz_r, dz_u, dz_hc] = step.d_gates.row::<4>(r);
+        let [dh] = step.d_state.row::<1>(r);
+        update_and_candidate_back(act, dz_u, dz_c, dh, h, g(1), g(2));
+        reset_after_reset_back(dz_r, dz_hc, dz_c, g(0), hc);
+        for (db, dz) in d_bias.iter_mut().zip([&*dz_c, &*dz_r, &*dz_u, &*dz_hc]) {
+            for (b, &v) in db.iter_mut().zip(dz) {
+                *b += v;
+            }
         }
     }
 }

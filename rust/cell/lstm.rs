@@ -49,8 +49,8 @@ use crate::kernels::rows::{mat, mat_mut};
 use crate::kernels::scalar::Scalar;
 use crate::step::params::{Named, Options, Weights};
 use crate::step::{
-    deferred_in_one_chunk, Backward, Cell, Deferred, Forward, Layout, StatePart, Tokens, UnitSplit,
-    UnitStep, WeightGrads,
+    deferred_in_one_chunk, Backward, Cell, Deferred, Forward, Layout, StatePart, Tokens, UnitBack,
+    UnitSplit, UnitStep, WeightGrads,
 };
 use ndarray::{s, Array2, ArrayView1, ArrayView2, ArrayViewMut2, Axis};
 
@@ -497,6 +497,72 @@ fn step_backward_impl<T: Scalar, const PEEP: bool, const CLIP: bool>(
     })
 }
 
+/// [`step_backward`] for one slice of units of a backward step split by
+/// units ([`crate::kernels::split::run_back`], phase 0): the same operations
+/// on the same values in those units. Without a projection only: the state
+/// rows are `[c | h]`, and `dh` is the `h` columns of `d_state`.
+#[multiversion::multiversion(targets("x86_64+avx512f+avx512vl+fma", "x86_64+avx2+fma"))]
+pub fn step_backward_units<'s, T: Scalar>(p: &StepParams<'_, T>, step: &mut UnitBack<'s, T>) {
+    with_flags!(p, step_backward_units_impl(p, step))
+}
+
+#[inline(always)]
+fn step_backward_units_impl<T: Scalar, const PEEP: bool, const CLIP: bool>(
+    p: &StepParams<'_, T>,
+    step: &mut UnitBack<'_, T>,
+) {
+    let n = p.units();
+    let u = step.units.clone();
+    let placeholder = &p.bias[u.clone()];
+    let w = p
+        .peepholes
+        .map(|w| w.map(|w| &w[u.clone()]))
+        .unwrap_or([placeholder; 3]);
+    let limit = p.cell_clip.unwrap_or(T::zero());
+    let (width, g_w) = (2 * n, 4 * n);
+    let mut none: [&mut [T]; 3] = [&mut [], &mut [], &mut []];
+    let (db, dw) = if PEEP {
+        let [db_i, db_j, db_f, db_o, dw_i, dw_f, dw_o] = step.d_params.row::<7>(0);
+        ([db_i, db_j, db_f, db_o], [dw_i, dw_f, dw_o])
+    } else {
+        let [dw_i, dw_f, dw_o] = &mut none;
+        (
+            step.d_params.row::<4>(0),
+            [&mut **dw_i, &mut **dw_f, &mut **dw_o],
+        )
+    };
+    let [db_i, db_j, db_f, db_o] = db;
+    let [dw_i, dw_f, dw_o] = dw;
+    with_activation!(p.activation, |act| {
+        for r in 0..step.rows {
+            let g = |k: usize| &step.gates[r * g_w + k * n + u.start..r * g_w + k * n + u.end];
+            let cp = &step.prev[r * width + u.start..r * width + u.end];
+            let cc = &step.next[r * width + u.start..r * width + u.end];
+            let [dc, dh] = step.d_state.row::<2>(r);
+            let [dzi, dzj, dzf, dzo] = step.d_gates.row::<4>(r);
+            row_backward::<T, PEEP, CLIP>(
+                act,
+                limit,
+                [g(0), g(1), g(2), g(3)],
+                [cp, cc, dh],
+                w,
+                dc,
+                dzi,
+                dzj,
+                dzf,
+                dzo,
+                db_i,
+                db_j,
+                db_f,
+                db_o,
+                dw_i,
+                dw_f,
+                dw_o,
+            );
+        }
+    })
+}
+
 /// One row of [`step_backward`]; every written slice is its own parameter
 /// (see [`row_forward`]).
 #[allow(clippy::too_many_arguments)]
@@ -783,6 +849,31 @@ impl<T: Scalar> Cell<T> for Lstm<T> {
             );
         }
         step_forward_units(&self.params(), &mut step);
+    }
+
+    fn backward_split(&self) -> Option<UnitSplit> {
+        let align = self.w_h.packed().panel_width();
+        let d_params = if self.dims.peepholes { 7 } else { 4 };
+        // phase 0: the element-wise step; phase 1: dh_prev = dZ @ W_hᵀ,
+        // which reads dZ of every unit
+        let split = UnitSplit::aligned(self.dims.units, align, [4, 2, d_params, 0], 2);
+        split.filter(|_| self.projection.is_none() && self.w_h.transposed().panel_width() == align)
+    }
+
+    fn backward_units(&self, mut step: UnitBack<'_, T>) {
+        let h = self.dims.units;
+        if step.phase == 0 {
+            step_backward_units(&self.params(), &mut step);
+        } else {
+            // dh_prev[:, the slice's units] = dZ @ W_hᵀ[:, those]
+            let first = step.units.start;
+            self.w_h.transposed().gemm_cols(
+                false,
+                mat(step.d_kept, 4 * h),
+                step.d_state.segment(1),
+                first,
+            );
+        }
     }
 
     fn backward_step(&self, step: Backward<'_, T>) {

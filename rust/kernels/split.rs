@@ -63,6 +63,16 @@ impl<T> UnitsMut<'_, T> {
         self.rows
     }
 
+    /// Segments per row.
+    pub fn parts(&self) -> usize {
+        self.parts
+    }
+
+    /// Columns per segment (the slice's columns are some of them).
+    pub fn units(&self) -> usize {
+        self.units
+    }
+
     /// Row `r`'s slice of each of its `N` segments.
     ///
     /// # Panics
@@ -86,6 +96,26 @@ impl<T> UnitsMut<'_, T> {
                 )
             }
         })
+    }
+
+    /// Row `r`'s slice of segment `p` (for a number of parts known at run
+    /// time only; [`UnitsMut::row`] otherwise).
+    ///
+    /// # Panics
+    /// When `r` or `p` is out of range.
+    pub fn part(&mut self, r: usize, p: usize) -> &mut [T] {
+        assert!(
+            r < self.rows && p < self.parts,
+            "UnitsMut::part out of range"
+        );
+        let width = self.parts * self.units;
+        // SAFETY: as in `row`, for one segment.
+        unsafe {
+            std::slice::from_raw_parts_mut(
+                self.ptr.add(r * width + p * self.units + self.cols.start),
+                self.cols.len(),
+            )
+        }
     }
 
     /// Segment `p`'s slice of every row: a `[rows, slice]` view with the
@@ -187,6 +217,100 @@ fn wait_for(done: &AtomicUsize, need: usize, stop: &AtomicBool) -> bool {
     true
 }
 
+/// Hands out the tickets `(step, phase, slice)` of `steps` steps of
+/// `phases` phases of `slices` slices, in that order, to the calling thread
+/// and up to `helpers` threads of the current rayon pool (see the module
+/// docs), and runs `body(step, phase, slice)` for each. `tick(step)` runs on
+/// the calling thread before each ticket it takes and stops the loop when it
+/// returns false. Returns false when stopped.
+///
+/// The order `body` may rely on (what the runners' SAFETY comments cite):
+/// a ticket starts only once every ticket of the earlier (step, phase)
+/// pairs is done, their writes visible to it (`done` counts a ticket after
+/// its body, Release, and is read with Acquire before the next phase's
+/// tickets start); the tickets of one (step, phase) may run at the same time,
+/// one per slice; and the next (step, phase) starts only once all of them are
+/// done. A panic in `body` stops the other threads and is passed on.
+fn tickets(
+    steps: usize,
+    phases: usize,
+    slices: usize,
+    helpers: usize,
+    mut tick: impl FnMut(usize) -> bool + Send,
+    body: impl Fn(usize, usize, usize) + Sync,
+) -> bool {
+    let (n, phases) = (slices, phases.max(1));
+    let total = steps * phases * n;
+    let next = AtomicUsize::new(0);
+    let done = AtomicUsize::new(0);
+    let stop = AtomicBool::new(false);
+    let participant = |tick: &mut dyn FnMut(usize) -> bool| {
+        let _guard = StopOnPanic(&stop);
+        loop {
+            // a stopped loop takes no more tickets (an interrupt or a panic
+            // elsewhere: the helpers would otherwise run on alone)
+            if stop.load(Ordering::Acquire) {
+                return;
+            }
+            let k = next.fetch_add(1, Ordering::Relaxed);
+            if k >= total {
+                return;
+            }
+            let (t, phase, s) = (k / (phases * n), k / n % phases, k % n);
+            if !wait_for(&done, k - s, &stop) {
+                return;
+            }
+            if !tick(t) {
+                stop.store(true, Ordering::Release);
+                return;
+            }
+            body(t, phase, s);
+            done.fetch_add(1, Ordering::Release);
+        }
+    };
+    if helpers == 0 || total == 0 {
+        participant(&mut tick);
+    } else {
+        let participant = &participant;
+        rayon::scope(|scope| {
+            for _ in 0..helpers {
+                scope.spawn(move |_| participant(&mut |_| true));
+            }
+            participant(&mut tick);
+        });
+    }
+    !stop.load(Ordering::Acquire)
+}
+
+/// Checks that `slices` are in order, disjoint and inside `0..units`.
+fn check_slices(units: usize, slices: &[Range<usize>]) {
+    let mut end = 0;
+    for s in slices {
+        assert!(
+            end <= s.start && s.start <= s.end && s.end <= units,
+            "split: slices out of order"
+        );
+        end = s.end;
+    }
+}
+
+/// Checks that `starts` has blocks `0..=steps` and the end, and that step
+/// `t`'s `active[t]` rows fit its blocks `t` and `t + 1`.
+fn check_blocks(starts: &[usize], active: &[usize]) {
+    let steps = active.len();
+    assert_eq!(
+        starts.len(),
+        steps + 2,
+        "split: blocks 0..=steps and the end"
+    );
+    for t in 0..steps {
+        assert!(
+            starts[t] + active[t] <= starts[t + 1] && starts[t + 1] + active[t] <= starts[t + 2],
+            "split: a step's rows do not fit its blocks"
+        );
+    }
+}
+
 /// Runs `active.len()` steps of `phases` phases, each cut into `slices`
 /// (disjoint unit ranges of `units`), on the calling thread and up to
 /// `helpers` threads of the current rayon pool (the global one when called
@@ -210,7 +334,7 @@ pub fn run<T, F>(
     starts: &[usize],
     active: &[usize],
     [gates, states, aux, scratch]: [Buffer<'_, T>; 4],
-    mut tick: impl FnMut(usize) -> bool + Send,
+    tick: impl FnMut(usize) -> bool + Send,
     body: F,
 ) -> bool
 where
@@ -218,25 +342,8 @@ where
     F: Fn(UnitStep<'_, T>) + Sync,
 {
     let steps = active.len();
-    assert_eq!(
-        starts.len(),
-        steps + 2,
-        "split::run: blocks 0..=steps and the end"
-    );
-    let mut end = 0;
-    for s in slices {
-        assert!(
-            end <= s.start && s.start <= s.end && s.end <= units,
-            "split::run: slices out of order"
-        );
-        end = s.end;
-    }
-    for t in 0..steps {
-        assert!(
-            starts[t] + active[t] <= starts[t + 1] && starts[t + 1] + active[t] <= starts[t + 2],
-            "split::run: a step's rows do not fit its blocks"
-        );
-    }
+    check_slices(units, slices);
+    check_blocks(starts, active);
     let width = |b: &Buffer<'_, T>| b.parts * units;
     let states_end = starts[steps] + active.last().copied().unwrap_or(0);
     assert!(
@@ -254,12 +361,6 @@ where
         Shared(aux.data.as_mut_ptr()),
         Shared(scratch.data.as_mut_ptr()),
     );
-    let n = slices.len();
-    let phases = phases.max(1);
-    let total = steps * phases * n;
-    let next = AtomicUsize::new(0);
-    let done = AtomicUsize::new(0);
-    let stop = AtomicBool::new(false);
     let block = |ptr: Shared<T>, t: usize, w: usize| ptr.get().wrapping_add(starts[t] * w);
     let units_mut = |ptr: *mut T, rows: usize, parts: usize, cols: &Range<usize>| UnitsMut {
         ptr,
@@ -269,84 +370,251 @@ where
         cols: cols.clone(),
         _borrow: PhantomData,
     };
-    let participant = |tick: &mut dyn FnMut(usize) -> bool| {
-        let _guard = StopOnPanic(&stop);
-        loop {
-            // a stopped loop takes no more tickets (an interrupt or a panic
-            // elsewhere: the helpers would otherwise run on alone)
-            if stop.load(Ordering::Acquire) {
-                return;
-            }
-            let k = next.fetch_add(1, Ordering::Relaxed);
-            if k >= total {
-                return;
-            }
-            let (t, phase, s) = (k / (phases * n), k / n % phases, k % n);
-            if !wait_for(&done, k - s, &stop) {
-                return;
-            }
-            if !tick(t) {
-                stop.store(true, Ordering::Release);
-                return;
-            }
-            let rows = active[t];
-            // SAFETY: the states' block `t`, `rows` whole rows, inside the
-            // buffer (checked above). Every ticket before this phase's first
-            // (`k - s`) is done: `done` counted them after their writes
-            // (Release) and was read here with Acquire. So the slices of
-            // step `t - 1`, the only writers of block `t`, are done; no
-            // slice of step `t` writes it; and the next phase starts only
-            // once this slice is counted done.
-            let prev = unsafe {
-                std::slice::from_raw_parts(block(s_ptr, t, w_s).cast_const(), rows * w_s)
-            };
-            let kept = if phase == 0 {
-                &[][..]
-            } else {
-                // SAFETY: the kept values' block `t`, `rows` whole rows,
-                // inside the buffer; written in phase 0 of this step only
-                // (done, as above), read-only in this phase.
-                unsafe { std::slice::from_raw_parts(block(a_ptr, t, w_a).cast_const(), rows * w_a) }
-            };
-            let cols = &slices[s];
-            body(UnitStep {
-                step: t,
-                phase,
-                units: cols.clone(),
-                rows,
-                prev,
-                // Blocks `t` of the gates and kept values, `t + 1` of the
-                // states and the scratch rows, columns of slice `s` only: no
-                // other slice of this phase touches them (the slices are
-                // disjoint), no other phase runs meanwhile (see `prev`),
-                // only ticket `k` is slice `s` of this phase, and the kept
-                // values are written in phase 0 only.
-                gates: units_mut(block(g_ptr, t, w_g), rows, p_g, cols),
-                next: units_mut(block(s_ptr, t + 1, w_s), rows, p_s, cols),
-                aux: units_mut(
-                    block(a_ptr, t, w_a),
-                    if phase == 0 { rows } else { 0 },
-                    p_a,
-                    cols,
-                ),
-                kept,
-                scratch: units_mut(x_ptr.get(), rows, p_x, cols),
-            });
-            done.fetch_add(1, Ordering::Release);
-        }
-    };
-    if helpers == 0 || steps == 0 {
-        participant(&mut tick);
-    } else {
-        let participant = &participant;
-        rayon::scope(|scope| {
-            for _ in 0..helpers {
-                scope.spawn(move |_| participant(&mut |_| true));
-            }
-            participant(&mut tick);
+    tickets(steps, phases, slices.len(), helpers, tick, |t, phase, s| {
+        let rows = active[t];
+        // SAFETY: the states' block `t`, `rows` whole rows, inside the
+        // buffer (checked above). By the order of `tickets`, the slices of
+        // step `t - 1`, the only writers of block `t`, are done and their
+        // writes visible; no slice of step `t` writes it; and the next phase
+        // starts only once this slice is done.
+        let prev =
+            unsafe { std::slice::from_raw_parts(block(s_ptr, t, w_s).cast_const(), rows * w_s) };
+        let kept = if phase == 0 {
+            &[][..]
+        } else {
+            // SAFETY: the kept values' block `t`, `rows` whole rows, inside
+            // the buffer; written in phase 0 of this step only (done, as
+            // above), read-only in this phase.
+            unsafe { std::slice::from_raw_parts(block(a_ptr, t, w_a).cast_const(), rows * w_a) }
+        };
+        let cols = &slices[s];
+        body(UnitStep {
+            step: t,
+            phase,
+            units: cols.clone(),
+            rows,
+            prev,
+            // Blocks `t` of the gates and kept values, `t + 1` of the states
+            // and the scratch rows, columns of slice `s` only: no other slice
+            // of this phase touches them (the slices are disjoint), no other
+            // phase runs meanwhile (see `prev`), only one ticket is slice `s`
+            // of this phase, and the kept values are written in phase 0 only.
+            gates: units_mut(block(g_ptr, t, w_g), rows, p_g, cols),
+            next: units_mut(block(s_ptr, t + 1, w_s), rows, p_s, cols),
+            aux: units_mut(
+                block(a_ptr, t, w_a),
+                if phase == 0 { rows } else { 0 },
+                p_a,
+                cols,
+            ),
+            kept,
+            scratch: units_mut(x_ptr.get(), rows, p_x, cols),
         });
+    })
+}
+
+/// A read-only buffer of the backward runner ([`run_back`]): whole rows of
+/// `width` elements, in the blocks of the loop.
+#[derive(Debug)]
+pub struct Rows<'a, T> {
+    /// The elements, whole rows.
+    pub data: &'a [T],
+    /// Elements per row (0: a buffer the cell does not read).
+    pub width: usize,
+}
+
+impl<T> Clone for Rows<'_, T> {
+    fn clone(&self) -> Self {
+        *self
     }
-    !stop.load(Ordering::Acquire)
+}
+
+impl<T> Copy for Rows<'_, T> {}
+
+/// What a slice sees at a step of the backward loop ([`run_back`]).
+#[derive(Debug)]
+pub struct UnitBack<'s, T> {
+    /// The step (the block: from 0, the first of the loop; the loop runs the
+    /// last step first).
+    pub step: usize,
+    /// The phase of the step (from 0).
+    pub phase: usize,
+    /// The slice's units.
+    pub units: Range<usize>,
+    /// Rows that ran this step.
+    pub rows: usize,
+    /// The forward gate buffer's block `step`, whole rows (empty when the
+    /// cell does not keep it).
+    pub gates: &'s [T],
+    /// `[rows, W]`: the states' block `step` (the state before the step).
+    pub prev: &'s [T],
+    /// `[rows, W]`: the states' block `step + 1` (after the step).
+    pub next: &'s [T],
+    /// The kept values' block `step`, whole rows.
+    pub aux: &'s [T],
+    /// The running state gradient's rows: the gradient of the state after
+    /// the step on entry to phase 0 (once the driver has added the step's
+    /// output gradient), that of the state before it once the last phase is
+    /// done.
+    pub d_state: UnitsMut<'s, T>,
+    /// The gate gradients' block `step`, in phase 0 (no rows after).
+    pub d_gates: UnitsMut<'s, T>,
+    /// `[rows, D]`: the gate gradients' block `step`, whole rows, in the
+    /// phases after the first (empty in phase 0).
+    pub d_kept: &'s [T],
+    /// The small-parameter gradients: one row.
+    pub d_params: UnitsMut<'s, T>,
+    /// The scratch rows.
+    pub scratch: UnitsMut<'s, T>,
+}
+
+/// The backward loop of [`run`]: `active.len()` steps, the last first, of
+/// `phases` phases each, cut into `slices`. Step `t` reads blocks `t` of
+/// `gates` and `aux` and blocks `t`, `t + 1` of `states` (read-only, whole
+/// rows); it writes its slice's columns of the first `active[t]` rows of
+/// `d_state` (the running gradient, the same rows at every step), of block
+/// `t` of `d_gates` (phase 0; read whole after), of the one row of
+/// `d_params` and of the scratch rows. `tick(step)` and the return value as
+/// in [`run`] (`step`: the first step of the ticket's round, see below).
+///
+/// A slice's phase 0 of step `t - 1` reads no other slice's work (only its
+/// own columns of what it writes, and the read-only buffers), so it runs in
+/// the same ticket as the slice's last phase of step `t`, right after it:
+/// the threads meet `phases - 1` times per step (once for the built-in
+/// cells: between the element-wise part, which writes `dZ` by units, and
+/// the product `dZ @ W_hᵀ`, which reads all of it).
+///
+/// # Panics
+/// As [`run`].
+#[allow(clippy::too_many_arguments)]
+pub fn run_back<'r, T, F>(
+    units: usize,
+    phases: usize,
+    slices: &[Range<usize>],
+    helpers: usize,
+    starts: &[usize],
+    active: &[usize],
+    [gates, states, aux]: [Rows<'r, T>; 3],
+    [d_gates, d_state, d_params, scratch]: [Buffer<'_, T>; 4],
+    mut tick: impl FnMut(usize) -> bool + Send,
+    body: F,
+) -> bool
+where
+    T: Send + Sync,
+    F: Fn(UnitBack<'_, T>) + Sync,
+{
+    let steps = active.len();
+    check_slices(units, slices);
+    check_blocks(starts, active);
+    let width = |b: &Buffer<'_, T>| b.parts * units;
+    let most = active.iter().max().copied().unwrap_or(0);
+    let states_end = starts[steps] + active.last().copied().unwrap_or(0);
+    assert!(
+        gates.data.len() >= starts[steps] * gates.width
+            && aux.data.len() >= starts[steps] * aux.width
+            && states.data.len() >= states_end * states.width
+            && d_gates.data.len() >= starts[steps] * width(&d_gates)
+            && d_state.data.len() >= most * width(&d_state)
+            && d_params.data.len() >= width(&d_params)
+            && scratch.data.len() >= most * width(&scratch),
+        "split::run_back: blocks past the buffers"
+    );
+    let (w_d, p_d, p_s, p_p, p_x) = (
+        width(&d_gates),
+        d_gates.parts,
+        d_state.parts,
+        d_params.parts,
+        scratch.parts,
+    );
+    let (d_ptr, s_ptr, p_ptr, x_ptr) = (
+        Shared(d_gates.data.as_mut_ptr()),
+        Shared(d_state.data.as_mut_ptr()),
+        Shared(d_params.data.as_mut_ptr()),
+        Shared(scratch.data.as_mut_ptr()),
+    );
+    let units_mut = |ptr: *mut T, rows: usize, parts: usize, cols: &Range<usize>| UnitsMut {
+        ptr,
+        rows,
+        parts,
+        units,
+        cols: cols.clone(),
+        _borrow: PhantomData,
+    };
+    let block = |b: Rows<'r, T>, t: usize, rows: usize| -> &'r [T] {
+        &b.data[starts[t] * b.width..(starts[t] + rows) * b.width]
+    };
+    // The (step, phase) pairs in the loop's order, cut into rounds at every
+    // phase but a step's first: a step's phase 0 joins the previous step's
+    // last phase (see the docs above), so the threads meet `phases - 1`
+    // times per step, not `phases`.
+    let order: Vec<(usize, usize)> = (0..steps)
+        .rev()
+        .flat_map(|t| (0..phases.max(1)).map(move |p| (t, p)))
+        .collect();
+    let mut rounds: Vec<usize> = (0..order.len())
+        .filter(|&q| q == 0 || order[q].1 != 0)
+        .collect();
+    rounds.push(order.len());
+    let sub = |t: usize, phase: usize, s: usize| {
+        let rows = active[t];
+        let d_kept = if phase == 0 {
+            &[][..]
+        } else {
+            // SAFETY: the gate gradients' block `t`, `rows` whole rows,
+            // inside the buffer (checked above): written in phase 0 of this
+            // step only, which ended a round whose tickets are all done and
+            // their writes visible (the order of `tickets`); read-only in
+            // this phase, and the round's other writes of gate gradients are
+            // block `t - 1`'s.
+            unsafe {
+                std::slice::from_raw_parts(
+                    d_ptr.get().wrapping_add(starts[t] * w_d).cast_const(),
+                    rows * w_d,
+                )
+            }
+        };
+        let cols = &slices[s];
+        body(UnitBack {
+            step: t,
+            phase,
+            units: cols.clone(),
+            rows,
+            gates: block(gates, t, rows),
+            prev: block(states, t, rows),
+            next: block(states, t + 1, rows),
+            aux: block(aux, t, rows),
+            // The slice's columns of the running gradient's rows, of block
+            // `t` of the gate gradients (phase 0), of the parameters' row
+            // and of the scratch rows: no other slice of this round touches
+            // them (the slices are disjoint), no other round runs meanwhile
+            // (the order of `tickets`), only one ticket is slice `s` of this
+            // round, its phases run one after the other on this thread, each
+            // view dropped before the next is made, and the gate gradients
+            // are written in phase 0 only.
+            d_state: units_mut(s_ptr.get(), rows, p_s, cols),
+            d_gates: units_mut(
+                d_ptr.get().wrapping_add(starts[t] * w_d),
+                if phase == 0 { rows } else { 0 },
+                p_d,
+                cols,
+            ),
+            d_kept,
+            d_params: units_mut(p_ptr.get(), 1, p_p, cols),
+            scratch: units_mut(x_ptr.get(), rows, p_x, cols),
+        });
+    };
+    tickets(
+        rounds.len() - 1,
+        1,
+        slices.len(),
+        helpers,
+        |r| tick(order[rounds[r]].0),
+        |r, _, s| {
+            for &(t, phase) in &order[rounds[r]..rounds[r + 1]] {
+                sub(t, phase, s);
+            }
+        },
+    )
 }
 
 #[cfg(test)]
@@ -456,6 +724,148 @@ mod tests {
         // the last block's row is written, the padding after it is not
         assert_ne!(whole[11 * 8], 0.0);
         assert_eq!(whole[12 * 8], 0.0);
+    }
+
+    /// A toy backward loop of two phases ([`run_back`]), every buffer of one
+    /// part: phase 0 writes `dg = d·next + prev` (the gate gradients),
+    /// `p += dg` (the parameters) and `d = dg / 2`; phase 1 reads every unit
+    /// of `dg` and writes `d += Σ dg / 100`. Returns `d`, `dg` and `p`.
+    fn toy_back(helpers: usize, slices: &[Range<usize>]) -> [Vec<f64>; 3] {
+        let units = UNITS;
+        let states: Vec<f64> = (0..13 * units).map(|v| v as f64 / 64.0).collect();
+        let mut d = vec![1.0; 3 * units];
+        let mut dg = vec![0.0; 11 * units];
+        let mut p = vec![0.0; units];
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(3)
+            .build()
+            .unwrap();
+        let buffer = |data, parts| Buffer { data, parts };
+        let rows = |data, width| Rows { data, width };
+        let ok = pool.install(|| {
+            run_back(
+                units,
+                2,
+                slices,
+                helpers,
+                &STARTS,
+                &ACTIVE,
+                [rows(&[], 0), rows(&states, units), rows(&[], 0)],
+                [
+                    buffer(&mut dg, 1),
+                    buffer(&mut d, 1),
+                    buffer(&mut p, 1),
+                    buffer(&mut [], 0),
+                ],
+                |_| true,
+                |mut st| {
+                    let [p] = st.d_params.row::<1>(0);
+                    let cols = st.units.clone();
+                    for r in 0..st.rows {
+                        let [d] = st.d_state.row::<1>(r);
+                        if st.phase == 0 {
+                            let [g] = st.d_gates.row::<1>(r);
+                            for (i, u) in cols.clone().enumerate() {
+                                let next = st.next[r * units + u];
+                                g[i] = d[i] * next + st.prev[r * units + u];
+                                p[i] += g[i];
+                                d[i] = g[i] / 2.0;
+                            }
+                        } else {
+                            let total: f64 = st.d_kept[r * units..(r + 1) * units].iter().sum();
+                            d.iter_mut().for_each(|d| *d += total / 100.0);
+                        }
+                    }
+                },
+            )
+        });
+        assert!(ok);
+        [d, dg, p]
+    }
+
+    /// [`toy_back`] written out, one step after the other.
+    fn toy_back_by_hand() -> [Vec<f64>; 3] {
+        let units = UNITS;
+        let states: Vec<f64> = (0..13 * units).map(|v| v as f64 / 64.0).collect();
+        let mut d = vec![1.0; 3 * units];
+        let mut dg = vec![0.0; 11 * units];
+        let mut p = vec![0.0; units];
+        for (t, &rows) in ACTIVE.iter().enumerate().rev() {
+            for r in 0..rows {
+                let at = |k: usize| (STARTS[k] + r) * units;
+                for u in 0..units {
+                    let g = d[r * units + u] * states[at(t + 1) + u] + states[at(t) + u];
+                    dg[at(t) + u] = g;
+                    p[u] += g;
+                    d[r * units + u] = g / 2.0;
+                }
+                let total: f64 = dg[at(t)..at(t) + units].iter().sum();
+                for u in 0..units {
+                    d[r * units + u] += total / 100.0;
+                }
+            }
+        }
+        [d, dg, p]
+    }
+
+    #[test]
+    fn any_backward_split_and_helpers_give_the_serial_result() {
+        let whole = toy_back_by_hand();
+        for helpers in 0..3 {
+            let whole_range = std::slice::from_ref(&(0..8));
+            let splits: [&[Range<usize>]; 3] = [whole_range, &[0..4, 4..8], &[0..2, 2..3, 3..8]];
+            for slices in splits {
+                assert_eq!(toy_back(helpers, slices), whole, "{helpers} {slices:?}");
+            }
+        }
+        // every step ran: the first block's rows and the parameters are set
+        assert!(whole[1][..3 * UNITS].iter().all(|&v| v != 0.0));
+        assert!(whole[2].iter().all(|&v| v != 0.0));
+    }
+
+    #[test]
+    fn a_stop_leaves_the_backward_loop() {
+        let states = vec![0.0f32; 4 * 2];
+        let (mut d, mut dg, mut p) = (vec![0.0f32; 2], vec![0.0f32; 3 * 2], vec![0.0f32; 2]);
+        let calls = AtomicUsize::new(0);
+        let buffer = |data, parts| Buffer { data, parts };
+        let ok = run_back(
+            2,
+            2,
+            &[0..1, 1..2],
+            0,
+            &[0, 1, 2, 3, 4],
+            &[1, 1, 1],
+            [
+                Rows {
+                    data: &[],
+                    width: 0,
+                },
+                Rows {
+                    data: &states,
+                    width: 2,
+                },
+                Rows {
+                    data: &[],
+                    width: 0,
+                },
+            ],
+            [
+                buffer(&mut dg, 1),
+                buffer(&mut d, 1),
+                buffer(&mut p, 1),
+                buffer(&mut [], 0),
+            ],
+            |t| t == 2,
+            |_| {
+                calls.fetch_add(1, Ordering::Relaxed);
+            },
+        );
+        assert!(!ok);
+        // both slices of round 0 (phase 0 of step 2) and of round 1 (phase 1
+        // of step 2, then phase 0 of step 1); round 2 starts with step 1,
+        // whose tick stops the loop
+        assert_eq!(calls.load(Ordering::Relaxed), 2 + 2 * 2);
     }
 
     #[test]

@@ -2,14 +2,17 @@
 
 use super::forward::{Cache, SegmentBuffers};
 use super::plan::{Group, Plan};
-use super::segment::{chunks, forward_steps, rel_block, rows_view, rows_view_mut};
+use super::segment::{
+    chunks, forward_steps, rel_block, rows_view, rows_view_mut, split_units_back,
+};
 use super::slots::{scatter, split_groups, worth_parallel, Slot};
 use crate::error::{check_shape, Budget, Error, Interrupt, Result, Uninterrupted};
 use crate::kernels::rows::try_zeros;
 use crate::kernels::scalar::Scalar;
-use crate::pool::{self, Watch};
+use crate::kernels::split::{self, Buffer, Rows, UnitBack};
+use crate::pool::{self, Ticker, Watch};
 use crate::step::params::Named;
-use crate::step::{Backward, Cell, Layout, Tokens};
+use crate::step::{Backward, Cell, Layout, Tokens, UnitSplit};
 use ndarray::{Array1, Array2, Array3, ArrayView2, ArrayView3, Axis};
 use std::ops::Range;
 
@@ -216,7 +219,39 @@ pub fn backward_interruptible<T: Scalar, C: Cell<T> + ?Sized>(
                 };
                 for (c0, c1) in chunks(t0, t1, chunk).rev() {
                     let rows = g.rows_from(c0, c0, c1).len();
-                    for t in (c0..c1).rev() {
+                    let split = split_units_back(cell, g, c0)
+                        .filter(|(sp, _)| single && out_cols.len() == sp.units);
+                    if let Some(split) = &split {
+                        let chunk_bufs = ChunkBuffers {
+                            gates: if gates_kept {
+                                &gates[rel_block(g, t0, c0, 0, g_w).start..]
+                            } else {
+                                &[]
+                            },
+                            states: &states[rel_block(g, t0, c0, 0, width).start..],
+                            aux: &aux[rel_block(g, t0, c0, 0, a_w).start..],
+                            d_gates: &mut d_gates,
+                            d_state: &mut *d_run,
+                            d_params: &mut *d_params,
+                            scratch: &mut scratch,
+                        };
+                        let seeds = Seeds {
+                            d_final: d_final.as_ref(),
+                            d_outputs: d_outputs.as_ref(),
+                        };
+                        if !split_chunk_back(
+                            cell,
+                            g,
+                            (c0, c1),
+                            split,
+                            chunk_bufs,
+                            seeds,
+                            &mut ticker,
+                        ) {
+                            return; // the watch keeps the error
+                        }
+                    }
+                    for t in (c0..c1).rev().filter(|_| split.is_none()) {
                         let a = g.active[t];
                         if ticker.tick(a.saturating_mul(work_per_token)).is_err() {
                             return; // the watch keeps the error
@@ -293,6 +328,166 @@ pub fn backward_interruptible<T: Scalar, C: Cell<T> + ?Sized>(
             weights,
         })
     })
+}
+
+/// One chunk's buffers for [`split_chunk_back`]: the forward buffers from
+/// the chunk's first block on (`gates` empty unless kept), the chunk's gate
+/// gradients (from its first block; a split cell has no `d_aux`), and the
+/// group's running state
+/// gradient, small-parameter gradients and step scratch.
+struct ChunkBuffers<'a, T> {
+    gates: &'a [T],
+    states: &'a [T],
+    aux: &'a [T],
+    d_gates: &'a mut [T],
+    d_state: &'a mut [T],
+    d_params: &'a mut [T],
+    scratch: &'a mut [T],
+}
+
+/// The gradients the backward steps start from: the final state's and the
+/// outputs' (`None`: zeros).
+#[derive(Clone, Copy)]
+struct Seeds<'a, 'v, T> {
+    d_final: Option<&'a Array2<T>>,
+    d_outputs: Option<&'a ArrayView3<'v, T>>,
+}
+
+/// The backward steps `c0..c1` of group `g` (the last first) split by units
+/// as [`split_units_back`] said, one thread of the pool per slice
+/// ([`split::run_back`]): the same values as the serial steps, bit for bit.
+/// Each slice seeds and adds the output gradients of its own columns
+/// before the cell's first phase. Returns `false` when `ticker` says the
+/// call must stop.
+fn split_chunk_back<T: Scalar, C: Cell<T> + ?Sized>(
+    cell: &C,
+    g: &Group,
+    (c0, c1): (usize, usize),
+    (split, slices): &(UnitSplit, Vec<Range<usize>>),
+    bufs: ChunkBuffers<'_, T>,
+    seeds: Seeds<'_, '_, T>,
+    ticker: &mut Ticker<'_>,
+) -> bool {
+    let layout = cell.layout();
+    let (width, d_w, da_w) = (layout.state_width(), layout.d_gates, layout.d_aux);
+    let [p_d, p_s, p_p, p_x] = split.parts;
+    let units = split.units;
+    assert!(
+        p_d * units == d_w
+            && p_s * units == width
+            && p_p * units == layout.d_params
+            && (p_x == 0 || p_x * units == layout.scratch)
+            && da_w == 0,
+        "{}: backward unit split does not cut the buffers",
+        cell.name()
+    );
+    let out_part = layout.output_columns().start / units;
+    // The padding rows of each block (rows that ended before the step) must
+    // read zero; the slices write the running rows.
+    for t in c0..c1 {
+        let (a, cap) = (g.active[t], g.cap(t));
+        bufs.d_gates[rel_block(g, c0, t, cap, d_w)][a * d_w..].fill(T::zero());
+    }
+    let starts: Vec<usize> = (c0..=c1 + 1).map(|k| g.start[k] - g.start[c0]).collect();
+    let active = &g.active[c0..c1];
+    // one tick per round of the loop: about a step of a slice
+    let per_slice = layout.work_per_token / slices.len();
+    let scratch: &mut [T] = if p_x == 0 { &mut [] } else { bufs.scratch };
+    let gates_w = if bufs.gates.is_empty() {
+        0
+    } else {
+        layout.gates
+    };
+    split::run_back(
+        units,
+        split.phases,
+        slices,
+        slices.len() - 1,
+        &starts,
+        active,
+        [
+            Rows {
+                data: bufs.gates,
+                width: gates_w,
+            },
+            Rows {
+                data: bufs.states,
+                width,
+            },
+            Rows {
+                data: bufs.aux,
+                width: layout.aux,
+            },
+        ],
+        [
+            Buffer {
+                data: bufs.d_gates,
+                parts: p_d,
+            },
+            Buffer {
+                data: bufs.d_state,
+                parts: p_s,
+            },
+            Buffer {
+                data: bufs.d_params,
+                parts: p_p,
+            },
+            Buffer {
+                data: scratch,
+                parts: p_x,
+            },
+        ],
+        |t: usize| ticker.tick(active[t].saturating_mul(per_slice)).is_ok(),
+        |mut step| {
+            if step.phase == 0 {
+                seed_units(g, c0 + step.step, &mut step, out_part, seeds);
+            }
+            cell.backward_units(step);
+        },
+    )
+}
+
+/// [`seed_finished_rows`] and [`add_step_outputs`] for one slice's columns
+/// of the running gradient at step `t` of group `g` (`out_part`: the state
+/// part that is the output, a whole part of the slice's units).
+fn seed_units<T: Scalar>(
+    g: &Group,
+    t: usize,
+    step: &mut UnitBack<'_, T>,
+    out_part: usize,
+    seeds: Seeds<'_, '_, T>,
+) {
+    let (a, cols) = (step.rows, step.units.clone());
+    let parts = step.d_state.parts();
+    let units = step.d_state.units();
+    let still = g.active.get(t + 1).copied().unwrap_or(0);
+    for rank in still..a {
+        for p in 0..parts {
+            let row = step.d_state.part(rank, p);
+            match seeds.d_final {
+                Some(ds) => {
+                    let src = ds.row(g.rows[rank]);
+                    let first = p * units + cols.start;
+                    for (r, &v) in row.iter_mut().zip(src.slice(ndarray::s![first..])) {
+                        *r = v;
+                    }
+                }
+                None => row.fill(T::zero()),
+            }
+        }
+    }
+    if let Some(dy) = seeds.d_outputs {
+        let dy_t = dy.index_axis(Axis(0), t);
+        for (rank, &b) in g.rows[..a].iter().enumerate() {
+            let row = step.d_state.part(rank, out_part);
+            let src = dy_t.row(b);
+            let src = src.slice(ndarray::s![cols.clone()]);
+            match src.as_slice() {
+                Some(src) => add_into(row, src),
+                None => row.iter_mut().zip(src).for_each(|(r, &v)| *r += v),
+            }
+        }
+    }
 }
 
 /// Group `g`'s rows of a whole-call slot buffer (empty unless `kept`).

@@ -85,7 +85,26 @@ pub fn split_units<T: Scalar, C: Cell<T> + ?Sized>(
     g: &Group,
     t: usize,
 ) -> Option<(UnitSplit, Vec<Range<usize>>)> {
-    let split = cell.unit_split()?;
+    slices_of(cell, cell.unit_split()?, g, t)
+}
+
+/// [`split_units`] for the backward steps ([`Cell::backward_split`]).
+pub fn split_units_back<T: Scalar, C: Cell<T> + ?Sized>(
+    cell: &C,
+    g: &Group,
+    t: usize,
+) -> Option<(UnitSplit, Vec<Range<usize>>)> {
+    slices_of(cell, cell.backward_split()?, g, t)
+}
+
+/// The unit slices of `split` for group `g`'s steps from `t` (see
+/// [`split_units`]).
+fn slices_of<T: Scalar, C: Cell<T> + ?Sized>(
+    cell: &C,
+    split: UnitSplit,
+    g: &Group,
+    t: usize,
+) -> Option<(UnitSplit, Vec<Range<usize>>)> {
     let threads = pool::threads_here();
     let rows = g.active.get(t).copied().unwrap_or(0);
     let work = rows

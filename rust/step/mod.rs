@@ -38,7 +38,7 @@ pub use prepared::{Prepared, StepOutput, Stepper};
 
 use crate::error::{check_shape, Error, Result};
 use crate::kernels::scalar::Scalar;
-pub use crate::kernels::split::UnitStep;
+pub use crate::kernels::split::{UnitBack, UnitStep};
 use crate::pool;
 use ndarray::{s, Array1, Array2, ArrayView1, ArrayView2, ArrayViewMut2};
 use params::Named;
@@ -156,17 +156,20 @@ impl Layout {
     }
 }
 
-/// How a cell's forward step splits by hidden units ([`Cell::unit_split`]):
-/// every buffer row is segments of `units` columns side by side (an LSTM's
-/// gate row `i, j, f, o`; its state row `c, h`), a slice's units must
-/// start at a multiple of `align` (the packed recurrent weights' panel
-/// width), and the threads meet after each of the step's `phases`.
+/// How a cell's step splits by hidden units ([`Cell::unit_split`] forward,
+/// [`Cell::backward_split`] backward): every buffer row is segments of
+/// `units` columns side by side (an LSTM's gate row `i, j, f, o`; its state
+/// row `c, h`), a slice's units must start at a multiple of `align` (the
+/// packed recurrent weights' panel width), and the threads meet after each
+/// of the step's `phases`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct UnitSplit {
     /// `H`.
     pub units: usize,
-    /// Segments of a gate row, a state row, a kept-values row and a scratch
-    /// row (0: the step does not use its scratch).
+    /// Segments of the rows of the buffers the slices write (0: a buffer
+    /// the step does not use). Forward: a gate row, a state row, a
+    /// kept-values row and a scratch row. Backward: a gate-gradient row, a
+    /// state(-gradient) row, the small-parameter gradients and a scratch row.
     pub parts: [usize; 4],
     /// What a slice's first unit is a multiple of.
     pub align: usize,
@@ -332,6 +335,25 @@ pub trait Cell<T: Scalar>: Send + Sync + std::fmt::Debug {
 
     /// One step backward (see [`Backward`]).
     fn backward_step(&self, step: Backward<'_, T>);
+
+    /// Whether the backward step can run split by hidden units over threads
+    /// ([`crate::kernels::split::run_back`]), and how its buffers are cut:
+    /// `None` (the default) when it cannot. The driver splits only cells
+    /// whose output is one whole part of the state.
+    fn backward_split(&self) -> Option<UnitSplit> {
+        None
+    }
+
+    /// One slice of a backward step split by units
+    /// ([`Cell::backward_split`]): the same values in the slice's units of
+    /// `d_state`, `d_gates` and the small-parameter gradients as
+    /// [`Cell::backward_step`] leaves there, bit for bit, once the step's
+    /// last phase is done. Only called when [`Cell::backward_split`] is
+    /// `Some`.
+    fn backward_units(&self, step: UnitBack<'_, T>) {
+        let _ = step;
+        unreachable!("{} has no backward unit split", self.name())
+    }
 
     /// The products deferred until after the reverse loop: the weight
     /// gradients and the inputs' gradient, over all tokens at once.

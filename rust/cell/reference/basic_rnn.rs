@@ -263,6 +263,7 @@ mod tests {
         for (batch, units, lengths) in [(5, 128, vec![0, 30, 1, 23, 30]), (1, 256, vec![29])] {
             let c = case(batch, 30, 24, units, lengths.clone());
             let dy = rand3((batch, 30, units), 9);
+            let ds = rand2((batch, units), 10);
             let run = |threads: usize| {
                 crate::pool::set_num_threads(threads).unwrap();
                 let f = fast_forward(
@@ -289,12 +290,20 @@ mod tests {
                     &f.cache,
                     c.kernel.view(),
                     Some(time_major_view(dy.view(), false)),
+                    Some(ds.view()),
+                )
+                .unwrap();
+                let g32 = basic_rnn_backward(
+                    &f32.cache,
+                    c.kernel.mapv(|v| v as f32).view(),
+                    Some(time_major_view(dy.mapv(|v| v as f32).view(), false)),
                     None,
                 )
                 .unwrap();
                 (
                     (f.outputs, f.state, f32.outputs, f32.state),
                     (g.inputs, g.initial_state, g.kernel, g.bias),
+                    (g32.inputs, g32.initial_state, g32.kernel, g32.bias),
                 )
             };
             let one = run(1);
@@ -305,7 +314,8 @@ mod tests {
         // the cases above do take the split path
         let c = case(1, 4, 3, 512, vec![]);
         let cell = BasicRnn::new(Activation::Tanh, c.kernel.view(), c.bias.view()).unwrap();
-        assert!(crate::cell::reference::steps::splits_in_two(&cell));
+        let splits = crate::cell::reference::steps::splits_in_two(&cell);
+        assert_eq!(splits, [true; 2]);
     }
 
     #[test]

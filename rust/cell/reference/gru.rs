@@ -595,6 +595,7 @@ mod tests {
             for reset_after in [false, true] {
                 let c = case(reset_after, batch, 30, 24, units, lengths.clone());
                 let dy = rand3((batch, 30, units), 9);
+                let ds = rand2((batch, units), 10);
                 let run = |threads: usize| {
                     crate::pool::set_num_threads(threads).unwrap();
                     let f = forward(
@@ -620,11 +621,18 @@ mod tests {
                         &f.cache,
                         c.w.view(),
                         Some(time_major_view(dy.view(), false)),
+                        Some(ds.view()),
+                    )
+                    .unwrap();
+                    let g32 = backward(
+                        &f32.cache,
+                        w32.view(),
+                        Some(time_major_view(dy.mapv(|v| v as f32).view(), false)),
                         None,
                     )
                     .unwrap();
                     let kept = (f.cache.1.gates.clone(), f.cache.1.aux.clone());
-                    ((f.outputs, f.state, kept), (f32.outputs, f32.state), g)
+                    ((f.outputs, f.state, kept), (f32.outputs, f32.state), g, g32)
                 };
                 let one = run(1);
                 for threads in [2, 3] {
@@ -641,8 +649,9 @@ mod tests {
             } else {
                 Box::new(ResetBefore::new(Activation::Tanh, c.w.view()).unwrap())
             };
+            // the reset-before form splits its forward steps only
             let splits = crate::cell::reference::steps::splits_in_two(cell.as_ref());
-            assert!(splits, "{reset_after}");
+            assert_eq!(splits, [true, reset_after], "{reset_after}");
         }
     }
 

@@ -774,6 +774,7 @@ fn small_batches_split_by_units_bitwise_as_one_thread() {
         for flags in [all_flags()[0], all_flags()[3]] {
             let c = case(batch, 40, 24, units, units, flags, lengths.clone(), 5);
             let dy = rand3((batch, 40, units), 6);
+            let (dc, dm) = (rand2((batch, units), 7), rand2((batch, units), 8));
             let run = |threads: usize| {
                 crate::pool::set_num_threads(threads).unwrap();
                 let f = forward(
@@ -805,6 +806,14 @@ fn small_batches_split_by_units_bitwise_as_one_thread() {
                     &f.cache,
                     &c.w.view(),
                     Some(time_major_view(dy.view(), false)),
+                    Some(dc.view()),
+                    Some(dm.view()),
+                )
+                .unwrap();
+                let g32 = backward(
+                    &f32.cache,
+                    &c.w.cast32().view(),
+                    Some(time_major_view(dy.mapv(|v| v as f32).view(), false)),
                     None,
                     None,
                 )
@@ -812,7 +821,15 @@ fn small_batches_split_by_units_bitwise_as_one_thread() {
                 (
                     (f.outputs, f.c, f.m, f.cache.1.gates, f.cache.1.states),
                     (f32.outputs, f32.c, f32.m),
-                    (g.inputs, g.kernel, g.bias, g.peepholes),
+                    (
+                        g.inputs,
+                        g.initial_c,
+                        g.initial_m,
+                        g.kernel,
+                        g.bias,
+                        g.peepholes,
+                    ),
+                    (g32.inputs, g32.kernel, g32.bias, g32.peepholes),
                 )
             };
             let one = run(1);
@@ -824,7 +841,7 @@ fn small_batches_split_by_units_bitwise_as_one_thread() {
     // the cases above do take the split path
     let c = case(1, 4, 3, 256, 256, all_flags()[0], vec![4], 1);
     let cell = Lstm::new(&c.w.view(), c.options).unwrap();
-    assert!(super::steps::splits_in_two(&cell));
+    assert_eq!(super::steps::splits_in_two(&cell), [true; 2]);
 }
 
 #[test]

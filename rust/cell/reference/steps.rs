@@ -104,17 +104,24 @@ pub(super) fn cells_sized<T: Scalar>(
 }
 
 /// Whether `cell`'s steps at B = 1 split in two by units on a two-thread
-/// pool (`sequence::segment::split_units`): the tests of the split check
+/// pool, forward and backward (`sequence::segment::split_units`,
+/// `split_units_back`): the tests of the split check
 /// with it that their cases take that path. The pool is its own: tests
 /// running beside the caller resize the crate's.
-pub(super) fn splits_in_two<T: Scalar>(cell: &dyn Cell<T>) -> bool {
+pub(super) fn splits_in_two<T: Scalar>(cell: &dyn Cell<T>) -> [bool; 2] {
     let two_threads = rayon::ThreadPoolBuilder::new()
         .num_threads(2)
         .build()
         .unwrap();
     let plan = sequence::plan::Plan::new(1, 4, None).unwrap();
-    let split = two_threads.install(|| sequence::segment::split_units(cell, &plan.groups[0], 0));
-    split.is_some_and(|(_, slices)| slices.len() == 2)
+    let g = &plan.groups[0];
+    let [forward, backward] = two_threads.install(|| {
+        [
+            sequence::segment::split_units(cell, g, 0),
+            sequence::segment::split_units_back(cell, g, 0),
+        ]
+    });
+    [forward, backward].map(|split| split.is_some_and(|(_, slices)| slices.len() == 2))
 }
 
 pub(super) fn initial<T: Scalar>(cell: &dyn Cell<T>, batch: usize) -> Vec<Array2<T>> {
