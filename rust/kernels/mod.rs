@@ -15,7 +15,8 @@
 //! * [`filling`]: buffers the time loop fills front to back, never zeroed
 //!   first ([`Unfilled`](filling::Unfilled), [`Filling`](filling::Filling)).
 //! * [`split`]: a group's time steps split by hidden units over threads,
-//!   meeting once per step ([`run`](split::run)).
+//!   meeting once per step, forward ([`run`](split::run)) and backward
+//!   ([`run_back`](split::run_back)).
 //! * [`softmax`]: a vectorised `exp`, the max, sum of exponentials and
 //!   argmax of a row, and [`vectorized`](softmax::vectorized).
 

@@ -29,6 +29,11 @@
 //! `r ⊙ h` of every unit): the threads meet after each phase, and in the
 //! phases after the first the kept values' block `t` is read whole instead
 //! of written.
+//!
+//! [`run_back`] is the backward loop, last step first, on the same tickets
+//! (`tickets`): a slice writes its columns of the step's gate gradients
+//! `dZ` (phase 0, the element-wise step) and then, once every slice has,
+//! its columns of `dZ @ W_hᵀ` (phase 1), which reads all of `dZ`.
 
 use std::marker::PhantomData;
 use std::ops::Range;

@@ -251,6 +251,7 @@ pub fn backward_interruptible<T: Scalar, C: Cell<T> + ?Sized>(
                             return; // the watch keeps the error
                         }
                     }
+                    // the steps one after the other (unless split above)
                     for t in (c0..c1).rev().filter(|_| split.is_none()) {
                         let a = g.active[t];
                         if ticker.tick(a.saturating_mul(work_per_token)).is_err() {
@@ -333,8 +334,8 @@ pub fn backward_interruptible<T: Scalar, C: Cell<T> + ?Sized>(
 /// One chunk's buffers for [`split_chunk_back`]: the forward buffers from
 /// the chunk's first block on (`gates` empty unless kept), the chunk's gate
 /// gradients (from its first block; a split cell has no `d_aux`), and the
-/// group's running state
-/// gradient, small-parameter gradients and step scratch.
+/// group's running state gradient, small-parameter gradients and step
+/// scratch.
 struct ChunkBuffers<'a, T> {
     gates: &'a [T],
     states: &'a [T],
