@@ -192,6 +192,64 @@ unsafe impl<T: Send> Send for Shared<T> {}
 // SAFETY: as for `Send`; the threads also share `&[T]` views.
 unsafe impl<T: Send + Sync> Sync for Shared<T> {}
 
+/// A [`Buffer`] as the loop's threads share it: its base pointer, its
+/// length, and how its rows are cut.
+struct Cut<T> {
+    ptr: Shared<T>,
+    len: usize,
+    parts: usize,
+    units: usize,
+}
+
+impl<T> Clone for Cut<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T> Copy for Cut<T> {}
+
+impl<T> Cut<T> {
+    fn new(buffer: Buffer<'_, T>, units: usize) -> Self {
+        Cut {
+            len: buffer.data.len(),
+            ptr: Shared(buffer.data.as_mut_ptr()),
+            parts: buffer.parts,
+            units,
+        }
+    }
+
+    /// Elements per row.
+    fn width(self) -> usize {
+        self.parts * self.units
+    }
+
+    /// Whether the buffer holds `rows` whole rows.
+    fn holds(self, rows: usize) -> bool {
+        self.len >= rows * self.width()
+    }
+
+    /// Row `row`'s first element.
+    fn at(self, row: usize) -> *mut T {
+        self.ptr.get().wrapping_add(row * self.width())
+    }
+
+    /// `rows` rows from row `first`, columns `cols` of each segment. The
+    /// caller answers for what [`UnitsMut`] assumes (see its SAFETY
+    /// comments): the rows inside the buffer, the columns given to one
+    /// slice alone while the view lives.
+    fn units_mut<'s>(self, first: usize, rows: usize, cols: &Range<usize>) -> UnitsMut<'s, T> {
+        UnitsMut {
+            ptr: self.at(first),
+            rows,
+            parts: self.parts,
+            units: self.units,
+            cols: cols.clone(),
+            _borrow: PhantomData,
+        }
+    }
+}
+
 /// Sets the stop flag when a slice panics, so the other threads leave.
 struct StopOnPanic<'a>(&'a AtomicBool);
 
@@ -349,32 +407,15 @@ where
     let steps = active.len();
     check_slices(units, slices);
     check_blocks(starts, active);
-    let width = |b: &Buffer<'_, T>| b.parts * units;
+    let [gates, states, aux, scratch] = [gates, states, aux, scratch].map(|b| Cut::new(b, units));
     let states_end = starts[steps] + active.last().copied().unwrap_or(0);
     assert!(
-        gates.data.len() >= starts[steps] * width(&gates)
-            && aux.data.len() >= starts[steps] * width(&aux)
-            && states.data.len() >= states_end * width(&states)
-            && scratch.data.len() >= active.iter().max().unwrap_or(&0) * width(&scratch),
+        gates.holds(starts[steps])
+            && aux.holds(starts[steps])
+            && states.holds(states_end)
+            && scratch.holds(active.iter().max().copied().unwrap_or(0)),
         "split::run: blocks past the buffers"
     );
-    let (w_g, w_s, w_a) = (width(&gates), width(&states), width(&aux));
-    let (p_g, p_s, p_a, p_x) = (gates.parts, states.parts, aux.parts, scratch.parts);
-    let (g_ptr, s_ptr, a_ptr, x_ptr) = (
-        Shared(gates.data.as_mut_ptr()),
-        Shared(states.data.as_mut_ptr()),
-        Shared(aux.data.as_mut_ptr()),
-        Shared(scratch.data.as_mut_ptr()),
-    );
-    let block = |ptr: Shared<T>, t: usize, w: usize| ptr.get().wrapping_add(starts[t] * w);
-    let units_mut = |ptr: *mut T, rows: usize, parts: usize, cols: &Range<usize>| UnitsMut {
-        ptr,
-        rows,
-        parts,
-        units,
-        cols: cols.clone(),
-        _borrow: PhantomData,
-    };
     tickets(steps, phases, slices.len(), helpers, tick, |t, phase, s| {
         let rows = active[t];
         // SAFETY: the states' block `t`, `rows` whole rows, inside the
@@ -382,15 +423,18 @@ where
         // step `t - 1`, the only writers of block `t`, are done and their
         // writes visible; no slice of step `t` writes it; and the next phase
         // starts only once this slice is done.
-        let prev =
-            unsafe { std::slice::from_raw_parts(block(s_ptr, t, w_s).cast_const(), rows * w_s) };
+        let prev = unsafe {
+            std::slice::from_raw_parts(states.at(starts[t]).cast_const(), rows * states.width())
+        };
         let kept = if phase == 0 {
             &[][..]
         } else {
             // SAFETY: the kept values' block `t`, `rows` whole rows, inside
             // the buffer; written in phase 0 of this step only (done, as
             // above), read-only in this phase.
-            unsafe { std::slice::from_raw_parts(block(a_ptr, t, w_a).cast_const(), rows * w_a) }
+            unsafe {
+                std::slice::from_raw_parts(aux.at(starts[t]).cast_const(), rows * aux.width())
+            }
         };
         let cols = &slices[s];
         body(UnitStep {
@@ -404,16 +448,11 @@ where
             // of this phase touches them (the slices are disjoint), no other
             // phase runs meanwhile (see `prev`), only one ticket is slice `s`
             // of this phase, and the kept values are written in phase 0 only.
-            gates: units_mut(block(g_ptr, t, w_g), rows, p_g, cols),
-            next: units_mut(block(s_ptr, t + 1, w_s), rows, p_s, cols),
-            aux: units_mut(
-                block(a_ptr, t, w_a),
-                if phase == 0 { rows } else { 0 },
-                p_a,
-                cols,
-            ),
+            gates: gates.units_mut(starts[t], rows, cols),
+            next: states.units_mut(starts[t + 1], rows, cols),
+            aux: aux.units_mut(starts[t], if phase == 0 { rows } else { 0 }, cols),
             kept,
-            scratch: units_mut(x_ptr.get(), rows, p_x, cols),
+            scratch: scratch.units_mut(0, rows, cols),
         });
     })
 }
@@ -511,40 +550,20 @@ where
     let steps = active.len();
     check_slices(units, slices);
     check_blocks(starts, active);
-    let width = |b: &Buffer<'_, T>| b.parts * units;
+    let [d_gates, d_state, d_params, scratch] =
+        [d_gates, d_state, d_params, scratch].map(|b| Cut::new(b, units));
     let most = active.iter().max().copied().unwrap_or(0);
     let states_end = starts[steps] + active.last().copied().unwrap_or(0);
     assert!(
         gates.data.len() >= starts[steps] * gates.width
             && aux.data.len() >= starts[steps] * aux.width
             && states.data.len() >= states_end * states.width
-            && d_gates.data.len() >= starts[steps] * width(&d_gates)
-            && d_state.data.len() >= most * width(&d_state)
-            && d_params.data.len() >= width(&d_params)
-            && scratch.data.len() >= most * width(&scratch),
+            && d_gates.holds(starts[steps])
+            && d_state.holds(most)
+            && d_params.holds(1)
+            && scratch.holds(most),
         "split::run_back: blocks past the buffers"
     );
-    let (w_d, p_d, p_s, p_p, p_x) = (
-        width(&d_gates),
-        d_gates.parts,
-        d_state.parts,
-        d_params.parts,
-        scratch.parts,
-    );
-    let (d_ptr, s_ptr, p_ptr, x_ptr) = (
-        Shared(d_gates.data.as_mut_ptr()),
-        Shared(d_state.data.as_mut_ptr()),
-        Shared(d_params.data.as_mut_ptr()),
-        Shared(scratch.data.as_mut_ptr()),
-    );
-    let units_mut = |ptr: *mut T, rows: usize, parts: usize, cols: &Range<usize>| UnitsMut {
-        ptr,
-        rows,
-        parts,
-        units,
-        cols: cols.clone(),
-        _borrow: PhantomData,
-    };
     let block = |b: Rows<'r, T>, t: usize, rows: usize| -> &'r [T] {
         &b.data[starts[t] * b.width..(starts[t] + rows) * b.width]
     };
@@ -573,8 +592,8 @@ where
             // block `t - 1`'s.
             unsafe {
                 std::slice::from_raw_parts(
-                    d_ptr.get().wrapping_add(starts[t] * w_d).cast_const(),
-                    rows * w_d,
+                    d_gates.at(starts[t]).cast_const(),
+                    rows * d_gates.width(),
                 )
             }
         };
@@ -596,16 +615,11 @@ where
             // round, its phases run one after the other on this thread, each
             // view dropped before the next is made, and the gate gradients
             // are written in phase 0 only.
-            d_state: units_mut(s_ptr.get(), rows, p_s, cols),
-            d_gates: units_mut(
-                d_ptr.get().wrapping_add(starts[t] * w_d),
-                if phase == 0 { rows } else { 0 },
-                p_d,
-                cols,
-            ),
+            d_state: d_state.units_mut(0, rows, cols),
+            d_gates: d_gates.units_mut(starts[t], if phase == 0 { rows } else { 0 }, cols),
             d_kept,
-            d_params: units_mut(p_ptr.get(), 1, p_p, cols),
-            scratch: units_mut(x_ptr.get(), rows, p_x, cols),
+            d_params: d_params.units_mut(0, 1, cols),
+            scratch: scratch.units_mut(0, rows, cols),
         });
     };
     tickets(
