@@ -40,6 +40,19 @@ pub fn worth_splitting(work: usize) -> bool {
     work > SPLIT_STEP_WORK.min(PARALLEL_WORK_NOW.load(Ordering::Relaxed))
 }
 
+/// Whether a single step called on its own (`cell(x, state)`, a decoder's
+/// step), whose weights take `bytes`, is worth splitting by units over the
+/// pool ([`crate::step::Stepper`]): when they take at least one core's L2
+/// cache (as [`gemm_common`] reads it), so that they cannot stay in it from
+/// one call to the next while each slice's share can; or when tests lowered
+/// the parallel threshold below that ([`set_parallel_work`]). Below it, the
+/// wake-up of a pool thread per call costs about what the split saves
+/// (`benches/README.md`).
+pub fn worth_splitting_alone(bytes: usize) -> bool {
+    let l2 = gemm_common::cache::CACHE_INFO[1].cache_bytes;
+    bytes >= l2.min(PARALLEL_WORK_NOW.load(Ordering::Relaxed))
+}
+
 /// Multiply-adds of a step's recurrent product up to which the step runs
 /// whole: the threads meet once per step (a microsecond or two), and below
 /// this a split step was no faster in the benchmarks (an LSTM forward pass of
@@ -376,6 +389,24 @@ impl Ticker<'_> {
     }
 }
 
+/// Hands `job` to the current pool (on a worker) or to the crate's pool
+/// (off the pools), to run when one of its threads is free; false (and
+/// `job` dropped) when there is no pool, the caller's thread doing all the
+/// work.
+pub fn spawn(job: impl FnOnce() + Send + 'static) -> bool {
+    if in_pool() {
+        rayon::spawn(job);
+        return true;
+    }
+    match workers() {
+        Workers::Pool(p) => {
+            p.spawn(job);
+            true
+        }
+        Workers::Inline => false,
+    }
+}
+
 /// True on a worker of a rayon pool: parallel loops may fork here.
 pub fn in_pool() -> bool {
     rayon::current_thread_index().is_some()
@@ -387,6 +418,16 @@ pub fn threads_here() -> usize {
         rayon::current_num_threads()
     } else {
         1
+    }
+}
+
+/// Threads a call made here can use: the current pool's on one of its
+/// workers, the crate's pool's off the pools.
+pub fn threads_available() -> usize {
+    if in_pool() {
+        rayon::current_num_threads()
+    } else {
+        num_threads()
     }
 }
 

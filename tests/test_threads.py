@@ -142,9 +142,10 @@ def test_concurrent_python_threads(dtype, problem):
 
 # A batch of one group of rows (fewer than 32) runs its steps split by hidden
 # units over the pool, the threads meeting once per step (twice for the
-# reset-before GRU). The sizes make every cell take that path at 2 and 3
-# threads: H = 128 is a whole number of the packed kernels' panels for float32
-# and float64, and each step's product is large enough to be split.
+# reset-before GRU); so do single steps `cell(x, state)` of up to 16 rows. The
+# sizes make every cell take that path at 2 and 3 threads (`parallel_everything`
+# lowers the thresholds): H = 128 is a whole number of the packed kernels'
+# panels for float32 and float64.
 SMALL_B, SMALL_T, SMALL_I, SMALL_H = 5, 40, 16, 128
 
 
@@ -166,6 +167,13 @@ def run_small_batch(dtype):
         g = backprop(d_outputs=np.cos(outputs))
         parts = list(state) if isinstance(state, tuple) else [state]
         results += [outputs, *parts, g.inputs, *g.weights.values()]
+        # single steps, also split by units (one row and all of them)
+        for rows in (1, SMALL_B):
+            step_state = cell.zero_state(rows)
+            for t in range(3):
+                y, step_state = cell(x[:rows, t], step_state)
+            parts = list(step_state) if isinstance(step_state, tuple) else [step_state]
+            results += [y, *parts]
     return results
 
 

@@ -13,7 +13,10 @@
 //! the next one, and starts it once every slice of the previous step is
 //! done. The thread that called it works too, so the loop finishes whatever
 //! number of helpers actually shows up (none, when the pool is busy with
-//! other calls): it never waits for a thread that has not started. Each
+//! other calls): it never waits for a thread that has not started, not even
+//! at the end (the helpers are detached jobs that a finished loop turns
+//! away, `with_helpers`), so a caller off the pool's threads (a single step
+//! from Python) is never held up by other calls keeping the pool busy. Each
 //! slice computes its units exactly as the unsplit step would (the packed
 //! product is one FMA chain per element, the update element-wise), so the
 //! results do not depend on the split or on who ran which slice.
@@ -35,6 +38,7 @@
 //! `dZ` (phase 0, the element-wise step) and then, once every slice has,
 //! its columns of `dZ @ W_hᵀ` (phase 1), which reads all of `dZ`.
 
+use crate::pool;
 use std::marker::PhantomData;
 use std::ops::Range;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -282,7 +286,7 @@ fn wait_for(done: &AtomicUsize, need: usize, stop: &AtomicBool) -> bool {
 
 /// Hands out the tickets `(step, phase, slice)` of `steps` steps of
 /// `phases` phases of `slices` slices, in that order, to the calling thread
-/// and up to `helpers` threads of the current rayon pool (see the module
+/// and up to `helpers` threads of the pool ([`pool::spawn`]; see the module
 /// docs), and runs `body(step, phase, slice)` for each. `tick(step)` runs on
 /// the calling thread before each ticket it takes and stops the loop when it
 /// returns false. Returns false when stopped.
@@ -334,15 +338,132 @@ fn tickets(
     if helpers == 0 || total == 0 {
         participant(&mut tick);
     } else {
-        let participant = &participant;
-        rayon::scope(|scope| {
-            for _ in 0..helpers {
-                scope.spawn(move |_| participant(&mut |_| true));
-            }
+        let spawn = |job: Job| pool::spawn(job);
+        with_helpers(helpers, spawn, &|| participant(&mut |_| true), || {
             participant(&mut tick);
         });
     }
     !stop.load(Ordering::Acquire)
+}
+
+/// A helper's job, for [`with_helpers`]'s `spawn`.
+type Job = Box<dyn FnOnce() + Send + 'static>;
+
+/// Runs `caller` on the calling thread and `help` on up to `helpers` jobs
+/// handed to `spawn` (the pool, [`pool::spawn`]; false: no more jobs
+/// taken), and returns once `caller` has and
+/// every job that started `help` has finished it. A job that has not
+/// started by the time `caller` returns never runs `help`: the call never
+/// waits for a thread that is busy elsewhere (a scope would wait for its
+/// jobs to run, and off the pool's threads the caller cannot run them
+/// itself). `help` must finish on its own once `caller` has returned (the
+/// tickets: none left). A panic in `help` is passed on once the helpers are
+/// out.
+fn with_helpers(
+    helpers: usize,
+    spawn: impl Fn(Job) -> bool,
+    help: &(dyn Fn() + Sync),
+    caller: impl FnOnce(),
+) {
+    // SAFETY: only the lifetime is changed. The pointer is dereferenced in
+    // `Helpers::help` alone, between a successful `enter` and the matching
+    // `leave`; `Close` (below) shuts `enter` and waits for every `leave`
+    // before this function returns, unwinding included, so `help` is alive
+    // whenever it is called.
+    let work = unsafe {
+        std::mem::transmute::<*const (dyn Fn() + Sync + '_), *const (dyn Fn() + Sync + 'static)>(
+            help,
+        )
+    };
+    let shared = std::sync::Arc::new(Helpers {
+        state: AtomicUsize::new(0),
+        work,
+        panic: std::sync::Mutex::new(None),
+    });
+    for _ in 0..helpers {
+        let shared = shared.clone();
+        if !spawn(Box::new(move || shared.help())) {
+            break;
+        }
+    }
+    let close = Close(&shared);
+    caller();
+    drop(close);
+    let panic = shared
+        .panic
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .take();
+    if let Some(payload) = panic {
+        std::panic::resume_unwind(payload);
+    }
+}
+
+/// What [`with_helpers`] shares with its jobs.
+struct Helpers {
+    /// [`Helpers::CLOSED`] once the caller is done, plus the number of
+    /// helpers running `work`.
+    state: AtomicUsize,
+    /// The helpers' work; valid while they may enter (see `with_helpers`).
+    work: *const (dyn Fn() + Sync + 'static),
+    /// A helper's panic, for the caller to pass on.
+    panic: std::sync::Mutex<Option<Box<dyn std::any::Any + Send>>>,
+}
+
+// SAFETY: `work` points to a `Sync` closure, called only under the
+// enter/leave protocol of `with_helpers`; the rest is atomics and a mutex.
+unsafe impl Send for Helpers {}
+// SAFETY: as for `Send`.
+unsafe impl Sync for Helpers {}
+
+impl Helpers {
+    const CLOSED: usize = 1 << (usize::BITS - 1);
+
+    /// A job of the pool: runs the work unless the caller is done.
+    fn help(&self) {
+        let mut state = self.state.load(Ordering::Acquire);
+        loop {
+            if state & Self::CLOSED != 0 {
+                return;
+            }
+            match self.state.compare_exchange_weak(
+                state,
+                state + 1,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => break,
+                Err(now) => state = now,
+            }
+        }
+        // SAFETY: entered before `CLOSED` was set, so the caller waits for
+        // the `fetch_sub` below before `work` goes (see `with_helpers`).
+        let work = unsafe { &*self.work };
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(work));
+        if let Err(payload) = result {
+            *self.panic.lock().unwrap_or_else(|e| e.into_inner()) = Some(payload);
+        }
+        self.state.fetch_sub(1, Ordering::Release);
+    }
+}
+
+/// Shuts the helpers out and waits for those inside, also when the caller
+/// unwinds.
+struct Close<'a>(&'a Helpers);
+
+impl Drop for Close<'_> {
+    fn drop(&mut self) {
+        self.0.state.fetch_or(Helpers::CLOSED, Ordering::AcqRel);
+        let mut spins = 0u32;
+        while self.0.state.load(Ordering::Acquire) != Helpers::CLOSED {
+            spins += 1;
+            if spins < 1 << 12 {
+                std::hint::spin_loop();
+            } else {
+                std::thread::yield_now();
+            }
+        }
+    }
 }
 
 /// Checks that `slices` are in order, disjoint and inside `0..units`.
@@ -376,8 +497,8 @@ fn check_blocks(starts: &[usize], active: &[usize]) {
 
 /// Runs `active.len()` steps of `phases` phases, each cut into `slices`
 /// (disjoint unit ranges of `units`), on the calling thread and up to
-/// `helpers` threads of the current rayon pool (the global one when called
-/// off the pools; see the module docs). `tick(step)` runs on the
+/// `helpers` threads of the current pool, or of the crate's pool when
+/// called off the pools (see the module docs). `tick(step)` runs on the
 /// calling thread before each slice it takes and stops the loop when it
 /// returns false; `body` computes one slice of one phase of one step.
 /// Returns false when stopped (the buffers then hold the finished steps; the
@@ -935,5 +1056,80 @@ mod tests {
             })
         }));
         assert!(result.is_err());
+    }
+
+    /// A pool of one thread, kept busy until the returned flag is raised.
+    fn busy_pool() -> (rayon::ThreadPool, std::sync::Arc<AtomicBool>) {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .build()
+            .unwrap();
+        let release = std::sync::Arc::new(AtomicBool::new(false));
+        let (started, wait) = std::sync::mpsc::channel();
+        let flag = release.clone();
+        pool.spawn(move || {
+            started.send(()).unwrap();
+            while !flag.load(Ordering::Acquire) {
+                std::thread::yield_now();
+            }
+        });
+        wait.recv().unwrap();
+        (pool, release)
+    }
+
+    #[test]
+    fn a_busy_pool_never_holds_up_the_caller() {
+        // The helpers' jobs wait behind a job that runs until released: the
+        // caller does all the work and returns without waiting for them;
+        // once they run, they turn away.
+        let (pool, release) = busy_pool();
+        let ran = std::sync::Arc::new(AtomicUsize::new(0));
+        let helped = ran.clone();
+        let spawn = |job: Job| {
+            pool.spawn(job);
+            true
+        };
+        with_helpers(
+            2,
+            spawn,
+            &|| {
+                helped.fetch_add(10, Ordering::Relaxed);
+            },
+            || {
+                ran.fetch_add(1, Ordering::Relaxed);
+            },
+        );
+        assert_eq!(ran.load(Ordering::Relaxed), 1);
+        release.store(true, Ordering::Release);
+        pool.install(|| ()); // the queued jobs (FIFO) have run
+        assert_eq!(ran.load(Ordering::Relaxed), 1);
+    }
+
+    #[test]
+    fn helpers_that_start_work_and_pass_on_a_panic() {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .unwrap();
+        let (entered, wait) = std::sync::mpsc::channel::<()>();
+        let entered = std::sync::Mutex::new(entered);
+        let spawn = |job: Job| {
+            pool.spawn(job);
+            true
+        };
+        // the caller returns only once the helper is in: it waits for it
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            with_helpers(
+                1,
+                spawn,
+                &|| {
+                    entered.lock().unwrap().send(()).unwrap();
+                    panic!("helper failed");
+                },
+                || wait.recv().unwrap(),
+            )
+        }));
+        let payload = result.unwrap_err();
+        assert_eq!(payload.downcast_ref::<&str>(), Some(&"helper failed"));
     }
 }

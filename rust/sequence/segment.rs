@@ -105,21 +105,16 @@ fn slices_of<T: Scalar, C: Cell<T> + ?Sized>(
     g: &Group,
     t: usize,
 ) -> Option<(UnitSplit, Vec<Range<usize>>)> {
-    let threads = pool::threads_here();
     let rows = g.active.get(t).copied().unwrap_or(0);
     let work = rows
         .saturating_mul(split.units)
         .saturating_mul(cell.layout().gates);
-    if threads < 2 || !pool::worth_splitting(work) || split.align == 0 {
+    if !pool::worth_splitting(work) {
         return None;
     }
-    let blocks = split.units / split.align;
-    let per = blocks.div_ceil(threads).max(1) * split.align;
-    let slices: Vec<_> = (0..split.units)
-        .step_by(per)
-        .map(|u| u..(u + per).min(split.units))
-        .collect();
-    (slices.len() > 1).then_some((split, slices))
+    split
+        .slices(pool::threads_here())
+        .map(|slices| (split, slices))
 }
 
 /// Steps `c0..c1` of group `g` (its buffers from block `t0` on, the chunk's

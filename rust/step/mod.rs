@@ -189,6 +189,22 @@ impl UnitSplit {
             phases,
         })
     }
+
+    /// The slices of the units, one per thread of `threads`, each starting
+    /// at a multiple of the alignment; `None` when there would be fewer
+    /// than two.
+    pub fn slices(&self, threads: usize) -> Option<Vec<std::ops::Range<usize>>> {
+        if threads < 2 || self.align == 0 {
+            return None;
+        }
+        let blocks = self.units / self.align;
+        let per = blocks.div_ceil(threads).max(1) * self.align;
+        let slices: Vec<_> = (0..self.units)
+            .step_by(per)
+            .map(|u| u..(u + per).min(self.units))
+            .collect();
+        (slices.len() > 1).then_some(slices)
+    }
 }
 
 /// One forward step of `rows` running rows.

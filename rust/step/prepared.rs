@@ -1,12 +1,14 @@
 //! A built cell kept ready for calls, and single steps on it.
 
-use super::{Cell, Forward};
+use super::{Cell, Forward, UnitSplit};
 use crate::error::{check_shape, Result};
 use crate::kernels::packed::PackedB;
 use crate::kernels::rows::try_zeros;
 use crate::kernels::scalar::Scalar;
+use crate::kernels::split::{self, Buffer};
 use crate::pool;
 use ndarray::{Array2, ArrayView2, ArrayViewMut2, Axis};
+use std::ops::Range;
 use std::sync::OnceLock;
 
 /// A built cell, with what its single steps need packed on first use and
@@ -57,11 +59,14 @@ impl<T: Scalar> Prepared<T> {
         let batch = initial.first().map_or(0, |s| s.nrows());
         layout.check_parts(arg, initial, batch)?;
         let width = layout.state_width();
-        let state = layout.join_parts(initial, batch);
+        let mut states = try_zeros(2 * batch, width, arg, "the next state")?;
+        states
+            .slice_mut(ndarray::s![..batch, ..])
+            .assign(&layout.join_parts(initial, batch));
         Ok(Stepper {
             cell: self,
-            next: try_zeros(batch, width, arg, "the next state")?,
-            state,
+            states,
+            cur: 0,
             gates: try_zeros(batch, layout.gates, arg, "a step's gates")?,
             aux: try_zeros(batch, layout.aux, arg, "a step's kept values")?,
             scratch: try_zeros(batch, layout.scratch, arg, "a step's scratch")?,
@@ -95,14 +100,17 @@ pub struct StepOutput<T> {
 ///
 /// Large batches are cut into row chunks that run on the thread pool; the
 /// chunks depend on the batch size only, and each row's arithmetic does not
-/// depend on its chunk, so results are bitwise identical for any thread
-/// count.
+/// depend on its chunk. A batch of one chunk whose step is large enough
+/// splits the step by hidden units over the pool instead
+/// ([`crate::kernels::split`]), each unit computed as the whole step does.
+/// So results are bitwise identical for any thread count.
 #[derive(Debug)]
 pub struct Stepper<'c, T: Scalar> {
     cell: &'c Prepared<T>,
-    /// `[B, W]`: the current state.
-    state: Array2<T>,
-    next: Array2<T>,
+    /// `[2B, W]`: two states, the current one in block `cur` (rows
+    /// `cur * B..`), the other the next step's.
+    states: Array2<T>,
+    cur: usize,
     gates: Array2<T>,
     aux: Array2<T>,
     scratch: Array2<T>,
@@ -112,7 +120,7 @@ impl<'c, T: Scalar> Stepper<'c, T> {
     /// One step on `inputs` `[B, I]`: the state moves on; returns the output
     /// (a view into the new state).
     pub fn step(&mut self, inputs: ArrayView2<T>) -> Result<ArrayView2<'_, T>> {
-        let batch = self.state.nrows();
+        let batch = self.rows();
         self.step_rows(batch, inputs)
     }
 
@@ -126,7 +134,7 @@ impl<'c, T: Scalar> Stepper<'c, T> {
     pub fn step_rows(&mut self, rows: usize, inputs: ArrayView2<T>) -> Result<ArrayView2<'_, T>> {
         let cell = self.cell.cell();
         let layout = cell.layout();
-        let batch = self.state.nrows();
+        let batch = self.rows();
         if rows > batch {
             return Err(crate::Error::invalid(
                 "rows",
@@ -135,18 +143,22 @@ impl<'c, T: Scalar> Stepper<'c, T> {
             ));
         }
         check_shape("inputs", inputs.shape(), &[rows, layout.input])?;
-        let packed = self.cell.packed_input();
         let chunks = pool::row_chunks(rows);
+        if let Some((split, slices)) = self.split(rows, chunks, &inputs) {
+            self.step_split(rows, inputs, split, &slices);
+            return Ok(self.output(rows));
+        }
+        let packed = self.cell.packed_input();
         let parallel = pool::worth_parallel(rows.saturating_mul(layout.work_per_token));
         let len = chunk_len(rows, chunks);
+        let (prev, next) = blocks(&mut self.states, self.cur);
         let work: Vec<_> = chunk_rows(&mut self.gates, rows, len)
             .into_iter()
-            .zip(chunk_rows(&mut self.next, rows, len))
+            .zip(chunk_rows(next, rows, len))
             .zip(chunk_rows(&mut self.aux, rows, len))
             .zip(chunk_rows(&mut self.scratch, rows, len))
             .zip(
-                self.state
-                    .axis_chunks_iter(Axis(0), len)
+                prev.axis_chunks_iter(Axis(0), len)
                     .enumerate()
                     .take(rows.div_ceil(len))
                     .map(|(i, c)| c.slice_move(ndarray::s![..len.min(rows - i * len), ..])),
@@ -170,24 +182,103 @@ impl<'c, T: Scalar> Stepper<'c, T> {
                 },
             )
         });
-        std::mem::swap(&mut self.state, &mut self.next);
+        self.cur ^= 1;
         Ok(self.output(rows))
+    }
+
+    /// How a step of `rows` rows in `chunks` row chunks splits by units,
+    /// when it does: one chunk of at least one row, a cell that splits,
+    /// weights worth it ([`pool::worth_splitting_alone`]), a pool of two
+    /// threads or more, and inputs and weights the split product takes.
+    pub(crate) fn split(
+        &self,
+        rows: usize,
+        chunks: usize,
+        inputs: &ArrayView2<T>,
+    ) -> Option<(UnitSplit, Vec<Range<usize>>)> {
+        let cell = self.cell.cell();
+        // `W_x` and `W_h` (one element per multiply-add of a row)
+        let weights = cell.layout().work_per_token.saturating_mul(size_of::<T>());
+        let worth = chunks == 1 && rows > 0 && pool::worth_splitting_alone(weights);
+        let split = cell.unit_split().filter(|_| worth)?;
+        let slices = split.slices(pool::threads_available())?;
+        let fits = inputs.is_standard_layout()
+            && self.cell.packed_input().panel_width() == split.align
+            && split.parts[0] * split.units == cell.layout().gates;
+        fits.then_some((split, slices))
+    }
+
+    /// One step of the first `rows` rows split by units over the pool
+    /// (see [`Stepper::split`]): each slice projects its columns of the
+    /// inputs and then runs the cell's step on its units.
+    fn step_split(
+        &mut self,
+        rows: usize,
+        inputs: ArrayView2<T>,
+        split: UnitSplit,
+        slices: &[Range<usize>],
+    ) {
+        let cell = self.cell.cell();
+        let packed = self.cell.packed_input();
+        let batch = self.rows();
+        if self.cur == 1 {
+            // the runner reads block 0 and writes block 1
+            let (mut first, second) = self.states.view_mut().split_at(Axis(0), batch);
+            first.assign(&second);
+            self.cur = 0;
+        }
+        let [p_g, p_s, p_a, p_x] = split.parts;
+        let units = split.units;
+        fn buffer<T>(a: &mut Array2<T>, parts: usize) -> Buffer<'_, T> {
+            Buffer {
+                data: a.as_slice_mut().expect("standard layout"),
+                parts,
+            }
+        }
+        let buffers = [
+            buffer(&mut self.gates, p_g),
+            buffer(&mut self.states, p_s),
+            buffer(&mut self.aux, p_a),
+            buffer(&mut self.scratch, p_x),
+        ];
+        // no tick stops the loop
+        let _finished = split::run(
+            units,
+            split.phases,
+            slices,
+            pool::threads_available().min(slices.len()) - 1,
+            &[0, batch, 2 * batch],
+            &[rows],
+            buffers,
+            |_| true,
+            |mut step| {
+                if step.phase == 0 {
+                    // gates[:, the slice's units of each gate] = x @ W_x[:, those]
+                    for part in 0..p_g {
+                        let first = part * units + step.units.start;
+                        packed.gemm_cols(false, inputs, step.gates.segment(part), first);
+                    }
+                }
+                cell.forward_units(step);
+            },
+        );
+        self.cur = 1;
     }
 
     /// `[rows, output width]`: the output columns of the first `rows` rows
     /// of the current state (after a step, that step's output).
     pub fn output(&self, rows: usize) -> ArrayView2<'_, T> {
         let columns = self.cell.cell().layout().output_columns();
-        self.state.slice(ndarray::s![..rows, columns])
+        self.state().slice_move(ndarray::s![..rows, columns])
     }
 
     /// Copies state row `from` over row `to` (a decoder packing the rows it
     /// still runs to the front).
     pub fn move_row(&mut self, from: usize, to: usize) {
         if from != to {
-            let (src, mut dst) = self
-                .state
-                .multi_slice_mut((ndarray::s![from, ..], ndarray::s![to, ..]));
+            let (mut state, _) = blocks(&mut self.states, self.cur);
+            let (src, mut dst) =
+                state.multi_slice_mut((ndarray::s![from, ..], ndarray::s![to, ..]));
             dst.assign(&src);
         }
     }
@@ -201,15 +292,12 @@ impl<'c, T: Scalar> Stepper<'c, T> {
     /// When `index` has the wrong length or an entry out of range (a bug of
     /// the caller).
     pub fn gather_rows(&mut self, index: &[usize]) {
-        assert_eq!(
-            index.len(),
-            self.state.nrows(),
-            "gather_rows: one entry per row"
-        );
-        for (mut dst, &src) in self.next.rows_mut().into_iter().zip(index) {
-            dst.assign(&self.state.row(src));
+        assert_eq!(index.len(), self.rows(), "gather_rows: one entry per row");
+        let (state, mut next) = blocks(&mut self.states, self.cur);
+        for (mut dst, &src) in next.rows_mut().into_iter().zip(index) {
+            dst.assign(&state.row(src));
         }
-        std::mem::swap(&mut self.state, &mut self.next);
+        self.cur ^= 1;
     }
 
     /// The cell it steps.
@@ -219,22 +307,36 @@ impl<'c, T: Scalar> Stepper<'c, T> {
 
     /// The number of rows.
     pub fn rows(&self) -> usize {
-        self.state.nrows()
+        self.states.nrows() / 2
     }
 
     /// The state's row `i` (its parts side by side).
     pub fn state_row(&self, i: usize) -> ndarray::ArrayView1<'_, T> {
-        self.state.row(i)
+        self.states.row(self.cur * self.rows() + i)
     }
 
     /// `[B, W]`: the current state, its parts side by side.
     pub fn state(&self) -> ArrayView2<'_, T> {
-        self.state.view()
+        let batch = self.rows();
+        let first = self.cur * batch;
+        self.states.slice(ndarray::s![first..first + batch, ..])
     }
 
     /// The current state's parts.
     pub fn state_parts(&self) -> Vec<Array2<T>> {
-        self.cell.cell().layout().split_parts(self.state.view())
+        self.cell.cell().layout().split_parts(self.state())
+    }
+}
+
+/// `[B, W]` each: the current state (block `cur` of `states`, `[2B, W]`)
+/// and the other block (the next step's).
+fn blocks<T>(states: &mut Array2<T>, cur: usize) -> (ArrayViewMut2<'_, T>, ArrayViewMut2<'_, T>) {
+    let batch = states.nrows() / 2;
+    let (first, second) = states.view_mut().split_at(Axis(0), batch);
+    if cur == 0 {
+        (first, second)
+    } else {
+        (second, first)
     }
 }
 
@@ -245,15 +347,20 @@ fn chunk_len(batch: usize, chunks: usize) -> usize {
 
 /// `a`'s first `rows` rows in consecutive chunks of `len` rows (the last
 /// may be shorter), each as its own mutable view.
-fn chunk_rows<T>(a: &mut Array2<T>, rows: usize, len: usize) -> Vec<ArrayViewMut2<'_, T>> {
-    a.axis_chunks_iter_mut(Axis(0), len)
-        .enumerate()
-        .take(rows.div_ceil(len))
-        .map(|(i, c)| {
-            let end = len.min(rows - i * len);
-            c.slice_move(ndarray::s![..end, ..])
-        })
-        .collect()
+fn chunk_rows<'a, T>(
+    a: impl Into<ArrayViewMut2<'a, T>>,
+    rows: usize,
+    len: usize,
+) -> Vec<ArrayViewMut2<'a, T>> {
+    let mut rest = a.into().split_at(Axis(0), rows).0;
+    let mut chunks = Vec::with_capacity(rows.div_ceil(len));
+    while rest.nrows() > 0 {
+        let at = len.min(rest.nrows());
+        let (chunk, tail) = rest.split_at(Axis(0), at);
+        chunks.push(chunk);
+        rest = tail;
+    }
+    chunks
 }
 
 /// A standard-layout view's elements.

@@ -220,6 +220,73 @@ fn steps_are_bitwise_identical_across_thread_counts() {
 }
 
 #[test]
+fn small_single_steps_split_by_units_bitwise_as_one_thread() {
+    // A stepper of one chunk of rows splits each step by units over the pool
+    // (`Stepper::split`, taken for any weights once the parallel threshold
+    // is 0): the same values, bit for bit, through full steps, steps of
+    // fewer rows, reordered and moved rows and strided inputs (the unsplit
+    // path).
+    fn check<T: Scalar>() {
+        crate::pool::set_parallel_work(Some(0));
+        for (name, cell) in cells_sized::<T>(7, 96, 32) {
+            let prepared = Prepared::new(cell);
+            let input = prepared.cell().layout().input;
+            for batch in [1, 3, 5] {
+                let x: Array3<T> = rand(&[batch, 6, input], 60)
+                    .mapv(T::from_f64)
+                    .into_dimensionality()
+                    .unwrap();
+                let strided: Array2<T> = rand(&[input, batch], 61)
+                    .mapv(T::from_f64)
+                    .into_dimensionality()
+                    .unwrap();
+                let h0 = initial(prepared.cell(), batch);
+                let views: Vec<_> = h0.iter().map(|a| a.view()).collect();
+                let run = |threads: usize| {
+                    crate::pool::set_num_threads(threads).unwrap();
+                    let mut stepper = prepared.stepper("state", &views).unwrap();
+                    let mut seen = Vec::new();
+                    for t in 0..3 {
+                        seen.push(stepper.step(x.index_axis(Axis(1), t)).unwrap().to_owned());
+                    }
+                    let rows = batch.div_ceil(2);
+                    let xs = x.slice(s![..rows, 3, ..]);
+                    seen.push(stepper.step_rows(rows, xs).unwrap().to_owned());
+                    let reversed: Vec<usize> = (0..batch).rev().collect();
+                    stepper.gather_rows(&reversed);
+                    stepper.move_row(0, batch - 1);
+                    seen.push(stepper.step(x.index_axis(Axis(1), 4)).unwrap().to_owned());
+                    seen.push(stepper.step(strided.t()).unwrap().to_owned());
+                    seen.push(stepper.step(x.index_axis(Axis(1), 5)).unwrap().to_owned());
+                    seen.push(stepper.state().to_owned());
+                    seen
+                };
+                let one = run(1);
+                for threads in [2, 3] {
+                    assert!(one == run(threads), "{name} B{batch} {threads} threads");
+                }
+            }
+        }
+        crate::pool::set_parallel_work(None);
+    }
+    check::<f32>();
+    check::<f64>();
+    // the path is taken: every kind but the projected LSTM splits at two
+    // threads, here for weights of several MiB (above any core's L2)
+    crate::pool::set_num_threads(2).unwrap();
+    for (name, cell) in cells_sized::<f64>(2048, 256, 32) {
+        let prepared = Prepared::new(cell);
+        let projected = prepared.cell().layout().output_width() == 32;
+        let x = Array2::<f64>::zeros((1, 2048));
+        let h0 = initial(prepared.cell(), 1);
+        let views: Vec<_> = h0.iter().map(|a| a.view()).collect();
+        let stepper = prepared.stepper("state", &views).unwrap();
+        let split = stepper.split(1, 1, &x.view()).map(|(_, s)| s.len());
+        assert_eq!(split, (!projected).then_some(2), "{name}");
+    }
+}
+
+#[test]
 fn step_errors_name_the_argument() {
     let (_, cell) = cells::<f64>().remove(1);
     let prepared = Prepared::new(cell);
