@@ -142,7 +142,7 @@ def test_concurrent_python_threads(dtype, problem):
 
 # A batch of one group of rows (fewer than 32) runs its steps split by hidden
 # units over the pool, the threads meeting once per step (twice for the
-# reset-before GRU); so do single steps `cell(x, state)` of up to 16 rows. The
+# reset-before GRU); so do single steps `cell(x, state)` of fewer than 32 rows. The
 # sizes make every cell take that path at 2 and 3 threads (`parallel_everything`
 # lowers the thresholds): H = 128 is a whole number of the packed kernels'
 # panels for float32 and float64.
