@@ -100,8 +100,8 @@ pub struct StepOutput<T> {
 ///
 /// Large batches are cut into row chunks that run on the thread pool; the
 /// chunks depend on the batch size only, and each row's arithmetic does not
-/// depend on its chunk. A batch of one chunk whose step is large enough
-/// splits the step by hidden units over the pool instead
+/// depend on its chunk. A batch of one chunk whose weights are large enough
+/// (`Stepper::split`) splits the step by hidden units over the pool instead
 /// ([`crate::kernels::split`]), each unit computed as the whole step does.
 /// So results are bitwise identical for any thread count.
 #[derive(Debug)]
@@ -189,7 +189,8 @@ impl<'c, T: Scalar> Stepper<'c, T> {
     /// How a step of `rows` rows in `chunks` row chunks splits by units,
     /// when it does: one chunk of at least one row, a cell that splits,
     /// weights worth it ([`pool::worth_splitting_alone`]), a pool of two
-    /// threads or more, and inputs and weights the split product takes.
+    /// threads or more, a split that cuts the stepper's buffers, and inputs
+    /// and weights the split product takes.
     pub(crate) fn split(
         &self,
         rows: usize,
@@ -202,9 +203,15 @@ impl<'c, T: Scalar> Stepper<'c, T> {
         let worth = chunks == 1 && rows > 0 && pool::worth_splitting_alone(weights);
         let split = cell.unit_split().filter(|_| worth)?;
         let slices = split.slices(pool::threads_available())?;
-        let fits = inputs.is_standard_layout()
-            && self.cell.packed_input().panel_width() == split.align
-            && split.parts[0] * split.units == cell.layout().gates;
+        let layout = cell.layout();
+        let [p_g, p_s, p_a, p_x] = split.parts.map(|p| p * split.units);
+        let cut = p_g == layout.gates
+            && p_s == layout.state_width()
+            && p_a == layout.aux
+            && (p_x == 0 || p_x == layout.scratch);
+        let fits = cut
+            && inputs.is_standard_layout()
+            && self.cell.packed_input().panel_width() == split.align;
         fits.then_some((split, slices))
     }
 
