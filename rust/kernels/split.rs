@@ -351,14 +351,13 @@ type Job = Box<dyn FnOnce() + Send + 'static>;
 
 /// Runs `caller` on the calling thread and `help` on up to `helpers` jobs
 /// handed to `spawn` (the pool, [`pool::spawn`]; false: no more jobs
-/// taken), and returns once `caller` has and
-/// every job that started `help` has finished it. A job that has not
-/// started by the time `caller` returns never runs `help`: the call never
-/// waits for a thread that is busy elsewhere (a scope would wait for its
-/// jobs to run, and off the pool's threads the caller cannot run them
-/// itself). `help` must finish on its own once `caller` has returned (the
-/// tickets: none left). A panic in `help` is passed on once the helpers are
-/// out.
+/// taken), and returns once `caller` has returned and every job that
+/// started `help` has finished it. A job that has not started by the time
+/// `caller` returns never runs `help`: the call never waits for a thread
+/// that is busy elsewhere (a scope would wait for its jobs to run, and off
+/// the pool's threads the caller cannot run them itself). `help` must
+/// finish on its own once `caller` has returned (the tickets: none left).
+/// A panic in `help` is passed on once the helpers are out.
 fn with_helpers(
     helpers: usize,
     spawn: impl Fn(Job) -> bool,
@@ -366,10 +365,12 @@ fn with_helpers(
     caller: impl FnOnce(),
 ) {
     // SAFETY: only the lifetime is changed. The pointer is dereferenced in
-    // `Helpers::help` alone, between a successful `enter` and the matching
-    // `leave`; `Close` (below) shuts `enter` and waits for every `leave`
-    // before this function returns, unwinding included, so `help` is alive
-    // whenever it is called.
+    // `Helpers::help` alone, by a helper that has entered (counted itself
+    // in `state` while `CLOSED` was not set) and not yet left (uncounted
+    // itself); `Close` (below) sets `CLOSED`, so that no helper enters
+    // after it, and waits until every helper inside has left, before this
+    // function returns, unwinding included. So `help` is alive whenever it
+    // is called.
     let work = unsafe {
         std::mem::transmute::<*const (dyn Fn() + Sync + '_), *const (dyn Fn() + Sync + 'static)>(
             help,
@@ -410,8 +411,9 @@ struct Helpers {
     panic: std::sync::Mutex<Option<Box<dyn std::any::Any + Send>>>,
 }
 
-// SAFETY: `work` points to a `Sync` closure, called only under the
-// enter/leave protocol of `with_helpers`; the rest is atomics and a mutex.
+// SAFETY: `work` points to a `Sync` closure, called only by helpers that
+// have entered and not left (see `with_helpers`); the rest is atomics and
+// a mutex.
 unsafe impl Send for Helpers {}
 // SAFETY: as for `Send`.
 unsafe impl Sync for Helpers {}
