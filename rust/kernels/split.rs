@@ -268,11 +268,22 @@ impl Drop for StopOnPanic<'_> {
 /// Spins until `done` reaches `need` (the previous step finished); false
 /// when `stop` is raised first.
 fn wait_for(done: &AtomicUsize, need: usize, stop: &AtomicBool) -> bool {
-    let mut spins = 0u32;
-    while done.load(Ordering::Acquire) < need {
-        if stop.load(Ordering::Acquire) {
-            return false;
+    let mut stopped = false;
+    spin_until(|| {
+        if done.load(Ordering::Acquire) >= need {
+            return true;
         }
+        stopped = stop.load(Ordering::Acquire);
+        stopped
+    });
+    !stopped
+}
+
+/// Spins until `ready` (another thread's progress) returns true, yielding
+/// the core after a while.
+fn spin_until(mut ready: impl FnMut() -> bool) {
+    let mut spins = 0u32;
+    while !ready() {
         spins += 1;
         if spins < 1 << 12 {
             std::hint::spin_loop();
@@ -281,7 +292,6 @@ fn wait_for(done: &AtomicUsize, need: usize, stop: &AtomicBool) -> bool {
             std::thread::yield_now();
         }
     }
-    true
 }
 
 /// Hands out the tickets `(step, phase, slice)` of `steps` steps of
@@ -456,15 +466,7 @@ struct Close<'a>(&'a Helpers);
 impl Drop for Close<'_> {
     fn drop(&mut self) {
         self.0.state.fetch_or(Helpers::CLOSED, Ordering::AcqRel);
-        let mut spins = 0u32;
-        while self.0.state.load(Ordering::Acquire) != Helpers::CLOSED {
-            spins += 1;
-            if spins < 1 << 12 {
-                std::hint::spin_loop();
-            } else {
-                std::thread::yield_now();
-            }
-        }
+        spin_until(|| self.0.state.load(Ordering::Acquire) == Helpers::CLOSED);
     }
 }
 
@@ -788,10 +790,7 @@ mod tests {
         states[..3 * units].iter_mut().for_each(|v| *v = 0.5);
         let mut aux = vec![0.0; 11 * units];
         let mut scratch = vec![0.0; 3 * units];
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(3)
-            .build()
-            .unwrap();
+        let pool = pool(3);
         let buffer = |data, parts| Buffer { data, parts };
         let ok = pool.install(|| {
             run(
@@ -878,10 +877,7 @@ mod tests {
         let mut d = vec![1.0; 3 * units];
         let mut dg = vec![0.0; 11 * units];
         let mut p = vec![0.0; units];
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(3)
-            .build()
-            .unwrap();
+        let pool = pool(3);
         let buffer = |data, parts| Buffer { data, parts };
         let rows = |data, width| Rows { data, width };
         let ok = pool.install(|| {
@@ -1035,10 +1031,7 @@ mod tests {
 
     #[test]
     fn a_panicking_slice_stops_the_helpers() {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(2)
-            .build()
-            .unwrap();
+        let pool = pool(2);
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             pool.install(|| {
                 let mut states = vec![0.0f32; 65 * 2];
@@ -1060,12 +1053,25 @@ mod tests {
         assert!(result.is_err());
     }
 
+    /// A pool of `threads` threads.
+    fn pool(threads: usize) -> rayon::ThreadPool {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap()
+    }
+
+    /// `with_helpers`' `spawn` onto `pool`.
+    fn spawn_on(pool: &rayon::ThreadPool) -> impl Fn(Job) -> bool + '_ {
+        |job| {
+            pool.spawn(job);
+            true
+        }
+    }
+
     /// A pool of one thread, kept busy until the returned flag is raised.
     fn busy_pool() -> (rayon::ThreadPool, std::sync::Arc<AtomicBool>) {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(1)
-            .build()
-            .unwrap();
+        let pool = pool(1);
         let release = std::sync::Arc::new(AtomicBool::new(false));
         let (started, wait) = std::sync::mpsc::channel();
         let flag = release.clone();
@@ -1087,13 +1093,9 @@ mod tests {
         let (pool, release) = busy_pool();
         let ran = std::sync::Arc::new(AtomicUsize::new(0));
         let helped = ran.clone();
-        let spawn = |job: Job| {
-            pool.spawn(job);
-            true
-        };
         with_helpers(
             2,
-            spawn,
+            spawn_on(&pool),
             &|| {
                 helped.fetch_add(10, Ordering::Relaxed);
             },
@@ -1109,21 +1111,14 @@ mod tests {
 
     #[test]
     fn helpers_that_start_work_and_pass_on_a_panic() {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(2)
-            .build()
-            .unwrap();
+        let pool = pool(2);
         let (entered, wait) = std::sync::mpsc::channel::<()>();
         let entered = std::sync::Mutex::new(entered);
-        let spawn = |job: Job| {
-            pool.spawn(job);
-            true
-        };
         // the caller returns only once the helper is in: it waits for it
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             with_helpers(
                 1,
-                spawn,
+                spawn_on(&pool),
                 &|| {
                     entered.lock().unwrap().send(()).unwrap();
                     panic!("helper failed");

@@ -133,10 +133,7 @@ fn split_chunk<T: Scalar, C: Cell<T> + ?Sized>(
     let (width, g_w, a_w) = (layout.state_width(), layout.gates, layout.aux);
     let [p_g, p_s, p_a, p_x] = split.parts;
     assert!(
-        [(p_g, g_w), (p_s, width), (p_a, a_w)]
-            .iter()
-            .all(|&(parts, w)| parts * split.units == w)
-            && (p_x == 0 || p_x * split.units == layout.scratch),
+        split.cuts(layout),
         "{}: unit split does not cut the buffers",
         cell.name()
     );

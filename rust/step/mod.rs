@@ -190,6 +190,17 @@ impl UnitSplit {
         })
     }
 
+    /// Whether the split cuts `layout`'s forward buffers: the gates, the
+    /// state and the kept values whole, the scratch rows whole or not at
+    /// all (the split's `parts` segments of `units` columns each).
+    pub fn cuts(&self, layout: &Layout) -> bool {
+        let [g, s, a, x] = self.parts.map(|p| p * self.units);
+        g == layout.gates
+            && s == layout.state_width()
+            && a == layout.aux
+            && (x == 0 || x == layout.scratch)
+    }
+
     /// The slices of the units, one per thread of `threads`, each starting
     /// at a multiple of the alignment; `None` when there would be fewer
     /// than two.

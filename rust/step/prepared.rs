@@ -157,12 +157,7 @@ impl<'c, T: Scalar> Stepper<'c, T> {
             .zip(chunk_rows(next, rows, len))
             .zip(chunk_rows(&mut self.aux, rows, len))
             .zip(chunk_rows(&mut self.scratch, rows, len))
-            .zip(
-                prev.axis_chunks_iter(Axis(0), len)
-                    .enumerate()
-                    .take(rows.div_ceil(len))
-                    .map(|(i, c)| c.slice_move(ndarray::s![..len.min(rows - i * len), ..])),
-            )
+            .zip(chunk_rows(prev, rows, len))
             .zip(inputs.axis_chunks_iter(Axis(0), len))
             .collect();
         pool::run(parallel, || {
@@ -174,7 +169,7 @@ impl<'c, T: Scalar> Stepper<'c, T> {
                     cell.forward_step(Forward {
                         rows,
                         gates: slice_mut(&mut gates),
-                        prev: prev.to_slice().expect("standard layout"),
+                        prev: prev.into_slice().expect("standard layout"),
                         next: slice_mut(&mut next),
                         aux: slice_mut(&mut aux),
                         scratch: slice_mut(&mut scratch),
@@ -198,18 +193,13 @@ impl<'c, T: Scalar> Stepper<'c, T> {
         inputs: &ArrayView2<T>,
     ) -> Option<(UnitSplit, Vec<Range<usize>>)> {
         let cell = self.cell.cell();
+        let layout = cell.layout();
         // `W_x` and `W_h` (one element per multiply-add of a row)
-        let weights = cell.layout().work_per_token.saturating_mul(size_of::<T>());
+        let weights = layout.work_per_token.saturating_mul(size_of::<T>());
         let worth = chunks == 1 && rows > 0 && pool::worth_splitting_alone(weights);
         let split = cell.unit_split().filter(|_| worth)?;
         let slices = split.slices(pool::threads_available())?;
-        let layout = cell.layout();
-        let [p_g, p_s, p_a, p_x] = split.parts.map(|p| p * split.units);
-        let cut = p_g == layout.gates
-            && p_s == layout.state_width()
-            && p_a == layout.aux
-            && (p_x == 0 || p_x == layout.scratch);
-        let fits = cut
+        let fits = split.cuts(layout)
             && inputs.is_standard_layout()
             && self.cell.packed_input().panel_width() == split.align;
         fits.then_some((split, slices))
@@ -253,7 +243,7 @@ impl<'c, T: Scalar> Stepper<'c, T> {
             units,
             split.phases,
             slices,
-            pool::threads_available().min(slices.len()) - 1,
+            slices.len() - 1,
             &[0, batch, 2 * batch],
             &[rows],
             buffers,
@@ -319,7 +309,7 @@ impl<'c, T: Scalar> Stepper<'c, T> {
 
     /// The state's row `i` (its parts side by side).
     pub fn state_row(&self, i: usize) -> ndarray::ArrayView1<'_, T> {
-        self.states.row(self.cur * self.rows() + i)
+        self.state().index_axis_move(Axis(0), i)
     }
 
     /// `[B, W]`: the current state, its parts side by side.
