@@ -190,3 +190,29 @@ def raises_naming(exc_type, argument):
     message = str(info.value)
     assert re.search(r"(?i)expected", message), f"message lacks 'expected': {message!r}"
     assert re.search(r"(?i)\bgot\b", message), f"message lacks 'got': {message!r}"
+
+
+def in_threads(work, count=4, timeout=120.0):
+    """``work()`` called from ``count`` Python threads at once: their results,
+    in thread order. Fails when a call raised (re-raising the first error) or
+    did not finish within ``timeout`` seconds (a hang)."""
+    import threading
+
+    results = [None] * count
+    errors = []
+
+    def run(i):
+        try:
+            results[i] = work()
+        except BaseException as e:  # re-raised below, on the test's thread
+            errors.append(e)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=timeout)
+    assert not any(t.is_alive() for t in threads), "a call hung"
+    if errors:
+        raise errors[0]
+    return results

@@ -14,10 +14,10 @@ import sys
 SCRIPT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benches", "step_latency.py")
 TIME = r"[\d.]+ (?:µs|ms|s)"  # "6.8 µs", "1.20 ms"
 RATIO = r"[\d.]+x"
-# cell, size, threads, then rnnrs step and rnnrs dynamic_rnn T=1, then the torch columns
-ROW = r"^{cell}\s+B1 I64 H64\s+1\s+" + TIME + r"\s+" + TIME + r"\s+{torch}\s*$"
-TORCH_TIMED = r"\s+".join([TIME, TIME, RATIO, RATIO])
-TORCH_MISSING = r"not installed\s+not installed\s+-\s+-"
+# cell, size, threads, then rnnrs step, rnnrs stepper and rnnrs dynamic_rnn T=1, then the torch columns
+ROW = r"^{cell}\s+B1 I64 H64\s+1\s+" + r"\s+".join([TIME] * 3) + r"\s+{torch}\s*$"
+TORCH_TIMED = r"\s+".join([TIME, TIME, RATIO, RATIO, RATIO])
+TORCH_MISSING = r"not installed\s+not installed\s+-\s+-\s+-"
 
 
 def test_quick_run_prints_rnnrs_rows():

@@ -5,11 +5,11 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import threading
 
 import numpy as np
 import pytest
 
+import helpers
 import rnnrs
 from helpers import make_problem
 
@@ -124,18 +124,7 @@ def test_environment_variable_sizes_the_pool(tmp_path):
 def test_concurrent_python_threads(dtype, problem):
     """The GIL is released during the heavy work; concurrent calls stay correct."""
     expected = run_everything(problem, dtype)
-    results = [None] * 4
-
-    def work(i):
-        results[i] = run_everything(problem, dtype)
-
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(results))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    for got in results:
-        assert got is not None
+    for got in helpers.in_threads(lambda: run_everything(problem, dtype)):
         for a, b in zip(expected, got):
             assert np.array_equal(a, b)
 
@@ -174,6 +163,12 @@ def run_small_batch(dtype):
                 y, step_state = cell(x[:rows, t], step_state)
             parts = list(step_state) if isinstance(step_state, tuple) else [step_state]
             results += [y, *parts]
+            # the same steps through a stepper kept between calls
+            stepper = cell.stepper(rows)
+            for t in range(3):
+                y = stepper.step(np.ascontiguousarray(x[:rows, t]))
+            state = stepper.state
+            results += [y, *(list(state) if isinstance(state, tuple) else [state])]
     return results
 
 
@@ -196,18 +191,6 @@ def test_small_batches_from_concurrent_python_threads(parallel_everything):
     start: calls from several Python threads at once finish, bitwise right."""
     rnnrs.set_num_threads(2)
     expected = run_small_batch(np.float32)
-    results = [None] * 4
-
-    def work(i):
-        results[i] = run_small_batch(np.float32)
-
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(results))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=120)
-    assert not any(t.is_alive() for t in threads), "a call hung"
-    for got in results:
-        assert got is not None
+    for got in helpers.in_threads(lambda: run_small_batch(np.float32)):
         for a, b in zip(expected, got):
             assert np.array_equal(a, b)

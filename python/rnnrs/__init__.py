@@ -69,6 +69,7 @@ from .rnn import (
     static_bidirectional_rnn,
     static_rnn,
 )
+from .stepper import Stepper
 from .wrappers import DropoutWrapper, MultiRNNCell, OutputProjectionWrapper, ResidualWrapper
 
 __all__ = [
@@ -89,6 +90,7 @@ __all__ = [
     "OutputProjectionWrapper",
     "RNNCell",
     "ResidualWrapper",
+    "Stepper",
     "bidirectional_dynamic_rnn",
     "convert",
     "seq2seq",

@@ -14,8 +14,10 @@ import numpy.typing as npt
 
 __all__ = [
     "MAX_THREADS",
+    "STEP_DETACH_WORK",
     "AttentionTape",
     "Cell",
+    "Stepper",
     "ForwardCache",
     "_num_threads_env",
     "_set_parallel_work",
@@ -56,6 +58,34 @@ class Cell:
     def step(
         self, inputs: npt.NDArray[np.floating], state: list[npt.NDArray[np.floating]]
     ) -> tuple[npt.NDArray[np.floating], list[npt.NDArray[np.floating]]]: ...
+
+STEP_DETACH_WORK: int
+"""Multiply-adds of a :class:`Stepper` step from which it runs with the GIL released."""
+
+@final
+class Stepper:
+    """Single steps of a stack of cells (bottom first, one dtype), with the
+    state and every buffer of a step kept between calls."""
+
+    def __new__(cls, cells: list[Cell], initial_state: list[list[npt.NDArray[np.floating]]]) -> Stepper: ...
+    def step(
+        self, inputs: npt.NDArray[np.floating], out: Optional[npt.NDArray[np.floating]] = None
+    ) -> npt.NDArray[np.floating]:
+        """One step on ``inputs`` ``[B, I]`` (an aligned array of the cells'
+        dtype; ``TypeError`` otherwise, before anything changes); returns the
+        top cell's output ``[B, O]`` (a new array, or ``out`` written)."""
+    def state(self) -> list[list[npt.NDArray[np.floating]]]: ...
+    def set_state(self, state: list[list[npt.NDArray[np.floating]]]) -> None: ...
+    @property
+    def batch_size(self) -> int: ...
+    @property
+    def input_size(self) -> int: ...
+    @property
+    def output_size(self) -> int: ...
+    @property
+    def dtype(self) -> str: ...
+    @property
+    def releases_gil(self) -> bool: ...
 
 @final
 class ForwardCache:

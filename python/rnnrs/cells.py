@@ -14,7 +14,7 @@ import contextvars
 import inspect
 import re
 import threading
-from typing import Any, Callable, Iterator, Mapping, Optional
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Optional
 
 import numpy as np
 
@@ -30,6 +30,9 @@ from ._validate import (
     seed_value,
 )
 from .saving.registry import register
+
+if TYPE_CHECKING:
+    from .stepper import Stepper
 
 ACTIVATIONS = ("tanh", "relu", "sigmoid", "identity")
 
@@ -485,6 +488,16 @@ class RNNCell:
             return output, self._state_from_parts(parts)
         outputs, new_state, _ = self._run(x[:, None, :], state, None, False, False, self._locked_snapshot())
         return outputs[:, 0, :], new_state
+
+    def stepper(self, batch_size: int = 1, initial_state: Any = None) -> Stepper:
+        """A :class:`~rnnrs.Stepper` running this cell one time step at a time
+        over ``batch_size`` streams, from ``initial_state`` (structured as
+        :meth:`zero_state`; zeros by default), keeping the state between calls:
+        ``stepper.step(x)`` returns the output and the state moves on inside
+        (for streaming: online prediction, generation, real-time signals)."""
+        from .stepper import Stepper
+
+        return Stepper(self, batch_size, initial_state)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(num_units={self._num_units}, dtype={self._dtype.name})"

@@ -659,3 +659,18 @@ class ResidualWrapper(_Wrapper):
             return d_x, d_initial, d_weights
 
         return outputs, final, backward
+
+
+def core_layers(cell: Any) -> Optional[list[RNNCell]]:
+    """The core cells of ``cell``, bottom first (the cells the Rust loops
+    step: ``BasicRNNCell``, ``GRUCell``, ``LSTMCell``, ...), or None when it
+    is not a core cell or a ``MultiRNNCell`` of core cells."""
+    if isinstance(cell, MultiRNNCell) and type(cell) is MultiRNNCell:
+        layers = list(cell.cells)
+    elif isinstance(cell, RNNCell):
+        layers = [cell]
+    else:
+        return None
+    if any(c._kind is None for c in layers):
+        return None
+    return layers

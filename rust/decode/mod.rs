@@ -27,6 +27,8 @@ use crate::kernels::scalar::Scalar;
 use crate::pool;
 use crate::step::{Prepared, Stepper};
 use ndarray::{Array2, Array3, ArrayView1, ArrayView2, ArrayViewMut2, Axis};
+use std::ops::Deref;
+use std::sync::Arc;
 
 /// What a decoding loop steps: a [`Stack`] of cells, or an attention
 /// wrapper around one ([`Attend`]). Its per-row state (the cells' and the
@@ -111,6 +113,25 @@ impl<'c, T: Scalar> Stack<'c, T> {
     /// in errors). A layer whose input size is not the output width of the
     /// layer below fails naming `cells[i]`.
     pub fn new(cells: &[&'c Prepared<T>], initial: &[Vec<ArrayView2<T>>]) -> Result<Self> {
+        Self::build(cells, initial, |cell, arg, parts| cell.stepper(arg, parts))
+    }
+
+    /// Like [`Stack::new`], for a stack that holds its cells (one kept
+    /// between calls, such as Python's `Stepper`).
+    pub fn shared(
+        cells: &[Arc<Prepared<T>>],
+        initial: &[Vec<ArrayView2<T>>],
+    ) -> Result<Stack<'static, T>> {
+        Stack::build(cells, initial, |cell, arg, parts| {
+            cell.shared_stepper(arg, parts)
+        })
+    }
+
+    fn build<C: Deref<Target = Prepared<T>>>(
+        cells: &[C],
+        initial: &[Vec<ArrayView2<T>>],
+        stepper: impl Fn(&C, &str, &[ArrayView2<T>]) -> Result<Stepper<'c, T>>,
+    ) -> Result<Self> {
         if cells.is_empty() {
             return Err(Error::invalid("cells", "at least one cell", "none"));
         }
@@ -141,9 +162,43 @@ impl<'c, T: Scalar> Stack<'c, T> {
                 format!("initial_state[{i}]")
             };
             layout.check_parts(&arg, parts, rows)?;
-            layers.push(cell.stepper(&arg, parts)?);
+            layers.push(stepper(cell, &arg, parts)?);
         }
         Ok(Stack { layers })
+    }
+
+    /// Sets every layer's state (`state[i]`: layer `i`'s parts, each
+    /// `[rows, width]`, named as in [`Stack::new`] in errors).
+    pub fn set_state(&mut self, state: &[Vec<ArrayView2<T>>]) -> Result<()> {
+        if state.len() != self.layers.len() {
+            return Err(Error::invalid(
+                "state",
+                format!("one state per layer ({})", self.layers.len()),
+                state.len().to_string(),
+            ));
+        }
+        let arg = |i: usize| {
+            if state.len() == 1 {
+                "state".to_string()
+            } else {
+                format!("state[{i}]")
+            }
+        };
+        // every layer checked before any changes
+        let rows = self.rows();
+        for (i, (layer, parts)) in self.layers.iter().zip(state).enumerate() {
+            let layout = layer.cell().cell().layout();
+            layout.check_parts(&arg(i), parts, rows)?;
+        }
+        for (i, (layer, parts)) in self.layers.iter_mut().zip(state).enumerate() {
+            layer.set_state(&arg(i), parts)?;
+        }
+        Ok(())
+    }
+
+    /// The number of rows.
+    pub fn rows(&self) -> usize {
+        self.layers[0].rows()
     }
 
     /// `I` of the bottom layer.
@@ -177,6 +232,12 @@ impl<'c, T: Scalar> Stack<'c, T> {
             above[0].step_rows(rows, below[i - 1].output(rows))?;
         }
         Ok(self.top().output(rows))
+    }
+
+    /// The top layer's output for the first `rows` rows (after a step, that
+    /// step's).
+    pub fn output(&self, rows: usize) -> ArrayView2<'_, T> {
+        self.top().output(rows)
     }
 
     /// Copies every layer's state row `from` over row `to`.

@@ -1134,3 +1134,44 @@ fn attention_errors_name_the_argument() {
     w.config.alignment_history = true;
     assert!(run(w).starts_with("alignment_history"), "{}", run(w));
 }
+
+#[test]
+fn a_stack_holding_its_cells_steps_as_a_borrowing_one_and_takes_a_new_state() {
+    let cells = [Arc::new(rnn(3, 5, 80)), Arc::new(rnn(5, 4, 90))];
+    let h0 = [rand(2, 5, 81, 0.5), rand(2, 4, 82, 0.5)];
+    let initial: Vec<Vec<_>> = h0.iter().map(|h| vec![h.view()]).collect();
+    let refs: Vec<&Prepared<f64>> = cells.iter().map(|c| c.as_ref()).collect();
+    let mut borrowed = Stack::new(&refs, &initial).unwrap();
+    let mut shared = Stack::shared(&cells, &initial).unwrap();
+    assert_eq!(
+        (shared.rows(), shared.input_size(), shared.output_size()),
+        (2, 3, 4)
+    );
+    let x = rand(2, 3, 83, 1.0);
+    for _ in 0..3 {
+        let want = borrowed.step(2, x.view()).unwrap().to_owned();
+        shared.step(2, x.view()).unwrap();
+        assert_eq!(shared.output(2), want);
+    }
+    // a state rejected at the second layer leaves the first unchanged too
+    let before: Vec<_> = shared.states().map(|s| s.to_owned()).collect();
+    let wrong = [rand(2, 5, 84, 0.5), rand(2, 3, 85, 0.5)];
+    let bad: Vec<Vec<_>> = wrong.iter().map(|h| vec![h.view()]).collect();
+    let e = shared.set_state(&bad).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "state[1]: expected shape [2, 4], got shape [2, 3]"
+    );
+    let e = shared.set_state(&bad[..1]).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "state: expected one state per layer (2), got 1"
+    );
+    let after: Vec<_> = shared.states().map(|s| s.to_owned()).collect();
+    assert_eq!(after, before);
+    // back to the start: the first step again
+    shared.set_state(&initial).unwrap();
+    let mut fresh = Stack::new(&refs, &initial).unwrap();
+    let want = fresh.step(2, x.view()).unwrap().to_owned();
+    assert_eq!(shared.step(2, x.view()).unwrap(), want);
+}

@@ -21,6 +21,8 @@
 //!   argmax of a row, and [`vectorized`](softmax::vectorized).
 
 pub mod activation;
+#[cfg(all(test, not(feature = "python")))]
+pub mod counting;
 pub mod filling;
 pub mod gemm;
 pub mod packed;

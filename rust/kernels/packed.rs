@@ -157,7 +157,10 @@ impl<T: Scalar> PackedB<T> {
             k == self.k && c.dim() == (m, self.n),
             "packed gemm: shape mismatch"
         );
-        if self.nr == 0 || m == 0 || !unit_rows(a.strides(), k) || !unit_rows(c.strides(), self.n) {
+        if m == 0 {
+            return;
+        }
+        if self.nr == 0 || !unit_rows(a.strides(), k) || !unit_rows(c.strides(), self.n) {
             let plain = if self.nr == 0 {
                 self.plain.view()
             } else {

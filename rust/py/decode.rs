@@ -21,7 +21,9 @@ use pyo3::types::{PyList, PyTuple};
 use std::sync::Arc;
 
 /// The cells of `cells` (a list of `Cell`), all of dtype `T`.
-fn stack_cells<T: PyFloat>(cells: &Bound<'_, PyList>) -> PyResult<Vec<Arc<Prepared<T>>>> {
+pub(super) fn stack_cells<T: PyFloat>(
+    cells: &Bound<'_, PyList>,
+) -> PyResult<Vec<Arc<Prepared<T>>>> {
     cells
         .iter()
         .enumerate()
@@ -43,18 +45,21 @@ fn stack_cells<T: PyFloat>(cells: &Bound<'_, PyList>) -> PyResult<Vec<Arc<Prepar
         .collect()
 }
 
-/// Each layer's initial state parts: a list (one entry per layer) of lists
+/// Each layer's state parts (`arg`): a list (one entry per layer) of lists
 /// of `[rows, width]` arrays.
-fn borrow_states<'py, T: PyFloat>(
+pub(super) fn borrow_states<'py, T: PyFloat>(
+    arg: &str,
     state: &Bound<'py, PyAny>,
 ) -> PyResult<Vec<Vec<PyReadonlyArray2<'py, T>>>> {
     let layers = state.cast::<PyList>().map_err(|_| {
-        PyTypeError::new_err("initial_state: expected a list (one list of state parts per layer)")
+        PyTypeError::new_err(format!(
+            "{arg}: expected a list (one list of state parts per layer)"
+        ))
     })?;
     layers
         .iter()
         .enumerate()
-        .map(|(i, parts)| borrow_parts(&format!("initial_state[{i}]"), &parts))
+        .map(|(i, parts)| borrow_parts(&format!("{arg}[{i}]"), &parts))
         .collect()
 }
 
@@ -89,7 +94,7 @@ impl<'py, T: PyFloat> Common<'py, T> {
     ) -> PyResult<Self> {
         Ok(Common {
             cells: stack_cells(cells)?,
-            states: borrow_states(initial_state)?,
+            states: borrow_states("initial_state", initial_state)?,
             embedding: borrow(embedding, "embedding", T::NAME, 2)?,
             kernel: kernel
                 .map(|k| borrow(k, "output_layer.kernel", T::NAME, 2))

@@ -15,6 +15,7 @@ mod checksum;
 mod decode;
 mod dense;
 mod loss;
+mod stepper;
 
 use crate::error::{Error, Interrupt, Result as CoreResult};
 use crate::pool::{self, MAX_THREADS};
@@ -234,5 +235,6 @@ fn _rnnrs(m: &Bound<'_, PyModule>) -> PyResult<()> {
     decode::register(m)?;
     dense::register(m)?;
     loss::register(m)?;
+    stepper::register(m)?;
     cells::register(m)
 }

@@ -8,8 +8,8 @@ use crate::kernels::scalar::Scalar;
 use crate::kernels::split::{self, Buffer};
 use crate::pool;
 use ndarray::{Array2, ArrayView2, ArrayViewMut2, Axis};
-use std::ops::Range;
-use std::sync::OnceLock;
+use std::ops::{Deref, Range};
+use std::sync::{Arc, OnceLock};
 
 /// A built cell, with what its single steps need packed on first use and
 /// kept (the recurrent weights are packed when the cell is built). Made once
@@ -55,22 +55,17 @@ impl<T: Scalar> Prepared<T> {
     /// allocated fallibly: [`crate::Error::OutOfMemory`] naming `arg` when
     /// they cannot be.
     pub fn stepper(&self, arg: &str, initial: &[ArrayView2<T>]) -> Result<Stepper<'_, T>> {
-        let layout = self.cell.layout();
-        let batch = initial.first().map_or(0, |s| s.nrows());
-        layout.check_parts(arg, initial, batch)?;
-        let width = layout.state_width();
-        let mut states = try_zeros(2 * batch, width, arg, "the next state")?;
-        states
-            .slice_mut(ndarray::s![..batch, ..])
-            .assign(&layout.join_parts(initial, batch));
-        Ok(Stepper {
-            cell: self,
-            states,
-            cur: 0,
-            gates: try_zeros(batch, layout.gates, arg, "a step's gates")?,
-            aux: try_zeros(batch, layout.aux, arg, "a step's kept values")?,
-            scratch: try_zeros(batch, layout.scratch, arg, "a step's scratch")?,
-        })
+        Stepper::new(CellRef::Borrowed(self), arg, initial)
+    }
+
+    /// Like [`Prepared::stepper`], for a stepper that holds the cell itself
+    /// (one kept between calls, such as Python's `Stepper`).
+    pub fn shared_stepper(
+        self: &Arc<Self>,
+        arg: &str,
+        initial: &[ArrayView2<T>],
+    ) -> Result<Stepper<'static, T>> {
+        Stepper::new(CellRef::Shared(Arc::clone(self)), arg, initial)
     }
 
     /// One step: `inputs` `[B, I]`, the state's parts; returns the output
@@ -95,8 +90,12 @@ pub struct StepOutput<T> {
 }
 
 /// Runs single steps of one cell on a batch, holding the state and every
-/// buffer a step needs: after [`Prepared::stepper`], a step allocates
-/// nothing and costs its arithmetic (the decoders' loop).
+/// buffer a step needs: after [`Prepared::stepper`] (or
+/// [`Prepared::shared_stepper`], for a stepper kept between calls), a step
+/// costs its arithmetic (the decoders' loop, Python's `Stepper`). A step of
+/// one row chunk (fewer than 32 rows) that is not split runs on the calling
+/// thread and allocates nothing; the others hand their chunks or slices to
+/// the pool, a few small allocations per step.
 ///
 /// Large batches are cut into row chunks that run on the thread pool; the
 /// chunks depend on the batch size only, and each row's arithmetic does not
@@ -106,7 +105,7 @@ pub struct StepOutput<T> {
 /// So results are bitwise identical for any thread count.
 #[derive(Debug)]
 pub struct Stepper<'c, T: Scalar> {
-    cell: &'c Prepared<T>,
+    cell: CellRef<'c, T>,
     /// `[2B, W]`: two states, the current one in block `cur` (rows
     /// `cur * B..`), the other the next step's.
     states: Array2<T>,
@@ -116,7 +115,67 @@ pub struct Stepper<'c, T: Scalar> {
     scratch: Array2<T>,
 }
 
+/// How a [`Stepper`] holds its cell: borrowed (a stepper for one call) or
+/// shared (a stepper kept between calls).
+#[derive(Debug)]
+enum CellRef<'c, T: Scalar> {
+    Borrowed(&'c Prepared<T>),
+    Shared(Arc<Prepared<T>>),
+}
+
+impl<T: Scalar> Deref for CellRef<'_, T> {
+    type Target = Prepared<T>;
+
+    fn deref(&self) -> &Prepared<T> {
+        match self {
+            CellRef::Borrowed(p) => p,
+            CellRef::Shared(p) => p,
+        }
+    }
+}
+
 impl<'c, T: Scalar> Stepper<'c, T> {
+    fn new(cell: CellRef<'c, T>, arg: &str, initial: &[ArrayView2<T>]) -> Result<Self> {
+        let layout = cell.cell().layout();
+        let batch = initial.first().map_or(0, |s| s.nrows());
+        layout.check_parts(arg, initial, batch)?;
+        let width = layout.state_width();
+        let mut states = try_zeros(2 * batch, width, arg, "the next state")?;
+        states
+            .slice_mut(ndarray::s![..batch, ..])
+            .assign(&layout.join_parts(initial, batch));
+        let gates = try_zeros(batch, layout.gates, arg, "a step's gates")?;
+        let aux = try_zeros(batch, layout.aux, arg, "a step's kept values")?;
+        let scratch = try_zeros(batch, layout.scratch, arg, "a step's scratch")?;
+        Ok(Stepper {
+            cell,
+            states,
+            cur: 0,
+            gates,
+            aux,
+            scratch,
+        })
+    }
+
+    /// Sets the state to `state`'s parts (each `[B, width]`, as
+    /// [`Prepared::stepper`] takes them, named `arg` in errors); the batch
+    /// size stays.
+    pub fn set_state(&mut self, arg: &str, state: &[ArrayView2<T>]) -> Result<()> {
+        let batch = self.rows();
+        let layout = self.cell.cell().layout();
+        layout.check_parts(arg, state, batch)?;
+        let (mut current, _) = blocks(&mut self.states, self.cur);
+        let mut start = 0;
+        for part in state {
+            let width = part.ncols();
+            current
+                .slice_mut(ndarray::s![.., start..start + width])
+                .assign(part);
+            start += width;
+        }
+        Ok(())
+    }
+
     /// One step on `inputs` `[B, I]`: the state moves on; returns the output
     /// (a view into the new state).
     pub fn step(&mut self, inputs: ArrayView2<T>) -> Result<ArrayView2<'_, T>> {
@@ -149,9 +208,27 @@ impl<'c, T: Scalar> Stepper<'c, T> {
             return Ok(self.output(rows));
         }
         let packed = self.cell.packed_input();
+        let (prev, next) = blocks(&mut self.states, self.cur);
+        if chunks == 1 {
+            // one chunk runs here, allocating nothing
+            let first = |a| first_rows(a, rows);
+            let (mut gates, mut next) = (first(self.gates.view_mut()), first(next));
+            let mut aux = first(self.aux.view_mut());
+            let mut scratch = first(self.scratch.view_mut());
+            packed.gemm(false, inputs, gates.view_mut());
+            cell.forward_step(Forward {
+                rows,
+                gates: slice_mut(&mut gates),
+                prev: first(prev).into_slice().expect("standard layout"),
+                next: slice_mut(&mut next),
+                aux: slice_mut(&mut aux),
+                scratch: slice_mut(&mut scratch),
+            });
+            self.cur ^= 1;
+            return Ok(self.output(rows));
+        }
         let parallel = pool::worth_parallel(rows.saturating_mul(layout.work_per_token));
         let len = chunk_len(rows, chunks);
-        let (prev, next) = blocks(&mut self.states, self.cur);
         let work: Vec<_> = chunk_rows(&mut self.gates, rows, len)
             .into_iter()
             .zip(chunk_rows(next, rows, len))
@@ -298,8 +375,8 @@ impl<'c, T: Scalar> Stepper<'c, T> {
     }
 
     /// The cell it steps.
-    pub fn cell(&self) -> &'c Prepared<T> {
-        self.cell
+    pub fn cell(&self) -> &Prepared<T> {
+        &self.cell
     }
 
     /// The number of rows.
@@ -358,6 +435,11 @@ fn chunk_rows<'a, T>(
         rest = tail;
     }
     chunks
+}
+
+/// `a`'s first `rows` rows.
+fn first_rows<T>(a: ArrayViewMut2<'_, T>, rows: usize) -> ArrayViewMut2<'_, T> {
+    a.split_at(Axis(0), rows).0
 }
 
 /// A standard-layout view's elements.

@@ -32,7 +32,7 @@ import numpy as np
 from .. import _rnnrs
 from ..cells import RNNCell, build_for_inputs
 from ..layers.core import Dense
-from ..wrappers import MultiRNNCell
+from ..wrappers import MultiRNNCell, core_layers
 from .attention import AttentionWrapper, AttentionWrapperState, BahdanauAttention, LuongAttention
 
 __all__ = ["greedy", "beam"]
@@ -46,23 +46,9 @@ def _attention(cell: Any) -> Optional[AttentionWrapper]:
         return None
     if type(cell.attention_mechanism) not in (BahdanauAttention, LuongAttention):
         return None
-    if _layers(cell.cell) is None:
+    if core_layers(cell.cell) is None:
         return None
     return cell
-
-
-def _layers(cell: Any) -> Optional[list[RNNCell]]:
-    """The core cells of ``cell``, bottom first, or None when it is not a
-    core cell or a ``MultiRNNCell`` of core cells."""
-    if isinstance(cell, MultiRNNCell) and type(cell) is MultiRNNCell:
-        layers = list(cell.cells)
-    elif isinstance(cell, RNNCell):
-        layers = [cell]
-    else:
-        return None
-    if any(c._kind is None for c in layers):
-        return None
-    return layers
 
 
 def _matrix(embedding: Any, dtype: np.dtype[Any]) -> Optional[np.ndarray]:
@@ -103,7 +89,7 @@ def _prepare(
     wrapper = _attention(cell)
     if wrapper is None and isinstance(cell, AttentionWrapper):
         return None
-    layers = _layers(wrapper.cell if wrapper is not None else cell)
+    layers = core_layers(wrapper.cell if wrapper is not None else cell)
     if layers is None:
         return None
     dtype = cell.dtype

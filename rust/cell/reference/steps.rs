@@ -287,6 +287,73 @@ fn small_single_steps_split_by_units_bitwise_as_one_thread() {
 }
 
 #[test]
+fn a_stepper_holding_its_cell_steps_as_a_borrowing_one_and_takes_a_new_state() {
+    for (name, cell) in cells::<f64>() {
+        let batch = 3;
+        let input = cell.layout().input;
+        let h0 = initial(cell.as_ref(), batch);
+        let views: Vec<_> = h0.iter().map(|a| a.view()).collect();
+        let prepared = std::sync::Arc::new(Prepared::new(cell));
+        let mut borrowed = prepared.stepper("state", &views).unwrap();
+        let mut shared = prepared.shared_stepper("state", &views).unwrap();
+        let x: Array3<f64> = rand(&[4, batch, input], 70).into_dimensionality().unwrap();
+        for t in 0..4 {
+            let want = borrowed.step(x.index_axis(Axis(0), t)).unwrap().to_owned();
+            let got = shared.step(x.index_axis(Axis(0), t)).unwrap();
+            assert_eq!(got, want, "{name} step {t}");
+        }
+        // back to the initial state: the first step again
+        shared.set_state("state", &views).unwrap();
+        let first = shared.step(x.index_axis(Axis(0), 0)).unwrap().to_owned();
+        let mut fresh = prepared.stepper("state", &views).unwrap();
+        assert_eq!(first, fresh.step(x.index_axis(Axis(0), 0)).unwrap());
+        // a rejected state changes nothing
+        let before = shared.state().to_owned();
+        let wrong: Vec<_> = h0.iter().map(|a| a.slice(s![..2, ..])).collect();
+        let e = shared.set_state("state", &wrong).unwrap_err();
+        assert!(e.to_string().starts_with("state"), "{name}: {e}");
+        assert_eq!(shared.state(), before, "{name}");
+    }
+}
+
+#[test]
+#[cfg(not(feature = "python"))]
+fn a_step_of_one_chunk_of_rows_allocates_nothing() {
+    // On one thread (no split), every kind, 1 and 5 rows: after the first
+    // step (which packs the input kernel), steps allocate nothing.
+    use crate::kernels::counting::allocations;
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .unwrap();
+    pool.install(|| {
+        for (name, cell) in cells::<f32>() {
+            let input = cell.layout().input;
+            let prepared = Prepared::new(cell);
+            for batch in [1, 5] {
+                let h0 = initial(prepared.cell(), batch);
+                let views: Vec<_> = h0.iter().map(|a| a.view()).collect();
+                let mut stepper = prepared.stepper("state", &views).unwrap();
+                let x: Array2<f32> = rand(&[batch, input], 71)
+                    .mapv(f32::from_f64)
+                    .into_dimensionality()
+                    .unwrap();
+                stepper.step(x.view()).unwrap();
+                let before = allocations();
+                for _ in 0..3 {
+                    stepper.step(x.view()).unwrap();
+                }
+                assert_eq!(allocations(), before, "{name} B{batch}");
+                for _ in 0..3 {
+                    stepper.step_rows(batch - 1, x.slice(s![1.., ..])).unwrap();
+                }
+                assert_eq!(allocations(), before, "{name} B{batch} rows");
+            }
+        }
+    });
+}
+
+#[test]
 fn step_errors_name_the_argument() {
     let (_, cell) = cells::<f64>().remove(1);
     let prepared = Prepared::new(cell);
