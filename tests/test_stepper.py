@@ -347,3 +347,24 @@ def test_one_stepper_stepped_from_two_threads_at_once_is_refused():
     assert not worker.is_alive()
     assert refused, "the steps never overlapped"
     assert all("another thread" in str(e) for e in refused)
+
+
+@pytest.mark.parametrize("wrapped", [False, True])
+def test_a_copy_or_a_pickle_steps_on_from_the_same_state(wrapped):
+    import copy
+    import pickle
+
+    inner = rnnrs.MultiRNNCell([rnnrs.GRUCell(5, seed=1), rnnrs.LSTMCell(3, seed=2)])
+    cell = rnnrs.ResidualWrapper(rnnrs.GRUCell(4, seed=3)) if wrapped else inner
+    xs = np.random.default_rng(8).standard_normal((4, 2, 4)).astype(np.float32)
+    stepper = cell.stepper(2)
+    stepper.step(xs[0])
+    for twin in (copy.copy(stepper), copy.deepcopy(stepper), pickle.loads(pickle.dumps(stepper))):
+        assert_states_equal(twin.state, stepper.state)
+        assert twin.batch_size == 2
+        ys = [twin.step(x) for x in xs[1:]]
+        want, _ = calls(twin.cell, xs[1:], stepper.state)
+        assert all(np.array_equal(y, w) for y, w in zip(ys, want))
+    # the original did not move
+    want, _ = calls(cell, xs[1:2], stepper.state)
+    assert np.array_equal(stepper.step(xs[1]), want[0])

@@ -121,6 +121,11 @@ class Stepper:
         else:
             self._state = checked
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickling and ``copy`` keep the cell, the batch size and the
+        current state: a copy steps on from where this one is, on its own."""
+        return (Stepper, (self._cell, self._batch, self.state))
+
     def __repr__(self) -> str:
         return f"Stepper({self._cell!r}, batch_size={self._batch})"
 
