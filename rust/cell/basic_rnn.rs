@@ -226,7 +226,7 @@ impl<T: Scalar> Cell<T> for BasicRnn<T> {
             let first = step.units.start;
             self.w_h.transposed().gemm_cols(
                 false,
-                mat(step.d_kept, self.units()),
+                step.d_kept.segments(0..1),
                 step.d_state.segment(0),
                 first,
             );

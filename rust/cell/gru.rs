@@ -336,6 +336,45 @@ impl<T: Scalar> Cell<T> for ResetBefore<T> {
         reset_before_units(self.activation, &mut step, &self.bias);
     }
 
+    fn backward_split(&self) -> Option<UnitSplit> {
+        let h = self.layout.state[0].width;
+        let align = self.gates_h.packed().panel_width();
+        // phase 0: dz_u, dz_c and dh'*u; phase 1: d(r*h) = dz_c @ W_cand_hᵀ
+        // (reads dz_c of every unit) into the scratch, then dz_r (written
+        // late: segment 0) and dh += d(r*h)*r; phase 2: dh += [dz_r | dz_u]
+        // @ W_gates_hᵀ (reads both of every unit)
+        let split = UnitSplit::aligned(h, align, [3, 1, 3, 1], 3)?.with_late(1);
+        let fits = self.cand_h.transposed().panel_width() == align
+            && self.gates_h.transposed().panel_width() == align;
+        fits.then_some(split)
+    }
+
+    fn backward_units(&self, mut step: UnitBack<'_, T>) {
+        let first = step.units.start;
+        match step.phase {
+            0 => reset_before_back_update_units(self.activation, &mut step),
+            1 => {
+                // d(r*h)[:, the slice's units] = dz_c @ W_cand_hᵀ[:, those]
+                self.cand_h.transposed().gemm_cols(
+                    false,
+                    step.d_kept.segments(2..3),
+                    step.scratch.segment(0),
+                    first,
+                );
+                reset_before_back_reset_units(&mut step);
+            }
+            _ => {
+                // dh[:, the slice's units] += [dz_r | dz_u] @ W_gates_hᵀ[:, those]
+                self.gates_h.transposed().gemm_cols(
+                    true,
+                    step.d_kept.segments(0..2),
+                    step.d_state.segment(0),
+                    first,
+                );
+            }
+        }
+    }
+
     fn backward_step(&self, step: Backward<'_, T>) {
         let h = self.layout.state[0].width;
         let w3 = 3 * h;
@@ -532,7 +571,6 @@ impl<T: Scalar> Cell<T> for ResetAfter<T> {
     }
 
     fn backward_units(&self, mut step: UnitBack<'_, T>) {
-        let h = self.layout.state[0].width;
         if step.phase == 0 {
             reset_after_back_units(self.activation, &mut step);
         } else {
@@ -540,7 +578,7 @@ impl<T: Scalar> Cell<T> for ResetAfter<T> {
             let first = step.units.start;
             self.w_h.transposed().gemm_cols(
                 true,
-                mat(step.d_kept, 4 * h).slice_move(s![.., h..]),
+                step.d_kept.segments(1..4),
                 step.d_state.segment(0),
                 first,
             );
@@ -901,19 +939,76 @@ pub fn reset_before_back_reset<T: Scalar>(
         .zip(gates.chunks_exact(3 * units))
         .zip(h.chunks_exact(units))
     {
-        for (((((dz_r, db), dh), &d), &r), &h) in dz_row[..units]
-            .iter_mut()
-            .zip(db_r.iter_mut())
-            .zip(dh_row.iter_mut())
-            .zip(drh_row)
-            .zip(&g_row[..units])
-            .zip(h_row)
-        {
-            let zr = d * h * r * (T::one() - r);
-            *dz_r = zr;
-            *db += zr;
-            *dh += d * r;
+        reset_back(
+            &mut dz_row[..units],
+            db_r,
+            dh_row,
+            drh_row,
+            &g_row[..units],
+            h_row,
+        );
+    }
+}
+
+/// Through `r*h`, given `drh = dL/d(r*h)`: `dz_r = drh*h*r(1-r)`, added into
+/// `db_r`, and `dh += drh*r`. Not inlined, like [`update_and_candidate_back`].
+#[multiversion::multiversion(targets("x86_64+avx512f+avx512vl+fma", "x86_64+avx2+fma"))]
+fn reset_back<T: Scalar>(
+    dz_r: &mut [T],
+    db_r: &mut [T],
+    dh: &mut [T],
+    drh: &[T],
+    r: &[T],
+    h: &[T],
+) {
+    for (((((dz_r, db), dh), &d), &r), &h) in dz_r
+        .iter_mut()
+        .zip(db_r.iter_mut())
+        .zip(dh.iter_mut())
+        .zip(drh)
+        .zip(r)
+        .zip(h)
+    {
+        let zr = d * h * r * (T::one() - r);
+        *dz_r = zr;
+        *db += zr;
+        *dh += d * r;
+    }
+}
+
+/// [`reset_before_back_update`] for one slice of units of a backward step
+/// split by units ([`crate::kernels::split::run_back`], phase 0): the same
+/// operations on the same values in those units.
+pub fn reset_before_back_update_units<T: Scalar>(act: Activation, step: &mut UnitBack<'_, T>) {
+    let (n, u) = (step.d_state.units(), step.units.clone());
+    let [_, mut db_u, mut db_c] = step.d_params.row::<3>(0);
+    for r in 0..step.rows {
+        let g = |k: usize| &step.gates[r * 3 * n + k * n + u.start..r * 3 * n + k * n + u.end];
+        let h = &step.prev[r * n + u.start..r * n + u.end];
+        let [_, dz_u, dz_c] = step.d_gates.row::<3>(r);
+        let [dh] = step.d_state.row::<1>(r);
+        update_and_candidate_back(act, dz_u, dz_c, dh, h, g(1), g(2));
+        for (db, dz) in [(&mut db_u, &*dz_u), (&mut db_c, &*dz_c)] {
+            for (b, &v) in db.iter_mut().zip(dz) {
+                *b += v;
+            }
         }
+    }
+}
+
+/// [`reset_before_back_reset`] for one slice of units of a backward step
+/// split by units (phase 1, once the slice's columns of `d(r*h)` are in the
+/// scratch rows): the same operations on the same values in those units.
+pub fn reset_before_back_reset_units<T: Scalar>(step: &mut UnitBack<'_, T>) {
+    let (n, u) = (step.d_state.units(), step.units.clone());
+    for r in 0..step.rows {
+        let g_r = &step.gates[r * 3 * n + u.start..r * 3 * n + u.end];
+        let h = &step.prev[r * n + u.start..r * n + u.end];
+        let dz_r = step.d_gates.part(r, 0);
+        let db_r = step.d_params.part(0, 0);
+        let dh = step.d_state.part(r, 0);
+        let drh = step.scratch.part(r, 0);
+        reset_back(dz_r, db_r, dh, drh, g_r, h);
     }
 }
 

@@ -861,7 +861,6 @@ impl<T: Scalar> Cell<T> for Lstm<T> {
     }
 
     fn backward_units(&self, mut step: UnitBack<'_, T>) {
-        let h = self.dims.units;
         if step.phase == 0 {
             step_backward_units(&self.params(), &mut step);
         } else {
@@ -869,7 +868,7 @@ impl<T: Scalar> Cell<T> for Lstm<T> {
             let first = step.units.start;
             self.w_h.transposed().gemm_cols(
                 false,
-                mat(step.d_kept, 4 * h),
+                step.d_kept.segments(0..4),
                 step.d_state.segment(1),
                 first,
             );

@@ -63,6 +63,9 @@ pub struct UnitsMut<'s, T> {
     parts: usize,
     units: usize,
     cols: Range<usize>,
+    /// The segments it may write (all but in a backward step's second
+    /// phase, [`run_back`]).
+    writable: Range<usize>,
     _borrow: PhantomData<&'s mut T>,
 }
 
@@ -88,7 +91,7 @@ impl<T> UnitsMut<'_, T> {
     /// When `r` is out of range or `N` is not the buffer's number of parts.
     pub fn row<const N: usize>(&mut self, r: usize) -> [&mut [T]; N] {
         assert!(
-            r < self.rows && N == self.parts,
+            r < self.rows && N == self.parts && self.writable == (0..N),
             "UnitsMut::row out of range"
         );
         let width = self.parts * self.units;
@@ -111,10 +114,10 @@ impl<T> UnitsMut<'_, T> {
     /// time only; [`UnitsMut::row`] otherwise).
     ///
     /// # Panics
-    /// When `r` or `p` is out of range.
+    /// When `r` or `p` is out of range (`p` not a writable segment).
     pub fn part(&mut self, r: usize, p: usize) -> &mut [T] {
         assert!(
-            r < self.rows && p < self.parts,
+            r < self.rows && self.writable.contains(&p),
             "UnitsMut::part out of range"
         );
         let width = self.parts * self.units;
@@ -131,7 +134,7 @@ impl<T> UnitsMut<'_, T> {
     /// buffer's row stride, as the packed product writes it
     /// ([`super::packed::PackedB::gemm_cols`]).
     pub fn segment(&mut self, p: usize) -> ndarray::ArrayViewMut2<'_, T> {
-        assert!(p < self.parts, "UnitsMut::segment out of range");
+        assert!(self.writable.contains(&p), "UnitsMut::segment out of range");
         let width = self.parts * self.units;
         let shape = ndarray::ShapeBuilder::strides((self.rows, self.cols.len()), (width, 1));
         // SAFETY: as in `row`: rows `0..rows`, `width` apart, columns
@@ -141,6 +144,52 @@ impl<T> UnitsMut<'_, T> {
             ndarray::ArrayViewMut2::from_shape_ptr(
                 shape,
                 self.ptr.add(p * self.units + self.cols.start),
+            )
+        }
+    }
+}
+
+/// A block of the gate gradients to read in a backward step's phases
+/// after the first ([`run_back`]): every unit of the segments `readable`
+/// (those no thread writes in this phase).
+#[derive(Debug)]
+pub struct Kept<'s, T> {
+    /// Row 0, column 0 of the block.
+    ptr: *const T,
+    rows: usize,
+    parts: usize,
+    units: usize,
+    readable: Range<usize>,
+    _borrow: PhantomData<&'s T>,
+}
+
+impl<T> Kept<'_, T> {
+    /// Segments `parts` of every row, side by side: a `[rows, parts.len() ×
+    /// units]` view with the buffer's row stride, as the packed product
+    /// reads it ([`super::packed::PackedB::gemm_cols`]).
+    ///
+    /// # Panics
+    /// When `parts` is empty or not readable in this phase.
+    pub fn segments(&self, parts: Range<usize>) -> ndarray::ArrayView2<'_, T> {
+        assert!(
+            !parts.is_empty()
+                && self.readable.start <= parts.start
+                && parts.end <= self.readable.end,
+            "Kept::segments out of range"
+        );
+        let width = self.parts * self.units;
+        let shape =
+            ndarray::ShapeBuilder::strides((self.rows, parts.len() * self.units), (width, 1));
+        // SAFETY: rows `0..rows`, `width` apart, columns `parts.start·units..
+        // parts.end·units` of a block inside the buffer (checked by
+        // `run_back`), which no thread writes while the view lives: those
+        // segments of the block were written in earlier rounds of the loop
+        // (done and visible, the order of `tickets`), and this round writes
+        // only other segments of the block or other blocks (see `run_back`).
+        unsafe {
+            ndarray::ArrayView2::from_shape_ptr(
+                shape,
+                self.ptr.wrapping_add(parts.start * self.units),
             )
         }
     }
@@ -243,12 +292,41 @@ impl<T> Cut<T> {
     /// comments): the rows inside the buffer, the columns given to one
     /// slice alone while the view lives.
     fn units_mut<'s>(self, first: usize, rows: usize, cols: &Range<usize>) -> UnitsMut<'s, T> {
+        self.parts_mut(first, rows, cols, 0..self.parts)
+    }
+
+    /// [`Cut::units_mut`] restricted to the segments `parts` (the caller
+    /// answers for those alone).
+    fn parts_mut<'s>(
+        self,
+        first: usize,
+        rows: usize,
+        cols: &Range<usize>,
+        parts: Range<usize>,
+    ) -> UnitsMut<'s, T> {
+        debug_assert!(parts.end <= self.parts);
         UnitsMut {
             ptr: self.at(first),
             rows,
             parts: self.parts,
             units: self.units,
             cols: cols.clone(),
+            writable: parts,
+            _borrow: PhantomData,
+        }
+    }
+
+    /// `rows` rows from row `first`, every column of the segments
+    /// `parts`, to read. The caller answers for what [`Kept`] assumes (see
+    /// its SAFETY comment): the rows inside the buffer, and no thread
+    /// writing those segments of them while the view lives.
+    fn kept<'s>(self, first: usize, rows: usize, parts: Range<usize>) -> Kept<'s, T> {
+        Kept {
+            ptr: self.at(first).cast_const(),
+            rows,
+            parts: self.parts,
+            units: self.units,
+            readable: parts,
             _borrow: PhantomData,
         }
     }
@@ -626,11 +704,14 @@ pub struct UnitBack<'s, T> {
     /// output gradient), that of the state before it once the last phase is
     /// done.
     pub d_state: UnitsMut<'s, T>,
-    /// The gate gradients' block `step`, in phase 0 (no rows after).
+    /// The gate gradients' block `step`: every segment in phase 0, the
+    /// first `late` segments in phase 1 (no rows in the other phases; see
+    /// [`run_back`]).
     pub d_gates: UnitsMut<'s, T>,
-    /// `[rows, D]`: the gate gradients' block `step`, whole rows, in the
-    /// phases after the first (empty in phase 0).
-    pub d_kept: &'s [T],
+    /// The gate gradients' block `step`, every unit, to read in the phases
+    /// after the first: the segments from `late` on in phase 1, all of them
+    /// after (no rows in phase 0).
+    pub d_kept: Kept<'s, T>,
     /// The small-parameter gradients: one row.
     pub d_params: UnitsMut<'s, T>,
     /// The scratch rows.
@@ -649,16 +730,23 @@ pub struct UnitBack<'s, T> {
 /// A slice's phase 0 of step `t - 1` reads no other slice's work (only its
 /// own columns of what it writes, and the read-only buffers), so it runs in
 /// the same ticket as the slice's last phase of step `t`, right after it:
-/// the threads meet `phases - 1` times per step (once for the built-in
-/// cells: between the element-wise part, which writes `dZ` by units, and
-/// the product `dZ @ W_hᵀ`, which reads all of it).
+/// the threads meet `phases - 1` times per step (once for most cells:
+/// between the element-wise part, which writes `dZ` by units, and the
+/// product `dZ @ W_hᵀ`, which reads all of it).
+///
+/// The gate gradients are written in phase 0, and in phase 1 for their
+/// first `late` segments: a phase-1 slice may write its columns of those
+/// while every slice reads every unit of the others (TensorFlow's GRU:
+/// `dz_r` comes from `dz_c @ W_cand_hᵀ`, which reads every unit of `dz_c`).
+/// From phase 2 on they are read whole.
 ///
 /// # Panics
-/// As [`run`].
+/// As [`run`]; also when `late` exceeds the gate gradients' segments.
 #[allow(clippy::too_many_arguments)]
 pub fn run_back<'r, T, F>(
     units: usize,
     phases: usize,
+    late: usize,
     slices: &[Range<usize>],
     helpers: usize,
     starts: &[usize],
@@ -675,6 +763,10 @@ where
     let steps = active.len();
     check_slices(units, slices);
     check_blocks(starts, active);
+    assert!(
+        late <= d_gates.parts,
+        "split::run_back: more late-written segments than segments"
+    );
     let [d_gates, d_state, d_params, scratch] =
         [d_gates, d_state, d_params, scratch].map(|b| Cut::new(b, units));
     let most = active.iter().max().copied().unwrap_or(0);
@@ -704,24 +796,22 @@ where
         .filter(|&q| q == 0 || order[q].1 != 0)
         .collect();
     rounds.push(order.len());
+    let parts = d_gates.parts;
     let sub = |t: usize, phase: usize, s: usize| {
         let rows = active[t];
-        let d_kept = if phase == 0 {
-            &[][..]
-        } else {
-            // SAFETY: the gate gradients' block `t`, `rows` whole rows,
-            // inside the buffer (checked above): written in phase 0 of this
-            // step only, which ended a round whose tickets are all done and
-            // their writes visible (the order of `tickets`); read-only in
-            // this phase, and the round's other writes of gate gradients are
-            // block `t - 1`'s.
-            unsafe {
-                std::slice::from_raw_parts(
-                    d_gates.at(starts[t]).cast_const(),
-                    rows * d_gates.width(),
-                )
-            }
+        // Gate gradients: phase 0 writes the slice's columns of every
+        // segment of block `t`; phase 1 those of the first `late` segments
+        // while reading every unit of the others; later phases read every
+        // segment. The round's other writes of gate gradients are block
+        // `t - 1`'s (its phase 0) and, in phase 1, the other slices' columns
+        // of the first `late` segments: never what this slice reads.
+        let (written, read) = match phase {
+            0 => (0..parts, 0..0),
+            1 => (0..late, late..parts),
+            _ => (0..0, 0..parts),
         };
+        let write_rows = if written.is_empty() { 0 } else { rows };
+        let read_rows = if read.is_empty() { 0 } else { rows };
         let cols = &slices[s];
         body(UnitBack {
             step: t,
@@ -741,8 +831,8 @@ where
             // view dropped before the next is made, and the gate gradients
             // are written in phase 0 only.
             d_state: d_state.units_mut(0, rows, cols),
-            d_gates: d_gates.units_mut(starts[t], if phase == 0 { rows } else { 0 }, cols),
-            d_kept,
+            d_gates: d_gates.parts_mut(starts[t], write_rows, cols, written),
+            d_kept: d_gates.kept(starts[t], read_rows, read),
             d_params: d_params.units_mut(0, 1, cols),
             scratch: scratch.units_mut(0, rows, cols),
         });
@@ -884,6 +974,7 @@ mod tests {
             run_back(
                 units,
                 2,
+                0,
                 slices,
                 helpers,
                 &STARTS,
@@ -910,7 +1001,7 @@ mod tests {
                                 d[i] = g[i] / 2.0;
                             }
                         } else {
-                            let total: f64 = st.d_kept[r * units..(r + 1) * units].iter().sum();
+                            let total: f64 = st.d_kept.segments(0..1).row(r).iter().sum();
                             d.iter_mut().for_each(|d| *d += total / 100.0);
                         }
                     }
@@ -961,6 +1052,154 @@ mod tests {
         assert!(whole[2].iter().all(|&v| v != 0.0));
     }
 
+    /// A toy backward loop of three phases whose second writes a segment
+    /// of the gate gradients (`late` = 1): gate gradients `[a | b]`; phase
+    /// 0 writes `b = d·next + prev` and `d = b / 2`; phase 1 reads every
+    /// unit of `b` and writes `a = Σ b / 100 + b` and `d += a`; phase 2
+    /// reads every unit of `a` and `b` and writes `d += (Σ a - Σ b) / 1000`.
+    /// Returns `d` and the gate gradients.
+    fn toy_back_late(helpers: usize, slices: &[Range<usize>]) -> [Vec<f64>; 2] {
+        let units = UNITS;
+        let states: Vec<f64> = (0..13 * units).map(|v| v as f64 / 64.0).collect();
+        let mut d = vec![1.0; 3 * units];
+        let mut dg = vec![0.0; 11 * 2 * units];
+        let pool = pool(3);
+        let buffer = |data, parts| Buffer { data, parts };
+        let rows = |data, width| Rows { data, width };
+        let ok = pool.install(|| {
+            run_back(
+                units,
+                3,
+                1,
+                slices,
+                helpers,
+                &STARTS,
+                &ACTIVE,
+                [rows(&[], 0), rows(&states, units), rows(&[], 0)],
+                [
+                    buffer(&mut dg, 2),
+                    buffer(&mut d, 1),
+                    buffer(&mut [], 0),
+                    buffer(&mut [], 0),
+                ],
+                |_| true,
+                |mut st| {
+                    let cols = st.units.clone();
+                    for r in 0..st.rows {
+                        let [d] = st.d_state.row::<1>(r);
+                        match st.phase {
+                            0 => {
+                                let [_, b] = st.d_gates.row::<2>(r);
+                                for (i, u) in cols.clone().enumerate() {
+                                    b[i] = d[i] * st.next[r * units + u] + st.prev[r * units + u];
+                                    d[i] = b[i] / 2.0;
+                                }
+                            }
+                            1 => {
+                                let b = st.d_kept.segments(1..2);
+                                let total: f64 = b.row(r).iter().sum();
+                                let a = st.d_gates.part(r, 0);
+                                for (i, u) in cols.clone().enumerate() {
+                                    a[i] = total / 100.0 + b[[r, u]];
+                                    d[i] += a[i];
+                                }
+                            }
+                            _ => {
+                                let both = st.d_kept.segments(0..2);
+                                let row = both.row(r);
+                                let (a, b) = row.split_at(ndarray::Axis(0), units);
+                                let delta =
+                                    (a.iter().sum::<f64>() - b.iter().sum::<f64>()) / 1000.0;
+                                d.iter_mut().for_each(|d| *d += delta);
+                            }
+                        }
+                    }
+                },
+            )
+        });
+        assert!(ok);
+        [d, dg]
+    }
+
+    /// [`toy_back_late`] written out, one step after the other.
+    fn toy_back_late_by_hand() -> [Vec<f64>; 2] {
+        let units = UNITS;
+        let states: Vec<f64> = (0..13 * units).map(|v| v as f64 / 64.0).collect();
+        let mut d = vec![1.0; 3 * units];
+        let mut dg = vec![0.0; 11 * 2 * units];
+        for (t, &rows) in ACTIVE.iter().enumerate().rev() {
+            for r in 0..rows {
+                let at = |k: usize| (STARTS[k] + r) * units;
+                let g = (STARTS[t] + r) * 2 * units;
+                for u in 0..units {
+                    let b = d[r * units + u] * states[at(t + 1) + u] + states[at(t) + u];
+                    dg[g + units + u] = b;
+                    d[r * units + u] = b / 2.0;
+                }
+                let total: f64 = dg[g + units..g + 2 * units].iter().sum();
+                for u in 0..units {
+                    let a = total / 100.0 + dg[g + units + u];
+                    dg[g + u] = a;
+                    d[r * units + u] += a;
+                }
+                let a: f64 = dg[g..g + units].iter().sum();
+                let b: f64 = dg[g + units..g + 2 * units].iter().sum();
+                for u in 0..units {
+                    d[r * units + u] += (a - b) / 1000.0;
+                }
+            }
+        }
+        [d, dg]
+    }
+
+    #[test]
+    fn a_segment_written_in_the_second_phase_gives_the_serial_result() {
+        let whole = toy_back_late_by_hand();
+        for helpers in 0..3 {
+            let whole_range = std::slice::from_ref(&(0..8));
+            let splits: [&[Range<usize>]; 3] = [whole_range, &[0..4, 4..8], &[0..2, 2..3, 3..8]];
+            for slices in splits {
+                assert_eq!(
+                    toy_back_late(helpers, slices),
+                    whole,
+                    "{helpers} {slices:?}"
+                );
+            }
+        }
+        assert!(whole[1][..3 * 2 * UNITS].iter().all(|&v| v != 0.0));
+    }
+
+    #[test]
+    #[should_panic(expected = "UnitsMut::segment out of range")]
+    fn a_segment_read_in_the_second_phase_cannot_be_written() {
+        let states = vec![0.0f32; 4 * 2];
+        let (mut d, mut dg) = (vec![0.0f32; 2], vec![0.0f32; 3 * 4]);
+        let buffer = |data, parts| Buffer { data, parts };
+        let rows = |data, width| Rows { data, width };
+        run_back(
+            2,
+            3,
+            1,
+            std::slice::from_ref(&(0..2)),
+            0,
+            &[0, 1, 2, 3, 4],
+            &[1, 1, 1],
+            [rows(&[], 0), rows(&states, 2), rows(&[], 0)],
+            [
+                buffer(&mut dg, 2),
+                buffer(&mut d, 1),
+                buffer(&mut [], 0),
+                buffer(&mut [], 0),
+            ],
+            |_| true,
+            |mut st| {
+                if st.phase == 1 {
+                    st.d_gates.segment(1);
+                }
+            },
+        );
+    }
+
     #[test]
     fn a_stop_leaves_the_backward_loop() {
         let states = vec![0.0f32; 4 * 2];
@@ -970,6 +1209,7 @@ mod tests {
         let ok = run_back(
             2,
             2,
+            0,
             &[0..1, 1..2],
             0,
             &[0, 1, 2, 3, 4],

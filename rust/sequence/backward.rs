@@ -402,6 +402,7 @@ fn split_chunk_back<T: Scalar, C: Cell<T> + ?Sized>(
     split::run_back(
         units,
         split.phases,
+        split.late,
         slices,
         slices.len() - 1,
         &starts,

@@ -175,6 +175,10 @@ pub struct UnitSplit {
     pub align: usize,
     /// Phases of a step (see [`crate::kernels::split`]).
     pub phases: usize,
+    /// Backward: the leading gate-gradient segments a step writes in its
+    /// second phase rather than its first ([`crate::kernels::split::run_back`];
+    /// 0 for most cells).
+    pub late: usize,
 }
 
 impl UnitSplit {
@@ -187,7 +191,14 @@ impl UnitSplit {
             parts,
             align,
             phases,
+            late: 0,
         })
+    }
+
+    /// The same split, with the first `late` gate-gradient segments written
+    /// in the backward step's second phase.
+    pub fn with_late(self, late: usize) -> Self {
+        UnitSplit { late, ..self }
     }
 
     /// Whether the split cuts `layout`'s forward buffers: the gates, the
