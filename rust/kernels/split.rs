@@ -36,7 +36,9 @@
 //! [`run_back`] is the backward loop, last step first, on the same tickets
 //! (`tickets`): a slice writes its columns of the step's gate gradients
 //! `dZ` (phase 0, the element-wise step) and then, once every slice has,
-//! its columns of `dZ @ W_hᵀ` (phase 1), which reads all of `dZ`.
+//! its columns of `dZ @ W_hᵀ` (phase 1), which reads all of `dZ`. A cell
+//! may also write a few leading segments of `dZ` in phase 1 while the rest
+//! is read whole ([`Kept`]; TensorFlow's GRU, three phases a step).
 
 use crate::pool;
 use std::marker::PhantomData;

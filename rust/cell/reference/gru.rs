@@ -584,8 +584,9 @@ mod tests {
     #[test]
     fn small_batches_split_by_units_bitwise_as_one_thread() {
         // A batch of one group runs its steps split by units over the pool
-        // (`sequence::segment::split_units`; two phases per step for the
-        // reset-before form); the split must change nothing.
+        // (`sequence::segment::split_units`, `split_units_back`; for the
+        // reset-before form two phases per forward step, three per backward
+        // step); the split must change nothing.
         crate::pool::set_parallel_work(Some(0));
         for (batch, units, lengths) in [
             (5, 96, vec![0, 30, 1, 23, 30]),
