@@ -824,14 +824,16 @@ where
             prev: block(states, t, rows),
             next: block(states, t + 1, rows),
             aux: block(aux, t, rows),
-            // The slice's columns of the running gradient's rows, of block
-            // `t` of the gate gradients (phase 0), of the parameters' row
-            // and of the scratch rows: no other slice of this round touches
-            // them (the slices are disjoint), no other round runs meanwhile
-            // (the order of `tickets`), only one ticket is slice `s` of this
-            // round, its phases run one after the other on this thread, each
-            // view dropped before the next is made, and the gate gradients
-            // are written in phase 0 only.
+            // The slice's columns of the running gradient's rows, of the
+            // `written` segments of block `t` of the gate gradients, of the
+            // parameters' row and of the scratch rows: no other slice of this
+            // round touches them (the slices are disjoint), no other round
+            // runs meanwhile (the order of `tickets`), only one ticket is
+            // slice `s` of this round, its phases run one after the other on
+            // this thread, each view dropped before the next is made, and no
+            // slice reads the `written` segments in this phase (`read` is
+            // disjoint from them). The `read` segments of block `t`: written
+            // in earlier rounds only (see `Kept::segments`).
             d_state: d_state.units_mut(0, rows, cols),
             d_gates: d_gates.parts_mut(starts[t], write_rows, cols, written),
             d_kept: d_gates.kept(starts[t], read_rows, read),
