@@ -14,7 +14,7 @@ import numpy as np
 from . import _rnnrs
 from ._validate import bounded_int, check_shape, float_array
 from .cells import RNNCell, build_for_inputs
-from .wrappers import MultiRNNCell, core_layers
+from .wrappers import core_layers, core_state, core_state_parts
 
 __all__ = ["Stepper"]
 
@@ -91,10 +91,8 @@ class Stepper:
         (new arrays: changing them does not change the stepper's)."""
         if self._core is None:
             return self._state
-        parts = self._core.state()
         assert self._layers is not None
-        states = tuple(c._state_from_parts(p) for c, p in zip(self._layers, parts))
-        return states if isinstance(self._cell, MultiRNNCell) else states[0]
+        return core_state(self._cell, self._layers, self._core.state())
 
     # -- stepping -------------------------------------------------------------
     def step(self, inputs: Any, out: Optional[np.ndarray] = None) -> np.ndarray:
@@ -139,8 +137,7 @@ class Stepper:
     def _parts(self, state: Any) -> list[list[np.ndarray]]:
         """A validated state as one list of parts per core layer."""
         assert self._layers is not None
-        states = state if isinstance(self._cell, MultiRNNCell) else (state,)
-        return [c._state_parts(s) for c, s in zip(self._layers, states)]
+        return core_state_parts(self._cell, self._layers, state)
 
     def _fresh(self) -> bool:
         """Whether the core stepper runs the layers' current weights."""

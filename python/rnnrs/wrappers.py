@@ -674,3 +674,17 @@ def core_layers(cell: Any) -> Optional[list[RNNCell]]:
     if any(c._kind is None for c in layers):
         return None
     return layers
+
+
+def core_state_parts(cell: Any, layers: list[RNNCell], state: Any) -> list[list[np.ndarray]]:
+    """A validated state of ``cell`` as one list of parts per core layer
+    (``layers``, from :func:`core_layers`), as the Rust loops take it."""
+    states = state if isinstance(cell, MultiRNNCell) else (state,)
+    return [c._state_parts(s) for c, s in zip(layers, states)]
+
+
+def core_state(cell: Any, layers: list[RNNCell], parts: list[list[np.ndarray]]) -> Any:
+    """Each core layer's state parts back in ``cell``'s state structure (the
+    inverse of :func:`core_state_parts`)."""
+    states = tuple(c._state_from_parts(p) for c, p in zip(layers, parts))
+    return states if isinstance(cell, MultiRNNCell) else states[0]

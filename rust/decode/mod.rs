@@ -135,13 +135,7 @@ impl<'c, T: Scalar> Stack<'c, T> {
         if cells.is_empty() {
             return Err(Error::invalid("cells", "at least one cell", "none"));
         }
-        if initial.len() != cells.len() {
-            return Err(Error::invalid(
-                "initial_state",
-                format!("one state per layer ({})", cells.len()),
-                initial.len().to_string(),
-            ));
-        }
+        one_per_layer("initial_state", initial, cells.len())?;
         let rows = initial[0].first().map_or(0, |p| p.nrows());
         let mut layers = Vec::with_capacity(cells.len());
         for (i, (cell, parts)) in cells.iter().zip(initial).enumerate() {
@@ -156,11 +150,7 @@ impl<'c, T: Scalar> Stack<'c, T> {
                     ));
                 }
             }
-            let arg = if cells.len() == 1 {
-                "initial_state".to_string()
-            } else {
-                format!("initial_state[{i}]")
-            };
+            let arg = layer_arg("initial_state", cells.len(), i);
             layout.check_parts(&arg, parts, rows)?;
             layers.push(stepper(cell, &arg, parts)?);
         }
@@ -170,28 +160,14 @@ impl<'c, T: Scalar> Stack<'c, T> {
     /// Sets every layer's state (`state[i]`: layer `i`'s parts, each
     /// `[rows, width]`, named as in [`Stack::new`] in errors).
     pub fn set_state(&mut self, state: &[Vec<ArrayView2<T>>]) -> Result<()> {
-        if state.len() != self.layers.len() {
-            return Err(Error::invalid(
-                "state",
-                format!("one state per layer ({})", self.layers.len()),
-                state.len().to_string(),
-            ));
-        }
-        let arg = |i: usize| {
-            if state.len() == 1 {
-                "state".to_string()
-            } else {
-                format!("state[{i}]")
-            }
-        };
+        let layers = self.layers.len();
+        one_per_layer("state", state, layers)?;
         // every layer checked before any changes
-        let rows = self.rows();
         for (i, (layer, parts)) in self.layers.iter().zip(state).enumerate() {
-            let layout = layer.cell().cell().layout();
-            layout.check_parts(&arg(i), parts, rows)?;
+            layer.check_state(&layer_arg("state", layers, i), parts)?;
         }
-        for (i, (layer, parts)) in self.layers.iter_mut().zip(state).enumerate() {
-            layer.set_state(&arg(i), parts)?;
+        for (layer, parts) in self.layers.iter_mut().zip(state) {
+            layer.put_state(parts);
         }
         Ok(())
     }
@@ -281,6 +257,28 @@ impl<'c, T: Scalar> Stack<'c, T> {
             .map(|(l, s)| l.cell().cell().layout().split_parts(s.view()))
             .collect()
     }
+}
+
+/// Layer `i`'s name in errors about the stack's states `arg` (`arg`
+/// itself for a stack of one layer).
+fn layer_arg(arg: &str, layers: usize, i: usize) -> String {
+    if layers == 1 {
+        arg.to_string()
+    } else {
+        format!("{arg}[{i}]")
+    }
+}
+
+/// Checks that `states` (named `arg`) has one entry per layer.
+fn one_per_layer<S>(arg: &str, states: &[S], layers: usize) -> Result<()> {
+    if states.len() == layers {
+        return Ok(());
+    }
+    Err(Error::invalid(
+        arg,
+        format!("one state per layer ({layers})"),
+        states.len().to_string(),
+    ))
 }
 
 /// The output layer of a decoder (an `rnnrs.Dense` without activation):

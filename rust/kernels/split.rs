@@ -874,6 +874,58 @@ mod tests {
     const ACTIVE: [usize; 4] = [3, 3, 2, 1];
     const STARTS: [usize; 6] = [0, 3, 6, 9, 11, 12];
 
+    /// `run(helpers, slices)` equals `whole` for 0, 1 and 2 helpers and
+    /// every way of cutting the units: one slice, two, three uneven ones.
+    fn assert_every_split<R: PartialEq + std::fmt::Debug>(
+        whole: &R,
+        run: impl Fn(usize, &[Range<usize>]) -> R,
+    ) {
+        for helpers in 0..3 {
+            let whole_range = std::slice::from_ref(&(0..8));
+            let splits: [&[Range<usize>]; 3] = [whole_range, &[0..4, 4..8], &[0..2, 2..3, 3..8]];
+            for slices in splits {
+                assert_eq!(&run(helpers, slices), whole, "{helpers} {slices:?}");
+            }
+        }
+    }
+
+    /// The backward toys' states: 13 blocks' rows of `UNITS` values.
+    fn toy_states() -> Vec<f64> {
+        (0..13 * UNITS).map(|v| v as f64 / 64.0).collect()
+    }
+
+    /// [`run_back`] over the toys' blocks (`STARTS`, `ACTIVE`, the states of
+    /// [`toy_states`], no gates or kept values) on a pool of 3 threads.
+    fn toy_run_back<F>(
+        phases: usize,
+        late: usize,
+        slices: &[Range<usize>],
+        helpers: usize,
+        buffers: [Buffer<'_, f64>; 4],
+        body: F,
+    ) -> bool
+    where
+        F: Fn(UnitBack<'_, f64>) + Sync + Send,
+    {
+        let states = toy_states();
+        let rows = |data, width| Rows { data, width };
+        pool(3).install(|| {
+            run_back(
+                UNITS,
+                phases,
+                late,
+                slices,
+                helpers,
+                &STARTS,
+                &ACTIVE,
+                [rows(&[], 0), rows(&states, UNITS), rows(&[], 0)],
+                buffers,
+                |_| true,
+                body,
+            )
+        })
+    }
+
     /// A toy cell of two phases, every buffer of one part: phase 0 writes
     /// `x = gates + 1` (scratch) and `aux = Σ prev / 8 + x`; phase 1 reads
     /// every unit of `aux` and writes `next = Σ aux / 100 + x`.
@@ -949,13 +1001,7 @@ mod tests {
     #[test]
     fn any_split_and_helpers_give_the_serial_result() {
         let whole = toy_by_hand();
-        for helpers in 0..3 {
-            let whole_range = std::slice::from_ref(&(0..8));
-            let splits: [&[Range<usize>]; 3] = [whole_range, &[0..4, 4..8], &[0..2, 2..3, 3..8]];
-            for slices in splits {
-                assert_eq!(toy(helpers, slices), whole, "{helpers} {slices:?}");
-            }
-        }
+        assert_every_split(&whole, toy);
         // the last block's row is written, the padding after it is not
         assert_ne!(whole[11 * 8], 0.0);
         assert_eq!(whole[12 * 8], 0.0);
@@ -967,50 +1013,34 @@ mod tests {
     /// of `dg` and writes `d += Σ dg / 100`. Returns `d`, `dg` and `p`.
     fn toy_back(helpers: usize, slices: &[Range<usize>]) -> [Vec<f64>; 3] {
         let units = UNITS;
-        let states: Vec<f64> = (0..13 * units).map(|v| v as f64 / 64.0).collect();
         let mut d = vec![1.0; 3 * units];
         let mut dg = vec![0.0; 11 * units];
         let mut p = vec![0.0; units];
-        let pool = pool(3);
         let buffer = |data, parts| Buffer { data, parts };
-        let rows = |data, width| Rows { data, width };
-        let ok = pool.install(|| {
-            run_back(
-                units,
-                2,
-                0,
-                slices,
-                helpers,
-                &STARTS,
-                &ACTIVE,
-                [rows(&[], 0), rows(&states, units), rows(&[], 0)],
-                [
-                    buffer(&mut dg, 1),
-                    buffer(&mut d, 1),
-                    buffer(&mut p, 1),
-                    buffer(&mut [], 0),
-                ],
-                |_| true,
-                |mut st| {
-                    let [p] = st.d_params.row::<1>(0);
-                    let cols = st.units.clone();
-                    for r in 0..st.rows {
-                        let [d] = st.d_state.row::<1>(r);
-                        if st.phase == 0 {
-                            let [g] = st.d_gates.row::<1>(r);
-                            for (i, u) in cols.clone().enumerate() {
-                                let next = st.next[r * units + u];
-                                g[i] = d[i] * next + st.prev[r * units + u];
-                                p[i] += g[i];
-                                d[i] = g[i] / 2.0;
-                            }
-                        } else {
-                            let total: f64 = st.d_kept.segments(0..1).row(r).iter().sum();
-                            d.iter_mut().for_each(|d| *d += total / 100.0);
-                        }
+        let buffers = [
+            buffer(&mut dg, 1),
+            buffer(&mut d, 1),
+            buffer(&mut p, 1),
+            buffer(&mut [], 0),
+        ];
+        let ok = toy_run_back(2, 0, slices, helpers, buffers, |mut st| {
+            let [p] = st.d_params.row::<1>(0);
+            let cols = st.units.clone();
+            for r in 0..st.rows {
+                let [d] = st.d_state.row::<1>(r);
+                if st.phase == 0 {
+                    let [g] = st.d_gates.row::<1>(r);
+                    for (i, u) in cols.clone().enumerate() {
+                        let next = st.next[r * units + u];
+                        g[i] = d[i] * next + st.prev[r * units + u];
+                        p[i] += g[i];
+                        d[i] = g[i] / 2.0;
                     }
-                },
-            )
+                } else {
+                    let total: f64 = st.d_kept.segments(0..1).row(r).iter().sum();
+                    d.iter_mut().for_each(|d| *d += total / 100.0);
+                }
+            }
         });
         assert!(ok);
         [d, dg, p]
@@ -1019,7 +1049,7 @@ mod tests {
     /// [`toy_back`] written out, one step after the other.
     fn toy_back_by_hand() -> [Vec<f64>; 3] {
         let units = UNITS;
-        let states: Vec<f64> = (0..13 * units).map(|v| v as f64 / 64.0).collect();
+        let states = toy_states();
         let mut d = vec![1.0; 3 * units];
         let mut dg = vec![0.0; 11 * units];
         let mut p = vec![0.0; units];
@@ -1044,13 +1074,7 @@ mod tests {
     #[test]
     fn any_backward_split_and_helpers_give_the_serial_result() {
         let whole = toy_back_by_hand();
-        for helpers in 0..3 {
-            let whole_range = std::slice::from_ref(&(0..8));
-            let splits: [&[Range<usize>]; 3] = [whole_range, &[0..4, 4..8], &[0..2, 2..3, 3..8]];
-            for slices in splits {
-                assert_eq!(toy_back(helpers, slices), whole, "{helpers} {slices:?}");
-            }
-        }
+        assert_every_split(&whole, toy_back);
         // every step ran: the first block's rows and the parameters are set
         assert!(whole[1][..3 * UNITS].iter().all(|&v| v != 0.0));
         assert!(whole[2].iter().all(|&v| v != 0.0));
@@ -1064,62 +1088,45 @@ mod tests {
     /// Returns `d` and the gate gradients.
     fn toy_back_late(helpers: usize, slices: &[Range<usize>]) -> [Vec<f64>; 2] {
         let units = UNITS;
-        let states: Vec<f64> = (0..13 * units).map(|v| v as f64 / 64.0).collect();
         let mut d = vec![1.0; 3 * units];
         let mut dg = vec![0.0; 11 * 2 * units];
-        let pool = pool(3);
         let buffer = |data, parts| Buffer { data, parts };
-        let rows = |data, width| Rows { data, width };
-        let ok = pool.install(|| {
-            run_back(
-                units,
-                3,
-                1,
-                slices,
-                helpers,
-                &STARTS,
-                &ACTIVE,
-                [rows(&[], 0), rows(&states, units), rows(&[], 0)],
-                [
-                    buffer(&mut dg, 2),
-                    buffer(&mut d, 1),
-                    buffer(&mut [], 0),
-                    buffer(&mut [], 0),
-                ],
-                |_| true,
-                |mut st| {
-                    let cols = st.units.clone();
-                    for r in 0..st.rows {
-                        let [d] = st.d_state.row::<1>(r);
-                        match st.phase {
-                            0 => {
-                                let [_, b] = st.d_gates.row::<2>(r);
-                                for (i, u) in cols.clone().enumerate() {
-                                    b[i] = d[i] * st.next[r * units + u] + st.prev[r * units + u];
-                                    d[i] = b[i] / 2.0;
-                                }
-                            }
-                            1 => {
-                                let b = st.d_kept.segments(1..2);
-                                let total: f64 = b.row(r).iter().sum();
-                                let a = st.d_gates.part(r, 0);
-                                for (i, u) in cols.clone().enumerate() {
-                                    a[i] = total / 100.0 + b[[r, u]];
-                                    d[i] += a[i];
-                                }
-                            }
-                            _ => {
-                                let both = st.d_kept.segments(0..2);
-                                let row = both.row(r);
-                                let (a, b) = row.split_at(ndarray::Axis(0), units);
-                                let delta =
-                                    (a.iter().sum::<f64>() - b.iter().sum::<f64>()) / 1000.0;
-                                d.iter_mut().for_each(|d| *d += delta);
-                            }
+        let buffers = [
+            buffer(&mut dg, 2),
+            buffer(&mut d, 1),
+            buffer(&mut [], 0),
+            buffer(&mut [], 0),
+        ];
+        let ok = toy_run_back(3, 1, slices, helpers, buffers, |mut st| {
+            let cols = st.units.clone();
+            for r in 0..st.rows {
+                let [d] = st.d_state.row::<1>(r);
+                match st.phase {
+                    0 => {
+                        let [_, b] = st.d_gates.row::<2>(r);
+                        for (i, u) in cols.clone().enumerate() {
+                            b[i] = d[i] * st.next[r * units + u] + st.prev[r * units + u];
+                            d[i] = b[i] / 2.0;
                         }
                     }
-                },
-            )
+                    1 => {
+                        let b = st.d_kept.segments(1..2);
+                        let total: f64 = b.row(r).iter().sum();
+                        let a = st.d_gates.part(r, 0);
+                        for (i, u) in cols.clone().enumerate() {
+                            a[i] = total / 100.0 + b[[r, u]];
+                            d[i] += a[i];
+                        }
+                    }
+                    _ => {
+                        let both = st.d_kept.segments(0..2);
+                        let row = both.row(r);
+                        let (a, b) = row.split_at(ndarray::Axis(0), units);
+                        let delta = (a.iter().sum::<f64>() - b.iter().sum::<f64>()) / 1000.0;
+                        d.iter_mut().for_each(|d| *d += delta);
+                    }
+                }
+            }
         });
         assert!(ok);
         [d, dg]
@@ -1128,7 +1135,7 @@ mod tests {
     /// [`toy_back_late`] written out, one step after the other.
     fn toy_back_late_by_hand() -> [Vec<f64>; 2] {
         let units = UNITS;
-        let states: Vec<f64> = (0..13 * units).map(|v| v as f64 / 64.0).collect();
+        let states = toy_states();
         let mut d = vec![1.0; 3 * units];
         let mut dg = vec![0.0; 11 * 2 * units];
         for (t, &rows) in ACTIVE.iter().enumerate().rev() {
@@ -1159,17 +1166,7 @@ mod tests {
     #[test]
     fn a_segment_written_in_the_second_phase_gives_the_serial_result() {
         let whole = toy_back_late_by_hand();
-        for helpers in 0..3 {
-            let whole_range = std::slice::from_ref(&(0..8));
-            let splits: [&[Range<usize>]; 3] = [whole_range, &[0..4, 4..8], &[0..2, 2..3, 3..8]];
-            for slices in splits {
-                assert_eq!(
-                    toy_back_late(helpers, slices),
-                    whole,
-                    "{helpers} {slices:?}"
-                );
-            }
-        }
+        assert_every_split(&whole, toy_back_late);
         assert!(whole[1][..3 * 2 * UNITS].iter().all(|&v| v != 0.0));
     }
 

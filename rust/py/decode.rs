@@ -63,6 +63,16 @@ pub(super) fn borrow_states<'py, T: PyFloat>(
         .collect()
 }
 
+/// Views of borrowed state parts (one list per layer), as the core takes them.
+pub(super) fn state_views<'a, T: PyFloat>(
+    states: &'a [Vec<PyReadonlyArray2<'_, T>>],
+) -> Vec<Vec<ArrayView2<'a, T>>> {
+    states
+        .iter()
+        .map(|parts| parts.iter().map(|p| p.as_array()).collect())
+        .collect()
+}
+
 /// What a decoding loop runs on: the cells, each layer's initial state
 /// parts, the embedding and the output projection.
 type Decoder<'a, T> = (
@@ -135,11 +145,7 @@ impl<'py, T: PyFloat> Common<'py, T> {
     ) -> PyResult<R> {
         let projection = self.projection()?;
         let refs: Vec<&Prepared<T>> = self.cells.iter().map(|p| p.as_ref()).collect();
-        let views: Vec<Vec<_>> = self
-            .states
-            .iter()
-            .map(|parts| parts.iter().map(|p| p.as_array()).collect())
-            .collect();
+        let views = state_views(&self.states);
         let embedding = self.embedding.as_array();
         Signals::new(py).detach(py, |hook| {
             decoder((&refs, &views, embedding, &projection), hook)

@@ -5,7 +5,7 @@
 //! The GIL is released only for steps worth it ([`DETACH_WORK`]).
 
 use super::cells::PyCell;
-use super::decode::{borrow_states, stack_cells};
+use super::decode::{borrow_states, stack_cells, state_views};
 use super::{borrow, describe, PyFloat};
 use crate::decode::Stack;
 use numpy::{PyArray2, PyArrayMethods, PyReadonlyArray2, PyUntypedArrayMethods, ToPyArray};
@@ -61,19 +61,39 @@ fn aligned<T: PyFloat>(a: &Bound<'_, PyArray2<T>>) -> bool {
             .all(|(&n, s)| n <= 1 || s % align == 0)
 }
 
+/// A `TypeError` naming `arg` unless `a` is [`aligned`].
+fn check_aligned<T: PyFloat>(arg: &str, a: &Bound<'_, PyArray2<T>>) -> PyResult<()> {
+    if aligned(a) {
+        return Ok(());
+    }
+    Err(PyTypeError::new_err(format!(
+        "{arg}: expected an aligned numpy.{} array, got a misaligned view",
+        T::NAME
+    )))
+}
+
 /// `obj` borrowed as an aligned `[?, ?]` array of `T`, named `arg`.
 fn borrow_aligned<'py, T: PyFloat>(
     obj: &Bound<'py, PyAny>,
     arg: &str,
 ) -> PyResult<PyReadonlyArray2<'py, T>> {
     let a: PyReadonlyArray2<T> = borrow(obj, arg, T::NAME, 2)?;
-    if !aligned(&a) {
-        return Err(PyTypeError::new_err(format!(
-            "{arg}: expected an aligned numpy.{} array, got a misaligned view",
-            T::NAME
-        )));
-    }
+    check_aligned(arg, &a)?;
     Ok(a)
+}
+
+/// Whether `stack`'s steps run with the GIL released: their work (every
+/// row, every layer) is at least [`DETACH_WORK`] multiply-adds.
+fn detaches<T: PyFloat>(stack: &Stack<'_, T>) -> bool {
+    stack.rows().saturating_mul(stack.work_per_row()) >= DETACH_WORK
+}
+
+/// The error of a call that finds the stepper in use by another thread.
+fn in_use<E>(_: E) -> PyErr {
+    PyRuntimeError::new_err(
+        "Stepper: already stepping in another thread (a stepper runs one step at a time; make \
+         one per thread)",
+    )
 }
 
 /// `out` as a `[rows, width]` array of `T` to write a step's output into,
@@ -89,12 +109,7 @@ fn check_out<'a, 'py, T: PyFloat>(
             describe(out, true)
         ))
     })?;
-    if !aligned(array) {
-        return Err(PyTypeError::new_err(format!(
-            "out: expected an aligned numpy.{} array, got a misaligned view",
-            T::NAME
-        )));
-    }
+    check_aligned("out", array)?;
     if array.shape() != shape {
         return Err(PyValueError::new_err(format!(
             "out: expected shape {shape:?}, got {:?}",
@@ -118,7 +133,7 @@ fn step_typed<'py, T: PyFloat>(
     let target = out
         .map(|o| check_out::<T>(o, [rows, stack.output_size()]))
         .transpose()?;
-    let detach = rows.saturating_mul(stack.work_per_row()) >= DETACH_WORK;
+    let detach = detaches(stack);
     {
         let x = borrow_aligned::<T>(inputs, "inputs")?;
         let x = x.as_array();
@@ -148,11 +163,7 @@ fn new_typed<T: PyFloat>(
 ) -> PyResult<Stack<'static, T>> {
     let cells = stack_cells::<T>(cells)?;
     let states = borrow_states::<T>("initial_state", state)?;
-    let views: Vec<Vec<_>> = states
-        .iter()
-        .map(|parts| parts.iter().map(|p| p.as_array()).collect())
-        .collect();
-    Ok(Stack::shared(&cells, &views)?)
+    Ok(Stack::shared(&cells, &state_views(&states))?)
 }
 
 #[pymethods]
@@ -166,16 +177,11 @@ impl PyStepper {
             .iter()
             .next()
             .ok_or_else(|| PyValueError::new_err("cells: expected at least one cell, got none"))?;
+        // the first cell's dtype (a list that is not all `Cell`s of one dtype
+        // is reported by `stack_cells`, naming the entry)
         let dtype = first
             .cast::<PyCell>()
-            .map_err(|_| {
-                PyTypeError::new_err(format!(
-                    "cells[0]: expected a rnnrs._rnnrs.Cell, got {}",
-                    describe(&first, false)
-                ))
-            })?
-            .get()
-            .dtype();
+            .map_or("float32", |c| c.get().dtype());
         let stack = if dtype == "float32" {
             AnyStack::F32(new_typed(cells, initial_state)?)
         } else {
@@ -194,12 +200,7 @@ impl PyStepper {
         inputs: &Bound<'py, PyAny>,
         out: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let mut this = slf.try_borrow_mut().map_err(|_| {
-            PyRuntimeError::new_err(
-                "Stepper: already stepping in another thread (a stepper runs one step at a \
-                 time; make one per thread)",
-            )
-        })?;
+        let mut this = slf.try_borrow_mut().map_err(in_use)?;
         let py = slf.py();
         let out = out.filter(|o| !o.is_none());
         with_stack!(&mut this.stack, |s, T| step_typed::<T>(py, s, inputs, out))
@@ -207,9 +208,7 @@ impl PyStepper {
 
     /// The current state: one list of parts per cell (new arrays).
     fn state<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyList>> {
-        let this = slf
-            .try_borrow()
-            .map_err(|_| PyRuntimeError::new_err("Stepper: stepping in another thread"))?;
+        let this = slf.try_borrow().map_err(in_use)?;
         let py = slf.py();
         with_stack!(&this.stack, |s, T| {
             let layers = s
@@ -224,16 +223,10 @@ impl PyStepper {
     /// `set_state(state)`: sets the state (one list of parts per cell, each
     /// `[B, width]`); nothing changes when it is rejected.
     fn set_state(slf: &Bound<'_, Self>, state: &Bound<'_, PyAny>) -> PyResult<()> {
-        let mut this = slf
-            .try_borrow_mut()
-            .map_err(|_| PyRuntimeError::new_err("Stepper: stepping in another thread"))?;
+        let mut this = slf.try_borrow_mut().map_err(in_use)?;
         with_stack!(&mut this.stack, |s, T| {
             let states = borrow_states::<T>("state", state)?;
-            let views: Vec<Vec<_>> = states
-                .iter()
-                .map(|parts| parts.iter().map(|p| p.as_array()).collect())
-                .collect();
-            Ok(s.set_state(&views)?)
+            Ok(s.set_state(&state_views(&states))?)
         })
     }
 
@@ -265,10 +258,7 @@ impl PyStepper {
     /// `DETACH_WORK` multiply-adds).
     #[getter]
     fn releases_gil(&self) -> bool {
-        with_stack!(&self.stack, |s, T| s
-            .rows()
-            .saturating_mul(s.work_per_row())
-            >= DETACH_WORK)
+        with_stack!(&self.stack, |s, T| detaches(s))
     }
 
     fn __repr__(&self) -> String {

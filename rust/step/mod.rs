@@ -142,10 +142,16 @@ impl Layout {
     /// [`Layout::check_parts`] first).
     pub fn join_parts<T: Scalar>(&self, parts: &[ArrayView2<T>], batch: usize) -> Array2<T> {
         let mut out = Array2::zeros((batch, self.state_width()));
+        self.put_parts(parts, out.view_mut());
+        out
+    }
+
+    /// Writes the state's parts side by side into `out` (`[batch, W]`;
+    /// the parts checked by [`Layout::check_parts`] first).
+    pub fn put_parts<T: Scalar>(&self, parts: &[ArrayView2<T>], mut out: ArrayViewMut2<T>) {
         for (i, p) in parts.iter().enumerate() {
             out.slice_mut(s![.., self.part(i)]).assign(p);
         }
-        out
     }
 
     /// A `[B, W]` state cut into its parts.

@@ -141,9 +141,7 @@ impl<'c, T: Scalar> Stepper<'c, T> {
         layout.check_parts(arg, initial, batch)?;
         let width = layout.state_width();
         let mut states = try_zeros(2 * batch, width, arg, "the next state")?;
-        states
-            .slice_mut(ndarray::s![..batch, ..])
-            .assign(&layout.join_parts(initial, batch));
+        layout.put_parts(initial, states.slice_mut(ndarray::s![..batch, ..]));
         let gates = try_zeros(batch, layout.gates, arg, "a step's gates")?;
         let aux = try_zeros(batch, layout.aux, arg, "a step's kept values")?;
         let scratch = try_zeros(batch, layout.scratch, arg, "a step's scratch")?;
@@ -161,19 +159,23 @@ impl<'c, T: Scalar> Stepper<'c, T> {
     /// [`Prepared::stepper`] takes them, named `arg` in errors); the batch
     /// size stays.
     pub fn set_state(&mut self, arg: &str, state: &[ArrayView2<T>]) -> Result<()> {
-        let batch = self.rows();
-        let layout = self.cell.cell().layout();
-        layout.check_parts(arg, state, batch)?;
-        let (mut current, _) = blocks(&mut self.states, self.cur);
-        let mut start = 0;
-        for part in state {
-            let width = part.ncols();
-            current
-                .slice_mut(ndarray::s![.., start..start + width])
-                .assign(part);
-            start += width;
-        }
+        self.check_state(arg, state)?;
+        self.put_state(state);
         Ok(())
+    }
+
+    /// What [`Stepper::set_state`] checks of `state`.
+    pub fn check_state(&self, arg: &str, state: &[ArrayView2<T>]) -> Result<()> {
+        self.cell
+            .cell()
+            .layout()
+            .check_parts(arg, state, self.rows())
+    }
+
+    /// [`Stepper::set_state`] on a state [`Stepper::check_state`] passed.
+    pub(crate) fn put_state(&mut self, state: &[ArrayView2<T>]) {
+        let (current, _) = blocks(&mut self.states, self.cur);
+        self.cell.cell().layout().put_parts(state, current);
     }
 
     /// One step on `inputs` `[B, I]`: the state moves on; returns the output
@@ -212,18 +214,9 @@ impl<'c, T: Scalar> Stepper<'c, T> {
         if chunks == 1 {
             // one chunk runs here, allocating nothing
             let first = |a| first_rows(a, rows);
-            let (mut gates, mut next) = (first(self.gates.view_mut()), first(next));
-            let mut aux = first(self.aux.view_mut());
-            let mut scratch = first(self.scratch.view_mut());
-            packed.gemm(false, inputs, gates.view_mut());
-            cell.forward_step(Forward {
-                rows,
-                gates: slice_mut(&mut gates),
-                prev: first(prev).into_slice().expect("standard layout"),
-                next: slice_mut(&mut next),
-                aux: slice_mut(&mut aux),
-                scratch: slice_mut(&mut scratch),
-            });
+            let (gates, aux) = (first(self.gates.view_mut()), first(self.aux.view_mut()));
+            let buffers = [gates, first(next), aux, first(self.scratch.view_mut())];
+            step_chunk(cell, packed, inputs, first(prev), buffers);
             self.cur ^= 1;
             return Ok(self.output(rows));
         }
@@ -238,21 +231,9 @@ impl<'c, T: Scalar> Stepper<'c, T> {
             .zip(inputs.axis_chunks_iter(Axis(0), len))
             .collect();
         pool::run(parallel, || {
-            pool::for_each(
-                work,
-                |(((((mut gates, mut next), mut aux), mut scratch), prev), x)| {
-                    let rows = gates.nrows();
-                    packed.gemm(false, x, gates.view_mut());
-                    cell.forward_step(Forward {
-                        rows,
-                        gates: slice_mut(&mut gates),
-                        prev: prev.into_slice().expect("standard layout"),
-                        next: slice_mut(&mut next),
-                        aux: slice_mut(&mut aux),
-                        scratch: slice_mut(&mut scratch),
-                    });
-                },
-            )
+            pool::for_each(work, |(((((gates, next), aux), scratch), prev), x)| {
+                step_chunk(cell, packed, x, prev, [gates, next, aux, scratch]);
+            })
         });
         self.cur ^= 1;
         Ok(self.output(rows))
@@ -435,6 +416,27 @@ fn chunk_rows<'a, T>(
         rest = tail;
     }
     chunks
+}
+
+/// One chunk of rows of a step: `x @ W_x` into the gate rows, then the
+/// cell's step from `prev` into the next state rows (`[gates, next, aux,
+/// scratch]`, the chunk's rows of each).
+fn step_chunk<T: Scalar>(
+    cell: &dyn Cell<T>,
+    packed: &PackedB<T>,
+    x: ArrayView2<'_, T>,
+    prev: ArrayViewMut2<'_, T>,
+    [mut gates, mut next, mut aux, mut scratch]: [ArrayViewMut2<'_, T>; 4],
+) {
+    packed.gemm(false, x, gates.view_mut());
+    cell.forward_step(Forward {
+        rows: gates.nrows(),
+        gates: slice_mut(&mut gates),
+        prev: prev.into_slice().expect("standard layout"),
+        next: slice_mut(&mut next),
+        aux: slice_mut(&mut aux),
+        scratch: slice_mut(&mut scratch),
+    });
 }
 
 /// `a`'s first `rows` rows.

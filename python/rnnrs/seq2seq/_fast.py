@@ -32,7 +32,7 @@ import numpy as np
 from .. import _rnnrs
 from ..cells import RNNCell, build_for_inputs
 from ..layers.core import Dense
-from ..wrappers import MultiRNNCell, core_layers
+from ..wrappers import MultiRNNCell, core_layers, core_state, core_state_parts
 from .attention import AttentionWrapper, AttentionWrapperState, BahdanauAttention, LuongAttention
 
 __all__ = ["greedy", "beam"]
@@ -121,20 +121,12 @@ def _prepare(
         )
         stacked = isinstance(wrapper.cell, MultiRNNCell)
         snapshots = inner_w if stacked else (inner_w,)
-        cell_states = state.cell_state if stacked else (state.cell_state,)
-        parts = [c._state_parts(s) for c, s in zip(layers, cell_states)]
+        parts = core_state_parts(wrapper.cell, layers, state.cell_state)
         cores = [c._core(w) for c, w in zip(layers, snapshots)]
         return layers, cores, parts, matrix, kernel, bias, tokens, (extra, state)
-    states = state if isinstance(cell, MultiRNNCell) else (state,)
-    parts = [c._state_parts(s) for c, s in zip(layers, states)]
+    parts = core_state_parts(cell, layers, state)
     cores = [c._core(c._locked_snapshot()) for c in layers]
     return layers, cores, parts, matrix, kernel, bias, tokens, None
-
-
-def _structure(cell: Any, layers: list[RNNCell], parts: list[list[np.ndarray]]) -> Any:
-    """Each layer's state parts back in the cell's state structure."""
-    states = tuple(c._state_from_parts(p) for c, p in zip(layers, parts))
-    return states if isinstance(cell, MultiRNNCell) else states[0]
 
 
 def _wrapper_state(
@@ -149,7 +141,7 @@ def _wrapper_state(
     """The ``AttentionWrapperState`` after ``steps`` steps from ``initial``
     (whose ``attention_state`` stays when no step ran)."""
     return AttentionWrapperState(
-        cell_state=_structure(inner, layers, parts),
+        cell_state=core_state(inner, layers, parts),
         attention=attention,
         time=int(initial.time) + steps,
         alignments=alignments,
@@ -209,7 +201,7 @@ def greedy(
         state = _wrapper_state(cell.cell, layers, final, att, al, initial, int(sample_id.shape[1]))
         return rnn_output, sample_id, lengths, state
     rnn_output, sample_id, lengths, final = _rnnrs.decode_greedy(*args)
-    return rnn_output, sample_id, lengths, _structure(cell, layers, final)
+    return rnn_output, sample_id, lengths, core_state(cell, layers, final)
 
 
 def beam(
@@ -261,4 +253,4 @@ def beam(
         )
         return step_ids, parent_ids, scores, state, log_probs, finished, lengths
     step_ids, parent_ids, scores, final, log_probs, finished, lengths = _rnnrs.decode_beam(*args)
-    return step_ids, parent_ids, scores, _structure(cell, layers, final), log_probs, finished, lengths
+    return step_ids, parent_ids, scores, core_state(cell, layers, final), log_probs, finished, lengths
